@@ -1,0 +1,264 @@
+//! Blobs: one chunk of file data, or one tree, compressed, padded and encrypted.
+//!
+//! ```text
+//! outer (what the server stores):
+//!   0   4  magic "CFBL"
+//!   4   1  version = 1
+//!   5   1  flags = 0 (reserved: v1 writes 0 and refuses anything else)
+//!   6  24  nonce (random)
+//!   30  n  ciphertext of the inner part (n = padded length)
+//!   30+n 16 Poly1305 tag;  AAD = bytes 0..6 followed by the 32-byte chunk id
+//! inner (encrypted):
+//!   0   1  kind: 1 = file data, 2 = tree
+//!   1   1  codec: 0 = stored raw, 1 = zstd
+//!   2   4  stored length L (u32 LE)
+//!   6   4  plaintext length (u32 LE)
+//!   10  L  stored bytes
+//!   ..     zeros up to padme(10 + L)
+//! ```
+//!
+//! Kind and codec live inside the ciphertext, so the server learns neither
+//! which blobs are directory listings nor which chunks compress. Binding the
+//! chunk id into the AAD means a blob cannot be served under another id, and
+//! opening a blob also re-hashes the plaintext against its id.
+
+use zstd::bulk::Compressor;
+
+use crate::aead::{self, NONCE_LEN, TAG_LEN};
+use crate::error::{Error, Object, Result};
+use crate::padding::padme;
+use crate::{chunker, ChunkId, Keys};
+
+const MAGIC: &[u8; 4] = b"CFBL";
+const VERSION: u8 = 1;
+const OUTER_HEADER: usize = 6;
+const PREFIX: usize = OUTER_HEADER + NONCE_LEN;
+const INNER_HEADER: usize = 10;
+/// Bytes a blob adds around its padded payload.
+pub const OVERHEAD: usize = PREFIX + INNER_HEADER + TAG_LEN;
+/// The largest tree (directory listing) a blob may hold.
+pub const MAX_TREE_SIZE: usize = 32 * 1024 * 1024;
+/// The largest blob on disk or on the wire, padding included.
+pub const MAX_BLOB_SIZE: usize = PREFIX + TAG_LEN + (MAX_TREE_SIZE + MAX_TREE_SIZE / 8 + INNER_HEADER);
+
+const CODEC_RAW: u8 = 0;
+const CODEC_ZSTD: u8 = 1;
+/// Default zstd level: the best speed/ratio trade-off for backups of office data.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobKind {
+    /// A chunk of a file's contents.
+    Data = 1,
+    /// An encoded directory listing.
+    Tree = 2,
+}
+
+impl BlobKind {
+    fn object(self) -> Object {
+        match self {
+            BlobKind::Data => Object::Blob,
+            BlobKind::Tree => Object::Tree,
+        }
+    }
+    fn max_plain(self) -> usize {
+        match self {
+            BlobKind::Data => chunker::MAX_SIZE,
+            BlobKind::Tree => MAX_TREE_SIZE,
+        }
+    }
+}
+
+/// Per-thread state for sealing blobs: a reusable zstd context.
+pub struct Sealer {
+    level: i32,
+    zstd: Compressor<'static>,
+    probe: Compressor<'static>,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealer(zstd level {})", self.level)
+    }
+}
+
+impl Sealer {
+    /// A sealer compressing at `level` (1..=22; 3 is the default).
+    pub fn new(level: i32) -> Self {
+        Sealer {
+            level,
+            zstd: Compressor::new(level).expect("zstd context"),
+            probe: Compressor::new(1).expect("zstd context"),
+        }
+    }
+
+    /// Cheap test of whether compression would pay: compress up to four
+    /// 8 KiB samples at level 1 and require at least 3 % savings.
+    fn worth_compressing(&mut self, data: &[u8]) -> bool {
+        const SAMPLE: usize = 8 * 1024;
+        let mut probe_one = |s: &[u8]| -> bool {
+            let mut out = vec![0u8; zstd::zstd_safe::compress_bound(s.len())];
+            match self.probe.compress_to_buffer(s, &mut out[..]) {
+                Ok(n) => n * 100 <= s.len() * 97,
+                Err(_) => false,
+            }
+        };
+        if data.len() <= 4 * SAMPLE {
+            return probe_one(data);
+        }
+        let step = (data.len() - SAMPLE) / 3;
+        let mut sample = Vec::with_capacity(4 * SAMPLE);
+        for i in 0..4 {
+            sample.extend_from_slice(&data[i * step..i * step + SAMPLE]);
+        }
+        probe_one(&sample)
+    }
+
+    /// Compresses `data` into `dst` (at least `zstd::zstd_safe::compress_bound`
+    /// long) when that pays after padding: `Some(compressed length)`, or `None`
+    /// to store it raw. Incompressible data costs only the sample probe.
+    pub fn compress_into(&mut self, data: &[u8], dst: &mut [u8]) -> Option<usize> {
+        if !self.worth_compressing(data) {
+            return None;
+        }
+        let c = self.zstd.compress_to_buffer(data, dst).ok()?;
+        let padded = |len: usize| padme((INNER_HEADER + len) as u64);
+        (padded(c) < padded(data.len())).then_some(c)
+    }
+
+    /// Compresses (when it pays), pads and encrypts `data` as a blob with id `id`.
+    pub fn seal(&mut self, keys: &Keys, kind: BlobKind, id: &ChunkId, data: &[u8]) -> Result<Vec<u8>> {
+        let nonce = aead::random_nonce()?;
+        self.seal_with_nonce(keys, kind, id, data, &nonce)
+    }
+
+    pub(crate) fn seal_with_nonce(
+        &mut self,
+        keys: &Keys,
+        kind: BlobKind,
+        id: &ChunkId,
+        data: &[u8],
+        nonce: &[u8; NONCE_LEN],
+    ) -> Result<Vec<u8>> {
+        if data.len() > kind.max_plain() {
+            return Err(Error::TooLarge { object: kind.object(), size: data.len() as u64, limit: kind.max_plain() as u64 });
+        }
+        let n = data.len();
+        let start = PREFIX + INNER_HEADER;
+        let bound = zstd::zstd_safe::compress_bound(n);
+        let mut out = vec![0u8; PREFIX + padme((INNER_HEADER + bound.max(n)) as u64) as usize + TAG_LEN];
+        let (codec, stored) = match self.compress_into(data, &mut out[start..start + bound]) {
+            Some(c) => (CODEC_ZSTD, c),
+            None => (CODEC_RAW, n),
+        };
+        if codec == CODEC_RAW {
+            out[start..start + n].copy_from_slice(data);
+        }
+        let padded = padme((INNER_HEADER + stored) as u64) as usize;
+        out[start + stored..PREFIX + padded].fill(0);
+        out.truncate(PREFIX + padded);
+        out[0..4].copy_from_slice(MAGIC);
+        out[4] = VERSION;
+        out[5] = 0;
+        out[OUTER_HEADER..PREFIX].copy_from_slice(nonce);
+        out[PREFIX] = kind as u8;
+        out[PREFIX + 1] = codec;
+        out[PREFIX + 2..PREFIX + 6].copy_from_slice(&(stored as u32).to_le_bytes());
+        out[PREFIX + 6..PREFIX + 10].copy_from_slice(&(n as u32).to_le_bytes());
+        let tag = seal_region(keys, id, &mut out);
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+}
+
+fn aad(header: &[u8], id: &ChunkId) -> [u8; OUTER_HEADER + 32] {
+    let mut a = [0u8; OUTER_HEADER + 32];
+    a[..OUTER_HEADER].copy_from_slice(&header[..OUTER_HEADER]);
+    a[OUTER_HEADER..].copy_from_slice(id.as_bytes());
+    a
+}
+
+fn seal_region(keys: &Keys, id: &ChunkId, out: &mut [u8]) -> [u8; TAG_LEN] {
+    let (head, body) = out.split_at_mut(PREFIX);
+    let nonce: [u8; NONCE_LEN] = head[OUTER_HEADER..].try_into().unwrap();
+    aead::seal(keys.enc_key(), &nonce, &aad(head, id), body)
+}
+
+/// Checks the cleartext header of a blob (magic, version, flags, length), as
+/// the server does without any key.
+pub fn check_header(bytes: &[u8]) -> Result<()> {
+    let bad = |d: String| Error::corrupt(Object::Blob, None, d);
+    if bytes.len() < OVERHEAD {
+        return Err(bad(format!("truncated: {} bytes, a blob has at least {OVERHEAD}", bytes.len())));
+    }
+    if bytes.len() > MAX_BLOB_SIZE {
+        return Err(Error::TooLarge { object: Object::Blob, size: bytes.len() as u64, limit: MAX_BLOB_SIZE as u64 });
+    }
+    if &bytes[0..4] != MAGIC {
+        return Err(bad(format!("bad magic {:02x?}: not a coffre blob", &bytes[0..4])));
+    }
+    if bytes[4] != VERSION {
+        return Err(Error::UnsupportedVersion { object: Object::Blob, found: bytes[4], supported: VERSION });
+    }
+    if bytes[5] != 0 {
+        return Err(bad(format!("unknown flags {:#04x}", bytes[5])));
+    }
+    Ok(())
+}
+
+/// Decrypts, checks and decompresses a blob that should hold `kind` under `id`.
+///
+/// Every failure names the object and its id: a wrong key (another
+/// subscriber's) and damaged bytes both fail authentication.
+pub fn open(keys: &Keys, kind: BlobKind, id: &ChunkId, bytes: &[u8]) -> Result<Vec<u8>> {
+    let object = kind.object();
+    let bad = |d: &str| Error::corrupt(object, Some(id), d.to_string());
+    check_header(bytes).map_err(|e| match e {
+        Error::Corrupt { detail, .. } => bad(&detail),
+        Error::UnsupportedVersion { found, supported, .. } => Error::UnsupportedVersion { object, found, supported },
+        Error::TooLarge { size, limit, .. } => Error::TooLarge { object, size, limit },
+        other => other,
+    })?;
+    let (head, rest) = bytes.split_at(PREFIX);
+    let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let mut inner = body.to_vec();
+    let nonce: [u8; NONCE_LEN] = head[OUTER_HEADER..].try_into().unwrap();
+    aead::open(keys.enc_key(), &nonce, &aad(head, id), &mut inner, tag.try_into().unwrap())
+        .map_err(|()| bad("authentication failed (damaged, tampered with, or not encrypted with this subscriber's key)"))?;
+    if inner[0] != kind as u8 {
+        return Err(bad(&format!("holds kind {} where kind {} was expected", inner[0], kind as u8)));
+    }
+    let codec = inner[1];
+    let stored = u32::from_le_bytes(inner[2..6].try_into().unwrap()) as usize;
+    let plain = u32::from_le_bytes(inner[6..10].try_into().unwrap()) as usize;
+    if plain > kind.max_plain() {
+        return Err(bad(&format!("declares {plain} bytes, more than the limit {}", kind.max_plain())));
+    }
+    if INNER_HEADER + stored > inner.len() || padme((INNER_HEADER + stored) as u64) as usize != inner.len() {
+        return Err(bad("stored length does not match the padded length"));
+    }
+    if inner[INNER_HEADER + stored..].iter().any(|&b| b != 0) {
+        return Err(bad("padding is not zero"));
+    }
+    let payload = &inner[INNER_HEADER..INNER_HEADER + stored];
+    let data = match codec {
+        CODEC_RAW if stored == plain => payload.to_vec(),
+        CODEC_RAW => return Err(bad("raw payload length differs from the plaintext length")),
+        CODEC_ZSTD => {
+            let mut out = Vec::with_capacity(plain);
+            let n = zstd::bulk::Decompressor::new()
+                .and_then(|mut d| d.decompress_to_buffer(payload, &mut out))
+                .map_err(|e| bad(&format!("zstd: {e}")))?;
+            if n != plain {
+                return Err(bad("decompressed length differs from the declared length"));
+            }
+            out
+        }
+        other => return Err(bad(&format!("unknown codec {other}"))),
+    };
+    if ChunkId::compute(keys, &data) != *id {
+        return Err(bad("contents do not match the chunk id"));
+    }
+    Ok(data)
+}

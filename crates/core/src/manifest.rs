@@ -1,0 +1,265 @@
+//! Snapshot manifests: what a snapshot is.
+//!
+//! ```text
+//! "CFMF" | version = 1 | public length (u32 LE) | public part | nonce (24) | encrypted private part | tag (16)
+//! public part (the server reads it; no file names, no keys):
+//!   time          i64 LE seconds, u32 LE nanoseconds
+//!   device        bytes (UTF-8), the device name given at enrolment
+//!   logical bytes varint: total size of the files in the snapshot
+//!   file count    varint
+//!   chunk ids     count (varint), then 32-byte ids, strictly increasing:
+//!                 every data and tree blob the snapshot needs
+//! private part (XChaCha20-Poly1305 under the subscriber's encryption key,
+//!               AAD = everything before the nonce):
+//!   "CFMP" | version = 1
+//!   root          32-byte id of the root tree
+//!   paths         count, then bytes: the backed-up paths as given
+//!   hostname      bytes (UTF-8)
+//!   tags          count, then bytes (UTF-8)
+//!   parent        u8 0, or u8 1 then the 32-byte parent snapshot id
+//!   statistics    varints: files new, changed, unchanged; directories; bytes read; bytes sent
+//!   errors        count, then (path bytes, message bytes UTF-8): what could not be read
+//! ```
+//!
+//! The snapshot id is the unkeyed BLAKE3 hash of the whole manifest, which the
+//! server can compute and check.
+
+use crate::aead::{self, NONCE_LEN, TAG_LEN};
+use crate::codec::{Reader, Writer};
+use crate::error::{Error, Object, Result};
+use crate::time::Timestamp;
+use crate::{ChunkId, Keys};
+
+const MAGIC: &[u8; 4] = b"CFMF";
+const VERSION: u8 = 1;
+const PRIVATE_MAGIC: &[u8; 4] = b"CFMP";
+const PRIVATE_VERSION: u8 = 1;
+/// The largest manifest accepted (about 8 million chunk ids: 8 TB of data).
+pub const MAX_MANIFEST_SIZE: usize = 256 * 1024 * 1024;
+
+/// A snapshot's id: BLAKE3 of its manifest bytes.
+pub type SnapshotId = ChunkId;
+
+/// The part of a manifest the server reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicPart {
+    /// When the backup started.
+    pub time: Timestamp,
+    /// The device that made it.
+    pub device: String,
+    /// Total size of the files.
+    pub logical_bytes: u64,
+    /// Number of files.
+    pub file_count: u64,
+    /// Every blob the snapshot needs, sorted and unique.
+    pub chunks: Vec<ChunkId>,
+}
+
+/// What the client backed up and how it went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Statistics {
+    /// Files seen for the first time.
+    pub files_new: u64,
+    /// Files whose contents changed.
+    pub files_changed: u64,
+    /// Files skipped as unchanged.
+    pub files_unchanged: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Bytes read from disk.
+    pub bytes_read: u64,
+    /// Bytes uploaded.
+    pub bytes_sent: u64,
+}
+
+/// The encrypted part of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivatePart {
+    /// The root tree.
+    pub root: ChunkId,
+    /// The paths that were backed up.
+    pub paths: Vec<Vec<u8>>,
+    /// The machine's host name.
+    pub hostname: String,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+    /// The snapshot this one was made against, if any.
+    pub parent: Option<SnapshotId>,
+    /// Counters.
+    pub stats: Statistics,
+    /// Paths that could not be read, with why.
+    pub errors: Vec<(Vec<u8>, String)>,
+}
+
+/// A whole manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Cleartext for the server.
+    pub public: PublicPart,
+    /// Encrypted.
+    pub private: PrivatePart,
+}
+
+fn encode_public(p: &PublicPart, w: &mut Writer) {
+    w.i64(p.time.secs);
+    w.u32(p.time.nanos);
+    w.bytes(p.device.as_bytes());
+    w.varint(p.logical_bytes);
+    w.varint(p.file_count);
+    w.varint(p.chunks.len() as u64);
+    p.chunks.iter().for_each(|id| w.id(id));
+}
+
+fn decode_public(r: &mut Reader<'_>) -> Result<PublicPart> {
+    let time = Timestamp { secs: r.i64("time")?, nanos: r.u32("time nanoseconds")? };
+    if time.nanos >= 1_000_000_000 {
+        return Err(r.err("time nanoseconds out of range"));
+    }
+    let device = r.string("device")?;
+    let logical_bytes = r.varint("logical bytes")?;
+    let file_count = r.varint("file count")?;
+    let n = r.count("chunk count", ChunkId::LEN)?;
+    let mut chunks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = r.id("chunk id")?;
+        if chunks.last().is_some_and(|prev| *prev >= id) {
+            return Err(r.err("chunk ids not strictly increasing"));
+        }
+        chunks.push(id);
+    }
+    Ok(PublicPart { time, device, logical_bytes, file_count, chunks })
+}
+
+fn encode_private(p: &PrivatePart) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.raw(PRIVATE_MAGIC);
+    w.u8(PRIVATE_VERSION);
+    w.id(&p.root);
+    w.varint(p.paths.len() as u64);
+    p.paths.iter().for_each(|x| w.bytes(x));
+    w.bytes(p.hostname.as_bytes());
+    w.varint(p.tags.len() as u64);
+    p.tags.iter().for_each(|t| w.bytes(t.as_bytes()));
+    match &p.parent {
+        None => w.u8(0),
+        Some(id) => {
+            w.u8(1);
+            w.id(id);
+        }
+    }
+    let s = &p.stats;
+    for v in [s.files_new, s.files_changed, s.files_unchanged, s.dirs, s.bytes_read, s.bytes_sent] {
+        w.varint(v);
+    }
+    w.varint(p.errors.len() as u64);
+    for (path, msg) in &p.errors {
+        w.bytes(path);
+        w.bytes(msg.as_bytes());
+    }
+    w.buf
+}
+
+fn decode_private(data: &[u8]) -> Result<PrivatePart> {
+    let mut r = Reader::new(data, Object::Manifest);
+    r.header(PRIVATE_MAGIC, PRIVATE_VERSION)?;
+    let root = r.id("root tree id")?;
+    let n = r.count("path count", 1)?;
+    let paths = (0..n).map(|_| r.bytes("path").map(<[u8]>::to_vec)).collect::<Result<_>>()?;
+    let hostname = r.string("hostname")?;
+    let n = r.count("tag count", 1)?;
+    let tags = (0..n).map(|_| r.string("tag")).collect::<Result<_>>()?;
+    let parent = match r.u8("parent flag")? {
+        0 => None,
+        1 => Some(r.id("parent id")?),
+        f => return Err(r.err(format!("parent flag {f}"))),
+    };
+    let mut v = [0u64; 6];
+    for (i, x) in v.iter_mut().enumerate() {
+        *x = r.varint(["files new", "files changed", "files unchanged", "dirs", "bytes read", "bytes sent"][i])?;
+    }
+    let stats = Statistics {
+        files_new: v[0],
+        files_changed: v[1],
+        files_unchanged: v[2],
+        dirs: v[3],
+        bytes_read: v[4],
+        bytes_sent: v[5],
+    };
+    let n = r.count("error count", 2)?;
+    let mut errors = Vec::with_capacity(n);
+    for _ in 0..n {
+        errors.push((r.bytes("error path")?.to_vec(), r.string("error message")?));
+    }
+    r.finish()?;
+    Ok(PrivatePart { root, paths, hostname, tags, parent, stats, errors })
+}
+
+impl Manifest {
+    /// Encodes and encrypts the manifest. Sorts and deduplicates the chunk ids.
+    pub fn seal(&self, keys: &Keys) -> Result<Vec<u8>> {
+        self.seal_with_nonce(keys, &aead::random_nonce()?)
+    }
+
+    pub(crate) fn seal_with_nonce(&self, keys: &Keys, nonce: &[u8; NONCE_LEN]) -> Result<Vec<u8>> {
+        let mut public = self.public.clone();
+        public.chunks.sort_unstable();
+        public.chunks.dedup();
+        let mut body = Writer::new();
+        encode_public(&public, &mut body);
+        let mut w = Writer::new();
+        w.raw(MAGIC);
+        w.u8(VERSION);
+        w.u32(body.buf.len() as u32);
+        w.raw(&body.buf);
+        let aad_len = w.buf.len();
+        w.raw(nonce);
+        let mut private = encode_private(&self.private);
+        let tag = aead::seal(keys.enc_key(), nonce, &w.buf[..aad_len], &mut private);
+        w.raw(&private);
+        w.raw(&tag);
+        if w.buf.len() > MAX_MANIFEST_SIZE {
+            return Err(Error::TooLarge { object: Object::Manifest, size: w.buf.len() as u64, limit: MAX_MANIFEST_SIZE as u64 });
+        }
+        Ok(w.buf)
+    }
+
+    /// Reads the public part only, as the server does (no key needed). Returns
+    /// it with the offset where the encrypted part starts.
+    pub fn read_public(bytes: &[u8]) -> Result<(PublicPart, usize)> {
+        if bytes.len() > MAX_MANIFEST_SIZE {
+            return Err(Error::TooLarge { object: Object::Manifest, size: bytes.len() as u64, limit: MAX_MANIFEST_SIZE as u64 });
+        }
+        let mut r = Reader::new(bytes, Object::Manifest);
+        r.header(MAGIC, VERSION)?;
+        let len = r.u32("public length")? as usize;
+        let public_bytes = r.raw(len, "public part")?;
+        let mut pr = Reader::new(public_bytes, Object::Manifest);
+        let public = decode_public(&mut pr)?;
+        pr.finish()?;
+        if r.remaining() < NONCE_LEN + TAG_LEN {
+            return Err(r.err("truncated: no room for the encrypted part"));
+        }
+        Ok((public, 9 + len))
+    }
+
+    /// Decrypts and decodes a whole manifest.
+    pub fn open(keys: &Keys, bytes: &[u8]) -> Result<Self> {
+        let (public, at) = Self::read_public(bytes)?;
+        let nonce: [u8; NONCE_LEN] = bytes[at..at + NONCE_LEN].try_into().unwrap();
+        let mut private = bytes[at + NONCE_LEN..bytes.len() - TAG_LEN].to_vec();
+        let tag: [u8; TAG_LEN] = bytes[bytes.len() - TAG_LEN..].try_into().unwrap();
+        aead::open(keys.enc_key(), &nonce, &bytes[..at], &mut private, &tag).map_err(|()| {
+            Error::corrupt(
+                Object::Manifest,
+                Some(&snapshot_id(bytes)),
+                "authentication failed (damaged, tampered with, or not encrypted with this subscriber's key)",
+            )
+        })?;
+        Ok(Manifest { public, private: decode_private(&private)? })
+    }
+}
+
+/// The id of the snapshot whose manifest is `bytes`.
+pub fn snapshot_id(bytes: &[u8]) -> SnapshotId {
+    ChunkId::from_bytes(*blake3::hash(bytes).as_bytes())
+}
