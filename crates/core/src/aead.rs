@@ -19,7 +19,12 @@ pub(crate) fn random_nonce() -> Result<[u8; NONCE_LEN]> {
 }
 
 /// Encrypts `buf` in place and returns the tag.
-pub(crate) fn seal(key: &[u8; 32], nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
+pub(crate) fn seal(
+    key: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    buf: &mut [u8],
+) -> [u8; TAG_LEN] {
     let cipher = XChaCha20Poly1305::new(key.into());
     cipher
         .encrypt_in_place_detached(XNonce::from_slice(nonce), aad, buf)

@@ -36,10 +36,13 @@ const PREFIX: usize = OUTER_HEADER + NONCE_LEN;
 const INNER_HEADER: usize = 10;
 /// Bytes a blob adds around its padded payload.
 pub const OVERHEAD: usize = PREFIX + INNER_HEADER + TAG_LEN;
-/// The largest tree (directory listing) a blob may hold.
-pub const MAX_TREE_SIZE: usize = 32 * 1024 * 1024;
+/// The largest tree (directory listing) a blob may hold: about 120,000
+/// entries. Chosen so that the largest tree blob fits one protocol frame
+/// (16 MiB); larger directories are refused with a clear error (docs/format.md).
+pub const MAX_TREE_SIZE: usize = 12 * 1024 * 1024;
 /// The largest blob on disk or on the wire, padding included.
-pub const MAX_BLOB_SIZE: usize = PREFIX + TAG_LEN + (MAX_TREE_SIZE + MAX_TREE_SIZE / 8 + INNER_HEADER);
+pub const MAX_BLOB_SIZE: usize =
+    PREFIX + TAG_LEN + (MAX_TREE_SIZE + MAX_TREE_SIZE / 8 + INNER_HEADER);
 
 const CODEC_RAW: u8 = 0;
 const CODEC_ZSTD: u8 = 1;
@@ -128,7 +131,13 @@ impl Sealer {
     }
 
     /// Compresses (when it pays), pads and encrypts `data` as a blob with id `id`.
-    pub fn seal(&mut self, keys: &Keys, kind: BlobKind, id: &ChunkId, data: &[u8]) -> Result<Vec<u8>> {
+    pub fn seal(
+        &mut self,
+        keys: &Keys,
+        kind: BlobKind,
+        id: &ChunkId,
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
         let nonce = aead::random_nonce()?;
         self.seal_with_nonce(keys, kind, id, data, &nonce)
     }
@@ -142,12 +151,17 @@ impl Sealer {
         nonce: &[u8; NONCE_LEN],
     ) -> Result<Vec<u8>> {
         if data.len() > kind.max_plain() {
-            return Err(Error::TooLarge { object: kind.object(), size: data.len() as u64, limit: kind.max_plain() as u64 });
+            return Err(Error::TooLarge {
+                object: kind.object(),
+                size: data.len() as u64,
+                limit: kind.max_plain() as u64,
+            });
         }
         let n = data.len();
         let start = PREFIX + INNER_HEADER;
         let bound = zstd::zstd_safe::compress_bound(n);
-        let mut out = vec![0u8; PREFIX + padme((INNER_HEADER + bound.max(n)) as u64) as usize + TAG_LEN];
+        let mut out =
+            vec![0u8; PREFIX + padme((INNER_HEADER + bound.max(n)) as u64) as usize + TAG_LEN];
         let (codec, stored) = match self.compress_into(data, &mut out[start..start + bound]) {
             Some(c) => (CODEC_ZSTD, c),
             None => (CODEC_RAW, n),
@@ -190,16 +204,30 @@ fn seal_region(keys: &Keys, id: &ChunkId, out: &mut [u8]) -> [u8; TAG_LEN] {
 pub fn check_header(bytes: &[u8]) -> Result<()> {
     let bad = |d: String| Error::corrupt(Object::Blob, None, d);
     if bytes.len() < OVERHEAD {
-        return Err(bad(format!("truncated: {} bytes, a blob has at least {OVERHEAD}", bytes.len())));
+        return Err(bad(format!(
+            "truncated: {} bytes, a blob has at least {OVERHEAD}",
+            bytes.len()
+        )));
     }
     if bytes.len() > MAX_BLOB_SIZE {
-        return Err(Error::TooLarge { object: Object::Blob, size: bytes.len() as u64, limit: MAX_BLOB_SIZE as u64 });
+        return Err(Error::TooLarge {
+            object: Object::Blob,
+            size: bytes.len() as u64,
+            limit: MAX_BLOB_SIZE as u64,
+        });
     }
     if &bytes[0..4] != MAGIC {
-        return Err(bad(format!("bad magic {:02x?}: not a coffre blob", &bytes[0..4])));
+        return Err(bad(format!(
+            "bad magic {:02x?}: not a coffre blob",
+            &bytes[0..4]
+        )));
     }
     if bytes[4] != VERSION {
-        return Err(Error::UnsupportedVersion { object: Object::Blob, found: bytes[4], supported: VERSION });
+        return Err(Error::UnsupportedVersion {
+            object: Object::Blob,
+            found: bytes[4],
+            supported: VERSION,
+        });
     }
     if bytes[5] != 0 {
         return Err(bad(format!("unknown flags {:#04x}", bytes[5])));
@@ -216,8 +244,18 @@ pub fn open(keys: &Keys, kind: BlobKind, id: &ChunkId, bytes: &[u8]) -> Result<V
     let bad = |d: &str| Error::corrupt(object, Some(id), d.to_string());
     check_header(bytes).map_err(|e| match e {
         Error::Corrupt { detail, .. } => bad(&detail),
-        Error::UnsupportedVersion { found, supported, .. } => Error::UnsupportedVersion { object, found, supported },
-        Error::TooLarge { size, limit, .. } => Error::TooLarge { object, size, limit },
+        Error::UnsupportedVersion {
+            found, supported, ..
+        } => Error::UnsupportedVersion {
+            object,
+            found,
+            supported,
+        },
+        Error::TooLarge { size, limit, .. } => Error::TooLarge {
+            object,
+            size,
+            limit,
+        },
         other => other,
     })?;
     let (head, rest) = bytes.split_at(PREFIX);
@@ -227,15 +265,23 @@ pub fn open(keys: &Keys, kind: BlobKind, id: &ChunkId, bytes: &[u8]) -> Result<V
     aead::open(keys.enc_key(), &nonce, &aad(head, id), &mut inner, tag.try_into().unwrap())
         .map_err(|()| bad("authentication failed (damaged, tampered with, or not encrypted with this subscriber's key)"))?;
     if inner[0] != kind as u8 {
-        return Err(bad(&format!("holds kind {} where kind {} was expected", inner[0], kind as u8)));
+        return Err(bad(&format!(
+            "holds kind {} where kind {} was expected",
+            inner[0], kind as u8
+        )));
     }
     let codec = inner[1];
     let stored = u32::from_le_bytes(inner[2..6].try_into().unwrap()) as usize;
     let plain = u32::from_le_bytes(inner[6..10].try_into().unwrap()) as usize;
     if plain > kind.max_plain() {
-        return Err(bad(&format!("declares {plain} bytes, more than the limit {}", kind.max_plain())));
+        return Err(bad(&format!(
+            "declares {plain} bytes, more than the limit {}",
+            kind.max_plain()
+        )));
     }
-    if INNER_HEADER + stored > inner.len() || padme((INNER_HEADER + stored) as u64) as usize != inner.len() {
+    if INNER_HEADER + stored > inner.len()
+        || padme((INNER_HEADER + stored) as u64) as usize != inner.len()
+    {
         return Err(bad("stored length does not match the padded length"));
     }
     if inner[INNER_HEADER + stored..].iter().any(|&b| b != 0) {

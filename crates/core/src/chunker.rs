@@ -115,7 +115,13 @@ impl<'g, R: Read> Chunker<'g, R> {
             Some(n) if n < BUF_SIZE as u64 => n as usize + 1,
             _ => BUF_SIZE,
         };
-        Chunker { reader, gear, buf: BytesMut::zeroed(first), filled: 0, eof: false }
+        Chunker {
+            reader,
+            gear,
+            buf: BytesMut::zeroed(first),
+            filled: 0,
+            eof: false,
+        }
     }
 
     /// The next chunk, or `None` at the end of the stream.
@@ -216,7 +222,10 @@ mod tests {
         let data = pseudo_random(48 << 20, 1);
         let sizes: Vec<usize> = gear.chunks(&data).map(|r| r.len()).collect();
         let (last, body) = sizes.split_last().unwrap();
-        assert!(body.iter().all(|&s| (MIN_SIZE..=MAX_SIZE).contains(&s)), "{sizes:?}");
+        assert!(
+            body.iter().all(|&s| (MIN_SIZE..=MAX_SIZE).contains(&s)),
+            "{sizes:?}"
+        );
         assert!(*last <= MAX_SIZE);
         let avg = data.len() / sizes.len();
         assert!((700 << 10..1500 << 10).contains(&avg), "average {avg}");
@@ -245,9 +254,16 @@ mod tests {
         let mut edited = data[..1000].to_vec();
         edited.extend_from_slice(b"a few inserted bytes");
         edited.extend_from_slice(&data[1000..]);
-        let ends = |d: &[u8]| gear.chunks(d).map(|r| d.len() - r.end).collect::<std::collections::HashSet<_>>();
+        let ends = |d: &[u8]| {
+            gear.chunks(d)
+                .map(|r| d.len() - r.end)
+                .collect::<std::collections::HashSet<_>>()
+        };
         let common = ends(&data).intersection(&ends(&edited)).count();
-        assert!(common + 2 >= ends(&data).len(), "only {common} boundaries survive an insertion");
+        assert!(
+            common + 2 >= ends(&data).len(),
+            "only {common} boundaries survive an insertion"
+        );
     }
 
     #[test]

@@ -58,7 +58,11 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(data: &'a [u8], object: Object) -> Self {
-        Self { data, pos: 0, object }
+        Self {
+            data,
+            pos: 0,
+            object,
+        }
     }
 
     pub(crate) fn err(&self, detail: impl Into<String>) -> Error {
@@ -94,7 +98,9 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn id(&mut self, field: &str) -> Result<ChunkId, Error> {
-        Ok(ChunkId::from_bytes(self.raw(32, field)?.try_into().unwrap()))
+        Ok(ChunkId::from_bytes(
+            self.raw(32, field)?.try_into().unwrap(),
+        ))
     }
 
     pub(crate) fn varint(&mut self, field: &str) -> Result<u64, Error> {
@@ -166,7 +172,11 @@ impl<'a> Reader<'a> {
         }
         let v = self.u8("version")?;
         if v != version {
-            return Err(Error::UnsupportedVersion { object: self.object, found: v, supported: version });
+            return Err(Error::UnsupportedVersion {
+                object: self.object,
+                found: v,
+                supported: version,
+            });
         }
         Ok(())
     }
@@ -190,7 +200,12 @@ mod tests {
 
     #[test]
     fn varint_known_answers() {
-        for (v, bytes) in [(0u64, &[0u8][..]), (127, &[0x7f]), (128, &[0x80, 0x01]), (300, &[0xac, 0x02])] {
+        for (v, bytes) in [
+            (0u64, &[0u8][..]),
+            (127, &[0x7f]),
+            (128, &[0x80, 0x01]),
+            (300, &[0xac, 0x02]),
+        ] {
             let mut w = Writer::new();
             w.varint(v);
             assert_eq!(w.buf, bytes);
@@ -199,7 +214,9 @@ mod tests {
 
     #[test]
     fn varint_rejects_overlong_and_overflow() {
-        assert!(Reader::new(&[0x80, 0x00], Object::Tree).varint("x").is_err());
+        assert!(Reader::new(&[0x80, 0x00], Object::Tree)
+            .varint("x")
+            .is_err());
         assert!(Reader::new(&[0xff; 10], Object::Tree).varint("x").is_err());
         assert!(Reader::new(&[0xff; 11], Object::Tree).varint("x").is_err());
         assert!(Reader::new(&[0x80], Object::Tree).varint("x").is_err());
@@ -209,7 +226,9 @@ mod tests {
     fn counts_are_bounded_by_remaining_bytes() {
         let mut w = Writer::new();
         w.varint(u64::MAX / 2);
-        let err = Reader::new(&w.buf, Object::Tree).count("entries", 8).unwrap_err();
+        let err = Reader::new(&w.buf, Object::Tree)
+            .count("entries", 8)
+            .unwrap_err();
         assert!(err.to_string().contains("entries"), "{err}");
     }
 }

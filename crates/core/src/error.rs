@@ -91,7 +91,11 @@ pub enum Error {
 
 impl Error {
     /// A corruption error about `object`, optionally naming its id.
-    pub(crate) fn corrupt(object: Object, id: Option<&crate::ChunkId>, detail: impl Into<String>) -> Self {
+    pub(crate) fn corrupt(
+        object: Object,
+        id: Option<&crate::ChunkId>,
+        detail: impl Into<String>,
+    ) -> Self {
         Error::Corrupt {
             object,
             at: id.map(|id| format!(" {}", id.short())).unwrap_or_default(),

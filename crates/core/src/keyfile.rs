@@ -49,10 +49,18 @@ impl KdfParams {
     /// The default: 64 MiB, 3 passes, 1 lane (about a quarter of a second on a
     /// small PC; RFC 9106's second recommended setting, on one lane so that a
     /// 2-core machine stays responsive).
-    pub const DEFAULT: KdfParams = KdfParams { memory_kib: 64 * 1024, time: 3, parallelism: 1 };
+    pub const DEFAULT: KdfParams = KdfParams {
+        memory_kib: 64 * 1024,
+        time: 3,
+        parallelism: 1,
+    };
 
     /// Cheap parameters for tests only: never use them for real keys.
-    pub const INSECURE_FOR_TESTS: KdfParams = KdfParams { memory_kib: 64, time: 1, parallelism: 1 };
+    pub const INSECURE_FOR_TESTS: KdfParams = KdfParams {
+        memory_kib: 64,
+        time: 1,
+        parallelism: 1,
+    };
 
     /// Limits on what a key file may ask for, so that a hostile or damaged file
     /// cannot make the reader allocate gigabytes or spin for hours.
@@ -61,7 +69,9 @@ impl KdfParams {
     const MAX_PARALLELISM: u32 = 64;
 
     fn check(&self) -> Result<()> {
-        let bad = |what: &str| Error::corrupt(Object::KeyFile, None, format!("unreasonable Argon2 {what}"));
+        let bad = |what: &str| {
+            Error::corrupt(Object::KeyFile, None, format!("unreasonable Argon2 {what}"))
+        };
         if self.parallelism == 0 || self.parallelism > Self::MAX_PARALLELISM {
             return Err(bad("parallelism"));
         }
@@ -77,8 +87,11 @@ impl KdfParams {
     fn derive(&self, passphrase: &[u8], salt: &[u8; 16]) -> Result<Zeroizing<[u8; 32]>> {
         self.check()?;
         let params = argon2::Params::new(self.memory_kib, self.time, self.parallelism, Some(32))
-            .map_err(|e| Error::corrupt(Object::KeyFile, None, format!("Argon2 parameters: {e}")))?;
-        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+            .map_err(|e| {
+                Error::corrupt(Object::KeyFile, None, format!("Argon2 parameters: {e}"))
+            })?;
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = Zeroizing::new([0u8; 32]);
         argon
             .hash_password_into(passphrase, salt, out.as_mut())
@@ -137,7 +150,11 @@ impl KeyFile {
         r.header(MAGIC, VERSION)?;
         let kdf = r.u8("kdf")?;
         if kdf != KDF_ARGON2ID {
-            return Err(Error::corrupt(Object::KeyFile, None, format!("unknown key derivation function {kdf}")));
+            return Err(Error::corrupt(
+                Object::KeyFile,
+                None,
+                format!("unknown key derivation function {kdf}"),
+            ));
         }
         if data.len() != KEY_FILE_LEN {
             return Err(Error::corrupt(
@@ -146,7 +163,9 @@ impl KeyFile {
                 format!("{} bytes long, a key file is {KEY_FILE_LEN}", data.len()),
             ));
         }
-        let kf = KeyFile { bytes: data.try_into().unwrap() };
+        let kf = KeyFile {
+            bytes: data.try_into().unwrap(),
+        };
         kf.params().check()?;
         Ok(kf)
     }
@@ -159,7 +178,11 @@ impl KeyFile {
     /// The Argon2id parameters this file was written with.
     pub fn params(&self) -> KdfParams {
         let u = |at: usize| u32::from_le_bytes(self.bytes[at..at + 4].try_into().unwrap());
-        KdfParams { memory_kib: u(6), time: u(10), parallelism: u(14) }
+        KdfParams {
+            memory_kib: u(6),
+            time: u(10),
+            parallelism: u(14),
+        }
     }
 
     /// Recovers the master key. A wrong passphrase is [`Error::WrongPassphrase`],
@@ -171,8 +194,14 @@ impl KeyFile {
         let wrapping = self.params().derive(passphrase, &salt)?;
         let mut key = Zeroizing::new([0u8; 32]);
         key.copy_from_slice(&self.bytes[58..90]);
-        aead::open(&wrapping, &nonce, &self.bytes[..HEADER_LEN], key.as_mut(), &tag)
-            .map_err(|()| Error::WrongPassphrase)?;
+        aead::open(
+            &wrapping,
+            &nonce,
+            &self.bytes[..HEADER_LEN],
+            key.as_mut(),
+            &tag,
+        )
+        .map_err(|()| Error::WrongPassphrase)?;
         Ok(MasterKey::from_bytes(*key))
     }
 }

@@ -65,7 +65,11 @@ impl Keys {
         let id_key = blake3::derive_key(CONTEXT_ID_KEY, master.as_bytes());
         let enc_key = blake3::derive_key(CONTEXT_ENC_KEY, master.as_bytes());
         let seed = blake3::derive_key(CONTEXT_CHUNKER_SEED, master.as_bytes());
-        Keys { id_key, enc_key, gear: GearTable::from_seed(&seed) }
+        Keys {
+            id_key,
+            enc_key,
+            gear: GearTable::from_seed(&seed),
+        }
     }
 
     pub(crate) fn id_key(&self) -> &[u8; 32] {

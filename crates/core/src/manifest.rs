@@ -111,7 +111,10 @@ fn encode_public(p: &PublicPart, w: &mut Writer) {
 }
 
 fn decode_public(r: &mut Reader<'_>) -> Result<PublicPart> {
-    let time = Timestamp { secs: r.i64("time")?, nanos: r.u32("time nanoseconds")? };
+    let time = Timestamp {
+        secs: r.i64("time")?,
+        nanos: r.u32("time nanoseconds")?,
+    };
     if time.nanos >= 1_000_000_000 {
         return Err(r.err("time nanoseconds out of range"));
     }
@@ -127,7 +130,13 @@ fn decode_public(r: &mut Reader<'_>) -> Result<PublicPart> {
         }
         chunks.push(id);
     }
-    Ok(PublicPart { time, device, logical_bytes, file_count, chunks })
+    Ok(PublicPart {
+        time,
+        device,
+        logical_bytes,
+        file_count,
+        chunks,
+    })
 }
 
 fn encode_private(p: &PrivatePart) -> Vec<u8> {
@@ -148,7 +157,14 @@ fn encode_private(p: &PrivatePart) -> Vec<u8> {
         }
     }
     let s = &p.stats;
-    for v in [s.files_new, s.files_changed, s.files_unchanged, s.dirs, s.bytes_read, s.bytes_sent] {
+    for v in [
+        s.files_new,
+        s.files_changed,
+        s.files_unchanged,
+        s.dirs,
+        s.bytes_read,
+        s.bytes_sent,
+    ] {
         w.varint(v);
     }
     w.varint(p.errors.len() as u64);
@@ -164,7 +180,9 @@ fn decode_private(data: &[u8]) -> Result<PrivatePart> {
     r.header(PRIVATE_MAGIC, PRIVATE_VERSION)?;
     let root = r.id("root tree id")?;
     let n = r.count("path count", 1)?;
-    let paths = (0..n).map(|_| r.bytes("path").map(<[u8]>::to_vec)).collect::<Result<_>>()?;
+    let paths = (0..n)
+        .map(|_| r.bytes("path").map(<[u8]>::to_vec))
+        .collect::<Result<_>>()?;
     let hostname = r.string("hostname")?;
     let n = r.count("tag count", 1)?;
     let tags = (0..n).map(|_| r.string("tag")).collect::<Result<_>>()?;
@@ -175,7 +193,16 @@ fn decode_private(data: &[u8]) -> Result<PrivatePart> {
     };
     let mut v = [0u64; 6];
     for (i, x) in v.iter_mut().enumerate() {
-        *x = r.varint(["files new", "files changed", "files unchanged", "dirs", "bytes read", "bytes sent"][i])?;
+        *x = r.varint(
+            [
+                "files new",
+                "files changed",
+                "files unchanged",
+                "dirs",
+                "bytes read",
+                "bytes sent",
+            ][i],
+        )?;
     }
     let stats = Statistics {
         files_new: v[0],
@@ -191,7 +218,15 @@ fn decode_private(data: &[u8]) -> Result<PrivatePart> {
         errors.push((r.bytes("error path")?.to_vec(), r.string("error message")?));
     }
     r.finish()?;
-    Ok(PrivatePart { root, paths, hostname, tags, parent, stats, errors })
+    Ok(PrivatePart {
+        root,
+        paths,
+        hostname,
+        tags,
+        parent,
+        stats,
+        errors,
+    })
 }
 
 impl Manifest {
@@ -218,7 +253,11 @@ impl Manifest {
         w.raw(&private);
         w.raw(&tag);
         if w.buf.len() > MAX_MANIFEST_SIZE {
-            return Err(Error::TooLarge { object: Object::Manifest, size: w.buf.len() as u64, limit: MAX_MANIFEST_SIZE as u64 });
+            return Err(Error::TooLarge {
+                object: Object::Manifest,
+                size: w.buf.len() as u64,
+                limit: MAX_MANIFEST_SIZE as u64,
+            });
         }
         Ok(w.buf)
     }
@@ -227,7 +266,11 @@ impl Manifest {
     /// it with the offset where the encrypted part starts.
     pub fn read_public(bytes: &[u8]) -> Result<(PublicPart, usize)> {
         if bytes.len() > MAX_MANIFEST_SIZE {
-            return Err(Error::TooLarge { object: Object::Manifest, size: bytes.len() as u64, limit: MAX_MANIFEST_SIZE as u64 });
+            return Err(Error::TooLarge {
+                object: Object::Manifest,
+                size: bytes.len() as u64,
+                limit: MAX_MANIFEST_SIZE as u64,
+            });
         }
         let mut r = Reader::new(bytes, Object::Manifest);
         r.header(MAGIC, VERSION)?;
@@ -255,7 +298,10 @@ impl Manifest {
                 "authentication failed (damaged, tampered with, or not encrypted with this subscriber's key)",
             )
         })?;
-        Ok(Manifest { public, private: decode_private(&private)? })
+        Ok(Manifest {
+            public,
+            private: decode_private(&private)?,
+        })
     }
 }
 

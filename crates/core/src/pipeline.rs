@@ -179,14 +179,34 @@ struct Job {
 }
 
 enum Msg {
-    Chunk { file: usize, seq: u64, id: ChunkId, len: usize, blob: Option<Vec<u8>> },
-    FileEnd { file: usize, chunks: u64, bytes: u64, error: Option<io::Error> },
+    Chunk {
+        file: usize,
+        seq: u64,
+        id: ChunkId,
+        len: usize,
+        blob: Option<Vec<u8>>,
+    },
+    FileEnd {
+        file: usize,
+        chunks: u64,
+        bytes: u64,
+        error: Option<io::Error>,
+    },
     Fatal(Error),
 }
 
-fn process(keys: &Keys, sealer: &mut Sealer, dedup: &dyn Dedup, data: &[u8]) -> Result<(ChunkId, Option<Vec<u8>>), Error> {
+fn process(
+    keys: &Keys,
+    sealer: &mut Sealer,
+    dedup: &dyn Dedup,
+    data: &[u8],
+) -> Result<(ChunkId, Option<Vec<u8>>), Error> {
     let id = ChunkId::compute(keys, data);
-    let blob = if dedup.should_store(&id) { Some(sealer.seal(keys, BlobKind::Data, &id, data)?) } else { None };
+    let blob = if dedup.should_store(&id) {
+        Some(sealer.seal(keys, BlobKind::Data, &id, data)?)
+    } else {
+        None
+    };
     Ok((id, blob))
 }
 
@@ -194,7 +214,13 @@ fn process(keys: &Keys, sealer: &mut Sealer, dedup: &dyn Dedup, data: &[u8]) -> 
 /// every event. Stops at the first error of the sink, or at a fatal error
 /// (the system random generator failing); a file that cannot be read is an
 /// [`Event::FileFailed`], not an error.
-pub fn run<I, E, S>(keys: &Keys, config: &Config, files: I, dedup: &dyn Dedup, mut sink: S) -> Result<Totals, E>
+pub fn run<I, E, S>(
+    keys: &Keys,
+    config: &Config,
+    files: I,
+    dedup: &dyn Dedup,
+    mut sink: S,
+) -> Result<Totals, E>
 where
     I: Iterator<Item = io::Result<Input>> + Send,
     E: From<Error>,
@@ -213,7 +239,13 @@ where
     Ok(totals)
 }
 
-fn inline<I, E>(keys: &Keys, config: &Config, files: I, dedup: &dyn Dedup, sink: &mut dyn FnMut(Event) -> Result<(), E>) -> Result<(), E>
+fn inline<I, E>(
+    keys: &Keys,
+    config: &Config,
+    files: I,
+    dedup: &dyn Dedup,
+    sink: &mut dyn FnMut(Event) -> Result<(), E>,
+) -> Result<(), E>
 where
     I: Iterator<Item = io::Result<Input>>,
     E: From<Error>,
@@ -235,7 +267,12 @@ where
                     let (id, blob) = process(keys, &mut sealer, dedup, &data)?;
                     chunks += 1;
                     bytes += data.len() as u64;
-                    sink(Event::Chunk { file, id, len: data.len(), blob })?;
+                    sink(Event::Chunk {
+                        file,
+                        id,
+                        len: data.len(),
+                        blob,
+                    })?;
                 }
                 Err(e) => {
                     failed = Some(e);
@@ -244,7 +281,11 @@ where
             }
         }
         match failed {
-            None => sink(Event::FileDone { file, chunks, bytes })?,
+            None => sink(Event::FileDone {
+                file,
+                chunks,
+                bytes,
+            })?,
             Some(error) => sink(Event::FileFailed { file, error })?,
         }
     }
@@ -259,7 +300,13 @@ struct Pending {
     end: Option<(u64, u64, Option<io::Error>)>,
 }
 
-fn parallel<I, E>(keys: &Keys, config: &Config, files: I, dedup: &dyn Dedup, sink: &mut dyn FnMut(Event) -> Result<(), E>) -> Result<(), E>
+fn parallel<I, E>(
+    keys: &Keys,
+    config: &Config,
+    files: I,
+    dedup: &dyn Dedup,
+    sink: &mut dyn FnMut(Event) -> Result<(), E>,
+) -> Result<(), E>
 where
     I: Iterator<Item = io::Result<Input>> + Send,
     E: From<Error>,
@@ -274,10 +321,18 @@ where
     }
     std::thread::scope(|s| {
         for _ in 0..config.readers.max(1) {
-            let (files, abort, job_tx, msg_tx, token_rx) = (&files, &abort, job_tx.clone(), msg_tx.clone(), token_rx.clone());
+            let (files, abort, job_tx, msg_tx, token_rx) = (
+                &files,
+                &abort,
+                job_tx.clone(),
+                msg_tx.clone(),
+                token_rx.clone(),
+            );
             s.spawn(move || {
                 while !abort.load(Ordering::Relaxed) {
-                    let Some((file, input)) = files.lock().unwrap().next() else { break };
+                    let Some((file, input)) = files.lock().unwrap().next() else {
+                        break;
+                    };
                     let (mut seq, mut bytes, mut error) = (0u64, 0u64, None);
                     match input {
                         Err(e) => error = Some(e),
@@ -302,7 +357,15 @@ where
                             }
                         }
                     }
-                    if msg_tx.send(Msg::FileEnd { file, chunks: seq, bytes, error }).is_err() {
+                    if msg_tx
+                        .send(Msg::FileEnd {
+                            file,
+                            chunks: seq,
+                            bytes,
+                            error,
+                        })
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -317,7 +380,13 @@ where
                 let mut sealer = Sealer::new(level);
                 for Job { file, seq, data } in job_rx {
                     let msg = match process(keys, &mut sealer, dedup, &data) {
-                        Ok((id, blob)) => Msg::Chunk { file, seq, id, len: data.len(), blob },
+                        Ok((id, blob)) => Msg::Chunk {
+                            file,
+                            seq,
+                            id,
+                            len: data.len(),
+                            blob,
+                        },
                         Err(e) => Msg::Fatal(e),
                     };
                     if msg_tx.send(msg).is_err() {
@@ -339,7 +408,11 @@ where
     })
 }
 
-fn collect<E>(msg_rx: &chan::Receiver<Msg>, token_tx: &chan::Sender<()>, sink: &mut dyn FnMut(Event) -> Result<(), E>) -> Result<(), E>
+fn collect<E>(
+    msg_rx: &chan::Receiver<Msg>,
+    token_tx: &chan::Sender<()>,
+    sink: &mut dyn FnMut(Event) -> Result<(), E>,
+) -> Result<(), E>
 where
     E: From<Error>,
 {
@@ -347,11 +420,26 @@ where
     for msg in msg_rx {
         let file = match msg {
             Msg::Fatal(e) => return Err(e.into()),
-            Msg::Chunk { file, seq, id, len, blob } => {
-                pending.entry(file).or_default().waiting.insert(seq, (id, len, blob));
+            Msg::Chunk {
+                file,
+                seq,
+                id,
+                len,
+                blob,
+            } => {
+                pending
+                    .entry(file)
+                    .or_default()
+                    .waiting
+                    .insert(seq, (id, len, blob));
                 file
             }
-            Msg::FileEnd { file, chunks, bytes, error } => {
+            Msg::FileEnd {
+                file,
+                chunks,
+                bytes,
+                error,
+            } => {
                 pending.entry(file).or_default().end = Some((chunks, bytes, error));
                 file
             }
@@ -359,13 +447,25 @@ where
         let p = pending.get_mut(&file).unwrap();
         while let Some((id, len, blob)) = p.waiting.remove(&p.next) {
             p.next += 1;
-            sink(Event::Chunk { file, id, len, blob })?;
+            sink(Event::Chunk {
+                file,
+                id,
+                len,
+                blob,
+            })?;
             let _ = token_tx.send(());
         }
-        if p.end.as_ref().is_some_and(|(chunks, _, _)| *chunks == p.next) {
+        if p.end
+            .as_ref()
+            .is_some_and(|(chunks, _, _)| *chunks == p.next)
+        {
             let (chunks, bytes, error) = pending.remove(&file).unwrap().end.unwrap();
             match error {
-                None => sink(Event::FileDone { file, chunks, bytes })?,
+                None => sink(Event::FileDone {
+                    file,
+                    chunks,
+                    bytes,
+                })?,
                 Some(error) => sink(Event::FileFailed { file, error })?,
             }
         }
@@ -380,7 +480,12 @@ mod tests {
     use crate::{blob, MasterKey};
 
     fn inputs(files: &[Vec<u8>]) -> impl Iterator<Item = io::Result<Input>> + Send + '_ {
-        files.iter().map(|f| Ok(Input { reader: Box::new(io::Cursor::new(f.clone())), size_hint: Some(f.len() as u64) }))
+        files.iter().map(|f| {
+            Ok(Input {
+                reader: Box::new(io::Cursor::new(f.clone())),
+                size_hint: Some(f.len() as u64),
+            })
+        })
     }
 
     /// Runs the pipeline and rebuilds every file from its chunks' blobs.
@@ -389,28 +494,38 @@ mod tests {
         let mut blobs = HashMap::new();
         let mut ids: Vec<Vec<ChunkId>> = vec![Vec::new(); files.len()];
         let mut done = vec![false; files.len()];
-        let totals = run::<_, Error, _>(&keys, &Config::with_threads(threads), inputs(files), &SeenSet::default(), |ev| {
-            match ev {
-                Event::Chunk { file, id, blob, .. } => {
-                    assert!(!done[file], "chunk after FileDone");
-                    ids[file].push(id);
-                    if let Some(b) = blob {
-                        assert!(blobs.insert(id, b).is_none(), "chunk stored twice");
+        let totals = run::<_, Error, _>(
+            &keys,
+            &Config::with_threads(threads),
+            inputs(files),
+            &SeenSet::default(),
+            |ev| {
+                match ev {
+                    Event::Chunk { file, id, blob, .. } => {
+                        assert!(!done[file], "chunk after FileDone");
+                        ids[file].push(id);
+                        if let Some(b) = blob {
+                            assert!(blobs.insert(id, b).is_none(), "chunk stored twice");
+                        }
                     }
+                    Event::FileDone { file, chunks, .. } => {
+                        assert_eq!(chunks as usize, ids[file].len());
+                        done[file] = true;
+                    }
+                    Event::FileFailed { error, .. } => panic!("{error}"),
                 }
-                Event::FileDone { file, chunks, .. } => {
-                    assert_eq!(chunks as usize, ids[file].len());
-                    done[file] = true;
-                }
-                Event::FileFailed { error, .. } => panic!("{error}"),
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .unwrap();
         assert!(done.iter().all(|d| *d));
         let rebuilt = ids
             .iter()
-            .map(|ids| ids.iter().flat_map(|id| blob::open(&keys, BlobKind::Data, id, &blobs[id]).unwrap()).collect())
+            .map(|ids| {
+                ids.iter()
+                    .flat_map(|id| blob::open(&keys, BlobKind::Data, id, &blobs[id]).unwrap())
+                    .collect()
+            })
             .collect();
         (rebuilt, totals)
     }
@@ -434,7 +549,10 @@ mod tests {
             let (rebuilt, totals) = round_trip(threads, &files);
             assert_eq!(rebuilt, files, "threads = {threads}");
             assert_eq!(totals.files, files.len() as u64);
-            assert!(totals.blobs < totals.chunks, "the duplicate file was not deduplicated");
+            assert!(
+                totals.blobs < totals.chunks,
+                "the duplicate file was not deduplicated"
+            );
         }
     }
 
@@ -449,18 +567,33 @@ mod tests {
         let keys = Keys::derive(&MasterKey::from_bytes([5; 32]));
         for threads in [1, 3] {
             let files: Vec<io::Result<Input>> = vec![
-                Ok(Input { reader: Box::new(io::Cursor::new(vec![1u8; 1000])), size_hint: None }),
-                Ok(Input { reader: Box::new(Broken), size_hint: None }),
+                Ok(Input {
+                    reader: Box::new(io::Cursor::new(vec![1u8; 1000])),
+                    size_hint: None,
+                }),
+                Ok(Input {
+                    reader: Box::new(Broken),
+                    size_hint: None,
+                }),
                 Err(io::Error::new(io::ErrorKind::NotFound, "gone")),
-                Ok(Input { reader: Box::new(io::Cursor::new(vec![2u8; 1000])), size_hint: None }),
+                Ok(Input {
+                    reader: Box::new(io::Cursor::new(vec![2u8; 1000])),
+                    size_hint: None,
+                }),
             ];
             let mut failed = Vec::new();
-            let totals = run::<_, Error, _>(&keys, &Config::with_threads(threads), files.into_iter(), &SeenSet::default(), |ev| {
-                if let Event::FileFailed { file, .. } = ev {
-                    failed.push(file);
-                }
-                Ok(())
-            })
+            let totals = run::<_, Error, _>(
+                &keys,
+                &Config::with_threads(threads),
+                files.into_iter(),
+                &SeenSet::default(),
+                |ev| {
+                    if let Event::FileFailed { file, .. } = ev {
+                        failed.push(file);
+                    }
+                    Ok(())
+                },
+            )
             .unwrap();
             failed.sort();
             assert_eq!(failed, vec![1, 2]);
@@ -473,13 +606,19 @@ mod tests {
         let keys = Keys::derive(&MasterKey::from_bytes([5; 32]));
         let files = sample_files();
         let mut seen = 0;
-        let res = run::<_, Error, _>(&keys, &Config::with_threads(2), inputs(&files), &SeenSet::default(), |_| {
-            seen += 1;
-            if seen == 3 {
-                return Err(Error::Random("stop".into()));
-            }
-            Ok(())
-        });
+        let res = run::<_, Error, _>(
+            &keys,
+            &Config::with_threads(2),
+            inputs(&files),
+            &SeenSet::default(),
+            |_| {
+                seen += 1;
+                if seen == 3 {
+                    return Err(Error::Random("stop".into()));
+                }
+                Ok(())
+            },
+        );
         assert!(res.is_err());
         assert_eq!(seen, 3);
     }

@@ -22,13 +22,22 @@ impl Timestamp {
 impl From<SystemTime> for Timestamp {
     fn from(t: SystemTime) -> Self {
         match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => Timestamp { secs: d.as_secs() as i64, nanos: d.subsec_nanos() },
+            Ok(d) => Timestamp {
+                secs: d.as_secs() as i64,
+                nanos: d.subsec_nanos(),
+            },
             Err(e) => {
                 let d = e.duration();
                 if d.subsec_nanos() == 0 {
-                    Timestamp { secs: -(d.as_secs() as i64), nanos: 0 }
+                    Timestamp {
+                        secs: -(d.as_secs() as i64),
+                        nanos: 0,
+                    }
                 } else {
-                    Timestamp { secs: -(d.as_secs() as i64) - 1, nanos: 1_000_000_000 - d.subsec_nanos() }
+                    Timestamp {
+                        secs: -(d.as_secs() as i64) - 1,
+                        nanos: 1_000_000_000 - d.subsec_nanos(),
+                    }
                 }
             }
         }
@@ -40,7 +49,8 @@ impl From<Timestamp> for SystemTime {
         if t.secs >= 0 {
             UNIX_EPOCH + Duration::new(t.secs as u64, t.nanos)
         } else {
-            UNIX_EPOCH - Duration::from_secs(t.secs.unsigned_abs()) + Duration::from_nanos(u64::from(t.nanos))
+            UNIX_EPOCH - Duration::from_secs(t.secs.unsigned_abs())
+                + Duration::from_nanos(u64::from(t.nanos))
         }
     }
 }
@@ -52,8 +62,14 @@ mod tests {
     #[test]
     fn system_time_round_trips_on_both_sides_of_1970() {
         for t in [
-            Timestamp { secs: 1_700_000_000, nanos: 123 },
-            Timestamp { secs: -5, nanos: 250_000_000 },
+            Timestamp {
+                secs: 1_700_000_000,
+                nanos: 123,
+            },
+            Timestamp {
+                secs: -5,
+                nanos: 250_000_000,
+            },
             Timestamp { secs: -1, nanos: 0 },
             Timestamp { secs: 0, nanos: 0 },
         ] {

@@ -112,11 +112,15 @@ impl Tree {
                 return Err(bad(format!("entry {i}: nanoseconds out of range")));
             }
             if e.xattrs.windows(2).any(|w| w[0].0 >= w[1].0) {
-                return Err(bad(format!("entry {i}: extended attributes not sorted or duplicated")));
+                return Err(bad(format!(
+                    "entry {i}: extended attributes not sorted or duplicated"
+                )));
             }
             if let Content::Symlink(t) = &e.content {
                 if t.is_empty() || t.contains(&0) {
-                    return Err(bad(format!("entry {i}: symlink target empty or contains NUL")));
+                    return Err(bad(format!(
+                        "entry {i}: symlink target empty or contains NUL"
+                    )));
                 }
             }
         }
@@ -172,12 +176,18 @@ impl Tree {
             let mode = u32_field(&mut r, "mode")?;
             let uid = u32_field(&mut r, "uid")?;
             let gid = u32_field(&mut r, "gid")?;
-            let mtime = Timestamp { secs: r.i64("mtime")?, nanos: r.u32("mtime nanoseconds")? };
+            let mtime = Timestamp {
+                secs: r.i64("mtime")?,
+                nanos: r.u32("mtime nanoseconds")?,
+            };
             let size = r.varint("size")?;
             let nx = r.count("xattr count", 2)?;
             let mut xattrs = Vec::with_capacity(nx);
             for _ in 0..nx {
-                xattrs.push((r.bytes("xattr name")?.to_vec(), r.bytes("xattr value")?.to_vec()));
+                xattrs.push((
+                    r.bytes("xattr name")?.to_vec(),
+                    r.bytes("xattr value")?.to_vec(),
+                ));
             }
             let content = match kind {
                 1 => {
@@ -192,7 +202,16 @@ impl Tree {
                 3 => Content::Symlink(r.bytes("symlink target")?.to_vec()),
                 k => return Err(r.err(format!("unknown entry kind {k}"))),
             };
-            entries.push(Entry { name, mode, uid, gid, mtime, size, xattrs, content });
+            entries.push(Entry {
+                name,
+                mode,
+                uid,
+                gid,
+                mtime,
+                size,
+                xattrs,
+                content,
+            });
         }
         r.finish()?;
         let tree = Tree { entries };

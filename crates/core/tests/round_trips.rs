@@ -4,7 +4,10 @@
 
 use coffre_core::blob::{self, BlobKind, Sealer};
 use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
-use coffre_core::{benchmark, ChunkId, Content, Entry, Error, KdfParams, KeyFile, Keys, Manifest, MasterKey, Timestamp, Tree};
+use coffre_core::{
+    benchmark, ChunkId, Content, Entry, Error, KdfParams, KeyFile, Keys, Manifest, MasterKey,
+    Timestamp, Tree,
+};
 use proptest::prelude::*;
 
 fn keys(b: u8) -> Keys {
@@ -16,34 +19,60 @@ fn id_strategy() -> impl Strategy<Value = ChunkId> {
 }
 
 fn entry_strategy() -> impl Strategy<Value = Entry> {
-    let name = prop::collection::vec(any::<u8>().prop_filter("no / or NUL", |b| *b != b'/' && *b != 0), 1..40)
-        .prop_filter("not . or ..", |n| n != b"." && n != b"..");
+    let name = prop::collection::vec(
+        any::<u8>().prop_filter("no / or NUL", |b| *b != b'/' && *b != 0),
+        1..40,
+    )
+    .prop_filter("not . or ..", |n| n != b"." && n != b"..");
     let content = prop_oneof![
         prop::collection::vec(id_strategy(), 0..5).prop_map(Content::File),
         id_strategy().prop_map(Content::Dir),
         prop::collection::vec(1u8..=255, 1..60).prop_map(Content::Symlink),
     ];
-    let xattrs = prop::collection::btree_map(prop::collection::vec(any::<u8>(), 0..10), prop::collection::vec(any::<u8>(), 0..20), 0..3)
-        .prop_map(|m| m.into_iter().collect::<Vec<_>>());
-    (name, any::<u32>(), any::<u32>(), any::<u32>(), any::<i64>(), 0u32..1_000_000_000, any::<u64>(), xattrs, content).prop_map(
-        |(name, mode, uid, gid, secs, nanos, size, xattrs, content)| Entry {
-            name,
-            mode,
-            uid,
-            gid,
-            mtime: Timestamp { secs, nanos },
-            size,
-            xattrs,
-            content,
-        },
+    let xattrs = prop::collection::btree_map(
+        prop::collection::vec(any::<u8>(), 0..10),
+        prop::collection::vec(any::<u8>(), 0..20),
+        0..3,
     )
+    .prop_map(|m| m.into_iter().collect::<Vec<_>>());
+    (
+        name,
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<i64>(),
+        0u32..1_000_000_000,
+        any::<u64>(),
+        xattrs,
+        content,
+    )
+        .prop_map(
+            |(name, mode, uid, gid, secs, nanos, size, xattrs, content)| Entry {
+                name,
+                mode,
+                uid,
+                gid,
+                mtime: Timestamp { secs, nanos },
+                size,
+                xattrs,
+                content,
+            },
+        )
 }
 
 fn tree_strategy() -> impl Strategy<Value = Tree> {
-    prop::collection::btree_map(prop::collection::vec(1u8..=255, 1..2), entry_strategy(), 0..12).prop_map(|m| {
+    prop::collection::btree_map(
+        prop::collection::vec(1u8..=255, 1..2),
+        entry_strategy(),
+        0..12,
+    )
+    .prop_map(|m| {
         // Unique names: keep the first entry per generated name.
         let mut seen = std::collections::HashSet::new();
-        let entries = m.into_values().filter(|e| seen.insert(e.name.clone())).collect();
+        let entries = m
+            .into_values()
+            .filter(|e| seen.insert(e.name.clone()))
+            .collect();
         Tree::new(entries).unwrap()
     })
 }
@@ -63,25 +92,46 @@ fn manifest_strategy() -> impl Strategy<Value = Manifest> {
         any::<[u64; 6]>(),
         prop::collection::vec((prop::collection::vec(any::<u8>(), 0..30), ".{0,30}"), 0..3),
     )
-        .prop_map(|((secs, nanos), device, logical_bytes, file_count, chunks, root, paths, hostname, tags, parent, s, errors)| Manifest {
-            public: PublicPart { time: Timestamp { secs, nanos }, device, logical_bytes, file_count, chunks: chunks.into_iter().collect() },
-            private: PrivatePart {
+        .prop_map(
+            |(
+                (secs, nanos),
+                device,
+                logical_bytes,
+                file_count,
+                chunks,
                 root,
                 paths,
                 hostname,
                 tags,
                 parent,
-                stats: Statistics {
-                    files_new: s[0],
-                    files_changed: s[1],
-                    files_unchanged: s[2],
-                    dirs: s[3],
-                    bytes_read: s[4],
-                    bytes_sent: s[5],
-                },
+                s,
                 errors,
+            )| Manifest {
+                public: PublicPart {
+                    time: Timestamp { secs, nanos },
+                    device,
+                    logical_bytes,
+                    file_count,
+                    chunks: chunks.into_iter().collect(),
+                },
+                private: PrivatePart {
+                    root,
+                    paths,
+                    hostname,
+                    tags,
+                    parent,
+                    stats: Statistics {
+                        files_new: s[0],
+                        files_changed: s[1],
+                        files_unchanged: s[2],
+                        dirs: s[3],
+                        bytes_read: s[4],
+                        bytes_sent: s[5],
+                    },
+                    errors,
+                },
             },
-        })
+        )
 }
 
 fn data_strategy() -> impl Strategy<Value = Vec<u8>> {
@@ -155,7 +205,10 @@ fn every_bit_flip_is_caught(bytes: &[u8], what: &str, open: impl Fn(&[u8]) -> Re
         b[bit / 8] ^= 1 << (bit % 8);
         match open(&b) {
             Ok(()) => panic!("{what}: flipping bit {bit} went unnoticed"),
-            Err(e) => assert!(e.to_string().contains(what), "{what}: bit {bit}: error does not say what: {e}"),
+            Err(e) => assert!(
+                e.to_string().contains(what),
+                "{what}: bit {bit}: error does not say what: {e}"
+            ),
         }
     }
 }
@@ -163,10 +216,16 @@ fn every_bit_flip_is_caught(bytes: &[u8], what: &str, open: impl Fn(&[u8]) -> Re
 #[test]
 fn any_flipped_bit_of_a_blob_is_an_error_naming_it() {
     let k = keys(4);
-    for data in [b"short".to_vec(), benchmark::text_bytes(5000, 1), benchmark::random_bytes(3000, 2)] {
+    for data in [
+        b"short".to_vec(),
+        benchmark::text_bytes(5000, 1),
+        benchmark::random_bytes(3000, 2),
+    ] {
         let id = ChunkId::compute(&k, &data);
         let b = Sealer::new(3).seal(&k, BlobKind::Data, &id, &data).unwrap();
-        every_bit_flip_is_caught(&b, "blob", |b| blob::open(&k, BlobKind::Data, &id, b).map(drop));
+        every_bit_flip_is_caught(&b, "blob", |b| {
+            blob::open(&k, BlobKind::Data, &id, b).map(drop)
+        });
     }
 }
 
@@ -187,7 +246,11 @@ fn any_flipped_bit_of_a_tree_blob_is_an_error_naming_it() {
     let enc = tree.encode();
     let id = ChunkId::compute(&k, &enc);
     let b = Sealer::new(3).seal(&k, BlobKind::Tree, &id, &enc).unwrap();
-    every_bit_flip_is_caught(&b, "tree", |b| blob::open(&k, BlobKind::Tree, &id, b).and_then(|p| Tree::decode(&p)).map(drop));
+    every_bit_flip_is_caught(&b, "tree", |b| {
+        blob::open(&k, BlobKind::Tree, &id, b)
+            .and_then(|p| Tree::decode(&p))
+            .map(drop)
+    });
 }
 
 #[test]
@@ -195,7 +258,10 @@ fn any_flipped_bit_of_a_manifest_is_an_error_naming_it() {
     let k = keys(6);
     let m = Manifest {
         public: PublicPart {
-            time: Timestamp { secs: 1_700_000_000, nanos: 0 },
+            time: Timestamp {
+                secs: 1_700_000_000,
+                nanos: 0,
+            },
             device: "pc-1".into(),
             logical_bytes: 10,
             file_count: 1,
@@ -227,7 +293,11 @@ fn another_subscribers_key_fails_cleanly() {
     let sealed = Sealer::new(3).seal(&a, BlobKind::Data, &id, &data).unwrap();
     let err = blob::open(&b, BlobKind::Data, &id, &sealed).unwrap_err();
     assert!(err.is_corrupt());
-    assert!(err.to_string().contains("not encrypted with this subscriber's key"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("not encrypted with this subscriber's key"),
+        "{err}"
+    );
     // ids differ between subscribers for the same bytes
     assert_ne!(ChunkId::compute(&a, &data), ChunkId::compute(&b, &data));
 
@@ -252,11 +322,17 @@ fn newer_format_versions_are_refused_with_an_upgrade_hint() {
     let mut b = Sealer::new(3).seal(&k, BlobKind::Data, &id, b"x").unwrap();
     b[4] = 2;
     let err = blob::open(&k, BlobKind::Data, &id, &b).unwrap_err();
-    assert!(matches!(err, Error::UnsupportedVersion { found: 2, .. }), "{err}");
+    assert!(
+        matches!(err, Error::UnsupportedVersion { found: 2, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("upgrade coffre"), "{err}");
     let mut t = Tree::default().encode();
     t[4] = 9;
-    assert!(matches!(Tree::decode(&t), Err(Error::UnsupportedVersion { found: 9, .. })));
+    assert!(matches!(
+        Tree::decode(&t),
+        Err(Error::UnsupportedVersion { found: 9, .. })
+    ));
 }
 
 #[test]
