@@ -111,7 +111,7 @@ fn whole_path(c: &mut Criterion) {
         g.bench_with_input(
             BenchmarkId::new("half text, half random", threads),
             &threads,
-            |b, &t| b.iter(|| bench::whole_path(&k, t, black_box(&files))),
+            |b, &t| b.iter(|| bench::whole_path(&k, t, black_box(&files), 1)),
         );
     }
     g.finish();

@@ -42,4 +42,8 @@ pub struct BenchmarkArgs {
     /// Thread counts to measure, comma-separated [default: 1 and all cores].
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     pub threads: Vec<usize>,
+
+    /// Measure only these stages, comma-separated (e.g. "chunk+id,whole path text").
+    #[arg(long, value_delimiter = ',', value_name = "STAGE,...")]
+    pub only: Vec<String>,
 }

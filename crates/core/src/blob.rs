@@ -73,11 +73,14 @@ impl BlobKind {
     }
 }
 
-/// Per-thread state for sealing blobs: a reusable zstd context.
+/// Per-thread state for sealing blobs: reusable zstd contexts and buffers.
 pub struct Sealer {
     level: i32,
     zstd: Compressor<'static>,
     probe: Compressor<'static>,
+    /// Compressed output; zstd writes into its spare capacity.
+    scratch: Vec<u8>,
+    sample: Vec<u8>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -93,6 +96,8 @@ impl Sealer {
             level,
             zstd: Compressor::new(level).expect("zstd context"),
             probe: Compressor::new(1).expect("zstd context"),
+            scratch: Vec::new(),
+            sample: Vec::new(),
         }
     }
 
@@ -100,34 +105,38 @@ impl Sealer {
     /// 8 KiB samples at level 1 and require at least 3 % savings.
     fn worth_compressing(&mut self, data: &[u8]) -> bool {
         const SAMPLE: usize = 8 * 1024;
-        let mut probe_one = |s: &[u8]| -> bool {
-            let mut out = vec![0u8; zstd::zstd_safe::compress_bound(s.len())];
-            match self.probe.compress_to_buffer(s, &mut out[..]) {
-                Ok(n) => n * 100 <= s.len() * 97,
-                Err(_) => false,
+        let sample = if data.len() <= 4 * SAMPLE {
+            data
+        } else {
+            let step = (data.len() - SAMPLE) / 3;
+            self.sample.clear();
+            for i in 0..4 {
+                self.sample
+                    .extend_from_slice(&data[i * step..i * step + SAMPLE]);
             }
+            &self.sample[..]
         };
-        if data.len() <= 4 * SAMPLE {
-            return probe_one(data);
+        self.scratch.clear();
+        self.scratch
+            .reserve(zstd::zstd_safe::compress_bound(sample.len()));
+        match self.probe.compress_to_buffer(sample, &mut self.scratch) {
+            Ok(n) => n * 100 <= sample.len() * 97,
+            Err(_) => false,
         }
-        let step = (data.len() - SAMPLE) / 3;
-        let mut sample = Vec::with_capacity(4 * SAMPLE);
-        for i in 0..4 {
-            sample.extend_from_slice(&data[i * step..i * step + SAMPLE]);
-        }
-        probe_one(&sample)
     }
 
-    /// Compresses `data` into `dst` (at least `zstd::zstd_safe::compress_bound`
-    /// long) when that pays after padding: `Some(compressed length)`, or `None`
-    /// to store it raw. Incompressible data costs only the sample probe.
-    pub fn compress_into(&mut self, data: &[u8], dst: &mut [u8]) -> Option<usize> {
+    /// Compresses `data` when that pays after padding: `Some(compressed bytes)`,
+    /// or `None` to store it raw. Incompressible data costs only the probe.
+    pub fn compress(&mut self, data: &[u8]) -> Option<&[u8]> {
         if !self.worth_compressing(data) {
             return None;
         }
-        let c = self.zstd.compress_to_buffer(data, dst).ok()?;
+        self.scratch.clear();
+        self.scratch
+            .reserve(zstd::zstd_safe::compress_bound(data.len()));
+        let c = self.zstd.compress_to_buffer(data, &mut self.scratch).ok()?;
         let padded = |len: usize| padme((INNER_HEADER + len) as u64);
-        (padded(c) < padded(data.len())).then_some(c)
+        (padded(c) < padded(data.len())).then_some(&self.scratch[..c])
     }
 
     /// Compresses (when it pays), pads and encrypts `data` as a blob with id `id`.
@@ -158,28 +167,23 @@ impl Sealer {
             });
         }
         let n = data.len();
-        let start = PREFIX + INNER_HEADER;
-        let bound = zstd::zstd_safe::compress_bound(n);
-        let mut out =
-            vec![0u8; PREFIX + padme((INNER_HEADER + bound.max(n)) as u64) as usize + TAG_LEN];
-        let (codec, stored) = match self.compress_into(data, &mut out[start..start + bound]) {
+        let (codec, payload) = match self.compress(data) {
             Some(c) => (CODEC_ZSTD, c),
-            None => (CODEC_RAW, n),
+            None => (CODEC_RAW, data),
         };
-        if codec == CODEC_RAW {
-            out[start..start + n].copy_from_slice(data);
-        }
+        let stored = payload.len();
         let padded = padme((INNER_HEADER + stored) as u64) as usize;
-        out[start + stored..PREFIX + padded].fill(0);
-        out.truncate(PREFIX + padded);
-        out[0..4].copy_from_slice(MAGIC);
-        out[4] = VERSION;
-        out[5] = 0;
-        out[OUTER_HEADER..PREFIX].copy_from_slice(nonce);
-        out[PREFIX] = kind as u8;
-        out[PREFIX + 1] = codec;
-        out[PREFIX + 2..PREFIX + 6].copy_from_slice(&(stored as u32).to_le_bytes());
-        out[PREFIX + 6..PREFIX + 10].copy_from_slice(&(n as u32).to_le_bytes());
+        let mut out = Vec::with_capacity(PREFIX + padded + TAG_LEN);
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.push(0);
+        out.extend_from_slice(nonce);
+        out.push(kind as u8);
+        out.push(codec);
+        out.extend_from_slice(&(stored as u32).to_le_bytes());
+        out.extend_from_slice(&(n as u32).to_le_bytes());
+        out.extend_from_slice(payload);
+        out.resize(PREFIX + padded, 0);
         let tag = seal_region(keys, id, &mut out);
         out.extend_from_slice(&tag);
         Ok(out)

@@ -15,7 +15,7 @@
 use std::io::{self, Read};
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// Smallest chunk (except a file's last).
 pub const MIN_SIZE: usize = 256 * 1024;
@@ -99,9 +99,10 @@ impl GearTable {
 pub struct Chunker<'g, R> {
     reader: R,
     gear: &'g GearTable,
-    /// `buf[..filled]` holds read bytes not yet handed out; the rest is free space.
-    buf: BytesMut,
-    filled: usize,
+    /// Read bytes not yet handed out.
+    buf: Bytes,
+    /// Size of the next read buffer.
+    next_capacity: usize,
     eof: bool,
 }
 
@@ -109,7 +110,7 @@ impl<'g, R: Read> Chunker<'g, R> {
     /// `size_hint` (the file's size, when known) sizes the first buffer so that
     /// small files do not allocate 8 MiB.
     pub fn new(reader: R, gear: &'g GearTable, size_hint: Option<u64>) -> Self {
-        let first = match size_hint {
+        let next_capacity = match size_hint {
             // One spare byte lets the read that returns 0 (end of file) happen
             // without a second allocation.
             Some(n) if n < BUF_SIZE as u64 => n as usize + 1,
@@ -118,8 +119,8 @@ impl<'g, R: Read> Chunker<'g, R> {
         Chunker {
             reader,
             gear,
-            buf: BytesMut::zeroed(first),
-            filled: 0,
+            buf: Bytes::new(),
+            next_capacity,
             eof: false,
         }
     }
@@ -127,20 +128,20 @@ impl<'g, R: Read> Chunker<'g, R> {
     /// The next chunk, or `None` at the end of the stream.
     pub fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
         loop {
-            if self.filled > 0 {
-                let avail = &self.buf[..self.filled];
-                if self.eof || self.filled >= MAX_SIZE {
-                    let len = self.gear.cut(avail);
-                    return Ok(Some(self.take(len)));
+            let filled = self.buf.len();
+            if filled > 0 {
+                if self.eof || filled >= MAX_SIZE {
+                    let len = self.gear.cut(&self.buf);
+                    return Ok(Some(self.buf.split_to(len)));
                 }
                 // With at least the average size in hand, a boundary found before
                 // the end of the data is the one the full stream would give (the
                 // scan only looks forward and its thresholds are unchanged), so
                 // hand it out now rather than reading further.
-                if self.filled >= AVG_SIZE {
-                    let len = self.gear.cut(avail);
-                    if len < self.filled {
-                        return Ok(Some(self.take(len)));
+                if filled >= AVG_SIZE {
+                    let len = self.gear.cut(&self.buf);
+                    if len < filled {
+                        return Ok(Some(self.buf.split_to(len)));
                     }
                 }
             } else if self.eof {
@@ -150,33 +151,26 @@ impl<'g, R: Read> Chunker<'g, R> {
         }
     }
 
-    fn take(&mut self, len: usize) -> Bytes {
-        self.filled -= len;
-        self.buf.split_to(len).freeze()
-    }
-
-    /// Reads more: into free space, or into a fresh buffer that starts with the
-    /// bytes not yet handed out (the chunks already handed out keep the old one).
+    /// Reads a fresh buffer that starts with the bytes not yet handed out (the
+    /// chunks already handed out keep the old one alive until they are dropped).
+    /// `read_to_end` over `take` fills it without zeroing it first.
     fn fill(&mut self) -> io::Result<()> {
-        if self.filled == self.buf.len() {
-            let mut fresh = BytesMut::zeroed(BUF_SIZE.max(self.filled * 2));
-            fresh[..self.filled].copy_from_slice(&self.buf[..self.filled]);
-            self.buf = fresh;
+        let capacity = self
+            .next_capacity
+            .max(2 * self.buf.len())
+            .max(self.buf.len() + 1);
+        self.next_capacity = BUF_SIZE;
+        let mut fresh = Vec::with_capacity(capacity);
+        fresh.extend_from_slice(&self.buf);
+        let want = capacity - fresh.len();
+        let n = (&mut self.reader)
+            .take(want as u64)
+            .read_to_end(&mut fresh)?;
+        if n < want {
+            self.eof = true;
         }
-        loop {
-            match self.reader.read(&mut self.buf[self.filled..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(());
-                }
-                Ok(n) => {
-                    self.filled += n;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        self.buf = Bytes::from(fresh);
+        Ok(())
     }
 }
 

@@ -1,17 +1,26 @@
 //! The hot path on all cores: many files in, ordered encrypted blobs out.
 //!
 //! ```text
-//!  files ──► reader threads ──jobs──► worker threads ──results──► caller's thread
-//!            open, read, chunk        id, dedup, compress,        reorders each file's
-//!            (FastCDC, sequential     pad, encrypt                chunks, calls the sink
-//!             within a file)
+//!  files ──► worker threads ─────────────────────────results──► caller's thread
+//!            each takes the next file and runs        reorders each file's
+//!            read → chunk → id → dedup → compress     chunks, calls the sink
+//!            → pad → encrypt on it, in its own cache;
+//!            when another worker is idle (no files
+//!            left), it hands chunks to it instead  ──jobs──► idle workers
 //! ```
 //!
-//! **Bounded memory, back-pressure.** A reader takes a token before it hands a
-//! chunk on, and the caller's thread returns the token once the sink has taken
+//! **Scaling.** A backup is mostly many files: each worker owns a file from
+//! read to ciphertext, so the data stays in that core's cache and no thread
+//! waits on another. One large file (a mailbox, a database) does not leave the
+//! other cores idle: its worker hands chunks to idle workers as it cuts them.
+//!
+//! **Bounded memory, back-pressure.** A worker takes a token before each chunk
+//! it cuts, and the caller's thread returns the token once the sink has taken
 //! that chunk's result. So at most `in_flight` chunks (each at most 4 MiB, and
 //! its blob) exist between the disk and the sink, whatever the file sizes, and a
 //! slow sink (a slow network) slows the readers down instead of filling memory.
+//! A worker waiting for a token processes queued chunks meanwhile, so the
+//! tokens can always come back.
 //!
 //! **Order.** Chunks of one file reach the sink in file order, then that file's
 //! [`Event::FileDone`]. Files may interleave with each other.
@@ -21,8 +30,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bytes::Bytes;
 use crossbeam_channel as chan;
@@ -33,14 +43,14 @@ use crate::error::Error;
 use crate::{ChunkId, Keys};
 
 /// One file to back up.
-pub struct Input {
+pub struct Input<'a> {
     /// Its contents.
-    pub reader: Box<dyn Read + Send>,
+    pub reader: Box<dyn Read + Send + 'a>,
     /// Its size, if known (sizes the read buffer).
     pub size_hint: Option<u64>,
 }
 
-impl std::fmt::Debug for Input {
+impl std::fmt::Debug for Input<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Input(size_hint: {:?})", self.size_hint)
     }
@@ -74,10 +84,8 @@ impl Dedup for SeenSet {
 /// Tuning of the pipeline.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Worker threads (id, compress, encrypt); 1 runs everything inline.
+    /// Worker threads; 1 runs everything inline on the caller's thread.
     pub threads: usize,
-    /// Threads that read and chunk files.
-    pub readers: usize,
     /// Chunks allowed between the disk and the sink at once.
     pub in_flight: usize,
     /// zstd level.
@@ -90,8 +98,7 @@ impl Config {
         let threads = threads.max(1);
         Config {
             threads,
-            readers: (threads / 2).clamp(1, 4),
-            in_flight: (threads * 3).max(4),
+            in_flight: (threads * 4).max(4),
             zstd_level: DEFAULT_ZSTD_LEVEL,
         }
     }
@@ -193,6 +200,8 @@ enum Msg {
         error: Option<io::Error>,
     },
     Fatal(Error),
+    /// A worker has exited; its earlier messages are all in the channel before this.
+    WorkerDone,
 }
 
 fn process(
@@ -214,7 +223,7 @@ fn process(
 /// every event. Stops at the first error of the sink, or at a fatal error
 /// (the system random generator failing); a file that cannot be read is an
 /// [`Event::FileFailed`], not an error.
-pub fn run<I, E, S>(
+pub fn run<'a, I, E, S>(
     keys: &Keys,
     config: &Config,
     files: I,
@@ -222,7 +231,7 @@ pub fn run<I, E, S>(
     mut sink: S,
 ) -> Result<Totals, E>
 where
-    I: Iterator<Item = io::Result<Input>> + Send,
+    I: Iterator<Item = io::Result<Input<'a>>> + Send,
     E: From<Error>,
     S: FnMut(Event) -> Result<(), E>,
 {
@@ -239,7 +248,7 @@ where
     Ok(totals)
 }
 
-fn inline<I, E>(
+fn inline<'a, I, E>(
     keys: &Keys,
     config: &Config,
     files: I,
@@ -247,7 +256,7 @@ fn inline<I, E>(
     sink: &mut dyn FnMut(Event) -> Result<(), E>,
 ) -> Result<(), E>
 where
-    I: Iterator<Item = io::Result<Input>>,
+    I: Iterator<Item = io::Result<Input<'a>>>,
     E: From<Error>,
 {
     let mut sealer = Sealer::new(config.zstd_level);
@@ -300,7 +309,144 @@ struct Pending {
     end: Option<(u64, u64, Option<io::Error>)>,
 }
 
-fn parallel<I, E>(
+/// Shared state of the worker threads.
+struct Workers<'a, 'k, I> {
+    keys: &'k Keys,
+    dedup: &'k dyn Dedup,
+    files: Mutex<(I, bool)>,
+    /// Workers cutting a file right now.
+    chunking: AtomicUsize,
+    /// Workers waiting for work.
+    idle: AtomicUsize,
+    abort: AtomicBool,
+    job_tx: chan::Sender<Job>,
+    job_rx: chan::Receiver<Job>,
+    msg_tx: chan::Sender<Msg>,
+    token_rx: chan::Receiver<()>,
+    _input: std::marker::PhantomData<fn() -> Input<'a>>,
+}
+
+/// Why a worker stops early.
+struct Stop;
+
+impl<'a, I> Workers<'a, '_, I>
+where
+    I: Iterator<Item = (usize, io::Result<Input<'a>>)>,
+{
+    fn seal(&self, sealer: &mut Sealer, Job { file, seq, data }: Job) -> Result<(), Stop> {
+        let msg = match process(self.keys, sealer, self.dedup, &data) {
+            Ok((id, blob)) => Msg::Chunk {
+                file,
+                seq,
+                id,
+                len: data.len(),
+                blob,
+            },
+            Err(e) => Msg::Fatal(e),
+        };
+        self.msg_tx.send(msg).map_err(|_| Stop)
+    }
+
+    fn next_file(&self) -> Option<(usize, io::Result<Input<'a>>)> {
+        let mut files = self.files.lock().unwrap();
+        if files.1 {
+            return None;
+        }
+        let next = files.0.next();
+        match next {
+            Some(_) => {
+                self.chunking.fetch_add(1, Ordering::SeqCst);
+            }
+            None => files.1 = true,
+        }
+        next
+    }
+
+    fn run(&self, level: i32) -> Result<(), Stop> {
+        let mut sealer = Sealer::new(level);
+        loop {
+            if self.abort.load(Ordering::Relaxed) {
+                return Err(Stop);
+            }
+            if let Ok(job) = self.job_rx.try_recv() {
+                self.seal(&mut sealer, job)?;
+                continue;
+            }
+            if let Some((file, input)) = self.next_file() {
+                let result = self.chunk_file(&mut sealer, file, input);
+                self.chunking.fetch_sub(1, Ordering::SeqCst);
+                result?;
+                continue;
+            }
+            // No file left: help with queued chunks until nobody can queue more.
+            if self.chunking.load(Ordering::SeqCst) == 0 && self.job_rx.is_empty() {
+                return Ok(());
+            }
+            self.idle.fetch_add(1, Ordering::SeqCst);
+            let job = self.job_rx.recv_timeout(Duration::from_millis(1));
+            self.idle.fetch_sub(1, Ordering::SeqCst);
+            if let Ok(job) = job {
+                self.seal(&mut sealer, job)?;
+            }
+        }
+    }
+
+    fn chunk_file(
+        &self,
+        sealer: &mut Sealer,
+        file: usize,
+        input: io::Result<Input<'a>>,
+    ) -> Result<(), Stop> {
+        let (mut seq, mut bytes, mut error) = (0u64, 0u64, None);
+        match input {
+            Err(e) => error = Some(e),
+            Ok(input) => {
+                for data in Chunker::new(input.reader, self.keys.gear(), input.size_hint) {
+                    let data = match data {
+                        Ok(d) => d,
+                        Err(e) => {
+                            error = Some(e);
+                            break;
+                        }
+                    };
+                    self.take_token(sealer)?;
+                    bytes += data.len() as u64;
+                    let job = Job { file, seq, data };
+                    if self.idle.load(Ordering::SeqCst) > 0 {
+                        self.job_tx.send(job).map_err(|_| Stop)?;
+                    } else {
+                        self.seal(sealer, job)?;
+                    }
+                    seq += 1;
+                }
+            }
+        }
+        self.msg_tx
+            .send(Msg::FileEnd {
+                file,
+                chunks: seq,
+                bytes,
+                error,
+            })
+            .map_err(|_| Stop)
+    }
+
+    /// Waits for room for one more chunk, sealing queued chunks meanwhile.
+    fn take_token(&self, sealer: &mut Sealer) -> Result<(), Stop> {
+        loop {
+            chan::select! {
+                recv(self.token_rx) -> t => return t.map_err(|_| Stop),
+                recv(self.job_rx) -> job => {
+                    if let Ok(job) = job {
+                        self.seal(sealer, job)?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn parallel<'a, I, E>(
     keys: &Keys,
     config: &Config,
     files: I,
@@ -308,100 +454,40 @@ fn parallel<I, E>(
     sink: &mut dyn FnMut(Event) -> Result<(), E>,
 ) -> Result<(), E>
 where
-    I: Iterator<Item = io::Result<Input>> + Send,
+    I: Iterator<Item = io::Result<Input<'a>>> + Send,
     E: From<Error>,
 {
-    let files = Mutex::new(files.enumerate());
-    let abort = AtomicBool::new(false);
-    let (job_tx, job_rx) = chan::bounded::<Job>(config.in_flight);
+    let (job_tx, job_rx) = chan::unbounded::<Job>();
     let (msg_tx, msg_rx) = chan::unbounded::<Msg>();
     let (token_tx, token_rx) = chan::bounded::<()>(config.in_flight);
     for _ in 0..config.in_flight {
         token_tx.send(()).unwrap();
     }
+    let workers = Workers {
+        keys,
+        dedup,
+        files: Mutex::new((files.enumerate(), false)),
+        chunking: AtomicUsize::new(0),
+        idle: AtomicUsize::new(0),
+        abort: AtomicBool::new(false),
+        job_tx,
+        job_rx,
+        msg_tx,
+        token_rx,
+        _input: std::marker::PhantomData,
+    };
     std::thread::scope(|s| {
-        for _ in 0..config.readers.max(1) {
-            let (files, abort, job_tx, msg_tx, token_rx) = (
-                &files,
-                &abort,
-                job_tx.clone(),
-                msg_tx.clone(),
-                token_rx.clone(),
-            );
-            s.spawn(move || {
-                while !abort.load(Ordering::Relaxed) {
-                    let Some((file, input)) = files.lock().unwrap().next() else {
-                        break;
-                    };
-                    let (mut seq, mut bytes, mut error) = (0u64, 0u64, None);
-                    match input {
-                        Err(e) => error = Some(e),
-                        Ok(input) => {
-                            for data in Chunker::new(input.reader, keys.gear(), input.size_hint) {
-                                let data = match data {
-                                    Ok(d) => d,
-                                    Err(e) => {
-                                        error = Some(e);
-                                        break;
-                                    }
-                                };
-                                // Wait for room; no token means the run is over.
-                                if token_rx.recv().is_err() || abort.load(Ordering::Relaxed) {
-                                    return;
-                                }
-                                bytes += data.len() as u64;
-                                if job_tx.send(Job { file, seq, data }).is_err() {
-                                    return;
-                                }
-                                seq += 1;
-                            }
-                        }
-                    }
-                    if msg_tx
-                        .send(Msg::FileEnd {
-                            file,
-                            chunks: seq,
-                            bytes,
-                            error,
-                        })
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(job_tx);
-        drop(token_rx);
         for _ in 0..config.threads {
-            let (job_rx, msg_tx) = (job_rx.clone(), msg_tx.clone());
-            let level = config.zstd_level;
-            s.spawn(move || {
-                let mut sealer = Sealer::new(level);
-                for Job { file, seq, data } in job_rx {
-                    let msg = match process(keys, &mut sealer, dedup, &data) {
-                        Ok((id, blob)) => Msg::Chunk {
-                            file,
-                            seq,
-                            id,
-                            len: data.len(),
-                            blob,
-                        },
-                        Err(e) => Msg::Fatal(e),
-                    };
-                    if msg_tx.send(msg).is_err() {
-                        return;
-                    }
-                }
+            s.spawn(|| {
+                let _ = workers.run(config.zstd_level);
+                let _ = workers.msg_tx.send(Msg::WorkerDone);
             });
         }
-        drop(job_rx);
-        drop(msg_tx);
-        let result = collect(&msg_rx, &token_tx, sink);
+        let result = collect(&msg_rx, &token_tx, sink, config.threads);
         if result.is_err() {
-            abort.store(true, Ordering::Relaxed);
+            workers.abort.store(true, Ordering::Relaxed);
         }
-        // Dropping the tokens and the results channel wakes and ends every thread.
+        // Dropping the tokens and the results channel wakes and ends every worker.
         drop(token_tx);
         drop(msg_rx);
         result
@@ -412,13 +498,20 @@ fn collect<E>(
     msg_rx: &chan::Receiver<Msg>,
     token_tx: &chan::Sender<()>,
     sink: &mut dyn FnMut(Event) -> Result<(), E>,
+    workers: usize,
 ) -> Result<(), E>
 where
     E: From<Error>,
 {
     let mut pending: HashMap<usize, Pending> = HashMap::new();
-    for msg in msg_rx {
+    let mut done = 0;
+    while done < workers {
+        let Ok(msg) = msg_rx.recv() else { break };
         let file = match msg {
+            Msg::WorkerDone => {
+                done += 1;
+                continue;
+            }
             Msg::Fatal(e) => return Err(e.into()),
             Msg::Chunk {
                 file,
@@ -479,10 +572,10 @@ mod tests {
     use crate::benchmark::{random_bytes, text_bytes};
     use crate::{blob, MasterKey};
 
-    fn inputs(files: &[Vec<u8>]) -> impl Iterator<Item = io::Result<Input>> + Send + '_ {
+    fn inputs(files: &[Vec<u8>]) -> impl Iterator<Item = io::Result<Input<'_>>> + Send + '_ {
         files.iter().map(|f| {
             Ok(Input {
-                reader: Box::new(io::Cursor::new(f.clone())),
+                reader: Box::new(&f[..]),
                 size_hint: Some(f.len() as u64),
             })
         })
@@ -566,7 +659,7 @@ mod tests {
         }
         let keys = Keys::derive(&MasterKey::from_bytes([5; 32]));
         for threads in [1, 3] {
-            let files: Vec<io::Result<Input>> = vec![
+            let files: Vec<io::Result<Input<'_>>> = vec![
                 Ok(Input {
                     reader: Box::new(io::Cursor::new(vec![1u8; 1000])),
                     size_hint: None,
@@ -621,5 +714,52 @@ mod tests {
         );
         assert!(res.is_err());
         assert_eq!(seen, 3);
+    }
+
+    /// A slow sink holds the readers back: what has been read but not yet
+    /// delivered stays below the in-flight chunks plus one read buffer per worker.
+    #[test]
+    fn a_slow_sink_bounds_what_is_read_ahead() {
+        use std::sync::atomic::AtomicU64;
+        struct Counting<'a> {
+            data: &'a [u8],
+            read: &'a AtomicU64,
+        }
+        impl Read for Counting<'_> {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let n = self.data.read(out)?;
+                self.read.fetch_add(n as u64, Ordering::SeqCst);
+                Ok(n)
+            }
+        }
+        let keys = Keys::derive(&MasterKey::from_bytes([5; 32]));
+        let big = random_bytes(96 << 20, 9);
+        let read = AtomicU64::new(0);
+        let config = Config::with_threads(2);
+        let bound = (config.in_flight * crate::chunker::MAX_SIZE
+            + config.threads * 2 * 8 * 1024 * 1024) as u64;
+        let mut delivered = 0u64;
+        let mut worst = 0u64;
+        let inputs = std::iter::once(Ok(Input {
+            reader: Box::new(Counting {
+                data: &big,
+                read: &read,
+            }),
+            size_hint: None,
+        }));
+        run::<_, Error, _>(&keys, &config, inputs, &SeenSet::default(), |ev| {
+            if let Event::Chunk { len, .. } = ev {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                worst = worst.max(read.load(Ordering::SeqCst) - delivered);
+                delivered += len as u64;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(delivered, big.len() as u64);
+        assert!(
+            worst <= bound,
+            "read {worst} bytes ahead of the sink, bound {bound}"
+        );
     }
 }
