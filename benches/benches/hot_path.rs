@@ -13,6 +13,10 @@ use coffre_core::chunker::{AVG_SIZE, MAX_SIZE, MIN_SIZE};
 use coffre_core::{Keys, MasterKey, Sealer};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
+/// The allocator the `coffre` binary uses, so that the benches measure what runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SIZE: usize = 64 << 20;
 
 fn keys() -> Keys {

@@ -14,6 +14,7 @@
 
 use std::io::{self, Read};
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -94,16 +95,49 @@ impl GearTable {
     }
 }
 
+/// A chunk's bytes inside a shared read buffer.
+struct Window {
+    buf: Arc<Vec<u8>>,
+    range: Range<usize>,
+}
+
+impl AsRef<[u8]> for Window {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[self.range.clone()]
+    }
+}
+
+/// Read buffers kept for reuse once every chunk cut from them is dropped: a
+/// long file is read through the same few buffers, with no new allocation (and
+/// so no page faults) per buffer.
+const POOL: usize = 2;
+
 /// Cuts any reader into chunks with bounded memory.
-#[derive(Debug)]
+///
+/// Chunks are [`Bytes`] views into the read buffer (no copy per chunk). Memory
+/// is at most the current buffer plus [`POOL`] retired ones (8 MiB each), and
+/// whatever chunks the caller still holds.
 pub struct Chunker<'g, R> {
     reader: R,
     gear: &'g GearTable,
-    /// Read bytes not yet handed out.
-    buf: Bytes,
+    /// The current read buffer; `buf[start..]` is read but not yet handed out.
+    buf: Arc<Vec<u8>>,
+    start: usize,
     /// Size of the next read buffer.
     next_capacity: usize,
+    pool: Vec<Arc<Vec<u8>>>,
     eof: bool,
+}
+
+impl<R> std::fmt::Debug for Chunker<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Chunker({} bytes buffered, eof: {})",
+            self.buf.len() - self.start,
+            self.eof
+        )
+    }
 }
 
 impl<'g, R: Read> Chunker<'g, R> {
@@ -119,8 +153,10 @@ impl<'g, R: Read> Chunker<'g, R> {
         Chunker {
             reader,
             gear,
-            buf: Bytes::new(),
+            buf: Arc::new(Vec::new()),
+            start: 0,
             next_capacity,
+            pool: Vec::new(),
             eof: false,
         }
     }
@@ -128,20 +164,21 @@ impl<'g, R: Read> Chunker<'g, R> {
     /// The next chunk, or `None` at the end of the stream.
     pub fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
         loop {
-            let filled = self.buf.len();
+            let avail = &self.buf[self.start..];
+            let filled = avail.len();
             if filled > 0 {
                 if self.eof || filled >= MAX_SIZE {
-                    let len = self.gear.cut(&self.buf);
-                    return Ok(Some(self.buf.split_to(len)));
+                    let len = self.gear.cut(avail);
+                    return Ok(Some(self.take(len)));
                 }
                 // With at least the average size in hand, a boundary found before
                 // the end of the data is the one the full stream would give (the
                 // scan only looks forward and its thresholds are unchanged), so
                 // hand it out now rather than reading further.
                 if filled >= AVG_SIZE {
-                    let len = self.gear.cut(&self.buf);
+                    let len = self.gear.cut(avail);
                     if len < filled {
-                        return Ok(Some(self.buf.split_to(len)));
+                        return Ok(Some(self.take(len)));
                     }
                 }
             } else if self.eof {
@@ -151,25 +188,56 @@ impl<'g, R: Read> Chunker<'g, R> {
         }
     }
 
-    /// Reads a fresh buffer that starts with the bytes not yet handed out (the
-    /// chunks already handed out keep the old one alive until they are dropped).
-    /// `read_to_end` over `take` fills it without zeroing it first.
+    fn take(&mut self, len: usize) -> Bytes {
+        let range = self.start..self.start + len;
+        self.start += len;
+        Bytes::from_owner(Window {
+            buf: Arc::clone(&self.buf),
+            range,
+        })
+    }
+
+    /// Refills: moves the bytes not yet handed out to the front of a buffer
+    /// (this one if no chunk still uses it, else a free pooled or new one) and
+    /// reads after them. `read_to_end` over `take` fills without zeroing first.
     fn fill(&mut self) -> io::Result<()> {
-        let capacity = self
-            .next_capacity
-            .max(2 * self.buf.len())
-            .max(self.buf.len() + 1);
+        let rest = self.buf.len() - self.start;
+        let capacity = self.next_capacity.max(2 * rest).max(rest + 1);
         self.next_capacity = BUF_SIZE;
-        let mut fresh = Vec::with_capacity(capacity);
-        fresh.extend_from_slice(&self.buf);
-        let want = capacity - fresh.len();
+        let mut next =
+            if let Some(buf) = Arc::get_mut(&mut self.buf).filter(|b| b.capacity() >= capacity) {
+                buf.copy_within(self.start.., 0);
+                buf.truncate(rest);
+                std::mem::take(buf)
+            } else {
+                let mut fresh = match self
+                    .pool
+                    .iter()
+                    .position(|b| Arc::strong_count(b) == 1 && b.capacity() >= capacity)
+                {
+                    Some(i) => Arc::into_inner(self.pool.swap_remove(i)).unwrap_or_default(),
+                    None => Vec::with_capacity(capacity),
+                };
+                fresh.clear();
+                fresh.extend_from_slice(&self.buf[self.start..]);
+                let old = std::mem::take(&mut self.buf);
+                if old.capacity() >= BUF_SIZE {
+                    if self.pool.len() == POOL {
+                        self.pool.remove(0);
+                    }
+                    self.pool.push(old);
+                }
+                fresh
+            };
+        let want = next.capacity() - next.len();
         let n = (&mut self.reader)
             .take(want as u64)
-            .read_to_end(&mut fresh)?;
+            .read_to_end(&mut next)?;
         if n < want {
             self.eof = true;
         }
-        self.buf = Bytes::from(fresh);
+        self.buf = Arc::new(next);
+        self.start = 0;
         Ok(())
     }
 }
