@@ -48,6 +48,9 @@ fn chunking(c: &mut Criterion) {
     g.bench_function("coffre streaming", |b| {
         b.iter(|| bench::chunk_and_id(&k, black_box(&data)))
     });
+    g.bench_function("coffre in memory", |b| {
+        b.iter(|| bench::chunk_and_id_in_memory(&k, black_box(&data)))
+    });
     g.bench_function("fastcdc crate v2020 + keyed blake3", |b| {
         b.iter(|| {
             fastcdc::v2020::FastCDC::new(black_box(&data), MIN_SIZE, AVG_SIZE, MAX_SIZE)
