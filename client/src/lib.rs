@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod remote;
 
 use std::process::ExitCode;
 
@@ -13,7 +14,21 @@ use clap::Parser;
 /// Parses the command line, runs the subcommand, and turns an error into one
 /// line on stderr and a non-zero exit code.
 pub fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print as usual; a usage error is one line.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.to_string();
+            let reason = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("coffre: error: {reason} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

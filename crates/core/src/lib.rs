@@ -26,6 +26,7 @@ mod padding;
 pub mod pipeline;
 mod time;
 pub mod tree;
+pub mod units;
 
 pub use blob::{BlobKind, Sealer};
 pub use error::{Error, Object, Result};

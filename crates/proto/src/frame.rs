@@ -45,8 +45,10 @@ use thiserror::Error;
 /// small blobs without a protocol change, while bounding what a single
 /// misbehaving peer can make the server buffer to 16 MiB per stream.
 ///
-/// Anything larger than one frame (for example a very large tree blob) must be
-/// split into several messages by the layer above.
+/// A message larger than one frame (a big snapshot manifest, a long snapshot
+/// list) is cut into several frames by the message layer: every frame but the
+/// last has type [`crate::CONTINUATION`] (see [`crate::encode_request`] and
+/// [`crate::Assembler`]).
 pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 
 /// Bytes of the length prefix.
@@ -193,7 +195,24 @@ const _: () = assert!(MAX_FRAME_LEN <= u32::MAX as usize);
 /// buffered, so a reader never needs to grow its buffer to learn that a frame
 /// is oversized.
 pub fn decode(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
-    let Some((len_bytes, rest)) = buf.split_first_chunk::<LENGTH_LEN>() else {
+    let Some(len) = decode_length(buf)? else {
+        return Ok(None);
+    };
+    let Some(body) = buf[LENGTH_LEN..].get(..len) else {
+        return Ok(None);
+    };
+    let (type_bytes, payload) = body.split_at(TYPE_LEN);
+    let msg_type = u16::from_be_bytes([type_bytes[0], type_bytes[1]]);
+    Ok(Some((Frame { msg_type, payload }, LENGTH_LEN + len)))
+}
+
+/// Checks the length prefix at the start of `buf`, if its 4 bytes are there.
+///
+/// Returns the declared length (message type plus payload), `Ok(None)` when
+/// fewer than 4 bytes are buffered, or the error [`decode`] would give. Shared
+/// with the message assembler, which reads frames piecewise.
+pub(crate) fn decode_length(buf: &[u8]) -> Result<Option<usize>, FrameError> {
+    let Some(len_bytes) = buf.first_chunk::<LENGTH_LEN>() else {
         return Ok(None);
     };
     let declared = u32::from_be_bytes(*len_bytes);
@@ -209,12 +228,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
     if len < TYPE_LEN {
         return Err(FrameError::FrameTooShort { len: declared });
     }
-    let Some(body) = rest.get(..len) else {
-        return Ok(None);
-    };
-    let (type_bytes, payload) = body.split_at(TYPE_LEN);
-    let msg_type = u16::from_be_bytes([type_bytes[0], type_bytes[1]]);
-    Ok(Some((Frame { msg_type, payload }, LENGTH_LEN + len)))
+    Ok(Some(len))
 }
 
 /// The hello this build sends: [`HELLO_MAGIC`] then [`PROTOCOL_VERSION`].

@@ -7,13 +7,71 @@
 //!   buffered;
 //! - the versioned handshake ([`encode_hello`], [`decode_hello`]): each side
 //!   first sends [`HELLO_MAGIC`] and its [`PROTOCOL_VERSION`], so a stranger or
-//!   an incompatible build is refused with a clear message before any frame.
+//!   an incompatible build is refused with a clear message before any frame;
+//! - messages ([`Request`], [`Response`], in named pairs): each request goes
+//!   on its own QUIC bidirectional stream and gets exactly one response.
+//!   [`encode_request`] / [`encode_response`] give a message's wire bytes (its
+//!   payload cut into frames, every frame but the last of type
+//!   [`CONTINUATION`]); an [`Assembler`] takes a stream's bytes in whatever
+//!   pieces they arrive, applies the cap of the message type at each frame
+//!   header, and returns the message's type and payload;
+//!   [`decode_request_owned`] / [`decode_response_owned`] decode it (or
+//!   [`decode_request`] / [`decode_response`] from a borrowed payload);
+//! - the enrolment token ([`Token`]): `coffre1.` and base64url of the server
+//!   address, its pinned certificate fingerprint, the subscriber, the device
+//!   and its secret.
 //!
-//! The byte layout and the guarantees are specified in [`frame`].
+//! The byte layouts are specified in `docs/protocol.md` and frozen by the
+//! known-answer tests in `tests/known_answers.rs`.
+//!
+//! Reading one request from a stream (here a blocking [`std::io::Read`]; over
+//! QUIC the loop is the same with `recv.read(&mut buf).await?`, see
+//! `docs/protocol.md`):
+//!
+//! ```
+//! use std::io::Read;
+//! use coffre_proto::{decode_request_owned, encode_request, Assembler, Request};
+//!
+//! fn read_request(stream: &mut impl Read) -> Result<Request, Box<dyn std::error::Error>> {
+//!     let mut assembler = Assembler::for_requests();
+//!     let mut buf = vec![0; 64 * 1024];
+//!     loop {
+//!         let n = stream.read(&mut buf)?;
+//!         if n == 0 {
+//!             // The peer finished its side before the message was complete.
+//!             return Err(assembler.end_of_stream().into());
+//!         }
+//!         if let Some((msg_type, payload)) = assembler.feed(&buf[..n])? {
+//!             return Ok(decode_request_owned(msg_type, payload)?);
+//!         }
+//!     }
+//! }
+//!
+//! let wire = encode_request(&Request::Forget { snapshot: [7; 32] })?;
+//! assert_eq!(read_request(&mut &wire[..])?, Request::Forget { snapshot: [7; 32] });
+//! assert!(read_request(&mut &wire[..wire.len() - 1]).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod assembler;
+mod error;
 pub mod frame;
+mod message;
+#[cfg(feature = "tokio")]
+pub mod stream;
+mod token;
+mod wire;
 
+pub use assembler::Assembler;
+pub use error::ProtoError;
 pub use frame::{
     decode, decode_hello, encode, encode_hello, Frame, FrameError, HEADER_LEN, HELLO_LEN,
     HELLO_MAGIC, MAX_FRAME_LEN, MAX_PAYLOAD_LEN, PROTOCOL_VERSION,
 };
+pub use message::{
+    decode_request, decode_request_owned, decode_response, decode_response_owned, encode_request,
+    encode_response, max_request_len, max_response_len, message_name, ErrorCode, ErrorReply, Id,
+    Request, Response, Role, SnapshotEntry, CONTINUATION, MAX_BLOB_LEN, MAX_ERROR_MESSAGE_LEN,
+    MAX_IDS_PER_REQUEST, MAX_KEY_FILE_LEN, MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_SNAPSHOTS_PER_LIST,
+};
+pub use token::{Token, TokenError, TOKEN_PREFIX};

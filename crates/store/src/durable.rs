@@ -32,6 +32,12 @@
 //!
 //! On non-Unix systems directories cannot be opened for fsync; [`sync_dir`] is
 //! then a no-op and step 4 relies on the file system journaling the rename.
+//!
+//! Files written in several steps (packs) use the same sequence split in two:
+//! [`create_new`] opens the temporary file (`O_EXCL`), the caller writes it,
+//! then [`persist`] does steps 2 to 4 (and removes the temporary file if one of
+//! them fails). [`create_dir_all`] and [`remove_file`] make directory
+//! creations and removals durable the same way.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -67,22 +73,40 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     };
 
     let (tmp, mut file) = create_temp(dir, name, path)?;
-    let written = file
-        .write_all(data)
-        .map_err(|e| context(e, "writing", &tmp, path))
-        .and_then(|()| {
-            file.sync_all()
-                .map_err(|e| context(e, "syncing", &tmp, path))
-        });
+    if let Err(e) = file.write_all(data) {
+        drop(file);
+        // Best effort: the original error is the one that matters.
+        let _ = fs::remove_file(&tmp);
+        return Err(context(e, "writing", &tmp, path));
+    }
+    persist(file, &tmp, path)
+}
+
+/// Makes an already written temporary file durable under `path`: fsync of the
+/// file, rename of `tmp` over `path`, fsync of the directory (steps 2 to 4 of
+/// the module documentation).
+///
+/// `tmp` must be in the same directory as `path` (a rename is atomic only
+/// within one file system). If the fsync or the rename fails, `tmp` is removed
+/// before the error is returned. Errors keep their [`io::ErrorKind`] and name
+/// `path`.
+pub fn persist(file: File, tmp: &Path, path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let synced = file
+        .sync_all()
+        .map_err(|e| context(e, "syncing", tmp, path));
     drop(file);
-    if let Err(e) = written.and_then(|()| {
-        fs::rename(&tmp, path).map_err(|e| {
+    if let Err(e) = synced.and_then(|()| {
+        fs::rename(tmp, path).map_err(|e| {
             let what = format!("renaming temporary file {} into place", tmp.display());
             io::Error::new(e.kind(), format!("writing {}: {what}: {e}", path.display()))
         })
     }) {
         // Best effort: the original error is the one that matters.
-        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(tmp);
         return Err(e);
     }
     sync_dir(dir).map_err(|e| {
@@ -94,6 +118,62 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
             ),
         )
     })
+}
+
+/// Creates `path` for writing; fails if it exists (`O_EXCL`), so two writers
+/// never share a file. The error names the path.
+pub fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", path.display())))
+}
+
+/// Creates `dir` and its missing parents, and fsyncs the parent of every
+/// directory it created, so the new directories survive a crash. Does nothing
+/// (one `stat`) when `dir` exists.
+pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_all(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        // Created by a concurrent caller meanwhile: it syncs the parent too.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("creating directory {}: {e}", dir.display()),
+            ))
+        }
+    }
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+/// Removes the file `path` and fsyncs its directory, so the removal survives a
+/// crash. Returns `false` if there was no such file.
+pub fn remove_file(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("removing {}: {e}", path.display()),
+            ))
+        }
+    }
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => sync_dir(dir).map(|()| true),
+        None => Ok(true),
+    }
 }
 
 /// Flushes `dir`'s entries (creations, renames, deletions) to disk.
@@ -246,6 +326,51 @@ mod tests {
         let content = fs::read(&*path).unwrap();
         assert!(versions.contains(&content));
         assert_eq!(entries(dir.path()), ["manifest"]);
+    }
+
+    #[test]
+    fn persist_renames_a_written_temp_file_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join(".a.pack.tmp");
+        let path = dir.path().join("a.pack");
+        let mut file = create_new(&tmp).unwrap();
+        file.write_all(b"pack bytes").unwrap();
+        persist(file, &tmp, &path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"pack bytes");
+        assert_eq!(entries(dir.path()), ["a.pack"]);
+        // create_new never reuses an existing name.
+        let err = create_new(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn failed_persist_removes_the_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join(".b.tmp");
+        let occupied = dir.path().join("b");
+        fs::create_dir(&occupied).unwrap();
+        fs::write(occupied.join("inside"), b"x").unwrap();
+        let file = create_new(&tmp).unwrap();
+        persist(file, &tmp, &occupied).unwrap_err();
+        assert_eq!(entries(dir.path()), ["b"]);
+    }
+
+    #[test]
+    fn create_dir_all_and_remove_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("subscribers").join("7").join("packs");
+        create_dir_all(&deep).unwrap();
+        create_dir_all(&deep).unwrap();
+        assert!(deep.is_dir());
+        let f = deep.join("f");
+        write_atomic(&f, b"x").unwrap();
+        assert!(remove_file(&f).unwrap());
+        assert!(!remove_file(&f).unwrap());
+        assert!(entries(&deep).is_empty());
     }
 
     #[test]

@@ -1,11 +1,90 @@
-//! coffre's server-side storage, with no network: durable writes today; packs,
-//! the catalogue, quotas, retention and GC as they arrive.
+//! coffre's server-side storage, with no network and no async: the catalogue
+//! (SQLite), pack files, snapshot manifests and quotas. The on-disk layout,
+//! the schema and these rules are also in `docs/store.md`.
 //!
-//! [`durable`] is the only module that puts bytes on disk. Everything that must
-//! survive a crash (packs, manifests, configuration) goes through
-//! [`write_atomic`], which guarantees that a crash at any instant leaves either
-//! the old or the new contents, and that `Ok` means the data is on disk.
+//! - [`Store`] is the whole API: admin operations (subscribers, devices,
+//!   usage), [`Store::authenticate`], and the data path, which takes the
+//!   returned [`Session`] and is scoped by its subscriber (invariant 4).
+//! - [`PackWriter`]: a session's open pack; blobs become durable and visible
+//!   when it is sealed (explicitly, at 32 MiB, or by `commit_snapshot`).
+//! - [`durable`] is the only module that makes bytes durable: temp file,
+//!   fsync, rename, fsync of the directory.
+//! - `catalog` holds all the SQL; the pack format is in [`pack`].
+//!
+//! # What makes a commit safe (invariant 2)
+//!
+//! 1. A pack is written to `.<name>.pack.tmp`, fsync'd, renamed, and its
+//!    directory fsync'd **before** its chunks enter the catalogue. A chunk row
+//!    therefore always points to durable bytes.
+//! 2. `commit_snapshot` seals the session's pack, checks every chunk the
+//!    manifest lists against the catalogue, writes the manifest durably, and
+//!    only then inserts the snapshot row (`synchronous = FULL`: durable when
+//!    the call returns).
+//! 3. A crash between two steps leaves files the catalogue does not know
+//!    (a temporary pack, a pack or a manifest with no row): harmless, not
+//!    counted in `used_bytes`, removed or re-indexed by a later GC / rebuild.
+//!    Never the reverse: a row without its file.
+//!
+//! # Concurrency
+//!
+//! One [`Store`] per process, shared by all threads; the daemon calls it from
+//! tokio's blocking pool, many sessions at once. Admin commands open the same
+//! data directory from other processes while the daemon runs: SQLite's WAL
+//! lets their reads run beside the daemon, and their writes wait for the
+//! write lock (busy timeout 10 s, then [`Error::Busy`]). Inside a process,
+//! writes are serialised on one connection; reads use a small pool.
+//!
+//! | operation | may run beside | how it stays correct |
+//! | --- | --- | --- |
+//! | `has_chunks`, `chunk`, `manifest`, `list_snapshots`, `status`, `key` | everything | one read transaction each (a consistent state); pack files are never modified once renamed |
+//! | `put_chunk` into different sessions' packs | each other, all reads, commits | each pack is its session's own temporary file; the quota check reads `used_bytes` and reserves the blob's bytes under the subscriber's lock, so parallel uploads cannot overshoot the quota |
+//! | `put_chunk` of the same id by two sessions | each other | both may write it; at seal the first catalogued copy wins (`INSERT OR IGNORE`), the other stays in its pack unindexed (counted in `used_bytes`, reclaimed by a later repack) |
+//! | `seal_pack` | everything | file durable first, then one `IMMEDIATE` transaction (pack row, chunk rows, `used_bytes`) |
+//! | `commit_snapshot` | puts, seals and commits of other subscribers; puts of the same subscriber | commits, forgets and key uploads of one subscriber are serialised (a per-subscriber lock); the chunk check is valid for the GC epoch it read, and is redone inside the write transaction if a GC ran meanwhile |
+//! | `forget_snapshot` (admin devices) | everything | row deleted before the manifest file, in the subscriber's commit lock; chunks are not touched |
+//! | admin commands (`add_subscriber`, `set_subscriber`, `add_device`, `revoke_device`) from another process | the daemon | one `IMMEDIATE` transaction each; a quota change applies to the next `put_chunk`; a revocation to the next `authenticate`, `commit_snapshot` or `forget_snapshot` |
+//! | `usage`, `list_subscribers`, `list_devices` | everything | one read transaction |
+//! | two daemons on one data directory | — | **not supported**: quota reservations and open packs live in one process's memory |
+//!
+//! **GC and retention (later milestones) must respect what this crate
+//! promises:** they must never delete a chunk that is in an open pack (not in
+//! the catalogue yet, only in the daemon's memory: GC must ignore packs
+//! without a row and temporary files younger than the grace period), nor a
+//! chunk that `has_chunks` reported present or `commit_snapshot` checked
+//! within the grace period (invariant 6). A GC sweep that deletes chunk rows
+//! must increment `meta.gc_epoch` in the same transaction, so that a commit
+//! that checked its chunks before the sweep checks them again.
 
+mod catalog;
+mod data;
 pub mod durable;
+mod error;
+pub mod pack;
+mod pending;
+mod store;
+mod types;
 
+pub use coffre_core::ChunkId;
+pub use data::MAX_KEY_FILE;
 pub use durable::{sync_dir, write_atomic};
+pub use error::{Error, Result};
+pub use pack::{
+    parse_pack_index, read_pack_index, PackEntry, PackWriter, PACK_MAGIC, PACK_TARGET_SIZE,
+    PACK_VERSION,
+};
+pub use store::{Store, CATALOG_FILE, SUBSCRIBERS_DIR};
+pub use types::{
+    DeviceInfo, Role, Session, SnapshotInfo, Status, SubscriberInfo, Usage, MAX_NAME_LEN,
+};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn store_and_pack_writer_can_be_shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<super::Store>();
+        send_sync::<super::Session>();
+        send::<super::PackWriter>();
+    }
+}

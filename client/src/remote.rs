@@ -1,0 +1,415 @@
+//! The connection to the coffre server: QUIC with the server's certificate
+//! pinned by the fingerprint in the enrolment token, one request per stream,
+//! many in parallel.
+//!
+//! Every failure is a [`RemoteError`] whose message tells the user what happened
+//! and what to do: unreachable server, pinned-certificate mismatch, revoked
+//! device, full quota...
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffre_core::units::format_size;
+use coffre_core::ChunkId;
+use coffre_proto::{ErrorCode, ErrorReply, Request, Response, Role, SnapshotEntry};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+/// The TLS name the server's certificate carries.
+const SERVER_NAME: &str = "coffre-server";
+const ALPN: &[u8] = b"coffre/1";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why talking to the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// DNS or network failure, or no server answering.
+    #[error("cannot reach the coffre server at {server}: {detail} (check the network connection, and that the server is running)")]
+    Unreachable {
+        /// The address dialled.
+        server: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The server's certificate is not the one pinned in the token.
+    #[error(
+        "the server at {server} does not present the certificate of your enrolment token: it is another server, \
+         or someone is intercepting the connection. Nothing was sent. Ask your technician for a new token if the server was reinstalled"
+    )]
+    CertificateMismatch {
+        /// The address dialled.
+        server: String,
+    },
+    /// The server answered with an error.
+    #[error("{}", explain(.0))]
+    Refused(ErrorReply),
+    /// The connection broke or the server sent something unreadable.
+    #[error("lost the connection to the server: {0} (run the command again; nothing already sent is lost)")]
+    Connection(String),
+}
+
+impl RemoteError {
+    /// The server's error code, if the server refused the request.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            RemoteError::Refused(r) => Some(r.code),
+            _ => None,
+        }
+    }
+}
+
+/// The sentence a user reads for a server error.
+fn explain(r: &ErrorReply) -> String {
+    match r.code {
+        ErrorCode::QuotaExceeded => format!(
+            "the storage quota is full: {} of {} used. Nothing already backed up was touched. \
+             Ask the association to raise the quota, or remove old snapshots",
+            format_size(r.used),
+            format_size(r.quota)
+        ),
+        ErrorCode::Revoked => "this device has been revoked by the association: ask your technician".into(),
+        ErrorCode::UnknownDevice => "the server does not know this device (the enrolment token is wrong or was deleted): ask your technician for a new token".into(),
+        ErrorCode::Forbidden => format!("not allowed: {} (only a technician's admin device may do this)", r.message),
+        ErrorCode::StorageFull => "the server's storage is full: nothing already backed up was lost; tell your technician".into(),
+        ErrorCode::UnsupportedVersion => format!("the server speaks another protocol version: {}", r.message),
+        ErrorCode::Busy => "the server is busy: try again in a few minutes".into(),
+        _ => format!("the server refused: {}", r.message),
+    }
+}
+
+/// Accepts exactly the certificate whose BLAKE3 fingerprint is pinned.
+#[derive(Debug)]
+struct Pinned {
+    fingerprint: [u8; 32],
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if *blake3::hash(end_entity.as_ref()).as_bytes() == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "coffre: pinned certificate mismatch".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// An authenticated connection to the server.
+#[derive(Debug)]
+pub struct Remote {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    /// The subscriber this device belongs to.
+    pub subscriber: String,
+    /// This device's name.
+    pub device: String,
+    /// What it may do.
+    pub role: Role,
+}
+
+/// The QUIC client configuration that accepts only the certificate with this
+/// BLAKE3 fingerprint (public for tests that speak raw bytes to the server).
+pub fn client_config(fingerprint: [u8; 32]) -> Result<quinn::ClientConfig, RemoteError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| RemoteError::Connection(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned {
+            fingerprint,
+            provider,
+        }))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| RemoteError::Connection(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(Duration::from_secs(60).try_into().expect("60 s fits")));
+    transport.keep_alive_interval(Some(Duration::from_secs(15)));
+    transport.stream_receive_window((16u32 << 20).into());
+    transport.receive_window((64u32 << 20).into());
+    transport.send_window(64 << 20);
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+impl Remote {
+    /// Connects to `server` ("host:port"), checks its certificate against
+    /// `fingerprint`, and authenticates with the device `secret`.
+    pub async fn connect(
+        server: &str,
+        fingerprint: [u8; 32],
+        secret: [u8; 32],
+    ) -> Result<Remote, RemoteError> {
+        let unreachable = |detail: String| RemoteError::Unreachable {
+            server: server.to_string(),
+            detail,
+        };
+        let addr: SocketAddr = tokio::net::lookup_host(server)
+            .await
+            .map_err(|e| unreachable(format!("cannot resolve the address: {e}")))?
+            .next()
+            .ok_or_else(|| unreachable("the name has no address".into()))?;
+        let bind: SocketAddr = if addr.is_ipv4() {
+            "0.0.0.0:0".parse().unwrap()
+        } else {
+            "[::]:0".parse().unwrap()
+        };
+        let mut endpoint = quinn::Endpoint::client(bind)
+            .map_err(|e| unreachable(format!("cannot open a UDP socket: {e}")))?;
+        endpoint.set_default_client_config(client_config(fingerprint)?);
+        let connecting = endpoint
+            .connect(addr, SERVER_NAME)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )))
+            }
+            Ok(Err(e)) if e.to_string().contains("pinned certificate mismatch") => {
+                return Err(RemoteError::CertificateMismatch {
+                    server: server.to_string(),
+                })
+            }
+            Ok(Err(quinn::ConnectionError::ConnectionClosed(c)))
+                if c.reason.as_ref() == b"server busy" =>
+            {
+                return Err(RemoteError::Refused(ErrorReply {
+                    code: ErrorCode::Busy,
+                    message: "too many connections".into(),
+                    used: 0,
+                    quota: 0,
+                }))
+            }
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Ok(Ok(c)) => c,
+        };
+        // Hello and Auth on the first stream.
+        let (mut send, mut recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| RemoteError::Connection(e.to_string()))?;
+        let io = |e: coffre_proto::stream::ReadError| RemoteError::Connection(e.to_string());
+        send.write_all(&coffre_proto::encode_hello())
+            .await
+            .map_err(|e| RemoteError::Connection(e.to_string()))?;
+        coffre_proto::stream::write_request(&mut send, &Request::Auth { secret })
+            .await
+            .map_err(|e| RemoteError::Connection(e.to_string()))?;
+        send.finish()
+            .map_err(|e| RemoteError::Connection(e.to_string()))?;
+        let mut hello = [0u8; coffre_proto::HELLO_LEN];
+        recv.read_exact(&mut hello)
+            .await
+            .map_err(|e| RemoteError::Connection(e.to_string()))?;
+        let response = coffre_proto::stream::read_response(&mut recv)
+            .await
+            .map_err(io)?;
+        if let Err(e) = coffre_proto::decode_hello(&hello) {
+            return Err(RemoteError::Refused(ErrorReply {
+                code: ErrorCode::UnsupportedVersion,
+                message: e.to_string(),
+                used: 0,
+                quota: 0,
+            }));
+        }
+        match response {
+            Response::AuthOk {
+                subscriber,
+                device,
+                role,
+            } => Ok(Remote {
+                endpoint,
+                conn,
+                subscriber,
+                device,
+                role,
+            }),
+            Response::Error(e) => Err(RemoteError::Refused(e)),
+            other => Err(RemoteError::Connection(format!(
+                "unexpected answer to Auth: {other:?}"
+            ))),
+        }
+    }
+
+    /// One request, one response, on a fresh stream.
+    pub async fn call(&self, request: &Request) -> Result<Response, RemoteError> {
+        let lost = |e: String| RemoteError::Connection(e);
+        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| lost(e.to_string()))?;
+        coffre_proto::stream::write_request(&mut send, request)
+            .await
+            .map_err(|e| lost(e.to_string()))?;
+        send.finish().map_err(|e| lost(e.to_string()))?;
+        match coffre_proto::stream::read_response(&mut recv)
+            .await
+            .map_err(|e| lost(e.to_string()))?
+        {
+            Response::Error(e) => Err(RemoteError::Refused(e)),
+            r => Ok(r),
+        }
+    }
+
+    /// Which of `ids` the server holds for this subscriber.
+    pub async fn has_chunks(&self, ids: &[ChunkId]) -> Result<Vec<bool>, RemoteError> {
+        let mut have = Vec::with_capacity(ids.len());
+        for part in ids.chunks(coffre_proto::MAX_IDS_PER_REQUEST) {
+            match self
+                .call(&Request::HasChunks {
+                    ids: part.iter().map(|i| *i.as_bytes()).collect(),
+                })
+                .await?
+            {
+                Response::HasChunks { have: h } if h.len() == part.len() => have.extend(h),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        Ok(have)
+    }
+
+    /// Uploads one blob; true if the server did not have it.
+    pub async fn put_chunk(&self, id: &ChunkId, blob: Vec<u8>) -> Result<bool, RemoteError> {
+        match self
+            .call(&Request::PutChunk {
+                id: *id.as_bytes(),
+                blob,
+            })
+            .await?
+        {
+            Response::Stored { new } => Ok(new),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Commits a snapshot manifest; returns the snapshot id.
+    pub async fn commit(&self, manifest: Vec<u8>) -> Result<ChunkId, RemoteError> {
+        match self.call(&Request::Commit { manifest }).await? {
+            Response::Committed { snapshot } => Ok(ChunkId::from_bytes(snapshot)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// This subscriber's snapshots, oldest first.
+    pub async fn snapshots(&self) -> Result<Vec<SnapshotEntry>, RemoteError> {
+        match self.call(&Request::ListSnapshots).await? {
+            Response::Snapshots { list } => Ok(list),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A snapshot's manifest bytes.
+    pub async fn manifest(&self, id: &ChunkId) -> Result<Vec<u8>, RemoteError> {
+        match self
+            .call(&Request::GetManifest {
+                snapshot: *id.as_bytes(),
+            })
+            .await?
+        {
+            Response::Manifest { bytes } => Ok(bytes),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A blob's bytes.
+    pub async fn chunk(&self, id: &ChunkId) -> Result<Vec<u8>, RemoteError> {
+        match self.call(&Request::GetChunk { id: *id.as_bytes() }).await? {
+            Response::Chunk { blob } => Ok(blob),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Stores the wrapped master key (first device of a subscriber).
+    pub async fn put_key(&self, key_file: Vec<u8>) -> Result<(), RemoteError> {
+        match self.call(&Request::PutKey { key_file }).await? {
+            Response::KeyStored => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The wrapped master key, if the subscriber has one.
+    pub async fn key(&self) -> Result<Option<Vec<u8>>, RemoteError> {
+        match self.call(&Request::GetKey).await? {
+            Response::Key { key_file } => Ok(key_file),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Removes a snapshot (admin devices only).
+    pub async fn forget(&self, id: &ChunkId) -> Result<(), RemoteError> {
+        match self
+            .call(&Request::Forget {
+                snapshot: *id.as_bytes(),
+            })
+            .await?
+        {
+            Response::Forgotten => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Quota, use, snapshot count and this device's last backup.
+    pub async fn status(&self) -> Result<Response, RemoteError> {
+        match self.call(&Request::Status).await? {
+            r @ Response::Status { .. } => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Closes the connection cleanly (the server then seals what was uploaded).
+    pub async fn close(self) {
+        self.conn.close(0u32.into(), b"bye");
+        self.endpoint.wait_idle().await;
+    }
+}
+
+fn unexpected(r: &Response) -> RemoteError {
+    RemoteError::Connection(format!("unexpected answer from the server: {r:?}"))
+}

@@ -1,0 +1,83 @@
+//! Driving the protocol over any tokio byte stream (a QUIC stream in practice):
+//! one message per stream direction. Enabled by the `tokio` feature; the rest of
+//! the crate stays sans-IO.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::{
+    decode_request_owned, decode_response_owned, encode_request, encode_response, Assembler,
+    ErrorReply, ProtoError, Request, Response,
+};
+
+/// Why reading a message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The transport failed.
+    #[error("connection error: {0}")]
+    Io(#[from] io::Error),
+    /// The bytes are not a valid message.
+    #[error(transparent)]
+    Proto(#[from] ProtoError),
+}
+
+impl ReadError {
+    /// The reply a server sends for this error.
+    pub fn reply(&self) -> ErrorReply {
+        match self {
+            ReadError::Proto(e) => ErrorReply::new(e.error_code(), e.to_string()),
+            ReadError::Io(e) => ErrorReply::new(
+                crate::ErrorCode::BadRequest,
+                format!("could not read the request: {e}"),
+            ),
+        }
+    }
+}
+
+async fn read_message<R: AsyncRead + Unpin>(
+    r: &mut R,
+    mut assembler: Assembler,
+) -> Result<(u16, Vec<u8>), ReadError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Err(assembler.end_of_stream().into());
+        }
+        if let Some(message) = assembler.feed(&buf[..n])? {
+            return Ok(message);
+        }
+    }
+}
+
+/// Reads one request (server side), with the per-type caps.
+pub async fn read_request<R: AsyncRead + Unpin>(r: &mut R) -> Result<Request, ReadError> {
+    let (t, payload) = read_message(r, Assembler::for_requests()).await?;
+    Ok(decode_request_owned(t, payload)?)
+}
+
+/// Reads one response (client side), with the per-type caps.
+pub async fn read_response<R: AsyncRead + Unpin>(r: &mut R) -> Result<Response, ReadError> {
+    let (t, payload) = read_message(r, Assembler::for_responses()).await?;
+    Ok(decode_response_owned(t, payload)?)
+}
+
+fn invalid(e: ProtoError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e)
+}
+
+/// Writes one request (client side).
+pub async fn write_request<W: AsyncWrite + Unpin>(w: &mut W, request: &Request) -> io::Result<()> {
+    w.write_all(&encode_request(request).map_err(invalid)?)
+        .await
+}
+
+/// Writes one response (server side).
+pub async fn write_response<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    response: &Response,
+) -> io::Result<()> {
+    w.write_all(&encode_response(response).map_err(invalid)?)
+        .await
+}

@@ -1,0 +1,221 @@
+//! Known answers: the exact bytes of a few messages and of a token. If one of
+//! these fails, a change broke compatibility with every deployed client or
+//! server (or every token already handed out). Do not update the expected
+//! bytes: add a new message type or version instead, and keep reading the old
+//! one. The layouts are specified in `docs/protocol.md`.
+
+use coffre_proto::{
+    decode_request, decode_response, encode_hello, encode_request, encode_response, Assembler,
+    ErrorCode, ErrorReply, Request, Response, SnapshotEntry, Token,
+};
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks that `wire` is the expected single frame, and that it decodes back.
+fn frozen_frame(wire: &[u8], expected: &str) -> (u16, Vec<u8>) {
+    assert_eq!(hex(wire), expected);
+    let msg_type = u16::from_be_bytes([wire[4], wire[5]]);
+    (msg_type, wire[6..].to_vec())
+}
+
+#[test]
+fn hello() {
+    assert_eq!(hex(&encode_hello()), "434f464652450001");
+}
+
+#[test]
+fn put_chunk_request() {
+    let req = Request::PutChunk {
+        id: [0x11; 32],
+        blob: b"blob".to_vec(),
+    };
+    let wire = encode_request(&req).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "0000002a",                                                         // frame length: 2 + 40
+            "0003",                                                             // PutChunk
+            "1111111111111111111111111111111111111111111111111111111111111111", // id
+            "04000000", // blob length, u32 LE
+            "626c6f62", // "blob"
+        ),
+    );
+    assert_eq!(decode_request(msg_type, &payload).unwrap(), req);
+}
+
+#[test]
+fn get_key_request_is_an_empty_frame() {
+    assert_eq!(
+        hex(&encode_request(&Request::GetKey).unwrap()),
+        "000000020009"
+    );
+}
+
+#[test]
+fn quota_exceeded_error_response() {
+    let resp = Response::Error(ErrorReply {
+        code: ErrorCode::QuotaExceeded,
+        message: "quota full".into(),
+        used: 1000,
+        quota: 2000,
+    });
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000022",             // frame length: 2 + 32
+            "8000",                 // Error
+            "0600",                 // code 6 = QuotaExceeded, u16 LE
+            "e803000000000000",     // used = 1000, u64 LE
+            "d007000000000000",     // quota = 2000
+            "0a000000",             // message length
+            "71756f74612066756c6c", // "quota full"
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
+}
+
+#[test]
+fn has_chunks_response_bitmap() {
+    let resp = Response::HasChunks {
+        have: vec![true, false, true, true, false, false, false, false, true],
+    };
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000008", "8002",     //
+            "09000000", // 9 flags
+            "0d",       // flags 0..8, least significant bit first: 1,0,1,1,0,0,0,0
+            "01",       // flag 8; the 7 unused high bits are 0
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
+}
+
+#[test]
+fn snapshots_response() {
+    let resp = Response::Snapshots {
+        list: vec![SnapshotEntry {
+            id: [0xAB; 32],
+            time: -1,
+            device: "pc".into(),
+            logical_bytes: 0x0102_0304_0506_0708,
+            file_count: 3,
+        }],
+    };
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000044",
+            "8005",                                                             //
+            "01000000",                                                         // 1 entry
+            "abababababababababababababababababababababababababababababababab", // id
+            "ffffffffffffffff",                                                 // time = -1, i64 LE
+            "02000000",
+            "7063",             // device "pc"
+            "0807060504030201", // logical_bytes
+            "0300000000000000", // file_count
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
+}
+
+#[test]
+fn status_response() {
+    let resp = Response::Status {
+        subscriber: "amie".into(),
+        quota_bytes: 50 << 30,
+        used_bytes: 12 << 30,
+        snapshots: 42,
+        last_backup: Some(1_795_000_000),
+    };
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "0000002b",
+            "800b", //
+            "04000000",
+            "616d6965",         // subscriber "amie"
+            "000000800c000000", // quota_bytes = 50 GiB
+            "0000000003000000", // used_bytes = 12 GiB
+            "2a00000000000000", // snapshots = 42
+            "01",               // last_backup present
+            "c086fd6a00000000", // last_backup = 1795000000
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
+}
+
+#[test]
+fn a_large_message_is_cut_at_the_same_places() {
+    // 16 MiB - 2 payload bytes per frame; only the last frame has the type.
+    let wire = encode_request(&Request::Commit {
+        manifest: vec![0; 20 << 20],
+    })
+    .unwrap();
+    // First frame: length 16 MiB (type + 16 MiB - 2 of payload), CONTINUATION,
+    // then the payload starts with the manifest length (20 MiB, u32 LE).
+    assert_eq!(hex(&wire[..10]), "01000000ffff00004001");
+    // Second and last frame: the remaining 4 MiB + 6 bytes, type Commit.
+    let second = 4 + (16 << 20);
+    assert_eq!(hex(&wire[second..second + 6]), "004000080004");
+    assert_eq!(wire.len(), second + 6 + (4 << 20) + 6);
+    let (msg_type, payload) = Assembler::for_requests().feed(&wire).unwrap().unwrap();
+    assert_eq!((msg_type, payload.len()), (0x0004, 4 + (20 << 20)));
+}
+
+const TOKEN: &str = "coffre1.Q0ZUSwEXYmFja3VwLmV4YW1wbGUub3JnOjQ0MzMAAQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHwRhbWllCXBjLWNvbXB0YUJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCU-slyg";
+
+fn token() -> Token {
+    let mut fingerprint = [0; 32];
+    for (i, b) in fingerprint.iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    Token {
+        server: "backup.example.org:4433".into(),
+        fingerprint,
+        subscriber: "amie".into(),
+        device: "pc-compta".into(),
+        secret: [0x42; 32],
+    }
+}
+
+#[test]
+fn enrolment_token() {
+    assert_eq!(token().encode().unwrap(), TOKEN);
+    assert_eq!(Token::parse(TOKEN).unwrap(), token());
+}
+
+#[test]
+fn caps_are_those_in_the_protocol_table() {
+    use coffre_proto::{max_request_len, max_response_len, CONTINUATION};
+    let table: [(u16, usize, usize); 11] = [
+        (0x01, 32, 519),
+        (0x02, 2_097_156, 8_196),
+        (0x03, 13_631_524, 1),
+        (0x04, 268_435_460, 32),
+        (0x05, 0, 315_000_004),
+        (0x06, 32, 268_435_460),
+        (0x07, 32, 13_631_492),
+        (0x08, 1_028, 0),
+        (0x09, 0, 1_029),
+        (0x0A, 32, 0),
+        (0x0B, 0, 292),
+    ];
+    for (n, request, response) in table {
+        assert_eq!(max_request_len(n), Some(request), "request {n:#06x}");
+        assert_eq!(
+            max_response_len(0x8000 | n),
+            Some(response),
+            "response {n:#06x}"
+        );
+    }
+    assert_eq!(max_response_len(0x8000), Some(4_118));
+    assert_eq!(max_request_len(CONTINUATION), Some(268_435_460));
+    assert_eq!(max_response_len(CONTINUATION), Some(315_000_004));
+}

@@ -1,0 +1,405 @@
+//! The data path: what an authenticated device does. Every method takes the
+//! [`Session`] and is scoped by its subscriber (invariant 4): an id of another
+//! subscriber behaves exactly like an id nobody has.
+
+use std::fs;
+use std::io;
+
+use coffre_core::blob::{self, MAX_BLOB_SIZE};
+use coffre_core::keyfile::KEY_FILE_LEN;
+use coffre_core::{snapshot_id, ChunkId, KeyFile, Manifest};
+
+use crate::catalog::{CommitOutcome, DeleteOutcome, SnapshotRow};
+use crate::durable;
+use crate::error::{Error, Result};
+use crate::pack::{self, PackWriter, PACK_TARGET_SIZE};
+use crate::pending::lock;
+use crate::store::{now, Store};
+use crate::types::{Role, Session, SnapshotInfo, Status};
+
+/// The largest key file accepted.
+pub const MAX_KEY_FILE: usize = 1024;
+
+impl Store {
+    /// For each id, whether this subscriber has the chunk: sealed in a pack,
+    /// or in one of this session's open packs (which `commit_snapshot` seals).
+    /// Chunks in other sessions' open packs are reported absent.
+    pub fn has_chunks(&self, s: &Session, ids: &[ChunkId]) -> Result<Vec<bool>> {
+        let mut have = self.pending.session_has(s.token, ids);
+        if have.iter().all(|h| *h) {
+            return Ok(have);
+        }
+        let stored = self.catalog.has_chunks(s.subscriber_id, ids)?;
+        have.iter_mut().zip(stored).for_each(|(h, st)| *h |= st);
+        Ok(have)
+    }
+
+    /// A new, empty pack writer for this session. Use one per session
+    /// (connection): `has_chunks` and `commit_snapshot` rely on it.
+    pub fn open_pack(&self, s: &Session) -> PackWriter {
+        PackWriter::new(
+            self.pending.clone(),
+            s.subscriber_id,
+            s.token,
+            self.packs_dir(s.subscriber_id),
+        )
+    }
+
+    /// Stores a blob under `id` in this session's open pack. Returns `false`
+    /// (writing nothing) if the subscriber already has that chunk, sealed or
+    /// in this session's open packs.
+    ///
+    /// Refuses a blob whose cleartext header is not a coffre blob's
+    /// ([`Error::BadRequest`]), and one that would take the subscriber over
+    /// its quota ([`Error::QuotaExceeded`]; the quota counts sealed data and
+    /// every open pack of the subscriber). Seals the pack when it reaches
+    /// 32 MiB. On an I/O error the open pack is discarded (its blobs must be
+    /// sent again: `has_chunks` reports them absent).
+    pub fn put_chunk(
+        &self,
+        s: &Session,
+        pack: &mut PackWriter,
+        id: &ChunkId,
+        blob: &[u8],
+    ) -> Result<bool> {
+        self.check_pack(s, pack)?;
+        blob::check_header(blob).map_err(|e| {
+            Error::BadRequest(format!(
+                "chunk {} refused: {e} (the client sent a damaged blob: run the backup again; \
+                 if it persists, update the client)",
+                id.short()
+            ))
+        })?;
+        if pack.contains(id) || self.pending.session_has(s.token, &[*id])[0] {
+            return Ok(false);
+        }
+        let needed = pack.cost(blob.len());
+        {
+            let state = self.pending.subscriber(s.subscriber_id);
+            let mut pending = lock(&state.pending_bytes);
+            let (stored, quota, used) = self.catalog.put_check(s.subscriber_id, id)?;
+            if stored {
+                return Ok(false);
+            }
+            let used = used.saturating_add(*pending);
+            if used.saturating_add(needed) > quota {
+                return Err(Error::QuotaExceeded {
+                    used,
+                    quota,
+                    needed,
+                });
+            }
+            *pending += needed;
+        }
+        pack.reserved += needed;
+        if let Err(e) = pack.append(id, blob) {
+            pack.discard();
+            return Err(e);
+        }
+        if pack.body_len() >= PACK_TARGET_SIZE {
+            self.seal_pack(s, pack)?;
+        }
+        Ok(true)
+    }
+
+    /// Makes the open pack durable and visible: writes its index, fsyncs,
+    /// renames it into place, fsyncs the directory, then records the pack and
+    /// its chunks and adds its size to `used_bytes` in one transaction. Does
+    /// nothing if the pack is empty. Afterwards the writer is empty and can be
+    /// reused. On error the pack is discarded.
+    pub fn seal_pack(&self, s: &Session, pack: &mut PackWriter) -> Result<()> {
+        self.check_pack(s, pack)?;
+        if pack.is_empty() {
+            return Ok(());
+        }
+        let sealed = match pack.finish() {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                pack.discard();
+                return Err(e);
+            }
+        };
+        debug_assert_eq!(sealed.size, pack.reserved);
+        let state = self.pending.subscriber(s.subscriber_id);
+        let mut pending = lock(&state.pending_bytes);
+        let recorded = self.catalog.insert_pack(
+            s.subscriber_id,
+            &sealed.name,
+            sealed.size,
+            pack.entries(),
+            now(),
+        );
+        if let Err(e) = recorded {
+            drop(pending);
+            // Not in the catalogue: the file is an orphan; remove it so that
+            // used_bytes keeps matching the disk.
+            let _ = durable::remove_file(&sealed.path);
+            pack.discard();
+            return Err(e);
+        }
+        *pending = pending.saturating_sub(std::mem::take(&mut pack.reserved));
+        drop(pending);
+        pack.clear_sealed();
+        Ok(())
+    }
+
+    /// Commits a snapshot: seals the open pack, checks that every chunk the
+    /// manifest lists is stored for this subscriber, stores the manifest
+    /// durably, then records the snapshot. Returns the snapshot id (BLAKE3 of
+    /// the manifest). Committing the same manifest again returns the same id
+    /// and changes nothing.
+    ///
+    /// Errors: [`Error::BadRequest`] for an unreadable manifest or one made by
+    /// another device; [`Error::MissingChunks`] (nothing committed);
+    /// [`Error::QuotaExceeded`] for the manifest's own bytes.
+    pub fn commit_snapshot(
+        &self,
+        s: &Session,
+        pack: &mut PackWriter,
+        manifest: &[u8],
+    ) -> Result<ChunkId> {
+        self.check_pack(s, pack)?;
+        let (public, _) = Manifest::read_public(manifest).map_err(|e| {
+            Error::BadRequest(format!(
+                "the snapshot manifest is not valid: {e} (update the client if it persists)"
+            ))
+        })?;
+        if public.device != s.device {
+            return Err(Error::BadRequest(format!(
+                "the manifest says it was made by device {:?}, but this is device {:?}: \
+                 a device commits only its own snapshots",
+                public.device, s.device
+            )));
+        }
+        let id = snapshot_id(manifest);
+        self.seal_pack(s, pack)?;
+
+        let state = self.pending.subscriber(s.subscriber_id);
+        let _commit = lock(&state.commit);
+        if self.catalog.snapshot_exists(s.subscriber_id, &id)? {
+            return Ok(id);
+        }
+        let (epoch, count, first) = self
+            .catalog
+            .missing_chunks(s.subscriber_id, &public.chunks)?;
+        if let Some(first) = first {
+            return Err(Error::MissingChunks { count, first });
+        }
+
+        let needed = manifest.len() as u64;
+        {
+            let mut pending = lock(&state.pending_bytes);
+            let (quota, used) = self.catalog.quota(s.subscriber_id)?;
+            let used = used.saturating_add(*pending);
+            if used.saturating_add(needed) > quota {
+                return Err(Error::QuotaExceeded {
+                    used,
+                    quota,
+                    needed,
+                });
+            }
+            *pending += needed;
+        }
+        let release = || self.pending.release(s.subscriber_id, needed);
+
+        let dir = self.manifests_dir(s.subscriber_id);
+        let path = self.manifest_path(s.subscriber_id, &id);
+        if let Err(e) =
+            durable::create_dir_all(&dir).and_then(|()| durable::write_atomic(&path, manifest))
+        {
+            release();
+            return Err(Error::io(&path, e));
+        }
+
+        let row = SnapshotRow {
+            subscriber_id: s.subscriber_id,
+            id,
+            device_id: s.device_id,
+            time: public.time.secs,
+            logical_bytes: public.logical_bytes,
+            file_count: public.file_count,
+            manifest_bytes: needed,
+            chunks: &public.chunks,
+        };
+        let outcome = {
+            let mut pending = lock(&state.pending_bytes);
+            let outcome = self.catalog.insert_snapshot(&row, epoch, now());
+            *pending = pending.saturating_sub(needed);
+            outcome
+        };
+        let failed = match outcome {
+            Ok(CommitOutcome::Committed) => return Ok(id),
+            Ok(CommitOutcome::Revoked) => Error::Revoked {
+                subscriber: s.subscriber.clone(),
+                device: s.device.clone(),
+            },
+            Ok(CommitOutcome::Missing { count, first }) => Error::MissingChunks { count, first },
+            Err(e) => e,
+        };
+        // No row refers to the manifest (commits of a subscriber are
+        // serialised): remove it so that used_bytes keeps matching the disk.
+        let _ = durable::remove_file(&path);
+        Err(failed)
+    }
+
+    /// This subscriber's snapshots, oldest first.
+    pub fn list_snapshots(&self, s: &Session) -> Result<Vec<SnapshotInfo>> {
+        self.catalog.snapshots(s.subscriber_id)
+    }
+
+    /// The manifest of one of this subscriber's snapshots, checked against its
+    /// id.
+    pub fn manifest(&self, s: &Session, id: &ChunkId) -> Result<Vec<u8>> {
+        let len = self
+            .catalog
+            .manifest_len(s.subscriber_id, id)?
+            .ok_or_else(|| Error::not_found(format!("snapshot {}", id.short())))?;
+        let path = self.manifest_path(s.subscriber_id, id);
+        let bytes = match fs::metadata(&path) {
+            Ok(m) if m.len() == len => fs::read(&path).map_err(|e| Error::io(&path, e))?,
+            Ok(m) => {
+                return Err(Error::Corrupt(format!(
+                    "manifest {} has {} bytes, the catalogue says {len}",
+                    path.display(),
+                    m.len()
+                )))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::Corrupt(format!(
+                    "the manifest of snapshot {} is missing ({})",
+                    id.short(),
+                    path.display()
+                )))
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        if snapshot_id(&bytes) != *id {
+            return Err(Error::Corrupt(format!(
+                "manifest {} does not match its id",
+                path.display()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// The blob stored under `id`, read from its pack and checked against its
+    /// checksum. [`Error::NotFound`] whether the id is another subscriber's or
+    /// nobody's; chunks still in an open pack are not found until sealed.
+    pub fn chunk(&self, s: &Session, id: &ChunkId) -> Result<Vec<u8>> {
+        let loc = self
+            .catalog
+            .chunk_location(s.subscriber_id, id)?
+            .ok_or_else(|| Error::not_found(format!("chunk {}", id.short())))?;
+        if loc.length as usize > MAX_BLOB_SIZE {
+            return Err(Error::Corrupt(format!(
+                "the catalogue says chunk {} has {} bytes, more than a blob may have",
+                id.short(),
+                loc.length
+            )));
+        }
+        let path = self.pack_path(s.subscriber_id, &loc.pack);
+        pack::read_blob(&path, id, loc.offset, loc.length, &loc.checksum)
+    }
+
+    /// Stores the subscriber's key file (the master key wrapped by the
+    /// passphrase), once: the first device to enrol does it. Storing the same
+    /// bytes again succeeds; different bytes are [`Error::AlreadyExists`].
+    /// The key file is kept both in the catalogue and as
+    /// `subscribers/<id>/key`.
+    pub fn put_key(&self, s: &Session, key_file: &[u8]) -> Result<()> {
+        if key_file.len() > MAX_KEY_FILE {
+            return Err(Error::BadRequest(format!(
+                "a key file of {} bytes is refused: a key file has {KEY_FILE_LEN} bytes",
+                key_file.len()
+            )));
+        }
+        KeyFile::from_bytes(key_file)
+            .map_err(|e| Error::BadRequest(format!("the key file is not valid: {e}")))?;
+        let state = self.pending.subscriber(s.subscriber_id);
+        let _commit = lock(&state.commit);
+        let exists = |stored: &[u8]| {
+            if stored == key_file {
+                Ok(())
+            } else {
+                Err(Error::AlreadyExists {
+                    what: format!(
+                        "a key file for {:?} (another device created it: enrol with that \
+                         subscriber's passphrase)",
+                        s.subscriber
+                    ),
+                })
+            }
+        };
+        if let Some(stored) = self.catalog.key(s.subscriber_id)? {
+            return exists(&stored);
+        }
+        let path = self.key_path(s.subscriber_id);
+        let dir = self.subscriber_dir(s.subscriber_id);
+        durable::create_dir_all(&dir)
+            .and_then(|()| durable::write_atomic(&path, key_file))
+            .map_err(|e| Error::io(&path, e))?;
+        match self.catalog.insert_key(s.subscriber_id, key_file)? {
+            None => Ok(()),
+            Some(stored) => exists(&stored),
+        }
+    }
+
+    /// The subscriber's key file, if a device stored one.
+    pub fn key(&self, s: &Session) -> Result<Option<Vec<u8>>> {
+        self.catalog.key(s.subscriber_id)
+    }
+
+    /// Forgets a snapshot: admin devices only ([`Error::Forbidden`] for backup
+    /// devices, invariant 3). Removes the snapshot row and its manifest file
+    /// and lowers `used_bytes` by the manifest's size. Chunks stay until a
+    /// later GC.
+    pub fn forget_snapshot(&self, s: &Session, id: &ChunkId) -> Result<()> {
+        if s.role != Role::Admin {
+            return Err(Error::Forbidden {
+                action: "forgetting a snapshot",
+                device: s.device.clone(),
+            });
+        }
+        let state = self.pending.subscriber(s.subscriber_id);
+        let _commit = lock(&state.commit);
+        match self
+            .catalog
+            .delete_snapshot(s.subscriber_id, s.device_id, id)?
+        {
+            DeleteOutcome::Deleted => {}
+            DeleteOutcome::NotFound => {
+                return Err(Error::not_found(format!("snapshot {}", id.short())))
+            }
+            DeleteOutcome::Revoked => {
+                return Err(Error::Revoked {
+                    subscriber: s.subscriber.clone(),
+                    device: s.device.clone(),
+                })
+            }
+        }
+        let path = self.manifest_path(s.subscriber_id, id);
+        durable::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(())
+    }
+
+    /// The subscriber's quota and usage, and this device's last backup.
+    pub fn status(&self, s: &Session) -> Result<Status> {
+        self.catalog.status(s.subscriber_id, s.device_id)
+    }
+
+    /// Refuses a pack writer of another store or session.
+    fn check_pack(&self, s: &Session, pack: &PackWriter) -> Result<()> {
+        if pack.belongs_to(&self.pending)
+            && pack.subscriber_id == s.subscriber_id
+            && pack.token == s.token
+        {
+            Ok(())
+        } else {
+            Err(Error::BadRequest(
+                "this pack writer belongs to another session: open one per session with \
+                 Store::open_pack"
+                    .into(),
+            ))
+        }
+    }
+}

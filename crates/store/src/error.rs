@@ -1,0 +1,278 @@
+//! The one error type of `coffre-store`.
+//!
+//! Policy (as in `coffre-core`): every variant says *what* happened in words an
+//! operator or a technician understands and *what to do*. Callers match on the
+//! variant, never on the text: a full quota, a full disk, a revoked device and
+//! a damaged pack need different answers, so they are different variants.
+//!
+//! Errors about the catalogue keep SQLite's error inside [`Error::Sqlite`],
+//! except the two that callers must tell apart: a catalogue locked for longer
+//! than the busy timeout ([`Error::Busy`], retry later) and a full disk
+//! ([`Error::StorageFull`]).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use coffre_core::ChunkId;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The data directory has no catalogue.
+    #[error(
+        "no coffre data directory at {}: run `coffre-server init --data {}` first, \
+         or give the right --data",
+        path.display(), path.display()
+    )]
+    NoDataDir {
+        /// The directory that was given.
+        path: PathBuf,
+    },
+
+    /// A subscriber, device, snapshot or chunk does not exist (or is not this
+    /// subscriber's: the two cases are indistinguishable on purpose).
+    #[error("{what} not found: check the name or id (`coffre-server subscriber list`, `coffre snapshots`)")]
+    NotFound {
+        /// What was looked for, e.g. `subscriber "acme"`.
+        what: String,
+    },
+
+    /// Something with that name or id exists already.
+    #[error("{what} already exists: nothing was changed")]
+    AlreadyExists {
+        /// What was to be created.
+        what: String,
+    },
+
+    /// A subscriber or device name breaks the naming rule.
+    #[error(
+        "invalid {kind} name {name:?}: use 1 to 64 characters among A-Z a-z 0-9 . _ -, \
+         starting with a letter or a digit"
+    )]
+    InvalidName {
+        /// `"subscriber"` or `"device"`.
+        kind: &'static str,
+        /// The refused name.
+        name: String,
+    },
+
+    /// No device has this secret: a mistyped or forged enrolment token.
+    #[error(
+        "unknown device: this credential is not enrolled on this server \
+         (check the enrolment token, or enrol again with a new token from the administrator)"
+    )]
+    UnknownDevice,
+
+    /// The device was revoked by an administrator.
+    #[error(
+        "device {device:?} of {subscriber:?} has been revoked: ask the administrator \
+         for a new enrolment token (`coffre-server device add`)"
+    )]
+    Revoked {
+        /// The device's subscriber.
+        subscriber: String,
+        /// The device.
+        device: String,
+    },
+
+    /// The device's role does not allow the operation.
+    #[error(
+        "{action} is not allowed for device {device:?}, which has the backup role \
+         (it can add data, never delete it): use a device enrolled with `--role admin`"
+    )]
+    Forbidden {
+        /// What was attempted, e.g. `forgetting a snapshot`.
+        action: &'static str,
+        /// The device that tried.
+        device: String,
+    },
+
+    /// Storing this would exceed the subscriber's quota. Nothing already stored
+    /// is touched.
+    #[error(
+        "quota exceeded: {used} bytes used of a quota of {quota} bytes, and {needed} more bytes \
+         are needed: nothing already stored is affected; ask the administrator to raise the quota \
+         (`coffre-server subscriber set NAME --quota SIZE`) or to forget old snapshots"
+    )]
+    QuotaExceeded {
+        /// Bytes counted against the quota now (stored plus in open packs).
+        used: u64,
+        /// The quota.
+        quota: u64,
+        /// Bytes the refused operation needed.
+        needed: u64,
+    },
+
+    /// A snapshot refers to chunks the server does not hold for this
+    /// subscriber; it was not committed.
+    #[error(
+        "the snapshot refers to {count} chunk(s) the server does not have (the first is {first}): \
+         the snapshot was not saved; upload the missing chunks and commit again (running the backup \
+         again does this)"
+    )]
+    MissingChunks {
+        /// How many ids are missing.
+        count: u64,
+        /// The first missing id.
+        first: ChunkId,
+    },
+
+    /// The request is malformed (a damaged blob or manifest, a wrong device
+    /// name, an oversized key file...).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+
+    /// Stored data is damaged or inconsistent.
+    #[error("stored data is damaged: {0}: run `coffre-server verify` and restore the data directory from a copy if it reports damage")]
+    Corrupt(String),
+
+    /// The disk (or the file system quota) is full. Nothing already stored is
+    /// lost; the operation was not done.
+    #[error(
+        "the server's disk is full (writing {}): nothing already stored is lost; \
+         free space or grow the disk, then retry",
+        path.display()
+    )]
+    StorageFull {
+        /// The file being written.
+        path: PathBuf,
+    },
+
+    /// Another process held the catalogue's write lock for longer than the
+    /// busy timeout.
+    #[error(
+        "the catalogue {} stayed locked by another process for more than 10 seconds: retry; \
+         if it lasts, look for a stuck coffre-server process",
+        path.display()
+    )]
+    Busy {
+        /// The catalogue file.
+        path: PathBuf,
+    },
+
+    /// An input/output error other than a full disk.
+    #[error("input/output error on {}: {source}: check the disk and its permissions, then retry", path.display())]
+    Io {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+
+    /// A catalogue (SQLite) error.
+    #[error("catalogue error: {0}: retry; if it persists, run `coffre-server verify`")]
+    Sqlite(#[from] rusqlite::Error),
+
+    /// The catalogue was written by a newer coffre-server.
+    #[error(
+        "the catalogue has schema version {found}, but this coffre-server knows versions up to \
+         {supported}: upgrade coffre-server (a catalogue is never downgraded)"
+    )]
+    UnsupportedSchema {
+        /// The version found in the catalogue.
+        found: u32,
+        /// The newest version this build knows.
+        supported: u32,
+    },
+}
+
+/// Result alias of the store.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O error about `path`; a full disk or file-system quota becomes
+    /// [`Error::StorageFull`].
+    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
+        if is_storage_full(&source) {
+            Error::StorageFull {
+                path: path.to_path_buf(),
+            }
+        } else {
+            Error::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+
+    /// A "not found" error.
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        Error::NotFound { what: what.into() }
+    }
+
+    /// Whether retrying the same operation later may succeed (a locked
+    /// catalogue, a full disk, a transient I/O error).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Busy { .. } | Error::StorageFull { .. } | Error::Io { .. }
+        )
+    }
+
+    /// Maps SQLite errors that callers must tell apart (busy, full disk) to
+    /// their own variants; `path` is the catalogue's.
+    pub(crate) fn at_catalogue(self, path: &Path) -> Self {
+        use rusqlite::ErrorCode;
+        match &self {
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Error::Busy {
+                    path: path.to_path_buf(),
+                },
+                ErrorCode::DiskFull => Error::StorageFull {
+                    path: path.to_path_buf(),
+                },
+                _ => self,
+            },
+            _ => self,
+        }
+    }
+}
+
+fn is_storage_full(e: &io::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    ) || (cfg!(unix) && e.raw_os_error() == Some(ENOSPC))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_disk_is_its_own_variant() {
+        let e = Error::io(
+            Path::new("/data/x.pack"),
+            io::Error::from(io::ErrorKind::StorageFull),
+        );
+        assert!(matches!(e, Error::StorageFull { .. }), "{e:?}");
+        assert!(e.to_string().contains("/data/x.pack"), "{e}");
+        let e = Error::io(Path::new("/d"), io::Error::from(io::ErrorKind::NotFound));
+        assert!(matches!(e, Error::Io { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn busy_and_full_catalogue_are_mapped() {
+        let sqlite = |code| {
+            Error::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        let p = Path::new("/d/catalog.sqlite");
+        assert!(matches!(
+            sqlite(rusqlite::ffi::SQLITE_BUSY).at_catalogue(p),
+            Error::Busy { .. }
+        ));
+        assert!(matches!(
+            sqlite(rusqlite::ffi::SQLITE_FULL).at_catalogue(p),
+            Error::StorageFull { .. }
+        ));
+        assert!(matches!(
+            sqlite(rusqlite::ffi::SQLITE_CORRUPT).at_catalogue(p),
+            Error::Sqlite(_)
+        ));
+    }
+}

@@ -1,0 +1,246 @@
+//! [`Store`]: a data directory, its catalogue and its open packs; opening,
+//! and the admin operations (subscribers, devices, authentication, usage).
+//! The data path (what an authenticated device does) is in `data.rs`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use coffre_core::ChunkId;
+
+use crate::catalog::Catalog;
+use crate::durable;
+use crate::error::{Error, Result};
+use crate::pack::PACK_SUFFIX;
+use crate::pending::Pending;
+use crate::types::{
+    canonical_retention, check_name, DeviceInfo, Role, Session, SubscriberInfo, Usage,
+};
+
+/// The catalogue's file name in the data directory.
+pub const CATALOG_FILE: &str = "catalog.sqlite";
+/// The directory of per-subscriber data in the data directory.
+pub const SUBSCRIBERS_DIR: &str = "subscribers";
+
+/// The server's storage: one data directory, its catalogue, packs and
+/// manifests. `Send + Sync`: share one per process (in an `Arc`) and call it
+/// from many threads; every method blocks (SQLite, fsync), so an async daemon
+/// calls it from `spawn_blocking`. See the crate documentation for what may
+/// run beside what.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    pub(crate) catalog: Catalog,
+    pub(crate) pending: Arc<Pending>,
+}
+
+/// Now, in Unix seconds.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Creates the store of a new data directory: `catalog.sqlite` and
+    /// `subscribers/`. The directory may exist (it may hold a configuration);
+    /// a catalogue in it is an [`Error::AlreadyExists`].
+    pub fn create(data_dir: &Path) -> Result<Store> {
+        let catalog = data_dir.join(CATALOG_FILE);
+        if catalog.exists() {
+            return Err(Error::AlreadyExists {
+                what: format!("a coffre catalogue at {}", catalog.display()),
+            });
+        }
+        let subscribers = data_dir.join(SUBSCRIBERS_DIR);
+        durable::create_dir_all(&subscribers).map_err(|e| Error::io(&subscribers, e))?;
+        let store = Store {
+            root: data_dir.to_path_buf(),
+            catalog: Catalog::open(&catalog, true)?,
+            pending: Arc::default(),
+        };
+        // The catalogue file and its WAL are new entries of the data directory.
+        durable::sync_dir(data_dir).map_err(|e| Error::io(data_dir, e))?;
+        Ok(store)
+    }
+
+    /// Opens the store of an existing data directory, upgrading the catalogue's
+    /// schema if this build is newer. A missing catalogue is
+    /// [`Error::NoDataDir`]; a catalogue from a newer coffre-server is
+    /// [`Error::UnsupportedSchema`].
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        let catalog = data_dir.join(CATALOG_FILE);
+        if !catalog.is_file() {
+            return Err(Error::NoDataDir {
+                path: data_dir.to_path_buf(),
+            });
+        }
+        let subscribers = data_dir.join(SUBSCRIBERS_DIR);
+        durable::create_dir_all(&subscribers).map_err(|e| Error::io(&subscribers, e))?;
+        Ok(Store {
+            root: data_dir.to_path_buf(),
+            catalog: Catalog::open(&catalog, false)?,
+            pending: Arc::default(),
+        })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.root
+    }
+
+    // ---------------------------------------------------------------- paths
+
+    pub(crate) fn subscriber_dir(&self, subscriber_id: i64) -> PathBuf {
+        self.root
+            .join(SUBSCRIBERS_DIR)
+            .join(subscriber_id.to_string())
+    }
+
+    pub(crate) fn packs_dir(&self, subscriber_id: i64) -> PathBuf {
+        self.subscriber_dir(subscriber_id).join("packs")
+    }
+
+    pub(crate) fn pack_path(&self, subscriber_id: i64, name: &str) -> PathBuf {
+        self.packs_dir(subscriber_id)
+            .join(format!("{name}{PACK_SUFFIX}"))
+    }
+
+    pub(crate) fn manifests_dir(&self, subscriber_id: i64) -> PathBuf {
+        self.subscriber_dir(subscriber_id).join("manifests")
+    }
+
+    pub(crate) fn manifest_path(&self, subscriber_id: i64, id: &ChunkId) -> PathBuf {
+        self.manifests_dir(subscriber_id).join(id.to_hex())
+    }
+
+    pub(crate) fn key_path(&self, subscriber_id: i64) -> PathBuf {
+        self.subscriber_dir(subscriber_id).join("key")
+    }
+
+    // ---------------------------------------------------------------- admin
+
+    /// Adds a subscriber with a hard quota in bytes and an optional retention
+    /// policy (`last=3,daily=7,weekly=4,monthly=12`; `None` or `"default"` for
+    /// the server's default).
+    pub fn add_subscriber(
+        &self,
+        name: &str,
+        quota_bytes: u64,
+        retention: Option<&str>,
+    ) -> Result<()> {
+        check_name("subscriber", name)?;
+        let quota = quota_to_i64(quota_bytes)?;
+        let retention = retention.map(canonical_retention).transpose()?.flatten();
+        let id = self
+            .catalog
+            .insert_subscriber(name, quota, retention.as_deref(), now())?;
+        let dir = self.subscriber_dir(id);
+        durable::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))
+    }
+
+    /// Changes a subscriber's quota and/or retention policy (`None` leaves it
+    /// as it is; retention `"default"` resets it to the server's default).
+    /// Lowering a quota below what is used never deletes anything: new data is
+    /// refused until usage drops.
+    pub fn set_subscriber(
+        &self,
+        name: &str,
+        quota_bytes: Option<u64>,
+        retention: Option<&str>,
+    ) -> Result<()> {
+        let quota = quota_bytes.map(quota_to_i64).transpose()?;
+        let retention = retention.map(canonical_retention).transpose()?;
+        self.catalog
+            .update_subscriber(name, quota, retention.as_ref().map(Option::as_deref))
+    }
+
+    /// One subscriber with its counters.
+    pub fn subscriber(&self, name: &str) -> Result<SubscriberInfo> {
+        self.catalog.subscriber(name)
+    }
+
+    /// Every subscriber, ordered by name.
+    pub fn list_subscribers(&self) -> Result<Vec<SubscriberInfo>> {
+        Ok(self
+            .catalog
+            .summaries()?
+            .into_iter()
+            .map(|s| s.info())
+            .collect())
+    }
+
+    /// Enrols a device and returns its new random secret (for the enrolment
+    /// token). Only `BLAKE3(secret)` is kept: the secret cannot be shown again.
+    pub fn add_device(&self, subscriber: &str, device: &str, role: Role) -> Result<[u8; 32]> {
+        check_name("device", device)?;
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| Error::Io {
+            path: self.root.clone(),
+            source: std::io::Error::other(format!(
+                "the system random number generator failed: {e}"
+            )),
+        })?;
+        let hash = secret_hash(&secret);
+        self.catalog
+            .insert_device(subscriber, device, role, &hash, now())?;
+        Ok(secret)
+    }
+
+    /// Devices of one subscriber, or of all; ordered by subscriber, then name.
+    pub fn list_devices(&self, subscriber: Option<&str>) -> Result<Vec<DeviceInfo>> {
+        self.catalog.devices(subscriber)
+    }
+
+    /// Revokes a device: its secret is refused from then on; its snapshots
+    /// stay. Revoking a revoked device keeps the first revocation time.
+    pub fn revoke_device(&self, subscriber: &str, device: &str) -> Result<()> {
+        self.catalog.revoke_device(subscriber, device, now())
+    }
+
+    /// Finds the device holding `secret`.
+    pub fn authenticate(&self, secret: &[u8; 32]) -> Result<Session> {
+        let row = self
+            .catalog
+            .device_by_secret(&secret_hash(secret))?
+            .ok_or(Error::UnknownDevice)?;
+        if row.revoked {
+            return Err(Error::Revoked {
+                subscriber: row.subscriber,
+                device: row.device,
+            });
+        }
+        Ok(Session {
+            subscriber_id: row.subscriber_id,
+            subscriber: row.subscriber,
+            device_id: row.device_id,
+            device: row.device,
+            role: row.role,
+            token: self.pending.new_token(),
+        })
+    }
+
+    /// Usage per subscriber, ordered by name: one query.
+    pub fn usage(&self) -> Result<Vec<Usage>> {
+        Ok(self
+            .catalog
+            .summaries()?
+            .into_iter()
+            .map(|s| s.usage())
+            .collect())
+    }
+}
+
+fn secret_hash(secret: &[u8; 32]) -> [u8; 32] {
+    *blake3::hash(secret).as_bytes()
+}
+
+fn quota_to_i64(quota: u64) -> Result<i64> {
+    i64::try_from(quota).map_err(|_| {
+        Error::BadRequest(format!(
+            "a quota of {quota} bytes is too large: give at most {} bytes",
+            i64::MAX
+        ))
+    })
+}

@@ -1,0 +1,300 @@
+//! The public value types of the store: roles, sessions and the reports the
+//! admin commands and the daemon print or send.
+
+use std::fmt;
+use std::str::FromStr;
+
+use coffre_core::ChunkId;
+use serde::{Serialize, Serializer};
+
+use crate::error::{Error, Result};
+
+/// What a device may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Add data and read its own subscriber's data; never delete (invariant 3).
+    Backup,
+    /// Also forget snapshots of its subscriber.
+    Admin,
+}
+
+impl Role {
+    /// `"backup"` or `"admin"`, as stored and as typed on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Backup => "backup",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, so that `{:<7}` aligns tables.
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "backup" => Ok(Role::Backup),
+            "admin" => Ok(Role::Admin),
+            _ => Err(Error::BadRequest(format!(
+                "unknown role {s:?}: use \"backup\" or \"admin\""
+            ))),
+        }
+    }
+}
+
+/// An authenticated device, as returned by [`Store::authenticate`]. Every
+/// data-path call takes one and is scoped by its subscriber (invariant 4).
+///
+/// Clones are the same session: they share the session's open packs (what
+/// [`Store::has_chunks`] reports as present). Only `authenticate` makes one.
+///
+/// [`Store::authenticate`]: crate::Store::authenticate
+/// [`Store::has_chunks`]: crate::Store::has_chunks
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The subscriber's row id (also its directory name under `subscribers/`).
+    pub subscriber_id: i64,
+    /// The subscriber's name.
+    pub subscriber: String,
+    /// The device's row id.
+    pub device_id: i64,
+    /// The device's name.
+    pub device: String,
+    /// What the device may do.
+    pub role: Role,
+    /// Unique per `authenticate` call within one `Store`.
+    pub(crate) token: u64,
+}
+
+/// A subscriber, for `coffre-server subscriber list|show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriberInfo {
+    /// Its name.
+    pub name: String,
+    /// Hard quota in bytes.
+    pub quota_bytes: u64,
+    /// Bytes stored: pack files and manifests, after dedup, compression,
+    /// padding and encryption (invariant 5).
+    pub used_bytes: u64,
+    /// Retention policy (`last=3,daily=7,...`), or `None` for the server's
+    /// default.
+    pub retention: Option<String>,
+    /// Snapshots kept.
+    pub snapshots: u64,
+    /// Devices not revoked.
+    pub devices: u64,
+    /// The latest successful backup of any of its devices (Unix seconds,
+    /// server clock).
+    pub last_backup: Option<i64>,
+    /// When it was added (Unix seconds).
+    pub created: i64,
+}
+
+/// A device, for `coffre-server device list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceInfo {
+    /// Its subscriber's name.
+    pub subscriber: String,
+    /// Its name.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// When it was enrolled (Unix seconds).
+    pub created: i64,
+    /// When it was revoked, if it was.
+    pub revoked: Option<i64>,
+    /// When it last committed a snapshot (Unix seconds, server clock).
+    pub last_backup: Option<i64>,
+}
+
+/// A snapshot, for `coffre snapshots`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotInfo {
+    /// The snapshot id: BLAKE3 of its manifest (hex in JSON).
+    #[serde(serialize_with = "hex_id")]
+    pub id: ChunkId,
+    /// When the backup started (Unix seconds, the device's clock, from the
+    /// manifest).
+    pub time: i64,
+    /// The device that made it.
+    pub device: String,
+    /// Total size of its files, as the client reported it.
+    pub logical_bytes: u64,
+    /// Number of files, as the client reported it.
+    pub file_count: u64,
+    /// Size of the manifest (counted in the quota).
+    pub manifest_bytes: u64,
+}
+
+/// What `coffre status` shows a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// The device's subscriber.
+    pub subscriber: String,
+    /// The device.
+    pub device: String,
+    /// Hard quota in bytes.
+    pub quota_bytes: u64,
+    /// Bytes stored (sealed packs and manifests).
+    pub used_bytes: u64,
+    /// The subscriber's snapshots.
+    pub snapshots: u64,
+    /// This device's latest successful backup (Unix seconds, server clock).
+    pub last_backup: Option<i64>,
+}
+
+/// One row of `coffre-server usage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// The subscriber.
+    pub name: String,
+    /// Hard quota in bytes.
+    pub quota_bytes: u64,
+    /// Bytes stored (sealed packs and manifests).
+    pub used_bytes: u64,
+    /// Snapshots kept.
+    pub snapshots: u64,
+    /// Sum of the snapshots' logical sizes: what the data would take without
+    /// dedup and compression. `logical_bytes / used_bytes` is the saving ratio.
+    pub logical_bytes: u64,
+    /// The latest successful backup of any of its devices.
+    pub last_backup: Option<i64>,
+    /// Devices not revoked.
+    pub devices: u64,
+}
+
+fn hex_id<S: Serializer>(id: &ChunkId, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&id.to_hex())
+}
+
+/// The longest subscriber or device name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Checks a subscriber or device name: 1 to 64 characters among
+/// `A-Z a-z 0-9 . _ -`, starting with a letter or a digit (so a name is never
+/// `.`, `..`, a hidden file or a command-line option).
+pub(crate) fn check_name(kind: &'static str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName {
+            kind,
+            name: name.chars().take(80).collect(),
+        })
+    }
+}
+
+/// The periods a retention policy may name, in canonical order.
+const RETENTION_KEYS: [&str; 6] = ["last", "hourly", "daily", "weekly", "monthly", "yearly"];
+
+/// Checks a retention policy such as `last=3,daily=7,weekly=4,monthly=12` and
+/// returns its canonical form (keys in the order of [`RETENTION_KEYS`]), or
+/// `None` for `default` (the server's default policy).
+pub(crate) fn canonical_retention(policy: &str) -> Result<Option<String>> {
+    let policy = policy.trim();
+    if policy == "default" {
+        return Ok(None);
+    }
+    let bad = |why: String| {
+        Error::BadRequest(format!(
+            "retention policy {policy:?}: {why}; write it like \"last=3,daily=7,weekly=4,monthly=12\" \
+             (periods: last, hourly, daily, weekly, monthly, yearly), or \"default\""
+        ))
+    };
+    let mut counts: [Option<u32>; 6] = [None; 6];
+    for part in policy.split(',').map(str::trim) {
+        let Some((key, value)) = part.split_once('=') else {
+            return Err(bad(format!("{part:?} is not PERIOD=COUNT")));
+        };
+        let Some(i) = RETENTION_KEYS.iter().position(|k| *k == key.trim()) else {
+            return Err(bad(format!("unknown period {:?}", key.trim())));
+        };
+        let n: u32 = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| {
+                bad(format!(
+                    "{:?} is not a count from 1 to 1000000",
+                    value.trim()
+                ))
+            })?;
+        if counts[i].replace(n).is_some() {
+            return Err(bad(format!("{:?} is given twice", key.trim())));
+        }
+    }
+    Ok(Some(
+        RETENTION_KEYS
+            .iter()
+            .zip(counts)
+            .filter_map(|(k, n)| n.map(|n| format!("{k}={n}")))
+            .collect::<Vec<_>>()
+            .join(","),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "acme", "Acme-Compta_2.0", "0", &"x".repeat(64)] {
+            check_name("subscriber", ok).unwrap();
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "-rf",
+            "a b",
+            "a/b",
+            "é",
+            "a\0",
+            &"x".repeat(65),
+        ] {
+            let e = check_name("device", bad).unwrap_err();
+            assert!(matches!(e, Error::InvalidName { .. }), "{bad:?}");
+            assert!(e.to_string().contains("1 to 64"), "{e}");
+        }
+    }
+
+    #[test]
+    fn roles_round_trip_and_pad() {
+        for r in [Role::Backup, Role::Admin] {
+            assert_eq!(r.to_string().parse::<Role>().unwrap(), r);
+        }
+        assert_eq!(format!("{:<7}|", Role::Admin), "admin  |");
+        assert!("root".parse::<Role>().is_err());
+        assert_eq!(serde_json::to_string(&Role::Admin).unwrap(), "\"admin\"");
+    }
+
+    #[test]
+    fn retention_policies() {
+        assert_eq!(
+            canonical_retention("monthly=12, last=3,daily=7").unwrap(),
+            Some("last=3,daily=7,monthly=12".into())
+        );
+        assert_eq!(canonical_retention("default").unwrap(), None);
+        for bad in ["", "last", "last=0", "last=x", "often=3", "last=1,last=2"] {
+            let e = canonical_retention(bad).unwrap_err();
+            assert!(e.to_string().contains("daily=7"), "{e}");
+        }
+    }
+}

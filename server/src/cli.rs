@@ -1,0 +1,164 @@
+//! Command-line arguments of `coffre-server` (names fixed by DESIGN.md).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// coffre-server: the backup server an association runs for its member structures.
+///
+/// One daemon, one data directory. Member structures are "subscribers", each
+/// with a quota; their PCs are "devices", enrolled with a token. Admin commands
+/// work while the daemon runs.
+#[derive(Debug, Parser)]
+#[command(name = "coffre-server", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--data DIR`, taken by every subcommand.
+#[derive(Debug, Args, Clone)]
+pub struct DataArg {
+    /// The server's data directory (catalogue, packs, certificate, config).
+    #[arg(long, value_name = "DIR", env = "COFFRE_DATA")]
+    pub data: PathBuf,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a data directory: catalogue, TLS certificate, config.toml.
+    Init {
+        #[command(flatten)]
+        data: DataArg,
+        /// Address and UDP port to listen on.
+        #[arg(long, default_value = "0.0.0.0:7443", value_name = "HOST:PORT")]
+        listen: SocketAddr,
+        /// Address clients dial, written into enrolment tokens
+        /// [default: this machine's host name and the listen port].
+        #[arg(long, value_name = "HOST:PORT")]
+        public_address: Option<String>,
+    },
+    /// Run the daemon (QUIC for clients) until Ctrl-C or SIGTERM.
+    Run {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Manage member structures (subscribers) and their quotas.
+    #[command(subcommand)]
+    Subscriber(SubscriberCommand),
+    /// Enrol, list and revoke devices (PCs).
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Storage use per subscriber: quota, used, %, snapshots, last backup.
+    Usage {
+        #[command(flatten)]
+        data: DataArg,
+        /// Print JSON: {"subscribers": [{"name", "quota_bytes", "used_bytes", "snapshots", ...}]}.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV with a header line.
+        #[arg(long)]
+        csv: bool,
+    },
+}
+
+/// `coffre-server subscriber ...`
+#[derive(Debug, Subcommand)]
+pub enum SubscriberCommand {
+    /// Add a member structure with a storage quota.
+    Add {
+        /// Short name: letters, digits, '.', '_' and '-' (e.g. "asso-jardins").
+        name: String,
+        /// Hard quota, e.g. 50GiB or 500MB: bytes stored after dedup, compression and encryption.
+        #[arg(long, value_parser = parse_size)]
+        quota: u64,
+        /// Retention policy, e.g. "last=3,daily=7,weekly=4,monthly=12" (applied by a later version).
+        #[arg(long)]
+        retention: Option<String>,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List subscribers.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one subscriber and its devices.
+    Show {
+        /// The subscriber.
+        name: String,
+        #[command(flatten)]
+        data: DataArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a subscriber's quota or retention.
+    Set {
+        /// The subscriber.
+        name: String,
+        /// New hard quota, e.g. 100GiB. Lowering it below the current use refuses new data, never deletes.
+        #[arg(long, value_parser = parse_size)]
+        quota: Option<u64>,
+        /// New retention policy.
+        #[arg(long)]
+        retention: Option<String>,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+/// Device roles.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// Can back up and read its subscriber's data; cannot delete anything.
+    Backup,
+    /// A technician's device: can also forget snapshots.
+    Admin,
+}
+
+/// `coffre-server device ...`
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Enrol a device: prints the one-time enrolment token to paste into `coffre enrol`.
+    Add {
+        /// The subscriber it belongs to.
+        subscriber: String,
+        /// A name for the PC (e.g. "compta-pc").
+        device: String,
+        /// What the device may do.
+        #[arg(long, value_enum, default_value = "backup")]
+        role: RoleArg,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List devices, of one subscriber or of all.
+    List {
+        /// Only this subscriber's devices.
+        subscriber: Option<String>,
+        #[command(flatten)]
+        data: DataArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device: it is refused at its next connection; its data stays.
+    Revoke {
+        /// The subscriber.
+        subscriber: String,
+        /// The device.
+        device: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    coffre_core::units::parse_size(s)
+}

@@ -1,0 +1,64 @@
+//! `coffre-server init`: create a data directory.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use coffre_store::Store;
+
+use crate::config::{Config, DataDir};
+use crate::tls::Identity;
+
+/// Creates the catalogue, the TLS identity and `config.toml` in `data`.
+pub fn run(data: &Path, listen: SocketAddr, public_address: Option<String>) -> Result<()> {
+    let dir = DataDir::new(data);
+    if dir.config_path().exists() {
+        bail!(
+            "{} is already a coffre data directory: nothing was changed",
+            data.display()
+        );
+    }
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let public_address = public_address.unwrap_or_else(|| default_public_address(listen));
+    Store::create(data)?;
+    let identity = Identity::generate()?;
+    identity.save(&dir.tls_dir())?;
+    let config = Config {
+        listen,
+        public_address,
+        max_connections: 1024,
+        idle_timeout_secs: 60,
+    };
+    dir.write_config(&config)?;
+    println!("created the coffre data directory {}", data.display());
+    println!("  listens on       {} (UDP)", config.listen);
+    println!(
+        "  clients dial     {} (change public_address in config.toml if that is wrong)",
+        config.public_address
+    );
+    println!(
+        "  certificate      BLAKE3 {}",
+        hex::encode(identity.fingerprint())
+    );
+    println!(
+        "next: coffre-server subscriber add NAME --quota 50GiB --data {}",
+        data.display()
+    );
+    Ok(())
+}
+
+fn default_public_address(listen: SocketAddr) -> String {
+    if listen.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty());
+        format!(
+            "{}:{}",
+            host.unwrap_or_else(|| "localhost".into()),
+            listen.port()
+        )
+    } else {
+        listen.to_string()
+    }
+}

@@ -1,0 +1,120 @@
+//! `coffre-server subscriber add|list|show|set`.
+
+use anyhow::Result;
+use coffre_core::units::format_size;
+
+use super::{open_store, when};
+use crate::cli::SubscriberCommand;
+
+/// Runs a `subscriber` subcommand.
+pub fn run(cmd: SubscriberCommand) -> Result<()> {
+    match cmd {
+        SubscriberCommand::Add {
+            name,
+            quota,
+            retention,
+            data,
+        } => {
+            let store = open_store(&data.data)?;
+            store.add_subscriber(&name, quota, retention.as_deref())?;
+            println!(
+                "added subscriber {name} with a quota of {}",
+                format_size(quota)
+            );
+            println!(
+                "next: coffre-server device add {name} DEVICE --data {}",
+                data.data.display()
+            );
+        }
+        SubscriberCommand::List { data, json } => {
+            let list = open_store(&data.data)?.list_subscribers()?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "subscribers": list }))?
+                );
+            } else if list.is_empty() {
+                println!("no subscribers yet: add one with `coffre-server subscriber add NAME --quota 50GiB`");
+            } else {
+                println!(
+                    "{:<24} {:>12} {:>12} {:>10} {:>8}  last backup",
+                    "subscriber", "quota", "used", "snapshots", "devices"
+                );
+                for s in list {
+                    println!(
+                        "{:<24} {:>12} {:>12} {:>10} {:>8}  {}",
+                        s.name,
+                        format_size(s.quota_bytes),
+                        format_size(s.used_bytes),
+                        s.snapshots,
+                        s.devices,
+                        when(s.last_backup)
+                    );
+                }
+            }
+        }
+        SubscriberCommand::Show { name, data, json } => {
+            let store = open_store(&data.data)?;
+            let s = store.subscriber(&name)?;
+            let devices = store.list_devices(Some(&name))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "subscriber": s, "devices": devices })
+                    )?
+                );
+            } else {
+                println!("subscriber  {}", s.name);
+                println!("quota       {}", format_size(s.quota_bytes));
+                println!(
+                    "used        {} ({:.1} %)",
+                    format_size(s.used_bytes),
+                    percent(s.used_bytes, s.quota_bytes)
+                );
+                println!(
+                    "retention   {}",
+                    s.retention.as_deref().unwrap_or("(default)")
+                );
+                println!("snapshots   {}", s.snapshots);
+                println!("devices:");
+                for d in devices {
+                    let state = if d.revoked.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "  {:<20} {:<7} {:<8} last backup {}",
+                        d.name,
+                        d.role,
+                        state,
+                        when(d.last_backup)
+                    );
+                }
+            }
+        }
+        SubscriberCommand::Set {
+            name,
+            quota,
+            retention,
+            data,
+        } => {
+            if quota.is_none() && retention.is_none() {
+                anyhow::bail!("nothing to change: give --quota SIZE and/or --retention POLICY");
+            }
+            open_store(&data.data)?.set_subscriber(&name, quota, retention.as_deref())?;
+            println!("updated subscriber {name}");
+        }
+    }
+    Ok(())
+}
+
+/// `used / quota` in percent (0 when there is no quota).
+pub(crate) fn percent(used: u64, quota: u64) -> f64 {
+    if quota == 0 {
+        0.0
+    } else {
+        used as f64 * 100.0 / quota as f64
+    }
+}

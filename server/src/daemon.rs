@@ -1,0 +1,365 @@
+//! The daemon: accepts QUIC connections, authenticates devices, serves their
+//! requests against the store.
+//!
+//! - [`serve`] is the injectable entry point (mini-redis style): tests start it
+//!   in-process on `127.0.0.1:0` with a real endpoint and stop it with a future.
+//! - A connection limit: past `max_connections`, new connections are refused at
+//!   once (the client is told the server is busy) rather than queued.
+//! - Each connection first authenticates (hello + Auth on its first stream,
+//!   within [`HANDSHAKE_TIMEOUT`]); then every bidirectional stream carries one
+//!   request and its response, many in parallel.
+//! - Store calls are blocking (SQLite, fsync): they run on tokio's blocking pool.
+//! - Every log line of a connection carries its subscriber and device (a span).
+//! - Graceful shutdown: stop accepting, close connections with a reason, seal
+//!   every open pack, wait for the endpoint to drain.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use coffre_core::ChunkId;
+use coffre_proto::{ErrorCode, ErrorReply, Request, Response, Role as WireRole, SnapshotEntry};
+use coffre_store::{PackWriter, Role, Session, Store};
+use tokio::sync::Semaphore;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+/// How long a new connection may take to say hello and authenticate.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Limits of the daemon.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Serves `endpoint` until `shutdown` completes.
+pub async fn serve(
+    endpoint: quinn::Endpoint,
+    store: Arc<Store>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    info!(addr = %endpoint.local_addr()?, "coffre-server listening");
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                match permits.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let store = store.clone();
+                        let remote = incoming.remote_address();
+                        connections.spawn(async move {
+                            if let Err(e) = connection(incoming, store).await {
+                                debug!(%remote, "connection ended: {e:#}");
+                            }
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        warn!(remote = %incoming.remote_address(), "connection refused: {} connections already open", limits.max_connections);
+                        incoming.refuse();
+                    }
+                }
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    info!("shutting down: closing connections and sealing open packs");
+    endpoint.close(0u32.into(), b"server shutting down");
+    while connections.join_next().await.is_some() {}
+    endpoint.wait_idle().await;
+    Ok(())
+}
+
+/// Runs a blocking store call off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, coffre_store::Error> + Send + 'static,
+) -> Result<T, ErrorReply> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| error_reply(&e)),
+        Err(e) => Err(ErrorReply {
+            code: ErrorCode::Internal,
+            message: format!("server task failed: {e}"),
+            used: 0,
+            quota: 0,
+        }),
+    }
+}
+
+fn error_reply(e: &coffre_store::Error) -> ErrorReply {
+    use coffre_store::Error as E;
+    let (code, used, quota) = match e {
+        E::NotFound { .. } => (ErrorCode::NotFound, 0, 0),
+        E::UnknownDevice => (ErrorCode::UnknownDevice, 0, 0),
+        E::Revoked { .. } => (ErrorCode::Revoked, 0, 0),
+        E::Forbidden { .. } => (ErrorCode::Forbidden, 0, 0),
+        E::QuotaExceeded { used, quota, .. } => (ErrorCode::QuotaExceeded, *used, *quota),
+        E::MissingChunks { .. } => (ErrorCode::MissingChunks, 0, 0),
+        E::StorageFull { .. } => (ErrorCode::StorageFull, 0, 0),
+        E::BadRequest(_) | E::Corrupt(_) | E::InvalidName { .. } | E::AlreadyExists { .. } => {
+            (ErrorCode::BadRequest, 0, 0)
+        }
+        _ => (ErrorCode::Internal, 0, 0),
+    };
+    ErrorReply {
+        code,
+        message: e.to_string(),
+        used,
+        quota,
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> ErrorReply {
+    ErrorReply {
+        code: ErrorCode::BadRequest,
+        message: message.into(),
+        used: 0,
+        quota: 0,
+    }
+}
+
+async fn connection(incoming: quinn::Incoming, store: Arc<Store>) -> Result<()> {
+    let conn = incoming.await?;
+    let remote = conn.remote_address();
+    let session = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&conn, &store)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            conn.close(1u32.into(), b"authentication failed");
+            return Err(e);
+        }
+        Err(_) => {
+            conn.close(1u32.into(), b"handshake timed out");
+            anyhow::bail!("{remote}: no hello and authentication within {HANDSHAKE_TIMEOUT:?}");
+        }
+    };
+    let span = info_span!("session", subscriber = %session.subscriber, device = %session.device);
+    async move {
+        info!(%remote, "connected");
+        let session = Arc::new(session);
+        let pack = Arc::new(Mutex::new(store.open_pack(&session)));
+        let mut requests = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                stream = conn.accept_bi() => match stream {
+                    Ok((send, recv)) => {
+                        let (store, session, pack) = (store.clone(), session.clone(), pack.clone());
+                        requests.spawn(async move {
+                            if let Err(e) = request(send, recv, store, session, pack).await {
+                                debug!("request failed: {e:#}");
+                            }
+                        }.in_current_span());
+                    }
+                    Err(e) => {
+                        debug!("connection closed: {e}");
+                        break;
+                    }
+                },
+                Some(_) = requests.join_next(), if !requests.is_empty() => {}
+            }
+        }
+        while requests.join_next().await.is_some() {}
+        // Chunks uploaded before the connection ended become durable, so a rerun
+        // after an interruption does not send them again.
+        let (s, p) = (store.clone(), pack.clone());
+        let sealed =
+            tokio::task::spawn_blocking(move || s.seal_pack(&session, &mut p.lock().unwrap()))
+                .await;
+        match sealed {
+            Ok(Ok(())) => info!("disconnected"),
+            Ok(Err(e)) => warn!("sealing the open pack failed: {e}"),
+            Err(e) => warn!("sealing task failed: {e}"),
+        }
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+/// Hello and Auth on the first stream.
+async fn handshake(conn: &quinn::Connection, store: &Arc<Store>) -> Result<Session> {
+    let (mut send, mut recv) = conn.accept_bi().await?;
+    let mut hello = [0u8; coffre_proto::HELLO_LEN];
+    recv.read_exact(&mut hello).await?;
+    send.write_all(&coffre_proto::encode_hello()).await?;
+    if let Err(e) = coffre_proto::decode_hello(&hello) {
+        let reply = ErrorReply {
+            code: ErrorCode::UnsupportedVersion,
+            message: e.to_string(),
+            used: 0,
+            quota: 0,
+        };
+        respond(&mut send, &Response::Error(reply)).await?;
+        anyhow::bail!("bad hello: {e}");
+    }
+    let secret = match coffre_proto::stream::read_request(&mut recv)
+        .await
+        .map_err(|e| e.reply())
+    {
+        Ok(Request::Auth { secret }) => secret,
+        Ok(_) => {
+            respond(
+                &mut send,
+                &Response::Error(bad_request("the first request must be Auth")),
+            )
+            .await?;
+            anyhow::bail!("first request was not Auth");
+        }
+        Err(reply) => {
+            respond(&mut send, &Response::Error(reply.clone())).await?;
+            anyhow::bail!("bad auth request: {}", reply.message);
+        }
+    };
+    let s = store.clone();
+    match blocking(move || s.authenticate(&secret)).await {
+        Ok(session) => {
+            let role = match session.role {
+                Role::Admin => WireRole::Admin,
+                Role::Backup => WireRole::Backup,
+            };
+            respond(
+                &mut send,
+                &Response::AuthOk {
+                    subscriber: session.subscriber.clone(),
+                    device: session.device.clone(),
+                    role,
+                },
+            )
+            .await?;
+            Ok(session)
+        }
+        Err(reply) => {
+            warn!("refused a device: {}", reply.message);
+            respond(&mut send, &Response::Error(reply.clone())).await?;
+            anyhow::bail!("authentication refused: {}", reply.message)
+        }
+    }
+}
+
+async fn respond(send: &mut quinn::SendStream, response: &Response) -> Result<()> {
+    coffre_proto::stream::write_response(send, response).await?;
+    send.finish()?;
+    // Let the peer read the answer before the stream is dropped.
+    let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
+    Ok(())
+}
+
+async fn request(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    store: Arc<Store>,
+    session: Arc<Session>,
+    pack: Arc<Mutex<PackWriter>>,
+) -> Result<()> {
+    let response = match coffre_proto::stream::read_request(&mut recv)
+        .await
+        .map_err(|e| e.reply())
+    {
+        Ok(req) => handle(req, store, session, pack)
+            .await
+            .unwrap_or_else(Response::Error),
+        Err(reply) => Response::Error(reply),
+    };
+    if let Response::Error(e) = &response {
+        debug!(code = ?e.code, "request refused: {}", e.message);
+    }
+    coffre_proto::stream::write_response(&mut send, &response).await?;
+    send.finish()?;
+    Ok(())
+}
+
+async fn handle(
+    req: Request,
+    store: Arc<Store>,
+    session: Arc<Session>,
+    pack: Arc<Mutex<PackWriter>>,
+) -> Result<Response, ErrorReply> {
+    let s = session;
+    Ok(match req {
+        Request::Auth { .. } => return Err(bad_request("already authenticated")),
+        Request::HasChunks { ids } => {
+            let ids: Vec<ChunkId> = ids.into_iter().map(ChunkId::from_bytes).collect();
+            Response::HasChunks {
+                have: blocking(move || store.has_chunks(&s, &ids)).await?,
+            }
+        }
+        Request::PutChunk { id, blob } => {
+            let id = ChunkId::from_bytes(id);
+            let new = blocking(move || store.put_chunk(&s, &mut pack.lock().unwrap(), &id, &blob))
+                .await?;
+            Response::Stored { new }
+        }
+        Request::Commit { manifest } => {
+            let id =
+                blocking(move || store.commit_snapshot(&s, &mut pack.lock().unwrap(), &manifest))
+                    .await?;
+            info!(snapshot = %id.short(), "snapshot committed");
+            Response::Committed {
+                snapshot: *id.as_bytes(),
+            }
+        }
+        Request::ListSnapshots => {
+            let list = blocking(move || store.list_snapshots(&s)).await?;
+            Response::Snapshots {
+                list: list
+                    .into_iter()
+                    .map(|i| SnapshotEntry {
+                        id: *i.id.as_bytes(),
+                        time: i.time,
+                        device: i.device,
+                        logical_bytes: i.logical_bytes,
+                        file_count: i.file_count,
+                    })
+                    .collect(),
+            }
+        }
+        Request::GetManifest { snapshot } => {
+            let id = ChunkId::from_bytes(snapshot);
+            Response::Manifest {
+                bytes: blocking(move || store.manifest(&s, &id)).await?,
+            }
+        }
+        Request::GetChunk { id } => {
+            let id = ChunkId::from_bytes(id);
+            Response::Chunk {
+                blob: blocking(move || store.chunk(&s, &id)).await?,
+            }
+        }
+        Request::PutKey { key_file } => {
+            blocking(move || store.put_key(&s, &key_file)).await?;
+            Response::KeyStored
+        }
+        Request::GetKey => Response::Key {
+            key_file: blocking(move || store.key(&s)).await?,
+        },
+        Request::Forget { snapshot } => {
+            let id = ChunkId::from_bytes(snapshot);
+            blocking(move || store.forget_snapshot(&s, &id)).await?;
+            info!(snapshot = %id.short(), "snapshot forgotten");
+            Response::Forgotten
+        }
+        Request::Status => {
+            let st = blocking(move || store.status(&s)).await?;
+            Response::Status {
+                subscriber: st.subscriber,
+                quota_bytes: st.quota_bytes,
+                used_bytes: st.used_bytes,
+                snapshots: st.snapshots,
+                last_backup: st.last_backup,
+            }
+        }
+    })
+}

@@ -1,0 +1,567 @@
+//! The server end to end: the real daemon (`coffre_server::daemon::serve`) on
+//! loopback QUIC, driven by the real client connection (`coffre_client::remote`).
+//! Each test has its own data directory; nothing is mocked.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use coffre_client::remote::{self, Remote, RemoteError};
+use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
+use coffre_core::{
+    benchmark, BlobKind, ChunkId, KdfParams, KeyFile, Keys, Manifest, MasterKey, Sealer, Timestamp,
+};
+use coffre_proto::{ErrorCode, Response};
+use coffre_server::daemon::{self, Limits};
+use coffre_server::tls::{Identity, TransportLimits};
+use coffre_store::{Role, Store};
+use tokio::sync::oneshot;
+
+/// A server running in this process on 127.0.0.1, on a data directory.
+struct TestServer {
+    addr: String,
+    fingerprint: [u8; 32],
+    store: Arc<Store>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    async fn start(data: &Path) -> TestServer {
+        Self::start_with(data, Limits::default()).await
+    }
+
+    async fn start_with(data: &Path, limits: Limits) -> TestServer {
+        let tls = data.join("tls");
+        let (store, identity) = if tls.exists() {
+            (Store::open(data).unwrap(), Identity::load(&tls).unwrap())
+        } else {
+            let id = Identity::generate().unwrap();
+            id.save(&tls).unwrap();
+            (Store::create(data).unwrap(), id)
+        };
+        let store = Arc::new(store);
+        let endpoint = quinn::Endpoint::server(
+            identity.server_config(&TransportLimits::default()).unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let addr = endpoint.local_addr().unwrap().to_string();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn({
+            let store = store.clone();
+            async move {
+                daemon::serve(endpoint, store, limits, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            }
+        });
+        TestServer {
+            addr,
+            fingerprint: identity.fingerprint(),
+            store,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    fn device(&self, subscriber: &str, quota: u64, device: &str, role: Role) -> [u8; 32] {
+        if self.store.subscriber(subscriber).is_err() {
+            self.store.add_subscriber(subscriber, quota, None).unwrap();
+        }
+        self.store.add_device(subscriber, device, role).unwrap()
+    }
+
+    async fn connect(&self, secret: [u8; 32]) -> Result<Remote, RemoteError> {
+        Remote::connect(&self.addr, self.fingerprint, secret).await
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+    }
+}
+
+/// A subscriber's keys and a way to make real blobs and manifests.
+struct Client {
+    keys: Keys,
+    sealer: Sealer,
+}
+
+impl Client {
+    fn new(seed: u8) -> Self {
+        Client {
+            keys: Keys::derive(&MasterKey::from_bytes([seed; 32])),
+            sealer: Sealer::new(3),
+        }
+    }
+    fn blob(&mut self, data: &[u8]) -> (ChunkId, Vec<u8>) {
+        let id = ChunkId::compute(&self.keys, data);
+        (
+            id,
+            self.sealer
+                .seal(&self.keys, BlobKind::Data, &id, data)
+                .unwrap(),
+        )
+    }
+    fn manifest(&self, device: &str, chunks: Vec<ChunkId>) -> Vec<u8> {
+        Manifest {
+            public: PublicPart {
+                time: Timestamp::now(),
+                device: device.into(),
+                logical_bytes: 1,
+                file_count: 1,
+                chunks: chunks.clone(),
+            },
+            private: PrivatePart {
+                root: chunks
+                    .first()
+                    .copied()
+                    .unwrap_or(ChunkId::from_bytes([0; 32])),
+                paths: vec![b"/home".to_vec()],
+                hostname: device.into(),
+                tags: vec![],
+                parent: None,
+                stats: Statistics::default(),
+                errors: vec![],
+            },
+        }
+        .seal(&self.keys)
+        .unwrap()
+    }
+}
+
+/// Uploads `n` chunks of `size` random bytes and commits them as a snapshot.
+async fn backup(
+    remote: &Remote,
+    client: &mut Client,
+    seed: u64,
+    n: usize,
+    size: usize,
+) -> Result<(ChunkId, Vec<(ChunkId, Vec<u8>)>), RemoteError> {
+    let mut chunks = Vec::new();
+    for i in 0..n {
+        let data = benchmark::random_bytes(size, seed * 1000 + i as u64);
+        let (id, blob) = client.blob(&data);
+        remote.put_chunk(&id, blob).await?;
+        chunks.push((id, data));
+    }
+    let manifest = client.manifest(&remote.device, chunks.iter().map(|c| c.0).collect());
+    let snap = remote.commit(manifest).await?;
+    Ok((snap, chunks))
+}
+
+async fn assert_restorable(
+    remote: &Remote,
+    client: &Client,
+    snap: &ChunkId,
+    chunks: &[(ChunkId, Vec<u8>)],
+) {
+    let m = Manifest::open(&client.keys, &remote.manifest(snap).await.unwrap()).unwrap();
+    assert_eq!(m.public.chunks.len(), chunks.len());
+    for (id, data) in chunks {
+        let blob = remote.chunk(id).await.unwrap();
+        assert_eq!(
+            &coffre_core::blob::open(&client.keys, BlobKind::Data, id, &blob).unwrap(),
+            data
+        );
+    }
+}
+
+#[tokio::test]
+async fn backup_objects_round_trip_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let secret = server.device("asso-jardins", 1 << 30, "compta-pc", Role::Backup);
+    let remote = server.connect(secret).await.unwrap();
+    assert_eq!(
+        (remote.subscriber.as_str(), remote.device.as_str()),
+        ("asso-jardins", "compta-pc")
+    );
+    let mut client = Client::new(1);
+
+    assert_eq!(remote.key().await.unwrap(), None);
+    let key_file = KeyFile::wrap(
+        &MasterKey::from_bytes([1; 32]),
+        b"passphrase",
+        KdfParams::INSECURE_FOR_TESTS,
+    )
+    .unwrap();
+    remote.put_key(key_file.as_bytes().to_vec()).await.unwrap();
+    let (snap, chunks) = backup(&remote, &mut client, 1, 5, 300_000).await.unwrap();
+    let have = remote
+        .has_chunks(&chunks.iter().map(|c| c.0).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(have.iter().all(|h| *h));
+    assert!(
+        !remote
+            .has_chunks(&[ChunkId::from_bytes([7; 32])])
+            .await
+            .unwrap()[0]
+    );
+    assert_restorable(&remote, &client, &snap, &chunks).await;
+    let list = remote.snapshots().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].device, "compta-pc");
+    remote.close().await;
+    server.stop().await;
+
+    // Restart on the same data directory: everything is still there.
+    let server = TestServer::start(dir.path()).await;
+    let remote = server.connect(secret).await.unwrap();
+    assert_eq!(
+        remote.key().await.unwrap().as_deref(),
+        Some(key_file.as_bytes())
+    );
+    assert_eq!(remote.snapshots().await.unwrap().len(), 1);
+    assert_restorable(&remote, &client, &snap, &chunks).await;
+    match remote.status().await.unwrap() {
+        Response::Status {
+            snapshots,
+            used_bytes,
+            last_backup,
+            ..
+        } => {
+            assert_eq!(snapshots, 1);
+            assert!(used_bytes > 5 * 300_000);
+            assert!(last_backup.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    remote.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_is_kept_when_the_connection_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let secret = server.device("asso", 1 << 30, "pc", Role::Backup);
+    let mut client = Client::new(2);
+    let remote = server.connect(secret).await.unwrap();
+    let (id, blob) = client.blob(&benchmark::random_bytes(100_000, 1));
+    assert!(remote.put_chunk(&id, blob.clone()).await.unwrap());
+    drop(remote); // no commit: the backup was interrupted
+                  // The rerun finds the chunk already there and sends nothing twice.
+    let remote = loop {
+        let r = server.connect(secret).await.unwrap();
+        if r.has_chunks(&[id]).await.unwrap()[0] {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        !remote.put_chunk(&id, blob).await.unwrap(),
+        "the chunk was stored twice"
+    );
+    remote.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_quota_refuses_new_data_in_plain_words_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let secret = server.device("petite-asso", 2_000_000, "pc", Role::Backup);
+    let remote = server.connect(secret).await.unwrap();
+    let mut client = Client::new(3);
+    let (snap, chunks) = backup(&remote, &mut client, 3, 2, 500_000).await.unwrap();
+    let used_before = server.store.subscriber("petite-asso").unwrap().used_bytes;
+
+    let err = backup(&remote, &mut client, 4, 4, 500_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::QuotaExceeded), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("quota is full") && text.contains("1.9 MiB"),
+        "{text}"
+    );
+    assert!(!text.contains('\n'));
+
+    // Nothing committed was touched; the earlier snapshot restores.
+    assert_restorable(&remote, &client, &snap, &chunks).await;
+    assert_eq!(remote.snapshots().await.unwrap().len(), 1);
+    remote.close().await;
+    server.stop().await;
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.subscriber("petite-asso").unwrap().used_bytes <= 2_000_000);
+    assert!(store.subscriber("petite-asso").unwrap().used_bytes >= used_before);
+}
+
+#[tokio::test]
+async fn revoked_and_unknown_devices_are_refused_at_the_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let secret = server.device("asso", 1 << 30, "old-pc", Role::Backup);
+    server.connect(secret).await.unwrap().close().await;
+    server.store.revoke_device("asso", "old-pc").unwrap();
+    let err = server.connect(secret).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Revoked), "{err}");
+    assert!(err.to_string().contains("revoked"), "{err}");
+    let err = server.connect([9; 32]).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::UnknownDevice), "{err}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_certificate_is_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let secret = server.device("asso", 1 << 30, "pc", Role::Backup);
+    let err = Remote::connect(&server.addr, [0; 32], secret)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RemoteError::CertificateMismatch { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("does not present the certificate"),
+        "{err}"
+    );
+    server.stop().await;
+    let err = Remote::connect(&server_addr_unused(), [0; 32], secret)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RemoteError::Unreachable { .. }), "{err}");
+}
+
+/// A loopback port with no server behind it.
+fn server_addr_unused() -> String {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap().to_string();
+    drop(sock);
+    addr
+}
+
+#[tokio::test]
+async fn subscribers_cannot_read_or_probe_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let a = server
+        .connect(server.device("alpha", 1 << 30, "pc", Role::Admin))
+        .await
+        .unwrap();
+    let b = server
+        .connect(server.device("beta", 1 << 30, "pc", Role::Admin))
+        .await
+        .unwrap();
+    let mut ca = Client::new(10);
+    let (snap, chunks) = backup(&a, &mut ca, 10, 2, 100_000).await.unwrap();
+    let ids: Vec<ChunkId> = chunks.iter().map(|c| c.0).collect();
+
+    assert_eq!(
+        b.has_chunks(&ids).await.unwrap(),
+        vec![false, false],
+        "beta learnt that alpha holds a chunk"
+    );
+    let e = b.chunk(&ids[0]).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NotFound), "{e}");
+    let e = b.manifest(&snap).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NotFound), "{e}");
+    assert!(b.snapshots().await.unwrap().is_empty());
+    let e = b.forget(&snap).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NotFound), "{e}");
+    assert_eq!(b.key().await.unwrap(), None);
+    // alpha's snapshot is intact
+    assert_restorable(&a, &ca, &snap, &chunks).await;
+    a.close().await;
+    b.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_an_admin_device_can_forget() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let pc = server
+        .connect(server.device("asso", 1 << 30, "pc", Role::Backup))
+        .await
+        .unwrap();
+    let tech = server
+        .connect(server.device("asso", 1 << 30, "technicien", Role::Admin))
+        .await
+        .unwrap();
+    let mut c = Client::new(11);
+    let (snap, _) = backup(&pc, &mut c, 11, 1, 1000).await.unwrap();
+    let e = pc.forget(&snap).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
+    assert_eq!(pc.snapshots().await.unwrap().len(), 1);
+    tech.forget(&snap).await.unwrap();
+    assert!(pc.snapshots().await.unwrap().is_empty());
+    pc.close().await;
+    tech.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_commit_with_missing_chunks_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let remote = server
+        .connect(server.device("asso", 1 << 30, "pc", Role::Backup))
+        .await
+        .unwrap();
+    let c = Client::new(12);
+    let e = remote
+        .commit(c.manifest("pc", vec![ChunkId::from_bytes([5; 32])]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::MissingChunks), "{e}");
+    assert!(remote.snapshots().await.unwrap().is_empty());
+    remote.close().await;
+    server.stop().await;
+}
+
+/// Raw bytes on a stream of an authenticated connection.
+async fn raw_request(conn: &quinn::Connection, bytes: &[u8]) -> Vec<u8> {
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(bytes).await.unwrap();
+    send.finish().unwrap();
+    recv.read_to_end(1 << 20).await.unwrap_or_default()
+}
+
+async fn raw_connection(server: &TestServer) -> (quinn::Endpoint, quinn::Connection) {
+    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    ep.set_default_client_config(remote::client_config(server.fingerprint).unwrap());
+    let conn = ep
+        .connect(server.addr.parse().unwrap(), "coffre-server")
+        .unwrap()
+        .await
+        .unwrap();
+    (ep, conn)
+}
+
+fn decode_error(bytes: &[u8]) -> coffre_proto::ErrorReply {
+    let mut asm = coffre_proto::Assembler::new(1 << 20);
+    let (ty, payload) = asm.feed(bytes).unwrap().expect("a whole response");
+    match coffre_proto::decode_response(ty, &payload).unwrap() {
+        Response::Error(e) => e,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn hostile_frames_get_clean_errors_and_others_keep_being_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let secret = server.device("asso", 1 << 30, "pc", Role::Backup);
+    let good = server.connect(secret).await.unwrap();
+
+    // A stranger: wrong magic in the hello.
+    let (_ep, conn) = raw_connection(&server).await;
+    let reply = raw_request(&conn, b"HTTP/1.1 GET /\r\n\r\n").await;
+    assert_eq!(&reply[..6], b"COFFRE", "the server says who it is");
+    assert_eq!(
+        decode_error(&reply[coffre_proto::HELLO_LEN..]).code,
+        ErrorCode::UnsupportedVersion
+    );
+
+    // A future client: right magic, protocol version 99.
+    let (_ep, conn) = raw_connection(&server).await;
+    let mut hello = coffre_proto::encode_hello();
+    hello[6..8].copy_from_slice(&99u16.to_be_bytes());
+    let reply = raw_request(&conn, &hello).await;
+    let e = decode_error(&reply[coffre_proto::HELLO_LEN..]);
+    assert_eq!(e.code, ErrorCode::UnsupportedVersion);
+    assert!(e.message.contains("99"), "{}", e.message);
+
+    // After a good handshake: oversized, truncated, unknown and garbage frames.
+    let (_ep, conn) = raw_connection(&server).await;
+    let mut auth = coffre_proto::encode_hello().to_vec();
+    auth.extend(coffre_proto::encode_request(&coffre_proto::Request::Auth { secret }).unwrap());
+    let reply = raw_request(&conn, &auth).await;
+    let (ty, payload) = coffre_proto::Assembler::new(1 << 20)
+        .feed(&reply[coffre_proto::HELLO_LEN..])
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        coffre_proto::decode_response(ty, &payload).unwrap(),
+        Response::AuthOk { .. }
+    ));
+
+    let oversized = [0xff, 0xff, 0xff, 0xff, 0x00, 0x03];
+    let e = decode_error(&raw_request(&conn, &oversized).await);
+    assert_eq!(e.code, ErrorCode::TooLarge, "{}", e.message);
+
+    let mut truncated = coffre_proto::encode_request(&coffre_proto::Request::HasChunks {
+        ids: vec![[1; 32]; 4],
+    })
+    .unwrap();
+    truncated.truncate(truncated.len() - 10);
+    let e = decode_error(&raw_request(&conn, &truncated).await);
+    assert_eq!(e.code, ErrorCode::BadRequest, "{}", e.message);
+
+    let unknown = [0, 0, 0, 2, 0x7f, 0x00];
+    let e = decode_error(&raw_request(&conn, &unknown).await);
+    assert_eq!(e.code, ErrorCode::BadRequest, "{}", e.message);
+
+    let e = decode_error(&raw_request(&conn, b"\x00\x00\x00\x05\x00\x02zz").await);
+    assert_eq!(e.code, ErrorCode::BadRequest, "{}", e.message);
+
+    // The well-behaved client never noticed.
+    let mut c = Client::new(13);
+    let (snap, chunks) = backup(&good, &mut c, 13, 2, 50_000).await.unwrap();
+    assert_restorable(&good, &c, &snap, &chunks).await;
+    good.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_refused_and_others_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), Limits { max_connections: 2 }).await;
+    let secret = server.device("asso", 1 << 30, "pc", Role::Backup);
+    let a = server.connect(secret).await.unwrap();
+    let b = server.connect(secret).await.unwrap();
+    let err = server.connect(secret).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RemoteError::Refused(_) | RemoteError::Unreachable { .. }
+        ),
+        "{err}"
+    );
+    assert!(a.snapshots().await.is_ok() && b.snapshots().await.is_ok());
+    a.close().await;
+    b.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_devices_back_up_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Arc::new(TestServer::start(dir.path()).await);
+    let mut tasks = Vec::new();
+    for i in 0..10u8 {
+        let subscriber = format!("asso-{}", i / 2);
+        let secret = server.device(&subscriber, 1 << 30, &format!("pc-{i}"), Role::Backup);
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            let remote = server.connect(secret).await.unwrap();
+            let mut client = Client::new(100 + i / 2);
+            let (snap, chunks) = backup(&remote, &mut client, 100 + u64::from(i), 12, 200_000)
+                .await
+                .unwrap();
+            assert_restorable(&remote, &client, &snap, &chunks).await;
+            remote.close().await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for i in 0..5 {
+        assert_eq!(
+            server
+                .store
+                .subscriber(&format!("asso-{i}"))
+                .unwrap()
+                .snapshots,
+            2
+        );
+    }
+    Arc::try_unwrap(server).ok().unwrap().stop().await;
+}
