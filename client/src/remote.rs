@@ -176,6 +176,10 @@ pub fn client_config(fingerprint: [u8; 32]) -> Result<quinn::ClientConfig, Remot
     transport.stream_receive_window((16u32 << 20).into());
     transport.receive_window((64u32 << 20).into());
     transport.send_window(64 << 20);
+    // Datagrams up to 16 KiB where the path allows it (see the server's tls.rs).
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(16 * 1024);
+    transport.mtu_discovery_config(Some(mtu));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
@@ -251,9 +255,7 @@ impl Remote {
         recv.read_exact(&mut hello)
             .await
             .map_err(|e| RemoteError::Connection(e.to_string()))?;
-        let response = coffre_proto::stream::read_response(&mut recv)
-            .await
-            .map_err(io)?;
+        let response = read_response(&mut recv).await.map_err(io)?;
         if let Err(e) = coffre_proto::decode_hello(&hello) {
             return Err(RemoteError::Refused(ErrorReply {
                 code: ErrorCode::UnsupportedVersion,
@@ -289,7 +291,7 @@ impl Remote {
             .await
             .map_err(|e| lost(e.to_string()))?;
         send.finish().map_err(|e| lost(e.to_string()))?;
-        match coffre_proto::stream::read_response(&mut recv)
+        match read_response(&mut recv)
             .await
             .map_err(|e| lost(e.to_string()))?
         {
@@ -315,16 +317,26 @@ impl Remote {
         Ok(have)
     }
 
-    /// Uploads one blob; true if the server did not have it.
+    /// Uploads one blob; true if the server did not have it. The blob goes to
+    /// QUIC from its own buffer: only the short prefix is encoded.
     pub async fn put_chunk(&self, id: &ChunkId, blob: Vec<u8>) -> Result<bool, RemoteError> {
-        match self
-            .call(&Request::PutChunk {
-                id: *id.as_bytes(),
-                blob,
-            })
-            .await?
+        let lost = |e: String| RemoteError::Connection(e);
+        let prefix = coffre_proto::put_chunk_prefix(id.as_bytes(), blob.len())
+            .map_err(|e| lost(e.to_string()))?;
+        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| lost(e.to_string()))?;
+        send.write_all(&prefix)
+            .await
+            .map_err(|e| lost(e.to_string()))?;
+        send.write_chunk(bytes::Bytes::from(blob))
+            .await
+            .map_err(|e| lost(e.to_string()))?;
+        send.finish().map_err(|e| lost(e.to_string()))?;
+        match read_response(&mut recv)
+            .await
+            .map_err(|e| lost(e.to_string()))?
         {
             Response::Stored { new } => Ok(new),
+            Response::Error(e) => Err(RemoteError::Refused(e)),
             other => Err(unexpected(&other)),
         }
     }
@@ -412,4 +424,24 @@ impl Remote {
 
 fn unexpected(r: &Response) -> RemoteError {
     RemoteError::Connection(format!("unexpected answer from the server: {r:?}"))
+}
+
+/// Reads one response with quinn's zero-copy chunks (the assembler makes the
+/// only copy), within the caps of its type.
+async fn read_response(
+    recv: &mut quinn::RecvStream,
+) -> Result<Response, coffre_proto::stream::ReadError> {
+    let mut assembler = coffre_proto::Assembler::for_responses();
+    loop {
+        let chunk = recv
+            .read_chunk(usize::MAX, true)
+            .await
+            .map_err(std::io::Error::from)?;
+        if let Some(response) = coffre_proto::stream::feed_response(
+            &mut assembler,
+            chunk.as_ref().map(|c| &c.bytes[..]),
+        )? {
+            return Ok(response);
+        }
+    }
 }

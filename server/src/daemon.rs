@@ -12,9 +12,13 @@
 //! - Every log line of a connection carries its subscriber and device (a span).
 //! - Graceful shutdown: stop accepting, close connections with a reason, seal
 //!   every open pack, wait for the endpoint to drain.
+//! - Uploads: each connection appends to its own open pack; a full pack is
+//!   sealed (fsync, rename, catalogue) beside the next one filling up, so the
+//!   disk flush never stalls the stream of uploads. A commit waits for those
+//!   seals, then seals the open pack and checks every chunk (store invariant).
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -150,7 +154,7 @@ async fn connection(incoming: quinn::Incoming, store: Arc<Store>) -> Result<()> 
     async move {
         info!(%remote, "connected");
         let session = Arc::new(session);
-        let pack = Arc::new(Mutex::new(store.open_pack(&session)));
+        let pack = Arc::new(Uploads::new(store.open_pack(&session)));
         let mut requests = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
@@ -175,9 +179,11 @@ async fn connection(incoming: quinn::Incoming, store: Arc<Store>) -> Result<()> 
         // Chunks uploaded before the connection ended become durable, so a rerun
         // after an interruption does not send them again.
         let (s, p) = (store.clone(), pack.clone());
-        let sealed =
-            tokio::task::spawn_blocking(move || s.seal_pack(&session, &mut p.lock().unwrap()))
-                .await;
+        let sealed = tokio::task::spawn_blocking(move || {
+            p.wait_for_seals();
+            s.seal_pack(&session, &mut p.open.lock().unwrap())
+        })
+        .await;
         match sealed {
             Ok(Ok(())) => info!("disconnected"),
             Ok(Err(e)) => warn!("sealing the open pack failed: {e}"),
@@ -205,10 +211,7 @@ async fn handshake(conn: &quinn::Connection, store: &Arc<Store>) -> Result<Sessi
         respond(&mut send, &Response::Error(reply)).await?;
         anyhow::bail!("bad hello: {e}");
     }
-    let secret = match coffre_proto::stream::read_request(&mut recv)
-        .await
-        .map_err(|e| e.reply())
-    {
+    let secret = match read_request(&mut recv).await.map_err(|e| e.reply()) {
         Ok(Request::Auth { secret }) => secret,
         Ok(_) => {
             respond(
@@ -262,12 +265,9 @@ async fn request(
     mut recv: quinn::RecvStream,
     store: Arc<Store>,
     session: Arc<Session>,
-    pack: Arc<Mutex<PackWriter>>,
+    pack: Arc<Uploads>,
 ) -> Result<()> {
-    let response = match coffre_proto::stream::read_request(&mut recv)
-        .await
-        .map_err(|e| e.reply())
-    {
+    let response = match read_request(&mut recv).await.map_err(|e| e.reply()) {
         Ok(req) => handle(req, store, session, pack)
             .await
             .unwrap_or_else(Response::Error),
@@ -285,7 +285,7 @@ async fn handle(
     req: Request,
     store: Arc<Store>,
     session: Arc<Session>,
-    pack: Arc<Mutex<PackWriter>>,
+    pack: Arc<Uploads>,
 ) -> Result<Response, ErrorReply> {
     let s = session;
     Ok(match req {
@@ -298,14 +298,15 @@ async fn handle(
         }
         Request::PutChunk { id, blob } => {
             let id = ChunkId::from_bytes(id);
-            let new = blocking(move || store.put_chunk(&s, &mut pack.lock().unwrap(), &id, &blob))
-                .await?;
+            let new = blocking(move || pack.put(&store, &s, &id, &blob)).await?;
             Response::Stored { new }
         }
         Request::Commit { manifest } => {
-            let id =
-                blocking(move || store.commit_snapshot(&s, &mut pack.lock().unwrap(), &manifest))
-                    .await?;
+            let id = blocking(move || {
+                pack.wait_for_seals();
+                store.commit_snapshot(&s, &mut pack.open.lock().unwrap(), &manifest)
+            })
+            .await?;
             info!(snapshot = %id.short(), "snapshot committed");
             Response::Committed {
                 snapshot: *id.as_bytes(),
@@ -362,4 +363,84 @@ async fn handle(
             }
         }
     })
+}
+
+/// A connection's uploads: the open pack, and the full packs being sealed.
+struct Uploads {
+    open: Mutex<PackWriter>,
+    sealing: Mutex<usize>,
+    sealed: Condvar,
+}
+
+impl Uploads {
+    fn new(pack: PackWriter) -> Self {
+        Uploads {
+            open: Mutex::new(pack),
+            sealing: Mutex::new(0),
+            sealed: Condvar::new(),
+        }
+    }
+
+    /// Appends a blob. When the open pack would pass the target size, it is
+    /// swapped for a fresh one and sealed here, outside the lock, so other
+    /// uploads of the connection go on meanwhile. (Its chunks count as this
+    /// session's until sealed: `has_chunks` sees them, nothing is sent twice.)
+    fn put(
+        &self,
+        store: &Store,
+        s: &Session,
+        id: &ChunkId,
+        blob: &[u8],
+    ) -> Result<bool, coffre_store::Error> {
+        let mut open = self.open.lock().unwrap();
+        let full = if !open.is_empty()
+            && open.size() + blob.len() as u64 + 1024 >= coffre_store::PACK_TARGET_SIZE
+        {
+            *self.sealing.lock().unwrap() += 1;
+            Some(std::mem::replace(&mut *open, store.open_pack(s)))
+        } else {
+            None
+        };
+        let stored = store.put_chunk(s, &mut open, id, blob);
+        drop(open);
+        if let Some(mut full) = full {
+            let sealed = store.seal_pack(s, &mut full);
+            *self.sealing.lock().unwrap() -= 1;
+            self.sealed.notify_all();
+            if let Err(e) = sealed {
+                // Its chunks are reported absent from now on; the client's
+                // commit gets MissingChunks and sends them again.
+                warn!("sealing a full pack failed: {e}");
+            }
+        }
+        stored
+    }
+
+    /// Blocks until no full pack of this connection is being sealed.
+    fn wait_for_seals(&self) {
+        let mut n = self.sealing.lock().unwrap();
+        while *n > 0 {
+            n = self.sealed.wait(n).unwrap();
+        }
+    }
+}
+
+/// Reads one request with quinn's zero-copy chunks (the assembler makes the
+/// only copy), within the caps of its type.
+async fn read_request(
+    recv: &mut quinn::RecvStream,
+) -> Result<Request, coffre_proto::stream::ReadError> {
+    let mut assembler = coffre_proto::Assembler::for_requests();
+    loop {
+        let chunk = recv
+            .read_chunk(usize::MAX, true)
+            .await
+            .map_err(std::io::Error::from)?;
+        if let Some(request) = coffre_proto::stream::feed_request(
+            &mut assembler,
+            chunk.as_ref().map(|c| &c.bytes[..]),
+        )? {
+            return Ok(request);
+        }
+    }
 }

@@ -21,9 +21,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gib" => 1 << 30,
         "tib" => 1 << 40,
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "unknown size unit {unit:?} in {text:?}: use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
-        )),
+        ))
+        }
     };
     let bytes = value * mult as f64;
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {

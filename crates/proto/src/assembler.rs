@@ -37,10 +37,6 @@ use crate::error::ProtoError;
 use crate::frame::{decode_length, HEADER_LEN};
 use crate::message::{max_request_len, max_response_len, CONTINUATION};
 
-/// The smallest step the message buffer grows by, so that a stream read in
-/// tiny pieces does not reallocate for each.
-const MIN_GROWTH: usize = 64 * 1024;
-
 /// Which cap applies to which message type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Limit {
@@ -295,19 +291,16 @@ impl Assembler {
         })
     }
 
-    /// Appends payload bytes, growing the buffer geometrically but never
-    /// past `frame_end`, the message length announced so far.
+    /// Appends payload bytes. The first bytes of a frame reserve the whole
+    /// length it announced (already checked against the cap of its type): one
+    /// allocation and no copy per message. Reserving is not committing: the
+    /// operating system backs large buffers with memory only as bytes arrive,
+    /// so a peer that announces much and sends little still costs little.
     fn append(&mut self, bytes: &[u8], frame_end: usize) {
         let needed = self.payload.len() + bytes.len();
         if needed > self.payload.capacity() {
-            let grown = self
-                .payload
-                .capacity()
-                .saturating_mul(2)
-                .max(MIN_GROWTH)
-                .min(frame_end);
             self.payload
-                .reserve_exact(needed.max(grown) - self.payload.len());
+                .reserve_exact(needed.max(frame_end) - self.payload.len());
         }
         self.payload.extend_from_slice(bytes);
     }

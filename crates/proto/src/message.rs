@@ -753,6 +753,27 @@ pub fn encode_request(req: &Request) -> Result<Vec<u8>, ProtoError> {
     Ok(framer.finish())
 }
 
+/// The wire bytes of a `PutChunk` request up to its blob: a sender writes
+/// them, then the blob from its own buffer, without copying the blob into a
+/// message (`prefix + blob` is exactly `encode_request(PutChunk { id, blob })`).
+pub fn put_chunk_prefix(id: &Id, blob_len: usize) -> Result<Vec<u8>, ProtoError> {
+    if blob_len > MAX_BLOB_LEN {
+        return Err(ProtoError::FieldTooLarge {
+            message: "PutChunk request",
+            field: "blob",
+            len: blob_len as u64,
+            max: MAX_BLOB_LEN as u64,
+        });
+    }
+    let payload = 32 + 4 + blob_len;
+    let mut out = Vec::with_capacity(6 + 36);
+    out.extend_from_slice(&((2 + payload) as u32).to_be_bytes());
+    out.extend_from_slice(&types::PUT_CHUNK.to_be_bytes());
+    out.extend_from_slice(id);
+    out.extend_from_slice(&(blob_len as u32).to_le_bytes());
+    Ok(out)
+}
+
 /// The wire bytes of `resp`, framed like [`encode_request`].
 ///
 /// Fails only if a field is over its cap (a name over [`MAX_NAME_LEN`], an
@@ -1088,6 +1109,20 @@ impl fmt::Debug for Response {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn put_chunk_prefix_and_blob_are_the_encoded_request() {
+        for len in [0usize, 1, 1 << 20, super::MAX_BLOB_LEN] {
+            let blob = vec![7u8; len];
+            let mut wire = super::put_chunk_prefix(&[3; 32], len).unwrap();
+            wire.extend_from_slice(&blob);
+            assert_eq!(
+                wire,
+                super::encode_request(&super::Request::PutChunk { id: [3; 32], blob }).unwrap()
+            );
+        }
+        assert!(super::put_chunk_prefix(&[3; 32], super::MAX_BLOB_LEN + 1).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -51,6 +51,36 @@ async fn read_message<R: AsyncRead + Unpin>(
     }
 }
 
+/// Feeds `bytes` (a piece of a stream, e.g. from quinn's zero-copy
+/// `read_chunk`) to `assembler`; `Some` once the request is complete.
+/// `None` for `bytes` means the stream ended.
+pub fn feed_request(
+    assembler: &mut Assembler,
+    bytes: Option<&[u8]>,
+) -> Result<Option<Request>, ReadError> {
+    match bytes {
+        None => Err(assembler.end_of_stream().into()),
+        Some(b) => match assembler.feed(b)? {
+            Some((t, payload)) => Ok(Some(decode_request_owned(t, payload)?)),
+            None => Ok(None),
+        },
+    }
+}
+
+/// [`feed_request`] for responses (client side).
+pub fn feed_response(
+    assembler: &mut Assembler,
+    bytes: Option<&[u8]>,
+) -> Result<Option<Response>, ReadError> {
+    match bytes {
+        None => Err(assembler.end_of_stream().into()),
+        Some(b) => match assembler.feed(b)? {
+            Some((t, payload)) => Ok(Some(decode_response_owned(t, payload)?)),
+            None => Ok(None),
+        },
+    }
+}
+
 /// Reads one request (server side), with the per-type caps.
 pub async fn read_request<R: AsyncRead + Unpin>(r: &mut R) -> Result<Request, ReadError> {
     let (t, payload) = read_message(r, Assembler::for_requests()).await?;
