@@ -1,0 +1,103 @@
+//! `coffre-server run` as an operator runs it: the real binary serves a real
+//! client with a token from `device add`, logs who is connected, and stops
+//! cleanly on SIGTERM.
+
+#![cfg(unix)]
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use coffre_client::remote::Remote;
+
+fn admin(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_coffre-server"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_daemon_serves_a_token_holder_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    admin(&data, &["init", "--listen", &listen]);
+    admin(&data, &["subscriber", "add", "asso", "--quota", "1GiB"]);
+    let token =
+        coffre_proto::Token::parse(admin(&data, &["device", "add", "asso", "compta-pc"]).trim())
+            .unwrap();
+
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_coffre-server"))
+        .args(["run", "--data"])
+        .arg(&data)
+        .env("COFFRE_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Connect as the enrolled PC, retrying while the daemon starts.
+    let start = Instant::now();
+    let remote = loop {
+        match Remote::connect(&token.server, token.fingerprint, token.secret).await {
+            Ok(r) => break r,
+            Err(e) if start.elapsed() > Duration::from_secs(20) => {
+                panic!("daemon never answered: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    assert_eq!(
+        (remote.subscriber.as_str(), remote.device.as_str()),
+        ("asso", "compta-pc")
+    );
+    assert!(remote.snapshots().await.unwrap().is_empty());
+    // An admin command works while the daemon runs.
+    let usage = admin(&data, &["usage", "--json"]);
+    assert!(usage.contains("\"asso\""), "{usage}");
+    remote.close().await;
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = daemon.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let mut log = String::new();
+    daemon
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("subscriber=asso") && log.contains("device=compta-pc"),
+        "log lines lack who: {log}"
+    );
+    assert!(log.contains("shutting down"), "{log}");
+}
