@@ -285,11 +285,28 @@ impl Remote {
 
     /// One request, one response, on a fresh stream.
     pub async fn call(&self, request: &Request) -> Result<Response, RemoteError> {
+        let wire = coffre_proto::encode_request(request)
+            .map_err(|e| RemoteError::Connection(e.to_string()))?;
+        self.exchange(&wire, None).await
+    }
+
+    /// Writes `head` (and `body`, from its own buffer) on a fresh stream and
+    /// reads the response; a server error becomes [`RemoteError::Refused`].
+    async fn exchange(
+        &self,
+        head: &[u8],
+        body: Option<bytes::Bytes>,
+    ) -> Result<Response, RemoteError> {
         let lost = |e: String| RemoteError::Connection(e);
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| lost(e.to_string()))?;
-        coffre_proto::stream::write_request(&mut send, request)
+        send.write_all(head)
             .await
             .map_err(|e| lost(e.to_string()))?;
+        if let Some(body) = body {
+            send.write_chunk(body)
+                .await
+                .map_err(|e| lost(e.to_string()))?;
+        }
         send.finish().map_err(|e| lost(e.to_string()))?;
         match read_response(&mut recv)
             .await
@@ -320,23 +337,13 @@ impl Remote {
     /// Uploads one blob; true if the server did not have it. The blob goes to
     /// QUIC from its own buffer: only the short prefix is encoded.
     pub async fn put_chunk(&self, id: &ChunkId, blob: Vec<u8>) -> Result<bool, RemoteError> {
-        let lost = |e: String| RemoteError::Connection(e);
         let prefix = coffre_proto::put_chunk_prefix(id.as_bytes(), blob.len())
-            .map_err(|e| lost(e.to_string()))?;
-        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| lost(e.to_string()))?;
-        send.write_all(&prefix)
-            .await
-            .map_err(|e| lost(e.to_string()))?;
-        send.write_chunk(bytes::Bytes::from(blob))
-            .await
-            .map_err(|e| lost(e.to_string()))?;
-        send.finish().map_err(|e| lost(e.to_string()))?;
-        match read_response(&mut recv)
-            .await
-            .map_err(|e| lost(e.to_string()))?
+            .map_err(|e| RemoteError::Connection(e.to_string()))?;
+        match self
+            .exchange(&prefix, Some(bytes::Bytes::from(blob)))
+            .await?
         {
             Response::Stored { new } => Ok(new),
-            Response::Error(e) => Err(RemoteError::Refused(e)),
             other => Err(unexpected(&other)),
         }
     }

@@ -95,45 +95,38 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ErrorReply> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(|e| error_reply(&e)),
-        Err(e) => Err(ErrorReply {
-            code: ErrorCode::Internal,
-            message: format!("server task failed: {e}"),
-            used: 0,
-            quota: 0,
-        }),
+        Err(e) => Err(ErrorReply::new(
+            ErrorCode::Internal,
+            format!("server task failed: {e}"),
+        )),
     }
 }
 
 fn error_reply(e: &coffre_store::Error) -> ErrorReply {
     use coffre_store::Error as E;
-    let (code, used, quota) = match e {
-        E::NotFound { .. } => (ErrorCode::NotFound, 0, 0),
-        E::UnknownDevice => (ErrorCode::UnknownDevice, 0, 0),
-        E::Revoked { .. } => (ErrorCode::Revoked, 0, 0),
-        E::Forbidden { .. } => (ErrorCode::Forbidden, 0, 0),
-        E::QuotaExceeded { used, quota, .. } => (ErrorCode::QuotaExceeded, *used, *quota),
-        E::MissingChunks { .. } => (ErrorCode::MissingChunks, 0, 0),
-        E::StorageFull { .. } => (ErrorCode::StorageFull, 0, 0),
+    let code = match e {
+        E::NotFound { .. } => ErrorCode::NotFound,
+        E::UnknownDevice => ErrorCode::UnknownDevice,
+        E::Revoked { .. } => ErrorCode::Revoked,
+        E::Forbidden { .. } => ErrorCode::Forbidden,
+        E::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+        E::MissingChunks { .. } => ErrorCode::MissingChunks,
+        E::StorageFull { .. } => ErrorCode::StorageFull,
         E::BadRequest(_) | E::Corrupt(_) | E::InvalidName { .. } | E::AlreadyExists { .. } => {
-            (ErrorCode::BadRequest, 0, 0)
+            ErrorCode::BadRequest
         }
-        _ => (ErrorCode::Internal, 0, 0),
+        _ => ErrorCode::Internal,
     };
-    ErrorReply {
-        code,
-        message: e.to_string(),
-        used,
-        quota,
+    // `new` keeps the message within the protocol's cap, so any error encodes.
+    let mut reply = ErrorReply::new(code, e.to_string());
+    if let E::QuotaExceeded { used, quota, .. } = e {
+        (reply.used, reply.quota) = (*used, *quota);
     }
+    reply
 }
 
 fn bad_request(message: impl Into<String>) -> ErrorReply {
-    ErrorReply {
-        code: ErrorCode::BadRequest,
-        message: message.into(),
-        used: 0,
-        quota: 0,
-    }
+    ErrorReply::new(ErrorCode::BadRequest, message)
 }
 
 async fn connection(incoming: quinn::Incoming, store: Arc<Store>) -> Result<()> {
@@ -202,12 +195,7 @@ async fn handshake(conn: &quinn::Connection, store: &Arc<Store>) -> Result<Sessi
     recv.read_exact(&mut hello).await?;
     send.write_all(&coffre_proto::encode_hello()).await?;
     if let Err(e) = coffre_proto::decode_hello(&hello) {
-        let reply = ErrorReply {
-            code: ErrorCode::UnsupportedVersion,
-            message: e.to_string(),
-            used: 0,
-            quota: 0,
-        };
+        let reply = ErrorReply::new(ErrorCode::UnsupportedVersion, e.to_string());
         respond(&mut send, &Response::Error(reply)).await?;
         anyhow::bail!("bad hello: {e}");
     }

@@ -1,10 +1,11 @@
-//! Driving the protocol over any tokio byte stream (a QUIC stream in practice):
-//! one message per stream direction. Enabled by the `tokio` feature; the rest of
+//! Driving the protocol over a byte stream (a QUIC stream in practice), one
+//! message per stream direction: write with any tokio `AsyncWrite`; read by
+//! feeding the pieces the transport hands out (quinn's zero-copy `read_chunk`). Enabled by the `tokio` feature; the rest of
 //! the crate stays sans-IO.
 
 use std::io;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::{
     decode_request_owned, decode_response_owned, encode_request, encode_response, Assembler,
@@ -31,22 +32,6 @@ impl ReadError {
                 crate::ErrorCode::BadRequest,
                 format!("could not read the request: {e}"),
             ),
-        }
-    }
-}
-
-async fn read_message<R: AsyncRead + Unpin>(
-    r: &mut R,
-    mut assembler: Assembler,
-) -> Result<(u16, Vec<u8>), ReadError> {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            return Err(assembler.end_of_stream().into());
-        }
-        if let Some(message) = assembler.feed(&buf[..n])? {
-            return Ok(message);
         }
     }
 }
@@ -79,18 +64,6 @@ pub fn feed_response(
             None => Ok(None),
         },
     }
-}
-
-/// Reads one request (server side), with the per-type caps.
-pub async fn read_request<R: AsyncRead + Unpin>(r: &mut R) -> Result<Request, ReadError> {
-    let (t, payload) = read_message(r, Assembler::for_requests()).await?;
-    Ok(decode_request_owned(t, payload)?)
-}
-
-/// Reads one response (client side), with the per-type caps.
-pub async fn read_response<R: AsyncRead + Unpin>(r: &mut R) -> Result<Response, ReadError> {
-    let (t, payload) = read_message(r, Assembler::for_responses()).await?;
-    Ok(decode_response_owned(t, payload)?)
 }
 
 fn invalid(e: ProtoError) -> io::Error {
