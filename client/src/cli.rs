@@ -1,11 +1,23 @@
 //! Command-line arguments of `coffre` (names fixed by DESIGN.md, "The command line").
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
 
 /// coffre: encrypted, deduplicated backups of this PC to your association's server.
+///
+/// First enrol this PC with the token your technician gave you
+/// (`coffre enrol TOKEN`), then `coffre backup` saves it and
+/// `coffre schedule install` does so every night. `coffre snapshots`,
+/// `coffre find` and `coffre restore` bring files back.
 #[derive(Debug, Parser)]
 #[command(name = "coffre", version, propagate_version = true)]
 pub struct Cli {
+    /// This PC's configuration file [default: coffre/config.toml in the OS
+    /// configuration directory, e.g. ~/.config/coffre/config.toml].
+    #[arg(long, global = true, env = "COFFRE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -14,6 +26,61 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Join the association's server with an enrolment token.
+    ///
+    /// The first PC of a member structure creates the structure's key and
+    /// protects it with the structure's passphrase (asked twice); every later
+    /// PC, and a technician's laptop, unlocks it with the same passphrase.
+    /// The passphrase comes from --passphrase-file, COFFRE_PASSPHRASE, or a
+    /// prompt. Writes config.toml (what to back up) and the credentials beside it.
+    Enrol(EnrolArgs),
+
+    /// Back up this PC now (the configured paths, or the PATHs given).
+    ///
+    /// Unchanged files are not read again; only chunks the server lacks are
+    /// sent. An interrupted backup, run again, sends nothing twice. Exit
+    /// status: 0 done, 1 failed (nothing saved), 3 saved but some files could
+    /// not be read (listed, and recorded in the snapshot).
+    Backup(BackupArgs),
+
+    /// List the snapshots of this member structure (all its PCs).
+    Snapshots(SnapshotsArgs),
+
+    /// List the files of a snapshot, under PATH.
+    Ls(LsArgs),
+
+    /// Find files by name in every snapshot: which snapshots hold them, with size and date.
+    ///
+    /// GLOB without "/" matches file names ("*.ods", "bilan*"); with "/" it
+    /// matches whole paths ("/home/*/Documents/**/*.pdf"). Case is ignored.
+    Find(FindArgs),
+
+    /// Show what changed between two snapshots.
+    Diff(DiffArgs),
+
+    /// Restore all or part of a snapshot into a folder.
+    ///
+    /// Example: bring back the Compta folder as it was in a snapshot of last
+    /// Tuesday (see `coffre snapshots`):
+    ///   coffre restore 3f9a2c --path /home/alice/Documents/Compta --target /tmp/restored
+    /// gives /tmp/restored/Compta. Every chunk is verified. Existing files are
+    /// never replaced unless --overwrite; a restore run again after an
+    /// interruption skips the files already restored.
+    Restore(RestoreArgs),
+
+    /// Check that every snapshot is complete on the server (--read-data: and decrypt everything).
+    Check(CheckArgs),
+
+    /// Show this member structure's quota and usage, and this PC's last backup.
+    Status(StatusArgs),
+
+    /// Delete a snapshot (admin devices only: a backup PC can only add).
+    Forget(ForgetArgs),
+
+    /// Run the backup every night through the OS scheduler.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+
     /// Measure how fast this machine chunks, hashes, compresses and encrypts.
     ///
     /// Runs every stage of the backup hot path on generated data held in memory
@@ -22,6 +89,235 @@ pub enum Command {
     /// window or to compare machines: a backup cannot go faster than the
     /// "whole path" line, and slower disks or networks only lower it.
     Benchmark(BenchmarkArgs),
+
+    /// Show the whole product in a minute: a throw-away server, this PC enrolled, a backup and a restore.
+    ///
+    /// Starts a coffre server in a temporary directory (local disk, SQLite),
+    /// enrols a device, backs up FOLDER (default: the current directory),
+    /// restores it into the temporary directory and compares every byte.
+    /// Nothing outside the temporary directory is written.
+    Demo(DemoArgs),
+}
+
+/// Options of `coffre enrol`.
+#[derive(Debug, Args)]
+pub struct EnrolArgs {
+    /// The enrolment token (`coffre1.…`) printed by `coffre-server device add`.
+    #[arg(value_name = "TOKEN")]
+    pub token: String,
+
+    /// A folder to back up (repeat for several) [default: your home folder].
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// A pattern not to back up, .gitignore syntax (repeat; added to the defaults).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Read the structure's passphrase from this file (else COFFRE_PASSPHRASE, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// Replace an existing enrolment of this PC.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Options of `coffre backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// What to back up [default: `paths` of config.toml].
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Also leave out what matches this pattern (.gitignore syntax; repeat).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// A tag to record in the snapshot (repeat).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+
+    /// Read every file again and ask the server about every chunk (ignore the local caches).
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Run by the scheduler: append to the log file beside config.toml, no progress bar.
+    #[arg(long)]
+    pub scheduled: bool,
+
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `coffre snapshots`.
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// Only this device's snapshots.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+
+    /// Print {"snapshots": [{"id", "time", "device", "paths", ...}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `coffre ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// `latest`, or the first digits of a snapshot id.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+
+    /// A folder as it was on the backed-up PC [default: the top].
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// List everything below, not just one level.
+    #[arg(long, short = 'R')]
+    pub recursive: bool,
+
+    /// With `latest`: this device's newest snapshot.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+
+    /// Print {"entries": [{"path", "type", "size", "mtime", "mode"}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `coffre find`.
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// What to look for: "bilan*.ods", or a path pattern with "/".
+    #[arg(value_name = "GLOB")]
+    pub glob: String,
+
+    /// Only this device's snapshots.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+
+    /// Print {"matches": [{"snapshot", "time", "device", "path", "type", "size", "mtime"}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `coffre diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot.
+    #[arg(value_name = "SNAP_A")]
+    pub a: String,
+    /// The newer snapshot.
+    #[arg(value_name = "SNAP_B")]
+    pub b: String,
+    /// With `latest`: this device's newest snapshot.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// Print {"changes": [{"change", "path"}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `coffre restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// `latest`, or the first digits of a snapshot id (see `coffre snapshots`).
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+
+    /// Restore only this file or folder, given as it was on the backed-up PC
+    /// (e.g. /home/alice/Documents/Compta); it lands as TARGET/Compta.
+    #[arg(long, value_name = "SUBPATH")]
+    pub path: Option<String>,
+
+    /// The folder to restore into (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub target: PathBuf,
+
+    /// Replace existing files that differ from the snapshot.
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// With `latest`: this device's newest snapshot.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `coffre check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also download and decrypt every chunk (slow: reads everything).
+    #[arg(long)]
+    pub read_data: bool,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `coffre status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `coffre forget`.
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The first digits of the snapshot id (`latest` works too).
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+
+    /// With `latest`: this device's newest snapshot.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+}
+
+/// `coffre schedule`.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Back up every night at --at (a systemd timer that catches up a missed night at next boot; cron without systemd).
+    Install(ScheduleInstallArgs),
+    /// Stop the nightly backup.
+    Remove(ScheduleScopeArgs),
+    /// Show when the next backup runs and how the last one went.
+    Status(ScheduleScopeArgs),
+}
+
+/// Options of `coffre schedule install`.
+#[derive(Debug, Args)]
+pub struct ScheduleInstallArgs {
+    /// The time of the nightly backup, 24-hour HH:MM.
+    #[arg(long, default_value = "02:00", value_name = "HH:MM")]
+    pub at: String,
+
+    #[command(flatten)]
+    pub scope: ScheduleScopeArgs,
+}
+
+/// Which scheduler.
+#[derive(Debug, Args)]
+pub struct ScheduleScopeArgs {
+    /// A system-wide job, which runs without anyone logged in (the default
+    /// when run as root; a normal user gets a job of their own).
+    #[arg(long)]
+    pub system: bool,
 }
 
 /// Options of `coffre benchmark`.
@@ -46,4 +342,16 @@ pub struct BenchmarkArgs {
     /// Measure only these stages, comma-separated (e.g. "chunk+id,whole path text").
     #[arg(long, value_delimiter = ',', value_name = "STAGE,...")]
     pub only: Vec<String>,
+}
+
+/// Options of `coffre demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The folder to back up and restore [default: the current directory].
+    #[arg(value_name = "FOLDER")]
+    pub folder: Option<PathBuf>,
+
+    /// Keep the temporary directory (server data, restored copy) and print where it is.
+    #[arg(long)]
+    pub keep: bool,
 }

@@ -3,9 +3,22 @@
 //! One module per subcommand under [`commands`]; [`cli`] holds the argument
 //! definitions, so `--help` is written in one place.
 
+pub mod backup;
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod display;
+pub mod files_cache;
+pub mod fsmeta;
+pub mod passphrase;
+pub mod progress;
 pub mod remote;
+pub mod restore;
+pub mod run_record;
+pub mod schedule;
+pub mod session;
+pub mod trees;
+pub mod walk;
 
 use std::process::ExitCode;
 
@@ -30,7 +43,7 @@ pub fn main() -> ExitCode {
         }
     };
     match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(e) => {
             eprintln!("coffre: error: {e:#}");
             ExitCode::FAILURE

@@ -21,7 +21,18 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 /// The TLS name the server's certificate carries.
 const SERVER_NAME: &str = "coffre-server";
 const ALPN: &[u8] = b"coffre/1";
+/// How long to wait for the server to answer, unless `COFFRE_CONNECT_TIMEOUT`
+/// (seconds) says otherwise (slow satellite links want more, tests less).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn connect_timeout() -> Duration {
+    std::env::var("COFFRE_CONNECT_TIMEOUT")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(CONNECT_TIMEOUT)
+}
 
 /// Why talking to the server failed.
 #[derive(Debug, thiserror::Error)]
@@ -212,11 +223,12 @@ impl Remote {
         let connecting = endpoint
             .connect(addr, SERVER_NAME)
             .map_err(|e| unreachable(e.to_string()))?;
-        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        let timeout = connect_timeout();
+        let conn = match tokio::time::timeout(timeout, connecting).await {
             Err(_) => {
                 return Err(unreachable(format!(
                     "no answer within {} s",
-                    CONNECT_TIMEOUT.as_secs()
+                    timeout.as_secs_f64()
                 )))
             }
             Ok(Err(e)) if e.to_string().contains("pinned certificate mismatch") => {

@@ -16,9 +16,14 @@
 //!   sealed (fsync, rename, catalogue) beside the next one filling up, so the
 //!   disk flush never stalls the stream of uploads. A commit waits for those
 //!   seals, then seals the open pack and checks every chunk (store invariant).
+//! - A device's new connection first seals the open packs of its earlier
+//!   connections: a client killed mid-backup leaves a connection that the
+//!   server sees end only at the idle timeout, and its rerun must find the
+//!   chunks it already sent durable and present, not send them again.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -46,6 +51,9 @@ impl Default for Limits {
     }
 }
 
+/// The open packs of live connections, per (subscriber, device).
+type LiveUploads = Arc<Mutex<HashMap<(String, String), Vec<(Arc<Session>, Weak<Uploads>)>>>>;
+
 /// Serves `endpoint` until `shutdown` completes.
 pub async fn serve(
     endpoint: quinn::Endpoint,
@@ -54,6 +62,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let live = LiveUploads::default();
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     info!(addr = %endpoint.local_addr()?, "coffre-server listening");
@@ -64,10 +73,10 @@ pub async fn serve(
                 let Some(incoming) = incoming else { break };
                 match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        let store = store.clone();
+                        let (store, live) = (store.clone(), live.clone());
                         let remote = incoming.remote_address();
                         connections.spawn(async move {
-                            if let Err(e) = connection(incoming, store).await {
+                            if let Err(e) = connection(incoming, store, live).await {
                                 debug!(%remote, "connection ended: {e:#}");
                             }
                             drop(permit);
@@ -129,7 +138,7 @@ fn bad_request(message: impl Into<String>) -> ErrorReply {
     ErrorReply::new(ErrorCode::BadRequest, message)
 }
 
-async fn connection(incoming: quinn::Incoming, store: Arc<Store>) -> Result<()> {
+async fn connection(incoming: quinn::Incoming, store: Arc<Store>, live: LiveUploads) -> Result<()> {
     let conn = incoming.await?;
     let remote = conn.remote_address();
     let session = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&conn, &store)).await {
@@ -148,6 +157,7 @@ async fn connection(incoming: quinn::Incoming, store: Arc<Store>) -> Result<()> 
         info!(%remote, "connected");
         let session = Arc::new(session);
         let pack = Arc::new(Uploads::new(store.open_pack(&session)));
+        seal_earlier_connections(&store, &live, &session, &pack).await;
         let mut requests = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
@@ -186,6 +196,47 @@ async fn connection(incoming: quinn::Incoming, store: Arc<Store>) -> Result<()> 
     }
     .instrument(span)
     .await
+}
+
+/// Seals the open packs of this device's earlier, still registered
+/// connections, then registers this one.
+async fn seal_earlier_connections(
+    store: &Arc<Store>,
+    live: &LiveUploads,
+    session: &Arc<Session>,
+    pack: &Arc<Uploads>,
+) {
+    let key = (session.subscriber.clone(), session.device.clone());
+    let earlier: Vec<(Arc<Session>, Arc<Uploads>)> = {
+        let mut map = live.lock().unwrap();
+        let list = map.entry(key.clone()).or_default();
+        list.retain(|(_, w)| w.strong_count() > 0);
+        let earlier = list
+            .iter()
+            .filter_map(|(s, w)| w.upgrade().map(|u| (s.clone(), u)))
+            .collect();
+        list.push((session.clone(), Arc::downgrade(pack)));
+        earlier
+    };
+    for (old, uploads) in earlier {
+        let store = store.clone();
+        let sealed = tokio::task::spawn_blocking(move || {
+            uploads.wait_for_seals();
+            let mut open = uploads.open.lock().unwrap();
+            store.seal_pack(&old, &mut open)
+        })
+        .await;
+        match sealed {
+            Ok(Ok(())) => debug!("sealed the open pack of an earlier connection of this device"),
+            Ok(Err(e)) => warn!("sealing an earlier connection's pack failed: {e}"),
+            Err(e) => warn!("sealing task failed: {e}"),
+        }
+    }
+    // Forget entries of connections that ended.
+    live.lock().unwrap().retain(|_, v| {
+        v.retain(|(_, w)| w.strong_count() > 0);
+        !v.is_empty()
+    });
 }
 
 /// Hello and Auth on the first stream.

@@ -1,12 +1,45 @@
 //! One module per subcommand.
 
+pub mod backup;
 pub mod benchmark;
+pub mod browse;
+pub mod check;
+pub mod demo;
+pub mod enrol;
+pub mod restore;
+pub mod schedule;
+pub mod status;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
 
 use crate::cli::{Cli, Command};
+use crate::config::default_config_path;
+
+/// The process exit status of a command that did not fail outright.
+pub type Status = u8;
 
 /// Runs the chosen subcommand.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> Result<Status> {
+    let config = match &cli.config {
+        Some(p) => p.clone(),
+        None if matches!(cli.command, Command::Benchmark(_) | Command::Demo(_)) => PathBuf::new(),
+        None => default_config_path()?,
+    };
     match cli.command {
-        Command::Benchmark(args) => benchmark::run(&args),
+        Command::Enrol(args) => enrol::run(&config, &args).map(|()| 0),
+        Command::Backup(args) => backup::run(&config, &args),
+        Command::Snapshots(args) => browse::snapshots(&config, &args).map(|()| 0),
+        Command::Ls(args) => browse::ls(&config, &args).map(|()| 0),
+        Command::Find(args) => browse::find(&config, &args).map(|()| 0),
+        Command::Diff(args) => browse::diff(&config, &args).map(|()| 0),
+        Command::Restore(args) => restore::run(&config, &args),
+        Command::Check(args) => check::run(&config, &args),
+        Command::Status(args) => status::run(&config, &args).map(|()| 0),
+        Command::Forget(args) => browse::forget(&config, &args).map(|()| 0),
+        Command::Schedule(cmd) => schedule::run(&config, &cmd).map(|()| 0),
+        Command::Benchmark(args) => benchmark::run(&args).map(|()| 0),
+        Command::Demo(args) => demo::run(&args).map(|()| 0),
     }
 }

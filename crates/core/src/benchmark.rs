@@ -112,7 +112,7 @@ pub fn text_bytes(n: usize, seed: u64) -> Vec<u8> {
         let r = rng.next_u64();
         out.extend_from_slice(WORDS[(r % WORDS.len() as u64) as usize].as_bytes());
         i += 1;
-        out.push(if i % 12 == 0 { b'\n' } else { b' ' });
+        out.push(if i.is_multiple_of(12) { b'\n' } else { b' ' });
         if r >> 60 == 0 {
             out.extend_from_slice(format!("{}", (r >> 20) % 100_000).as_bytes());
             out.push(b';');

@@ -1,0 +1,114 @@
+//! `coffre enrol TOKEN`: join the server; the first PC of a subscriber
+//! creates its key.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use coffre_core::{KdfParams, KeyFile, MasterKey};
+use coffre_proto::{Role, Token};
+
+use crate::cli::EnrolArgs;
+use crate::config::{Config, Credentials, Installation, DEFAULT_EXCLUDES};
+use crate::passphrase::{self, Purpose};
+use crate::remote::Remote;
+use crate::session::runtime;
+
+/// Runs `coffre enrol`.
+pub fn run(config_path: &Path, args: &EnrolArgs) -> Result<()> {
+    if config_path.exists() && !args.force {
+        bail!(
+            "{} already exists: this PC is already enrolled (pass --force to replace it, or --config PATH for a second installation)",
+            config_path.display()
+        );
+    }
+    let token = Token::parse(args.token.trim()).map_err(|e| {
+        anyhow::anyhow!("this is not a valid enrolment token ({e}): copy the whole `coffre1.…` line that `coffre-server device add` printed")
+    })?;
+    let paths = if args.paths.is_empty() {
+        vec![dirs::home_dir().context("no home folder: pass --path FOLDER")?]
+    } else {
+        args.paths
+            .iter()
+            .map(|p| std::path::absolute(p).with_context(|| format!("resolving {}", p.display())))
+            .collect::<Result<_>>()?
+    };
+    let rt = runtime()?;
+    let remote = rt.block_on(Remote::connect(
+        &token.server,
+        token.fingerprint,
+        token.secret,
+    ))?;
+    let master = rt.block_on(unlock_or_create(&remote, args))?;
+    let role = remote.role;
+    rt.block_on(remote.close());
+
+    let mut exclude: Vec<String> = DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect();
+    exclude.extend(args.exclude.iter().cloned());
+    let config = Config {
+        server: token.server.clone(),
+        fingerprint: hex::encode(token.fingerprint),
+        subscriber: token.subscriber.clone(),
+        device: token.device.clone(),
+        paths,
+        exclude,
+        threads: 0,
+        uploads: 8,
+    };
+    let inst = Installation::create(
+        config_path,
+        config,
+        &Credentials {
+            secret: token.secret,
+            master,
+        },
+        args.force,
+    )?;
+    let role = match role {
+        Role::Admin => "admin device: may also delete snapshots",
+        _ => "backup device",
+    };
+    println!(
+        "enrolled {} of {} ({role}) with the server at {}",
+        inst.config.device, inst.config.subscriber, inst.config.server
+    );
+    println!("configuration: {}", inst.config_path.display());
+    for p in &inst.config.paths {
+        println!("backs up:      {}", p.display());
+    }
+    println!("next: `coffre backup` now, and `coffre schedule install` for every night");
+    Ok(())
+}
+
+/// Unwraps the subscriber's key with the passphrase, or creates it (first device).
+async fn unlock_or_create(remote: &Remote, args: &EnrolArgs) -> Result<MasterKey> {
+    let file = args.passphrase_file.as_deref();
+    if let Some(bytes) = remote.key().await? {
+        return unlock(&bytes, file, &remote.subscriber);
+    }
+    let pass = passphrase::obtain(file, Purpose::Create, &remote.subscriber)?;
+    let master = MasterKey::generate()?;
+    let key_file = KeyFile::wrap(&master, pass.as_bytes(), KdfParams::DEFAULT)?;
+    match remote.put_key(key_file.as_bytes().to_vec()).await {
+        Ok(()) => Ok(master),
+        Err(e) => match remote.key().await {
+            // Another PC of the subscriber created the key meanwhile: use it.
+            Ok(Some(bytes)) => unlock_with(&bytes, &pass, &remote.subscriber),
+            _ => Err(e.into()),
+        },
+    }
+}
+
+fn unlock(bytes: &[u8], file: Option<&Path>, subscriber: &str) -> Result<MasterKey> {
+    let pass = passphrase::obtain(file, Purpose::Unlock, subscriber)?;
+    unlock_with(bytes, &pass, subscriber)
+}
+
+fn unlock_with(bytes: &[u8], pass: &str, subscriber: &str) -> Result<MasterKey> {
+    let key_file = KeyFile::from_bytes(bytes).context("the key stored on the server is damaged")?;
+    key_file.unwrap_key(pass.as_bytes()).map_err(|e| match e {
+        coffre_core::Error::WrongPassphrase => anyhow::anyhow!(
+            "wrong passphrase for {subscriber}: nothing was changed (ask the person who enrolled the structure's first PC)"
+        ),
+        other => other.into(),
+    })
+}

@@ -1,0 +1,80 @@
+//! `coffre restore SNAPSHOT [--path SUBPATH] --target DIR`.
+
+use std::path::Path;
+
+use anyhow::Result;
+use coffre_core::units::format_size;
+use coffre_core::ChunkId;
+
+use crate::cli::RestoreArgs;
+use crate::display::local_time;
+use crate::restore::{self, Options};
+use crate::session::Session;
+
+/// Runs `coffre restore`; exit status 1 if some files could not be restored.
+pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
+    let session = Session::open(config)?;
+    let snap = session.resolve(&args.snapshot, args.device.as_deref())?;
+    let id = ChunkId::from_bytes(snap.id);
+    if !args.json {
+        println!(
+            "restoring snapshot {} of {} ({}){}",
+            id.short(),
+            local_time(snap.time),
+            snap.device,
+            args.path
+                .as_deref()
+                .map(|p| format!(", {p}"))
+                .unwrap_or_default()
+        );
+    }
+    let report = restore::run(
+        &session,
+        &id,
+        &Options {
+            target: args.target.clone(),
+            path: args.path.clone(),
+            overwrite: args.overwrite,
+            progress: !(args.quiet || args.json),
+        },
+    )?;
+    session.close();
+    for (path, why) in &report.failed {
+        eprintln!("coffre: could not restore {}: {why}", path.display());
+    }
+    if args.json {
+        let v = serde_json::json!({
+            "snapshot": id.to_hex(),
+            "root": report.root.display().to_string(),
+            "files": report.files,
+            "bytes": report.bytes,
+            "dirs": report.dirs,
+            "symlinks": report.symlinks,
+            "already_there": report.already,
+            "failed": report.failed.iter().map(|(p, e)| serde_json::json!({"path": p.display().to_string(), "error": e})).collect::<Vec<_>>(),
+            "seconds": report.duration.as_secs_f64(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let mut line = format!(
+            "restored {} files ({}), {} folders, {} links into {} in {:.1} s",
+            report.files,
+            format_size(report.bytes),
+            report.dirs,
+            report.symlinks,
+            report.root.display(),
+            report.duration.as_secs_f64()
+        );
+        if report.already > 0 {
+            line.push_str(&format!("; {} files were already there", report.already));
+        }
+        if !report.failed.is_empty() {
+            line.push_str(&format!(
+                "; {} files could NOT be restored (listed above): run `coffre check --read-data` and tell your technician",
+                report.failed.len()
+            ));
+        }
+        println!("{line}");
+    }
+    Ok(if report.failed.is_empty() { 0 } else { 1 })
+}

@@ -1,0 +1,117 @@
+//! `coffre status`: the subscriber's quota and usage, this PC's last backup.
+
+use std::path::Path;
+
+use anyhow::Result;
+use coffre_core::units::format_size;
+use coffre_proto::Response;
+use serde_json::json;
+
+use crate::cli::StatusArgs;
+use crate::config::Installation;
+use crate::display::{age, local_time};
+use crate::run_record::RunRecord;
+use crate::session::Session;
+
+/// Runs `coffre status`.
+pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
+    let inst = Installation::load(config)?;
+    let last_run = RunRecord::load(&inst);
+    // The server may be unreachable: still show what this PC knows.
+    let server = Session::open(config).and_then(|s| {
+        let st = s.block_on(s.remote.status())?;
+        let role = s.remote.role;
+        s.close();
+        Ok((st, role))
+    });
+    if args.json {
+        let mut v = json!({
+            "subscriber": inst.config.subscriber,
+            "device": inst.config.device,
+            "server": inst.config.server,
+            "last_run": last_run,
+        });
+        match &server {
+            Ok((
+                Response::Status {
+                    quota_bytes,
+                    used_bytes,
+                    snapshots,
+                    last_backup,
+                    ..
+                },
+                role,
+            )) => {
+                v["quota_bytes"] = json!(quota_bytes);
+                v["used_bytes"] = json!(used_bytes);
+                v["snapshots"] = json!(snapshots);
+                v["last_backup"] = json!(last_backup);
+                v["role"] = json!(role.to_string());
+            }
+            Ok(_) => {}
+            Err(e) => v["server_error"] = json!(format!("{e:#}")),
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("subscriber   {}", inst.config.subscriber);
+    println!("device       {}", inst.config.device);
+    println!("server       {}", inst.config.server);
+    match &server {
+        Ok((
+            Response::Status {
+                quota_bytes,
+                used_bytes,
+                snapshots,
+                last_backup,
+                ..
+            },
+            role,
+        )) => {
+            let pct = if *quota_bytes > 0 {
+                *used_bytes as f64 * 100.0 / *quota_bytes as f64
+            } else {
+                0.0
+            };
+            let warn = if pct >= 100.0 {
+                "  QUOTA FULL: backups are refused; ask the association"
+            } else if pct >= 90.0 {
+                "  nearly full: ask the association for more room"
+            } else {
+                ""
+            };
+            println!("role         {role}");
+            println!(
+                "storage      {} of {} used ({pct:.0} %){warn}",
+                format_size(*used_bytes),
+                format_size(*quota_bytes)
+            );
+            println!(
+                "snapshots    {snapshots} (all devices of {})",
+                inst.config.subscriber
+            );
+            match last_backup {
+                Some(t) => println!(
+                    "last backup  {} ({}), on the server",
+                    local_time(*t),
+                    age(*t)
+                ),
+                None => println!("last backup  never, on the server"),
+            }
+        }
+        Ok(_) => {}
+        Err(e) => println!("server       unreachable: {e:#}"),
+    }
+    match &last_run {
+        Some(r) => println!(
+            "last run     {} ({}){}: {}: {}",
+            local_time(r.finished),
+            age(r.finished),
+            if r.scheduled { ", scheduled" } else { "" },
+            r.result,
+            r.message
+        ),
+        None => println!("last run     no backup has run on this PC yet"),
+    }
+    Ok(())
+}

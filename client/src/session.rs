@@ -1,0 +1,207 @@
+//! An open session: this PC's installation, its keys, and an authenticated
+//! connection to the server, with the async runtime that drives it.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use coffre_core::{ChunkId, Keys, Manifest};
+use coffre_proto::SnapshotEntry;
+
+use crate::config::Installation;
+use crate::remote::Remote;
+
+/// The async runtime of a command: the network runs on it, the hot path on
+/// its own threads.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// An installation, connected.
+#[derive(Debug)]
+pub struct Session {
+    /// Where this PC's configuration and state live.
+    pub inst: Installation,
+    /// The subscriber's keys.
+    pub keys: Arc<Keys>,
+    /// The connection.
+    pub remote: Arc<Remote>,
+    /// The runtime the connection lives on.
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl Session {
+    /// Loads the installation at `config_path` and connects to its server.
+    pub fn open(config_path: &Path) -> Result<Session> {
+        let inst = Installation::load(config_path)?;
+        let creds = inst.credentials()?;
+        let keys = Arc::new(Keys::derive(&creds.master));
+        let rt = runtime()?;
+        let remote = rt.block_on(Remote::connect(
+            &inst.config.server,
+            inst.config.fingerprint_bytes()?,
+            creds.secret,
+        ))?;
+        Ok(Session {
+            inst,
+            keys,
+            remote: Arc::new(remote),
+            rt,
+        })
+    }
+
+    /// Runs a future on the session's runtime.
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// This subscriber's snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotEntry>> {
+        Ok(self.block_on(self.remote.snapshots())?)
+    }
+
+    /// A snapshot's manifest, decrypted.
+    pub fn manifest(&self, id: &ChunkId) -> Result<Manifest> {
+        let bytes = self.block_on(self.remote.manifest(id))?;
+        Manifest::open(&self.keys, &bytes)
+            .with_context(|| format!("reading snapshot {}", id.short()))
+    }
+
+    /// Several manifests, decrypted, fetched 8 at a time; in the order of `ids`.
+    pub fn manifests(&self, ids: &[ChunkId]) -> Result<Vec<Manifest>> {
+        let fetched = self.block_on(async {
+            let permits = Arc::new(tokio::sync::Semaphore::new(8));
+            let mut tasks = Vec::new();
+            for id in ids {
+                let (remote, permits, id) = (self.remote.clone(), permits.clone(), *id);
+                tasks.push(tokio::spawn(async move {
+                    let _p = permits.acquire().await;
+                    remote.manifest(&id).await
+                }));
+            }
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await);
+            }
+            out
+        });
+        ids.iter()
+            .zip(fetched)
+            .map(|(id, r)| {
+                let bytes = r.map_err(|e| anyhow::anyhow!("fetch task failed: {e}"))??;
+                Manifest::open(&self.keys, &bytes)
+                    .with_context(|| format!("reading snapshot {}", id.short()))
+            })
+            .collect()
+    }
+
+    /// Resolves a snapshot argument: `latest`, or a unique prefix of an id.
+    ///
+    /// `latest` is the newest snapshot of `device` if given; otherwise of
+    /// this device, or, when this device has never backed up (a technician's
+    /// laptop), of the whole subscriber.
+    pub fn resolve(&self, spec: &str, device: Option<&str>) -> Result<SnapshotEntry> {
+        resolve(&self.snapshots()?, spec, device, &self.inst.config.device)
+    }
+
+    /// Closes the connection cleanly.
+    pub fn close(self) {
+        let Session { remote, rt, .. } = self;
+        if let Ok(remote) = Arc::try_unwrap(remote) {
+            rt.block_on(remote.close());
+        }
+    }
+}
+
+/// See [`Session::resolve`].
+pub fn resolve(
+    list: &[SnapshotEntry],
+    spec: &str,
+    device: Option<&str>,
+    this_device: &str,
+) -> Result<SnapshotEntry> {
+    let of = |d: &str| list.iter().filter(|s| s.device == d).collect::<Vec<_>>();
+    if spec == "latest" {
+        let candidates: Vec<&SnapshotEntry> = match device {
+            Some(d) => of(d),
+            None if !of(this_device).is_empty() => of(this_device),
+            None => list.iter().collect(),
+        };
+        return match candidates.iter().max_by_key(|s| (s.time, s.id)) {
+            Some(s) => Ok((*s).clone()),
+            None if list.is_empty() => bail!("there is no snapshot yet: run `coffre backup` first"),
+            None => bail!(
+                "device {:?} has no snapshot (see `coffre snapshots`)",
+                device.unwrap_or(this_device)
+            ),
+        };
+    }
+    let prefix = spec.to_ascii_lowercase();
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("{spec:?} is not a snapshot id: give `latest` or the first digits of an id shown by `coffre snapshots`");
+    }
+    let matches: Vec<&SnapshotEntry> = list
+        .iter()
+        .filter(|s| device.is_none_or(|d| s.device == d))
+        .filter(|s| ChunkId::from_bytes(s.id).to_hex().starts_with(&prefix))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => bail!("no snapshot id starts with {spec:?} (see `coffre snapshots`)"),
+        many => bail!(
+            "{} snapshots start with {spec:?}: give more digits (for instance {})",
+            many.len(),
+            many.iter()
+                .take(3)
+                .map(|s| ChunkId::from_bytes(s.id).to_hex()[..12].to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(id: u8, time: i64, device: &str) -> SnapshotEntry {
+        let mut b = [0u8; 32];
+        b[0] = id;
+        SnapshotEntry {
+            id: b,
+            time,
+            device: device.into(),
+            logical_bytes: 0,
+            file_count: 0,
+        }
+    }
+
+    #[test]
+    fn latest_prefers_this_device_then_the_subscriber() {
+        let list = vec![snap(0x10, 5, "a"), snap(0x20, 9, "b"), snap(0x30, 7, "a")];
+        assert_eq!(resolve(&list, "latest", None, "a").unwrap().time, 7);
+        assert_eq!(resolve(&list, "latest", None, "laptop").unwrap().time, 9);
+        assert_eq!(resolve(&list, "latest", Some("a"), "b").unwrap().time, 7);
+        assert!(resolve(&list, "latest", Some("zz"), "a").is_err());
+        assert!(resolve(&[], "latest", None, "a")
+            .unwrap_err()
+            .to_string()
+            .contains("no snapshot yet"));
+    }
+
+    #[test]
+    fn prefixes_must_be_unique_hex() {
+        let list = vec![snap(0x10, 5, "a"), snap(0x11, 9, "b"), snap(0x20, 7, "a")];
+        assert_eq!(resolve(&list, "2", None, "a").unwrap().time, 7);
+        assert_eq!(resolve(&list, "11", None, "a").unwrap().time, 9);
+        let e = resolve(&list, "1", None, "a").unwrap_err().to_string();
+        assert!(e.contains("2 snapshots start with"), "{e}");
+        assert!(resolve(&list, "zz", None, "a").is_err());
+        assert!(resolve(&list, "ff", None, "a").is_err());
+    }
+}

@@ -1,0 +1,394 @@
+//! The walk: what a backup will save, read from the disk before any file's
+//! contents are.
+//!
+//! The snapshot mirrors the machine's absolute paths: backing up
+//! `/home/alice/Documents` gives a root tree (`/`) holding `home`, holding
+//! `alice`, holding `Documents`, each with its real metadata. So a path in a
+//! snapshot is the path the technician knew on the PC, and `restore --path
+//! /home/alice/Documents/Compta` means what it says.
+//!
+//! Skipped: what the excludes match (gitignore syntax), folders holding a
+//! `CACHEDIR.TAG` (with the standard signature) or a `.nobackup` file, and
+//! special files (FIFOs, sockets, devices) with a warning. What cannot be read
+//! is reported and recorded in the snapshot; the walk goes on.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+use crate::fsmeta::{self, Meta};
+
+/// The first bytes of a valid `CACHEDIR.TAG` (<https://bford.info/cachedir/>).
+const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+/// A file whose presence excludes its folder.
+pub const NOBACKUP_MARKER: &str = ".nobackup";
+
+/// One thing in the tree.
+#[derive(Debug)]
+pub struct Item {
+    /// Its name (raw bytes).
+    pub name: Vec<u8>,
+    /// Its metadata.
+    pub meta: Meta,
+    /// What it is.
+    pub kind: Kind,
+}
+
+/// What an item is.
+#[derive(Debug)]
+pub enum Kind {
+    /// A regular file, at this path.
+    File(PathBuf),
+    /// A directory and its items, sorted by name.
+    Dir(Vec<Item>),
+    /// A symbolic link and its target.
+    Symlink(Vec<u8>),
+}
+
+/// What the walk found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The root directory's metadata.
+    pub root_meta: Meta,
+    /// The items in the root directory.
+    pub root: Vec<Item>,
+    /// Counters and problems.
+    pub tally: Tally,
+}
+
+/// Counters and problems of a walk.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Paths that could not be read, with why.
+    pub errors: Vec<(PathBuf, String)>,
+    /// Special files skipped.
+    pub special: Vec<PathBuf>,
+    /// Items left out by an exclude or a marker.
+    pub excluded: u64,
+    /// Regular files found.
+    pub files: u64,
+    /// Directories found.
+    pub dirs: u64,
+    /// Total size of the regular files.
+    pub bytes: u64,
+}
+
+/// Makes the paths to back up absolute and canonical (symlinks resolved, so
+/// a configured path that is a link backs up what it points to), and drops
+/// paths inside another one.
+pub fn normalize(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if paths.is_empty() {
+        bail!(
+            "nothing to back up: give a path (`coffre backup PATH`) or list `paths` in config.toml"
+        );
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        let c = fs::canonicalize(p).with_context(|| format!("cannot back up {}", p.display()))?;
+        out.push(c);
+    }
+    out.sort();
+    out.dedup();
+    let mut kept: Vec<PathBuf> = Vec::new();
+    for p in out {
+        if !kept.iter().any(|k| p.starts_with(k)) {
+            kept.push(p);
+        }
+    }
+    Ok(kept)
+}
+
+/// The root a path hangs from ("/" on Unix, the drive's root on Windows).
+fn root_of(path: &Path) -> PathBuf {
+    path.ancestors()
+        .last()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// Walks the given paths.
+#[derive(Debug)]
+pub struct Walker {
+    excludes: Gitignore,
+    /// Paths never backed up (this installation's own cache).
+    skip: Vec<PathBuf>,
+}
+
+impl Walker {
+    /// A walker with gitignore-style `excludes`, never entering `skip`.
+    pub fn new(excludes: &[String], skip: Vec<PathBuf>) -> Result<Walker> {
+        let mut b = GitignoreBuilder::new("/");
+        for pattern in excludes {
+            b.add_line(None, pattern)
+                .with_context(|| format!("exclude pattern {pattern:?} is not valid"))?;
+        }
+        Ok(Walker {
+            excludes: b.build().context("building the exclude patterns")?,
+            skip,
+        })
+    }
+
+    /// Walks `paths` (from [`normalize`]) into one tree rooted at `/`.
+    pub fn scan(&self, paths: &[PathBuf]) -> Result<Scan> {
+        let mut tally = Tally::default();
+        let mut root = Vec::new();
+        let top = root_of(paths.first().context("no path to back up")?);
+        let root_meta = fsmeta::meta(
+            &fs::symlink_metadata(&top).with_context(|| format!("reading {}", top.display()))?,
+        );
+        for path in paths {
+            let parts: Vec<Vec<u8>> = path
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(fsmeta::name_bytes(n)),
+                    // A Windows drive ("C:") is the first level under the root.
+                    Component::Prefix(p) => Some(fsmeta::name_bytes(p.as_os_str())),
+                    _ => None,
+                })
+                .collect();
+            if parts.is_empty() {
+                // The whole root (normalize left no other path).
+                root = self.dir(&mut tally, &top);
+                tally.dirs += 1;
+                continue;
+            }
+            self.insert(&mut tally, &mut root, top.clone(), path, &parts)?;
+        }
+        Ok(Scan {
+            root_meta,
+            root,
+            tally,
+        })
+    }
+
+    /// Adds `path` below `items`, creating the entries of its parent directories.
+    fn insert(
+        &self,
+        tally: &mut Tally,
+        items: &mut Vec<Item>,
+        mut here: PathBuf,
+        path: &Path,
+        parts: &[Vec<u8>],
+    ) -> Result<()> {
+        let part = &parts[0];
+        here.push(fsmeta::os_name(part));
+        let md = fs::symlink_metadata(&here)
+            .with_context(|| format!("cannot back up {}", here.display()))?;
+        if parts.len() == 1 {
+            if let Some(item) = self.item(tally, &here, part.clone(), md) {
+                items.push(item);
+                items.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            return Ok(());
+        }
+        let pos = match items.iter().position(|i| i.name == *part) {
+            Some(p) => p,
+            None => {
+                tally.dirs += 1;
+                items.push(Item {
+                    name: part.clone(),
+                    meta: fsmeta::meta(&md),
+                    kind: Kind::Dir(Vec::new()),
+                });
+                items.sort_by(|a, b| a.name.cmp(&b.name));
+                items.iter().position(|i| i.name == *part).unwrap()
+            }
+        };
+        match &mut items[pos].kind {
+            Kind::Dir(children) => self.insert(tally, children, here, path, &parts[1..]),
+            _ => bail!(
+                "cannot back up {}: {} is not a directory",
+                path.display(),
+                here.display()
+            ),
+        }
+    }
+
+    /// Turns one directory entry into an item (None when it is skipped).
+    fn item(
+        &self,
+        tally: &mut Tally,
+        path: &Path,
+        name: Vec<u8>,
+        md: fs::Metadata,
+    ) -> Option<Item> {
+        let meta = fsmeta::meta(&md);
+        let ft = md.file_type();
+        if self.skip.iter().any(|s| s == path)
+            || self.excludes.matched(path, ft.is_dir()).is_ignore()
+        {
+            tally.excluded += 1;
+            return None;
+        }
+        let kind = if ft.is_file() {
+            tally.files += 1;
+            tally.bytes += md.len();
+            Kind::File(path.to_path_buf())
+        } else if ft.is_symlink() {
+            match fsmeta::read_link(path) {
+                Ok(t) if !t.is_empty() => Kind::Symlink(t),
+                Ok(_) => {
+                    tally
+                        .errors
+                        .push((path.into(), "empty symbolic link".into()));
+                    return None;
+                }
+                Err(e) => {
+                    tally.errors.push((path.into(), e.to_string()));
+                    return None;
+                }
+            }
+        } else if ft.is_dir() {
+            if excluded_by_marker(path) {
+                tally.excluded += 1;
+                return None;
+            }
+            tally.dirs += 1;
+            Kind::Dir(self.dir(tally, path))
+        } else {
+            tally.special.push(path.to_path_buf());
+            return None;
+        };
+        Some(Item { name, meta, kind })
+    }
+
+    /// The items of a directory, sorted by name. A directory that cannot be
+    /// listed is kept (empty) and reported.
+    fn dir(&self, tally: &mut Tally, path: &Path) -> Vec<Item> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(path) {
+            Ok(e) => e,
+            Err(e) => {
+                tally.errors.push((path.into(), e.to_string()));
+                return out;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    tally.errors.push((path.into(), e.to_string()));
+                    continue;
+                }
+            };
+            let child = entry.path();
+            let md = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) => {
+                    tally.errors.push((child, e.to_string()));
+                    continue;
+                }
+            };
+            if let Some(item) = self.item(tally, &child, fsmeta::name_bytes(&entry.file_name()), md)
+            {
+                out.push(item);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}
+
+/// True if the folder holds a `.nobackup` file or a signed `CACHEDIR.TAG`.
+fn excluded_by_marker(dir: &Path) -> bool {
+    if dir.join(NOBACKUP_MARKER).symlink_metadata().is_ok() {
+        return true;
+    }
+    match fs::File::open(dir.join("CACHEDIR.TAG")) {
+        Ok(f) => {
+            use std::io::Read;
+            let mut head = Vec::with_capacity(CACHEDIR_SIGNATURE.len());
+            f.take(CACHEDIR_SIGNATURE.len() as u64)
+                .read_to_end(&mut head)
+                .is_ok()
+                && head == CACHEDIR_SIGNATURE
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn names(items: &[Item]) -> Vec<String> {
+        items
+            .iter()
+            .map(|i| String::from_utf8_lossy(&i.name).into_owned())
+            .collect()
+    }
+
+    fn find<'a>(items: &'a [Item], path: &str) -> Option<&'a Item> {
+        let mut items = items;
+        let mut found = None;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            let item = items.iter().find(|i| i.name == part.as_bytes())?;
+            if let Kind::Dir(c) = &item.kind {
+                items = c;
+            }
+            found = Some(item);
+        }
+        found
+    }
+
+    #[test]
+    fn the_walk_mirrors_absolute_paths_and_honours_excludes_and_markers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = fs::canonicalize(tmp.path()).unwrap();
+        let w = |p: &str| {
+            let p = base.join(p);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, b"x").unwrap();
+        };
+        w("docs/a.txt");
+        w("docs/b.tmp");
+        w("docs/sub/c.txt");
+        w("docs/cache/CACHEDIR.TAG");
+        fs::write(
+            base.join("docs/cache/CACHEDIR.TAG"),
+            b"Signature: 8a477f597d28d172789f06886806bc55\n",
+        )
+        .unwrap();
+        w("docs/cache/big.bin");
+        w("docs/fake-cache/CACHEDIR.TAG");
+        w("docs/private/.nobackup");
+        w("docs/private/secret.txt");
+        w("docs/node_modules/x.js");
+        fs::create_dir_all(base.join("docs/empty")).unwrap();
+        std::os::unix::fs::symlink("a.txt", base.join("docs/link")).unwrap();
+        let fifo = base.join("docs/pipe");
+        let made_fifo = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success());
+
+        let walker = Walker::new(&["*.tmp".into(), "node_modules/".into()], vec![]).unwrap();
+        let paths = normalize(&[base.join("docs"), base.join("docs/sub")]).unwrap();
+        assert_eq!(
+            paths,
+            vec![base.join("docs")],
+            "a path inside another is dropped"
+        );
+        let scan = walker.scan(&paths).unwrap();
+        let docs = find(&scan.root, base.join("docs").to_str().unwrap()).expect("docs in the tree");
+        let Kind::Dir(items) = &docs.kind else {
+            panic!("docs is a dir")
+        };
+        assert_eq!(
+            names(items),
+            ["a.txt", "empty", "fake-cache", "link", "sub"]
+        );
+        assert!(matches!(&find(items, "link").unwrap().kind, Kind::Symlink(t) if t == b"a.txt"));
+        assert_eq!(
+            scan.tally.excluded, 4,
+            "b.tmp, cache, private, node_modules"
+        );
+        assert_eq!(scan.tally.files, 3);
+        if made_fifo {
+            assert_eq!(scan.tally.special, vec![fifo]);
+        }
+        assert!(scan.tally.errors.is_empty(), "{:?}", scan.tally.errors);
+    }
+}

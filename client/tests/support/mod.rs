@@ -1,0 +1,358 @@
+//! The harness of the client's end-to-end tests: the real server daemon
+//! (`coffre_server::daemon::serve`, SQLite and packs in a temporary
+//! directory) on loopback QUIC, and the real `coffre` program run as a
+//! technician runs it, each client with its own configuration directory.
+//! Also a generator of a small "association PC" tree and its next day.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use coffre_core::benchmark::{random_bytes, text_bytes};
+use coffre_proto::Token;
+use coffre_server::daemon::{self, Limits};
+use coffre_server::tls::{Identity, TransportLimits};
+use coffre_store::{Role, Store};
+
+/// The structure's passphrase in these tests.
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// A real server in this process, on 127.0.0.1.
+pub struct Server {
+    pub addr: String,
+    pub fingerprint: [u8; 32],
+    pub store: Arc<Store>,
+    rt: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let identity = Identity::generate().unwrap();
+        let store = Arc::new(Store::create(dir.path()).unwrap());
+        let endpoint = {
+            let _guard = rt.enter();
+            quinn::Endpoint::server(
+                identity.server_config(&TransportLimits::default()).unwrap(),
+                "127.0.0.1:0".parse().unwrap(),
+            )
+            .unwrap()
+        };
+        let addr = endpoint.local_addr().unwrap().to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = rt.spawn({
+            let store = store.clone();
+            async move {
+                daemon::serve(endpoint, store, Limits::default(), async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            }
+        });
+        Server {
+            addr,
+            fingerprint: identity.fingerprint(),
+            store,
+            rt,
+            stop: Some(stop),
+            task: Some(task),
+            dir,
+        }
+    }
+
+    /// A new device of `subscriber` (created with `quota` if new): its token.
+    pub fn token(&self, subscriber: &str, quota: u64, device: &str, role: Role) -> String {
+        if self.store.subscriber(subscriber).is_err() {
+            self.store.add_subscriber(subscriber, quota, None).unwrap();
+        }
+        let secret = self.store.add_device(subscriber, device, role).unwrap();
+        Token {
+            server: self.addr.clone(),
+            fingerprint: self.fingerprint,
+            subscriber: subscriber.into(),
+            device: device.into(),
+            secret,
+        }
+        .encode()
+        .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = self.rt.block_on(task);
+        }
+    }
+}
+
+/// One installation of the `coffre` program (its own config directory).
+pub struct Client {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Client {
+    pub fn new() -> Client {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("coffre").join("config.toml");
+        Client { dir, config }
+    }
+
+    /// The `coffre` command with this installation's --config.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_coffre"));
+        c.arg("--config").arg(&self.config).args(args);
+        c.env_remove("COFFRE_PASSPHRASE")
+            .env("COFFRE_CONNECT_TIMEOUT", "3");
+        c
+    }
+
+    /// Runs `coffre ARGS`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs `coffre ARGS`, which must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "coffre {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs `coffre ARGS --json`, which must succeed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// Enrols with the test passphrase, backing up `paths`.
+    pub fn enrol(&self, token: &str, paths: &[&Path]) {
+        let mut c = self.command(&["enrol", token]);
+        for p in paths {
+            c.arg("--path").arg(p);
+        }
+        let out = c.env("COFFRE_PASSPHRASE", PASSPHRASE).output().unwrap();
+        assert!(
+            out.status.success(),
+            "enrol failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The one line a failed command prints.
+pub fn one_line_error(out: &Output) -> String {
+    assert!(!out.status.success(), "the command should have failed");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "a failure is one line on stderr, got:\n{err}"
+    );
+    assert!(err.starts_with("coffre: error: "), "{err}");
+    err
+}
+
+fn write(root: &Path, rel: &str, data: &[u8]) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, data).unwrap();
+}
+
+/// A small "association PC" tree, shaped like `make-dataset` (office
+/// documents that do not compress, text that does, photos, a mailbox, a
+/// database file, duplicated folders, an empty folder, a link, Unicode and
+/// non-UTF-8 names). About 40 MB.
+pub fn make_tree(root: &Path) {
+    for i in 0..12u64 {
+        write(
+            root,
+            &format!("Documents/Compta/factures/facture-{i:03}.pdf"),
+            &random_bytes(40_000 + i as usize * 7_000, 100 + i),
+        );
+    }
+    write(
+        root,
+        "Documents/Compta/bilan 2025.ods",
+        &random_bytes(180_000, 1),
+    );
+    write(
+        root,
+        "Documents/Compta/grand-livre.csv",
+        &text_bytes(2_500_000, 2),
+    );
+    write(
+        root,
+        "Documents/Compta/Réunion été — notes.txt",
+        &text_bytes(9_000, 3),
+    );
+    for i in 0..25u64 {
+        write(
+            root,
+            &format!("Documents/Bureau/compte-rendu-{i:02}.txt"),
+            &text_bytes(4_000 + i as usize * 900, 200 + i),
+        );
+    }
+    for i in 0..14u64 {
+        write(
+            root,
+            &format!("Photos/2025/IMG_{i:04}.jpg"),
+            &random_bytes(1_200_000 + i as usize * 50_000, 300 + i),
+        );
+    }
+    for i in 0..4u64 {
+        write(
+            root,
+            &format!("Photos/Album copie/IMG_{i:04}.jpg"),
+            &random_bytes(1_200_000 + i as usize * 50_000, 300 + i),
+        );
+    }
+    write(root, "Mail/Inbox.mbox", &text_bytes(8_000_000, 4));
+    write(root, "Base/compta.sqlite", &random_bytes(4 << 20, 5));
+    fs::create_dir_all(root.join("Vide/encore plus vide")).unwrap();
+    fs::write(
+        root.join(std::ffi::OsStr::from_bytes(
+            b"Documents/latin1-\xe9t\xe9.txt",
+        )),
+        b"ete",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("2025/IMG_0001.jpg", root.join("Photos/dernière")).unwrap();
+    fs::set_permissions(
+        root.join("Documents/Compta/bilan 2025.ods"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    // The copied folder of the documents (dedup).
+    copy_dir(
+        &root.join("Documents/Compta"),
+        &root.join("Documents/Copie de Compta"),
+    );
+}
+
+/// The next day, as `make-dataset --day 1` changes a tree: mail appended, a
+/// document edited, database pages rewritten, new photos, a folder renamed.
+pub fn day1(root: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut mbox = fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("Mail/Inbox.mbox"))
+        .unwrap();
+    mbox.write_all(&text_bytes(400_000, 40)).unwrap();
+    write(
+        root,
+        "Documents/Bureau/compte-rendu-03.txt",
+        &text_bytes(7_000, 41),
+    );
+    let mut db = fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("Base/compta.sqlite"))
+        .unwrap();
+    for (k, off) in [100_000u64, 1_700_000, 3_900_000].into_iter().enumerate() {
+        db.seek(SeekFrom::Start(off)).unwrap();
+        db.write_all(&random_bytes(4096, 50 + k as u64)).unwrap();
+    }
+    for i in 14..17u64 {
+        write(
+            root,
+            &format!("Photos/2025/IMG_{i:04}.jpg"),
+            &random_bytes(1_300_000, 300 + i),
+        );
+    }
+    fs::rename(
+        root.join("Photos/Album copie"),
+        root.join("Photos/Album 2025"),
+    )
+    .unwrap();
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// Everything about a tree that a restore must bring back: per relative
+/// path, its kind, contents (or link target), permission bits and mtime
+/// (files, in nanoseconds).
+/// What a restore must bring back of one path: kind, contents or link
+/// target, permission bits, file mtime (seconds, nanoseconds).
+pub type PathState = (char, Vec<u8>, u32, Option<(i64, i64)>);
+
+pub fn state(root: &Path) -> BTreeMap<PathBuf, PathState> {
+    let mut out = BTreeMap::new();
+    fn go(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, PathState>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let md = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if md.is_dir() {
+                out.insert(rel, ('d', vec![], md.mode() & 0o7777, None));
+                go(root, &p, out);
+            } else if md.file_type().is_symlink() {
+                let t = fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec();
+                out.insert(rel, ('l', t, 0, None));
+            } else {
+                out.insert(
+                    rel,
+                    (
+                        'f',
+                        fs::read(&p).unwrap(),
+                        md.mode() & 0o7777,
+                        Some((md.mtime(), md.mtime_nsec())),
+                    ),
+                );
+            }
+        }
+    }
+    go(root, root, &mut out);
+    out
+}
+
+/// Asserts two trees are the same (names, kinds, bytes, modes, file mtimes).
+pub fn assert_same_tree(expected: &Path, actual: &Path) {
+    let (a, b) = (state(expected), state(actual));
+    let names_a: Vec<_> = a.keys().collect();
+    let names_b: Vec<_> = b.keys().collect();
+    assert_eq!(names_a, names_b, "the restored tree holds other names");
+    for (k, va) in &a {
+        let vb = &b[k];
+        assert_eq!(va.0, vb.0, "{}: kind", k.display());
+        assert!(va.1 == vb.1, "{}: contents differ", k.display());
+        assert_eq!(va.2, vb.2, "{}: permissions", k.display());
+        assert_eq!(va.3, vb.3, "{}: mtime", k.display());
+    }
+}
