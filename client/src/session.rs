@@ -106,7 +106,35 @@ impl Session {
     /// this device, or, when this device has never backed up (a technician's
     /// laptop), of the whole subscriber.
     pub fn resolve(&self, spec: &str, device: Option<&str>) -> Result<SnapshotEntry> {
-        resolve(&self.snapshots()?, spec, device, &self.inst.config.device)
+        self.resolve_in(&self.snapshots()?, spec, device)
+    }
+
+    /// [`Session::resolve`] within an already fetched list. The server keeps
+    /// times to the second; snapshots made within the same second (a quick
+    /// unchanged rerun) are ordered by the nanoseconds of their manifests.
+    pub fn resolve_in(
+        &self,
+        list: &[SnapshotEntry],
+        spec: &str,
+        device: Option<&str>,
+    ) -> Result<SnapshotEntry> {
+        let mut candidates = resolve(list, spec, device, &self.inst.config.device)?;
+        if candidates.len() == 1 {
+            return Ok(candidates.remove(0));
+        }
+        let ids: Vec<ChunkId> = candidates
+            .iter()
+            .map(|s| ChunkId::from_bytes(s.id))
+            .collect();
+        let times: Vec<_> = self
+            .manifests(&ids)?
+            .into_iter()
+            .map(|m| m.public.time)
+            .collect();
+        let newest = (0..candidates.len())
+            .max_by_key(|&i| (times[i], i))
+            .expect("at least two candidates");
+        Ok(candidates.swap_remove(newest))
     }
 
     /// Closes the connection cleanly.
@@ -118,13 +146,15 @@ impl Session {
     }
 }
 
-/// See [`Session::resolve`].
+/// The snapshots `spec` may name: exactly one for an id prefix; for
+/// `latest`, every snapshot of the newest second (see [`Session::resolve`]),
+/// in the server's order.
 pub fn resolve(
     list: &[SnapshotEntry],
     spec: &str,
     device: Option<&str>,
     this_device: &str,
-) -> Result<SnapshotEntry> {
+) -> Result<Vec<SnapshotEntry>> {
     let of = |d: &str| list.iter().filter(|s| s.device == d).collect::<Vec<_>>();
     if spec == "latest" {
         let candidates: Vec<&SnapshotEntry> = match device {
@@ -132,8 +162,12 @@ pub fn resolve(
             None if !of(this_device).is_empty() => of(this_device),
             None => list.iter().collect(),
         };
-        return match candidates.iter().max_by_key(|s| (s.time, s.id)) {
-            Some(s) => Ok((*s).clone()),
+        return match candidates.iter().map(|s| s.time).max() {
+            Some(t) => Ok(candidates
+                .into_iter()
+                .filter(|s| s.time == t)
+                .cloned()
+                .collect()),
             None if list.is_empty() => bail!("there is no snapshot yet: run `coffre backup` first"),
             None => bail!(
                 "device {:?} has no snapshot (see `coffre snapshots`)",
@@ -151,7 +185,7 @@ pub fn resolve(
         .filter(|s| ChunkId::from_bytes(s.id).to_hex().starts_with(&prefix))
         .collect();
     match matches.as_slice() {
-        [one] => Ok((*one).clone()),
+        [one] => Ok(vec![(*one).clone()]),
         [] => bail!("no snapshot id starts with {spec:?} (see `coffre snapshots`)"),
         many => bail!(
             "{} snapshots start with {spec:?}: give more digits (for instance {})",
@@ -184,9 +218,9 @@ mod tests {
     #[test]
     fn latest_prefers_this_device_then_the_subscriber() {
         let list = vec![snap(0x10, 5, "a"), snap(0x20, 9, "b"), snap(0x30, 7, "a")];
-        assert_eq!(resolve(&list, "latest", None, "a").unwrap().time, 7);
-        assert_eq!(resolve(&list, "latest", None, "laptop").unwrap().time, 9);
-        assert_eq!(resolve(&list, "latest", Some("a"), "b").unwrap().time, 7);
+        assert_eq!(resolve(&list, "latest", None, "a").unwrap()[0].time, 7);
+        assert_eq!(resolve(&list, "latest", None, "laptop").unwrap()[0].time, 9);
+        assert_eq!(resolve(&list, "latest", Some("a"), "b").unwrap()[0].time, 7);
         assert!(resolve(&list, "latest", Some("zz"), "a").is_err());
         assert!(resolve(&[], "latest", None, "a")
             .unwrap_err()
@@ -195,10 +229,17 @@ mod tests {
     }
 
     #[test]
+    fn latest_within_one_second_gives_every_candidate() {
+        let list = vec![snap(0x10, 5, "a"), snap(0x20, 9, "a"), snap(0x30, 9, "a")];
+        let c = resolve(&list, "latest", None, "a").unwrap();
+        assert_eq!(c.len(), 2, "both snapshots of second 9 are candidates");
+    }
+
+    #[test]
     fn prefixes_must_be_unique_hex() {
         let list = vec![snap(0x10, 5, "a"), snap(0x11, 9, "b"), snap(0x20, 7, "a")];
-        assert_eq!(resolve(&list, "2", None, "a").unwrap().time, 7);
-        assert_eq!(resolve(&list, "11", None, "a").unwrap().time, 9);
+        assert_eq!(resolve(&list, "2", None, "a").unwrap()[0].time, 7);
+        assert_eq!(resolve(&list, "11", None, "a").unwrap()[0].time, 9);
         let e = resolve(&list, "1", None, "a").unwrap_err().to_string();
         assert!(e.contains("2 snapshots start with"), "{e}");
         assert!(resolve(&list, "zz", None, "a").is_err());

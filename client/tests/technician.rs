@@ -216,3 +216,40 @@ fn an_unchanged_rerun_reads_no_file() {
     assert_eq!(uncached["bytes_read"], first["bytes_read"]);
     assert_eq!(uncached["blobs_sent"], 0, "{uncached}");
 }
+
+/// Backups a few milliseconds apart share their second on the server:
+/// `latest` and `snapshots` still order them by their exact time.
+#[test]
+fn latest_is_the_newest_snapshot_even_within_one_second() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let home = fs::canonicalize(work.path()).unwrap().join("home");
+    fs::create_dir_all(&home).unwrap();
+    let pc = Client::new();
+    pc.enrol(&server.token("asso", GIB, "pc", Role::Backup), &[&home]);
+    let mut made = Vec::new();
+    for i in 0..6 {
+        fs::write(home.join("note.txt"), format!("version {i}")).unwrap();
+        made.push(
+            pc.json(&["backup"])["snapshot"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        let listed = snapshot_ids(&pc);
+        assert_eq!(listed, made, "snapshots are listed oldest first");
+        let target = work.path().join(format!("r{i}"));
+        pc.ok(&[
+            "restore",
+            "latest",
+            "--path",
+            home.to_str().unwrap(),
+            "--target",
+            target.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            fs::read_to_string(target.join("home/note.txt")).unwrap(),
+            format!("version {i}")
+        );
+    }
+}

@@ -32,6 +32,10 @@ pub fn snapshots(config: &Path, args: &SnapshotsArgs) -> Result<()> {
     let ids: Vec<ChunkId> = list.iter().map(|s| ChunkId::from_bytes(s.id)).collect();
     let manifests = session.manifests(&ids)?;
     session.close();
+    // Oldest first, to the nanosecond (the server's list is to the second).
+    let mut rows: Vec<_> = list.into_iter().zip(manifests).collect();
+    rows.sort_by_key(|(_, m)| m.public.time);
+    let (list, manifests): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
     if args.json {
         let rows: Vec<_> = list
             .iter()
@@ -341,9 +345,8 @@ fn diff_trees(
 pub fn diff(config: &Path, args: &DiffArgs) -> Result<()> {
     let session = Session::open(config)?;
     let list = session.snapshots()?;
-    let this = session.inst.config.device.clone();
-    let a = crate::session::resolve(&list, &args.a, args.device.as_deref(), &this)?;
-    let b = crate::session::resolve(&list, &args.b, args.device.as_deref(), &this)?;
+    let a = session.resolve_in(&list, &args.a, args.device.as_deref())?;
+    let b = session.resolve_in(&list, &args.b, args.device.as_deref())?;
     let ms = session.manifests(&[ChunkId::from_bytes(a.id), ChunkId::from_bytes(b.id)])?;
     let mut trees = Trees::new(&session);
     let mut changes = Vec::new();
