@@ -13,9 +13,14 @@ use coffre_core::chunker::{AVG_SIZE, MAX_SIZE, MIN_SIZE};
 use coffre_core::{Keys, MasterKey, Sealer};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-/// The allocator the `coffre` binary uses, so that the benches measure what runs.
+/// jemalloc: the hot path hands megabyte buffers from thread to thread and
+/// the network tasks free what blocking threads allocated. glibc turned that
+/// into page faults (the backup ran 4× slower); mimalloc kept freed blocks in
+/// per-thread caches (1.2 GB peak for a restore). jemalloc's arenas did
+/// neither (docs/performance.md, "Allocator").
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const SIZE: usize = 64 << 20;
 

@@ -10,8 +10,14 @@ use coffre_core::benchmark::Rng;
 use coffre_core::pipeline::{self, Config, Input, SeenSet};
 use coffre_core::{Keys, MasterKey};
 
+/// jemalloc: the hot path hands megabyte buffers from thread to thread and
+/// the network tasks free what blocking threads allocated. glibc turned that
+/// into page faults (the backup ran 4× slower); mimalloc kept freed blocks in
+/// per-thread caches (1.2 GB peak for a restore). jemalloc's arenas did
+/// neither (docs/performance.md, "Allocator").
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// `left` pseudo-random bytes, half of each 64 KiB block compressible text-like
 /// runs, generated as they are read.

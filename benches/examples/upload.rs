@@ -15,8 +15,14 @@ use coffre_server::daemon::{self, Limits};
 use coffre_server::tls::{Identity, TransportLimits};
 use coffre_store::{Role, Store};
 
+/// jemalloc: the hot path hands megabyte buffers from thread to thread and
+/// the network tasks free what blocking threads allocated. glibc turned that
+/// into page faults (the backup ran 4× slower); mimalloc kept freed blocks in
+/// per-thread caches (1.2 GB peak for a restore). jemalloc's arenas did
+/// neither (docs/performance.md, "Allocator").
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() {
