@@ -137,7 +137,10 @@ pub fn run(session: &Session, opts: &Options) -> Result<Report> {
 
     // 1. Walk.
     let paths = walk::normalize(&opts.paths)?;
-    let walker = Walker::new(&opts.excludes, vec![inst.cache_dir()])?;
+    // This installation's own caches are never backed up (the walk sees
+    // canonical paths, so the cache's path is made canonical too).
+    let cache_dir = std::fs::canonicalize(inst.cache_dir()).unwrap_or_else(|_| inst.cache_dir());
+    let walker = Walker::new(&opts.excludes, vec![cache_dir])?;
     let scan = walker.scan(&paths)?;
 
     // 2. What is known to be on the server already.

@@ -211,6 +211,18 @@ fn an_unchanged_rerun_reads_no_file() {
     // Same files, same trees: the same root.
     let snaps = pc.json(&["snapshots"]);
     assert_eq!(snaps["snapshots"].as_array().unwrap().len(), 2);
+    // A scheduled run logs to backup.log and records its outcome for `status`.
+    let summary = pc.ok(&["backup", "--scheduled"]);
+    assert!(summary.contains("0 new, 0 changed"), "{summary}");
+    let log = fs::read_to_string(pc.config.parent().unwrap().join("backup.log")).unwrap();
+    assert!(
+        log.contains("scheduled backup starting") && log.contains("ok: snapshot"),
+        "{log}"
+    );
+    let status = pc.json(&["status"]);
+    assert_eq!(status["last_run"]["scheduled"], true, "{status}");
+    assert_eq!(status["last_run"]["result"], "ok");
+    assert_eq!(status["snapshots"], 3);
     // Without the cache, every file is read again, and still nothing is sent.
     let uncached = pc.json(&["backup", "--no-cache"]);
     assert_eq!(uncached["bytes_read"], first["bytes_read"]);

@@ -52,6 +52,28 @@ pub enum Command {
     /// Enrol, list and revoke devices (PCs).
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Apply the retention policies now: per device, keep what the policy keeps, remove the rest.
+    ///
+    /// Each subscriber's policy (`subscriber set NAME --retention ...`, or
+    /// the default "last=3,daily=7,weekly=4,monthly=12") applies to each of
+    /// its devices separately, so one PC's many snapshots never push out
+    /// another's. Periods follow this server's local time. With --dry-run,
+    /// lists every snapshot with keep or remove and the rules that keep it,
+    /// and changes nothing. Removing a snapshot frees its manifest; the chunks
+    /// only it used are freed by garbage collection (a later version).
+    Prune {
+        #[command(flatten)]
+        data: DataArg,
+        /// Only this subscriber [default: all].
+        #[arg(value_name = "SUBSCRIBER")]
+        subscriber: Option<String>,
+        /// Show what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON: {"snapshots": [{"subscriber", "device", "id", "time", "keep", "rules"}]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Storage use per subscriber: quota, used, %, snapshots, last backup.
     Usage {
         #[command(flatten)]
@@ -75,7 +97,7 @@ pub enum SubscriberCommand {
         /// Hard quota, e.g. 50GiB or 500MB: bytes stored after dedup, compression and encryption.
         #[arg(long, value_parser = parse_size)]
         quota: u64,
-        /// Retention policy, e.g. "last=3,daily=7,weekly=4,monthly=12" (applied by a later version).
+        /// Retention policy, e.g. "last=3,daily=7,weekly=4,monthly=12,within=14d" (see `prune --help`).
         #[arg(long)]
         retention: Option<String>,
         #[command(flatten)]
@@ -106,7 +128,7 @@ pub enum SubscriberCommand {
         /// New hard quota, e.g. 100GiB. Lowering it below the current use refuses new data, never deletes.
         #[arg(long, value_parser = parse_size)]
         quota: Option<u64>,
-        /// New retention policy.
+        /// New retention policy ("default" for the server's default; see `prune --help`).
         #[arg(long)]
         retention: Option<String>,
         #[command(flatten)]

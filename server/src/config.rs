@@ -28,6 +28,14 @@ pub struct Config {
     /// Seconds without traffic after which a connection is closed.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_secs: u64,
+    /// When the daemon applies the retention policies each night, "HH:MM" in
+    /// this server's local time, or "off".
+    #[serde(default = "default_nightly_at")]
+    pub nightly_at: String,
+}
+
+fn default_nightly_at() -> String {
+    "03:30".into()
 }
 
 fn default_max_connections() -> usize {

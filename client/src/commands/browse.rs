@@ -398,7 +398,7 @@ pub fn forget(config: &Path, args: &ForgetArgs) -> Result<()> {
     session.block_on(session.remote.forget(&id))?;
     session.close();
     println!(
-        "forgot snapshot {} of {} ({}); the server frees its data at its next garbage collection",
+        "forgot snapshot {} of {} ({}); the chunks only it used are freed by the server's garbage collection",
         id.short(),
         local_time(snap.time),
         snap.device

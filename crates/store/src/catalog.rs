@@ -683,6 +683,32 @@ impl Catalog {
         })
     }
 
+    /// The id of the subscriber called `name`.
+    pub(crate) fn subscriber_id_of(&self, name: &str) -> Result<i64> {
+        self.read(|tx| {
+            subscriber_id(tx, name)?.ok_or_else(|| Error::not_found(format!("subscriber {name:?}")))
+        })
+    }
+
+    /// Removes snapshot `id` on the server's own authority (retention),
+    /// lowering `used_bytes` by its manifest size. False if it was not there.
+    pub(crate) fn delete_snapshot_by_server(&self, sub: i64, id: &ChunkId) -> Result<bool> {
+        self.write(|tx| {
+            let Some(len) = manifest_len(tx, sub, id)? else {
+                return Ok(false);
+            };
+            tx.execute(
+                "DELETE FROM snapshots WHERE subscriber_id = ?1 AND id = ?2",
+                params![sub, &id.as_bytes()[..]],
+            )?;
+            tx.execute(
+                "UPDATE subscribers SET used_bytes = MAX(used_bytes - ?2, 0) WHERE id = ?1",
+                params![sub, to_i64(len)],
+            )?;
+            Ok(true)
+        })
+    }
+
     pub(crate) fn key(&self, sub: i64) -> Result<Option<Vec<u8>>> {
         self.read(|tx| {
             Ok(tx

@@ -14,6 +14,7 @@ use crate::durable;
 use crate::error::{Error, Result};
 use crate::pack::{self, PackWriter, PACK_TARGET_SIZE};
 use crate::pending::lock;
+use crate::retention::{Policy, DEFAULT_POLICY};
 use crate::store::{now, Store};
 use crate::types::{Role, Session, SnapshotInfo, Status};
 
@@ -380,6 +381,37 @@ impl Store {
         let path = self.manifest_path(s.subscriber_id, id);
         durable::remove_file(&path).map_err(|e| Error::io(&path, e))?;
         Ok(())
+    }
+
+    /// Every snapshot of the subscriber called `name`, oldest first (for the
+    /// server's own work: retention, usage).
+    pub fn snapshots_of(&self, name: &str) -> Result<Vec<SnapshotInfo>> {
+        let sub = self.catalog.subscriber_id_of(name)?;
+        self.catalog.snapshots(sub)
+    }
+
+    /// The retention policy of the subscriber called `name` (its own, or
+    /// [`crate::retention::DEFAULT_POLICY`]).
+    pub fn retention_of(&self, name: &str) -> Result<Policy> {
+        let info = self.catalog.subscriber(name)?;
+        let text = info.retention.as_deref().unwrap_or(DEFAULT_POLICY);
+        Policy::parse(text).map_err(|e| Error::Corrupt(format!("subscriber {name:?}: {e}")))
+    }
+
+    /// Removes a snapshot on the server's authority (retention): its
+    /// manifest goes, and its data is freed by the next garbage collection.
+    /// Waits for any commit of the subscriber in progress. Returns false if
+    /// the snapshot was already gone.
+    pub fn remove_snapshot(&self, name: &str, id: &ChunkId) -> Result<bool> {
+        let sub = self.catalog.subscriber_id_of(name)?;
+        let state = self.pending.subscriber(sub);
+        let _commit = lock(&state.commit);
+        if !self.catalog.delete_snapshot_by_server(sub, id)? {
+            return Ok(false);
+        }
+        let path = self.manifest_path(sub, id);
+        durable::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(true)
     }
 
     /// The subscriber's quota and usage, and this device's last backup.

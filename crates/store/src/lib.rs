@@ -42,6 +42,7 @@
 //! | `seal_pack` | everything | file durable first, then one `IMMEDIATE` transaction (pack row, chunk rows, `used_bytes`) |
 //! | `commit_snapshot` | puts, seals and commits of other subscribers; puts of the same subscriber | commits, forgets and key uploads of one subscriber are serialised (a per-subscriber lock); the chunk check is valid for the GC epoch it read, and is redone inside the write transaction if a GC ran meanwhile |
 //! | `forget_snapshot` (admin devices) | everything | row deleted before the manifest file, in the subscriber's commit lock; chunks are not touched |
+//! | `remove_snapshot` (retention, from `coffre-server prune`, maybe another process) | everything | as `forget_snapshot`; it only removes committed snapshots, which no commit rewrites |
 //! | admin commands (`add_subscriber`, `set_subscriber`, `add_device`, `revoke_device`) from another process | the daemon | one `IMMEDIATE` transaction each; a quota change applies to the next `put_chunk`; a revocation to the next `authenticate`, `commit_snapshot` or `forget_snapshot` |
 //! | `usage`, `list_subscribers`, `list_devices` | everything | one read transaction |
 //! | two daemons on one data directory | — | **not supported**: quota reservations and open packs live in one process's memory |
@@ -61,6 +62,7 @@ pub mod durable;
 mod error;
 pub mod pack;
 mod pending;
+pub mod retention;
 mod store;
 mod types;
 

@@ -198,54 +198,16 @@ pub(crate) fn check_name(kind: &'static str, name: &str) -> Result<()> {
     }
 }
 
-/// The periods a retention policy may name, in canonical order.
-const RETENTION_KEYS: [&str; 6] = ["last", "hourly", "daily", "weekly", "monthly", "yearly"];
-
 /// Checks a retention policy such as `last=3,daily=7,weekly=4,monthly=12` and
-/// returns its canonical form (keys in the order of [`RETENTION_KEYS`]), or
-/// `None` for `default` (the server's default policy).
+/// returns its canonical form (see [`crate::retention::Policy`]), or `None`
+/// for `default` (the server's default policy).
 pub(crate) fn canonical_retention(policy: &str) -> Result<Option<String>> {
-    let policy = policy.trim();
-    if policy == "default" {
+    if policy.trim() == "default" {
         return Ok(None);
     }
-    let bad = |why: String| {
-        Error::BadRequest(format!(
-            "retention policy {policy:?}: {why}; write it like \"last=3,daily=7,weekly=4,monthly=12\" \
-             (periods: last, hourly, daily, weekly, monthly, yearly), or \"default\""
-        ))
-    };
-    let mut counts: [Option<u32>; 6] = [None; 6];
-    for part in policy.split(',').map(str::trim) {
-        let Some((key, value)) = part.split_once('=') else {
-            return Err(bad(format!("{part:?} is not PERIOD=COUNT")));
-        };
-        let Some(i) = RETENTION_KEYS.iter().position(|k| *k == key.trim()) else {
-            return Err(bad(format!("unknown period {:?}", key.trim())));
-        };
-        let n: u32 = value
-            .trim()
-            .parse()
-            .ok()
-            .filter(|n| (1..=1_000_000).contains(n))
-            .ok_or_else(|| {
-                bad(format!(
-                    "{:?} is not a count from 1 to 1000000",
-                    value.trim()
-                ))
-            })?;
-        if counts[i].replace(n).is_some() {
-            return Err(bad(format!("{:?} is given twice", key.trim())));
-        }
-    }
-    Ok(Some(
-        RETENTION_KEYS
-            .iter()
-            .zip(counts)
-            .filter_map(|(k, n)| n.map(|n| format!("{k}={n}")))
-            .collect::<Vec<_>>()
-            .join(","),
-    ))
+    crate::retention::Policy::parse(policy)
+        .map(|p| Some(p.to_string()))
+        .map_err(|e| Error::BadRequest(e.0))
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub fn run(data: &Path, listen: SocketAddr, public_address: Option<String>) -> R
         public_address,
         max_connections: 1024,
         idle_timeout_secs: 60,
+        nightly_at: "03:30".into(),
     };
     dir.write_config(&config)?;
     println!("created the coffre data directory {}", data.display());

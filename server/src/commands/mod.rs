@@ -2,6 +2,7 @@
 
 pub mod device;
 pub mod init;
+pub mod prune;
 pub mod run;
 pub mod subscriber;
 pub mod usage;
@@ -25,6 +26,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Subscriber(c) => subscriber::run(c),
         Command::Device(c) => device::run(c),
         Command::Usage { data, json, csv } => usage::run(&data.data, json, csv),
+        Command::Prune {
+            data,
+            subscriber,
+            dry_run,
+            json,
+        } => prune::run(&data.data, subscriber.as_deref(), dry_run, json),
     }
 }
 

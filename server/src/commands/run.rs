@@ -21,6 +21,8 @@ pub fn run(data: &Path) -> Result<()> {
         ..Default::default()
     };
     let server_config = identity.server_config(&transport)?;
+    let nightly = crate::retention::parse_nightly(&config.nightly_at)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.config_path().display()))?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let endpoint =
@@ -30,15 +32,22 @@ pub fn run(data: &Path) -> Result<()> {
                     config.listen
                 )
             })?;
-        daemon::serve(
+        let serving = daemon::serve(
             endpoint,
-            store,
+            store.clone(),
             Limits {
                 max_connections: config.max_connections,
             },
             shutdown_signal(),
-        )
-        .await
+        );
+        match nightly {
+            // The nightly work never ends by itself: serving decides when to stop.
+            Some(at) => tokio::select! {
+                r = serving => r,
+                () = crate::retention::nightly(store, at) => Ok(()),
+            },
+            None => serving.await,
+        }
     })
 }
 

@@ -1,0 +1,373 @@
+//! Retention policies: which snapshots of one device to keep.
+//!
+//! A policy reads like `last=3,daily=7,weekly=4,monthly=12,within=14d`, with
+//! restic's meaning:
+//! - `last=N` keeps the N newest snapshots;
+//! - `hourly=N`, `daily=N`, `weekly=N` (ISO weeks, from Monday), `monthly=N`
+//!   and `yearly=N` keep the newest snapshot of each of the N most recent
+//!   hours, days, weeks, months or years that have one;
+//! - `within=DURATION` (`36h`, `14d`, `8w`, `2y`) keeps every snapshot made
+//!   within that long before the device's newest one.
+//!
+//! A snapshot is kept if any rule keeps it, and removed otherwise. Every rule
+//! keeps the newest snapshot, so a device always keeps at least one.
+//! Policies apply per device: one PC's many snapshots never push out
+//! another's.
+//!
+//! Periods are counted in civil time: the caller gives each snapshot's time
+//! as "local seconds" (Unix seconds plus the UTC offset at that instant), so
+//! "daily" follows the association's days, not UTC's. The engine itself
+//! knows no time zone, so it is pure and deterministic.
+
+use std::fmt;
+
+/// The policy applied when a subscriber has none of its own.
+pub const DEFAULT_POLICY: &str = "last=3,daily=7,weekly=4,monthly=12";
+
+/// The rules with a count, in canonical order.
+const COUNTED: [Rule; 6] = [
+    Rule::Last,
+    Rule::Hourly,
+    Rule::Daily,
+    Rule::Weekly,
+    Rule::Monthly,
+    Rule::Yearly,
+];
+
+/// One rule of a policy, the reason a snapshot is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    /// Among the N newest.
+    Last,
+    /// The newest of its hour.
+    Hourly,
+    /// The newest of its day.
+    Daily,
+    /// The newest of its ISO week.
+    Weekly,
+    /// The newest of its month.
+    Monthly,
+    /// The newest of its year.
+    Yearly,
+    /// Made within the duration before the newest.
+    Within,
+}
+
+impl Rule {
+    /// The key in a policy.
+    pub fn key(self) -> &'static str {
+        match self {
+            Rule::Last => "last",
+            Rule::Hourly => "hourly",
+            Rule::Daily => "daily",
+            Rule::Weekly => "weekly",
+            Rule::Monthly => "monthly",
+            Rule::Yearly => "yearly",
+            Rule::Within => "within",
+        }
+    }
+
+    /// The period a local time falls in, for the counted period rules.
+    fn bucket(self, local: i64) -> i64 {
+        let day = local.div_euclid(86_400);
+        match self {
+            Rule::Last | Rule::Within => local,
+            Rule::Hourly => local.div_euclid(3_600),
+            Rule::Daily => day,
+            // 1970-01-01 was a Thursday: shift so that weeks start on Monday.
+            Rule::Weekly => (day + 3).div_euclid(7),
+            Rule::Monthly => {
+                let (y, m, _) = civil_from_days(day);
+                y * 12 + (m as i64 - 1)
+            }
+            Rule::Yearly => civil_from_days(day).0,
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// A parsed retention policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policy {
+    /// Counts of last, hourly, daily, weekly, monthly, yearly (0: unused).
+    counts: [u32; 6],
+    /// Seconds for `within`, if set.
+    within: Option<i64>,
+}
+
+/// Why a policy does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError(pub String);
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+fn parse_duration(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let n: i64 = text[..text.len() - unit.len_utf8()].trim().parse().ok()?;
+    let secs = match unit {
+        'h' => 3_600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        'y' => 365 * 86_400 + 86_400 / 4,
+        _ => return None,
+    };
+    (1..=100_000).contains(&n).then_some(n * secs)
+}
+
+fn format_duration(secs: i64) -> String {
+    for (unit, size) in [
+        ('y', 365 * 86_400 + 86_400 / 4),
+        ('w', 7 * 86_400),
+        ('d', 86_400),
+    ] {
+        if secs % size == 0 {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{}h", secs / 3_600)
+}
+
+impl Policy {
+    /// Parses `last=3,daily=7,...`; `default` is [`DEFAULT_POLICY`].
+    pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+        let text = text.trim();
+        if text == "default" {
+            return Policy::parse(DEFAULT_POLICY);
+        }
+        let bad = |why: String| {
+            PolicyError(format!(
+                "retention policy {text:?}: {why}; write it like \"last=3,daily=7,weekly=4,monthly=12\" \
+                 (periods: last, hourly, daily, weekly, monthly, yearly, and within=DURATION such as 14d, 8w, 1y), or \"default\""
+            ))
+        };
+        let mut p = Policy::default();
+        let mut seen = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            let Some((key, value)) = part.split_once('=') else {
+                return Err(bad(format!("{part:?} is not PERIOD=COUNT")));
+            };
+            let key = key.trim();
+            if seen.contains(&key) {
+                return Err(bad(format!("{key:?} is given twice")));
+            }
+            seen.push(key);
+            if key == "within" {
+                p.within = Some(parse_duration(value).ok_or_else(|| {
+                    bad(format!(
+                        "{:?} is not a duration like 36h, 14d, 8w or 2y",
+                        value.trim()
+                    ))
+                })?);
+                continue;
+            }
+            let Some(i) = COUNTED.iter().position(|r| r.key() == key) else {
+                return Err(bad(format!("unknown period {key:?}")));
+            };
+            p.counts[i] = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{:?} is not a count from 1 to 1000000",
+                        value.trim()
+                    ))
+                })?;
+        }
+        Ok(p)
+    }
+
+    /// Decides, for one device's snapshots given by their local times, which
+    /// to keep: for each snapshot (same order as `local_times`), the rules
+    /// that keep it; an empty list means remove.
+    pub fn apply(&self, local_times: &[i64]) -> Vec<Vec<Rule>> {
+        let mut reasons = vec![Vec::new(); local_times.len()];
+        // Newest first; ties keep the later one in the input (commit order).
+        let mut order: Vec<usize> = (0..local_times.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse((local_times[i], i)));
+        for (rule, &count) in COUNTED.iter().zip(&self.counts) {
+            let mut kept = 0;
+            let mut last_bucket = None;
+            for &i in &order {
+                if kept >= count {
+                    break;
+                }
+                let b = rule.bucket(local_times[i]);
+                if *rule == Rule::Last || last_bucket != Some(b) {
+                    reasons[i].push(*rule);
+                    last_bucket = Some(b);
+                    kept += 1;
+                }
+            }
+        }
+        if let (Some(within), Some(&newest)) = (self.within, order.first()) {
+            let limit = local_times[newest] - within;
+            for &i in &order {
+                if local_times[i] >= limit {
+                    reasons[i].push(Rule::Within);
+                }
+            }
+        }
+        reasons
+    }
+}
+
+impl fmt::Display for Policy {
+    /// The canonical form: rules in a fixed order.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = COUNTED
+            .iter()
+            .zip(self.counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| format!("{}={n}", r.key()))
+            .collect();
+        if let Some(w) = self.within {
+            parts.push(format!("within={}", format_duration(w)));
+        }
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// (year, month 1–12, day 1–31) of a day number since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+    /// 2026-11-23 02:00 (a Monday), as local seconds.
+    const MONDAY: i64 = 1_795_399_200;
+
+    #[test]
+    fn civil_dates_are_right() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(MONDAY / DAY), (2026, 11, 23));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        // Weeks start on Monday: Sunday the 22nd is in the week before.
+        assert_eq!(
+            Rule::Weekly.bucket(MONDAY) - 1,
+            Rule::Weekly.bucket(MONDAY - DAY)
+        );
+        assert_eq!(
+            Rule::Weekly.bucket(MONDAY),
+            Rule::Weekly.bucket(MONDAY + 6 * DAY)
+        );
+    }
+
+    #[test]
+    fn policies_parse_to_a_canonical_form_and_refuse_nonsense() {
+        let p = Policy::parse("monthly=12, last=3,daily=7,within=2w").unwrap();
+        assert_eq!(p.to_string(), "last=3,daily=7,monthly=12,within=2w");
+        assert_eq!(
+            Policy::parse("default").unwrap().to_string(),
+            DEFAULT_POLICY
+        );
+        for bad in [
+            "",
+            "daily",
+            "daily=0",
+            "daily=x",
+            "fortnightly=2",
+            "daily=1,daily=2",
+            "within=3",
+            "within=5m",
+        ] {
+            let e = Policy::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("write it like"), "{bad}: {e}");
+        }
+    }
+
+    /// One snapshot a night at 02:00 for 400 nights, the newest last.
+    fn nightly(n: i64) -> Vec<i64> {
+        (0..n).map(|k| MONDAY - (n - 1 - k) * DAY).collect()
+    }
+
+    fn kept(p: &str, times: &[i64]) -> Vec<usize> {
+        let r = Policy::parse(p).unwrap().apply(times);
+        (0..times.len()).filter(|&i| !r[i].is_empty()).collect()
+    }
+
+    #[test]
+    fn the_default_policy_on_a_year_of_nights() {
+        let times = nightly(400);
+        let keep = kept(DEFAULT_POLICY, &times);
+        let newest = times.len() - 1;
+        // last 3 and daily 7 overlap: the 7 newest nights.
+        for d in 0..7 {
+            assert!(keep.contains(&(newest - d)), "night -{d} is kept");
+        }
+        // Sundays of the 4 newest weeks (the newest of each week); this week's
+        // newest is Monday itself.
+        for w in 1..4 {
+            let sunday = newest - (7 * w - 6);
+            assert!(keep.contains(&sunday), "the newest of week -{w}");
+        }
+        // 12 months: the last night of each of the 11 previous months, too.
+        let r = Policy::parse(DEFAULT_POLICY).unwrap().apply(&times);
+        let monthly = r.iter().filter(|v| v.contains(&Rule::Monthly)).count();
+        assert_eq!(monthly, 12);
+        assert!(keep.len() < 25, "{} kept", keep.len());
+        assert!(!keep.contains(&0), "the oldest night goes");
+    }
+
+    #[test]
+    fn every_rule_keeps_the_newest_and_reasons_are_given() {
+        let times = nightly(10);
+        let r = Policy::parse("last=1,daily=2,within=3d")
+            .unwrap()
+            .apply(&times);
+        assert_eq!(r[9], vec![Rule::Last, Rule::Daily, Rule::Within]);
+        assert_eq!(r[8], vec![Rule::Daily, Rule::Within]);
+        assert_eq!(
+            r[6],
+            vec![Rule::Within],
+            "3 days before the newest is within"
+        );
+        assert!(r[5].is_empty());
+    }
+
+    #[test]
+    fn several_snapshots_a_day_keep_the_newest_of_the_day() {
+        let times = vec![MONDAY, MONDAY + 3_600, MONDAY + 7_200, MONDAY + DAY];
+        let r = Policy::parse("daily=2").unwrap().apply(&times);
+        assert_eq!(
+            r.iter().map(|v| !v.is_empty()).collect::<Vec<_>>(),
+            [false, false, true, true]
+        );
+        let h = Policy::parse("hourly=10").unwrap().apply(&times);
+        assert!(h.iter().all(|v| !v.is_empty()));
+    }
+
+    #[test]
+    fn a_device_with_one_snapshot_keeps_it_and_none_is_fine() {
+        assert_eq!(kept("daily=1", &[MONDAY]), [0]);
+        assert!(Policy::parse("daily=1").unwrap().apply(&[]).is_empty());
+    }
+}

@@ -1,0 +1,58 @@
+//! `coffre-server prune [SUBSCRIBER] [--dry-run]`: retention, now.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::{open_store, when};
+use crate::retention;
+
+/// Runs `coffre-server prune`.
+pub fn run(data: &Path, only: Option<&str>, dry_run: bool, json: bool) -> Result<()> {
+    let store = open_store(data)?;
+    let decisions = retention::plan(&store, only)?;
+    let removed = if dry_run {
+        0
+    } else {
+        retention::apply(&store, &decisions)?
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "dry_run": dry_run,
+                "removed": removed,
+                "snapshots": decisions,
+            }))?
+        );
+        return Ok(());
+    }
+    if dry_run {
+        println!(
+            "{:<20} {:<16} {:<10} {:<22} {:<7} kept by",
+            "subscriber", "device", "snapshot", "time", "action"
+        );
+        for d in &decisions {
+            println!(
+                "{:<20} {:<16} {:<10} {:<22} {:<7} {}",
+                d.subscriber,
+                d.device,
+                &d.id[..8],
+                when(Some(d.time)),
+                if d.keep { "keep" } else { "remove" },
+                d.rules.join(", ")
+            );
+        }
+        let to_remove = decisions.iter().filter(|d| !d.keep).count();
+        println!(
+            "dry run: {to_remove} of {} snapshots would be removed; nothing was changed",
+            decisions.len()
+        );
+    } else {
+        println!(
+            "removed {removed} of {} snapshots; the chunks only they used stay stored until garbage collection frees them (coming in a later version)",
+            decisions.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! Retention on the server: each subscriber's policy applied to each of its
+//! devices (`coffre_store::retention` decides), by `coffre-server prune` and
+//! by the daemon every night at `nightly_at` (config.toml).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use coffre_store::retention::Rule;
+use coffre_store::{ChunkId, Store};
+use serde::Serialize;
+use tracing::{info, warn};
+
+/// One snapshot and what retention decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    /// The subscriber.
+    pub subscriber: String,
+    /// The device that made it.
+    pub device: String,
+    /// The snapshot id, hex.
+    pub id: String,
+    /// When it was made (Unix seconds).
+    pub time: i64,
+    /// Kept or removed.
+    pub keep: bool,
+    /// The rules that keep it (empty: removed).
+    pub rules: Vec<String>,
+    #[serde(skip)]
+    snapshot: ChunkId,
+}
+
+/// Unix seconds as this server's local civil seconds (the UTC offset at that
+/// instant added), so that "daily" follows the association's days.
+pub fn local_seconds(t: i64) -> i64 {
+    match jiff::Timestamp::from_second(t) {
+        Ok(ts) => {
+            t + i64::from(
+                ts.to_zoned_datetime(jiff::tz::TimeZone::system())
+                    .offset()
+                    .seconds(),
+            )
+        }
+        Err(_) => t,
+    }
+}
+
+/// What the policies decide for `only` one subscriber, or all of them.
+pub fn plan(store: &Store, only: Option<&str>) -> Result<Vec<Decision>> {
+    let names: Vec<String> = match only {
+        Some(n) => vec![store.subscriber(n)?.name],
+        None => store
+            .list_subscribers()?
+            .into_iter()
+            .map(|s| s.name)
+            .collect(),
+    };
+    let mut decisions = Vec::new();
+    for name in &names {
+        let policy = store.retention_of(name)?;
+        let snapshots = store.snapshots_of(name)?;
+        let mut devices: Vec<&str> = snapshots.iter().map(|s| s.device.as_str()).collect();
+        devices.sort_unstable();
+        devices.dedup();
+        for device in devices {
+            let mine: Vec<_> = snapshots.iter().filter(|s| s.device == device).collect();
+            let times: Vec<i64> = mine.iter().map(|s| local_seconds(s.time)).collect();
+            for (s, rules) in mine.iter().zip(policy.apply(&times)) {
+                decisions.push(Decision {
+                    subscriber: name.clone(),
+                    device: device.to_string(),
+                    id: s.id.to_hex(),
+                    time: s.time,
+                    keep: !rules.is_empty(),
+                    rules: rules.iter().map(Rule::to_string).collect(),
+                    snapshot: s.id,
+                });
+            }
+        }
+    }
+    Ok(decisions)
+}
+
+/// Removes what `plan` did not keep; returns how many snapshots went.
+pub fn apply(store: &Store, plan: &[Decision]) -> Result<usize> {
+    let mut removed = 0;
+    for d in plan.iter().filter(|d| !d.keep) {
+        if store.remove_snapshot(&d.subscriber, &d.snapshot)? {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Parses `nightly_at` ("HH:MM", or "off").
+pub fn parse_nightly(text: &str) -> Result<Option<(i8, i8)>, String> {
+    let text = text.trim();
+    if text == "off" {
+        return Ok(None);
+    }
+    let bad = || {
+        format!("nightly_at = {text:?}: give a time like \"03:30\" (24-hour, this server's local time), or \"off\"")
+    };
+    let (h, m) = text.split_once(':').ok_or_else(bad)?;
+    let h: i8 = h
+        .trim()
+        .parse()
+        .ok()
+        .filter(|h| (0..24).contains(h))
+        .ok_or_else(bad)?;
+    let m: i8 = m
+        .trim()
+        .parse()
+        .ok()
+        .filter(|m| (0..60).contains(m))
+        .ok_or_else(bad)?;
+    Ok(Some((h, m)))
+}
+
+/// The next local HH:MM strictly after `now`.
+pub fn next_run(now: &jiff::ZonedDateTime, at: (i8, i8)) -> Result<jiff::ZonedDateTime> {
+    let today = now
+        .date()
+        .at(at.0, at.1, 0, 0)
+        .to_zoned_datetime(now.time_zone().clone())?;
+    if today > *now {
+        Ok(today)
+    } else {
+        Ok(now
+            .date()
+            .tomorrow()?
+            .at(at.0, at.1, 0, 0)
+            .to_zoned_datetime(now.time_zone().clone())?)
+    }
+}
+
+/// The daemon's nightly retention: sleeps until `at` local time, applies
+/// every policy, logs what it did, and again the next night. Never returns.
+pub async fn nightly(store: Arc<Store>, at: (i8, i8)) {
+    loop {
+        let now = jiff::ZonedDateTime::now();
+        let wait = match next_run(&now, at) {
+            Ok(next) => {
+                info!(next = %next.strftime("%Y-%m-%d %H:%M %Z"), "next retention run");
+                let secs = (next.timestamp().as_second() - now.timestamp().as_second()).max(1);
+                Duration::from_secs(secs as u64)
+            }
+            Err(e) => {
+                warn!("cannot compute the next retention run: {e}; retrying in an hour");
+                Duration::from_secs(3_600)
+            }
+        };
+        tokio::time::sleep(wait).await;
+        let store = store.clone();
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || -> Result<(usize, usize)> {
+            let p = plan(&store, None)?;
+            Ok((apply(&store, &p)?, p.len()))
+        })
+        .await;
+        match result {
+            Ok(Ok((removed, total))) => info!(
+                removed,
+                snapshots = total,
+                seconds = started.elapsed().as_secs_f64(),
+                "retention applied"
+            ),
+            Ok(Err(e)) => warn!("retention failed: {e:#}"),
+            Err(e) => warn!("retention task failed: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nightly_time_parses_and_the_next_run_is_tonight_or_tomorrow() {
+        assert_eq!(parse_nightly("03:30").unwrap(), Some((3, 30)));
+        assert_eq!(parse_nightly("off").unwrap(), None);
+        for bad in ["3h", "24:00", "12:60", ""] {
+            assert!(parse_nightly(bad).unwrap_err().contains("03:30"), "{bad}");
+        }
+        let tz = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+        let at = |s: &str| {
+            jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M", s)
+                .unwrap()
+                .to_zoned_datetime(tz.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            next_run(&at("2026-11-23 01:00"), (3, 30)).unwrap(),
+            at("2026-11-23 03:30")
+        );
+        assert_eq!(
+            next_run(&at("2026-11-23 03:30"), (3, 30)).unwrap(),
+            at("2026-11-24 03:30")
+        );
+        // Across the end of summer time, still 03:30 local.
+        assert_eq!(
+            next_run(&at("2026-10-24 23:00"), (3, 30)).unwrap(),
+            at("2026-10-25 03:30")
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! `coffre-server prune`: retention per device, applied by the real binary
+//! to a real data directory whose snapshots were committed through the store.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
+use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Timestamp};
+use coffre_proto::Token;
+use coffre_store::Store;
+
+const DAY: i64 = 86_400;
+/// 2026-11-23 02:00 UTC.
+const MONDAY: i64 = 1_795_399_200;
+
+fn server(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_coffre-server"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env("TZ", "UTC")
+        .output()
+        .expect("run coffre-server")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Commits an empty snapshot of `device` made at `time`.
+fn commit(store: &Store, secret: &[u8; 32], device: &str, time: i64) -> ChunkId {
+    let keys = Keys::derive(&MasterKey::from_bytes([7; 32]));
+    let s = store.authenticate(secret).unwrap();
+    let manifest = Manifest {
+        public: PublicPart {
+            time: Timestamp {
+                secs: time,
+                nanos: 0,
+            },
+            device: device.into(),
+            logical_bytes: 0,
+            file_count: 0,
+            chunks: vec![],
+        },
+        private: PrivatePart {
+            root: ChunkId::from_bytes([0; 32]),
+            paths: vec![],
+            hostname: "pc".into(),
+            tags: vec![],
+            parent: None,
+            stats: Statistics::default(),
+            errors: vec![],
+        },
+    }
+    .seal(&keys)
+    .unwrap();
+    let mut pack = store.open_pack(&s);
+    store.commit_snapshot(&s, &mut pack, &manifest).unwrap()
+}
+
+fn device(data: &Path, sub: &str, name: &str) -> [u8; 32] {
+    let token = ok(server(data, &["device", "add", sub, name]));
+    Token::parse(token.trim()).unwrap().secret
+}
+
+#[test]
+fn prune_applies_each_subscribers_policy_per_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    ok(server(
+        &data,
+        &[
+            "subscriber",
+            "add",
+            "asso",
+            "--quota",
+            "1GiB",
+            "--retention",
+            "last=1,daily=2",
+        ],
+    ));
+    ok(server(
+        &data,
+        &["subscriber", "add", "other", "--quota", "1GiB"],
+    ));
+    let (pc1, pc2, x) = (
+        device(&data, "asso", "pc1"),
+        device(&data, "asso", "pc2"),
+        device(&data, "other", "x"),
+    );
+    let store = Store::open(&data).unwrap();
+    // pc1: five nights, and a second snapshot on the last day; pc2: one old snapshot.
+    let mut pc1_ids = Vec::new();
+    for d in 0..5 {
+        pc1_ids.push(commit(&store, &pc1, "pc1", MONDAY - (4 - d) * DAY));
+    }
+    pc1_ids.push(commit(&store, &pc1, "pc1", MONDAY + 3_600));
+    let pc2_id = commit(&store, &pc2, "pc2", MONDAY - 300 * DAY);
+    // "other" has the default policy (last=3,...): its two snapshots stay.
+    commit(&store, &x, "x", MONDAY - DAY);
+    commit(&store, &x, "x", MONDAY);
+    let used_before = store.subscriber("asso").unwrap().used_bytes;
+    drop(store);
+
+    let dry: serde_json::Value =
+        serde_json::from_str(&ok(server(&data, &["prune", "--dry-run", "--json"]))).unwrap();
+    let list = dry["snapshots"].as_array().unwrap();
+    assert_eq!(list.len(), 9);
+    let keep = |id: &ChunkId| {
+        list.iter()
+            .find(|d| d["id"] == id.to_hex())
+            .map(|d| (d["keep"].as_bool().unwrap(), d["rules"].clone()))
+            .unwrap()
+    };
+    // The newest (Monday 03:00) is the last and the newest of its day;
+    // Sunday's is the newest of the day before; the rest go.
+    assert_eq!(
+        keep(&pc1_ids[5]),
+        (true, serde_json::json!(["last", "daily"]))
+    );
+    assert_eq!(keep(&pc1_ids[3]), (true, serde_json::json!(["daily"])));
+    assert!(
+        !keep(&pc1_ids[4]).0,
+        "Monday 02:00 is not the newest of its day"
+    );
+    for id in &pc1_ids[..3] {
+        assert!(!keep(id).0);
+    }
+    // Another device's single old snapshot is kept: policies apply per device.
+    assert_eq!(keep(&pc2_id), (true, serde_json::json!(["last", "daily"])));
+    assert_eq!(dry["removed"], 0);
+    let store = Store::open(&data).unwrap();
+    assert_eq!(
+        store.snapshots_of("asso").unwrap().len(),
+        7,
+        "a dry run changes nothing"
+    );
+    drop(store);
+
+    let text = ok(server(&data, &["prune", "asso"]));
+    assert!(text.contains("removed 4 of 7 snapshots"), "{text}");
+    let store = Store::open(&data).unwrap();
+    let left: Vec<ChunkId> = store
+        .snapshots_of("asso")
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left.len(), 3);
+    assert!(left.contains(&pc1_ids[5]) && left.contains(&pc1_ids[3]) && left.contains(&pc2_id));
+    assert!(store.subscriber("asso").unwrap().used_bytes < used_before);
+    assert_eq!(store.snapshots_of("other").unwrap().len(), 2);
+    drop(store);
+
+    // Running it again removes nothing more.
+    let again = ok(server(&data, &["prune"]));
+    assert!(again.contains("removed 0 of 5"), "{again}");
+    let err = server(&data, &["prune", "nobody"]);
+    assert!(!err.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&err.stderr)
+            .trim_end()
+            .lines()
+            .count(),
+        1
+    );
+}
