@@ -75,15 +75,25 @@ pub enum Command {
         json: bool,
     },
     /// Storage use per subscriber: quota, used, %, snapshots, last backup.
+    ///
+    /// Per subscriber: the quota, what is stored (after dedup, compression and
+    /// encryption: what the subscriber costs), the percentage, what its data
+    /// weighs (each device's latest snapshot, summed) and the saving ratio,
+    /// the snapshots, each device's last backup, and a status in plain words:
+    /// ok, near quota (90 %), over quota, stale (a device without a backup
+    /// for --stale-days), never backed up.
     Usage {
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON: {"subscribers": [{"name", "quota_bytes", "used_bytes", "snapshots", ...}]}.
+        /// Print JSON: {"subscribers": [{"name", "quota_bytes", "used_bytes", "percent", "status", "devices": [...], ...}]}.
         #[arg(long, conflicts_with = "csv")]
         json: bool,
-        /// Print CSV with a header line.
+        /// Print CSV with a header line (one line per subscriber).
         #[arg(long)]
         csv: bool,
+        /// A device without a backup for this many days is stale.
+        #[arg(long, default_value_t = 3, value_name = "DAYS")]
+        stale_days: u32,
     },
 }
 

@@ -32,7 +32,7 @@ use rusqlite::{
 use crate::error::{Error, Result};
 use crate::pack::PackEntry;
 use crate::pending::lock;
-use crate::types::{DeviceInfo, Role, SnapshotInfo, Status, SubscriberInfo, Usage};
+use crate::types::{DeviceInfo, DeviceUsage, Role, SnapshotInfo, Status, SubscriberInfo, Usage};
 
 /// How long a connection waits for another process's lock before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -103,6 +103,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         value INTEGER NOT NULL
     ) WITHOUT ROWID;
     INSERT INTO meta (key, value) VALUES ('gc_epoch', 0);
+    ",
+    // Version 2: the commit order of a subscriber's snapshots, so that
+    // snapshots of the same second (times are kept in seconds) have an order.
+    "
+    ALTER TABLE snapshots ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
     ",
 ];
 
@@ -323,6 +328,36 @@ impl Catalog {
                  ORDER BY s.name",
             )?;
             let rows = stmt.query_map([], summary_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Every device with its backups, as (subscriber name, usage), ordered by
+    /// subscriber and device name.
+    pub(crate) fn device_usage(&self) -> Result<Vec<(String, DeviceUsage)>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT s.name, d.name, d.revoked IS NOT NULL, d.last_backup,
+                        (SELECT COUNT(*) FROM snapshots sn
+                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id),
+                        (SELECT sn.logical_bytes FROM snapshots sn
+                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
+                          ORDER BY sn.time DESC, sn.seq DESC LIMIT 1)
+                 FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
+                 ORDER BY s.name, d.name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    DeviceUsage {
+                        name: r.get(1)?,
+                        revoked: r.get(2)?,
+                        last_backup: r.get(3)?,
+                        snapshots: to_u64(r.get(4)?),
+                        latest_bytes: to_u64(r.get::<_, Option<i64>>(5)?.unwrap_or(0)),
+                    },
+                ))
+            })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
@@ -560,8 +595,9 @@ impl Catalog {
             }
             let inserted = tx.execute(
                 "INSERT OR IGNORE INTO snapshots
-                   (subscriber_id, id, device_id, time, logical_bytes, file_count, manifest_bytes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                   (subscriber_id, id, device_id, time, logical_bytes, file_count, manifest_bytes, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
+                         (SELECT COALESCE(MAX(seq), 0) + 1 FROM snapshots WHERE subscriber_id = ?1))",
                 params![
                     row.subscriber_id,
                     &row.id.as_bytes()[..],
@@ -592,7 +628,7 @@ impl Catalog {
                 "SELECT sn.id, sn.time, d.name, sn.logical_bytes, sn.file_count, sn.manifest_bytes
                  FROM snapshots sn JOIN devices d ON d.id = sn.device_id
                  WHERE sn.subscriber_id = ?1
-                 ORDER BY sn.time, sn.id",
+                 ORDER BY sn.time, sn.seq, sn.id",
             )?;
             let rows = stmt.query_map([sub], |r| {
                 Ok((
@@ -830,6 +866,8 @@ impl Summary {
             logical_bytes: self.logical as u64,
             last_backup: self.last_backup,
             devices: to_u64(self.devices),
+            protected_bytes: 0,
+            device_backups: Vec::new(),
         }
     }
 }

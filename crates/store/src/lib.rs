@@ -76,7 +76,8 @@ pub use pack::{
 };
 pub use store::{Store, CATALOG_FILE, SUBSCRIBERS_DIR};
 pub use types::{
-    DeviceInfo, Role, Session, SnapshotInfo, Status, SubscriberInfo, Usage, MAX_NAME_LEN,
+    DeviceInfo, DeviceUsage, Role, Session, SnapshotInfo, Status, SubscriberInfo, Usage,
+    MAX_NAME_LEN,
 };
 
 #[cfg(test)]

@@ -223,12 +223,21 @@ impl Store {
 
     /// Usage per subscriber, ordered by name: one query.
     pub fn usage(&self) -> Result<Vec<Usage>> {
-        Ok(self
+        let mut usage: Vec<Usage> = self
             .catalog
             .summaries()?
             .into_iter()
             .map(|s| s.usage())
-            .collect())
+            .collect();
+        // Both lists are ordered by subscriber name.
+        let mut devices = self.catalog.device_usage()?.into_iter().peekable();
+        for u in &mut usage {
+            while let Some((_, d)) = devices.next_if(|(sub, _)| *sub == u.name) {
+                u.protected_bytes += d.latest_bytes;
+                u.device_backups.push(d);
+            }
+        }
+        Ok(usage)
     }
 }
 

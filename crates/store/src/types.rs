@@ -169,6 +169,27 @@ pub struct Usage {
     pub last_backup: Option<i64>,
     /// Devices not revoked.
     pub devices: u64,
+    /// What the subscriber's data weighs: the sum, over its devices, of the
+    /// latest snapshot's logical size. `protected_bytes / used_bytes` is what
+    /// dedup and compression save.
+    pub protected_bytes: u64,
+    /// Each device, revoked ones included, by name.
+    pub device_backups: Vec<DeviceUsage>,
+}
+
+/// One device's backups, for the board.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeviceUsage {
+    /// The device.
+    pub name: String,
+    /// Revoked devices no longer back up (and are never "stale").
+    pub revoked: bool,
+    /// Its last successful backup (Unix seconds).
+    pub last_backup: Option<i64>,
+    /// Its snapshots kept.
+    pub snapshots: u64,
+    /// Its latest snapshot's logical size.
+    pub latest_bytes: u64,
 }
 
 fn hex_id<S: Serializer>(id: &ChunkId, s: S) -> std::result::Result<S::Ok, S::Error> {

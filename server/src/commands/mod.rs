@@ -25,7 +25,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run { data } => run::run(&data.data),
         Command::Subscriber(c) => subscriber::run(c),
         Command::Device(c) => device::run(c),
-        Command::Usage { data, json, csv } => usage::run(&data.data, json, csv),
+        Command::Usage {
+            data,
+            json,
+            csv,
+            stale_days,
+        } => usage::run(&data.data, json, csv, stale_days),
         Command::Prune {
             data,
             subscriber,
