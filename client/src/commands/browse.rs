@@ -21,16 +21,29 @@ fn kind(e: &Entry) -> &'static str {
     }
 }
 
-/// `coffre snapshots`.
-pub fn snapshots(config: &Path, args: &SnapshotsArgs) -> Result<()> {
-    let session = Session::open(config)?;
+/// The snapshots (of `device`, or all), their ids and their manifests.
+fn with_manifests(
+    session: &Session,
+    device: Option<&str>,
+) -> Result<(
+    Vec<coffre_proto::SnapshotEntry>,
+    Vec<ChunkId>,
+    Vec<coffre_core::Manifest>,
+)> {
     let list: Vec<_> = session
         .snapshots()?
         .into_iter()
-        .filter(|s| args.device.as_deref().is_none_or(|d| s.device == d))
+        .filter(|s| device.is_none_or(|d| s.device == d))
         .collect();
     let ids: Vec<ChunkId> = list.iter().map(|s| ChunkId::from_bytes(s.id)).collect();
     let manifests = session.manifests(&ids)?;
+    Ok((list, ids, manifests))
+}
+
+/// `coffre snapshots`.
+pub fn snapshots(config: &Path, args: &SnapshotsArgs) -> Result<()> {
+    let session = Session::open(config)?;
+    let (list, _ids, manifests) = with_manifests(&session, args.device.as_deref())?;
     session.close();
     // Oldest first, to the nanosecond (the server's list is to the second).
     let mut rows: Vec<_> = list.into_iter().zip(manifests).collect();
@@ -175,13 +188,7 @@ pub fn find(config: &Path, args: &FindArgs) -> Result<()> {
         .with_context(|| format!("{:?} is not a valid pattern", args.glob))?
         .compile_matcher();
     let session = Session::open(config)?;
-    let list: Vec<_> = session
-        .snapshots()?
-        .into_iter()
-        .filter(|s| args.device.as_deref().is_none_or(|d| s.device == d))
-        .collect();
-    let ids: Vec<ChunkId> = list.iter().map(|s| ChunkId::from_bytes(s.id)).collect();
-    let manifests = session.manifests(&ids)?;
+    let (list, ids, manifests) = with_manifests(&session, args.device.as_deref())?;
     let mut trees = Trees::new(&session);
     let mut matches = Vec::new();
     for ((s, id), m) in list.iter().zip(&ids).zip(&manifests) {

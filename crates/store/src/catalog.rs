@@ -704,18 +704,11 @@ impl Catalog {
             if device_revoked(tx, sub, device)? {
                 return Ok(DeleteOutcome::Revoked);
             }
-            let Some(len) = manifest_len(tx, sub, id)? else {
-                return Ok(DeleteOutcome::NotFound);
-            };
-            tx.execute(
-                "DELETE FROM snapshots WHERE subscriber_id = ?1 AND id = ?2",
-                params![sub, &id.as_bytes()[..]],
-            )?;
-            tx.execute(
-                "UPDATE subscribers SET used_bytes = MAX(used_bytes - ?2, 0) WHERE id = ?1",
-                params![sub, to_i64(len)],
-            )?;
-            Ok(DeleteOutcome::Deleted)
+            Ok(if delete_snapshot_row(tx, sub, id)? {
+                DeleteOutcome::Deleted
+            } else {
+                DeleteOutcome::NotFound
+            })
         })
     }
 
@@ -729,20 +722,7 @@ impl Catalog {
     /// Removes snapshot `id` on the server's own authority (retention),
     /// lowering `used_bytes` by its manifest size. False if it was not there.
     pub(crate) fn delete_snapshot_by_server(&self, sub: i64, id: &ChunkId) -> Result<bool> {
-        self.write(|tx| {
-            let Some(len) = manifest_len(tx, sub, id)? else {
-                return Ok(false);
-            };
-            tx.execute(
-                "DELETE FROM snapshots WHERE subscriber_id = ?1 AND id = ?2",
-                params![sub, &id.as_bytes()[..]],
-            )?;
-            tx.execute(
-                "UPDATE subscribers SET used_bytes = MAX(used_bytes - ?2, 0) WHERE id = ?1",
-                params![sub, to_i64(len)],
-            )?;
-            Ok(true)
-        })
+        self.write(|tx| delete_snapshot_row(tx, sub, id))
     }
 
     pub(crate) fn key(&self, sub: i64) -> Result<Option<Vec<u8>>> {
@@ -937,6 +917,23 @@ pub(crate) enum DeleteOutcome {
     Deleted,
     NotFound,
     Revoked,
+}
+
+/// Deletes a snapshot's row and lowers `used_bytes` by its manifest size;
+/// false if there was no such snapshot.
+fn delete_snapshot_row(tx: &Transaction<'_>, sub: i64, id: &ChunkId) -> Result<bool> {
+    let Some(len) = manifest_len(tx, sub, id)? else {
+        return Ok(false);
+    };
+    tx.execute(
+        "DELETE FROM snapshots WHERE subscriber_id = ?1 AND id = ?2",
+        params![sub, &id.as_bytes()[..]],
+    )?;
+    tx.execute(
+        "UPDATE subscribers SET used_bytes = MAX(used_bytes - ?2, 0) WHERE id = ?1",
+        params![sub, to_i64(len)],
+    )?;
+    Ok(true)
 }
 
 fn subscriber_id(tx: &Transaction<'_>, name: &str) -> rusqlite::Result<Option<i64>> {
