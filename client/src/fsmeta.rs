@@ -37,6 +37,7 @@ pub struct Meta {
     pub stamp: Stamp,
 }
 
+#[cfg(unix)]
 fn ts(secs: i64, nanos: i64) -> Timestamp {
     Timestamp {
         secs,
