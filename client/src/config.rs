@@ -162,12 +162,7 @@ impl Installation {
         credentials: &Credentials,
         force: bool,
     ) -> Result<Installation> {
-        if config_path.exists() && !force {
-            bail!(
-                "{} already exists: this PC is already enrolled (pass --force to replace it, or --config PATH for a second installation)",
-                config_path.display()
-            );
-        }
+        refuse_existing(config_path, force)?;
         let dir = dir_of(config_path)?;
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let inst = Installation {
@@ -251,6 +246,17 @@ impl Installation {
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("backup.log")
     }
+}
+
+/// Refuses to enrol over an existing installation unless `force`.
+pub fn refuse_existing(config_path: &Path, force: bool) -> Result<()> {
+    if config_path.exists() && !force {
+        bail!(
+            "{} already exists: this PC is already enrolled (pass --force to replace it, or --config PATH for a second installation)",
+            config_path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Writes `data` to `path` through a temporary file and a rename, so that a

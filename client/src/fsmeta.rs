@@ -180,8 +180,9 @@ pub fn apply_owner_and_mode(
     Ok(())
 }
 
+/// True when this process runs as root (its effective user id is 0).
 #[cfg(unix)]
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     // The owner of a file we just created is our effective user id.
     static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -191,6 +192,12 @@ fn is_root() -> bool {
             .map(|m| m.uid() == 0)
             .unwrap_or(false)
     })
+}
+
+/// Nobody is root on Windows.
+#[cfg(not(unix))]
+pub fn is_root() -> bool {
+    false
 }
 
 /// Creates a symbolic link.

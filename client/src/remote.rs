@@ -427,9 +427,21 @@ impl Remote {
     }
 
     /// Quota, use, snapshot count and this device's last backup.
-    pub async fn status(&self) -> Result<Response, RemoteError> {
+    pub async fn status(&self) -> Result<ServerStatus, RemoteError> {
         match self.call(&Request::Status).await? {
-            r @ Response::Status { .. } => Ok(r),
+            Response::Status {
+                subscriber,
+                quota_bytes,
+                used_bytes,
+                snapshots,
+                last_backup,
+            } => Ok(ServerStatus {
+                subscriber,
+                quota_bytes,
+                used_bytes,
+                snapshots,
+                last_backup,
+            }),
             other => Err(unexpected(&other)),
         }
     }
@@ -439,6 +451,21 @@ impl Remote {
         self.conn.close(0u32.into(), b"bye");
         self.endpoint.wait_idle().await;
     }
+}
+
+/// What the server says of this subscriber and device ([`Remote::status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStatus {
+    /// The subscriber.
+    pub subscriber: String,
+    /// Its hard quota, in bytes stored.
+    pub quota_bytes: u64,
+    /// Bytes stored now.
+    pub used_bytes: u64,
+    /// Snapshots of all its devices.
+    pub snapshots: u64,
+    /// This device's last backup (Unix seconds).
+    pub last_backup: Option<i64>,
 }
 
 fn unexpected(r: &Response) -> RemoteError {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use coffre_core::{KdfParams, KeyFile, MasterKey};
 use coffre_proto::{Role, Token};
 
@@ -15,12 +15,8 @@ use crate::session::runtime;
 
 /// Runs `coffre enrol`.
 pub fn run(config_path: &Path, args: &EnrolArgs) -> Result<()> {
-    if config_path.exists() && !args.force {
-        bail!(
-            "{} already exists: this PC is already enrolled (pass --force to replace it, or --config PATH for a second installation)",
-            config_path.display()
-        );
-    }
+    // Before any passphrase is asked: the same check `Installation::create` makes.
+    crate::config::refuse_existing(config_path, args.force)?;
     let token = Token::parse(args.token.trim()).map_err(|e| {
         anyhow::anyhow!("this is not a valid enrolment token ({e}): copy the whole `coffre1.…` line that `coffre-server device add` printed")
     })?;

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use anyhow::Result;
 use coffre_core::units::format_size;
-use coffre_proto::Response;
 use serde_json::json;
 
 use crate::cli::StatusArgs;
@@ -15,15 +14,18 @@ use crate::session::Session;
 
 /// Runs `coffre status`.
 pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
-    let inst = Installation::load(config)?;
-    let last_run = RunRecord::load(&inst);
     // The server may be unreachable: still show what this PC knows.
-    let server = Session::open(config).and_then(|s| {
-        let st = s.block_on(s.remote.status())?;
-        let role = s.remote.role;
-        s.close();
-        Ok((st, role))
-    });
+    let (inst, server) = match Session::open(config) {
+        Ok(s) => {
+            let st = s.block_on(s.remote.status());
+            let role = s.remote.role;
+            let inst = s.inst.clone();
+            s.close();
+            (inst, st.map(|st| (st, role)).map_err(anyhow::Error::from))
+        }
+        Err(e) => (Installation::load(config)?, Err(e)),
+    };
+    let last_run = RunRecord::load(&inst);
     if args.json {
         let mut v = json!({
             "subscriber": inst.config.subscriber,
@@ -32,23 +34,13 @@ pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
             "last_run": last_run,
         });
         match &server {
-            Ok((
-                Response::Status {
-                    quota_bytes,
-                    used_bytes,
-                    snapshots,
-                    last_backup,
-                    ..
-                },
-                role,
-            )) => {
-                v["quota_bytes"] = json!(quota_bytes);
-                v["used_bytes"] = json!(used_bytes);
-                v["snapshots"] = json!(snapshots);
-                v["last_backup"] = json!(last_backup);
+            Ok((st, role)) => {
+                v["quota_bytes"] = json!(st.quota_bytes);
+                v["used_bytes"] = json!(st.used_bytes);
+                v["snapshots"] = json!(st.snapshots);
+                v["last_backup"] = json!(st.last_backup);
                 v["role"] = json!(role.to_string());
             }
-            Ok(_) => {}
             Err(e) => v["server_error"] = json!(format!("{e:#}")),
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -58,18 +50,9 @@ pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
     println!("device       {}", inst.config.device);
     println!("server       {}", inst.config.server);
     match &server {
-        Ok((
-            Response::Status {
-                quota_bytes,
-                used_bytes,
-                snapshots,
-                last_backup,
-                ..
-            },
-            role,
-        )) => {
-            let pct = if *quota_bytes > 0 {
-                *used_bytes as f64 * 100.0 / *quota_bytes as f64
+        Ok((st, role)) => {
+            let pct = if st.quota_bytes > 0 {
+                st.used_bytes as f64 * 100.0 / st.quota_bytes as f64
             } else {
                 0.0
             };
@@ -83,23 +66,18 @@ pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
             println!("role         {role}");
             println!(
                 "storage      {} of {} used ({pct:.0} %){warn}",
-                format_size(*used_bytes),
-                format_size(*quota_bytes)
+                format_size(st.used_bytes),
+                format_size(st.quota_bytes)
             );
             println!(
-                "snapshots    {snapshots} (all devices of {})",
-                inst.config.subscriber
+                "snapshots    {} (all devices of {})",
+                st.snapshots, inst.config.subscriber
             );
-            match last_backup {
-                Some(t) => println!(
-                    "last backup  {} ({}), on the server",
-                    local_time(*t),
-                    age(*t)
-                ),
+            match st.last_backup {
+                Some(t) => println!("last backup  {} ({}), on the server", local_time(t), age(t)),
                 None => println!("last backup  never, on the server"),
             }
         }
-        Ok(_) => {}
         Err(e) => println!("server       unreachable: {e:#}"),
     }
     match &last_run {

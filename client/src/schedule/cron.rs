@@ -112,23 +112,13 @@ pub(super) fn listed(ran: &Ran) -> Option<String> {
 }
 
 fn crontab(host: &Host, args: &[&str], input: Option<&[u8]>) -> Result<Ran, ScheduleError> {
-    host::run(&host.crontab, args, input).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            ScheduleError::ToolMissing {
-                tool: "crontab".into(),
-                hint: format!(
-                    "{}, and cron is not installed: install and start it (Debian/Ubuntu: apt install cron; \
-                     Fedora/RHEL: dnf install cronie; Arch: pacman -S cronie), then run this again",
-                    host.why
-                ),
-            }
-        } else {
-            ScheduleError::CommandFailed {
-                command: host::show("crontab", args),
-                detail: e.to_string(),
-                hint: "check that crontab can be run".into(),
-            }
-        }
+    let shown = host::show("crontab", args);
+    host::run_tool(&host.crontab, "crontab", &shown, args, input, || {
+        format!(
+            "{}, and cron is not installed: install and start it (Debian/Ubuntu: apt install cron; \
+             Fedora/RHEL: dnf install cronie; Arch: pacman -S cronie), then run this again",
+            host.why
+        )
     })
 }
 

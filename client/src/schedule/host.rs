@@ -136,20 +136,6 @@ fn detect(systemctl: &OsStr) -> (Family, String) {
     }
 }
 
-/// Whether this process runs as root (effective uid 0). Always false on Windows.
-pub(super) fn is_root() -> bool {
-    if cfg!(windows) {
-        return false;
-    }
-    // Linux: "Uid:\treal\teffective\tsaved\tfs" without running anything.
-    if let Ok(s) = std::fs::read_to_string("/proc/self/status") {
-        if let Some(line) = s.lines().find(|l| l.starts_with("Uid:")) {
-            return line.split_whitespace().nth(2) == Some("0");
-        }
-    }
-    numeric_uid().as_deref() == Some("0")
-}
-
 /// `id -u` (macOS has no /proc; launchd domains are named by uid).
 pub(super) fn numeric_uid() -> Option<String> {
     let r = run(OsStr::new("id"), &["-u"], None).ok()?;
@@ -230,6 +216,35 @@ pub(super) fn run(program: &OsStr, args: &[&str], input: Option<&[u8]>) -> std::
 }
 
 /// A `program args` line for messages.
+/// Runs a scheduler's command (`tool`, found at `program`): a program that is
+/// not installed becomes [`ScheduleError::ToolMissing`] with `missing`'s
+/// advice, any other failure to start it [`ScheduleError::CommandFailed`]
+/// naming the command as `shown`. The command's own exit status is the
+/// caller's to judge.
+pub(super) fn run_tool(
+    program: &OsStr,
+    tool: &str,
+    shown: &str,
+    args: &[&str],
+    input: Option<&[u8]>,
+    missing: impl FnOnce() -> String,
+) -> Result<Ran, ScheduleError> {
+    run(program, args, input).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            ScheduleError::ToolMissing {
+                tool: tool.into(),
+                hint: missing(),
+            }
+        } else {
+            ScheduleError::CommandFailed {
+                command: shown.to_string(),
+                detail: e.to_string(),
+                hint: format!("check that {tool} can be run"),
+            }
+        }
+    })
+}
+
 pub(super) fn show(program: &str, args: &[&str]) -> String {
     let mut s = program.to_string();
     for a in args {

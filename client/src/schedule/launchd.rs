@@ -134,15 +134,8 @@ fn domain(scope: Scope) -> Result<String, ScheduleError> {
 
 fn launchctl(host: &Host, args: &[&str]) -> Result<Ran, ScheduleError> {
     let shown = host::show("launchctl", args);
-    let ran = host::run(&host.launchctl, args, None).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            ScheduleError::ToolMissing {
-                tool: "launchctl".into(),
-                hint: format!("{}, but launchd's launchctl is missing: launchd exists only on macOS; set COFFRE_SCHEDULER to another scheduler", host.why),
-            }
-        } else {
-            ScheduleError::CommandFailed { command: shown.clone(), detail: e.to_string(), hint: "check that launchctl can be run".into() }
-        }
+    let ran = host::run_tool(&host.launchctl, "launchctl", &shown, args, None, || {
+        format!("{}, but launchd's launchctl is missing: launchd exists only on macOS; set COFFRE_SCHEDULER to another scheduler", host.why)
     })?;
     if ran.ok() {
         return Ok(ran);
@@ -202,22 +195,7 @@ pub(super) fn install(host: &Host, job: &Job) -> Result<Installed, ScheduleError
         } else {
             "remove the plist by hand"
         };
-        return Err(match e {
-            ScheduleError::CommandFailed {
-                command,
-                detail,
-                hint,
-            } => ScheduleError::CommandFailed {
-                command,
-                detail,
-                hint: format!("{hint} ({note})"),
-            },
-            ScheduleError::ToolMissing { tool, hint } => ScheduleError::ToolMissing {
-                tool,
-                hint: format!("{hint} ({note})"),
-            },
-            other => other,
-        });
+        return Err(e.with_note(note));
     }
     Ok(Installed {
         backend: backend(scope),

@@ -108,10 +108,33 @@ impl Scope {
     /// (uid 0), [`Scope::User`] for anyone else and on Windows (where
     /// `--system` is asked for explicitly, from an administrator prompt).
     pub fn for_current_user() -> Scope {
-        if host::is_root() {
+        if crate::fsmeta::is_root() {
             Scope::System
         } else {
             Scope::User
+        }
+    }
+}
+
+impl ScheduleError {
+    /// Adds what was done about the files (put back, or to remove by hand) to
+    /// the advice of a failed scheduler command.
+    pub(crate) fn with_note(self, note: &str) -> ScheduleError {
+        match self {
+            ScheduleError::CommandFailed {
+                command,
+                detail,
+                hint,
+            } => ScheduleError::CommandFailed {
+                command,
+                detail,
+                hint: format!("{hint} ({note})"),
+            },
+            ScheduleError::ToolMissing { tool, hint } => ScheduleError::ToolMissing {
+                tool,
+                hint: format!("{hint} ({note})"),
+            },
+            other => other,
         }
     }
 }

@@ -224,15 +224,8 @@ fn systemctl(host: &Host, scope: Scope, args: &[&str]) -> Result<Ran, ScheduleEr
     full.push("--no-ask-password");
     full.extend_from_slice(args);
     let shown = host::show("systemctl", &full).replace(" --no-ask-password", "");
-    let ran = host::run(&host.systemctl, &full, None).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            ScheduleError::ToolMissing {
-                tool: "systemctl".into(),
-                hint: format!("{}, yet its systemctl command is missing: install systemd's tools, or set COFFRE_SCHEDULER=cron", host.why),
-            }
-        } else {
-            ScheduleError::CommandFailed { command: shown.clone(), detail: e.to_string(), hint: "check that systemctl can be run".into() }
-        }
+    let ran = host::run_tool(&host.systemctl, "systemctl", &shown, &full, None, || {
+        format!("{}, yet its systemctl command is missing: install systemd's tools, or set COFFRE_SCHEDULER=cron", host.why)
     })?;
     if ran.ok() {
         return Ok(ran);
@@ -263,26 +256,6 @@ pub(super) fn failure_hint(scope: Scope, detail: &str, booted: bool) -> String {
         }
         Scope::User => "see `systemctl --user status` and `journalctl --user -xe`".into(),
         Scope::System => "see `systemctl status` and `journalctl -xe`".into(),
-    }
-}
-
-/// Adds what was done about the files to an error's advice.
-fn with_note(e: ScheduleError, note: &str) -> ScheduleError {
-    match e {
-        ScheduleError::CommandFailed {
-            command,
-            detail,
-            hint,
-        } => ScheduleError::CommandFailed {
-            command,
-            detail,
-            hint: format!("{hint} ({note})"),
-        },
-        ScheduleError::ToolMissing { tool, hint } => ScheduleError::ToolMissing {
-            tool,
-            hint: format!("{hint} ({note})"),
-        },
-        other => other,
     }
 }
 
@@ -374,7 +347,7 @@ pub(super) fn install(host: &Host, job: &Job) -> Result<Installed, ScheduleError
         &["enable", "--now", "--quiet", &timer_unit],
     ] {
         if let Err(e) = systemctl(host, scope, args) {
-            return Err(with_note(e, &undo()));
+            return Err(e.with_note(&undo()));
         }
     }
 

@@ -164,15 +164,8 @@ pub(super) fn next_run_from_csv(csv: &str) -> Option<String> {
 
 fn schtasks(host: &Host, args: &[&str]) -> Result<Ran, ScheduleError> {
     let shown = host::show("schtasks", args);
-    let ran = host::run(&host.schtasks, args, None).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            ScheduleError::ToolMissing {
-                tool: "schtasks".into(),
-                hint: format!("{}, but schtasks is missing: it is part of Windows; set COFFRE_SCHEDULER to another scheduler elsewhere", host.why),
-            }
-        } else {
-            ScheduleError::CommandFailed { command: shown.clone(), detail: e.to_string(), hint: "check that schtasks can be run".into() }
-        }
+    let ran = host::run_tool(&host.schtasks, "schtasks", &shown, args, None, || {
+        format!("{}, but schtasks is missing: it is part of Windows; set COFFRE_SCHEDULER to another scheduler elsewhere", host.why)
     })?;
     if ran.ok() {
         return Ok(ran);
