@@ -61,6 +61,17 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    // No session of an earlier run is open any more (two daemons on one data
+    // directory are not supported): garbage collection need not wait for them.
+    let cleared = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.clear_sessions()).await?
+    };
+    match cleared {
+        Ok(0) => {}
+        Ok(n) => info!("forgot {n} session(s) left open by an earlier run"),
+        Err(e) => warn!("cannot clear the sessions of an earlier run: {e}"),
+    }
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let live = LiveUploads::default();
     let mut connections = tokio::task::JoinSet::new();
@@ -184,7 +195,12 @@ async fn connection(incoming: quinn::Incoming, store: Arc<Store>, live: LiveUplo
         let (s, p) = (store.clone(), pack.clone());
         let sealed = tokio::task::spawn_blocking(move || {
             p.wait_for_seals();
-            s.seal_pack(&session, &mut p.open.lock().unwrap())
+            let sealed = s.seal_pack(&session, &mut p.open.lock().unwrap());
+            // Then GC may collect what this session was told exists.
+            if let Err(e) = s.end_session(&session) {
+                warn!("recording the end of the session failed: {e}");
+            }
+            sealed
         })
         .await;
         match sealed {

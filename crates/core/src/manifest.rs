@@ -285,6 +285,30 @@ impl Manifest {
         Ok((public, 9 + len))
     }
 
+    /// Where the chunk id list of a manifest starts, and how many ids it
+    /// has, read from the manifest's first bytes (`prefix`: the first
+    /// [`CHUNK_LIST_PREFIX`] bytes, or the whole manifest if shorter). For
+    /// streaming the ids of a large manifest without loading it (the
+    /// server's garbage collection). Checks that the ids end exactly where
+    /// the public part ends; the ids themselves are the caller's to read.
+    pub fn chunk_list_at(prefix: &[u8]) -> Result<(usize, u64)> {
+        let mut r = Reader::new(prefix, Object::Manifest);
+        r.header(MAGIC, VERSION)?;
+        let public_len = u64::from(r.u32("public length")?);
+        r.i64("time")?;
+        r.u32("time nanoseconds")?;
+        r.bytes("device")?;
+        r.varint("logical bytes")?;
+        r.varint("file count")?;
+        let count = r.varint("chunk count")?;
+        let at = prefix.len() - r.remaining();
+        let ids_len = count.checked_mul(ChunkId::LEN as u64);
+        if ids_len.is_none() || ids_len != (9 + public_len).checked_sub(at as u64) {
+            return Err(r.err("the chunk list does not fill the public part"));
+        }
+        Ok((at, count))
+    }
+
     /// Decrypts and decodes a whole manifest.
     pub fn open(keys: &Keys, bytes: &[u8]) -> Result<Self> {
         let (public, at) = Self::read_public(bytes)?;
@@ -304,6 +328,9 @@ impl Manifest {
         })
     }
 }
+
+/// Bytes of a manifest that [`Manifest::chunk_list_at`] needs at most.
+pub const CHUNK_LIST_PREFIX: usize = 64 * 1024;
 
 /// The id of the snapshot whose manifest is `bytes`.
 pub fn snapshot_id(bytes: &[u8]) -> SnapshotId {

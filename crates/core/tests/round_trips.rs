@@ -3,7 +3,7 @@
 //! corrupt; another subscriber's key fails cleanly.
 
 use coffre_core::blob::{self, BlobKind, Sealer};
-use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
+use coffre_core::manifest::{PrivatePart, PublicPart, Statistics, CHUNK_LIST_PREFIX};
 use coffre_core::{
     benchmark, ChunkId, Content, Entry, Error, KdfParams, KeyFile, Keys, Manifest, MasterKey,
     Timestamp, Tree,
@@ -171,7 +171,15 @@ proptest! {
         let k = keys(3);
         let bytes = m.seal(&k).unwrap();
         prop_assert_eq!(Manifest::open(&k, &bytes).unwrap(), m.clone());
-        prop_assert_eq!(Manifest::read_public(&bytes).unwrap().0, m.public);
+        prop_assert_eq!(Manifest::read_public(&bytes).unwrap().0, m.public.clone());
+        // The server's GC streams the ids from where chunk_list_at says.
+        let (at, count) = Manifest::chunk_list_at(&bytes[..bytes.len().min(CHUNK_LIST_PREFIX)]).unwrap();
+        prop_assert_eq!(count as usize, m.public.chunks.len());
+        let listed: Vec<ChunkId> = bytes[at..at + 32 * count as usize]
+            .chunks(32)
+            .map(|c| ChunkId::from_bytes(c.try_into().unwrap()))
+            .collect();
+        prop_assert_eq!(listed, m.public.chunks);
     }
 
     /// Hostile bytes never panic and never allocate beyond their own size.
@@ -181,6 +189,7 @@ proptest! {
         d.extend_from_slice(&data);
         let _ = Tree::decode(&d);
         let _ = Manifest::read_public(&d);
+        let _ = Manifest::chunk_list_at(&d);
         let _ = Manifest::open(&keys(1), &d);
         let _ = blob::open(&keys(1), BlobKind::Data, &ChunkId::from_bytes([0; 32]), &d);
         let _ = KeyFile::from_bytes(&d);

@@ -26,6 +26,7 @@ impl Store {
     /// or in one of this session's open packs (which `commit_snapshot` seals).
     /// Chunks in other sessions' open packs are reported absent.
     pub fn has_chunks(&self, s: &Session, ids: &[ChunkId]) -> Result<Vec<bool>> {
+        self.register_writer(s)?;
         let mut have = self.pending.session_has(s.token, ids);
         if have.iter().all(|h| *h) {
             return Ok(have);
@@ -64,6 +65,7 @@ impl Store {
         blob: &[u8],
     ) -> Result<bool> {
         self.check_pack(s, pack)?;
+        self.register_writer(s)?;
         blob::check_header(blob).map_err(|e| {
             Error::BadRequest(format!(
                 "chunk {} refused: {e} (the client sent a damaged blob: run the backup again; \
@@ -287,6 +289,24 @@ impl Store {
     /// checksum. [`Error::NotFound`] whether the id is another subscriber's or
     /// nobody's; chunks still in an open pack are not found until sealed.
     pub fn chunk(&self, s: &Session, id: &ChunkId) -> Result<Vec<u8>> {
+        match self.read_chunk(s, id) {
+            // A repack may have moved the chunk between the look-up and the
+            // read (the old pack is removed after the switch): look again.
+            Err(Error::Corrupt(_)) if self.moved(s, id)? => self.read_chunk(s, id),
+            other => other,
+        }
+    }
+
+    /// Whether chunk `id` is now in a pack whose file exists (after a read
+    /// found its pack missing).
+    fn moved(&self, s: &Session, id: &ChunkId) -> Result<bool> {
+        Ok(match self.catalog.chunk_location(s.subscriber_id, id)? {
+            Some(loc) => self.pack_path(s.subscriber_id, &loc.pack).exists(),
+            None => false,
+        })
+    }
+
+    fn read_chunk(&self, s: &Session, id: &ChunkId) -> Result<Vec<u8>> {
         let loc = self
             .catalog
             .chunk_location(s.subscriber_id, id)?

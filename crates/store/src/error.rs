@@ -151,6 +151,13 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// Another garbage collection holds the data directory's GC lock.
+    #[error(
+        "another garbage collection is running on this data directory (the daemon's nightly \
+         one, or another `coffre-server gc`): wait for it to end, then retry"
+    )]
+    GcRunning,
+
     /// An input/output error other than a full disk.
     #[error("input/output error on {}: {source}: check the disk and its permissions, then retry", path.display())]
     Io {
@@ -206,7 +213,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Busy { .. } | Error::StorageFull { .. } | Error::Io { .. }
+            Error::Busy { .. } | Error::StorageFull { .. } | Error::Io { .. } | Error::GcRunning
         )
     }
 

@@ -60,6 +60,7 @@ mod catalog;
 mod data;
 pub mod durable;
 mod error;
+pub mod gc;
 pub mod pack;
 mod pending;
 pub mod retention;
@@ -70,14 +71,15 @@ pub use coffre_core::ChunkId;
 pub use data::MAX_KEY_FILE;
 pub use durable::{sync_dir, write_atomic};
 pub use error::{Error, Result};
+pub use gc::{GcOptions, GcReport};
 pub use pack::{
     parse_pack_index, read_pack_index, PackEntry, PackWriter, PACK_MAGIC, PACK_TARGET_SIZE,
     PACK_VERSION,
 };
 pub use store::{Store, CATALOG_FILE, SUBSCRIBERS_DIR};
 pub use types::{
-    DeviceInfo, DeviceUsage, Role, Session, SnapshotInfo, Status, SubscriberInfo, Usage,
-    MAX_NAME_LEN,
+    DeviceInfo, DeviceUsage, MaintenanceRun, Role, Session, SnapshotInfo, Status, SubscriberInfo,
+    Usage, MAX_NAME_LEN,
 };
 
 #[cfg(test)]

@@ -12,9 +12,10 @@ use crate::catalog::Catalog;
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::pack::PACK_SUFFIX;
-use crate::pending::Pending;
+use crate::pending::{lock, Pending};
 use crate::types::{
-    canonical_retention, check_name, DeviceInfo, Role, Session, SubscriberInfo, Usage,
+    canonical_retention, check_name, DeviceInfo, MaintenanceRun, Role, Session, SubscriberInfo,
+    Usage,
 };
 
 /// The catalogue's file name in the data directory.
@@ -218,7 +219,51 @@ impl Store {
             device: row.device,
             role: row.role,
             token: self.pending.new_token(),
+            writer: Default::default(),
         })
+    }
+
+    /// Ends a session: garbage collection no longer needs to protect what it
+    /// was told or uploaded (its commits are in the catalogue, its open pack
+    /// sealed or discarded by the caller). The daemon calls it when a
+    /// connection ends; a session that never uploaded nor asked costs nothing.
+    pub fn end_session(&self, s: &Session) -> Result<()> {
+        let row = lock(&s.writer).take();
+        match row {
+            Some(row) => self.catalog.end_session(row),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets every session recorded by an earlier run of the daemon (one
+    /// killed before its connections ended). The daemon calls it at start:
+    /// two daemons on one data directory are not supported.
+    pub fn clear_sessions(&self) -> Result<usize> {
+        self.catalog.clear_sessions()
+    }
+
+    /// Records, once per session, that it may upload or learn which chunks
+    /// exist, before it does.
+    pub(crate) fn register_writer(&self, s: &Session) -> Result<()> {
+        let mut row = lock(&s.writer);
+        if row.is_none() {
+            *row = Some(
+                self.catalog
+                    .begin_session(s.subscriber_id, s.device_id, now())?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Records how the last run of a maintenance task (`"prune"`, `"gc"`)
+    /// went, for `/metrics`.
+    pub fn record_run(&self, run: &MaintenanceRun) -> Result<()> {
+        self.catalog.record_run(run)
+    }
+
+    /// The last run of each maintenance task.
+    pub fn maintenance_runs(&self) -> Result<Vec<MaintenanceRun>> {
+        self.catalog.runs()
     }
 
     /// Usage per subscriber, ordered by name: one query.

@@ -72,6 +72,9 @@ pub struct Session {
     pub role: Role,
     /// Unique per `authenticate` call within one `Store`.
     pub(crate) token: u64,
+    /// The `sessions` row, made by the first call that uploads or asks which
+    /// chunks exist (GC leaves the subscriber alone while it is there).
+    pub(crate) writer: std::sync::Arc<std::sync::Mutex<Option<i64>>>,
 }
 
 /// A subscriber, for `coffre-server subscriber list|show`.
@@ -229,6 +232,19 @@ pub(crate) fn canonical_retention(policy: &str) -> Result<Option<String>> {
     crate::retention::Policy::parse(policy)
         .map(|p| Some(p.to_string()))
         .map_err(|e| Error::BadRequest(e.0))
+}
+
+/// The last run of a maintenance task, for `/metrics` and `usage`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MaintenanceRun {
+    /// `"prune"` or `"gc"`.
+    pub task: String,
+    /// When it started (Unix seconds).
+    pub started: i64,
+    /// How long it took.
+    pub seconds: f64,
+    /// Whether it ended without error.
+    pub ok: bool,
 }
 
 #[cfg(test)]

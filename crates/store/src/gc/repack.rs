@@ -1,0 +1,111 @@
+//! Repack: rewrites packs that are mostly unreferenced, keeping only the
+//! blobs some chunk row still points to.
+//!
+//! The live blobs of one or more old packs are copied (each checked against
+//! its checksum) into a new pack, which is made durable like any other
+//! (`PackWriter`); then one transaction points the chunk rows at it, removes
+//! the old pack rows and corrects `used_bytes`; only then are the old files
+//! removed. A crash leaves either the old packs in use (and the new file an
+//! orphan) or the new one in use (and old files as orphans): orphans are
+//! removed by a later collection. A reader that looked a chunk up in an old
+//! pack just before the switch finds the file gone and looks again
+//! (`Store::chunk`).
+
+use std::fs;
+
+use crate::catalog::PackRow;
+use crate::durable;
+use crate::error::{Error, Result};
+use crate::pack::{PackWriter, PACK_TARGET_SIZE};
+use crate::store::{now, Store};
+
+use super::GcReport;
+
+impl Store {
+    /// Repacks `packs` of subscriber `sub`, counting in `report` the packs
+    /// rewritten and written. A pack that does not match its catalogue rows
+    /// is left as it is and named in `report.damaged_packs`.
+    pub(crate) fn repack(&self, sub: i64, packs: &[PackRow], report: &mut GcReport) -> Result<()> {
+        let mut writer = PackWriter::new(
+            self.pending.clone(),
+            sub,
+            self.pending.new_token(),
+            self.packs_dir(sub),
+        );
+        let mut included: Vec<PackRow> = Vec::new();
+        for pack in packs {
+            let entries = self.catalog.pack_chunks(sub, pack.id)?;
+            let path = self.pack_path(sub, &pack.name);
+            let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let mut blobs = Vec::with_capacity(entries.len());
+            let mut damaged = false;
+            for e in &entries {
+                let range = e.offset as usize..e.offset as usize + e.length as usize;
+                match bytes.get(range) {
+                    Some(blob) if blake3::hash(blob).as_bytes() == &e.checksum => {
+                        blobs.push((e.id, blob));
+                    }
+                    _ => damaged = true,
+                }
+            }
+            if damaged {
+                report.damaged_packs.push(pack.name.clone());
+                continue;
+            }
+            for (id, blob) in blobs {
+                if let Err(e) = writer.append(&id, blob) {
+                    writer.discard();
+                    return Err(e);
+                }
+            }
+            included.push(pack.clone());
+            if writer.body_len() >= PACK_TARGET_SIZE {
+                report.packs_written += self.switch_packs(sub, &mut writer, &included)?;
+                report.packs_repacked += included.len() as u64;
+                included.clear();
+            }
+        }
+        if !included.is_empty() {
+            report.packs_written += self.switch_packs(sub, &mut writer, &included)?;
+            report.packs_repacked += included.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Seals the new pack, records it in place of `old`, removes the old
+    /// files. Returns the number of packs written (0 or 1).
+    fn switch_packs(&self, sub: i64, writer: &mut PackWriter, old: &[PackRow]) -> Result<u64> {
+        let mut wrote = 0;
+        if writer.is_empty() {
+            for p in old {
+                self.catalog.delete_empty_pack(sub, p)?;
+            }
+        } else {
+            let sealed = match writer.finish() {
+                Ok(s) => s,
+                Err(e) => {
+                    writer.discard();
+                    return Err(e);
+                }
+            };
+            if let Err(e) = self.catalog.replace_packs(
+                sub,
+                (&sealed.name, sealed.size),
+                writer.entries(),
+                old,
+                now(),
+            ) {
+                let _ = durable::remove_file(&sealed.path);
+                writer.discard();
+                return Err(e);
+            }
+            writer.clear_sealed();
+            wrote = 1;
+        }
+        for p in old {
+            let path = self.pack_path(sub, &p.name);
+            durable::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(wrote)
+    }
+}

@@ -1,0 +1,257 @@
+//! Garbage collection on a real store: what it frees, what it keeps, and that
+//! `used_bytes` keeps matching the files on disk.
+
+mod common;
+
+use std::fs;
+use std::time::{Duration, SystemTime};
+
+use coffre_core::ChunkId;
+use coffre_store::{Error, GcOptions, Role, Session};
+use common::{Client, Env, GIB};
+
+fn now_options() -> GcOptions {
+    GcOptions {
+        grace_secs: 0,
+        ..GcOptions::default()
+    }
+}
+
+/// Puts `chunks` (seeds) in one sealed pack; returns their ids.
+fn pack_of(env: &Env, s: &Session, c: &mut Client, seeds: &[u64], len: usize) -> Vec<ChunkId> {
+    let mut pack = env.store.open_pack(s);
+    let ids = seeds
+        .iter()
+        .map(|seed| {
+            let (id, b) = c.blob(&common::data(*seed, len));
+            assert!(env.store.put_chunk(s, &mut pack, &id, &b).unwrap());
+            id
+        })
+        .collect();
+    env.store.seal_pack(s, &mut pack).unwrap();
+    ids
+}
+
+fn commit(env: &Env, s: &Session, c: &Client, secs: i64, ids: &[ChunkId]) -> ChunkId {
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    let mut pack = env.store.open_pack(s);
+    env.store
+        .commit_snapshot(s, &mut pack, &c.manifest(&s.device, secs, &sorted))
+        .unwrap()
+}
+
+#[test]
+fn gc_frees_what_no_snapshot_references_and_keeps_the_rest_readable() {
+    let env = Env::new();
+    let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
+    let mut c = Client::new(1);
+    let p1 = pack_of(&env, &s, &mut c, &[1, 2], 50_000);
+    let p2 = pack_of(&env, &s, &mut c, &[3], 50_000);
+    let p3 = pack_of(&env, &s, &mut c, &(4..14).collect::<Vec<_>>(), 50_000);
+    let old = commit(&env, &s, &c, 100, &[p1.clone(), p2.clone()].concat());
+    commit(&env, &s, &c, 200, &[p2.clone(), p3[..1].to_vec()].concat());
+    env.store.end_session(&s).unwrap();
+    assert!(env.store.remove_snapshot("acme", &old).unwrap());
+    assert_eq!(env.packs(&s).len(), 3);
+
+    let dry = env
+        .store
+        .gc(
+            "acme",
+            &GcOptions {
+                dry_run: true,
+                ..now_options()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (dry.deleted_chunks, dry.packs_deleted, dry.packs_repacked),
+        (11, 1, 1)
+    );
+    assert!(dry.used_after < dry.used_before);
+    assert_eq!(env.packs(&s).len(), 3, "a dry run changes nothing");
+    assert_eq!(env.used("acme"), dry.used_before);
+
+    let r = env.store.gc("acme", &now_options()).unwrap();
+    assert_eq!(r.postponed, None);
+    assert_eq!((r.snapshots, r.chunks, r.unreferenced), (1, 13, 11));
+    assert_eq!(r.deleted_chunks, 11);
+    assert_eq!(
+        (r.packs_deleted, r.packs_repacked, r.packs_written),
+        (1, 1, 1)
+    );
+    assert_eq!(r.used_after, env.used("acme"));
+    assert_eq!(
+        env.used("acme"),
+        env.disk_bytes(&s),
+        "used bytes match the disk"
+    );
+    assert!(r.used_before - r.used_after > 10 * 50_000, "{r:?}");
+    assert_eq!(env.packs(&s).len(), 2, "pack 1 removed, pack 3 rewritten");
+
+    // What the remaining snapshot needs is readable and intact.
+    for (id, seed) in [(p2[0], 3), (p3[0], 4)] {
+        let blob = env.store.chunk(&s, &id).unwrap();
+        assert_eq!(c.open(&id, &blob), common::data(seed, 50_000));
+    }
+    // The rest is gone, and the server says so.
+    for id in p1.iter().chain(&p3[1..]) {
+        assert!(matches!(
+            env.store.chunk(&s, id),
+            Err(Error::NotFound { .. })
+        ));
+    }
+    let again = env.store.gc("acme", &now_options()).unwrap();
+    assert_eq!(
+        (
+            again.deleted_chunks,
+            again.packs_deleted,
+            again.packs_repacked
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(again.used_after, again.used_before);
+
+    // A new backup of the freed data uploads it again (the server says it
+    // no longer has it) and commits.
+    let s2 = env.device("acme", "pc-2", Role::Backup);
+    assert_eq!(env.store.has_chunks(&s2, &p1).unwrap(), [false, false]);
+    let again = pack_of(&env, &s2, &mut c, &[1, 2], 50_000);
+    commit(&env, &s2, &c, 300, &again);
+    assert_eq!(env.used("acme"), env.disk_bytes(&s));
+}
+
+#[test]
+fn chunks_younger_than_the_grace_period_are_kept() {
+    let env = Env::new();
+    let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
+    let mut c = Client::new(1);
+    let interrupted = pack_of(&env, &s, &mut c, &[1, 2, 3], 10_000);
+    env.store.end_session(&s).unwrap();
+    let r = env.store.gc("acme", &GcOptions::default()).unwrap();
+    assert_eq!((r.unreferenced, r.protected, r.deleted_chunks), (3, 3, 0));
+    assert_eq!(env.store.has_chunks(&s, &interrupted).unwrap(), [true; 3]);
+}
+
+#[test]
+fn a_backup_in_progress_postpones_its_subscriber_only() {
+    let env = Env::new();
+    let a = env.subscriber("acme", GIB, "pc-1", Role::Backup);
+    let b = env.subscriber("bees", GIB, "pc-1", Role::Backup);
+    let mut c = Client::new(1);
+    let ids_a = pack_of(&env, &a, &mut c, &[1], 10_000);
+    pack_of(&env, &b, &mut c, &[2], 10_000);
+    env.store.end_session(&b).unwrap();
+    // acme's session asked which chunks exist: they may be in its next
+    // commit, so nothing of acme is collected while it is open.
+    assert_eq!(env.store.has_chunks(&a, &ids_a).unwrap(), [true]);
+    let r = env.store.gc("acme", &now_options()).unwrap();
+    let why = r.postponed.expect("postponed");
+    assert!(
+        why.contains("backup is in progress") && why.contains("pc-1"),
+        "{why}"
+    );
+    assert_eq!(r.deleted_chunks, 0);
+    assert_eq!(
+        env.store.gc("bees", &now_options()).unwrap().deleted_chunks,
+        1
+    );
+
+    // The session commits what it was told exists: it is kept.
+    commit(&env, &a, &c, 100, &ids_a);
+    env.store.end_session(&a).unwrap();
+    let r = env.store.gc("acme", &now_options()).unwrap();
+    assert_eq!((r.postponed, r.deleted_chunks), (None, 0));
+    assert!(env.store.chunk(&a, &ids_a[0]).is_ok());
+}
+
+#[test]
+fn a_session_that_only_reads_does_not_postpone() {
+    let env = Env::new();
+    let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
+    let mut c = Client::new(1);
+    pack_of(&env, &s, &mut c, &[1], 10_000);
+    env.store.end_session(&s).unwrap();
+    let reader = env.device("acme", "laptop", Role::Backup);
+    env.store.list_snapshots(&reader).unwrap();
+    let r = env.store.gc("acme", &now_options()).unwrap();
+    assert_eq!((r.postponed, r.deleted_chunks), (None, 1));
+}
+
+#[test]
+fn a_damaged_manifest_stops_the_collection_before_any_deletion() {
+    let env = Env::new();
+    let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
+    let mut c = Client::new(1);
+    let ids = pack_of(&env, &s, &mut c, &[1, 2], 10_000);
+    pack_of(&env, &s, &mut c, &[3], 10_000);
+    let snap = commit(&env, &s, &c, 100, &ids);
+    env.store.end_session(&s).unwrap();
+    let path = env.path().join(format!(
+        "subscribers/{}/manifests/{}",
+        s.subscriber_id,
+        snap.to_hex()
+    ));
+    let mut bytes = fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 40] ^= 1; // in the encrypted part: only the id check sees it
+    fs::write(&path, &bytes).unwrap();
+    let e = env.store.gc("acme", &now_options()).unwrap_err();
+    assert!(matches!(e, Error::Corrupt(_)), "{e:?}");
+    assert!(e.to_string().contains(&snap.short()), "{e}");
+    assert_eq!(env.store.has_chunks(&s, &ids).unwrap(), [true, true]);
+    env.store.end_session(&s).unwrap();
+    assert_eq!(env.packs(&s).len(), 2, "nothing deleted");
+}
+
+#[test]
+fn orphan_files_older_than_the_grace_period_are_removed() {
+    let env = Env::new();
+    let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
+    let mut c = Client::new(1);
+    let ids = pack_of(&env, &s, &mut c, &[1], 10_000);
+    commit(&env, &s, &c, 100, &ids);
+    env.store.end_session(&s).unwrap();
+    let dir = env.path().join(format!("subscribers/{}", s.subscriber_id));
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+    let old = [
+        dir.join("packs/00112233445566778899aabbccddeeff.pack"),
+        dir.join("packs/.0123456789abcdef0123456789abcdef.pack.tmp"),
+        dir.join(format!("manifests/{}", "ab".repeat(32))),
+    ];
+    for p in &old {
+        fs::write(p, b"debris").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    }
+    let young = dir.join("packs/ffeeddccbbaa99887766554433221100.pack");
+    fs::write(&young, b"being sealed").unwrap();
+    let used = env.used("acme");
+    let r = env.store.gc("acme", &now_options()).unwrap();
+    assert_eq!(r.orphan_files, 3);
+    assert!(old.iter().all(|p| !p.exists()));
+    assert!(
+        young.exists(),
+        "files younger than an hour are never orphans"
+    );
+    assert_eq!(env.used("acme"), used, "orphans were never counted");
+    assert_eq!(env.packs(&s).len(), 2);
+}
+
+#[test]
+fn one_collection_at_a_time() {
+    let env = Env::new();
+    env.subscriber("acme", GIB, "pc-1", Role::Backup);
+    let held = fs::File::create(env.path().join("gc.lock")).unwrap();
+    held.lock().unwrap();
+    let e = env.store.gc("acme", &now_options()).unwrap_err();
+    assert!(matches!(e, Error::GcRunning), "{e:?}");
+    assert!(e.to_string().contains("another garbage collection"), "{e}");
+    held.unlock().unwrap();
+    env.store.gc("acme", &now_options()).unwrap();
+}
