@@ -60,7 +60,8 @@ pub enum Command {
     /// another's. Periods follow this server's local time. With --dry-run,
     /// lists every snapshot with keep or remove and the rules that keep it,
     /// and changes nothing. Removing a snapshot frees its manifest; the chunks
-    /// only it used are freed by garbage collection (a later version).
+    /// only it used are freed by the next garbage collection (`coffre-server
+    /// gc`, or the daemon's nightly run).
     Prune {
         #[command(flatten)]
         data: DataArg,
@@ -71,6 +72,35 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Print JSON: {"snapshots": [{"subscriber", "device", "id", "time", "keep", "rules"}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Free the space no snapshot needs any more (garbage collection).
+    ///
+    /// Marks every chunk the remaining snapshots reference, deletes the
+    /// others, removes packs left empty, and rewrites ("repacks") packs
+    /// whose unreferenced part reaches --repack-threshold; used bytes go down
+    /// by what the disk got back. Runs beside the daemon and its backups: a
+    /// subscriber with a backup in progress is left for the next run, and
+    /// chunks uploaded within --grace are kept, so an interrupted backup
+    /// resumes with them. The daemon runs it every night after the
+    /// retention policies (config.toml: nightly_at).
+    Gc {
+        #[command(flatten)]
+        data: DataArg,
+        /// Only this subscriber [default: all].
+        #[arg(value_name = "SUBSCRIBER")]
+        subscriber: Option<String>,
+        /// Keep unreferenced chunks uploaded less than this long ago, e.g. 0, 12h, 1d, 1w.
+        #[arg(long, default_value = "1d", value_parser = parse_duration)]
+        grace: u64,
+        /// Rewrite a pack when at least this part of it is unreferenced, e.g. 20% or 0.2.
+        #[arg(long, default_value = "20%", value_parser = parse_fraction)]
+        repack_threshold: f64,
+        /// Report what would be freed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON: {"subscribers": [{"subscriber", "deleted_chunks", "used_before", "used_after", ...}]}.
         #[arg(long)]
         json: bool,
     },
@@ -193,4 +223,23 @@ pub enum DeviceCommand {
 
 fn parse_size(s: &str) -> Result<u64, String> {
     coffre_core::units::parse_size(s)
+}
+
+fn parse_duration(s: &str) -> Result<u64, String> {
+    coffre_core::units::parse_duration(s)
+}
+
+/// `20%` or `0.2`.
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("{s:?} is not a fraction: write it like 20% or 0.2"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s:?} is out of range: give 0% to 100%"))
+    }
 }

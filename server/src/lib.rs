@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod maintenance;
 pub mod retention;
 pub mod tls;
 

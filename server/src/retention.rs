@@ -1,15 +1,12 @@
 //! Retention on the server: each subscriber's policy applied to each of its
 //! devices (`coffre_store::retention` decides), by `coffre-server prune` and
-//! by the daemon every night at `nightly_at` (config.toml).
-
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+//! by the daemon every night at `nightly_at` (config.toml, see
+//! [`crate::maintenance`]).
 
 use anyhow::Result;
 use coffre_store::retention::Rule;
 use coffre_store::{ChunkId, Store};
 use serde::Serialize;
-use tracing::{info, warn};
 
 /// One snapshot and what retention decided.
 #[derive(Debug, Clone, Serialize)]
@@ -131,43 +128,6 @@ pub fn next_run(now: &jiff::ZonedDateTime, at: (i8, i8)) -> Result<jiff::ZonedDa
             .tomorrow()?
             .at(at.0, at.1, 0, 0)
             .to_zoned_datetime(now.time_zone().clone())?)
-    }
-}
-
-/// The daemon's nightly retention: sleeps until `at` local time, applies
-/// every policy, logs what it did, and again the next night. Never returns.
-pub async fn nightly(store: Arc<Store>, at: (i8, i8)) {
-    loop {
-        let now = jiff::ZonedDateTime::now();
-        let wait = match next_run(&now, at) {
-            Ok(next) => {
-                info!(next = %next.strftime("%Y-%m-%d %H:%M %Z"), "next retention run");
-                let secs = (next.timestamp().as_second() - now.timestamp().as_second()).max(1);
-                Duration::from_secs(secs as u64)
-            }
-            Err(e) => {
-                warn!("cannot compute the next retention run: {e}; retrying in an hour");
-                Duration::from_secs(3_600)
-            }
-        };
-        tokio::time::sleep(wait).await;
-        let store = store.clone();
-        let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || -> Result<(usize, usize)> {
-            let p = plan(&store, None)?;
-            Ok((apply(&store, &p)?, p.len()))
-        })
-        .await;
-        match result {
-            Ok(Ok((removed, total))) => info!(
-                removed,
-                snapshots = total,
-                seconds = started.elapsed().as_secs_f64(),
-                "retention applied"
-            ),
-            Ok(Err(e)) => warn!("retention failed: {e:#}"),
-            Err(e) => warn!("retention task failed: {e}"),
-        }
     }
 }
 

@@ -34,6 +34,26 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes.round() as u64)
 }
 
+/// Parses a duration as people write it: `0`, `90s`, `30m`, `12h`, `1d`,
+/// `2w`; returns seconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = (&t[..split], t[split..].trim());
+    let bad = || format!("{text:?} is not a duration: write it like 0, 90s, 30m, 12h, 1d or 2w");
+    let value: u64 = num.parse().map_err(|_| bad())?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" if value == 0 => 1,
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    value.checked_mul(mult).ok_or_else(bad)
+}
+
 /// Formats bytes for people, in powers of 1024 with one decimal: `1.5 GiB`.
 pub fn format_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -64,6 +84,19 @@ mod tests {
         assert!(parse_size("lots").unwrap_err().contains("50GiB"));
         assert!(parse_size("5 XB").unwrap_err().contains("unit"));
         assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("0"), Ok(0));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("12h"), Ok(43_200));
+        assert_eq!(parse_duration("1d"), Ok(86_400));
+        assert_eq!(parse_duration("2W"), Ok(1_209_600));
+        for bad in ["", "5", "1y", "h", "-1d"] {
+            assert!(parse_duration(bad).unwrap_err().contains("12h"), "{bad}");
+        }
     }
 
     #[test]

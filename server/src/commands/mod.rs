@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod device;
+pub mod gc;
 pub mod init;
 pub mod prune;
 pub mod run;
@@ -31,6 +32,23 @@ pub fn run(cli: Cli) -> Result<()> {
             csv,
             stale_days,
         } => usage::run(&data.data, json, csv, stale_days),
+        Command::Gc {
+            data,
+            subscriber,
+            grace,
+            repack_threshold,
+            dry_run,
+            json,
+        } => gc::run(
+            &data.data,
+            subscriber.as_deref(),
+            &coffre_store::GcOptions {
+                grace_secs: i64::try_from(grace).unwrap_or(i64::MAX),
+                repack_threshold,
+                dry_run,
+            },
+            json,
+        ),
         Command::Prune {
             data,
             subscriber,

@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::{open_store, when};
+use crate::maintenance::timed;
 use crate::retention;
 
 /// Runs `coffre-server prune`.
@@ -14,7 +15,7 @@ pub fn run(data: &Path, only: Option<&str>, dry_run: bool, json: bool) -> Result
     let removed = if dry_run {
         0
     } else {
-        retention::apply(&store, &decisions)?
+        timed(&store, "prune", || retention::apply(&store, &decisions))?
     };
     if json {
         println!(
@@ -50,7 +51,7 @@ pub fn run(data: &Path, only: Option<&str>, dry_run: bool, json: bool) -> Result
         );
     } else {
         println!(
-            "removed {removed} of {} snapshots; the chunks only they used stay stored until garbage collection frees them (coming in a later version)",
+            "removed {removed} of {} snapshots; the space only they used is freed by the next garbage collection (`coffre-server gc`, or the daemon's nightly run)",
             decisions.len()
         );
     }

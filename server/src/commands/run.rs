@@ -44,7 +44,7 @@ pub fn run(data: &Path) -> Result<()> {
             // The nightly work never ends by itself: serving decides when to stop.
             Some(at) => tokio::select! {
                 r = serving => r,
-                () = crate::retention::nightly(store, at) => Ok(()),
+                () = crate::maintenance::nightly(store, at) => Ok(()),
             },
             None => serving.await,
         }

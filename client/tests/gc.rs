@@ -1,0 +1,205 @@
+//! Garbage collection beside real backups: the real daemon, the real `coffre`
+//! program, and the store's collection running in a loop while a backup
+//! uploads. Whatever the interleaving, every snapshot restores byte for byte,
+//! and what GC frees is really gone from the disk and from used bytes.
+
+#![cfg(unix)]
+
+mod support;
+
+use std::fs;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use coffre_core::benchmark::random_bytes;
+use coffre_core::ChunkId;
+use coffre_store::{GcOptions, Role};
+use support::{assert_same_tree, make_tree, Client, Server};
+
+fn used(server: &Server) -> u64 {
+    server.store.subscriber("jardins").unwrap().used_bytes
+}
+
+#[test]
+fn a_backup_during_garbage_collection_restores_byte_for_byte() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(work.path()).unwrap();
+    let home = base.join("home");
+    make_tree(&home);
+    let pc = Client::new();
+    pc.enrol(
+        &server.token("jardins", 1 << 30, "pc", Role::Backup),
+        &[&home],
+    );
+    let first = pc.json(&["backup"])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The photos move out; a snapshot without them; retention then removes
+    // the first snapshot, so the photos' chunks are referenced by nothing.
+    let photos = base.join("photos-aside");
+    fs::rename(home.join("Photos"), &photos).unwrap();
+    pc.json(&["backup"]);
+    let first_id = ChunkId::from_hex(&first).unwrap();
+    assert!(server.store.remove_snapshot("jardins", &first_id).unwrap());
+    let before_gc = used(&server);
+
+    // Now the photos come back with new ones, and the backup that uploads
+    // them runs while garbage collection runs in a loop.
+    fs::rename(&photos, home.join("Photos")).unwrap();
+    for i in 0..6u64 {
+        fs::write(
+            home.join(format!("Photos/nouvelle-{i}.jpg")),
+            random_bytes(1_500_000, 900 + i),
+        )
+        .unwrap();
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let (runs, freed, postponed) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let collector = std::thread::spawn({
+        let (store, done, runs, freed, postponed) = (
+            server.store.clone(),
+            done.clone(),
+            runs.clone(),
+            freed.clone(),
+            postponed.clone(),
+        );
+        move || {
+            let opts = GcOptions {
+                grace_secs: 0,
+                ..GcOptions::default()
+            };
+            while !done.load(Ordering::Relaxed) || runs.load(Ordering::Relaxed) == 0 {
+                let r = store.gc("jardins", &opts).unwrap();
+                freed.fetch_add(
+                    r.used_before.saturating_sub(r.used_after),
+                    Ordering::Relaxed,
+                );
+                runs.fetch_add(1, Ordering::Relaxed);
+                if r.postponed.is_some() {
+                    postponed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    let during = pc.json(&["backup"]);
+    done.store(true, Ordering::Relaxed);
+    collector.join().unwrap();
+    let postponed = postponed.load(Ordering::Relaxed);
+    eprintln!(
+        "{} collections ran during the backup, {postponed} postponed by it",
+        runs.load(Ordering::Relaxed)
+    );
+    assert!(
+        postponed >= 1,
+        "the backup's session postponed some collection"
+    );
+    let during_id = during["snapshot"].as_str().unwrap().to_string();
+
+    // Once the backup is over, a collection frees what is still unreferenced.
+    let last = server
+        .store
+        .gc(
+            "jardins",
+            &GcOptions {
+                grace_secs: 0,
+                ..GcOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(last.postponed, None, "{last:?}");
+    let total_freed = freed.load(Ordering::Relaxed) + last.used_before - last.used_after;
+    assert!(
+        total_freed > 0,
+        "the first snapshot's manifest and dead chunks were freed"
+    );
+    assert!(used(&server) < before_gc + 6 * 1_600_000);
+
+    // Every snapshot left restores byte for byte, and checks with data.
+    let target = base.join("restored");
+    pc.ok(&[
+        "restore",
+        &during_id[..12],
+        "--target",
+        target.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_same_tree(&home, &target.join(home.strip_prefix("/").unwrap()));
+    let check = pc.json(&["check", "--read-data"]);
+    assert_eq!(check["ok"], true, "{check}");
+
+    // And the next backup after GC is a normal one.
+    fs::write(home.join("Documents/encore.txt"), b"encore").unwrap();
+    pc.json(&["backup"]);
+    let check = pc.json(&["check", "--read-data"]);
+    assert_eq!(check["ok"], true, "{check}");
+}
+
+#[test]
+fn space_freed_by_gc_is_uploaded_again_when_the_data_comes_back() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(work.path()).unwrap();
+    let home = base.join("home");
+    fs::create_dir_all(&home).unwrap();
+    fs::write(home.join("a.bin"), random_bytes(3_000_000, 1)).unwrap();
+    fs::write(home.join("b.bin"), random_bytes(3_000_000, 2)).unwrap();
+    let pc = Client::new();
+    pc.enrol(
+        &server.token("jardins", 1 << 30, "pc", Role::Backup),
+        &[&home],
+    );
+    let first = pc.json(&["backup"])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let aside = base.join("b.bin");
+    fs::rename(home.join("b.bin"), &aside).unwrap();
+    pc.json(&["backup"]);
+    let with_b = used(&server);
+    server
+        .store
+        .remove_snapshot("jardins", &ChunkId::from_hex(&first).unwrap())
+        .unwrap();
+    let r = server
+        .store
+        .gc(
+            "jardins",
+            &GcOptions {
+                grace_secs: 0,
+                ..GcOptions::default()
+            },
+        )
+        .unwrap();
+    assert!(r.deleted_chunks > 0, "{r:?}");
+    assert!(
+        used(&server) + 2_900_000 < with_b,
+        "b.bin's 3 MB were freed: {} then {}",
+        with_b,
+        used(&server)
+    );
+
+    // b.bin comes back, unchanged (same content, same mtime): the client
+    // must not trust what it once uploaded; the server says it is gone.
+    fs::rename(&aside, home.join("b.bin")).unwrap();
+    let again = pc.json(&["backup"]);
+    assert!(
+        again["bytes_sent"].as_u64().unwrap() > 2_900_000,
+        "b.bin was sent again: {again}"
+    );
+    let target = base.join("restored");
+    pc.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_same_tree(&home, &target.join(home.strip_prefix("/").unwrap()));
+}

@@ -1,0 +1,154 @@
+//! The server's own upkeep: garbage collection over every subscriber, the
+//! record of each task's last run (for `/metrics`), and the daemon's nightly
+//! run (retention, then garbage collection) at `nightly_at` (config.toml).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use coffre_store::{GcOptions, GcReport, MaintenanceRun, Store};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::retention;
+
+/// The collection of one subscriber: its report, or why it failed.
+#[derive(Debug, Serialize)]
+pub struct Collected {
+    /// The subscriber.
+    pub subscriber: String,
+    /// What was done (absent if it failed).
+    #[serde(flatten)]
+    pub report: Option<GcReport>,
+    /// Why it failed (a damaged manifest, another collection running...).
+    pub error: Option<String>,
+}
+
+/// Collects the garbage of `only` one subscriber, or of each in turn. One
+/// subscriber's failure does not stop the others.
+pub fn collect_garbage(
+    store: &Store,
+    only: Option<&str>,
+    opts: &GcOptions,
+) -> Result<Vec<Collected>> {
+    let names: Vec<String> = match only {
+        Some(n) => vec![store.subscriber(n)?.name],
+        None => store
+            .list_subscribers()?
+            .into_iter()
+            .map(|s| s.name)
+            .collect(),
+    };
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let (report, error) = match store.gc(&name, opts) {
+            Ok(r) => (Some(r), None),
+            Err(coffre_store::Error::GcRunning) if out.is_empty() => {
+                return Err(coffre_store::Error::GcRunning.into())
+            }
+            Err(e) => (None, Some(e.to_string())),
+        };
+        out.push(Collected {
+            subscriber: name,
+            report,
+            error,
+        });
+    }
+    Ok(out)
+}
+
+/// Runs `task`, recording when it started, how long it took and whether it
+/// succeeded (a failure to record is logged, never hides the task's result).
+pub fn timed<T>(store: &Store, task: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let started = jiff::Timestamp::now().as_second();
+    let clock = Instant::now();
+    let result = f();
+    let run = MaintenanceRun {
+        task: task.to_string(),
+        started,
+        seconds: clock.elapsed().as_secs_f64(),
+        ok: result.is_ok(),
+    };
+    if let Err(e) = store.record_run(&run) {
+        warn!("cannot record the {task} run: {e}");
+    }
+    result
+}
+
+/// The daemon's nightly upkeep: sleeps until `at` local time, applies every
+/// retention policy, then collects the garbage, logs what it did, and again
+/// the next night. Never returns.
+pub async fn nightly(store: Arc<Store>, at: (i8, i8)) {
+    loop {
+        let now = jiff::ZonedDateTime::now();
+        let wait = match retention::next_run(&now, at) {
+            Ok(next) => {
+                info!(next = %next.strftime("%Y-%m-%d %H:%M %Z"), "next nightly run (retention, then garbage collection)");
+                let secs = (next.timestamp().as_second() - now.timestamp().as_second()).max(1);
+                Duration::from_secs(secs as u64)
+            }
+            Err(e) => {
+                warn!("cannot compute the next nightly run: {e}; retrying in an hour");
+                Duration::from_secs(3_600)
+            }
+        };
+        tokio::time::sleep(wait).await;
+        let store = store.clone();
+        let done = tokio::task::spawn_blocking(move || night(&store)).await;
+        if let Err(e) = done {
+            warn!("nightly task failed: {e}");
+        }
+    }
+}
+
+/// One night's work, logged.
+pub fn night(store: &Store) {
+    let started = Instant::now();
+    match timed(store, "prune", || {
+        let p = retention::plan(store, None)?;
+        Ok((retention::apply(store, &p)?, p.len()))
+    }) {
+        Ok((removed, total)) => info!(
+            removed,
+            snapshots = total,
+            seconds = started.elapsed().as_secs_f64(),
+            "retention applied"
+        ),
+        Err(e) => warn!("retention failed: {e:#}"),
+    }
+    let started = Instant::now();
+    match timed(store, "gc", || {
+        collect_garbage(store, None, &GcOptions::default())
+    }) {
+        Ok(all) => {
+            for c in &all {
+                match (&c.report, &c.error) {
+                    (Some(r), _) if r.postponed.is_some() => info!(
+                        subscriber = %c.subscriber,
+                        "garbage collection postponed: {}",
+                        r.postponed.as_deref().unwrap_or_default()
+                    ),
+                    (Some(r), _) => info!(
+                        subscriber = %c.subscriber,
+                        freed = r.used_before.saturating_sub(r.used_after),
+                        chunks = r.deleted_chunks,
+                        packs_deleted = r.packs_deleted,
+                        packs_repacked = r.packs_repacked,
+                        "garbage collected"
+                    ),
+                    (None, e) => warn!(
+                        subscriber = %c.subscriber,
+                        "garbage collection failed: {}",
+                        e.as_deref().unwrap_or_default()
+                    ),
+                }
+            }
+            info!(
+                subscribers = all.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "garbage collection done"
+            );
+        }
+        Err(e) => warn!("garbage collection failed: {e:#}"),
+    }
+}

@@ -1,0 +1,130 @@
+//! `coffre-server gc`: the real binary on a real data directory.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use coffre_core::blob::BlobKind;
+use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
+use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
+use coffre_proto::Token;
+use coffre_store::Store;
+
+fn server(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_coffre-server"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("run coffre-server")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Uploads `n` chunks of 100 kB and commits a snapshot listing `keep` of them.
+fn backup(store: &Store, secret: &[u8; 32], seed: u8, n: usize, keep: usize) -> ChunkId {
+    let keys = Keys::derive(&MasterKey::from_bytes([7; 32]));
+    let s = store.authenticate(secret).unwrap();
+    let mut pack = store.open_pack(&s);
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let data = coffre_core::benchmark::random_bytes(100_000, u64::from(seed) * 1000 + i as u64);
+        let id = ChunkId::compute(&keys, &data);
+        let blob = Sealer::new(3)
+            .seal(&keys, BlobKind::Data, &id, &data)
+            .unwrap();
+        store.put_chunk(&s, &mut pack, &id, &blob).unwrap();
+        ids.push(id);
+    }
+    ids.truncate(keep);
+    ids.sort();
+    let manifest = Manifest {
+        public: PublicPart {
+            time: Timestamp {
+                secs: 1_795_399_200 + i64::from(seed),
+                nanos: 0,
+            },
+            device: "pc".into(),
+            logical_bytes: 100_000 * keep as u64,
+            file_count: keep as u64,
+            chunks: ids,
+        },
+        private: PrivatePart {
+            root: ChunkId::from_bytes([0; 32]),
+            paths: vec![],
+            hostname: "pc".into(),
+            tags: vec![],
+            parent: None,
+            stats: Statistics::default(),
+            errors: vec![],
+        },
+    }
+    .seal(&keys)
+    .unwrap();
+    let id = store.commit_snapshot(&s, &mut pack, &manifest).unwrap();
+    store.end_session(&s).unwrap();
+    id
+}
+
+#[test]
+fn gc_frees_what_retention_removed_and_reports_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    ok(server(
+        &data,
+        &["subscriber", "add", "jardins", "--quota", "1GB"],
+    ));
+    let token = ok(server(&data, &["device", "add", "jardins", "pc"]));
+    let secret = Token::parse(token.trim()).unwrap().secret;
+    let store = Store::open(&data).unwrap();
+    let old = backup(&store, &secret, 1, 20, 20);
+    backup(&store, &secret, 2, 5, 5);
+    assert!(store.remove_snapshot("jardins", &old).unwrap());
+    let used = store.subscriber("jardins").unwrap().used_bytes;
+
+    // Within the default grace period (a day), the new packs are kept.
+    let kept: serde_json::Value =
+        serde_json::from_str(&ok(server(&data, &["gc", "--json"]))).unwrap();
+    let r = &kept["subscribers"][0];
+    assert_eq!(
+        (r["unreferenced"].as_u64(), r["protected"].as_u64()),
+        (Some(20), Some(20))
+    );
+    assert_eq!(r["deleted_chunks"], 0);
+
+    let dry = ok(server(&data, &["gc", "--grace", "0", "--dry-run"]));
+    assert!(dry.contains("dry run") && dry.contains("jardins"), "{dry}");
+    assert_eq!(store.subscriber("jardins").unwrap().used_bytes, used);
+
+    let done: serde_json::Value = serde_json::from_str(&ok(server(
+        &data,
+        &["gc", "jardins", "--grace", "0", "--json"],
+    )))
+    .unwrap();
+    let r = &done["subscribers"][0];
+    assert_eq!(r["deleted_chunks"], 20);
+    assert_eq!(r["packs_deleted"], 1);
+    let after = store.subscriber("jardins").unwrap().used_bytes;
+    assert_eq!(r["used_after"].as_u64(), Some(after));
+    assert!(used - after > 20 * 100_000, "{used} -> {after}");
+
+    // The run is recorded for /metrics.
+    let runs = store.maintenance_runs().unwrap();
+    assert!(runs.iter().any(|r| r.task == "gc" && r.ok), "{runs:?}");
+
+    // Clear errors for bad options and unknown subscribers.
+    let out = server(&data, &["gc", "--grace", "5y"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("12h"));
+    let out = server(&data, &["gc", "--repack-threshold", "150%"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0% to 100%"));
+    let out = server(&data, &["gc", "nobody"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
