@@ -201,6 +201,12 @@ impl Catalog {
                 path.display()
             )));
         }
+        // Statement journals (each UPDATE of a chunk row under a foreign key
+        // keeps one) in memory rather than in temporary files: they hold a
+        // statement's changes, a few pages.
+        writer
+            .pragma_update(None, "temp_store", "MEMORY")
+            .map_err(|e| at(e.into()))?;
         migrate(&mut writer).map_err(at)?;
         Ok(Catalog {
             path: path.to_path_buf(),
@@ -1001,7 +1007,10 @@ impl Catalog {
                 "UPDATE chunks SET pack_id = ?3, offset = ?4, length = ?5, checksum = ?6
                  WHERE subscriber_id = ?1 AND id = ?2",
             )?;
-            for e in entries {
+            // In key order: each page of the chunk table is visited once.
+            let mut sorted: Vec<&PackEntry> = entries.iter().collect();
+            sorted.sort_unstable_by_key(|e| e.id);
+            for e in sorted {
                 stmt.execute(params![
                     sub,
                     &e.id.as_bytes()[..],

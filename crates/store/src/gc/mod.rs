@@ -296,13 +296,14 @@ impl Store {
 
         // Free whole packs (safe whatever happened meanwhile: only a pack
         // with no chunk row left goes).
-        for pack in &empty {
-            if self.catalog.delete_empty_pack(sub, pack)? {
-                let path = self.pack_path(sub, &pack.name);
-                durable::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                report.packs_deleted += 1;
+        let mut gone = Vec::new();
+        for pack in empty {
+            if self.catalog.delete_empty_pack(sub, &pack)? {
+                gone.push(pack);
             }
         }
+        self.remove_packs(sub, &gone)?;
+        report.packs_deleted = gone.len() as u64;
         if report.postponed.is_none() && !sparse.is_empty() {
             self.repack(sub, &sparse, report)?;
         }

@@ -21,6 +21,11 @@ use crate::store::{now, Store};
 
 use super::GcReport;
 
+/// A new pack is sealed at this many blobs even below 32 MiB, so that the
+/// writer's index, and the transaction that moves the rows, stay small
+/// however small the chunks (memory bounded whatever the store holds).
+const MAX_ENTRIES: usize = 16_384;
+
 impl Store {
     /// Repacks `packs` of subscriber `sub`, counting in `report` the packs
     /// rewritten and written. A pack that does not match its catalogue rows
@@ -59,7 +64,7 @@ impl Store {
                 }
             }
             included.push(pack.clone());
-            if writer.body_len() >= PACK_TARGET_SIZE {
+            if writer.body_len() >= PACK_TARGET_SIZE || writer.len() >= MAX_ENTRIES {
                 report.packs_written += self.switch_packs(sub, &mut writer, &included)?;
                 report.packs_repacked += included.len() as u64;
                 included.clear();
@@ -102,10 +107,22 @@ impl Store {
             writer.clear_sealed();
             wrote = 1;
         }
-        for p in old {
-            let path = self.pack_path(sub, &p.name);
-            durable::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-        }
+        self.remove_packs(sub, old)?;
         Ok(wrote)
+    }
+
+    /// Removes the files of packs whose rows are gone, then syncs the
+    /// directory once.
+    pub(crate) fn remove_packs(&self, sub: i64, packs: &[PackRow]) -> Result<()> {
+        for p in packs {
+            let path = self.pack_path(sub, &p.name);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        let dir = self.packs_dir(sub);
+        durable::sync_dir(&dir).map_err(|e| Error::io(&dir, e))
     }
 }
