@@ -115,11 +115,11 @@ impl Lang {
     }
 
     /// Bytes in decimal units (1 GB = 10^9 bytes), as people read them:
-    /// "512 o", "1,5 Go", "123 Go" / "512 B", "1.5 GB", "123 GB".
+    /// "512 octets", "1,5 Go", "123 Go" / "512 bytes", "1.5 GB", "123 GB".
     pub fn bytes(self, bytes: u64) -> String {
         let units: [&str; 6] = match self {
-            Lang::Fr => ["o", "ko", "Mo", "Go", "To", "Po"],
-            Lang::En => ["B", "kB", "MB", "GB", "TB", "PB"],
+            Lang::Fr => ["octets", "ko", "Mo", "Go", "To", "Po"],
+            Lang::En => ["bytes", "kB", "MB", "GB", "TB", "PB"],
         };
         if bytes < 1000 {
             return format!("{bytes}{NBSP}{}", units[0]);
@@ -163,7 +163,7 @@ impl Lang {
         let (n, unit) = match s {
             0..60 => {
                 return match self {
-                    Lang::Fr => "à l'instant".into(),
+                    Lang::Fr => "à l’instant".into(),
                     Lang::En => "just now".into(),
                 }
             }
@@ -276,14 +276,14 @@ impl Lang {
                 Raise the quota, or ask the technician what can be removed."
                 .into(),
             (Lang::Fr, Status::NearQuota) => format!(
-                "Plus de {near}{NBSP}% du quota est utilisé\u{a0}: prévoyez de l'augmenter \
+                "Plus de {near}{NBSP}% du quota est utilisé\u{a0}: prévoyez de l’augmenter \
                  avant que les sauvegardes soient refusées."
             ),
             (Lang::En, Status::NearQuota) => format!(
                 "{near}% of the quota or more is used: plan to raise it before backups are refused."
             ),
             (Lang::Fr, Status::Stale { device, days }) => format!(
-                "«{NBSP}{device}{NBSP}» n'a pas été sauvegardé depuis {days}{NBSP}jours\u{a0}: \
+                "«{NBSP}{device}{NBSP}» n’a pas été sauvegardé depuis {days}{NBSP}jours\u{a0}: \
                  demandez à la structure de le laisser allumé la nuit, ou appelez le technicien."
             ),
             (Lang::En, Status::Stale { device, days }) => format!(
@@ -291,7 +291,7 @@ impl Lang {
                  to leave it on at night, or call the technician."
             ),
             (Lang::Fr, Status::NeverBackedUp { device }) => format!(
-                "«{NBSP}{device}{NBSP}» est inscrit mais n'a jamais été sauvegardé\u{a0}: \
+                "«{NBSP}{device}{NBSP}» est inscrit mais n’a jamais été sauvegardé\u{a0}: \
                  appelez le technicien."
             ),
             (Lang::En, Status::NeverBackedUp { device }) => {
@@ -332,33 +332,78 @@ impl Lang {
         }
     }
 
-    /// The explanation under the title.
-    pub fn intro(self, stale_days: u32) -> [String; 2] {
+    /// The short explanation under the title.
+    pub fn intro(self) -> &'static str {
         match self {
-            Lang::Fr => [
-                "Une carte par structure adhérente. La barre montre la place que ses sauvegardes \
-                 occupent sur le serveur, comparée à son quota\u{a0}: c'est ce que la structure \
-                 coûte réellement, une fois ses fichiers dédoublonnés, compressés et chiffrés. \
-                 Dessous, la dernière sauvegarde réussie de chacun de ses ordinateurs."
-                    .into(),
-                format!(
-                    "En premier, les structures qui demandent une action\u{a0}: quota dépassé, \
-                     ordinateur sans sauvegarde depuis plus de {stale_days}{NBSP}jours, ou jamais \
-                     sauvegardé. Puis celles dont le quota est presque atteint, puis les autres."
-                ),
-            ],
-            Lang::En => [
-                "One card per member structure. The bar shows the space its backups take on the \
-                 server against its quota: what the structure really costs, once its files are \
-                 deduplicated, compressed and encrypted. Below it, the last successful backup \
-                 of each of its computers."
-                    .into(),
-                format!(
-                    "First come the structures that need action: over quota, a computer without \
-                     a backup for more than {stale_days}{NBSP}days, or never backed up. Then those \
-                     near their quota, then the rest."
-                ),
-            ],
+            Lang::Fr => {
+                "Une carte par structure adhérente\u{a0}: la place que ses sauvegardes occupent \
+                 sur le serveur, comparée à son quota, et la dernière sauvegarde de chacun de ses \
+                 ordinateurs. Les structures qui demandent une action viennent en premier."
+            }
+            Lang::En => {
+                "One card per member structure: the space its backups take on the server \
+                 against its quota, and the last backup of each of its computers. The \
+                 structures that need action come first."
+            }
+        }
+    }
+
+    /// "How to read this page": its title and what each number and word means.
+    pub fn help(self, stale_days: u32) -> (&'static str, [String; 5]) {
+        let near = NEAR_QUOTA_PERCENT;
+        match self {
+            Lang::Fr => (
+                "Comment lire cette page",
+                [
+                    "La barre et «\u{a0}utilisés\u{a0}»\u{a0}: ce que la structure coûte \
+                     réellement sur le serveur, une fois ses fichiers dédoublonnés (un fichier \
+                     présent sur plusieurs ordinateurs ou dans plusieurs sauvegardes n’est gardé \
+                     qu’une fois), compressés et chiffrés. C’est ce que limite le quota."
+                        .into(),
+                    format!(
+                        "Quota presque atteint\u{a0}: {near}{NBSP}% ou plus. Quota dépassé\u{a0}: \
+                         les nouvelles sauvegardes sont refusées, rien de ce qui est déjà gardé \
+                         n’est effacé."
+                    ),
+                    format!(
+                        "Sauvegarde en retard\u{a0}: un ordinateur sans sauvegarde réussie depuis \
+                         plus de {stale_days}{NBSP}jours. Jamais sauvegardé\u{a0}: un ordinateur \
+                         inscrit qui n’a encore envoyé aucune sauvegarde."
+                    ),
+                    "Sauvegardes conservées\u{a0}: les versions gardées selon la règle de \
+                     conservation de la structure (par exemple les 7 derniers jours, puis une \
+                     par semaine et par mois)."
+                        .into(),
+                    "Économie\u{a0}: ce que pèsent ses données (la dernière sauvegarde de chaque \
+                     ordinateur) comparé à la place qu’elles occupent ici, historique compris."
+                        .into(),
+                ],
+            ),
+            Lang::En => (
+                "How to read this page",
+                [
+                    "The bar and “used”: what the structure really costs on the server, once \
+                     its files are deduplicated (a file on several computers or in several \
+                     backups is kept once), compressed and encrypted. This is what the quota \
+                     limits."
+                        .into(),
+                    format!(
+                        "Near quota: {near}% or more. Over quota: new backups are refused; \
+                         nothing already kept is deleted."
+                    ),
+                    format!(
+                        "Stale backup: a computer without a successful backup for more than \
+                         {stale_days}{NBSP}days. Never backed up: a computer enrolled that has \
+                         not sent any backup yet."
+                    ),
+                    "Backups kept: the versions kept under the structure’s retention rule \
+                     (for example the last 7 days, then one a week and one a month)."
+                        .into(),
+                    "Saving: what its data weighs (each computer’s latest backup) against the \
+                     space it takes here, history included."
+                        .into(),
+                ],
+            ),
         }
     }
 
@@ -505,7 +550,7 @@ static FR: Text = Text {
     never: "jamais sauvegardé",
     revoked: "retiré du service",
     no_device: "aucun ordinateur inscrit",
-    empty: "Aucune structure n'est encore inscrite.",
+    empty: "Aucune structure n’est encore inscrite.",
     footer: "Les mêmes chiffres sont donnés par la commande «\u{a0}coffre-server usage\u{a0}». \
              Pour tout problème, contactez la personne qui gère le serveur de sauvegarde.",
     other_language: ("English", "en"),
@@ -571,7 +616,8 @@ mod tests {
     fn numbers_as_each_language_writes_them() {
         assert_eq!(Fr.bytes(1_500_000_000), "1,5\u{a0}Go");
         assert_eq!(En.bytes(1_500_000_000), "1.5\u{a0}GB");
-        assert_eq!(En.bytes(512), "512\u{a0}B");
+        assert_eq!(En.bytes(512), "512\u{a0}bytes");
+        assert_eq!(Fr.bytes(0), "0\u{a0}octets");
         assert_eq!(Fr.bytes(50_000_000_000), "50\u{a0}Go");
         assert_eq!(En.bytes(123_456_000_000), "123\u{a0}GB");
         assert_eq!(En.bytes(999_999_999), "1\u{a0}GB");
@@ -589,7 +635,7 @@ mod tests {
 
     #[test]
     fn time_in_words() {
-        assert_eq!(Fr.ago(10), "à l'instant");
+        assert_eq!(Fr.ago(10), "à l’instant");
         assert_eq!(En.ago(-5), "just now");
         assert_eq!(En.ago(60), "1\u{a0}minute ago");
         assert_eq!(Fr.ago(2 * 3600), "il y a 2\u{a0}heures");

@@ -45,9 +45,13 @@ pub fn render(mut rows: Vec<Row>, lang: Lang, now: i64, stale_days: u32) -> Stri
         other_code = t.other_language.1,
         generated = escape(&lang.generated(now)),
     );
-    for p in lang.intro(stale_days) {
-        let _ = writeln!(html, "<p class=\"intro\">{}</p>", escape(&p));
+    let _ = writeln!(html, "<p class=\"intro\">{}</p>", escape(lang.intro()));
+    let (help, items) = lang.help(stale_days);
+    let _ = write!(html, "<details><summary>{}</summary><ul>", escape(help));
+    for item in items {
+        let _ = write!(html, "<li>{}</li>", escape(&item));
     }
+    html.push_str("</ul></details>\n");
     let _ = writeln!(
         html,
         "<p class=\"summary\">{}</p>\n</header>\n<main>",
@@ -171,6 +175,10 @@ nav a{color:#1f4fa3}
 h1{font-size:1.45rem;line-height:1.2;margin:.2rem 0 .3rem}
 .when{color:var(--muted);margin:0 0 .6rem}
 .intro{margin:.4rem 0;max-width:46rem}
+details{max-width:46rem;margin:.4rem 0}
+summary{color:#1f4fa3;cursor:pointer}
+details ul{margin:.4rem 0;padding-left:1.2rem}
+details li{margin:.25rem 0}
 .summary{font-weight:700;font-size:1.05rem;margin:.8rem 0 1rem}
 main{display:grid;gap:1rem;grid-template-columns:repeat(auto-fill,minmax(min(100%,21rem),1fr));align-items:start}
 .card{background:#fff;border-radius:.6rem;padding:.9rem 1rem;border-left:.5rem solid var(--ok);box-shadow:0 1px 3px rgba(0,0,0,.14)}
