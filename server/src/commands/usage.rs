@@ -87,10 +87,17 @@ impl fmt::Display for Status {
     }
 }
 
+/// The status of a subscriber in plain words, worst first: "over quota",
+/// "near quota", "stale: pc-compta has no backup for 5 days", "never backed
+/// up: pc-2", or "ok" (what `usage` prints; [`statuses`] are the same, typed).
+pub fn status(u: &Usage, now: i64, stale_days: u32) -> Vec<String> {
+    words(&statuses(u, now, stale_days))
+}
+
 /// The statuses of a subscriber, worst first: over or near quota, then each
 /// stale or never backed-up device (revoked devices are never stale), or
 /// just [`Status::Ok`].
-pub fn status(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
+pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
     let mut out = Vec::new();
     let pct = percent(u.used_bytes, u.quota_bytes);
     if u.used_bytes >= u.quota_bytes && u.quota_bytes > 0 {
@@ -135,7 +142,7 @@ impl Row {
         Row {
             percent: percent(usage.used_bytes, usage.quota_bytes),
             saving_ratio: ratio(&usage),
-            status: status(&usage, now, stale_days),
+            status: statuses(&usage, now, stale_days),
             usage,
         }
     }
@@ -296,7 +303,7 @@ mod tests {
     }
 
     fn said(u: &Usage, now: i64) -> Vec<String> {
-        words(&status(u, now, 3))
+        status(u, now, 3)
     }
 
     #[test]
@@ -332,7 +339,7 @@ mod tests {
             u.name = name.into();
             Row::new(u, now, 3)
         };
-        let mut rows = vec![
+        let mut rows = [
             row("a-ok", 10, vec![("pc", Some(now), false)]),
             row("b-near", 950, vec![("pc", Some(now), false)]),
             row("c-stale", 10, vec![("pc", Some(now - 9 * 86_400), false)]),

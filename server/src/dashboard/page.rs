@@ -130,7 +130,7 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
         escape(&lang.integer(u.snapshots)),
         escape(&lang.label(t.saving)),
         escape(&lang.saving(row.saving_ratio, u.protected_bytes, u.used_bytes)),
-        escape(&lang.label(t.devices).trim_end()),
+        escape(lang.label(t.devices).trim_end()),
     );
     if u.device_backups.is_empty() {
         let _ = writeln!(html, "<li>{}</li>", escape(t.no_device));
