@@ -36,7 +36,7 @@ pub fn run(data: &Path, listen: SocketAddr, public_address: Option<String>) -> R
         hex::encode(identity.fingerprint())
     );
     println!(
-        "  board's web page coffre-server run --dashboard 127.0.0.1:8080; its password is dashboard_token in {}",
+        "  board's page     with `run --dashboard 127.0.0.1:8080`; password: dashboard_token in {}",
         dir.config_path().display()
     );
     println!(
