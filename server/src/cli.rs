@@ -42,9 +42,20 @@ pub enum Command {
         public_address: Option<String>,
     },
     /// Run the daemon (QUIC for clients) until Ctrl-C or SIGTERM.
+    ///
+    /// With --dashboard (or `dashboard = "HOST:PORT"` in config.toml), it
+    /// also serves the board's web page and Prometheus metrics (/metrics)
+    /// over plain HTTP, protected by `dashboard_token` from config.toml.
     Run {
         #[command(flatten)]
         data: DataArg,
+        /// Also serve the board's web page and /metrics on this TCP address,
+        /// e.g. 127.0.0.1:8080 behind a reverse proxy that adds HTTPS. The
+        /// page asks for the password `dashboard_token` of config.toml (any
+        /// user name); scripts send it as "Authorization: Bearer TOKEN".
+        /// Overrides `dashboard` in config.toml.
+        #[arg(long, value_name = "HOST:PORT")]
+        dashboard: Option<SocketAddr>,
     },
     /// Manage member structures (subscribers) and their quotas.
     #[command(subcommand)]
@@ -121,9 +132,10 @@ pub enum Command {
         /// Print CSV with a header line (one line per subscriber).
         #[arg(long)]
         csv: bool,
-        /// A device without a backup for this many days is stale.
-        #[arg(long, default_value_t = 3, value_name = "DAYS")]
-        stale_days: u32,
+        /// A device without a backup for this many days is stale
+        /// [default: `stale_days` in config.toml, 3 if absent].
+        #[arg(long, value_name = "DAYS")]
+        stale_days: Option<u32>,
     },
 }
 

@@ -1,7 +1,8 @@
 //! The data directory and its `config.toml`.
 //!
 //! ```text
-//! DATA/config.toml       this file: listen address, the address put in tokens, limits
+//! DATA/config.toml       this file: listen address, the address put in tokens, limits,
+//!                        the board's web page (address, token)
 //! DATA/tls/cert.der      the server's self-signed certificate (pinned by clients)
 //! DATA/tls/key.der       its private key (mode 0600)
 //! DATA/catalog.sqlite    the catalogue (coffre-store; see docs/store.md)
@@ -32,6 +33,45 @@ pub struct Config {
     /// this server's local time, or "off".
     #[serde(default = "default_nightly_at")]
     pub nightly_at: String,
+    /// A device without a backup for this many days is "stale" (the board's
+    /// page, and `usage` without `--stale-days`).
+    #[serde(default = "default_stale_days")]
+    pub stale_days: u32,
+    /// TCP address of the board's web page and `/metrics`, served by `run`
+    /// (`run --dashboard` overrides it); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<SocketAddr>,
+    /// The password of the board's web page and the bearer token of
+    /// `/metrics`. `init` writes a random one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard_token: Option<String>,
+}
+
+impl Config {
+    /// The configuration `init` writes: defaults, and a fresh dashboard token.
+    pub fn new(listen: SocketAddr, public_address: String) -> Config {
+        Config {
+            listen,
+            public_address,
+            max_connections: default_max_connections(),
+            idle_timeout_secs: default_idle_timeout(),
+            nightly_at: default_nightly_at(),
+            stale_days: default_stale_days(),
+            dashboard: None,
+            dashboard_token: Some(new_dashboard_token()),
+        }
+    }
+}
+
+/// A random dashboard token: 128 bits, 32 hex digits.
+pub fn new_dashboard_token() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random generator");
+    hex::encode(bytes)
+}
+
+fn default_stale_days() -> u32 {
+    crate::commands::usage::DEFAULT_STALE_DAYS
 }
 
 fn default_nightly_at() -> String {
@@ -85,13 +125,21 @@ impl DataDir {
             .with_context(|| format!("{} is not a valid configuration", path.display()))
     }
 
-    /// Writes `config.toml` durably.
+    /// Writes `config.toml` durably, readable by its owner only (mode 0600).
     pub fn write_config(&self, config: &Config) -> Result<()> {
         let text = format!(
             "# coffre-server configuration (see docs/operator-guide.md)\n{}",
             toml::to_string_pretty(config).context("encoding the configuration")?
         );
-        coffre_store::write_atomic(&self.config_path(), text.as_bytes())?;
+        let path = self.config_path();
+        coffre_store::write_atomic(&path, text.as_bytes())?;
+        // It holds the dashboard's password: readable by the server's user only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("making {} private", path.display()))?;
+        }
         Ok(())
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! - [`daemon::serve`]: the injectable entry point (a QUIC endpoint, a store, a
 //!   shutdown future); `coffre-server run` and the tests both call it.
+//! - [`dashboard::serve`]: the board's web page and `/metrics` over HTTP,
+//!   beside the daemon (`run --dashboard`); the tests call it too.
 //! - [`tls`]: the self-signed identity clients pin; [`config`]: the data directory.
 //! - [`commands`]: one module per subcommand; [`cli`]: their arguments.
 
@@ -9,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod dashboard;
 pub mod maintenance;
 pub mod retention;
 pub mod tls;

@@ -23,13 +23,7 @@ pub fn run(data: &Path, listen: SocketAddr, public_address: Option<String>) -> R
     Store::create(data)?;
     let identity = Identity::generate()?;
     identity.save(&dir.tls_dir())?;
-    let config = Config {
-        listen,
-        public_address,
-        max_connections: 1024,
-        idle_timeout_secs: 60,
-        nightly_at: "03:30".into(),
-    };
+    let config = Config::new(listen, public_address);
     dir.write_config(&config)?;
     println!("created the coffre data directory {}", data.display());
     println!("  listens on       {} (UDP)", config.listen);
@@ -40,6 +34,10 @@ pub fn run(data: &Path, listen: SocketAddr, public_address: Option<String>) -> R
     println!(
         "  certificate      BLAKE3 {}",
         hex::encode(identity.fingerprint())
+    );
+    println!(
+        "  board's page     with `run --dashboard 127.0.0.1:8080`; password: dashboard_token in {}",
+        dir.config_path().display()
     );
     println!(
         "next: coffre-server subscriber add NAME --quota 50GiB --data {}",

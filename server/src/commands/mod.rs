@@ -23,7 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
             listen,
             public_address,
         } => init::run(&data.data, listen, public_address),
-        Command::Run { data } => run::run(&data.data),
+        Command::Run { data, dashboard } => run::run(&data.data, dashboard),
         Command::Subscriber(c) => subscriber::run(c),
         Command::Device(c) => device::run(c),
         Command::Usage {

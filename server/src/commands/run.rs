@@ -1,19 +1,30 @@
-//! `coffre-server run`: the daemon.
+//! `coffre-server run`: the daemon, and the board's web page beside it.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use tracing::warn;
 
-use crate::config::DataDir;
+use crate::config::{Config, DataDir};
 use crate::daemon::{self, Limits};
+use crate::dashboard;
 use crate::tls::{Identity, TransportLimits};
 
-/// Serves until Ctrl-C or SIGTERM.
-pub fn run(data: &Path) -> Result<()> {
+/// How long the dashboard's requests in progress may take to finish at shutdown.
+const DASHBOARD_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves until Ctrl-C or SIGTERM; with a dashboard address (`--dashboard`,
+/// or `dashboard` in config.toml), serves the board's page beside.
+pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
     let dir = DataDir::new(data);
     let config = dir.config()?;
+    let dashboard = match dashboard_flag.or(config.dashboard) {
+        Some(addr) => Some((addr, dashboard_options(&dir, &config)?)),
+        None => None,
+    };
     let store = Arc::new(super::open_store(data)?);
     let identity = Identity::load(&dir.tls_dir())?;
     let transport = TransportLimits {
@@ -25,6 +36,10 @@ pub fn run(data: &Path) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", dir.config_path().display()))?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        let dashboard = match dashboard {
+            Some((addr, options)) => Some((dashboard::bind(addr).await?, options)),
+            None => None,
+        };
         let endpoint =
             quinn::Endpoint::server(server_config, config.listen).with_context(|| {
                 format!(
@@ -32,6 +47,14 @@ pub fn run(data: &Path) -> Result<()> {
                     config.listen
                 )
             })?;
+        // The dashboard stops when the daemon does: `stop` is sent (or
+        // dropped) once serving ends.
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let dashboard = dashboard.map(|(listener, options)| {
+            tokio::spawn(dashboard::serve(listener, store.clone(), options, async {
+                let _ = stopped.await;
+            }))
+        });
         let serving = daemon::serve(
             endpoint,
             store.clone(),
@@ -40,14 +63,47 @@ pub fn run(data: &Path) -> Result<()> {
             },
             shutdown_signal(),
         );
-        match nightly {
+        let result = match nightly {
             // The nightly work never ends by itself: serving decides when to stop.
             Some(at) => tokio::select! {
                 r = serving => r,
                 () = crate::maintenance::nightly(store, at) => Ok(()),
             },
             None => serving.await,
+        };
+        let _ = stop.send(());
+        if let Some(mut task) = dashboard {
+            match tokio::time::timeout(DASHBOARD_GRACE, &mut task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => warn!("dashboard: {e:#}"),
+                Ok(Err(e)) => warn!("dashboard: {e}"),
+                Err(_) => {
+                    warn!("dashboard: requests still running after {DASHBOARD_GRACE:?}, cut");
+                    task.abort();
+                }
+            }
         }
+        result
+    })
+}
+
+/// The dashboard's options from config.toml; without a token, an error that
+/// says how to add one.
+fn dashboard_options(dir: &DataDir, config: &Config) -> Result<dashboard::Options> {
+    let path = dir.config_path();
+    let Some(token) = &config.dashboard_token else {
+        bail!(
+            "the dashboard needs a password and {} has none: add the line \
+             `dashboard_token = \"{}\"` to it (a random token made just now), then give that \
+             token to the board members (see docs/operator-guide.md, \"Dashboard and metrics\")",
+            path.display(),
+            crate::config::new_dashboard_token()
+        );
+    };
+    Ok(dashboard::Options {
+        token: dashboard::Token::new(token)
+            .with_context(|| format!("dashboard_token in {}", path.display()))?,
+        stale_days: config.stale_days,
     })
 }
 

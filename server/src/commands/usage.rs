@@ -1,11 +1,16 @@
 //! `coffre-server usage`: who uses how much, and whose backups have gone
 //! stale, in words a board member reads.
+//!
+//! [`rows`] computes the report once; this command prints it and the board's
+//! web page ([`crate::dashboard`]) renders it, so both show the same numbers.
 
+use std::cmp::Ordering;
+use std::fmt;
 use std::path::Path;
 
 use anyhow::Result;
 use coffre_core::units::format_size;
-use coffre_store::Usage;
+use coffre_store::{Store, Usage};
 use serde_json::json;
 
 use super::subscriber::percent;
@@ -14,32 +19,159 @@ use super::{open_store, when};
 /// Quota use from which a subscriber is "near quota".
 pub const NEAR_QUOTA_PERCENT: f64 = 90.0;
 
+/// A device without a backup for this many days is stale, unless
+/// `stale_days` in config.toml or `--stale-days` says otherwise.
+pub const DEFAULT_STALE_DAYS: u32 = 3;
+
+/// One thing the board should know about a subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Used bytes reached the quota: new backups are refused.
+    OverQuota,
+    /// [`NEAR_QUOTA_PERCENT`] or more of the quota is used.
+    NearQuota,
+    /// A device (not revoked) has no backup for more than the stale days.
+    Stale {
+        /// The device.
+        device: String,
+        /// Whole days since its last backup.
+        days: i64,
+    },
+    /// A device (not revoked) was enrolled but never backed up.
+    NeverBackedUp {
+        /// The device.
+        device: String,
+    },
+    /// Nothing to report.
+    Ok,
+}
+
+/// How urgently the board should look at a subscriber: the page lists the
+/// most urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Attention {
+    /// Over quota, stale or never backed up: something to do now.
+    Act,
+    /// Near quota: something to plan.
+    Watch,
+    /// Nothing to do.
+    None,
+}
+
+impl Status {
+    /// How urgent this status is.
+    pub fn attention(&self) -> Attention {
+        match self {
+            Status::OverQuota | Status::Stale { .. } | Status::NeverBackedUp { .. } => {
+                Attention::Act
+            }
+            Status::NearQuota => Attention::Watch,
+            Status::Ok => Attention::None,
+        }
+    }
+}
+
+/// The words `usage` prints: "over quota", "near quota", "stale: pc-compta
+/// has no backup for 5 days", "never backed up: pc-2", "ok".
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::OverQuota => f.write_str("over quota"),
+            Status::NearQuota => f.write_str("near quota"),
+            Status::Stale { device, days } => {
+                write!(f, "stale: {device} has no backup for {days} days")
+            }
+            Status::NeverBackedUp { device } => write!(f, "never backed up: {device}"),
+            Status::Ok => f.write_str("ok"),
+        }
+    }
+}
+
 /// The status of a subscriber in plain words, worst first: "over quota",
 /// "near quota", "stale: pc-compta has no backup for 5 days", "never backed
-/// up: pc-2", or "ok".
+/// up: pc-2", or "ok" (what `usage` prints; [`statuses`] are the same, typed).
 pub fn status(u: &Usage, now: i64, stale_days: u32) -> Vec<String> {
+    words(&statuses(u, now, stale_days))
+}
+
+/// The statuses of a subscriber, worst first: over or near quota, then each
+/// stale or never backed-up device (revoked devices are never stale), or
+/// just [`Status::Ok`].
+pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
     let mut out = Vec::new();
     let pct = percent(u.used_bytes, u.quota_bytes);
     if u.used_bytes >= u.quota_bytes && u.quota_bytes > 0 {
-        out.push("over quota".to_string());
+        out.push(Status::OverQuota);
     } else if pct >= NEAR_QUOTA_PERCENT {
-        out.push("near quota".to_string());
+        out.push(Status::NearQuota);
     }
     for d in u.device_backups.iter().filter(|d| !d.revoked) {
         match d.last_backup {
-            Some(t) if now - t > i64::from(stale_days) * 86_400 => out.push(format!(
-                "stale: {} has no backup for {} days",
-                d.name,
-                (now - t) / 86_400
-            )),
+            Some(t) if now - t > i64::from(stale_days) * 86_400 => out.push(Status::Stale {
+                device: d.name.clone(),
+                days: (now - t) / 86_400,
+            }),
             Some(_) => {}
-            None => out.push(format!("never backed up: {}", d.name)),
+            None => out.push(Status::NeverBackedUp {
+                device: d.name.clone(),
+            }),
         }
     }
     if out.is_empty() {
-        out.push("ok".to_string());
+        out.push(Status::Ok);
     }
     out
+}
+
+/// One subscriber's line of the report.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// What the store knows: quota, used bytes, snapshots, devices.
+    pub usage: Usage,
+    /// `used / quota` in percent (above 100 when over quota).
+    pub percent: f64,
+    /// What its data weighs over what it costs (`None` without data).
+    pub saving_ratio: Option<f64>,
+    /// Its statuses, worst first (at least one).
+    pub status: Vec<Status>,
+}
+
+impl Row {
+    /// Computes a subscriber's line at `now` (Unix seconds).
+    pub fn new(usage: Usage, now: i64, stale_days: u32) -> Row {
+        Row {
+            percent: percent(usage.used_bytes, usage.quota_bytes),
+            saving_ratio: ratio(&usage),
+            status: statuses(&usage, now, stale_days),
+            usage,
+        }
+    }
+
+    /// The most urgent of its statuses.
+    pub fn attention(&self) -> Attention {
+        self.status
+            .iter()
+            .map(Status::attention)
+            .min()
+            .unwrap_or(Attention::None)
+    }
+
+    /// The board's order: what needs acting on first, then what to watch,
+    /// then the rest; by name within each.
+    pub fn board_order(a: &Row, b: &Row) -> Ordering {
+        a.attention()
+            .cmp(&b.attention())
+            .then_with(|| a.usage.name.cmp(&b.usage.name))
+    }
+}
+
+/// The report: one row per subscriber, by name, as of `now`.
+pub fn rows(store: &Store, now: i64, stale_days: u32) -> Result<Vec<Row>> {
+    Ok(store
+        .usage()?
+        .into_iter()
+        .map(|u| Row::new(u, now, stale_days))
+        .collect())
 }
 
 /// The saving of dedup and compression: what the data weighs over what it costs.
@@ -48,25 +180,35 @@ fn ratio(u: &Usage) -> Option<f64> {
         .then(|| u.protected_bytes as f64 / u.used_bytes as f64)
 }
 
-/// Prints usage per subscriber as a table, JSON or CSV.
-pub fn run(data: &Path, json: bool, csv: bool, stale_days: u32) -> Result<()> {
-    let usage = open_store(data)?.usage()?;
+fn words(status: &[Status]) -> Vec<String> {
+    status.iter().map(ToString::to_string).collect()
+}
+
+/// Prints usage per subscriber as a table, JSON or CSV. Without
+/// `--stale-days`, `stale_days` from config.toml.
+pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Result<()> {
+    let stale_days = match stale_days {
+        Some(d) => d,
+        None => crate::config::DataDir::new(data).config()?.stale_days,
+    };
     let now = coffre_core::Timestamp::now().secs;
+    let rows = rows(&open_store(data)?, now, stale_days)?;
     if json {
-        let rows: Vec<_> = usage
+        let rows: Vec<_> = rows
             .iter()
-            .map(|u| {
+            .map(|r| {
+                let u = &r.usage;
                 json!({
                     "name": u.name,
                     "quota_bytes": u.quota_bytes,
                     "used_bytes": u.used_bytes,
-                    "percent": (percent(u.used_bytes, u.quota_bytes) * 10.0).round() / 10.0,
+                    "percent": (r.percent * 10.0).round() / 10.0,
                     "protected_bytes": u.protected_bytes,
-                    "saving_ratio": ratio(u),
+                    "saving_ratio": r.saving_ratio,
                     "snapshots": u.snapshots,
                     "logical_bytes": u.logical_bytes,
                     "last_backup": u.last_backup,
-                    "status": status(u, now, stale_days),
+                    "status": words(&r.status),
                     "devices": u.device_backups,
                 })
             })
@@ -77,19 +219,22 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: u32) -> Result<()> {
         );
     } else if csv {
         println!("name,quota_bytes,used_bytes,percent,protected_bytes,saving_ratio,snapshots,devices,last_backup,status");
-        for u in &usage {
+        for r in &rows {
+            let u = &r.usage;
             println!(
                 "{},{},{},{:.1},{},{},{},{},{},\"{}\"",
                 u.name,
                 u.quota_bytes,
                 u.used_bytes,
-                percent(u.used_bytes, u.quota_bytes),
+                r.percent,
                 u.protected_bytes,
-                ratio(u).map(|r| format!("{r:.2}")).unwrap_or_default(),
+                r.saving_ratio
+                    .map(|r| format!("{r:.2}"))
+                    .unwrap_or_default(),
                 u.snapshots,
                 u.devices,
                 u.last_backup.map(|t| t.to_string()).unwrap_or_default(),
-                status(u, now, stale_days).join("; ").replace('"', "'")
+                words(&r.status).join("; ").replace('"', "'")
             );
         }
     } else {
@@ -97,19 +242,20 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: u32) -> Result<()> {
             "{:<20} {:>10} {:>10} {:>6} {:>10} {:>6} {:>5}  status",
             "subscriber", "quota", "stored", "used", "data", "saving", "snaps"
         );
-        for u in &usage {
+        for r in &rows {
+            let u = &r.usage;
             println!(
                 "{:<20} {:>10} {:>10} {:>5.0}% {:>10} {:>6} {:>5}  {}",
                 u.name,
                 format_size(u.quota_bytes),
                 format_size(u.used_bytes),
-                percent(u.used_bytes, u.quota_bytes),
+                r.percent,
                 format_size(u.protected_bytes),
-                ratio(u)
+                r.saving_ratio
                     .map(|r| format!("{r:.1}×"))
                     .unwrap_or_else(|| "-".into()),
                 u.snapshots,
-                status(u, now, stale_days).join("; ")
+                words(&r.status).join("; ")
             );
             for d in &u.device_backups {
                 println!(
@@ -156,17 +302,21 @@ mod tests {
         }
     }
 
+    fn said(u: &Usage, now: i64) -> Vec<String> {
+        status(u, now, 3)
+    }
+
     #[test]
     fn the_status_reads_in_plain_words() {
         let now = 100 * 86_400;
         assert_eq!(
-            status(&usage(10, vec![("pc", Some(now - 3600), false)]), now, 3),
+            said(&usage(10, vec![("pc", Some(now - 3600), false)]), now),
             ["ok"]
         );
-        assert_eq!(status(&usage(950, vec![]), now, 3), ["near quota"]);
-        assert_eq!(status(&usage(1000, vec![]), now, 3), ["over quota"]);
+        assert_eq!(said(&usage(950, vec![]), now), ["near quota"]);
+        assert_eq!(said(&usage(1000, vec![]), now), ["over quota"]);
         assert_eq!(
-            status(
+            said(
                 &usage(
                     10,
                     vec![
@@ -175,10 +325,43 @@ mod tests {
                         ("new", None, false)
                     ]
                 ),
-                now,
-                3
+                now
             ),
             ["stale: pc has no backup for 5 days", "never backed up: new"]
         );
+    }
+
+    #[test]
+    fn the_board_sees_what_needs_acting_on_first() {
+        let now = 100 * 86_400;
+        let row = |name: &str, used, devices| {
+            let mut u = usage(used, devices);
+            u.name = name.into();
+            Row::new(u, now, 3)
+        };
+        let mut rows = [
+            row("a-ok", 10, vec![("pc", Some(now), false)]),
+            row("b-near", 950, vec![("pc", Some(now), false)]),
+            row("c-stale", 10, vec![("pc", Some(now - 9 * 86_400), false)]),
+            row("d-never", 10, vec![("pc", None, false)]),
+            row("e-over", 1000, vec![]),
+            row("f-near-and-stale", 950, vec![("pc", Some(0), false)]),
+        ];
+        rows.sort_by(Row::board_order);
+        let names: Vec<&str> = rows.iter().map(|r| r.usage.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "c-stale",
+                "d-never",
+                "e-over",
+                "f-near-and-stale",
+                "b-near",
+                "a-ok"
+            ]
+        );
+        assert_eq!(rows[0].attention(), Attention::Act);
+        assert_eq!(rows[4].attention(), Attention::Watch);
+        assert_eq!(rows[5].attention(), Attention::None);
     }
 }

@@ -1,0 +1,662 @@
+//! The page's words in French and English, and numbers, sizes, percentages
+//! and dates as each language writes them ("1,5 Go" / "1.5 GB").
+//!
+//! Everything here returns plain text: the page escapes it.
+
+use crate::commands::usage::{Status, NEAR_QUOTA_PERCENT};
+
+/// The page's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// French: the default (the associations we serve are French first).
+    Fr,
+    /// English.
+    En,
+}
+
+/// A no-break space: between a number and its unit, before French colons.
+const NBSP: char = '\u{a0}';
+/// A narrow no-break space: French thousands separator.
+const NNBSP: char = '\u{202f}';
+
+impl Lang {
+    /// `"fr"` or `"en"`, for `<html lang>` and `?lang=`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Fr => "fr",
+            Lang::En => "en",
+        }
+    }
+
+    /// The language of `?lang=fr` or `?lang=en` (any case, any region).
+    pub fn from_code(code: &str) -> Option<Lang> {
+        let primary = code.trim().split(['-', '_']).next().unwrap_or("");
+        if primary.eq_ignore_ascii_case("fr") {
+            Some(Lang::Fr)
+        } else if primary.eq_ignore_ascii_case("en") {
+            Some(Lang::En)
+        } else {
+            None
+        }
+    }
+
+    /// The language an `Accept-Language` header prefers: of French and
+    /// English, the one with the higher q-value (the first listed on a tie);
+    /// French when the header is absent or accepts neither.
+    pub fn negotiate(accept_language: Option<&str>) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for item in accept_language.unwrap_or("").split(',') {
+            let mut parts = item.split(';');
+            let Some(lang) = parts.next().and_then(Lang::from_code) else {
+                continue;
+            };
+            let mut q = 1.0f32;
+            for param in parts {
+                if let Some((k, v)) = param.split_once('=') {
+                    if k.trim().eq_ignore_ascii_case("q") {
+                        // An unreadable q-value is not a preference.
+                        q = v
+                            .trim()
+                            .parse()
+                            .ok()
+                            .filter(|q| (0.0..=1.0).contains(q))
+                            .unwrap_or(0.0);
+                    }
+                }
+            }
+            if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::Fr, |(_, lang)| lang)
+    }
+
+    /// The fixed words of the page.
+    pub fn text(self) -> &'static Text {
+        match self {
+            Lang::Fr => &FR,
+            Lang::En => &EN,
+        }
+    }
+
+    /// `label: ` with the language's spacing ("Économie : ", "Saving: ").
+    pub fn label(self, label: &str) -> String {
+        match self {
+            Lang::Fr => format!("{label}{NBSP}: "),
+            Lang::En => format!("{label}: "),
+        }
+    }
+
+    /// A whole number with thousands separators: "12 345" / "12,345".
+    pub fn integer(self, n: u64) -> String {
+        let sep = match self {
+            Lang::Fr => NNBSP,
+            Lang::En => ',',
+        };
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(sep);
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    /// A number with at most one decimal, without a trailing zero: "1,5" / "1.5", "50".
+    pub fn decimal(self, v: f64) -> String {
+        let text = format!("{v:.1}");
+        let text = text.strip_suffix(".0").unwrap_or(&text).to_string();
+        match self {
+            Lang::Fr => text.replace('.', ","),
+            Lang::En => text,
+        }
+    }
+
+    /// Bytes in decimal units (1 GB = 10^9 bytes), as people read them:
+    /// "512 octets", "1,5 Go", "123 Go" / "512 bytes", "1.5 GB", "123 GB".
+    pub fn bytes(self, bytes: u64) -> String {
+        let units: [&str; 6] = match self {
+            Lang::Fr => ["octets", "ko", "Mo", "Go", "To", "Po"],
+            Lang::En => ["bytes", "kB", "MB", "GB", "TB", "PB"],
+        };
+        if bytes < 1000 {
+            return format!("{bytes}{NBSP}{}", units[0]);
+        }
+        let mut v = bytes as f64;
+        let mut u = 0;
+        while v >= 999.95 && u < units.len() - 1 {
+            v /= 1000.0;
+            u += 1;
+        }
+        let number = if v >= 99.95 {
+            self.integer(v.round() as u64)
+        } else {
+            self.decimal(v)
+        };
+        format!("{number}{NBSP}{}", units[u])
+    }
+
+    /// A percentage of quota: "25 %" / "25%". Below the quota it is rounded
+    /// down, so the page never says 100 % of a quota not yet reached.
+    pub fn percent(self, p: f64) -> String {
+        let number = if p > 0.0 && p < 1.0 {
+            match self {
+                Lang::Fr => format!("<{NBSP}1"),
+                Lang::En => "<1".to_string(),
+            }
+        } else if p < 100.0 {
+            p.floor().to_string()
+        } else {
+            self.integer(p.round() as u64)
+        };
+        match self {
+            Lang::Fr => format!("{number}{NBSP}%"),
+            Lang::En => format!("{number}%"),
+        }
+    }
+
+    /// How long ago, in words: "il y a 3 jours" / "3 days ago".
+    pub fn ago(self, seconds: i64) -> String {
+        let s = seconds.max(0);
+        let (n, unit) = match s {
+            0..60 => {
+                return match self {
+                    Lang::Fr => "à l’instant".into(),
+                    Lang::En => "just now".into(),
+                }
+            }
+            60..3_600 => (s / 60, Unit::Minute),
+            3_600..86_400 => (s / 3_600, Unit::Hour),
+            _ if s < 60 * 86_400 => (s / 86_400, Unit::Day),
+            _ if s < 730 * 86_400 => (s / (30 * 86_400), Unit::Month),
+            _ => (s / (365 * 86_400), Unit::Year),
+        };
+        let one = n == 1;
+        match self {
+            Lang::Fr => {
+                let word = match unit {
+                    Unit::Minute => {
+                        if one {
+                            "minute"
+                        } else {
+                            "minutes"
+                        }
+                    }
+                    Unit::Hour => {
+                        if one {
+                            "heure"
+                        } else {
+                            "heures"
+                        }
+                    }
+                    Unit::Day => {
+                        if one {
+                            "jour"
+                        } else {
+                            "jours"
+                        }
+                    }
+                    Unit::Month => "mois",
+                    Unit::Year => {
+                        if one {
+                            "an"
+                        } else {
+                            "ans"
+                        }
+                    }
+                };
+                format!("il y a {n}{NBSP}{word}")
+            }
+            Lang::En => {
+                let word = match unit {
+                    Unit::Minute => "minute",
+                    Unit::Hour => "hour",
+                    Unit::Day => "day",
+                    Unit::Month => "month",
+                    Unit::Year => "year",
+                };
+                format!("{n}{NBSP}{word}{} ago", if one { "" } else { "s" })
+            }
+        }
+    }
+
+    /// A date and time in this server's time zone: "23 novembre 2026 à
+    /// 17:54" / "23 November 2026, 17:54".
+    pub fn date_time(self, unix: i64) -> String {
+        let Ok(t) = jiff::Timestamp::from_second(unix) else {
+            return unix.to_string();
+        };
+        let z = t.to_zoned_datetime(jiff::tz::TimeZone::system());
+        let month = usize::try_from(z.month() - 1).unwrap_or(0).min(11);
+        match self {
+            Lang::Fr => format!(
+                "{} {} {} à {:02}:{:02}",
+                z.day(),
+                FR_MONTHS[month],
+                z.year(),
+                z.hour(),
+                z.minute()
+            ),
+            Lang::En => format!(
+                "{} {} {}, {:02}:{:02}",
+                z.day(),
+                EN_MONTHS[month],
+                z.year(),
+                z.hour(),
+                z.minute()
+            ),
+        }
+    }
+
+    /// The status word of a badge.
+    pub fn status(self, status: &Status) -> &'static str {
+        let t = self.text();
+        match status {
+            Status::OverQuota => t.over_quota,
+            Status::NearQuota => t.near_quota,
+            Status::Stale { .. } => t.stale,
+            Status::NeverBackedUp { .. } => t.never_backed_up,
+            Status::Ok => t.ok,
+        }
+    }
+
+    /// What a status means and what to do about it, in one sentence (none for ok).
+    pub fn advice(self, status: &Status) -> Option<String> {
+        let near = NEAR_QUOTA_PERCENT;
+        Some(match (self, status) {
+            (_, Status::Ok) => return None,
+            (Lang::Fr, Status::OverQuota) => {
+                "Quota dépassé\u{a0}: les nouvelles sauvegardes sont refusées. \
+                Augmentez le quota, ou voyez avec le technicien ce qui peut être retiré."
+                    .into()
+            }
+            (Lang::En, Status::OverQuota) => "Over quota: new backups are refused. \
+                Raise the quota, or ask the technician what can be removed."
+                .into(),
+            (Lang::Fr, Status::NearQuota) => format!(
+                "Plus de {near}{NBSP}% du quota est utilisé\u{a0}: prévoyez de l’augmenter \
+                 avant que les sauvegardes soient refusées."
+            ),
+            (Lang::En, Status::NearQuota) => format!(
+                "{near}% of the quota or more is used: plan to raise it before backups are refused."
+            ),
+            (Lang::Fr, Status::Stale { device, days }) => format!(
+                "«{NBSP}{device}{NBSP}» n’a pas été sauvegardé depuis {days}{NBSP}jours\u{a0}: \
+                 demandez à la structure de le laisser allumé la nuit, ou appelez le technicien."
+            ),
+            (Lang::En, Status::Stale { device, days }) => format!(
+                "“{device}” has not been backed up for {days}{NBSP}days: ask the structure \
+                 to leave it on at night, or call the technician."
+            ),
+            (Lang::Fr, Status::NeverBackedUp { device }) => format!(
+                "«{NBSP}{device}{NBSP}» est inscrit mais n’a jamais été sauvegardé\u{a0}: \
+                 appelez le technicien."
+            ),
+            (Lang::En, Status::NeverBackedUp { device }) => {
+                format!("“{device}” is enrolled but has never been backed up: call the technician.")
+            }
+        })
+    }
+
+    /// The saving of dedup and compression in words: "Ses données (31,8 Go)
+    /// occupent 12,3 Go ici : 2,6 fois moins."
+    pub fn saving(self, ratio: Option<f64>, data_bytes: u64, used_bytes: u64) -> String {
+        let (data, used) = (self.bytes(data_bytes), self.bytes(used_bytes));
+        match (self, ratio) {
+            (Lang::Fr, None) => "pas encore de données.".into(),
+            (Lang::En, None) => "no data yet.".into(),
+            (Lang::Fr, Some(r)) if r >= 1.1 => format!(
+                "ses données ({data}) occupent {used} ici, {}{NBSP}fois moins.",
+                self.decimal(r)
+            ),
+            (Lang::En, Some(r)) if r >= 1.1 => format!(
+                "its data ({data}) takes {used} here, {}{NBSP}times less.",
+                self.decimal(r)
+            ),
+            (Lang::Fr, Some(_)) => format!(
+                "ses données ({data}) occupent {used} ici, historique des sauvegardes compris."
+            ),
+            (Lang::En, Some(_)) => {
+                format!("its data ({data}) takes {used} here, backup history included.")
+            }
+        }
+    }
+
+    /// "Page générée le ..." / "Generated on ...".
+    pub fn generated(self, unix: i64) -> String {
+        match self {
+            Lang::Fr => format!("Page générée le {}.", self.date_time(unix)),
+            Lang::En => format!("Generated on {}.", self.date_time(unix)),
+        }
+    }
+
+    /// The short explanation under the title.
+    pub fn intro(self) -> &'static str {
+        match self {
+            Lang::Fr => {
+                "Une carte par structure adhérente\u{a0}: la place que ses sauvegardes occupent \
+                 sur le serveur, comparée à son quota, et la dernière sauvegarde de chacun de ses \
+                 ordinateurs. Les structures qui demandent une action viennent en premier."
+            }
+            Lang::En => {
+                "One card per member structure: the space its backups take on the server \
+                 against its quota, and the last backup of each of its computers. The \
+                 structures that need action come first."
+            }
+        }
+    }
+
+    /// "How to read this page": its title and what each number and word means.
+    pub fn help(self, stale_days: u32) -> (&'static str, [String; 5]) {
+        let near = NEAR_QUOTA_PERCENT;
+        match self {
+            Lang::Fr => (
+                "Comment lire cette page",
+                [
+                    "La barre et «\u{a0}utilisés\u{a0}»\u{a0}: ce que la structure coûte \
+                     réellement sur le serveur, une fois ses fichiers dédoublonnés (un fichier \
+                     présent sur plusieurs ordinateurs ou dans plusieurs sauvegardes n’est gardé \
+                     qu’une fois), compressés et chiffrés. C’est ce que limite le quota."
+                        .into(),
+                    format!(
+                        "Quota presque atteint\u{a0}: {near}{NBSP}% ou plus. Quota dépassé\u{a0}: \
+                         les nouvelles sauvegardes sont refusées, rien de ce qui est déjà gardé \
+                         n’est effacé."
+                    ),
+                    format!(
+                        "Sauvegarde en retard\u{a0}: un ordinateur sans sauvegarde réussie depuis \
+                         plus de {stale_days}{NBSP}jours. Jamais sauvegardé\u{a0}: un ordinateur \
+                         inscrit qui n’a encore envoyé aucune sauvegarde."
+                    ),
+                    "Sauvegardes conservées\u{a0}: les versions gardées selon la règle de \
+                     conservation de la structure (par exemple les 7 derniers jours, puis une \
+                     par semaine et par mois)."
+                        .into(),
+                    "Économie\u{a0}: ce que pèsent ses données (la dernière sauvegarde de chaque \
+                     ordinateur) comparé à la place qu’elles occupent ici, historique compris."
+                        .into(),
+                ],
+            ),
+            Lang::En => (
+                "How to read this page",
+                [
+                    "The bar and “used”: what the structure really costs on the server, once \
+                     its files are deduplicated (a file on several computers or in several \
+                     backups is kept once), compressed and encrypted. This is what the quota \
+                     limits."
+                        .into(),
+                    format!(
+                        "Near quota: {near}% or more. Over quota: new backups are refused; \
+                         nothing already kept is deleted."
+                    ),
+                    format!(
+                        "Stale backup: a computer without a successful backup for more than \
+                         {stale_days}{NBSP}days. Never backed up: a computer enrolled that has \
+                         not sent any backup yet."
+                    ),
+                    "Backups kept: the versions kept under the structure’s retention rule \
+                     (for example the last 7 days, then one a week and one a month)."
+                        .into(),
+                    "Saving: what its data weighs (each computer’s latest backup) against the \
+                     space it takes here, history included."
+                        .into(),
+                ],
+            ),
+        }
+    }
+
+    /// "3 structures : 1 demande une action, 1 à surveiller."
+    pub fn summary(self, total: usize, act: usize, watch: usize) -> String {
+        let n = self.integer(total as u64);
+        match self {
+            Lang::Fr => {
+                let s = if total == 1 {
+                    "structure"
+                } else {
+                    "structures"
+                };
+                if act == 0 && watch == 0 {
+                    return format!("{n}{NBSP}{s}, tout va bien.");
+                }
+                let mut parts = Vec::new();
+                if act > 0 {
+                    parts.push(if act == 1 {
+                        "1 demande une action".to_string()
+                    } else {
+                        format!("{act} demandent une action")
+                    });
+                }
+                if watch > 0 {
+                    parts.push(format!("{watch} à surveiller"));
+                }
+                format!("{n}{NBSP}{s}{NBSP}: {}.", parts.join(", "))
+            }
+            Lang::En => {
+                let s = if total == 1 {
+                    "structure"
+                } else {
+                    "structures"
+                };
+                if act == 0 && watch == 0 {
+                    return format!("{n} {s}, all fine.");
+                }
+                let mut parts = Vec::new();
+                if act > 0 {
+                    parts.push(format!(
+                        "{act} need{} action",
+                        if act == 1 { "s" } else { "" }
+                    ));
+                }
+                if watch > 0 {
+                    parts.push(format!("{watch} to watch"));
+                }
+                format!("{n} {s}: {}.", parts.join(", "))
+            }
+        }
+    }
+
+    /// "12,3 Go utilisés sur 50 Go (25 %)".
+    pub fn used_of_quota(self, used: u64, quota: u64, percent: f64) -> String {
+        let (u, q, p) = (self.bytes(used), self.bytes(quota), self.percent(percent));
+        match self {
+            Lang::Fr => format!("{u} utilisés sur {q} ({p})"),
+            Lang::En => format!("{u} used of {q} ({p})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    Minute,
+    Hour,
+    Day,
+    Month,
+    Year,
+}
+
+const FR_MONTHS: [&str; 12] = [
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+];
+const EN_MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// The fixed words of the page in one language.
+#[derive(Debug)]
+pub struct Text {
+    /// The page's title.
+    pub title: &'static str,
+    /// "Backups kept" label.
+    pub snapshots: &'static str,
+    /// "Saving" label.
+    pub saving: &'static str,
+    /// "Computers" label.
+    pub devices: &'static str,
+    /// A device that never backed up.
+    pub never: &'static str,
+    /// A revoked device.
+    pub revoked: &'static str,
+    /// No device enrolled yet.
+    pub no_device: &'static str,
+    /// No subscriber yet.
+    pub empty: &'static str,
+    /// Where the numbers come from.
+    pub footer: &'static str,
+    /// The link to the other language: its name, and its code.
+    pub other_language: (&'static str, &'static str),
+    /// Status words.
+    pub ok: &'static str,
+    /// Status words.
+    pub near_quota: &'static str,
+    /// Status words.
+    pub over_quota: &'static str,
+    /// Status words.
+    pub stale: &'static str,
+    /// Status words.
+    pub never_backed_up: &'static str,
+    /// The last backup, in a tooltip.
+    pub last_backup: &'static str,
+}
+
+static FR: Text = Text {
+    title: "Sauvegardes des structures adhérentes",
+    snapshots: "Sauvegardes conservées",
+    saving: "Économie",
+    devices: "Ordinateurs",
+    never: "jamais sauvegardé",
+    revoked: "retiré du service",
+    no_device: "aucun ordinateur inscrit",
+    empty: "Aucune structure n’est encore inscrite.",
+    footer: "Les mêmes chiffres sont donnés par la commande «\u{a0}coffre-server usage\u{a0}». \
+             Pour tout problème, contactez la personne qui gère le serveur de sauvegarde.",
+    other_language: ("English", "en"),
+    ok: "OK",
+    near_quota: "Quota presque atteint",
+    over_quota: "Quota dépassé",
+    stale: "Sauvegarde en retard",
+    never_backed_up: "Jamais sauvegardé",
+    last_backup: "Dernière sauvegarde",
+};
+
+static EN: Text = Text {
+    title: "Backups of the member structures",
+    snapshots: "Backups kept",
+    saving: "Saving",
+    devices: "Computers",
+    never: "never backed up",
+    revoked: "retired",
+    no_device: "no computer enrolled",
+    empty: "No structure is enrolled yet.",
+    footer: "The same numbers come from the command “coffre-server usage”. \
+             For any problem, contact the person who runs the backup server.",
+    other_language: ("Français", "fr"),
+    ok: "OK",
+    near_quota: "Near quota",
+    over_quota: "Over quota",
+    stale: "Stale backup",
+    never_backed_up: "Never backed up",
+    last_backup: "Last backup",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::Lang::{En, Fr};
+    use super::*;
+
+    #[test]
+    fn accept_language_with_q_values() {
+        assert_eq!(Lang::negotiate(None), Fr);
+        assert_eq!(Lang::negotiate(Some("")), Fr);
+        assert_eq!(
+            Lang::negotiate(Some("de-DE,de;q=0.9")),
+            Fr,
+            "neither: French"
+        );
+        assert_eq!(Lang::negotiate(Some("*")), Fr);
+        assert_eq!(Lang::negotiate(Some("fr-FR,fr;q=0.9,en;q=0.8")), Fr);
+        assert_eq!(Lang::negotiate(Some("en-US,en;q=0.9")), En);
+        assert_eq!(Lang::negotiate(Some("de,en;q=0.5")), En);
+        assert_eq!(Lang::negotiate(Some("fr;q=0.3, EN-gb;q=0.7")), En);
+        assert_eq!(Lang::negotiate(Some("en;q=0, fr;q=0.1")), Fr);
+        assert_eq!(Lang::negotiate(Some("en;q=0")), Fr, "q=0 refuses");
+        assert_eq!(Lang::negotiate(Some("en;q=bad,fr;q=0.2")), Fr);
+        assert_eq!(Lang::negotiate(Some("en, fr")), En, "a tie: the first");
+        assert_eq!(
+            Lang::negotiate(Some("english")),
+            Fr,
+            "not a language tag we know"
+        );
+    }
+
+    #[test]
+    fn numbers_as_each_language_writes_them() {
+        assert_eq!(Fr.bytes(1_500_000_000), "1,5\u{a0}Go");
+        assert_eq!(En.bytes(1_500_000_000), "1.5\u{a0}GB");
+        assert_eq!(En.bytes(512), "512\u{a0}bytes");
+        assert_eq!(Fr.bytes(0), "0\u{a0}octets");
+        assert_eq!(Fr.bytes(50_000_000_000), "50\u{a0}Go");
+        assert_eq!(En.bytes(123_456_000_000), "123\u{a0}GB");
+        assert_eq!(En.bytes(999_999_999), "1\u{a0}GB");
+        assert_eq!(En.bytes(u64::MAX), "18,447\u{a0}PB");
+        assert_eq!(Fr.integer(1_234_567), "1\u{202f}234\u{202f}567");
+        assert_eq!(En.integer(1_234), "1,234");
+        assert_eq!(En.integer(999), "999");
+        assert_eq!(Fr.percent(25.7), "25\u{a0}%");
+        assert_eq!(En.percent(99.9), "99%");
+        assert_eq!(En.percent(0.2), "<1%");
+        assert_eq!(En.percent(0.0), "0%");
+        assert_eq!(En.percent(112.4), "112%");
+        assert_eq!(Fr.decimal(2.62), "2,6");
+    }
+
+    #[test]
+    fn time_in_words() {
+        assert_eq!(Fr.ago(10), "à l’instant");
+        assert_eq!(En.ago(-5), "just now");
+        assert_eq!(En.ago(60), "1\u{a0}minute ago");
+        assert_eq!(Fr.ago(2 * 3600), "il y a 2\u{a0}heures");
+        assert_eq!(Fr.ago(3 * 86_400 + 5), "il y a 3\u{a0}jours");
+        assert_eq!(En.ago(3 * 86_400), "3\u{a0}days ago");
+        assert_eq!(Fr.ago(86_400), "il y a 1\u{a0}jour");
+        assert_eq!(Fr.ago(90 * 86_400), "il y a 3\u{a0}mois");
+        assert_eq!(En.ago(800 * 86_400), "2\u{a0}years ago");
+    }
+
+    #[test]
+    fn summary_and_saving() {
+        assert_eq!(
+            En.summary(3, 1, 1),
+            "3 structures: 1 needs action, 1 to watch."
+        );
+        assert_eq!(Fr.summary(1, 0, 0), "1\u{a0}structure, tout va bien.");
+        assert!(En
+            .saving(Some(2.6), 2_600_000_000, 1_000_000_000)
+            .contains("2.6\u{a0}times less"));
+        assert!(En.saving(Some(0.8), 800, 1000).contains("history"));
+        assert_eq!(Fr.saving(None, 0, 0), "pas encore de données.");
+    }
+}

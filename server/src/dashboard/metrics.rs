@@ -1,0 +1,169 @@
+//! `/metrics`: the usage report in Prometheus' text exposition format 0.0.4.
+
+use std::fmt::Write;
+
+use coffre_store::{Store, Usage};
+
+/// The `Content-Type` of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The exposition of `usage` and of the server's maintenance.
+pub fn render(store: &Store, usage: &[Usage]) -> String {
+    let mut out = Exposition::default();
+    subscribers(&mut out, usage);
+    maintenance(&mut out, store);
+    out.text
+}
+
+/// Per-subscriber and per-device gauges.
+fn subscribers(out: &mut Exposition, usage: &[Usage]) {
+    type Field = fn(&Usage) -> u64;
+    let gauges: [(&str, &str, Field); 5] = [
+        (
+            "coffre_subscriber_used_bytes",
+            "Bytes the subscriber costs on the server after dedup, compression, padding and encryption (what the quota limits).",
+            |u| u.used_bytes,
+        ),
+        (
+            "coffre_subscriber_quota_bytes",
+            "The subscriber's hard quota in bytes.",
+            |u| u.quota_bytes,
+        ),
+        (
+            "coffre_subscriber_snapshots",
+            "Snapshots the subscriber keeps.",
+            |u| u.snapshots,
+        ),
+        (
+            "coffre_subscriber_logical_bytes",
+            "Sum of the logical sizes of the subscriber's snapshots, as its clients reported them.",
+            |u| u.logical_bytes,
+        ),
+        (
+            "coffre_subscriber_protected_bytes",
+            "What the subscriber's data weighs: the logical size of each device's latest snapshot, summed.",
+            |u| u.protected_bytes,
+        ),
+    ];
+    for (name, help, field) in gauges {
+        out.family(name, help, "gauge");
+        for u in usage {
+            out.sample(name, &[("subscriber", &u.name)], field(u));
+        }
+    }
+    let name = "coffre_device_last_backup_timestamp_seconds";
+    out.family(
+        name,
+        "Unix time of the device's last successful backup (server clock); absent if it never backed up.",
+        "gauge",
+    );
+    for u in usage {
+        for d in &u.device_backups {
+            if let Some(t) = d.last_backup {
+                out.sample(name, &[("subscriber", &u.name), ("device", &d.name)], t);
+            }
+        }
+    }
+}
+
+/// The server's own work: the last run of retention (`prune`) and garbage
+/// collection (`gc`), whoever ran it (the nightly run or the command), as
+/// recorded in the catalogue. A store error leaves these out rather than
+/// failing the whole scrape.
+fn maintenance(out: &mut Exposition, store: &Store) {
+    let Ok(runs) = store.maintenance_runs() else {
+        return;
+    };
+    type Field = fn(&coffre_store::MaintenanceRun) -> f64;
+    let families: [(&str, &str, Field); 3] = [
+        ("duration_seconds", "How long the last run took.", |r| {
+            r.seconds
+        }),
+        (
+            "last_run_timestamp_seconds",
+            "Unix time the last run started.",
+            |r| r.started as f64,
+        ),
+        (
+            "last_run_success",
+            "1 if the last run ended without error, 0 if it failed.",
+            |r| f64::from(u8::from(r.ok)),
+        ),
+    ];
+    for (suffix, help, field) in families {
+        for task in ["prune", "gc"] {
+            let name = format!("coffre_{task}_{suffix}");
+            let mine: Vec<_> = runs.iter().filter(|r| r.task == task).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            out.family(
+                &name,
+                &format!("{} ({task}).", help.trim_end_matches('.')),
+                "gauge",
+            );
+            for r in mine {
+                out.sample(&name, &[], field(r));
+            }
+        }
+    }
+}
+
+/// A text exposition being written.
+#[derive(Debug, Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    /// The `# HELP` and `# TYPE` lines of a metric family.
+    fn family(&mut self, name: &str, help: &str, kind: &str) {
+        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    /// One sample: `name{label="value",...} value`.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{k}=\"{}\"", label_value(v));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+}
+
+/// A label value escaped as the format requires: `\` `"` and line feeds.
+pub fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(label_value("x\ny"), "x\\ny");
+        let mut e = Exposition::default();
+        e.sample("m", &[("s", "q\"")], 1_700_000_000);
+        e.sample("n", &[], 0.5);
+        assert_eq!(e.text, "m{s=\"q\\\"\"} 1700000000\nn 0.5\n");
+    }
+}

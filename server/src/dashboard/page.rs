@@ -1,0 +1,289 @@
+//! The board's page: plain HTML with inline CSS, no JavaScript, readable on a
+//! phone. Every text that is not a literal of this file goes through
+//! [`escape`] (subscriber and device names are chosen by people).
+
+use std::fmt::Write;
+
+use crate::commands::usage::{Attention, Row, Status};
+
+use super::i18n::Lang;
+
+/// Escapes text for HTML content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The page: `rows` in the board's order (what needs action first), in
+/// `lang`, as of `now` (Unix seconds).
+pub fn render(mut rows: Vec<Row>, lang: Lang, now: i64, stale_days: u32) -> String {
+    rows.sort_by(Row::board_order);
+    let t = lang.text();
+    let count = |a| rows.iter().filter(|r| r.attention() == a).count();
+    let mut html = String::with_capacity(4096 + rows.len() * 2048);
+    let _ = write!(
+        html,
+        "<!doctype html>\n<html lang=\"{code}\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"robots\" content=\"noindex\">\n\
+         <title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<header>\n\
+         <nav><a href=\"?lang={other_code}\" hreflang=\"{other_code}\" lang=\"{other_code}\">{other}</a></nav>\n\
+         <h1>{title}</h1>\n<p class=\"when\">{generated}</p>\n",
+        code = lang.code(),
+        title = escape(t.title),
+        other = escape(t.other_language.0),
+        other_code = t.other_language.1,
+        generated = escape(&lang.generated(now)),
+    );
+    let _ = writeln!(html, "<p class=\"intro\">{}</p>", escape(lang.intro()));
+    let (help, items) = lang.help(stale_days);
+    let _ = write!(html, "<details><summary>{}</summary><ul>", escape(help));
+    for item in items {
+        let _ = write!(html, "<li>{}</li>", escape(&item));
+    }
+    html.push_str("</ul></details>\n");
+    let _ = writeln!(
+        html,
+        "<p class=\"summary\">{}</p>\n</header>\n<main>",
+        escape(&lang.summary(rows.len(), count(Attention::Act), count(Attention::Watch)))
+    );
+    if rows.is_empty() {
+        let _ = writeln!(html, "<p>{}</p>", escape(t.empty));
+    }
+    for row in &rows {
+        card(&mut html, row, lang, now);
+    }
+    let _ = write!(
+        html,
+        "</main>\n<footer><p>{}</p></footer>\n</body>\n</html>\n",
+        escape(t.footer)
+    );
+    html
+}
+
+/// The CSS class of a status: its colour.
+fn class(status: &Status) -> &'static str {
+    match status {
+        Status::OverQuota => "over",
+        Status::NearQuota => "near",
+        Status::Stale { .. } | Status::NeverBackedUp { .. } => "late",
+        Status::Ok => "ok",
+    }
+}
+
+/// One subscriber's card.
+fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
+    let t = lang.text();
+    let u = &row.usage;
+    // The card's edge takes the colour of its worst status; the bar, the
+    // quota's alone.
+    let worst = row.status.first().map_or("ok", class);
+    let quota = row
+        .status
+        .iter()
+        .find(|s| matches!(s, Status::OverQuota | Status::NearQuota))
+        .map_or("ok", class);
+    let _ = write!(
+        html,
+        "<article class=\"card {worst}\">\n<h2>{name}</h2>\n<p class=\"badges\">",
+        name = escape(&u.name)
+    );
+    // One badge per kind of status (two stale PCs make one "stale" badge).
+    let mut shown: Vec<&str> = Vec::new();
+    for s in &row.status {
+        let word = lang.status(s);
+        if !shown.contains(&word) {
+            shown.push(word);
+            let _ = write!(
+                html,
+                "<span class=\"badge {}\">{}</span>",
+                class(s),
+                escape(word)
+            );
+        }
+    }
+    let _ = write!(
+        html,
+        "</p>\n<div class=\"bar {quota}\" aria-hidden=\"true\"><span style=\"width:{width:.1}%\"></span></div>\n\
+         <p class=\"used\">{used}</p>\n",
+        width = row.percent.clamp(0.0, 100.0),
+        used = escape(&lang.used_of_quota(u.used_bytes, u.quota_bytes, row.percent)),
+    );
+    for advice in row.status.iter().filter_map(|s| lang.advice(s)) {
+        let _ = writeln!(html, "<p class=\"advice\">{}</p>", escape(&advice));
+    }
+    let _ = write!(
+        html,
+        "<p><span class=\"k\">{}</span>{}</p>\n<p><span class=\"k\">{}</span>{}</p>\n\
+         <p class=\"k\">{}</p>\n<ul class=\"devices\">\n",
+        escape(&lang.label(t.snapshots)),
+        escape(&lang.integer(u.snapshots)),
+        escape(&lang.label(t.saving)),
+        escape(&lang.saving(row.saving_ratio, u.protected_bytes, u.used_bytes)),
+        escape(lang.label(t.devices).trim_end()),
+    );
+    if u.device_backups.is_empty() {
+        let _ = writeln!(html, "<li>{}</li>", escape(t.no_device));
+    }
+    for d in &u.device_backups {
+        let late = row.status.iter().any(|s| match s {
+            Status::Stale { device, .. } | Status::NeverBackedUp { device } => *device == d.name,
+            _ => false,
+        });
+        let when = match d.last_backup {
+            Some(at) => format!(
+                "<time datetime=\"{}\" title=\"{}\">{}</time>",
+                at,
+                escape(&format!("{}: {}", t.last_backup, lang.date_time(at))),
+                escape(&lang.ago(now - at))
+            ),
+            None => escape(t.never),
+        };
+        let (class, revoked) = match (d.revoked, late) {
+            (true, _) => (" class=\"revoked\"", format!(" ({})", escape(t.revoked))),
+            (false, true) => (" class=\"late\"", String::new()),
+            (false, false) => ("", String::new()),
+        };
+        let _ = writeln!(
+            html,
+            "<li{class}><span class=\"dev\">{}</span> <span class=\"ago\">{when}{revoked}</span></li>",
+            escape(&d.name)
+        );
+    }
+    html.push_str("</ul>\n</article>\n");
+}
+
+/// Mobile first: one column of cards, more as the screen widens.
+const CSS: &str = "
+:root{--ok:#1e7b34;--near:#b35000;--over:#c62828;--late:#ffe34d;--ink:#1d2330;--muted:#5a6272}
+*{box-sizing:border-box}
+body{margin:0;font:16px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;color:var(--ink);background:#f2f3f6}
+header,main,footer{max-width:72rem;margin:0 auto;padding:0 1rem}
+header{padding-top:1rem}
+nav{float:right;margin:.3rem 0 0 1rem}
+nav a{color:#1f4fa3}
+h1{font-size:1.45rem;line-height:1.2;margin:.2rem 0 .3rem}
+.when{color:var(--muted);margin:0 0 .6rem}
+.intro{margin:.4rem 0;max-width:46rem}
+details{max-width:46rem;margin:.4rem 0}
+summary{color:#1f4fa3;cursor:pointer}
+details ul{margin:.4rem 0;padding-left:1.2rem}
+details li{margin:.25rem 0}
+.summary{font-weight:700;font-size:1.05rem;margin:.8rem 0 1rem}
+main{display:grid;gap:1rem;grid-template-columns:repeat(auto-fill,minmax(min(100%,21rem),1fr));align-items:start}
+.card{background:#fff;border-radius:.6rem;padding:.9rem 1rem;border-left:.5rem solid var(--ok);box-shadow:0 1px 3px rgba(0,0,0,.14)}
+.card.near{border-left-color:var(--near)}
+.card.over{border-left-color:var(--over)}
+.card.late{border-left-color:#d4a900;background:#fffbe3}
+.card p{margin:.35rem 0}
+h2{font-size:1.2rem;margin:0;overflow-wrap:anywhere}
+.badges{display:flex;flex-wrap:wrap;gap:.35rem}
+.badge{padding:.1rem .6rem;border-radius:1rem;font-weight:700;font-size:.9rem}
+.badge.ok{background:#e2f2e5;color:var(--ok)}
+.badge.near{background:var(--near);color:#fff}
+.badge.over{background:var(--over);color:#fff}
+.badge.late{background:var(--late);color:#3b2f00;border:1px solid #b38f00}
+.bar{height:1.1rem;background:#e3e5ea;border-radius:.55rem;overflow:hidden;margin:.6rem 0 .2rem}
+.bar span{display:block;height:100%;min-width:2px;background:var(--ok)}
+.bar.near span{background:var(--near)}
+.bar.over span{background:var(--over)}
+.used{font-weight:700}
+.advice{border-left:3px solid var(--muted);padding-left:.5rem}
+.k{color:var(--muted)}
+p.k{margin-bottom:.1rem}
+.devices{list-style:none;margin:0;padding:0}
+.devices li{display:flex;flex-wrap:wrap;justify-content:space-between;gap:0 .6rem;padding:.25rem .4rem;border-top:1px solid #eceef2}
+.devices li.late{background:var(--late);font-weight:700;border-radius:.3rem}
+.devices li.revoked{color:var(--muted)}
+.dev{overflow-wrap:anywhere}
+footer{color:var(--muted);font-size:.9rem;padding-bottom:2rem}
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffre_store::{DeviceUsage, Usage};
+
+    fn row(name: &str, used: u64, devices: Vec<(&str, Option<i64>)>, now: i64) -> Row {
+        let usage = Usage {
+            name: name.into(),
+            quota_bytes: 1_000_000,
+            used_bytes: used,
+            snapshots: 4,
+            logical_bytes: 0,
+            last_backup: None,
+            devices: devices.len() as u64,
+            protected_bytes: used * 2,
+            device_backups: devices
+                .into_iter()
+                .map(|(n, t)| DeviceUsage {
+                    name: n.into(),
+                    revoked: false,
+                    last_backup: t,
+                    snapshots: 2,
+                    latest_bytes: used,
+                })
+                .collect(),
+        };
+        Row::new(usage, now, 3)
+    }
+
+    #[test]
+    fn escapes_what_people_typed() {
+        assert_eq!(
+            escape("<script>alert('x') & \"y\"</script>"),
+            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
+        );
+        let now = 1_800_000_000;
+        let html = render(
+            vec![row(
+                "<script>alert(1)</script>",
+                10,
+                vec![("<b>pc</b>", None)],
+                now,
+            )],
+            Lang::En,
+            now,
+            3,
+        );
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(!html.contains("<b>pc"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("&lt;b&gt;pc&lt;/b&gt;"));
+    }
+
+    #[test]
+    fn a_card_says_it_in_words() {
+        let now = 1_800_000_000;
+        let html = render(
+            vec![
+                row("calm", 100_000, vec![("pc", Some(now - 3 * 3600))], now),
+                row(
+                    "late",
+                    100_000,
+                    vec![("old-pc", Some(now - 5 * 86_400))],
+                    now,
+                ),
+            ],
+            Lang::Fr,
+            now,
+            3,
+        );
+        assert!(html.find("late").unwrap() < html.find("calm").unwrap());
+        assert!(html.contains("il y a 5\u{a0}jours"), "{html}");
+        assert!(html.contains("Sauvegarde en retard"));
+        assert!(html.contains("100\u{a0}ko utilisés sur 1\u{a0}Mo (10\u{a0}%)"));
+        assert!(html.contains("width:10.0%"));
+        assert!(!html.contains("<script"), "no JavaScript at all");
+    }
+}
