@@ -46,15 +46,14 @@
 //! | admin commands (`add_subscriber`, `set_subscriber`, `add_device`, `revoke_device`) from another process | the daemon | one `IMMEDIATE` transaction each; a quota change applies to the next `put_chunk`; a revocation to the next `authenticate`, `commit_snapshot` or `forget_snapshot` |
 //! | `usage`, `list_subscribers`, `list_devices` | everything | one read transaction |
 //! | two daemons on one data directory | — | **not supported**: quota reservations and open packs live in one process's memory |
+//! | `gc` (the daemon's nightly run, or `coffre-server gc` in another process) | everything; one collection at a time (`gc.lock`) | see [`gc`]: a subscriber with a session open is postponed; every sweep transaction checks that no session began and no snapshot was committed since the mark; repack moves rows in one transaction and readers look again |
 //!
-//! **GC and retention (later milestones) must respect what this crate
-//! promises:** they must never delete a chunk that is in an open pack (not in
-//! the catalogue yet, only in the daemon's memory: GC must ignore packs
-//! without a row and temporary files younger than the grace period), nor a
-//! chunk that `has_chunks` reported present or `commit_snapshot` checked
-//! within the grace period (invariant 6). A GC sweep that deletes chunk rows
-//! must increment `meta.gc_epoch` in the same transaction, so that a commit
-//! that checked its chunks before the sweep checks them again.
+//! **What GC relies on** ([`gc`], invariant 6): a session records itself
+//! (`sessions`, and the subscriber's `activity` counter) before its first
+//! `has_chunks` or `put_chunk`, and `Store::end_session` removes the record;
+//! a sweep that deletes chunk rows increments `meta.gc_epoch` in the same
+//! transaction, so that a commit that checked its chunks before the sweep
+//! checks them again.
 
 mod catalog;
 mod data;
