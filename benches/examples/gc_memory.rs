@@ -18,7 +18,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use coffre_core::blob::BlobKind;
-use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
 use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
 use coffre_store::{GcOptions, Role, Store};
 
@@ -76,26 +75,16 @@ fn build(dir: &Path, chunks: u64, snapshots: u64) {
             .filter(|(i, _)| k == 0 || (*i % 10 != 0 && !(*i as u64 / 10 + k).is_multiple_of(10)))
             .map(|(_, id)| *id)
             .collect();
-        let manifest = Manifest {
-            public: PublicPart {
-                time: Timestamp {
-                    secs: 1_795_399_200 + k as i64 * 86_400,
-                    nanos: 0,
-                },
-                device: "pc".into(),
-                logical_bytes: listed.len() as u64 * 8,
-                file_count: 1,
-                chunks: listed,
-            },
-            private: PrivatePart {
-                root: ids[0],
-                paths: vec![],
-                hostname: "pc".into(),
-                tags: vec![],
-                parent: None,
-                stats: Statistics::default(),
-                errors: vec![],
-            },
+        let manifest = {
+            let time = Timestamp {
+                secs: 1_795_399_200 + k as i64 * 86_400,
+                nanos: 0,
+            };
+            let logical = listed.len() as u64 * 8;
+            let mut m = Manifest::bare("pc", time, listed);
+            m.public.logical_bytes = logical;
+            m.public.file_count = 1;
+            m
         }
         .seal(&keys)
         .unwrap();

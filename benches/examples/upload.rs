@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use coffre_client::remote::Remote;
-use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
 use coffre_core::{benchmark, BlobKind, ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
 use coffre_server::daemon::{self, Limits};
 use coffre_server::tls::{Identity, TransportLimits};
@@ -88,23 +87,11 @@ async fn main() {
         t.await.unwrap();
     }
     let put = start.elapsed().as_secs_f64();
-    let manifest = Manifest {
-        public: PublicPart {
-            time: Timestamp::now(),
-            device: "pc".into(),
-            logical_bytes: (mib << 20) as u64,
-            file_count: 1,
-            chunks: ids.clone(),
-        },
-        private: PrivatePart {
-            root: ids[0],
-            paths: vec![],
-            hostname: "bench".into(),
-            tags: vec![],
-            parent: None,
-            stats: Statistics::default(),
-            errors: vec![],
-        },
+    let manifest = {
+        let mut m = Manifest::bare("pc", Timestamp::now(), ids.clone());
+        m.public.logical_bytes = (mib << 20) as u64;
+        m.public.file_count = 1;
+        m
     }
     .seal(&keys)
     .unwrap();

@@ -31,14 +31,7 @@ pub fn collect_garbage(
     only: Option<&str>,
     opts: &GcOptions,
 ) -> Result<Vec<Collected>> {
-    let names: Vec<String> = match only {
-        Some(n) => vec![store.subscriber(n)?.name],
-        None => store
-            .list_subscribers()?
-            .into_iter()
-            .map(|s| s.name)
-            .collect(),
-    };
+    let names = retention::subscriber_names(store, only)?;
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let (report, error) = match store.gc(&name, opts) {

@@ -44,16 +44,8 @@ pub fn local_seconds(t: i64) -> i64 {
 
 /// What the policies decide for `only` one subscriber, or all of them.
 pub fn plan(store: &Store, only: Option<&str>) -> Result<Vec<Decision>> {
-    let names: Vec<String> = match only {
-        Some(n) => vec![store.subscriber(n)?.name],
-        None => store
-            .list_subscribers()?
-            .into_iter()
-            .map(|s| s.name)
-            .collect(),
-    };
     let mut decisions = Vec::new();
-    for name in &names {
+    for name in &subscriber_names(store, only)? {
         let policy = store.retention_of(name)?;
         let snapshots = store.snapshots_of(name)?;
         let mut devices: Vec<&str> = snapshots.iter().map(|s| s.device.as_str()).collect();
@@ -76,6 +68,18 @@ pub fn plan(store: &Store, only: Option<&str>) -> Result<Vec<Decision>> {
         }
     }
     Ok(decisions)
+}
+
+/// The name of `only` (checked to exist), or of every subscriber.
+pub fn subscriber_names(store: &Store, only: Option<&str>) -> Result<Vec<String>> {
+    Ok(match only {
+        Some(n) => vec![store.subscriber(n)?.name],
+        None => store
+            .list_subscribers()?
+            .into_iter()
+            .map(|s| s.name)
+            .collect(),
+    })
 }
 
 /// Removes what `plan` did not keep; returns how many snapshots went.

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use coffre_core::blob::BlobKind;
-use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
 use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
 use coffre_server::commands::usage::Row;
 use coffre_server::dashboard::{self, i18n::Lang, page, Options, Token};
@@ -52,24 +51,11 @@ fn backup(store: &Store, secret: &[u8; 32], device: &str, seed: u64, chunks: u64
         store.put_chunk(&s, &mut pack, &id, &blob).unwrap();
         ids.push(id);
     }
-    let manifest = Manifest {
-        public: PublicPart {
-            time: Timestamp::now(),
-            device: device.into(),
-            // What the PC's files weigh: three times what was sent (dedup).
-            logical_bytes: 300_000 * chunks,
-            file_count: chunks,
-            chunks: ids.clone(),
-        },
-        private: PrivatePart {
-            root: ids[0],
-            paths: vec![b"/home".to_vec()],
-            hostname: device.into(),
-            tags: vec![],
-            parent: None,
-            stats: Statistics::default(),
-            errors: vec![],
-        },
+    let manifest = {
+        let mut m = Manifest::bare(device, Timestamp::now(), ids.clone());
+        m.public.logical_bytes = 300_000 * chunks;
+        m.public.file_count = chunks;
+        m
     }
     .seal(&keys)
     .unwrap();

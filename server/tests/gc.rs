@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use coffre_core::blob::BlobKind;
-use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
 use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
 use coffre_proto::Token;
 use coffre_store::Store;
@@ -44,26 +43,15 @@ fn backup(store: &Store, secret: &[u8; 32], seed: u8, n: usize, keep: usize) -> 
     }
     ids.truncate(keep);
     ids.sort();
-    let manifest = Manifest {
-        public: PublicPart {
-            time: Timestamp {
-                secs: 1_795_399_200 + i64::from(seed),
-                nanos: 0,
-            },
-            device: "pc".into(),
-            logical_bytes: 100_000 * keep as u64,
-            file_count: keep as u64,
-            chunks: ids,
-        },
-        private: PrivatePart {
-            root: ChunkId::from_bytes([0; 32]),
-            paths: vec![],
-            hostname: "pc".into(),
-            tags: vec![],
-            parent: None,
-            stats: Statistics::default(),
-            errors: vec![],
-        },
+    let manifest = {
+        let time = Timestamp {
+            secs: 1_795_399_200 + i64::from(seed),
+            nanos: 0,
+        };
+        let mut m = Manifest::bare("pc", time, ids);
+        m.public.logical_bytes = 100_000 * keep as u64;
+        m.public.file_count = keep as u64;
+        m
     }
     .seal(&keys)
     .unwrap();

@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
 use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Timestamp};
 use coffre_proto::Token;
 use coffre_store::Store;
@@ -36,27 +35,14 @@ fn ok(out: Output) -> String {
 fn commit(store: &Store, secret: &[u8; 32], device: &str, time: i64) -> ChunkId {
     let keys = Keys::derive(&MasterKey::from_bytes([7; 32]));
     let s = store.authenticate(secret).unwrap();
-    let manifest = Manifest {
-        public: PublicPart {
-            time: Timestamp {
-                secs: time,
-                nanos: 0,
-            },
-            device: device.into(),
-            logical_bytes: 0,
-            file_count: 0,
-            chunks: vec![],
+    let manifest = Manifest::bare(
+        device,
+        Timestamp {
+            secs: time,
+            nanos: 0,
         },
-        private: PrivatePart {
-            root: ChunkId::from_bytes([0; 32]),
-            paths: vec![],
-            hostname: "pc".into(),
-            tags: vec![],
-            parent: None,
-            stats: Statistics::default(),
-            errors: vec![],
-        },
-    }
+        vec![],
+    )
     .seal(&keys)
     .unwrap();
     let mut pack = store.open_pack(&s);

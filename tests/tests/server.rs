@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use coffre_client::remote::{self, Remote, RemoteError};
-use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
 use coffre_core::{
     benchmark, BlobKind, ChunkId, KdfParams, KeyFile, Keys, Manifest, MasterKey, Sealer, Timestamp,
 };
@@ -106,26 +105,11 @@ impl Client {
         )
     }
     fn manifest(&self, device: &str, chunks: Vec<ChunkId>) -> Vec<u8> {
-        Manifest {
-            public: PublicPart {
-                time: Timestamp::now(),
-                device: device.into(),
-                logical_bytes: 1,
-                file_count: 1,
-                chunks: chunks.clone(),
-            },
-            private: PrivatePart {
-                root: chunks
-                    .first()
-                    .copied()
-                    .unwrap_or(ChunkId::from_bytes([0; 32])),
-                paths: vec![b"/home".to_vec()],
-                hostname: device.into(),
-                tags: vec![],
-                parent: None,
-                stats: Statistics::default(),
-                errors: vec![],
-            },
+        {
+            let mut m = Manifest::bare(device, Timestamp::now(), chunks.clone());
+            m.public.logical_bytes = 1;
+            m.public.file_count = 1;
+            m
         }
         .seal(&self.keys)
         .unwrap()

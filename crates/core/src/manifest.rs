@@ -262,6 +262,34 @@ impl Manifest {
         Ok(w.buf)
     }
 
+    /// A manifest with only what the server reads: `time`, `device`, the
+    /// chunk list (sorted when sealed), totals of zero, and an empty private
+    /// part. For tests, benchmarks and tools that exercise a server without a
+    /// real backup; a client makes its manifests whole.
+    pub fn bare(device: &str, time: Timestamp, chunks: Vec<ChunkId>) -> Manifest {
+        Manifest {
+            private: PrivatePart {
+                root: chunks
+                    .first()
+                    .copied()
+                    .unwrap_or(ChunkId::from_bytes([0; 32])),
+                paths: vec![],
+                hostname: device.into(),
+                tags: vec![],
+                parent: None,
+                stats: Statistics::default(),
+                errors: vec![],
+            },
+            public: PublicPart {
+                time,
+                device: device.into(),
+                logical_bytes: 0,
+                file_count: 0,
+                chunks,
+            },
+        }
+    }
+
     /// Reads the public part only, as the server does (no key needed). Returns
     /// it with the offset where the encrypted part starts.
     pub fn read_public(bytes: &[u8]) -> Result<(PublicPart, usize)> {

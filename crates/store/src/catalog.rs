@@ -710,13 +710,9 @@ impl Catalog {
                 })
                 .optional()?;
             row.map(|(pack, offset, length, checksum)| {
-                let bad =
-                    || Error::Corrupt(format!("catalogue row of chunk {} is invalid", id.short()));
                 Ok(Location {
                     pack,
-                    offset: u64::try_from(offset).map_err(|_| bad())?,
-                    length: u32::try_from(length).map_err(|_| bad())?,
-                    checksum: checksum.try_into().map_err(|_| bad())?,
+                    entry: pack_entry(*id, offset, length, checksum)?,
                 })
             })
             .transpose()
@@ -966,15 +962,7 @@ impl Catalog {
             })?
             .map(|row| {
                 let (id, offset, length, checksum) = row?;
-                let id = parse_id(id)?;
-                let bad =
-                    || Error::Corrupt(format!("catalogue row of chunk {} is invalid", id.short()));
-                Ok(PackEntry {
-                    id,
-                    offset: u64::try_from(offset).map_err(|_| bad())?,
-                    length: u32::try_from(length).map_err(|_| bad())?,
-                    checksum: checksum.try_into().map_err(|_| bad())?,
-                })
+                pack_entry(parse_id(id)?, offset, length, checksum)
             })
             .collect()
         })
@@ -1245,10 +1233,21 @@ pub(crate) struct AuthRow {
 /// Where a chunk is stored.
 #[derive(Debug)]
 pub(crate) struct Location {
+    /// The pack's name.
     pub(crate) pack: String,
-    pub(crate) offset: u64,
-    pub(crate) length: u32,
-    pub(crate) checksum: [u8; 32],
+    /// Where in it.
+    pub(crate) entry: PackEntry,
+}
+
+/// A chunk row's location columns, checked.
+fn pack_entry(id: ChunkId, offset: i64, length: i64, checksum: Vec<u8>) -> Result<PackEntry> {
+    let bad = || Error::Corrupt(format!("catalogue row of chunk {} is invalid", id.short()));
+    Ok(PackEntry {
+        id,
+        offset: u64::try_from(offset).map_err(|_| bad())?,
+        length: u32::try_from(length).map_err(|_| bad())?,
+        checksum: checksum.try_into().map_err(|_| bad())?,
+    })
 }
 
 /// A snapshot to insert.

@@ -311,15 +311,21 @@ impl Store {
             .catalog
             .chunk_location(s.subscriber_id, id)?
             .ok_or_else(|| Error::not_found(format!("chunk {}", id.short())))?;
-        if loc.length as usize > MAX_BLOB_SIZE {
+        if loc.entry.length as usize > MAX_BLOB_SIZE {
             return Err(Error::Corrupt(format!(
                 "the catalogue says chunk {} has {} bytes, more than a blob may have",
                 id.short(),
-                loc.length
+                loc.entry.length
             )));
         }
         let path = self.pack_path(s.subscriber_id, &loc.pack);
-        pack::read_blob(&path, id, loc.offset, loc.length, &loc.checksum)
+        pack::read_blob(
+            &path,
+            id,
+            loc.entry.offset,
+            loc.entry.length,
+            &loc.entry.checksum,
+        )
     }
 
     /// Stores the subscriber's key file (the master key wrapped by the

@@ -8,7 +8,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use coffre_core::blob::{self, BlobKind};
-use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
 use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
 use coffre_store::{Role, Session, Store};
 use tempfile::TempDir;
@@ -136,26 +135,11 @@ impl Client {
 
     /// A sealed manifest made by `device` at `secs`, listing `chunks`.
     pub fn manifest(&self, device: &str, secs: i64, chunks: &[ChunkId]) -> Vec<u8> {
-        Manifest {
-            public: PublicPart {
-                time: Timestamp { secs, nanos: 0 },
-                device: device.into(),
-                logical_bytes: 1000 * chunks.len() as u64,
-                file_count: chunks.len() as u64,
-                chunks: chunks.to_vec(),
-            },
-            private: PrivatePart {
-                root: chunks
-                    .first()
-                    .copied()
-                    .unwrap_or(ChunkId::from_bytes([0; 32])),
-                paths: vec![b"/home".to_vec()],
-                hostname: device.into(),
-                tags: vec![],
-                parent: None,
-                stats: Statistics::default(),
-                errors: vec![],
-            },
+        {
+            let mut m = Manifest::bare(device, Timestamp { secs, nanos: 0 }, chunks.to_vec());
+            m.public.logical_bytes = 1000 * chunks.len() as u64;
+            m.public.file_count = chunks.len() as u64;
+            m
         }
         .seal(&self.keys)
         .unwrap()
