@@ -559,30 +559,8 @@ impl Catalog {
         now: i64,
     ) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO packs (subscriber_id, name, size, created) VALUES (?1, ?2, ?3, ?4)",
-                params![sub, name, to_i64(size), now],
-            )?;
-            let pack_id = tx.last_insert_rowid();
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO chunks (subscriber_id, id, pack_id, offset, length, checksum)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for e in entries {
-                stmt.execute(params![
-                    sub,
-                    &e.id.as_bytes()[..],
-                    pack_id,
-                    to_i64(e.offset),
-                    e.length,
-                    &e.checksum[..]
-                ])?;
-            }
-            tx.execute(
-                "UPDATE subscribers SET used_bytes = used_bytes + ?2 WHERE id = ?1",
-                params![sub, to_i64(size)],
-            )?;
-            Ok(())
+            let pack_id = add_pack_row(tx, sub, name, size, now)?;
+            set_locations(tx, INSERT_LOCATION, sub, pack_id, entries.iter())
         })
     }
 
@@ -933,12 +911,7 @@ impl Catalog {
     /// lowers `used_bytes` by its size. Returns whether it was removed.
     pub(crate) fn delete_empty_pack(&self, sub: i64, pack: &PackRow) -> Result<bool> {
         self.write(|tx| {
-            let used: i64 = tx
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM chunks WHERE subscriber_id = ?1 AND pack_id = ?2",
-                )?
-                .query_row([sub, pack.id], |r| r.get(0))?;
-            if used > 0 {
+            if chunks_in_pack(tx, sub, pack.id)? > 0 {
                 return Ok(false);
             }
             remove_pack_row(tx, sub, pack)
@@ -982,39 +955,13 @@ impl Catalog {
         now: i64,
     ) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO packs (subscriber_id, name, size, created) VALUES (?1, ?2, ?3, ?4)",
-                params![sub, new.0, to_i64(new.1), now],
-            )?;
-            let pack_id = tx.last_insert_rowid();
-            tx.execute(
-                "UPDATE subscribers SET used_bytes = used_bytes + ?2 WHERE id = ?1",
-                params![sub, to_i64(new.1)],
-            )?;
-            let mut stmt = tx.prepare_cached(
-                "UPDATE chunks SET pack_id = ?3, offset = ?4, length = ?5, checksum = ?6
-                 WHERE subscriber_id = ?1 AND id = ?2",
-            )?;
+            let pack_id = add_pack_row(tx, sub, new.0, new.1, now)?;
             // In key order: each page of the chunk table is visited once.
             let mut sorted: Vec<&PackEntry> = entries.iter().collect();
             sorted.sort_unstable_by_key(|e| e.id);
-            for e in sorted {
-                stmt.execute(params![
-                    sub,
-                    &e.id.as_bytes()[..],
-                    pack_id,
-                    to_i64(e.offset),
-                    e.length,
-                    &e.checksum[..]
-                ])?;
-            }
-            drop(stmt);
+            set_locations(tx, MOVE_LOCATION, sub, pack_id, sorted.into_iter())?;
             for p in old {
-                let left: i64 = tx
-                    .prepare_cached(
-                        "SELECT COUNT(*) FROM chunks WHERE subscriber_id = ?1 AND pack_id = ?2",
-                    )?
-                    .query_row([sub, p.id], |r| r.get(0))?;
+                let left = chunks_in_pack(tx, sub, p.id)?;
                 if left > 0 {
                     // Rolls the whole repack back: the copy missed a chunk.
                     return Err(Error::Corrupt(format!(
@@ -1115,6 +1062,61 @@ fn open_sessions(tx: &Transaction<'_>, sub: i64) -> Result<Vec<(String, i64)>> {
         )?
         .query_map([sub], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Inserts a chunk's location (the first copy catalogued wins).
+const INSERT_LOCATION: &str =
+    "INSERT OR IGNORE INTO chunks (subscriber_id, id, pack_id, offset, length, checksum)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// Moves a chunk to another pack (repack). Same parameters as
+/// [`INSERT_LOCATION`].
+const MOVE_LOCATION: &str =
+    "UPDATE chunks SET pack_id = ?3, offset = ?4, length = ?5, checksum = ?6
+     WHERE subscriber_id = ?1 AND id = ?2";
+
+/// Records a sealed pack's row and adds its size to `used_bytes`; returns
+/// its row id.
+fn add_pack_row(tx: &Transaction<'_>, sub: i64, name: &str, size: u64, now: i64) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO packs (subscriber_id, name, size, created) VALUES (?1, ?2, ?3, ?4)",
+        params![sub, name, to_i64(size), now],
+    )?;
+    let pack_id = tx.last_insert_rowid();
+    tx.execute(
+        "UPDATE subscribers SET used_bytes = used_bytes + ?2 WHERE id = ?1",
+        params![sub, to_i64(size)],
+    )?;
+    Ok(pack_id)
+}
+
+/// Runs `sql` ([`INSERT_LOCATION`] or [`MOVE_LOCATION`]) for each entry of
+/// pack `pack_id`.
+fn set_locations<'a>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    sub: i64,
+    pack_id: i64,
+    entries: impl Iterator<Item = &'a PackEntry>,
+) -> Result<()> {
+    let mut stmt = tx.prepare_cached(sql)?;
+    for e in entries {
+        stmt.execute(params![
+            sub,
+            &e.id.as_bytes()[..],
+            pack_id,
+            to_i64(e.offset),
+            e.length,
+            &e.checksum[..]
+        ])?;
+    }
+    Ok(())
+}
+
+/// How many chunk rows point into pack `pack`.
+fn chunks_in_pack(tx: &Transaction<'_>, sub: i64, pack: i64) -> Result<i64> {
+    Ok(tx
+        .prepare_cached("SELECT COUNT(*) FROM chunks WHERE subscriber_id = ?1 AND pack_id = ?2")?
+        .query_row([sub, pack], |r| r.get(0))?)
 }
 
 /// Deletes a pack row and lowers `used_bytes` by its size.
