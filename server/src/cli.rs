@@ -115,6 +115,34 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the stored data against the checksums taken when it was written.
+    ///
+    /// Re-reads every pack (or a part with --sample) and every manifest,
+    /// without any key: each blob against its checksum, each pack's own index
+    /// against the catalogue, each manifest against its snapshot id. Reports
+    /// the damaged chunks and the snapshots and devices they affect. With
+    /// --repair, damaged chunks are quarantined (copied to
+    /// DATA/quarantine/, removed from the catalogue, their packs rewritten):
+    /// the server then answers that it no longer has them, and the next backup
+    /// of a PC that still has the files sends them again, which heals every
+    /// snapshot that lists them. Exit status 3 when damage is found. The
+    /// daemon verifies a thirtieth of the packs every night.
+    Verify {
+        #[command(flatten)]
+        data: DataArg,
+        /// Only this subscriber [default: all].
+        #[arg(value_name = "SUBSCRIBER")]
+        subscriber: Option<String>,
+        /// Quarantine what is damaged, so that the next backups send it again.
+        #[arg(long)]
+        repair: bool,
+        /// Check only part K of N of the packs (e.g. 3/30); manifests are always checked.
+        #[arg(long, value_name = "K/N", value_parser = parse_sample)]
+        sample: Option<(u64, u64)>,
+        /// Print JSON: {"subscribers": [{"subscriber", "damaged": [...], "affected": [...], ...}]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Storage use per subscriber: quota, used, %, snapshots, last backup.
     ///
     /// Per subscriber: the quota, what is stored (after dedup, compression and
@@ -254,4 +282,18 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("{s:?} is out of range: give 0% to 100%"))
     }
+}
+
+/// `K/N`: part K (0 to N-1) of N.
+fn parse_sample(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("{s:?} is not a part: write it like 3/30 (part 3 of 30, counting from 0)");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u64, u64) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || k >= n {
+        return Err(bad());
+    }
+    Ok((n, k))
 }

@@ -48,7 +48,11 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("coffre-server: error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<commands::verify::DamageFound>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

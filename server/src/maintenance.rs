@@ -1,12 +1,13 @@
-//! The server's own upkeep: garbage collection over every subscriber, the
-//! record of each task's last run (for `/metrics`), and the daemon's nightly
-//! run (retention, then garbage collection) at `nightly_at` (config.toml).
+//! The server's own upkeep: garbage collection and verify over every
+//! subscriber, the record of each task's last run (for `/metrics`), and the
+//! daemon's nightly run (retention, garbage collection, then a verify of a
+//! thirtieth of the packs) at `nightly_at` (config.toml).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use coffre_store::{GcOptions, GcReport, MaintenanceRun, Store};
+use coffre_store::{GcOptions, GcReport, MaintenanceRun, Store, VerifyOptions, VerifyReport};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -49,6 +50,22 @@ pub fn collect_garbage(
     }
     Ok(out)
 }
+
+/// Verifies `only` one subscriber, or each in turn.
+pub fn verify_all(
+    store: &Store,
+    only: Option<&str>,
+    opts: &VerifyOptions,
+) -> Result<Vec<VerifyReport>> {
+    retention::subscriber_names(store, only)?
+        .iter()
+        .map(|name| Ok(store.verify(name, opts)?))
+        .collect()
+}
+
+/// Part of the packs the nightly verify checks: one in this many, a
+/// different part each night, so every pack is read once a month.
+pub const NIGHTLY_VERIFY_PARTS: u64 = 30;
 
 /// Runs `task`, recording when it started, how long it took and whether it
 /// succeeded (a failure to record is logged, never hides the task's result).
@@ -143,5 +160,36 @@ pub fn night(store: &Store) {
             );
         }
         Err(e) => warn!("garbage collection failed: {e:#}"),
+    }
+    // A rotating part of the packs, every manifest; damage makes the run
+    // count as failed (`coffre_verify_last_run_success 0`).
+    let night = jiff::Timestamp::now().as_second().div_euclid(86_400) as u64;
+    let opts = VerifyOptions {
+        sample: Some((NIGHTLY_VERIFY_PARTS, night % NIGHTLY_VERIFY_PARTS)),
+        repair: false,
+    };
+    let verified = timed(store, "verify", || {
+        let reports = verify_all(store, None, &opts)?;
+        let damaged: Vec<&VerifyReport> = reports.iter().filter(|r| !r.is_clean()).collect();
+        for r in &damaged {
+            warn!(
+                subscriber = %r.subscriber,
+                damaged_chunks = r.damaged.len(),
+                damaged_manifests = r.damaged_manifests.len(),
+                affected_snapshots = r.affected.len(),
+                "DAMAGE FOUND by the nightly verify: run `coffre-server verify {} --repair`",
+                r.subscriber
+            );
+        }
+        anyhow::ensure!(
+            damaged.is_empty(),
+            "damage found in {} subscribers",
+            damaged.len()
+        );
+        Ok(reports.iter().map(|r| r.packs).sum::<u64>())
+    });
+    match verified {
+        Ok(packs) => info!(packs, "nightly verify: no damage"),
+        Err(e) => warn!("nightly verify: {e:#}"),
     }
 }

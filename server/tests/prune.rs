@@ -1,35 +1,18 @@
 //! `coffre-server prune`: retention per device, applied by the real binary
 //! to a real data directory whose snapshots were committed through the store.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Timestamp};
 use coffre_proto::Token;
 use coffre_store::Store;
+use common::{ok, server};
 
 const DAY: i64 = 86_400;
 /// 2026-11-23 02:00 UTC.
 const MONDAY: i64 = 1_795_399_200;
-
-fn server(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coffre-server"))
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .env("TZ", "UTC")
-        .output()
-        .expect("run coffre-server")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// Commits an empty snapshot of `device` made at `time`.
 fn commit(store: &Store, secret: &[u8; 32], device: &str, time: i64) -> ChunkId {

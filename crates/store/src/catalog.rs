@@ -879,19 +879,22 @@ impl Catalog {
         })
     }
 
-    /// Deletes chunk rows of subscriber `sub` that a GC found unreferenced,
-    /// unless a session opened or a snapshot was committed since the mark
-    /// (`activity` moved) or a session is open. Bumps the GC epoch, so that a
-    /// commit that checked its chunks before re-checks them.
+    /// Deletes chunk rows of subscriber `sub`. With `activity_at_mark` (a
+    /// GC sweep), deletes nothing if a session opened or a snapshot was
+    /// committed since the mark (`activity` moved) or a session is open;
+    /// without (verify's quarantine of damaged chunks), always. Bumps the GC
+    /// epoch, so that a commit that checked its chunks before re-checks them.
     pub(crate) fn delete_chunks(
         &self,
         sub: i64,
-        activity_at_mark: i64,
+        activity_at_mark: Option<i64>,
         ids: &[ChunkId],
     ) -> Result<SweepOutcome> {
         self.write(|tx| {
-            if activity(tx, sub)? != activity_at_mark || !open_sessions(tx, sub)?.is_empty() {
-                return Ok(SweepOutcome::Busy);
+            if let Some(mark) = activity_at_mark {
+                if activity(tx, sub)? != mark || !open_sessions(tx, sub)?.is_empty() {
+                    return Ok(SweepOutcome::Busy);
+                }
             }
             let mut stmt =
                 tx.prepare_cached("DELETE FROM chunks WHERE subscriber_id = ?1 AND id = ?2")?;

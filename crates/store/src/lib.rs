@@ -65,6 +65,7 @@ mod pending;
 pub mod retention;
 mod store;
 mod types;
+pub mod verify;
 
 pub use coffre_core::ChunkId;
 pub use data::MAX_KEY_FILE;
@@ -80,6 +81,7 @@ pub use types::{
     DeviceInfo, DeviceUsage, MaintenanceRun, Role, Session, SnapshotInfo, Status, SubscriberInfo,
     Usage, MAX_NAME_LEN,
 };
+pub use verify::{VerifyOptions, VerifyReport};
 
 #[cfg(test)]
 mod tests {

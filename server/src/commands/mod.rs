@@ -7,6 +7,7 @@ pub mod prune;
 pub mod run;
 pub mod subscriber;
 pub mod usage;
+pub mod verify;
 
 use std::path::Path;
 
@@ -47,6 +48,18 @@ pub fn run(cli: Cli) -> Result<()> {
                 repack_threshold,
                 dry_run,
             },
+            json,
+        ),
+        Command::Verify {
+            data,
+            subscriber,
+            repair,
+            sample,
+            json,
+        } => verify::run(
+            &data.data,
+            subscriber.as_deref(),
+            &coffre_store::VerifyOptions { sample, repair },
             json,
         ),
         Command::Prune {

@@ -91,7 +91,7 @@ fn maintenance(out: &mut Exposition, store: &Store) {
         ),
     ];
     for (suffix, help, field) in families {
-        for task in ["prune", "gc"] {
+        for task in ["prune", "gc", "verify"] {
             let name = format!("coffre_{task}_{suffix}");
             let mine: Vec<_> = runs.iter().filter(|r| r.task == task).collect();
             if mine.is_empty() {

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 const BUFFER: usize = 32 * 1024;
 
 /// The chunk ids one stored manifest lists, streamed from its file.
-struct ManifestIds {
+pub(crate) struct ManifestIds {
     path: PathBuf,
     snapshot: ChunkId,
     reader: BufReader<File>,
@@ -38,7 +38,7 @@ struct ManifestIds {
 }
 
 impl ManifestIds {
-    fn open(path: &Path, snapshot: ChunkId, expected_len: u64) -> Result<Self> {
+    pub(crate) fn open(path: &Path, snapshot: ChunkId, expected_len: u64) -> Result<Self> {
         let mut file = File::open(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => corrupt(path, &snapshot, "is missing"),
             _ => Error::io(path, e),
@@ -73,7 +73,7 @@ impl ManifestIds {
 
     /// The next id, or `None` after the last one, once the whole file was
     /// checked against the snapshot id.
-    fn next(&mut self) -> Result<Option<[u8; 32]>> {
+    pub(crate) fn next(&mut self) -> Result<Option<[u8; 32]>> {
         if self.left == 0 {
             if !self.checked {
                 self.checked = true;

@@ -30,7 +30,7 @@
 //! (the next run takes it). One collection runs at a time per data directory
 //! (a lock file), whether the daemon or `coffre-server gc` runs it.
 
-mod mark;
+pub(crate) mod mark;
 mod orphans;
 mod repack;
 
@@ -143,7 +143,7 @@ impl Tally {
 }
 
 /// Holds the data directory's GC lock while alive.
-struct GcLock(File);
+pub(crate) struct GcLock(File);
 
 impl Store {
     /// Collects the garbage of the subscriber called `name`: see the module
@@ -281,7 +281,10 @@ impl Store {
             if batch.is_empty() {
                 break;
             }
-            match self.catalog.delete_chunks(sub, start.activity, &batch)? {
+            match self
+                .catalog
+                .delete_chunks(sub, Some(start.activity), &batch)?
+            {
                 SweepOutcome::Deleted(n) => report.deleted_chunks += n,
                 SweepOutcome::Busy => {
                     report.postponed = Some(
@@ -312,7 +315,7 @@ impl Store {
     }
 
     /// Takes the data directory's GC lock (`gc.lock`), or fails at once.
-    fn gc_lock(&self) -> Result<GcLock> {
+    pub(crate) fn gc_lock(&self) -> Result<GcLock> {
         let path = self.data_dir().join("gc.lock");
         let file = File::options()
             .create(true)

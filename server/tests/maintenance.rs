@@ -1,30 +1,12 @@
-//! `coffre-server gc`: the real binary on a real data directory.
+//! `coffre-server gc` and `verify`: the real binary on a real data directory.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
 use coffre_core::blob::BlobKind;
 use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
 use coffre_proto::Token;
 use coffre_store::Store;
-
-fn server(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coffre-server"))
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .output()
-        .expect("run coffre-server")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{ok, server};
 
 /// Uploads `n` chunks of 100 kB and commits a snapshot listing `keep` of them.
 fn backup(store: &Store, secret: &[u8; 32], seed: u8, n: usize, keep: usize) -> ChunkId {
@@ -115,4 +97,64 @@ fn gc_frees_what_retention_removed_and_reports_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("0% to 100%"));
     let out = server(&data, &["gc", "nobody"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
+
+#[test]
+fn verify_reports_damage_with_exit_status_3_and_repair_quarantines_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    ok(server(
+        &data,
+        &["subscriber", "add", "jardins", "--quota", "1GB"],
+    ));
+    let token = ok(server(&data, &["device", "add", "jardins", "pc"]));
+    let secret = Token::parse(token.trim()).unwrap().secret;
+    let store = Store::open(&data).unwrap();
+    let snap = backup(&store, &secret, 1, 4, 4);
+
+    let clean = ok(server(&data, &["verify"]));
+    assert!(
+        clean.contains("jardins: 1 packs") && clean.contains(": ok"),
+        "{clean}"
+    );
+
+    // Damage one blob on disk.
+    let packs = data.join("subscribers/1/packs");
+    let pack = std::fs::read_dir(&packs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "pack"))
+        .unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[150_000] ^= 1;
+    std::fs::write(&pack, &bytes).unwrap();
+
+    let out = server(&data, &["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "damage found: exit status 3");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &report["subscribers"][0];
+    assert_eq!(r["damaged"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["affected"][0]["snapshot"], snap.to_hex());
+    assert_eq!(r["affected"][0]["device"], "pc");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("verify --repair"), "{err}");
+
+    let out = server(&data, &["verify", "--repair"]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("quarantined 1 chunks"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("send the missing data again"));
+    // Now only the snapshot's missing chunk is reported, until a backup
+    // sends it again.
+    let out = server(&data, &["verify", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &report["subscribers"][0];
+    assert_eq!(r["damaged"].as_array().unwrap().len(), 0);
+    assert_eq!(r["affected"][0]["missing_chunks"], 1);
+    let runs = store.maintenance_runs().unwrap();
+    assert!(runs.iter().any(|r| r.task == "verify" && !r.ok), "{runs:?}");
+
+    let out = server(&data, &["verify", "--sample", "30/30"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3/30"));
 }
