@@ -35,6 +35,10 @@ use crate::gc::GcReport;
 use crate::pack::{parse_pack_index, PackEntry};
 use crate::store::Store;
 
+/// Per pack row id: the pack, and its damaged chunk rows with the bytes read
+/// for them (none if they could not be read).
+type DamagedByPack = HashMap<i64, (PackRow, Vec<(PackEntry, Option<Vec<u8>>)>)>;
+
 /// What to verify.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
@@ -133,8 +137,7 @@ impl Store {
         };
         let packs = self.catalog.gc_start(sub)?.packs;
         // Damaged chunk rows, by pack.
-        let mut damaged_in: HashMap<i64, (PackRow, Vec<(PackEntry, Option<Vec<u8>>)>)> =
-            HashMap::new();
+        let mut damaged_in: DamagedByPack = HashMap::new();
         let mut missing_packs = Vec::new();
         for pack in packs {
             if let Some((every, turn)) = opts.sample {
@@ -276,7 +279,7 @@ impl Store {
     fn quarantine(
         &self,
         sub: i64,
-        damaged_in: HashMap<i64, (PackRow, Vec<(PackEntry, Option<Vec<u8>>)>)>,
+        damaged_in: DamagedByPack,
         missing_packs: &[PackRow],
         report: &mut VerifyReport,
     ) -> Result<()> {
