@@ -54,8 +54,9 @@ fn used_bytes_add_up_to_the_packs_and_manifests_on_disk() {
 
     let usage = server.store.usage().unwrap();
     let used: u64 = usage.iter().map(|u| u.used_bytes).sum();
-    // Packs and manifests; each subscriber's wrapped key (a 106-byte file
-    // kept for rebuilding the catalogue) is not part of the quota.
+    // Packs and manifests; each subscriber's wrapped key (a 106-byte file)
+    // and account file, kept for rebuilding the catalogue, are not part of
+    // the quota.
     let mut on_disk = 0;
     for sub in fs::read_dir(server.dir.path().join(coffre_store::SUBSCRIBERS_DIR)).unwrap() {
         let sub = sub.unwrap().path();
@@ -63,7 +64,9 @@ fn used_bytes_add_up_to_the_packs_and_manifests_on_disk() {
         let others: Vec<_> = fs::read_dir(&sub)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n != "packs" && n != "manifests" && n != "key")
+            .filter(|n| {
+                n != "packs" && n != "manifests" && n != "key" && n != coffre_store::ACCOUNT_FILE
+            })
             .collect();
         assert!(others.is_empty(), "unexpected files: {others:?}");
     }

@@ -203,3 +203,70 @@ fn space_freed_by_gc_is_uploaded_again_when_the_data_comes_back() {
     ]);
     assert_same_tree(&home, &target.join(home.strip_prefix("/").unwrap()));
 }
+
+#[test]
+fn a_lost_catalogue_is_rebuilt_and_every_snapshot_restores() {
+    let mut server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(work.path()).unwrap();
+    let home = base.join("home");
+    make_tree(&home);
+    let pc = Client::new();
+    pc.enrol(
+        &server.token("jardins", 1 << 30, "pc", Role::Backup),
+        &[&home],
+    );
+    let first = pc.json(&["backup"])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let as_first = support::state(&home);
+    support::day1(&home);
+    let second = pc.json(&["backup"])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let used_before = used(&server);
+
+    // The catalogue is lost; rebuild it from the packs and manifests.
+    server.restart_after(|data| {
+        for name in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
+            let _ = fs::remove_file(data.join(name));
+        }
+        let reports = coffre_store::rebuild_catalog(data, false).unwrap();
+        assert!(reports[0].problems.is_empty(), "{:?}", reports[0]);
+        assert_eq!(reports[0].snapshots, 2);
+    });
+    assert_eq!(used(&server), used_before, "used bytes rebuilt exactly");
+
+    // The same PC, with its same credentials, lists and restores both.
+    let listed = pc.json(&["snapshots"]);
+    assert_eq!(listed["snapshots"].as_array().unwrap().len(), 2, "{listed}");
+    let target = base.join("restored-second");
+    pc.ok(&[
+        "restore",
+        &second[..12],
+        "--target",
+        target.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_same_tree(&home, &target.join(home.strip_prefix("/").unwrap()));
+    let target = base.join("restored-first");
+    pc.ok(&[
+        "restore",
+        &first[..12],
+        "--target",
+        target.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let restored = target.join(home.strip_prefix("/").unwrap());
+    assert!(
+        support::state(&restored) == as_first,
+        "the first snapshot restores as the tree was"
+    );
+    let check = pc.json(&["check", "--read-data"]);
+    assert_eq!(check["ok"], true, "{check}");
+    // And the next backup works on the rebuilt catalogue.
+    fs::write(home.join("Documents/après.txt"), b"rebuilt").unwrap();
+    pc.json(&["backup"]);
+}

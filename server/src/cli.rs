@@ -143,6 +143,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild the catalogue (catalog.sqlite) from the packs and manifests alone.
+    ///
+    /// For a catalogue lost or damaged beyond repair: every subscriber comes
+    /// back from its account.json, key, packs (each lists its own blobs) and
+    /// manifests (each names its device and lists its chunks), with its
+    /// devices, their credentials, snapshots and exact used bytes. Stop the
+    /// daemon first. An existing catalogue is refused unless --replace, which
+    /// keeps it as catalog.sqlite.replaced-<time>. Packs or manifests that
+    /// cannot be read are left out and reported, with the snapshots that miss
+    /// chunks because of them; then run `verify`.
+    RebuildCatalog {
+        #[command(flatten)]
+        data: DataArg,
+        /// Replace the existing catalogue (kept aside, not deleted).
+        #[arg(long)]
+        replace: bool,
+        /// Print JSON: {"subscribers": [{"subscriber", "devices", "packs", "snapshots", "used_bytes", "problems", ...}]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Storage use per subscriber: quota, used, %, snapshots, last backup.
     ///
     /// Per subscriber: the quota, what is stored (after dedup, compression and

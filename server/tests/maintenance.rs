@@ -158,3 +158,36 @@ fn verify_reports_damage_with_exit_status_3_and_repair_quarantines_it() {
     let out = server(&data, &["verify", "--sample", "30/30"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("3/30"));
 }
+
+#[test]
+fn rebuild_catalog_brings_back_a_deleted_catalogue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    ok(server(
+        &data,
+        &["subscriber", "add", "jardins", "--quota", "1GB"],
+    ));
+    let token = ok(server(&data, &["device", "add", "jardins", "pc"]));
+    let secret = Token::parse(token.trim()).unwrap().secret;
+    let store = Store::open(&data).unwrap();
+    let snap = backup(&store, &secret, 1, 3, 3);
+    let used = store.subscriber("jardins").unwrap().used_bytes;
+    drop(store);
+
+    let refused = server(&data, &["rebuild-catalog"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--replace"));
+    for name in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
+        let _ = std::fs::remove_file(data.join(name));
+    }
+    let out = ok(server(&data, &["rebuild-catalog"]));
+    assert!(
+        out.contains("jardins: 1 devices, 1 packs (3 chunks), 1 snapshots"),
+        "{out}"
+    );
+    let store = Store::open(&data).unwrap();
+    assert_eq!(store.subscriber("jardins").unwrap().used_bytes, used);
+    let s = store.authenticate(&secret).unwrap();
+    assert_eq!(store.list_snapshots(&s).unwrap()[0].id, snap);
+}

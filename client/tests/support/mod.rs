@@ -28,6 +28,7 @@ pub struct Server {
     pub addr: String,
     pub fingerprint: [u8; 32],
     pub store: Arc<Store>,
+    identity: Identity,
     rt: tokio::runtime::Runtime,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -44,34 +45,70 @@ impl Server {
             .unwrap();
         let identity = Identity::generate().unwrap();
         let store = Arc::new(Store::create(dir.path()).unwrap());
+        let mut server = Server {
+            addr: "127.0.0.1:0".into(),
+            fingerprint: identity.fingerprint(),
+            store,
+            identity,
+            rt,
+            stop: None,
+            task: None,
+            dir,
+        };
+        server.serve();
+        server
+    }
+
+    /// Starts the daemon on `self.addr` (port 0: any) with `self.store`.
+    fn serve(&mut self) {
         let endpoint = {
-            let _guard = rt.enter();
+            let _guard = self.rt.enter();
             quinn::Endpoint::server(
-                identity.server_config(&TransportLimits::default()).unwrap(),
-                "127.0.0.1:0".parse().unwrap(),
+                self.identity
+                    .server_config(&TransportLimits::default())
+                    .unwrap(),
+                self.addr.parse().unwrap(),
             )
             .unwrap()
         };
-        let addr = endpoint.local_addr().unwrap().to_string();
+        self.addr = endpoint.local_addr().unwrap().to_string();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = rt.spawn({
-            let store = store.clone();
-            async move {
-                daemon::serve(endpoint, store, Limits::default(), async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            }
-        });
-        Server {
-            addr,
-            fingerprint: identity.fingerprint(),
-            store,
-            rt,
-            stop: Some(stop),
-            task: Some(task),
-            dir,
+        let store = self.store.clone();
+        self.task = Some(self.rt.spawn(async move {
+            daemon::serve(endpoint, store, Limits::default(), async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        }));
+        self.stop = Some(stop);
+    }
+
+    /// Stops the daemon and closes the store, runs `f` on the data
+    /// directory, then serves it again at the same address with the same
+    /// certificate (the PCs' tokens stay valid).
+    pub fn restart_after(&mut self, f: impl FnOnce(&Path)) {
+        self.shut_down();
+        // An empty store elsewhere holds the place while the real one is closed.
+        let spare = tempfile::tempdir().unwrap();
+        let store = std::mem::replace(
+            &mut self.store,
+            Arc::new(Store::create(spare.path()).unwrap()),
+        );
+        assert_eq!(Arc::strong_count(&store), 1, "the store is still in use");
+        drop(store);
+        f(self.dir.path());
+        self.store = Arc::new(Store::open(self.dir.path()).unwrap());
+        drop(spare);
+        self.serve();
+    }
+
+    fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = self.rt.block_on(task);
         }
     }
 
@@ -95,12 +132,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = self.rt.block_on(task);
-        }
+        self.shut_down();
     }
 }
 

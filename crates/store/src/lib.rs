@@ -62,6 +62,7 @@ mod error;
 pub mod gc;
 pub mod pack;
 mod pending;
+pub mod rebuild;
 pub mod retention;
 mod store;
 mod types;
@@ -76,7 +77,8 @@ pub use pack::{
     parse_pack_index, read_pack_index, PackEntry, PackWriter, PACK_MAGIC, PACK_TARGET_SIZE,
     PACK_VERSION,
 };
-pub use store::{Store, CATALOG_FILE, SUBSCRIBERS_DIR};
+pub use rebuild::{rebuild_catalog, RebuildReport};
+pub use store::{Store, ACCOUNT_FILE, CATALOG_FILE, SUBSCRIBERS_DIR};
 pub use types::{
     DeviceInfo, DeviceUsage, MaintenanceRun, Role, Session, SnapshotInfo, Status, SubscriberInfo,
     Usage, MAX_NAME_LEN,

@@ -22,6 +22,8 @@ use crate::types::{
 pub const CATALOG_FILE: &str = "catalog.sqlite";
 /// The directory of per-subscriber data in the data directory.
 pub const SUBSCRIBERS_DIR: &str = "subscribers";
+/// A subscriber's account file, in its folder.
+pub const ACCOUNT_FILE: &str = "account.json";
 
 /// The server's storage: one data directory, its catalogue, packs and
 /// manifests. `Send + Sync`: share one per process (in an `Arc`) and call it
@@ -79,11 +81,13 @@ impl Store {
         }
         let subscribers = data_dir.join(SUBSCRIBERS_DIR);
         durable::create_dir_all(&subscribers).map_err(|e| Error::io(&subscribers, e))?;
-        Ok(Store {
+        let store = Store {
             root: data_dir.to_path_buf(),
             catalog: Catalog::open(&catalog, false)?,
             pending: Arc::default(),
-        })
+        };
+        store.save_missing_accounts()?;
+        Ok(store)
     }
 
     /// The data directory.
@@ -116,6 +120,10 @@ impl Store {
         self.manifests_dir(subscriber_id).join(id.to_hex())
     }
 
+    pub(crate) fn account_path(&self, subscriber_id: i64) -> PathBuf {
+        self.subscriber_dir(subscriber_id).join(ACCOUNT_FILE)
+    }
+
     pub(crate) fn key_path(&self, subscriber_id: i64) -> PathBuf {
         self.subscriber_dir(subscriber_id).join("key")
     }
@@ -138,7 +146,8 @@ impl Store {
             .catalog
             .insert_subscriber(name, quota, retention.as_deref(), now())?;
         let dir = self.subscriber_dir(id);
-        durable::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))
+        durable::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        self.save_account(id)
     }
 
     /// Changes a subscriber's quota and/or retention policy (`None` leaves it
@@ -154,7 +163,8 @@ impl Store {
         let quota = quota_bytes.map(quota_to_i64).transpose()?;
         let retention = retention.map(canonical_retention).transpose()?;
         self.catalog
-            .update_subscriber(name, quota, retention.as_ref().map(Option::as_deref))
+            .update_subscriber(name, quota, retention.as_ref().map(Option::as_deref))?;
+        self.save_account(self.catalog.subscriber_id_of(name)?)
     }
 
     /// One subscriber with its counters.
@@ -186,6 +196,7 @@ impl Store {
         let hash = secret_hash(&secret);
         self.catalog
             .insert_device(subscriber, device, role, &hash, now())?;
+        self.save_account(self.catalog.subscriber_id_of(subscriber)?)?;
         Ok(secret)
     }
 
@@ -197,7 +208,34 @@ impl Store {
     /// Revokes a device: its secret is refused from then on; its snapshots
     /// stay. Revoking a revoked device keeps the first revocation time.
     pub fn revoke_device(&self, subscriber: &str, device: &str) -> Result<()> {
-        self.catalog.revoke_device(subscriber, device, now())
+        self.catalog.revoke_device(subscriber, device, now())?;
+        self.save_account(self.catalog.subscriber_id_of(subscriber)?)
+    }
+
+    /// Writes `subscribers/<id>/account.json`: the subscriber's row and its
+    /// devices' (secret hashes only), the part of the catalogue no pack or
+    /// manifest describes, so that `rebuild-catalog` can restore it. Written
+    /// after every change, durably.
+    pub(crate) fn save_account(&self, sub: i64) -> Result<()> {
+        let account = self.catalog.account(sub)?;
+        let path = self.account_path(sub);
+        let text = serde_json::to_vec_pretty(&account).map_err(|e| {
+            Error::Corrupt(format!("encoding the account of {:?}: {e}", account.name))
+        })?;
+        durable::create_dir_all(&self.subscriber_dir(sub))
+            .and_then(|()| durable::write_atomic(&path, &text))
+            .map_err(|e| Error::io(&path, e))
+    }
+
+    /// Writes the account files that are missing (data directories made
+    /// before they existed).
+    fn save_missing_accounts(&self) -> Result<()> {
+        for sub in self.catalog.subscriber_ids()? {
+            if !self.account_path(sub).exists() {
+                self.save_account(sub)?;
+            }
+        }
+        Ok(())
     }
 
     /// Finds the device holding `secret`.

@@ -4,6 +4,7 @@ pub mod device;
 pub mod gc;
 pub mod init;
 pub mod prune;
+pub mod rebuild;
 pub mod run;
 pub mod subscriber;
 pub mod usage;
@@ -62,6 +63,11 @@ pub fn run(cli: Cli) -> Result<()> {
             &coffre_store::VerifyOptions { sample, repair },
             json,
         ),
+        Command::RebuildCatalog {
+            data,
+            replace,
+            json,
+        } => rebuild::run(&data.data, replace, json),
         Command::Prune {
             data,
             subscriber,

@@ -1,0 +1,272 @@
+//! Rebuilding the catalogue from the data directory alone (invariant 9).
+//!
+//! Everything the catalogue indexes describes itself on disk: each
+//! subscriber's `account.json` (its row and its devices' rows), its `key`
+//! file, its packs (each ends with the list of its blobs and their
+//! checksums) and its manifests (named by their id, their public part naming
+//! the device and listing every chunk). [`rebuild_catalog`] writes a new
+//! catalogue from them beside the old one, then puts it in place; the old
+//! one, if any, is kept as `catalog.sqlite.replaced-<time>`.
+//!
+//! What cannot come back: a device's `last_backup` becomes the time of its
+//! newest snapshot (the PC's clock instead of the server's), the order of
+//! snapshots made in the same second follows their manifests' nanoseconds,
+//! and the record of the last maintenance runs starts empty. A pack whose
+//! index is unreadable is reported and left out (its chunks are missing
+//! until a backup sends them again); so is a manifest that does not match
+//! its name.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use coffre_core::{snapshot_id, ChunkId, Manifest};
+use serde::Serialize;
+
+use crate::catalog::{Account, Catalog, SnapshotRow};
+use crate::durable;
+use crate::error::{Error, Result};
+use crate::pack::{read_pack_index, PACK_SUFFIX};
+use crate::store::{now, ACCOUNT_FILE, CATALOG_FILE, SUBSCRIBERS_DIR};
+
+/// What a rebuild found, per subscriber.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RebuildReport {
+    /// The subscriber (its name from its account file).
+    pub subscriber: String,
+    /// Devices restored.
+    pub devices: u64,
+    /// Packs indexed.
+    pub packs: u64,
+    /// Chunks indexed.
+    pub chunks: u64,
+    /// Snapshots restored.
+    pub snapshots: u64,
+    /// `used_bytes` as rebuilt.
+    pub used_bytes: u64,
+    /// Whether the key file was found.
+    pub key: bool,
+    /// What was left out, and why.
+    pub problems: Vec<String>,
+    /// Snapshots that list chunks no readable pack holds (id hex, count).
+    pub incomplete_snapshots: Vec<(String, u64)>,
+}
+
+/// Rebuilds `DATA/catalog.sqlite` from the data directory. Refuses if a
+/// catalogue exists, unless `replace` (the old one is then kept aside).
+/// Stop the daemon first: it must not write to the old catalogue meanwhile.
+pub fn rebuild_catalog(data_dir: &Path, replace: bool) -> Result<Vec<RebuildReport>> {
+    let target = data_dir.join(CATALOG_FILE);
+    if target.exists() && !replace {
+        return Err(Error::AlreadyExists {
+            what: format!(
+                "a catalogue at {} (to replace it, stop the daemon and pass --replace: the old \
+                 one is kept as catalog.sqlite.replaced-<time>)",
+                target.display()
+            ),
+        });
+    }
+    let subscribers = data_dir.join(SUBSCRIBERS_DIR);
+    if !subscribers.is_dir() {
+        return Err(Error::NoDataDir {
+            path: data_dir.to_path_buf(),
+        });
+    }
+    let building = data_dir.join(format!("{CATALOG_FILE}.rebuilding"));
+    for stale in sqlite_files(&building) {
+        remove_if_exists(&stale)?;
+    }
+    let catalog = Catalog::open(&building, true)?;
+    let mut reports = Vec::new();
+    for (id, dir) in subscriber_dirs(&subscribers)? {
+        reports.push(rebuild_subscriber(&catalog, id, &dir)?);
+    }
+    drop(catalog);
+
+    // Put it in place: the old catalogue (and its WAL) aside first.
+    if target.exists() {
+        let aside = data_dir.join(format!("{CATALOG_FILE}.replaced-{}", now()));
+        for (from, suffix) in sqlite_files(&target).into_iter().zip(["", "-wal", "-shm"]) {
+            if from.exists() {
+                let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+                fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
+            }
+        }
+    }
+    for (from, suffix) in sqlite_files(&building)
+        .into_iter()
+        .zip(["", "-wal", "-shm"])
+    {
+        if from.exists() {
+            let to = PathBuf::from(format!("{}{suffix}", target.display()));
+            fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
+        }
+    }
+    durable::sync_dir(data_dir).map_err(|e| Error::io(data_dir, e))?;
+    Ok(reports)
+}
+
+fn rebuild_subscriber(catalog: &Catalog, id: i64, dir: &Path) -> Result<RebuildReport> {
+    let mut report = RebuildReport::default();
+    let account_path = dir.join(ACCOUNT_FILE);
+    let account: Account = match fs::read(&account_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Corrupt(format!("{} is not valid: {e}", account_path.display())))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::Corrupt(format!(
+                "{} is missing: the subscriber's name, quota and devices cannot be rebuilt \
+                 (restore the file from a backup of the data directory)",
+                account_path.display()
+            )))
+        }
+        Err(e) => return Err(Error::io(&account_path, e)),
+    };
+    if account.id != id {
+        return Err(Error::Corrupt(format!(
+            "{} says subscriber #{}, but it is in folder {id}",
+            account_path.display(),
+            account.id
+        )));
+    }
+    catalog.insert_account(&account)?;
+    report.subscriber = account.name.clone();
+    report.devices = account.devices.len() as u64;
+
+    let key_path = dir.join("key");
+    match fs::read(&key_path) {
+        Ok(key) => {
+            catalog.insert_key(id, &key)?;
+            report.key = true;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&key_path, e)),
+    }
+
+    for (name, path) in files(&dir.join("packs"))? {
+        let Some(stem) = name.strip_suffix(PACK_SUFFIX) else {
+            continue;
+        };
+        match read_pack_index(&path) {
+            Ok(entries) => {
+                let meta = fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+                let created = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(now(), |d| d.as_secs() as i64);
+                catalog.insert_pack(id, stem, meta.len(), &entries, created)?;
+                report.packs += 1;
+                report.chunks += entries.len() as u64;
+                report.used_bytes += meta.len();
+            }
+            Err(e) => report.problems.push(format!("pack {name} left out: {e}")),
+        }
+    }
+
+    // Manifests, oldest first, so that the commit order is rebuilt.
+    let mut snapshots = Vec::new();
+    for (name, path) in files(&dir.join("manifests"))? {
+        let Some(id_from_name) = ChunkId::from_hex(&name) else {
+            continue;
+        };
+        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        if snapshot_id(&bytes) != id_from_name {
+            report.problems.push(format!(
+                "manifest {name} left out: it does not match its name"
+            ));
+            continue;
+        }
+        match Manifest::read_public(&bytes) {
+            Ok((public, _)) => snapshots.push((id_from_name, bytes.len() as u64, public)),
+            Err(e) => report
+                .problems
+                .push(format!("manifest {name} left out: {e}")),
+        }
+    }
+    snapshots.sort_by_key(|(_, _, p)| (p.time.secs, p.time.nanos));
+    for (snap, len, public) in snapshots {
+        let Some(device) = account.devices.iter().find(|d| d.name == public.device) else {
+            report.problems.push(format!(
+                "snapshot {} left out: its device {:?} is not in the account file",
+                snap.short(),
+                public.device
+            ));
+            continue;
+        };
+        catalog.restore_snapshot(&SnapshotRow {
+            subscriber_id: id,
+            id: snap,
+            device_id: device.id,
+            time: public.time.secs,
+            logical_bytes: public.logical_bytes,
+            file_count: public.file_count,
+            manifest_bytes: len,
+            chunks: &public.chunks,
+        })?;
+        report.snapshots += 1;
+        report.used_bytes += len;
+        let missing = catalog.count_missing(id, &public.chunks)?;
+        if missing > 0 {
+            report.incomplete_snapshots.push((snap.to_hex(), missing));
+        }
+    }
+    Ok(report)
+}
+
+/// The numbered folders under `subscribers/`, by id.
+fn subscriber_dirs(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if let Some(id) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i64>().ok())
+        {
+            if entry.path().is_dir() {
+                out.push((id, entry.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The files of `dir` that are not temporary (no leading dot), by name.
+fn files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if let Some(name) = entry.file_name().to_str() {
+            if !name.starts_with('.') && entry.path().is_file() {
+                out.push((name.to_string(), entry.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A SQLite database and its WAL and shared-memory files.
+fn sqlite_files(db: &Path) -> [PathBuf; 3] {
+    let s = db.display().to_string();
+    [
+        db.to_path_buf(),
+        PathBuf::from(format!("{s}-wal")),
+        PathBuf::from(format!("{s}-shm")),
+    ]
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}

@@ -1,0 +1,56 @@
+//! `coffre-server rebuild-catalog [--replace]`.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use coffre_core::units::format_size;
+
+use crate::config::DataDir;
+
+/// Runs `coffre-server rebuild-catalog`.
+pub fn run(data: &Path, replace: bool, json: bool) -> Result<()> {
+    // A data directory of coffre-server, even without its catalogue.
+    DataDir::new(data).config()?;
+    let reports = coffre_store::rebuild_catalog(data, replace)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "subscribers": reports }))?
+        );
+    } else {
+        for r in &reports {
+            println!(
+                "{}: {} devices, {} packs ({} chunks), {} snapshots, {} used{}",
+                r.subscriber,
+                r.devices,
+                r.packs,
+                r.chunks,
+                r.snapshots,
+                format_size(r.used_bytes),
+                if r.key {
+                    ""
+                } else {
+                    ", no key file (no device enrolled yet?)"
+                }
+            );
+            for p in &r.problems {
+                println!("  {p}");
+            }
+            for (id, n) in &r.incomplete_snapshots {
+                println!("  snapshot {} misses {n} chunks", &id[..10]);
+            }
+        }
+        println!("catalogue rebuilt: {} subscribers", reports.len());
+    }
+    let incomplete: usize = reports
+        .iter()
+        .map(|r| r.problems.len() + r.incomplete_snapshots.len())
+        .sum();
+    if incomplete > 0 {
+        bail!(
+            "the catalogue was rebuilt, but {incomplete} things could not be: run \
+             `coffre-server verify` and see docs/operator-guide.md (\"Damage and repair\")"
+        );
+    }
+    Ok(())
+}
