@@ -37,7 +37,12 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Server::start_in(&std::env::temp_dir())
+    }
+
+    /// A server whose data directory is a new folder in `parent`.
+    pub fn start_in(parent: &Path) -> Server {
+        let dir = tempfile::tempdir_in(parent).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
