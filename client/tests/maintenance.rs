@@ -1,4 +1,5 @@
-//! Garbage collection beside real backups: the real daemon, the real `coffre`
+//! The server's upkeep beside real backups (garbage collection, verify and
+//! repair, a catalogue rebuilt): the real daemon, the real `coffre`
 //! program, and the store's collection running in a loop while a backup
 //! uploads. Whatever the interleaving, every snapshot restores byte for byte,
 //! and what GC frees is really gone from the disk and from used bytes.
@@ -269,4 +270,81 @@ fn a_lost_catalogue_is_rebuilt_and_every_snapshot_restores() {
     // And the next backup works on the rebuilt catalogue.
     fs::write(home.join("Documents/après.txt"), b"rebuilt").unwrap();
     pc.json(&["backup"]);
+}
+
+#[test]
+fn damage_found_by_verify_is_healed_by_the_next_backup() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(work.path()).unwrap();
+    let home = base.join("home");
+    make_tree(&home);
+    let pc = Client::new();
+    pc.enrol(
+        &server.token("jardins", 1 << 30, "pc", Role::Backup),
+        &[&home],
+    );
+    let snap = pc.json(&["backup"])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A bit flips in the middle of the largest pack on the server's disk.
+    let packs = server.dir.path().join("subscribers/1/packs");
+    let pack = fs::read_dir(&packs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = fs::read(&pack).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    fs::write(&pack, &bytes).unwrap();
+
+    // Restoring the snapshot now fails on that chunk, clearly.
+    let target = base.join("broken");
+    let out = pc.run(&[
+        "restore",
+        &snap[..12],
+        "--target",
+        target.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(!out.status.success());
+
+    let verify = |repair| {
+        server
+            .store
+            .verify(
+                "jardins",
+                &coffre_store::VerifyOptions {
+                    repair,
+                    sample: None,
+                },
+            )
+            .unwrap()
+    };
+    let found = verify(false);
+    assert_eq!(found.damaged.len(), 1, "{found:?}");
+    assert_eq!(found.affected[0].snapshot, snap);
+    assert_eq!(found.affected[0].device, "pc");
+    assert_eq!(verify(true).quarantined, 1);
+
+    // The PC's next backup, with nothing changed on it, sends the chunk
+    // again (its caches said the server had it; the server says it does
+    // not), and every snapshot is whole again.
+    let healed = pc.json(&["backup"]);
+    assert!(healed["bytes_sent"].as_u64().unwrap() > 0, "{healed}");
+    assert!(verify(false).is_clean(), "healed");
+    let check = pc.json(&["check", "--read-data"]);
+    assert_eq!(check["ok"], true, "{check}");
+    let target = base.join("restored");
+    pc.ok(&[
+        "restore",
+        &snap[..12],
+        "--target",
+        target.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_same_tree(&home, &target.join(home.strip_prefix("/").unwrap()));
 }
