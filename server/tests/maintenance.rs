@@ -191,3 +191,53 @@ fn rebuild_catalog_brings_back_a_deleted_catalogue() {
     let s = store.authenticate(&secret).unwrap();
     assert_eq!(store.list_snapshots(&s).unwrap()[0].id, snap);
 }
+
+#[test]
+fn the_nightly_run_applies_retention_collects_and_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    ok(server(
+        &data,
+        &[
+            "subscriber",
+            "add",
+            "jardins",
+            "--quota",
+            "1GB",
+            "--retention",
+            "last=1",
+        ],
+    ));
+    let token = ok(server(&data, &["device", "add", "jardins", "pc"]));
+    let secret = Token::parse(token.trim()).unwrap().secret;
+    let store = Store::open(&data).unwrap();
+    backup(&store, &secret, 1, 3, 3);
+    let newest = backup(&store, &secret, 2, 2, 2);
+
+    coffre_server::maintenance::night(&store);
+
+    let s = store.authenticate(&secret).unwrap();
+    let left: Vec<_> = store
+        .list_snapshots(&s)
+        .unwrap()
+        .iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(left, [newest], "retention kept the newest only");
+    let mut tasks: Vec<(String, bool)> = store
+        .maintenance_runs()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.task, r.ok))
+        .collect();
+    tasks.sort();
+    assert_eq!(
+        tasks,
+        [
+            ("gc".into(), true),
+            ("prune".into(), true),
+            ("verify".into(), true)
+        ]
+    );
+}
