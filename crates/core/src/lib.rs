@@ -18,6 +18,8 @@ pub mod blob;
 pub mod chunker;
 mod codec;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod id;
 pub mod keyfile;
 pub mod keys;

@@ -37,6 +37,9 @@ use crate::error::ProtoError;
 use crate::frame::{decode_length, HEADER_LEN};
 use crate::message::{max_request_len, max_response_len, CONTINUATION};
 
+/// The smallest step the message buffer grows by.
+const MIN_GROWTH: usize = 64 * 1024;
+
 /// Which cap applies to which message type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Limit {
@@ -291,16 +294,23 @@ impl Assembler {
         })
     }
 
-    /// Appends payload bytes. The first bytes of a frame reserve the whole
-    /// length it announced (already checked against the cap of its type): one
-    /// allocation and no copy per message. Reserving is not committing: the
-    /// operating system backs large buffers with memory only as bytes arrive,
-    /// so a peer that announces much and sends little still costs little.
+    /// Appends payload bytes. The buffer grows with what arrives: doubling
+    /// (at least [`MIN_GROWTH`]), never past the end of the frame being read,
+    /// so a peer that announces a 16 MiB frame and sends 1 KiB costs 64 KiB,
+    /// not 16 MiB, even in address space. (Reserving the whole announced
+    /// frame at its first bytes held 16 MiB of heap per stalled stream: 725
+    /// MiB for 50 streams of one client in `tests/tests/hostile.rs`, which a
+    /// host without memory overcommit refuses, and Rust aborts on a refused
+    /// allocation.) Doubling copies each byte at most once more on average.
     fn append(&mut self, bytes: &[u8], frame_end: usize) {
         let needed = self.payload.len() + bytes.len();
         if needed > self.payload.capacity() {
-            self.payload
-                .reserve_exact(needed.max(frame_end) - self.payload.len());
+            // `needed <= frame_end`: the bytes belong to the current frame.
+            let target = needed
+                .max(self.payload.capacity().saturating_mul(2))
+                .max(MIN_GROWTH)
+                .min(frame_end);
+            self.payload.reserve_exact(target - self.payload.len());
         }
         self.payload.extend_from_slice(bytes);
     }
@@ -340,6 +350,27 @@ mod tests {
         let (_, payload) = got.unwrap();
         assert_eq!(payload.len(), total);
         assert!(payload.capacity() <= total);
+    }
+
+    #[test]
+    fn a_big_announcement_costs_what_arrives() {
+        // A 16 MiB continuation frame announced, 1 KiB sent: the buffer
+        // holds 64 KiB, not 16 MiB; then it doubles with what arrives.
+        let mut asm = Assembler::for_requests();
+        let mut wire = ((MAX_PAYLOAD_LEN + 2) as u32).to_be_bytes().to_vec();
+        wire.extend_from_slice(&CONTINUATION.to_be_bytes());
+        wire.extend_from_slice(&[7; 1024]);
+        assert!(asm.feed(&wire).unwrap().is_none());
+        assert_eq!(asm.payload.capacity(), MIN_GROWTH);
+        let mut sent = 1024;
+        while sent < 1 << 20 {
+            asm.feed(&[7; 4096]).unwrap();
+            sent += 4096;
+            assert!(
+                asm.payload.capacity() <= (2 * sent).max(MIN_GROWTH),
+                "{sent}: {asm:?}"
+            );
+        }
     }
 
     #[test]
