@@ -236,8 +236,11 @@ impl Remote {
                     server: server.to_string(),
                 })
             }
+            // The daemon refuses past max_connections (a QUIC
+            // CONNECTION_REFUSED; older daemons closed with "server busy").
             Ok(Err(quinn::ConnectionError::ConnectionClosed(c)))
-                if c.reason.as_ref() == b"server busy" =>
+                if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED
+                    || c.reason.as_ref() == b"server busy" =>
             {
                 return Err(RemoteError::Refused(ErrorReply {
                     code: ErrorCode::Busy,

@@ -41,12 +41,21 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Limits {
     /// Connections served at once.
     pub max_connections: usize,
+    /// A request stream that brings no byte for this long is answered with
+    /// an error and dropped, with what it had buffered: a client that stalls
+    /// in the middle of a request cannot hold memory while its connection
+    /// lives. Slow links are fine: only silence counts.
+    pub request_stall: Duration,
 }
+
+/// The default [`Limits::request_stall`].
+pub const REQUEST_STALL: Duration = Duration::from_secs(60);
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 1024,
+            request_stall: REQUEST_STALL,
         }
     }
 }
@@ -87,7 +96,7 @@ pub async fn serve(
                         let (store, live) = (store.clone(), live.clone());
                         let remote = incoming.remote_address();
                         connections.spawn(async move {
-                            if let Err(e) = connection(incoming, store, live).await {
+                            if let Err(e) = connection(incoming, store, live, limits.request_stall).await {
                                 debug!(%remote, "connection ended: {e:#}");
                             }
                             drop(permit);
@@ -149,7 +158,12 @@ fn bad_request(message: impl Into<String>) -> ErrorReply {
     ErrorReply::new(ErrorCode::BadRequest, message)
 }
 
-async fn connection(incoming: quinn::Incoming, store: Arc<Store>, live: LiveUploads) -> Result<()> {
+async fn connection(
+    incoming: quinn::Incoming,
+    store: Arc<Store>,
+    live: LiveUploads,
+    stall: Duration,
+) -> Result<()> {
     let conn = incoming.await?;
     let remote = conn.remote_address();
     let session = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&conn, &store)).await {
@@ -176,7 +190,7 @@ async fn connection(incoming: quinn::Incoming, store: Arc<Store>, live: LiveUplo
                     Ok((send, recv)) => {
                         let (store, session, pack) = (store.clone(), session.clone(), pack.clone());
                         requests.spawn(async move {
-                            if let Err(e) = request(send, recv, store, session, pack).await {
+                            if let Err(e) = request(send, recv, store, session, pack, stall).await {
                                 debug!("request failed: {e:#}");
                             }
                         }.in_current_span());
@@ -266,7 +280,10 @@ async fn handshake(conn: &quinn::Connection, store: &Arc<Store>) -> Result<Sessi
         respond(&mut send, &Response::Error(reply)).await?;
         anyhow::bail!("bad hello: {e}");
     }
-    let secret = match read_request(&mut recv).await.map_err(|e| e.reply()) {
+    let secret = match read_request(&mut recv, HANDSHAKE_TIMEOUT)
+        .await
+        .map_err(|e| e.reply())
+    {
         Ok(Request::Auth { secret }) => secret,
         Ok(_) => {
             respond(
@@ -321,8 +338,9 @@ async fn request(
     store: Arc<Store>,
     session: Arc<Session>,
     pack: Arc<Uploads>,
+    stall: Duration,
 ) -> Result<()> {
-    let response = match read_request(&mut recv).await.map_err(|e| e.reply()) {
+    let response = match read_request(&mut recv, stall).await.map_err(|e| e.reply()) {
         Ok(req) => handle(req, store, session, pack)
             .await
             .unwrap_or_else(Response::Error),
@@ -484,12 +502,21 @@ impl Uploads {
 /// only copy), within the caps of its type.
 async fn read_request(
     recv: &mut quinn::RecvStream,
+    stall: Duration,
 ) -> Result<Request, coffre_proto::stream::ReadError> {
     let mut assembler = coffre_proto::Assembler::for_requests();
     loop {
-        let chunk = recv
-            .read_chunk(usize::MAX, true)
+        let chunk = tokio::time::timeout(stall, recv.read_chunk(usize::MAX, true))
             .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "no data for {} s in the middle of a request",
+                        stall.as_secs()
+                    ),
+                )
+            })?
             .map_err(std::io::Error::from)?;
         if let Some(request) = coffre_proto::stream::feed_request(
             &mut assembler,

@@ -60,6 +60,7 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
             store.clone(),
             Limits {
                 max_connections: config.max_connections,
+                ..Limits::default()
             },
             shutdown_signal(),
         );
