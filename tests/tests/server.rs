@@ -322,7 +322,14 @@ async fn hostile_frames_get_clean_errors_and_others_keep_being_served() {
 #[tokio::test]
 async fn connections_past_the_limit_are_refused_and_others_served() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with(dir.path(), Limits { max_connections: 2 }).await;
+    let server = TestServer::start_with(
+        dir.path(),
+        Limits {
+            max_connections: 2,
+            ..Limits::default()
+        },
+    )
+    .await;
     let secret = server.device("asso", 1 << 30, "pc", Role::Backup);
     let a = server.connect(secret).await.unwrap();
     let b = server.connect(secret).await.unwrap();
