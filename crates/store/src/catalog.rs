@@ -600,32 +600,7 @@ impl Catalog {
                     return Ok(CommitOutcome::Missing { count, first });
                 }
             }
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO snapshots
-                   (subscriber_id, id, device_id, time, logical_bytes, file_count, manifest_bytes, seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
-                         (SELECT COALESCE(MAX(seq), 0) + 1 FROM snapshots WHERE subscriber_id = ?1))",
-                params![
-                    row.subscriber_id,
-                    &row.id.as_bytes()[..],
-                    row.device_id,
-                    row.time,
-                    to_i64(row.logical_bytes),
-                    to_i64(row.file_count),
-                    to_i64(row.manifest_bytes)
-                ],
-            )?;
-            if inserted == 1 {
-                tx.execute(
-                    "UPDATE subscribers SET used_bytes = used_bytes + ?2, activity = activity + 1
-                     WHERE id = ?1",
-                    params![row.subscriber_id, to_i64(row.manifest_bytes)],
-                )?;
-            }
-            tx.execute(
-                "UPDATE devices SET last_backup = MAX(COALESCE(last_backup, ?2), ?2) WHERE id = ?1",
-                params![row.device_id, now],
-            )?;
+            add_snapshot_row(tx, row, now)?;
             Ok(CommitOutcome::Committed)
         })
     }
@@ -1109,32 +1084,7 @@ impl Catalog {
     /// snapshot recorded before it, counted in `used_bytes`; the device's
     /// last backup becomes at least its time.
     pub(crate) fn restore_snapshot(&self, row: &SnapshotRow<'_>) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT OR IGNORE INTO snapshots
-                   (subscriber_id, id, device_id, time, logical_bytes, file_count, manifest_bytes, seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
-                         (SELECT COALESCE(MAX(seq), 0) + 1 FROM snapshots WHERE subscriber_id = ?1))",
-                params![
-                    row.subscriber_id,
-                    &row.id.as_bytes()[..],
-                    row.device_id,
-                    row.time,
-                    to_i64(row.logical_bytes),
-                    to_i64(row.file_count),
-                    to_i64(row.manifest_bytes)
-                ],
-            )?;
-            tx.execute(
-                "UPDATE subscribers SET used_bytes = used_bytes + ?2 WHERE id = ?1",
-                params![row.subscriber_id, to_i64(row.manifest_bytes)],
-            )?;
-            tx.execute(
-                "UPDATE devices SET last_backup = MAX(COALESCE(last_backup, ?2), ?2) WHERE id = ?1",
-                params![row.device_id, row.time],
-            )?;
-            Ok(())
-        })
+        self.write(|tx| add_snapshot_row(tx, row, row.time).map(drop))
     }
 
     /// Counts the ids of `ids` that subscriber `sub` does not have.
@@ -1432,6 +1382,40 @@ pub(crate) enum DeleteOutcome {
     Deleted,
     NotFound,
     Revoked,
+}
+
+/// Inserts a snapshot row after the subscriber's others (`seq`), adds its
+/// manifest to `used_bytes` and counts it in `activity` if it is new, and
+/// makes the device's `last_backup` at least `backup_time`. Returns whether
+/// the row is new.
+fn add_snapshot_row(tx: &Transaction<'_>, row: &SnapshotRow<'_>, backup_time: i64) -> Result<bool> {
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO snapshots
+           (subscriber_id, id, device_id, time, logical_bytes, file_count, manifest_bytes, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
+                 (SELECT COALESCE(MAX(seq), 0) + 1 FROM snapshots WHERE subscriber_id = ?1))",
+        params![
+            row.subscriber_id,
+            &row.id.as_bytes()[..],
+            row.device_id,
+            row.time,
+            to_i64(row.logical_bytes),
+            to_i64(row.file_count),
+            to_i64(row.manifest_bytes)
+        ],
+    )? == 1;
+    if inserted {
+        tx.execute(
+            "UPDATE subscribers SET used_bytes = used_bytes + ?2, activity = activity + 1
+             WHERE id = ?1",
+            params![row.subscriber_id, to_i64(row.manifest_bytes)],
+        )?;
+    }
+    tx.execute(
+        "UPDATE devices SET last_backup = MAX(COALESCE(last_backup, ?2), ?2) WHERE id = ?1",
+        params![row.device_id, backup_time],
+    )?;
+    Ok(inserted)
 }
 
 /// Deletes a snapshot's row and lowers `used_bytes` by its manifest size;
