@@ -93,10 +93,7 @@ fn scenario(mount: &Path) {
         &server.token("jardins", 1 << 40, "pc", Role::Backup),
         &[&home],
     );
-    let first = pc.json(&["backup"])["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = pc.backup_id();
     let before = support::state(&home);
 
     // 60 MB of photos do not fit in what is left of 48 MB.
@@ -117,13 +114,7 @@ fn scenario(mount: &Path) {
 
     // The daemon still serves restores of what was committed.
     let target = base.join("restored");
-    pc.ok(&[
-        "restore",
-        &first[..12],
-        "--target",
-        target.to_str().unwrap(),
-        "--quiet",
-    ]);
+    pc.restore_to(&first[..12], &target);
     let restored = target.join(home.strip_prefix("/").unwrap());
     assert!(
         support::state(&restored) == before,
@@ -144,13 +135,7 @@ fn scenario(mount: &Path) {
     let check = pc.json(&["check", "--read-data"]);
     assert_eq!(check["ok"], true, "{check}");
     let target = base.join("restored-after");
-    pc.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        target.to_str().unwrap(),
-        "--quiet",
-    ]);
+    pc.restore_to("latest", &target);
     assert_same_tree(&home, &target.join(home.strip_prefix("/").unwrap()));
     let used = server.store.subscriber("jardins").unwrap().used_bytes;
     let packs_dir = server.dir.path().join("subscribers/1/packs");

@@ -165,13 +165,7 @@ fn many_pcs_back_up_at_once_while_retention_and_gc_run() {
         let check = pc.json(&["check", "--read-data"]);
         assert_eq!(check["ok"], true, "pc-{i}: {check}");
         let target = base.join(format!("restored-{i}"));
-        pc.ok(&[
-            "restore",
-            "latest",
-            "--target",
-            target.to_str().unwrap(),
-            "--quiet",
-        ]);
+        pc.restore_to("latest", &target);
         assert_same_tree(home, &target.join(home.strip_prefix("/").unwrap()));
     }
 }

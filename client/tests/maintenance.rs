@@ -9,6 +9,7 @@
 mod support;
 
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -17,26 +18,43 @@ use coffre_core::ChunkId;
 use coffre_store::{GcOptions, Role};
 use support::{assert_same_tree, make_tree, Client, Server};
 
+/// A folder of the test: `base`, with the PC's files in `base/home`.
+struct Work {
+    _dir: tempfile::TempDir,
+    base: PathBuf,
+    home: PathBuf,
+}
+
+/// A server, and a PC of "jardins" enrolled to back up `home`, filled by
+/// `tree`.
+fn setup(tree: impl FnOnce(&Path)) -> (Work, Server, Client) {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(dir.path()).unwrap();
+    let home = base.join("home");
+    tree(&home);
+    let pc = Client::new();
+    pc.enrol(
+        &server.token("jardins", 1 << 30, "pc", Role::Backup),
+        &[&home],
+    );
+    let work = Work {
+        _dir: dir,
+        base,
+        home,
+    };
+    (work, server, pc)
+}
+
 fn used(server: &Server) -> u64 {
     server.store.subscriber("jardins").unwrap().used_bytes
 }
 
 #[test]
 fn a_backup_during_garbage_collection_restores_byte_for_byte() {
-    let server = Server::start();
-    let work = tempfile::tempdir().unwrap();
-    let base = fs::canonicalize(work.path()).unwrap();
-    let home = base.join("home");
-    make_tree(&home);
-    let pc = Client::new();
-    pc.enrol(
-        &server.token("jardins", 1 << 30, "pc", Role::Backup),
-        &[&home],
-    );
-    let first = pc.json(&["backup"])["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (work, server, pc) = setup(make_tree);
+    let (base, home) = (work.base.clone(), work.home.clone());
+    let first = pc.backup_id();
 
     // The photos move out; a snapshot without them; retention then removes
     // the first snapshot, so the photos' chunks are referenced by nothing.
@@ -124,13 +142,7 @@ fn a_backup_during_garbage_collection_restores_byte_for_byte() {
 
     // Every snapshot left restores byte for byte, and checks with data.
     let target = base.join("restored");
-    pc.ok(&[
-        "restore",
-        &during_id[..12],
-        "--target",
-        target.to_str().unwrap(),
-        "--quiet",
-    ]);
+    pc.restore_to(&during_id[..12], &target);
     assert_same_tree(&home, &target.join(home.strip_prefix("/").unwrap()));
     let check = pc.json(&["check", "--read-data"]);
     assert_eq!(check["ok"], true, "{check}");
@@ -144,22 +156,13 @@ fn a_backup_during_garbage_collection_restores_byte_for_byte() {
 
 #[test]
 fn space_freed_by_gc_is_uploaded_again_when_the_data_comes_back() {
-    let server = Server::start();
-    let work = tempfile::tempdir().unwrap();
-    let base = fs::canonicalize(work.path()).unwrap();
-    let home = base.join("home");
-    fs::create_dir_all(&home).unwrap();
-    fs::write(home.join("a.bin"), random_bytes(3_000_000, 1)).unwrap();
-    fs::write(home.join("b.bin"), random_bytes(3_000_000, 2)).unwrap();
-    let pc = Client::new();
-    pc.enrol(
-        &server.token("jardins", 1 << 30, "pc", Role::Backup),
-        &[&home],
-    );
-    let first = pc.json(&["backup"])["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (work, server, pc) = setup(|h| {
+        fs::create_dir_all(h).unwrap();
+        fs::write(h.join("a.bin"), random_bytes(3_000_000, 1)).unwrap();
+        fs::write(h.join("b.bin"), random_bytes(3_000_000, 2)).unwrap();
+    });
+    let (base, home) = (work.base.clone(), work.home.clone());
+    let first = pc.backup_id();
     let aside = base.join("b.bin");
     fs::rename(home.join("b.bin"), &aside).unwrap();
     pc.json(&["backup"]);
@@ -195,38 +198,18 @@ fn space_freed_by_gc_is_uploaded_again_when_the_data_comes_back() {
         "b.bin was sent again: {again}"
     );
     let target = base.join("restored");
-    pc.ok(&[
-        "restore",
-        "latest",
-        "--target",
-        target.to_str().unwrap(),
-        "--quiet",
-    ]);
+    pc.restore_to("latest", &target);
     assert_same_tree(&home, &target.join(home.strip_prefix("/").unwrap()));
 }
 
 #[test]
 fn a_lost_catalogue_is_rebuilt_and_every_snapshot_restores() {
-    let mut server = Server::start();
-    let work = tempfile::tempdir().unwrap();
-    let base = fs::canonicalize(work.path()).unwrap();
-    let home = base.join("home");
-    make_tree(&home);
-    let pc = Client::new();
-    pc.enrol(
-        &server.token("jardins", 1 << 30, "pc", Role::Backup),
-        &[&home],
-    );
-    let first = pc.json(&["backup"])["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (work, mut server, pc) = setup(make_tree);
+    let (base, home) = (work.base.clone(), work.home.clone());
+    let first = pc.backup_id();
     let as_first = support::state(&home);
     support::day1(&home);
-    let second = pc.json(&["backup"])["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = pc.backup_id();
     let used_before = used(&server);
 
     // The catalogue is lost; rebuild it from the packs and manifests.
@@ -244,22 +227,10 @@ fn a_lost_catalogue_is_rebuilt_and_every_snapshot_restores() {
     let listed = pc.json(&["snapshots"]);
     assert_eq!(listed["snapshots"].as_array().unwrap().len(), 2, "{listed}");
     let target = base.join("restored-second");
-    pc.ok(&[
-        "restore",
-        &second[..12],
-        "--target",
-        target.to_str().unwrap(),
-        "--quiet",
-    ]);
+    pc.restore_to(&second[..12], &target);
     assert_same_tree(&home, &target.join(home.strip_prefix("/").unwrap()));
     let target = base.join("restored-first");
-    pc.ok(&[
-        "restore",
-        &first[..12],
-        "--target",
-        target.to_str().unwrap(),
-        "--quiet",
-    ]);
+    pc.restore_to(&first[..12], &target);
     let restored = target.join(home.strip_prefix("/").unwrap());
     assert!(
         support::state(&restored) == as_first,
@@ -274,20 +245,9 @@ fn a_lost_catalogue_is_rebuilt_and_every_snapshot_restores() {
 
 #[test]
 fn damage_found_by_verify_is_healed_by_the_next_backup() {
-    let server = Server::start();
-    let work = tempfile::tempdir().unwrap();
-    let base = fs::canonicalize(work.path()).unwrap();
-    let home = base.join("home");
-    make_tree(&home);
-    let pc = Client::new();
-    pc.enrol(
-        &server.token("jardins", 1 << 30, "pc", Role::Backup),
-        &[&home],
-    );
-    let snap = pc.json(&["backup"])["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (work, server, pc) = setup(make_tree);
+    let (base, home) = (work.base.clone(), work.home.clone());
+    let snap = pc.backup_id();
 
     // A bit flips in the middle of the largest pack on the server's disk.
     let packs = server.dir.path().join("subscribers/1/packs");
@@ -339,12 +299,6 @@ fn damage_found_by_verify_is_healed_by_the_next_backup() {
     let check = pc.json(&["check", "--read-data"]);
     assert_eq!(check["ok"], true, "{check}");
     let target = base.join("restored");
-    pc.ok(&[
-        "restore",
-        &snap[..12],
-        "--target",
-        target.to_str().unwrap(),
-        "--quiet",
-    ]);
+    pc.restore_to(&snap[..12], &target);
     assert_same_tree(&home, &target.join(home.strip_prefix("/").unwrap()));
 }

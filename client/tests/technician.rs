@@ -242,12 +242,7 @@ fn latest_is_the_newest_snapshot_even_within_one_second() {
     let mut made = Vec::new();
     for i in 0..6 {
         fs::write(home.join("note.txt"), format!("version {i}")).unwrap();
-        made.push(
-            pc.json(&["backup"])["snapshot"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        made.push(pc.backup_id());
         let listed = snapshot_ids(&pc);
         assert_eq!(listed, made, "snapshots are listed oldest first");
         let target = work.path().join(format!("r{i}"));

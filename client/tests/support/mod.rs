@@ -188,6 +188,26 @@ impl Client {
         serde_json::from_str(&self.ok(&a)).unwrap()
     }
 
+    /// Runs `coffre backup --json`, which must succeed; returns the new
+    /// snapshot's id (hex).
+    pub fn backup_id(&self) -> String {
+        self.json(&["backup"])["snapshot"]
+            .as_str()
+            .expect("a snapshot id")
+            .to_string()
+    }
+
+    /// Restores snapshot `id` (or "latest") into `target`, quietly.
+    pub fn restore_to(&self, id: &str, target: &Path) {
+        self.ok(&[
+            "restore",
+            id,
+            "--target",
+            target.to_str().unwrap(),
+            "--quiet",
+        ]);
+    }
+
     /// Enrols with the test passphrase, backing up `paths`.
     pub fn enrol(&self, token: &str, paths: &[&Path]) {
         let mut c = self.command(&["enrol", token]);
