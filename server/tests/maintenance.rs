@@ -2,11 +2,24 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use coffre_core::blob::BlobKind;
 use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
-use coffre_proto::Token;
 use coffre_store::Store;
-use common::{ok, server};
+use common::{device, ok, server};
+
+/// A data directory in `tmp` with subscriber "jardins" (1 GB, then `extra`
+/// arguments of `subscriber add`) and its device "pc": the directory and
+/// the device's secret.
+fn jardins(tmp: &Path, extra: &[&str]) -> (PathBuf, [u8; 32]) {
+    let data = tmp.join("data");
+    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    let add = [&["subscriber", "add", "jardins", "--quota", "1GB"], extra].concat();
+    ok(server(&data, &add));
+    let secret = device(&data, "jardins", "pc");
+    (data, secret)
+}
 
 /// Uploads `n` chunks of 100 kB and commits a snapshot listing `keep` of them.
 fn backup(store: &Store, secret: &[u8; 32], seed: u8, n: usize, keep: usize) -> ChunkId {
@@ -45,14 +58,7 @@ fn backup(store: &Store, secret: &[u8; 32], seed: u8, n: usize, keep: usize) -> 
 #[test]
 fn gc_frees_what_retention_removed_and_reports_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
-    ok(server(
-        &data,
-        &["subscriber", "add", "jardins", "--quota", "1GB"],
-    ));
-    let token = ok(server(&data, &["device", "add", "jardins", "pc"]));
-    let secret = Token::parse(token.trim()).unwrap().secret;
+    let (data, secret) = jardins(tmp.path(), &[]);
     let store = Store::open(&data).unwrap();
     let old = backup(&store, &secret, 1, 20, 20);
     backup(&store, &secret, 2, 5, 5);
@@ -102,14 +108,7 @@ fn gc_frees_what_retention_removed_and_reports_it() {
 #[test]
 fn verify_reports_damage_with_exit_status_3_and_repair_quarantines_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
-    ok(server(
-        &data,
-        &["subscriber", "add", "jardins", "--quota", "1GB"],
-    ));
-    let token = ok(server(&data, &["device", "add", "jardins", "pc"]));
-    let secret = Token::parse(token.trim()).unwrap().secret;
+    let (data, secret) = jardins(tmp.path(), &[]);
     let store = Store::open(&data).unwrap();
     let snap = backup(&store, &secret, 1, 4, 4);
 
@@ -162,14 +161,7 @@ fn verify_reports_damage_with_exit_status_3_and_repair_quarantines_it() {
 #[test]
 fn rebuild_catalog_brings_back_a_deleted_catalogue() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
-    ok(server(
-        &data,
-        &["subscriber", "add", "jardins", "--quota", "1GB"],
-    ));
-    let token = ok(server(&data, &["device", "add", "jardins", "pc"]));
-    let secret = Token::parse(token.trim()).unwrap().secret;
+    let (data, secret) = jardins(tmp.path(), &[]);
     let store = Store::open(&data).unwrap();
     let snap = backup(&store, &secret, 1, 3, 3);
     let used = store.subscriber("jardins").unwrap().used_bytes;
@@ -195,22 +187,7 @@ fn rebuild_catalog_brings_back_a_deleted_catalogue() {
 #[test]
 fn the_nightly_run_applies_retention_collects_and_verifies() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
-    ok(server(
-        &data,
-        &[
-            "subscriber",
-            "add",
-            "jardins",
-            "--quota",
-            "1GB",
-            "--retention",
-            "last=1",
-        ],
-    ));
-    let token = ok(server(&data, &["device", "add", "jardins", "pc"]));
-    let secret = Token::parse(token.trim()).unwrap().secret;
+    let (data, secret) = jardins(tmp.path(), &["--retention", "last=1"]);
     let store = Store::open(&data).unwrap();
     backup(&store, &secret, 1, 3, 3);
     let newest = backup(&store, &secret, 2, 2, 2);

@@ -3,12 +3,9 @@
 
 mod common;
 
-use std::path::Path;
-
 use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Timestamp};
-use coffre_proto::Token;
 use coffre_store::Store;
-use common::{ok, server};
+use common::{device, ok, server};
 
 const DAY: i64 = 86_400;
 /// 2026-11-23 02:00 UTC.
@@ -30,11 +27,6 @@ fn commit(store: &Store, secret: &[u8; 32], device: &str, time: i64) -> ChunkId 
     .unwrap();
     let mut pack = store.open_pack(&s);
     store.commit_snapshot(&s, &mut pack, &manifest).unwrap()
-}
-
-fn device(data: &Path, sub: &str, name: &str) -> [u8; 32] {
-    let token = ok(server(data, &["device", "add", sub, name]));
-    Token::parse(token.trim()).unwrap().secret
 }
 
 #[test]

@@ -25,3 +25,9 @@ pub fn ok(out: Output) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Enrols device `name` of subscriber `sub`; returns its secret.
+pub fn device(data: &Path, sub: &str, name: &str) -> [u8; 32] {
+    let token = ok(server(data, &["device", "add", sub, name]));
+    coffre_proto::Token::parse(token.trim()).unwrap().secret
+}
