@@ -6,8 +6,7 @@ mod common;
 use std::fs;
 use std::time::{Duration, SystemTime};
 
-use coffre_core::ChunkId;
-use coffre_store::{Error, GcOptions, Role, Session};
+use coffre_store::{Error, GcOptions, Role};
 use common::{Client, Env, GIB};
 
 fn now_options() -> GcOptions {
@@ -17,40 +16,16 @@ fn now_options() -> GcOptions {
     }
 }
 
-/// Puts `chunks` (seeds) in one sealed pack; returns their ids.
-fn pack_of(env: &Env, s: &Session, c: &mut Client, seeds: &[u64], len: usize) -> Vec<ChunkId> {
-    let mut pack = env.store.open_pack(s);
-    let ids = seeds
-        .iter()
-        .map(|seed| {
-            let (id, b) = c.blob(&common::data(*seed, len));
-            assert!(env.store.put_chunk(s, &mut pack, &id, &b).unwrap());
-            id
-        })
-        .collect();
-    env.store.seal_pack(s, &mut pack).unwrap();
-    ids
-}
-
-fn commit(env: &Env, s: &Session, c: &Client, secs: i64, ids: &[ChunkId]) -> ChunkId {
-    let mut sorted = ids.to_vec();
-    sorted.sort();
-    let mut pack = env.store.open_pack(s);
-    env.store
-        .commit_snapshot(s, &mut pack, &c.manifest(&s.device, secs, &sorted))
-        .unwrap()
-}
-
 #[test]
 fn gc_frees_what_no_snapshot_references_and_keeps_the_rest_readable() {
     let env = Env::new();
     let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
     let mut c = Client::new(1);
-    let p1 = pack_of(&env, &s, &mut c, &[1, 2], 50_000);
-    let p2 = pack_of(&env, &s, &mut c, &[3], 50_000);
-    let p3 = pack_of(&env, &s, &mut c, &(4..14).collect::<Vec<_>>(), 50_000);
-    let old = commit(&env, &s, &c, 100, &[p1.clone(), p2.clone()].concat());
-    commit(&env, &s, &c, 200, &[p2.clone(), p3[..1].to_vec()].concat());
+    let p1 = env.sealed_pack(&s, &mut c, &[1, 2], 50_000);
+    let p2 = env.sealed_pack(&s, &mut c, &[3], 50_000);
+    let p3 = env.sealed_pack(&s, &mut c, &(4..14).collect::<Vec<_>>(), 50_000);
+    let old = env.commit(&s, &c, 100, &[p1.clone(), p2.clone()].concat());
+    env.commit(&s, &c, 200, &[p2.clone(), p3[..1].to_vec()].concat());
     env.store.end_session(&s).unwrap();
     assert!(env.store.remove_snapshot("acme", &old).unwrap());
     assert_eq!(env.packs(&s).len(), 3);
@@ -117,8 +92,8 @@ fn gc_frees_what_no_snapshot_references_and_keeps_the_rest_readable() {
     // no longer has it) and commits.
     let s2 = env.device("acme", "pc-2", Role::Backup);
     assert_eq!(env.store.has_chunks(&s2, &p1).unwrap(), [false, false]);
-    let again = pack_of(&env, &s2, &mut c, &[1, 2], 50_000);
-    commit(&env, &s2, &c, 300, &again);
+    let again = env.sealed_pack(&s2, &mut c, &[1, 2], 50_000);
+    env.commit(&s2, &c, 300, &again);
     assert_eq!(env.used("acme"), env.disk_bytes(&s));
 }
 
@@ -127,7 +102,7 @@ fn chunks_younger_than_the_grace_period_are_kept() {
     let env = Env::new();
     let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
     let mut c = Client::new(1);
-    let interrupted = pack_of(&env, &s, &mut c, &[1, 2, 3], 10_000);
+    let interrupted = env.sealed_pack(&s, &mut c, &[1, 2, 3], 10_000);
     env.store.end_session(&s).unwrap();
     let r = env.store.gc("acme", &GcOptions::default()).unwrap();
     assert_eq!((r.unreferenced, r.protected, r.deleted_chunks), (3, 3, 0));
@@ -140,8 +115,8 @@ fn a_backup_in_progress_postpones_its_subscriber_only() {
     let a = env.subscriber("acme", GIB, "pc-1", Role::Backup);
     let b = env.subscriber("bees", GIB, "pc-1", Role::Backup);
     let mut c = Client::new(1);
-    let ids_a = pack_of(&env, &a, &mut c, &[1], 10_000);
-    pack_of(&env, &b, &mut c, &[2], 10_000);
+    let ids_a = env.sealed_pack(&a, &mut c, &[1], 10_000);
+    env.sealed_pack(&b, &mut c, &[2], 10_000);
     env.store.end_session(&b).unwrap();
     // acme's session asked which chunks exist: they may be in its next
     // commit, so nothing of acme is collected while it is open.
@@ -159,7 +134,7 @@ fn a_backup_in_progress_postpones_its_subscriber_only() {
     );
 
     // The session commits what it was told exists: it is kept.
-    commit(&env, &a, &c, 100, &ids_a);
+    env.commit(&a, &c, 100, &ids_a);
     env.store.end_session(&a).unwrap();
     let r = env.store.gc("acme", &now_options()).unwrap();
     assert_eq!((r.postponed, r.deleted_chunks), (None, 0));
@@ -171,7 +146,7 @@ fn a_session_that_only_reads_does_not_postpone() {
     let env = Env::new();
     let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
     let mut c = Client::new(1);
-    pack_of(&env, &s, &mut c, &[1], 10_000);
+    env.sealed_pack(&s, &mut c, &[1], 10_000);
     env.store.end_session(&s).unwrap();
     let reader = env.device("acme", "laptop", Role::Backup);
     env.store.list_snapshots(&reader).unwrap();
@@ -184,9 +159,9 @@ fn a_damaged_manifest_stops_the_collection_before_any_deletion() {
     let env = Env::new();
     let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
     let mut c = Client::new(1);
-    let ids = pack_of(&env, &s, &mut c, &[1, 2], 10_000);
-    pack_of(&env, &s, &mut c, &[3], 10_000);
-    let snap = commit(&env, &s, &c, 100, &ids);
+    let ids = env.sealed_pack(&s, &mut c, &[1, 2], 10_000);
+    env.sealed_pack(&s, &mut c, &[3], 10_000);
+    let snap = env.commit(&s, &c, 100, &ids);
     env.store.end_session(&s).unwrap();
     let path = env.path().join(format!(
         "subscribers/{}/manifests/{}",
@@ -210,8 +185,8 @@ fn orphan_files_older_than_the_grace_period_are_removed() {
     let env = Env::new();
     let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
     let mut c = Client::new(1);
-    let ids = pack_of(&env, &s, &mut c, &[1], 10_000);
-    commit(&env, &s, &c, 100, &ids);
+    let ids = env.sealed_pack(&s, &mut c, &[1], 10_000);
+    env.commit(&s, &c, 100, &ids);
     env.store.end_session(&s).unwrap();
     let dir = env.path().join(format!("subscribers/{}", s.subscriber_id));
     let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);

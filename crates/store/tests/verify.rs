@@ -5,32 +5,8 @@ mod common;
 
 use std::fs;
 
-use coffre_core::ChunkId;
-use coffre_store::{Role, Session, VerifyOptions};
+use coffre_store::{Role, VerifyOptions};
 use common::{Client, Env, GIB};
-
-fn pack_of(env: &Env, s: &Session, c: &mut Client, seeds: &[u64]) -> Vec<ChunkId> {
-    let mut pack = env.store.open_pack(s);
-    let ids = seeds
-        .iter()
-        .map(|seed| {
-            let (id, b) = c.blob(&common::data(*seed, 20_000));
-            env.store.put_chunk(s, &mut pack, &id, &b).unwrap();
-            id
-        })
-        .collect();
-    env.store.seal_pack(s, &mut pack).unwrap();
-    ids
-}
-
-fn commit(env: &Env, s: &Session, c: &Client, secs: i64, ids: &[ChunkId]) -> ChunkId {
-    let mut sorted = ids.to_vec();
-    sorted.sort();
-    let mut pack = env.store.open_pack(s);
-    env.store
-        .commit_snapshot(s, &mut pack, &c.manifest(&s.device, secs, &sorted))
-        .unwrap()
-}
 
 fn repair() -> VerifyOptions {
     VerifyOptions {
@@ -44,8 +20,8 @@ fn a_clean_store_verifies_clean() {
     let env = Env::new();
     let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
     let mut c = Client::new(1);
-    let ids = pack_of(&env, &s, &mut c, &[1, 2, 3]);
-    commit(&env, &s, &c, 100, &ids);
+    let ids = env.sealed_pack(&s, &mut c, &[1, 2, 3], 20_000);
+    env.commit(&s, &c, 100, &ids);
     let r = env.store.verify("acme", &VerifyOptions::default()).unwrap();
     assert!(r.is_clean(), "{r:?}");
     assert_eq!((r.packs, r.blobs, r.manifests), (1, 3, 1));
@@ -63,10 +39,10 @@ fn a_damaged_blob_is_reported_quarantined_and_healed_by_the_next_upload() {
     let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
     let laptop = env.device("acme", "laptop", Role::Backup);
     let mut c = Client::new(1);
-    let ids = pack_of(&env, &s, &mut c, &[1, 2, 3]);
-    let snap = commit(&env, &s, &c, 100, &ids);
-    let other = pack_of(&env, &laptop, &mut c, &[4]);
-    commit(&env, &laptop, &c, 200, &other);
+    let ids = env.sealed_pack(&s, &mut c, &[1, 2, 3], 20_000);
+    let snap = env.commit(&s, &c, 100, &ids);
+    let other = env.sealed_pack(&laptop, &mut c, &[4], 20_000);
+    env.commit(&laptop, &c, 200, &other);
 
     // One bit of the second blob flips on disk.
     let (pack, entry) = env
@@ -126,9 +102,9 @@ fn a_damaged_blob_is_reported_quarantined_and_healed_by_the_next_upload() {
     assert_eq!(r.affected[0].missing_chunks, 1);
 
     // The next backup of the PC that still has the file sends it again.
-    let again = pack_of(&env, &s, &mut c, &[2]);
+    let again = env.sealed_pack(&s, &mut c, &[2], 20_000);
     assert_eq!(again, [ids[1]]);
-    commit(&env, &s, &c, 300, &ids);
+    env.commit(&s, &c, 300, &ids);
     let r = env.store.verify("acme", &VerifyOptions::default()).unwrap();
     assert!(r.is_clean(), "healed: {r:?}");
     let blob = env.store.chunk(&s, &ids[1]).unwrap();
@@ -140,10 +116,10 @@ fn a_missing_pack_and_a_damaged_manifest_are_reported() {
     let env = Env::new();
     let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
     let mut c = Client::new(1);
-    let a = pack_of(&env, &s, &mut c, &[1, 2]);
-    let b = pack_of(&env, &s, &mut c, &[3]);
-    let first = commit(&env, &s, &c, 100, &a);
-    let second = commit(&env, &s, &c, 200, &b);
+    let a = env.sealed_pack(&s, &mut c, &[1, 2], 20_000);
+    let b = env.sealed_pack(&s, &mut c, &[3], 20_000);
+    let first = env.commit(&s, &c, 100, &a);
+    let second = env.commit(&s, &c, 200, &b);
     let packs = env.packs(&s);
     let lost = packs
         .iter()
@@ -187,7 +163,7 @@ fn a_sample_checks_a_part_of_the_packs() {
     let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
     let mut c = Client::new(1);
     for seed in 0..6 {
-        pack_of(&env, &s, &mut c, &[seed]);
+        env.sealed_pack(&s, &mut c, &[seed], 20_000);
     }
     let parts: u64 = (0..3)
         .map(|turn| {

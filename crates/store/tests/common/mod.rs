@@ -71,6 +71,38 @@ impl Env {
         )
     }
 
+    /// Puts the blobs of `seeds` (`len` bytes each) in one sealed pack of
+    /// session `s`; each must be new. Returns their ids.
+    pub fn sealed_pack(
+        &self,
+        s: &Session,
+        c: &mut Client,
+        seeds: &[u64],
+        len: usize,
+    ) -> Vec<ChunkId> {
+        let mut pack = self.store.open_pack(s);
+        let ids = seeds
+            .iter()
+            .map(|seed| {
+                let (id, b) = c.blob(&data(*seed, len));
+                assert!(self.store.put_chunk(s, &mut pack, &id, &b).unwrap());
+                id
+            })
+            .collect();
+        self.store.seal_pack(s, &mut pack).unwrap();
+        ids
+    }
+
+    /// Commits a snapshot of session `s` made at `secs` listing `ids`.
+    pub fn commit(&self, s: &Session, c: &Client, secs: i64, ids: &[ChunkId]) -> ChunkId {
+        let mut sorted = ids.to_vec();
+        sorted.sort();
+        let mut pack = self.store.open_pack(s);
+        self.store
+            .commit_snapshot(s, &mut pack, &c.manifest(&s.device, secs, &sorted))
+            .unwrap()
+    }
+
     pub fn used(&self, name: &str) -> u64 {
         self.store.subscriber(name).unwrap().used_bytes
     }
