@@ -172,7 +172,15 @@ pub fn run(session: &Session, opts: &Options) -> Result<Report> {
             }
         }
         for s in latest.values() {
-            let bytes = session.block_on(session.remote.manifest(&ChunkId::from_bytes(s.id)))?;
+            let bytes = match session.block_on(session.remote.manifest(&ChunkId::from_bytes(s.id)))
+            {
+                Ok(bytes) => bytes,
+                // Retention removed it since the list (the device made newer
+                // ones meanwhile): these chunks are only a dedup hint, and the
+                // server is asked about the rest anyway.
+                Err(e) if e.code() == Some(coffre_proto::ErrorCode::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
             let (public, _) = Manifest::read_public(&bytes).with_context(|| {
                 format!("reading snapshot {}", ChunkId::from_bytes(s.id).short())
             })?;
