@@ -834,7 +834,7 @@ def main() -> int:
         f"Machine: {nproc} cores available (`nproc`) of {cpu_model()}, "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; "
         f"load average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end.",
-        f"Dataset: make-dataset --scale {args.scale:g}: day 0 {day0['bytes'] / 1e6:.0f} MB in "
+        f"Dataset: {make_dataset.name} --scale {args.scale:g}: day 0 {day0['bytes'] / 1e6:.0f} MB in "
         f"{day0['files']} files ({day0['dirs']} directories, {day0['symlinks']} symlinks)"
         + (f"; day 1 {day1['bytes'] / 1e6:.0f} MB in {day1['files']} files." if day1 else "."),
         "Order: each tool runs its whole sequence (init, first backup, unchanged rerun, day-1 backup, "

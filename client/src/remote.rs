@@ -185,7 +185,7 @@ pub fn client_config(fingerprint: [u8; 32]) -> Result<quinn::ClientConfig, Remot
     transport.max_idle_timeout(Some(Duration::from_secs(60).try_into().expect("60 s fits")));
     transport.keep_alive_interval(Some(Duration::from_secs(15)));
     transport.stream_receive_window((16u32 << 20).into());
-    transport.receive_window((64u32 << 20).into());
+    transport.receive_window((32u32 << 20).into());
     transport.send_window(64 << 20);
     // Datagrams up to 16 KiB where the path allows it (see the server's tls.rs).
     let mut mtu = quinn::MtuDiscoveryConfig::default();

@@ -349,7 +349,17 @@ async fn request(
     if let Response::Error(e) = &response {
         debug!(code = ?e.code, "request refused: {}", e.message);
     }
-    coffre_proto::stream::write_response(&mut send, &response).await?;
+    match response {
+        // A blob goes out from the buffer it was read into: the prefix, then
+        // the blob handed to quinn as is (no copy into a message, none into
+        // the stream's buffer).
+        Response::Chunk { blob } => {
+            send.write_all(&coffre_proto::chunk_response_prefix(blob.len())?)
+                .await?;
+            send.write_chunk(bytes::Bytes::from(blob)).await?;
+        }
+        other => coffre_proto::stream::write_response(&mut send, &other).await?,
+    }
     send.finish()?;
     Ok(())
 }

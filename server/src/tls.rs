@@ -135,7 +135,7 @@ impl TransportLimits {
         t.max_concurrent_uni_streams(0u32.into());
         t.stream_receive_window((16u32 << 20).into());
         t.receive_window((64u32 << 20).into());
-        t.send_window(64 << 20);
+        t.send_window(16 << 20);
         t.mtu_discovery_config(Some(mtu_discovery()));
         t
     }

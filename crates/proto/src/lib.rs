@@ -69,10 +69,10 @@ pub use frame::{
     HELLO_MAGIC, MAX_FRAME_LEN, MAX_PAYLOAD_LEN, PROTOCOL_VERSION,
 };
 pub use message::{
-    decode_request, decode_request_owned, decode_response, decode_response_owned, encode_request,
-    encode_response, max_request_len, max_response_len, message_name, put_chunk_prefix, ErrorCode,
-    ErrorReply, Id, Request, Response, Role, SnapshotEntry, CONTINUATION, MAX_BLOB_LEN,
-    MAX_ERROR_MESSAGE_LEN, MAX_IDS_PER_REQUEST, MAX_KEY_FILE_LEN, MAX_MANIFEST_LEN, MAX_NAME_LEN,
-    MAX_SNAPSHOTS_PER_LIST,
+    chunk_response_prefix, decode_request, decode_request_owned, decode_response,
+    decode_response_owned, encode_request, encode_response, max_request_len, max_response_len,
+    message_name, put_chunk_prefix, ErrorCode, ErrorReply, Id, Request, Response, Role,
+    SnapshotEntry, CONTINUATION, MAX_BLOB_LEN, MAX_ERROR_MESSAGE_LEN, MAX_IDS_PER_REQUEST,
+    MAX_KEY_FILE_LEN, MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_SNAPSHOTS_PER_LIST,
 };
 pub use token::{Token, TokenError, TOKEN_PREFIX};

@@ -757,19 +757,37 @@ pub fn encode_request(req: &Request) -> Result<Vec<u8>, ProtoError> {
 /// them, then the blob from its own buffer, without copying the blob into a
 /// message (`prefix + blob` is exactly `encode_request(PutChunk { id, blob })`).
 pub fn put_chunk_prefix(id: &Id, blob_len: usize) -> Result<Vec<u8>, ProtoError> {
+    blob_prefix(PUT_CHUNK, "PutChunk request", id, blob_len)
+}
+
+/// The wire bytes of a `Chunk` response up to its blob: the server writes
+/// them, then the blob as read from the pack, without copying it into a
+/// message (`prefix + blob` is exactly `encode_response(Chunk { blob })`).
+pub fn chunk_response_prefix(blob_len: usize) -> Result<Vec<u8>, ProtoError> {
+    blob_prefix(CHUNK, "Chunk response", &[], blob_len)
+}
+
+/// Frame header, `head`, then the blob's length: the whole message up to its
+/// blob, which is its last field (one frame: blobs are below the frame cap).
+fn blob_prefix(
+    msg_type: u16,
+    message: &'static str,
+    head: &[u8],
+    blob_len: usize,
+) -> Result<Vec<u8>, ProtoError> {
     if blob_len > MAX_BLOB_LEN {
         return Err(ProtoError::FieldTooLarge {
-            message: "PutChunk request",
+            message,
             field: "blob",
             len: blob_len as u64,
             max: MAX_BLOB_LEN as u64,
         });
     }
-    let payload = 32 + 4 + blob_len;
-    let mut out = Vec::with_capacity(6 + 36);
+    let payload = head.len() + 4 + blob_len;
+    let mut out = Vec::with_capacity(6 + head.len() + 4);
     out.extend_from_slice(&((2 + payload) as u32).to_be_bytes());
-    out.extend_from_slice(&types::PUT_CHUNK.to_be_bytes());
-    out.extend_from_slice(id);
+    out.extend_from_slice(&msg_type.to_be_bytes());
+    out.extend_from_slice(head);
     out.extend_from_slice(&(blob_len as u32).to_le_bytes());
     Ok(out)
 }
@@ -1121,6 +1139,20 @@ mod tests {
             );
         }
         assert!(super::put_chunk_prefix(&[3; 32], super::MAX_BLOB_LEN + 1).is_err());
+    }
+
+    #[test]
+    fn chunk_response_prefix_and_blob_are_the_encoded_response() {
+        for len in [0usize, 1, 1 << 20, super::MAX_BLOB_LEN] {
+            let blob = vec![9u8; len];
+            let mut wire = super::chunk_response_prefix(len).unwrap();
+            wire.extend_from_slice(&blob);
+            assert_eq!(
+                wire,
+                super::encode_response(&super::Response::Chunk { blob }).unwrap()
+            );
+        }
+        assert!(super::chunk_response_prefix(super::MAX_BLOB_LEN + 1).is_err());
     }
 
     use super::*;
