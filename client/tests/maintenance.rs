@@ -271,6 +271,25 @@ fn damage_found_by_verify_is_healed_by_the_next_backup() {
         "--quiet",
     ]);
     assert!(!out.status.success());
+    // The file that failed left no partial file behind, under any name; the
+    // files with no damaged chunk were restored.
+    let mut left = Vec::new();
+    let mut restored = 0;
+    let mut dirs = vec![target.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.to_string_lossy().ends_with(".coffre-restore") {
+                left.push(p);
+            } else {
+                restored += 1;
+            }
+        }
+    }
+    assert!(left.is_empty(), "partial files left: {left:?}");
+    assert!(restored > 0, "no file restored beside the damaged one");
 
     let verify = |repair| {
         server
