@@ -64,6 +64,7 @@ pub mod pack;
 mod pending;
 pub mod rebuild;
 pub mod retention;
+pub mod storage;
 mod store;
 mod types;
 pub mod verify;
@@ -77,7 +78,8 @@ pub use pack::{
     parse_pack_index, read_pack_index, PackEntry, PackWriter, PACK_MAGIC, PACK_TARGET_SIZE,
     PACK_VERSION,
 };
-pub use rebuild::{rebuild_catalog, RebuildReport};
+pub use rebuild::{rebuild_catalog, rebuild_catalog_with, RebuildReport};
+pub use storage::{PackStorage, RawPacks, S3Config};
 pub use store::{Store, ACCOUNT_FILE, CATALOG_FILE, SUBSCRIBERS_DIR};
 pub use types::{
     DeviceInfo, DeviceUsage, MaintenanceRun, Role, Session, SnapshotInfo, Status, SubscriberInfo,
