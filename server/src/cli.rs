@@ -40,6 +40,14 @@ pub enum Command {
         /// [default: this machine's host name and the listen port].
         #[arg(long, value_name = "HOST:PORT")]
         public_address: Option<String>,
+        /// Where to keep the packs: `local` (the data directory) or an
+        /// S3-compatible bucket, `s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION`.
+        /// The credentials come from the environment (COFFRE_S3_ACCESS_KEY_ID
+        /// and COFFRE_S3_SECRET_ACCESS_KEY, or AWS_ACCESS_KEY_ID and
+        /// AWS_SECRET_ACCESS_KEY) or from [storage] in config.toml; the bucket
+        /// is checked before anything is created.
+        #[arg(long, default_value = "local", value_name = "URL")]
+        storage: String,
     },
     /// Run the daemon (QUIC for clients) until Ctrl-C or SIGTERM.
     ///
