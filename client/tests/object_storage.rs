@@ -148,3 +148,80 @@ fn garage_stopped_mid_backup_fails_clearly_and_nothing_committed_is_lost() {
         .unwrap();
     assert!(verified.is_clean(), "{verified:?}");
 }
+
+#[test]
+fn move_packs_takes_an_existing_server_from_its_disk_to_garage() {
+    let garage = Garage::start();
+    let mut server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(work.path()).unwrap();
+    let home = base.join("home");
+    make_tree(&home);
+    let pc = Client::new();
+    pc.enrol(
+        &server.token("jardins", 1 << 30, "pc", Role::Backup),
+        &[&home],
+    );
+    let first = pc.backup_id();
+    let as_first = support::state(&home);
+    let local_packs = stored_packs(&server);
+    let used = server.store.subscriber("jardins").unwrap().used_bytes;
+
+    // What docs/operator-guide.md says: stop the daemon, `coffre-server
+    // move-packs --to s3://...` (credentials in the environment), verify,
+    // start the daemon again.
+    let url = garage.url("moved");
+    let storage = garage.storage("moved");
+    server.restart_on(storage, |data| {
+        let dir = coffre_server::config::DataDir::new(data);
+        let config = coffre_server::config::Config::new(
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:7443".into(),
+        );
+        dir.write_config(&config).unwrap();
+        // This test binary's other tests take their credentials from their
+        // storage, never from the environment.
+        std::env::set_var("COFFRE_S3_ACCESS_KEY_ID", &garage.key_id);
+        std::env::set_var("COFFRE_S3_SECRET_ACCESS_KEY", &garage.secret);
+        coffre_server::commands::move_packs::run(data, &url, false).unwrap();
+        // Run twice (an interrupted move is resumed): nothing copied again.
+        let config = dir.config().unwrap();
+        assert_eq!(config.storage.as_ref().unwrap().url, url);
+        assert!(!fs::read_to_string(dir.config_path())
+            .unwrap()
+            .contains(&garage.secret));
+        let again = coffre_store::copy_packs(
+            data,
+            &coffre_store::PackStorage::Local,
+            &dir.pack_storage().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(again.copied, 0);
+        assert_eq!(again.already_there, local_packs.len() as u64);
+        // The old packs go once the new storage verifies.
+        fs::remove_dir_all(data.join("subscribers/1/packs")).unwrap();
+    });
+    assert_eq!(
+        stored_packs(&server),
+        local_packs,
+        "the same packs, in the bucket"
+    );
+    assert_eq!(server.store.subscriber("jardins").unwrap().used_bytes, used);
+    let verified = server
+        .store
+        .verify("jardins", &VerifyOptions::default())
+        .unwrap();
+    assert!(
+        verified.is_clean() && verified.packs == local_packs.len() as u64,
+        "{verified:?}"
+    );
+
+    let target = base.join("restored-first");
+    pc.restore_to(&first[..12], &target);
+    assert!(support::state(&target.join(home.strip_prefix("/").unwrap())) == as_first);
+    support::day1(&home);
+    pc.backup_id();
+    let target = base.join("restored-latest");
+    pc.restore_to("latest", &target);
+    assert_same_tree(&home, &target.join(home.strip_prefix("/").unwrap()));
+}

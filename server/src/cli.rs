@@ -171,6 +171,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move the packs to another storage (e.g. from the data directory to an
+    /// S3-compatible bucket), then make config.toml point at it.
+    ///
+    /// Stop the daemon first. Every pack is checked against its own index
+    /// and copied; packs already there (same name and size) are skipped, so
+    /// an interrupted move is resumed by running it again. The source is not
+    /// deleted: run `verify`, then remove the old packs yourself
+    /// (docs/operator-guide.md). Credentials as for `init --storage`.
+    MovePacks {
+        #[command(flatten)]
+        data: DataArg,
+        /// Where to: `s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION`, or `local`.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Print JSON: {"copied", "already_there", "bytes", "storage"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Storage use per subscriber: quota, used, %, snapshots, last backup.
     ///
     /// Per subscriber: the quota, what is stored (after dedup, compression and

@@ -108,6 +108,12 @@ impl Server {
     /// directory, then serves it again at the same address with the same
     /// certificate (the PCs' tokens stay valid).
     pub fn restart_after(&mut self, f: impl FnOnce(&Path)) {
+        let storage = self.storage.clone();
+        self.restart_on(storage, f);
+    }
+
+    /// [`Server::restart_after`], serving again with the packs on `storage`.
+    pub fn restart_on(&mut self, storage: PackStorage, f: impl FnOnce(&Path)) {
         self.shut_down();
         // An empty store elsewhere holds the place while the real one is closed.
         let spare = tempfile::tempdir().unwrap();
@@ -118,6 +124,7 @@ impl Server {
         assert_eq!(Arc::strong_count(&store), 1, "the store is still in use");
         drop(store);
         f(self.dir.path());
+        self.storage = storage;
         self.store = Arc::new(Store::open_with(self.dir.path(), &self.storage).unwrap());
         drop(spare);
         self.serve();

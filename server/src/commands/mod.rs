@@ -3,6 +3,7 @@
 pub mod device;
 pub mod gc;
 pub mod init;
+pub mod move_packs;
 pub mod prune;
 pub mod rebuild;
 pub mod run;
@@ -64,6 +65,7 @@ pub fn run(cli: Cli) -> Result<()> {
             &coffre_store::VerifyOptions { sample, repair },
             json,
         ),
+        Command::MovePacks { data, to, json } => move_packs::run(&data.data, &to, json),
         Command::RebuildCatalog {
             data,
             replace,

@@ -404,3 +404,84 @@ impl S3Packs {
         .map_err(|e| self.error("checking", "", e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_debug_never_shows_the_secret() {
+        let c = S3Config::parse(
+            "s3://packs/asso/one/?endpoint=http://127.0.0.1:3900&region=garage",
+            "GK123",
+            "very-secret",
+        )
+        .unwrap();
+        assert_eq!(c.bucket, "packs");
+        assert_eq!(c.prefix, "asso/one");
+        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(c.region, "garage");
+        assert_eq!(
+            c.url(),
+            "s3://packs/asso/one?region=garage&endpoint=http://127.0.0.1:3900"
+        );
+        assert!(!format!("{c:?}").contains("very-secret"));
+        assert!(!c.url().contains("very-secret"));
+        let plain = S3Config::parse("s3://b", "k", "s").unwrap();
+        assert_eq!((plain.prefix.as_str(), plain.endpoint), ("", None));
+        for bad in ["http://b", "s3://", "s3://b?endpoint=", "s3://b?colour=red"] {
+            let e = S3Config::parse(bad, "k", "s").unwrap_err();
+            assert!(e.to_string().contains("s3://BUCKET"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn missing_credentials_say_where_to_put_them() {
+        let c = S3Config::parse("s3://b?endpoint=http://127.0.0.1:9", "", "").unwrap();
+        let e = S3Packs::new(c).unwrap_err();
+        assert!(e.to_string().contains("COFFRE_S3_ACCESS_KEY_ID"), "{e}");
+    }
+
+    #[test]
+    fn a_store_that_is_down_is_a_clear_error_within_bounded_time() {
+        // Nothing listens on port 9 of loopback: connection refused, retried,
+        // then reported, from a plain thread and from inside a runtime.
+        let c = S3Config::parse(
+            "s3://b?endpoint=http://127.0.0.1:9&region=garage",
+            "k",
+            "secret-xyz",
+        )
+        .unwrap();
+        let packs = Arc::new(S3Packs::new(c).unwrap());
+        let started = std::time::Instant::now();
+        let e = packs
+            .read_range("subscribers/1/packs/x.pack", 0, 10)
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("http://127.0.0.1:9") && text.contains("unreachable"),
+            "{text}"
+        );
+        assert!(!text.contains("secret-xyz"), "{text}");
+        assert!(e.is_retryable());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let p = packs.clone();
+        let from_blocking = rt
+            .block_on(async move { tokio::task::spawn_blocking(move || p.exists("k")).await })
+            .unwrap();
+        assert!(matches!(from_blocking, Err(Error::ObjectStore { .. })));
+        drop(rt);
+        // Dropping the store inside a runtime does not panic either.
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move { drop(packs) });
+    }
+}
