@@ -39,8 +39,10 @@ pub struct Garage {
 
 /// The garage binary, or a failure that says how to get one.
 pub fn garage_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("COFFRE_GARAGE") {
-        return PathBuf::from(p);
+    if let Some(p) = std::env::var_os("COFFRE_GARAGE").map(PathBuf::from) {
+        if p.is_file() {
+            return p;
+        }
     }
     if let Some(paths) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&paths) {
