@@ -1,9 +1,17 @@
 //! Upload throughput of the server over loopback QUIC: incompressible 1 MiB
 //! blobs, sealed as real blobs, put by one client with many requests in flight,
-//! then committed (so the figure includes pack writing and fsync).
+//! then committed (so the figure includes pack writing and fsync); then the
+//! same blobs read back with as many requests in flight (the restore path:
+//! a ranged read of a pack per blob).
 //!
-//! `cargo run --release -p coffre-benches --example upload -- [MIB] [IN_FLIGHT]`
-//! (defaults: 1024 MiB, 16). Client and server share this machine's cores.
+//! `cargo run --release -p coffre-benches --example upload -- [MIB] [IN_FLIGHT] [garage]`
+//! (defaults: 1024 MiB, 16, packs on the local disk). With `garage`, the packs
+//! go to a single-node Garage started on loopback for the run (the `garage`
+//! binary of tests/garage.rs). Client, server (and Garage) share this
+//! machine's cores.
+
+#[path = "../../tests/garage.rs"]
+mod garage;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,11 +36,15 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let mib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1024);
     let in_flight: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
+    let garage = (args.next().as_deref() == Some("garage")).then(garage::Garage::start);
+    let storage = garage
+        .as_ref()
+        .map_or(coffre_store::PackStorage::Local, |g| g.storage("bench"));
 
     let dir =
         tempfile::tempdir_in(std::env::var("COFFRE_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
             .unwrap();
-    let store = Arc::new(Store::create(dir.path()).unwrap());
+    let store = Arc::new(Store::create_with(dir.path(), &storage).unwrap());
     store.add_subscriber("bench", u64::MAX / 2, None).unwrap();
     let secret = store.add_device("bench", "pc", Role::Backup).unwrap();
     let identity = Identity::generate().unwrap();
@@ -97,11 +109,37 @@ async fn main() {
     .unwrap();
     remote.commit(manifest).await.unwrap();
     let total = start.elapsed().as_secs_f64();
+
+    // Read everything back, `in_flight` requests at a time.
+    let start = Instant::now();
+    let queue = Arc::new(std::sync::Mutex::new(ids));
+    let mut tasks = Vec::new();
+    for _ in 0..in_flight {
+        let (remote, queue) = (remote.clone(), queue.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut read = 0usize;
+            loop {
+                let next = queue.lock().unwrap().pop();
+                let Some(id) = next else { break };
+                read += remote.chunk(&id).await.unwrap().len();
+            }
+            read
+        }));
+    }
+    let mut read = 0;
+    for t in tasks {
+        read += t.await.unwrap();
+    }
+    assert_eq!(read, bytes, "every blob read back");
+    let get = start.elapsed().as_secs_f64();
     println!(
-        "{mib} blobs of 1 MiB ({:.0} MB), {in_flight} in flight: put {:.0} MB/s, put + commit (pack sealed and fsync'd) {:.0} MB/s",
+        "{mib} blobs of 1 MiB ({:.0} MB), {in_flight} in flight, packs on {}: put {:.0} MB/s, \
+         put + commit (packs stored) {:.0} MB/s, read back {:.0} MB/s",
         bytes as f64 / 1e6,
+        storage.describe(),
         bytes as f64 / put / 1e6,
-        bytes as f64 / total / 1e6
+        bytes as f64 / total / 1e6,
+        bytes as f64 / get / 1e6
     );
     Arc::try_unwrap(remote).unwrap().close().await;
     let _ = stop.send(());

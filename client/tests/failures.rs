@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use coffre_core::benchmark::random_bytes;
 use coffre_proto::Token;
-use coffre_store::Role;
+use coffre_store::{PackStorage, Role};
 use support::{one_line_error, Client, Server, PASSPHRASE};
 
 const GIB: u64 = 1 << 30;
@@ -133,7 +133,17 @@ fn an_unreachable_server_and_another_certificate_are_one_clear_line() {
 
 #[test]
 fn a_full_quota_fails_plainly_keeps_the_earlier_snapshot_and_is_recorded() {
-    let server = Server::start();
+    a_full_quota_fails_plainly(PackStorage::Local);
+}
+
+#[test]
+fn a_full_quota_fails_plainly_keeps_the_earlier_snapshot_and_is_recorded_on_garage() {
+    let garage = support::garage::Garage::start();
+    a_full_quota_fails_plainly(garage.storage("quota"));
+}
+
+fn a_full_quota_fails_plainly(storage: PackStorage) {
+    let server = Server::start_on(storage);
     let work = tempfile::tempdir().unwrap();
     let home = fs::canonicalize(work.path()).unwrap().join("home");
     small_tree(&home);

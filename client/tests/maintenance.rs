@@ -3,6 +3,10 @@
 //! program, and the store's collection running in a loop while a backup
 //! uploads. Whatever the interleaving, every snapshot restores byte for byte,
 //! and what GC frees is really gone from the disk and from used bytes.
+//!
+//! The tests of GC with repack, verify and rebuild run twice: packs on the
+//! local disk, and packs in a real Garage (`support::garage`; they fail if
+//! the `garage` binary is missing).
 
 #![cfg(unix)]
 
@@ -15,7 +19,8 @@ use std::sync::Arc;
 
 use coffre_core::benchmark::random_bytes;
 use coffre_core::ChunkId;
-use coffre_store::{GcOptions, Role};
+use coffre_store::{GcOptions, PackStorage, RawPacks, Role};
+use support::garage::Garage;
 use support::{assert_same_tree, make_tree, Client, Server};
 
 /// A folder of the test: `base`, with the PC's files in `base/home`.
@@ -28,7 +33,12 @@ struct Work {
 /// A server, and a PC of "jardins" enrolled to back up `home`, filled by
 /// `tree`.
 fn setup(tree: impl FnOnce(&Path)) -> (Work, Server, Client) {
-    let server = Server::start();
+    setup_on(PackStorage::Local, tree)
+}
+
+/// [`setup`] with the server's packs on `storage`.
+fn setup_on(storage: PackStorage, tree: impl FnOnce(&Path)) -> (Work, Server, Client) {
+    let server = Server::start_on(storage);
     let dir = tempfile::tempdir().unwrap();
     let base = fs::canonicalize(dir.path()).unwrap();
     let home = base.join("home");
@@ -44,6 +54,14 @@ fn setup(tree: impl FnOnce(&Path)) -> (Work, Server, Client) {
         home,
     };
     (work, server, pc)
+}
+
+/// The packs where the server keeps them (subscriber 1): (name, size).
+fn stored_packs(server: &Server) -> Vec<(String, u64)> {
+    RawPacks::open(server.dir.path(), &server.storage)
+        .unwrap()
+        .list(1)
+        .unwrap()
 }
 
 fn used(server: &Server) -> u64 {
@@ -156,7 +174,17 @@ fn a_backup_during_garbage_collection_restores_byte_for_byte() {
 
 #[test]
 fn space_freed_by_gc_is_uploaded_again_when_the_data_comes_back() {
-    let (work, server, pc) = setup(|h| {
+    space_freed_by_gc_comes_back(PackStorage::Local);
+}
+
+#[test]
+fn space_freed_by_gc_is_uploaded_again_when_the_data_comes_back_on_garage() {
+    let garage = Garage::start();
+    space_freed_by_gc_comes_back(garage.storage("gc"));
+}
+
+fn space_freed_by_gc_comes_back(storage: PackStorage) {
+    let (work, server, pc) = setup_on(storage, |h| {
         fs::create_dir_all(h).unwrap();
         fs::write(h.join("a.bin"), random_bytes(3_000_000, 1)).unwrap();
         fs::write(h.join("b.bin"), random_bytes(3_000_000, 2)).unwrap();
@@ -167,6 +195,7 @@ fn space_freed_by_gc_is_uploaded_again_when_the_data_comes_back() {
     fs::rename(home.join("b.bin"), &aside).unwrap();
     pc.json(&["backup"]);
     let with_b = used(&server);
+    let packs_before = stored_packs(&server);
     server
         .store
         .remove_snapshot("jardins", &ChunkId::from_hex(&first).unwrap())
@@ -182,6 +211,21 @@ fn space_freed_by_gc_is_uploaded_again_when_the_data_comes_back() {
         )
         .unwrap();
     assert!(r.deleted_chunks > 0, "{r:?}");
+    // The half-empty pack was rewritten: its old file or object is gone,
+    // a new one holds a.bin, and the storage holds exactly the catalogue's
+    // packs, whose sizes add up to the used bytes' pack part.
+    assert!(r.packs_repacked >= 1 && r.packs_written >= 1, "{r:?}");
+    let packs_after = stored_packs(&server);
+    assert!(
+        packs_before.iter().any(|p| !packs_after.contains(p)),
+        "an old pack was deleted: {packs_before:?} then {packs_after:?}"
+    );
+    let verified = server
+        .store
+        .verify("jardins", &coffre_store::VerifyOptions::default())
+        .unwrap();
+    assert!(verified.is_clean(), "{verified:?}");
+    assert_eq!(verified.packs, packs_after.len() as u64, "no stray pack");
     assert!(
         used(&server) + 2_900_000 < with_b,
         "b.bin's 3 MB were freed: {} then {}",
@@ -204,7 +248,17 @@ fn space_freed_by_gc_is_uploaded_again_when_the_data_comes_back() {
 
 #[test]
 fn a_lost_catalogue_is_rebuilt_and_every_snapshot_restores() {
-    let (work, mut server, pc) = setup(make_tree);
+    a_lost_catalogue_is_rebuilt(PackStorage::Local);
+}
+
+#[test]
+fn a_lost_catalogue_is_rebuilt_from_the_bucket_and_every_snapshot_restores_on_garage() {
+    let garage = Garage::start();
+    a_lost_catalogue_is_rebuilt(garage.storage("rebuild"));
+}
+
+fn a_lost_catalogue_is_rebuilt(storage: PackStorage) {
+    let (work, mut server, pc) = setup_on(storage.clone(), make_tree);
     let (base, home) = (work.base.clone(), work.home.clone());
     let first = pc.backup_id();
     let as_first = support::state(&home);
@@ -217,7 +271,7 @@ fn a_lost_catalogue_is_rebuilt_and_every_snapshot_restores() {
         for name in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
             let _ = fs::remove_file(data.join(name));
         }
-        let reports = coffre_store::rebuild_catalog(data, false).unwrap();
+        let reports = coffre_store::rebuild_catalog_with(data, &storage, false).unwrap();
         assert!(reports[0].problems.is_empty(), "{:?}", reports[0]);
         assert_eq!(reports[0].snapshots, 2);
     });
@@ -245,21 +299,38 @@ fn a_lost_catalogue_is_rebuilt_and_every_snapshot_restores() {
 
 #[test]
 fn damage_found_by_verify_is_healed_by_the_next_backup() {
-    let (work, server, pc) = setup(make_tree);
+    damage_found_by_verify_is_healed(PackStorage::Local);
+}
+
+#[test]
+fn damage_found_by_verify_is_healed_by_the_next_backup_on_garage() {
+    let garage = Garage::start();
+    damage_found_by_verify_is_healed(garage.storage("verify"));
+}
+
+fn damage_found_by_verify_is_healed(storage: PackStorage) {
+    let (work, server, pc) = setup_on(storage, make_tree);
     let (base, home) = (work.base.clone(), work.home.clone());
     let snap = pc.backup_id();
-
-    // A bit flips in the middle of the largest pack on the server's disk.
-    let packs = server.dir.path().join("subscribers/1/packs");
-    let pack = fs::read_dir(&packs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
+    let clean = server
+        .store
+        .verify("jardins", &coffre_store::VerifyOptions::default())
         .unwrap();
-    let mut bytes = fs::read(&pack).unwrap();
+    assert!(clean.is_clean() && clean.blobs > 0, "{clean:?}");
+
+    // A bit flips in the middle of the largest pack where the server keeps
+    // it (a file on its disk, or an object overwritten through the S3 API).
+    let raw = RawPacks::open(server.dir.path(), &server.storage).unwrap();
+    let (pack, _) = raw
+        .list(1)
+        .unwrap()
+        .into_iter()
+        .max_by_key(|p| p.1)
+        .unwrap();
+    let mut bytes = raw.read(1, &pack).unwrap().unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
-    fs::write(&pack, &bytes).unwrap();
+    raw.write(1, &pack, &bytes).unwrap();
 
     // Restoring the snapshot now fails on that chunk, clearly.
     let target = base.join("broken");

@@ -40,6 +40,14 @@ pub enum Command {
         /// [default: this machine's host name and the listen port].
         #[arg(long, value_name = "HOST:PORT")]
         public_address: Option<String>,
+        /// Where to keep the packs: `local` (the data directory) or an
+        /// S3-compatible bucket, `s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION`.
+        /// The credentials come from the environment (COFFRE_S3_ACCESS_KEY_ID
+        /// and COFFRE_S3_SECRET_ACCESS_KEY, or AWS_ACCESS_KEY_ID and
+        /// AWS_SECRET_ACCESS_KEY) or from [storage] in config.toml; the bucket
+        /// is checked before anything is created.
+        #[arg(long, default_value = "local", value_name = "URL")]
+        storage: String,
     },
     /// Run the daemon (QUIC for clients) until Ctrl-C or SIGTERM.
     ///
@@ -160,6 +168,24 @@ pub enum Command {
         #[arg(long)]
         replace: bool,
         /// Print JSON: {"subscribers": [{"subscriber", "devices", "packs", "snapshots", "used_bytes", "problems", ...}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move the packs to another storage (e.g. from the data directory to an
+    /// S3-compatible bucket), then make config.toml point at it.
+    ///
+    /// Stop the daemon first. Every pack is checked against its own index
+    /// and copied; packs already there (same name and size) are skipped, so
+    /// an interrupted move is resumed by running it again. The source is not
+    /// deleted: run `verify`, then remove the old packs yourself
+    /// (docs/operator-guide.md). Credentials as for `init --storage`.
+    MovePacks {
+        #[command(flatten)]
+        data: DataArg,
+        /// Where to: `s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION`, or `local`.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Print JSON: {"copied", "already_there", "bytes", "storage"}.
         #[arg(long)]
         json: bool,
     },

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use coffre_store::{PackStorage, S3Config};
 use serde::{Deserialize, Serialize};
 
 /// `config.toml`.
@@ -45,11 +46,84 @@ pub struct Config {
     /// `/metrics`. `init` writes a random one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dashboard_token: Option<String>,
+    /// Where the packs are kept: absent for the data directory, or an
+    /// S3-compatible bucket (`[storage]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageConfig>,
+}
+
+/// `[storage]` in config.toml: an S3-compatible bucket for the packs.
+/// Credentials may be left out here and given in the environment
+/// (`COFFRE_S3_ACCESS_KEY_ID` and `COFFRE_S3_SECRET_ACCESS_KEY`, or
+/// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`). `Debug` hides the secret.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION`.
+    pub url: String,
+    /// The access key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// The secret access key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("url", &self.url)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// The environment variables read for the object store's credentials, in
+/// order of preference (after config.toml).
+pub const CREDENTIAL_VARIABLES: [(&str, &str); 2] = [
+    ("COFFRE_S3_ACCESS_KEY_ID", "COFFRE_S3_SECRET_ACCESS_KEY"),
+    ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+];
+
+impl StorageConfig {
+    /// The storage this section describes, with its credentials resolved:
+    /// config.toml first, then the environment.
+    pub fn pack_storage(&self) -> Result<PackStorage> {
+        if self.url == "local" {
+            return Ok(PackStorage::Local);
+        }
+        let (mut id, mut secret) = (
+            self.access_key_id.clone().unwrap_or_default(),
+            self.secret_access_key.clone().unwrap_or_default(),
+        );
+        for (id_var, secret_var) in CREDENTIAL_VARIABLES {
+            if id.is_empty() {
+                id = std::env::var(id_var).unwrap_or_default();
+            }
+            if secret.is_empty() {
+                secret = std::env::var(secret_var).unwrap_or_default();
+            }
+        }
+        Ok(PackStorage::S3(S3Config::parse(&self.url, &id, &secret)?))
+    }
 }
 
 impl Config {
     /// The configuration `init` writes: defaults, and a fresh dashboard token.
     pub fn new(listen: SocketAddr, public_address: String) -> Config {
+        Config::with_storage(listen, public_address, None)
+    }
+
+    /// [`Config::new`] with packs kept on `storage`.
+    pub fn with_storage(
+        listen: SocketAddr,
+        public_address: String,
+        storage: Option<StorageConfig>,
+    ) -> Config {
         Config {
             listen,
             public_address,
@@ -59,6 +133,7 @@ impl Config {
             stale_days: default_stale_days(),
             dashboard: None,
             dashboard_token: Some(new_dashboard_token()),
+            storage,
         }
     }
 }
@@ -123,6 +198,14 @@ impl DataDir {
         };
         toml::from_str(&text)
             .with_context(|| format!("{} is not a valid configuration", path.display()))
+    }
+
+    /// Where the packs are kept, as config.toml says (credentials resolved).
+    pub fn pack_storage(&self) -> Result<PackStorage> {
+        match self.config()?.storage {
+            None => Ok(PackStorage::Local),
+            Some(s) => s.pack_storage(),
+        }
     }
 
     /// Writes `config.toml` durably, readable by its owner only (mode 0600).

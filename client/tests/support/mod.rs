@@ -18,7 +18,10 @@ use coffre_core::benchmark::{random_bytes, text_bytes};
 use coffre_proto::Token;
 use coffre_server::daemon::{self, Limits};
 use coffre_server::tls::{Identity, TransportLimits};
-use coffre_store::{Role, Store};
+use coffre_store::{PackStorage, Role, Store};
+
+#[path = "../../../tests/garage.rs"]
+pub mod garage;
 
 /// The structure's passphrase in these tests.
 pub const PASSPHRASE: &str = "correct horse battery staple";
@@ -30,6 +33,8 @@ pub struct Server {
     pub store: Arc<Store>,
     identity: Identity,
     rt: tokio::runtime::Runtime,
+    /// Where its packs are.
+    pub storage: PackStorage,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     pub dir: tempfile::TempDir,
@@ -42,6 +47,15 @@ impl Server {
 
     /// A server whose data directory is a new folder in `parent`.
     pub fn start_in(parent: &Path) -> Server {
+        Server::start_with(parent, PackStorage::Local)
+    }
+
+    /// A server whose packs are kept on `storage`.
+    pub fn start_on(storage: PackStorage) -> Server {
+        Server::start_with(&std::env::temp_dir(), storage)
+    }
+
+    fn start_with(parent: &Path, storage: PackStorage) -> Server {
         let dir = tempfile::tempdir_in(parent).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -49,13 +63,14 @@ impl Server {
             .build()
             .unwrap();
         let identity = Identity::generate().unwrap();
-        let store = Arc::new(Store::create(dir.path()).unwrap());
+        let store = Arc::new(Store::create_with(dir.path(), &storage).unwrap());
         let mut server = Server {
             addr: "127.0.0.1:0".into(),
             fingerprint: identity.fingerprint(),
             store,
             identity,
             rt,
+            storage,
             stop: None,
             task: None,
             dir,
@@ -93,6 +108,12 @@ impl Server {
     /// directory, then serves it again at the same address with the same
     /// certificate (the PCs' tokens stay valid).
     pub fn restart_after(&mut self, f: impl FnOnce(&Path)) {
+        let storage = self.storage.clone();
+        self.restart_on(storage, f);
+    }
+
+    /// [`Server::restart_after`], serving again with the packs on `storage`.
+    pub fn restart_on(&mut self, storage: PackStorage, f: impl FnOnce(&Path)) {
         self.shut_down();
         // An empty store elsewhere holds the place while the real one is closed.
         let spare = tempfile::tempdir().unwrap();
@@ -103,7 +124,8 @@ impl Server {
         assert_eq!(Arc::strong_count(&store), 1, "the store is still in use");
         drop(store);
         f(self.dir.path());
-        self.store = Arc::new(Store::open(self.dir.path()).unwrap());
+        self.storage = storage;
+        self.store = Arc::new(Store::open_with(self.dir.path(), &self.storage).unwrap());
         drop(spare);
         self.serve();
     }

@@ -41,9 +41,9 @@ impl Store {
     pub fn open_pack(&self, s: &Session) -> PackWriter {
         PackWriter::new(
             self.pending.clone(),
+            self.packs.clone(),
             s.subscriber_id,
             s.token,
-            self.packs_dir(s.subscriber_id),
         )
     }
 
@@ -134,9 +134,9 @@ impl Store {
         );
         if let Err(e) = recorded {
             drop(pending);
-            // Not in the catalogue: the file is an orphan; remove it so that
-            // used_bytes keeps matching the disk.
-            let _ = durable::remove_file(&sealed.path);
+            // Not in the catalogue: the pack is an orphan; remove it so that
+            // used_bytes keeps matching the storage.
+            let _ = self.packs.remove(s.subscriber_id, &[sealed.name.as_str()]);
             pack.discard();
             return Err(e);
         }
@@ -297,11 +297,11 @@ impl Store {
         }
     }
 
-    /// Whether chunk `id` is now in a pack whose file exists (after a read
-    /// found its pack missing).
+    /// Whether chunk `id` is now in a pack that exists (after a read found
+    /// its pack missing).
     fn moved(&self, s: &Session, id: &ChunkId) -> Result<bool> {
         Ok(match self.catalog.chunk_location(s.subscriber_id, id)? {
-            Some(loc) => self.pack_path(s.subscriber_id, &loc.pack).exists(),
+            Some(loc) => self.packs.exists(s.subscriber_id, &loc.pack)?,
             None => false,
         })
     }
@@ -318,9 +318,10 @@ impl Store {
                 loc.entry.length
             )));
         }
-        let path = self.pack_path(s.subscriber_id, &loc.pack);
         pack::read_blob(
-            &path,
+            &self.packs,
+            s.subscriber_id,
+            &loc.pack,
             id,
             loc.entry.offset,
             loc.entry.length,

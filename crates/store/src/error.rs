@@ -167,6 +167,22 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The object store holding the packs failed or could not be reached
+    /// (after retries). Nothing local was changed by the failed operation.
+    #[error(
+        "the object store at {location} is unreachable or refused the request ({action}): \
+         {message}: check that it is running and reachable from this server, and that the \
+         bucket and credentials in config.toml are right, then retry"
+    )]
+    ObjectStore {
+        /// The endpoint and object (never a credential).
+        location: String,
+        /// What was being done: `storing`, `reading`, `deleting`, `listing`...
+        action: &'static str,
+        /// The object store client's error.
+        message: String,
+    },
+
     /// A catalogue (SQLite) error.
     #[error("catalogue error: {0}: retry; if it persists, run `coffre-server verify`")]
     Sqlite(#[from] rusqlite::Error),
@@ -213,7 +229,11 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Busy { .. } | Error::StorageFull { .. } | Error::Io { .. } | Error::GcRunning
+            Error::Busy { .. }
+                | Error::StorageFull { .. }
+                | Error::Io { .. }
+                | Error::GcRunning
+                | Error::ObjectStore { .. }
         )
     }
 

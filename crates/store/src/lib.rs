@@ -1,4 +1,5 @@
-//! coffre's server-side storage, with no network and no async: the catalogue
+//! coffre's server-side storage, with a synchronous API (no async; the only
+//! network is the optional S3 backend of [`storage`]): the catalogue
 //! (SQLite), pack files, snapshot manifests and quotas. The on-disk layout,
 //! the schema and these rules are also in `docs/store.md`.
 //!
@@ -64,6 +65,7 @@ pub mod pack;
 mod pending;
 pub mod rebuild;
 pub mod retention;
+pub mod storage;
 mod store;
 mod types;
 pub mod verify;
@@ -77,7 +79,8 @@ pub use pack::{
     parse_pack_index, read_pack_index, PackEntry, PackWriter, PACK_MAGIC, PACK_TARGET_SIZE,
     PACK_VERSION,
 };
-pub use rebuild::{rebuild_catalog, RebuildReport};
+pub use rebuild::{rebuild_catalog, rebuild_catalog_with, RebuildReport};
+pub use storage::{copy_packs, CopyReport, PackStorage, RawPacks, S3Config};
 pub use store::{Store, ACCOUNT_FILE, CATALOG_FILE, SUBSCRIBERS_DIR};
 pub use types::{
     DeviceInfo, DeviceUsage, MaintenanceRun, Role, Session, SnapshotInfo, Status, SubscriberInfo,

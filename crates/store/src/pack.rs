@@ -43,6 +43,7 @@ use coffre_core::ChunkId;
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::pending::Pending;
+use crate::storage::Packs;
 
 /// Magic at the very end of a pack (before the version byte).
 pub const PACK_MAGIC: &[u8; 4] = b"CFPK";
@@ -192,47 +193,65 @@ pub fn read_pack_index(path: &Path) -> Result<Vec<PackEntry>> {
     parse_entries(&what, &bytes, count, footer_offset)
 }
 
-/// Reads one blob from a pack and checks it against its checksum.
+/// Reads the index of a sealed pack of `size` bytes from its end, through
+/// the pack storage (two ranged reads: the trailer, then the entries).
+pub(crate) fn read_stored_index(
+    packs: &Packs,
+    sub: i64,
+    name: &str,
+    size: u64,
+) -> Result<Vec<PackEntry>> {
+    let what = format!("pack {}", packs.describe(sub, name));
+    let missing = || Error::Corrupt(format!("{what} is missing"));
+    let tail = TRAILER_LEN.min(size);
+    let trailer = packs
+        .read_range(sub, name, size - tail, tail)?
+        .ok_or_else(missing)?;
+    let (count, footer_offset) = parse_trailer(&what, &trailer, size)?;
+    let len = u64::from(count) * ENTRY_LEN;
+    let bytes = packs
+        .read_range(sub, name, footer_offset, len)?
+        .ok_or_else(missing)?;
+    if bytes.len() as u64 != len {
+        return Err(Error::Corrupt(format!(
+            "{what} is shorter than its trailer says"
+        )));
+    }
+    parse_entries(&what, &bytes, count, footer_offset)
+}
+
+/// Reads one blob from a sealed pack (a ranged read) and checks it against
+/// its checksum. A missing pack is [`Error::Corrupt`].
 pub(crate) fn read_blob(
-    path: &Path,
+    packs: &Packs,
+    sub: i64,
+    name: &str,
     id: &ChunkId,
     offset: u64,
     length: u32,
     checksum: &[u8; 32],
 ) -> Result<Vec<u8>> {
-    let mut file = File::open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::Corrupt(format!(
-            "pack {} holding chunk {} is missing",
-            path.display(),
-            id.short()
-        )),
-        _ => Error::io(path, e),
-    })?;
-    // Read into fresh capacity, not a zero-filled buffer: zeroing a megabyte
-    // per blob only to overwrite it showed in the restore's profile.
-    let mut blob = Vec::with_capacity(length as usize);
-    file.seek(SeekFrom::Start(offset))
-        .and_then(|_| (&mut file).take(u64::from(length)).read_to_end(&mut blob))
-        .and_then(|n| {
-            if n == length as usize {
-                Ok(())
-            } else {
-                Err(io::ErrorKind::UnexpectedEof.into())
-            }
-        })
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => Error::Corrupt(format!(
-                "pack {} is shorter than the catalogue says (chunk {} at {offset}+{length})",
-                path.display(),
+    let blob = packs
+        .read_range(sub, name, offset, u64::from(length))?
+        .ok_or_else(|| {
+            Error::Corrupt(format!(
+                "pack {} holding chunk {} is missing",
+                packs.describe(sub, name),
                 id.short()
-            )),
-            _ => Error::io(path, e),
+            ))
         })?;
+    if blob.len() != length as usize {
+        return Err(Error::Corrupt(format!(
+            "pack {} is shorter than the catalogue says (chunk {} at {offset}+{length})",
+            packs.describe(sub, name),
+            id.short()
+        )));
+    }
     if blake3::hash(&blob).as_bytes() != checksum {
         return Err(Error::Corrupt(format!(
             "chunk {} in pack {} does not match its checksum",
             id.short(),
-            path.display()
+            packs.describe(sub, name)
         )));
     }
     Ok(blob)
@@ -251,15 +270,13 @@ fn new_pack_name() -> io::Result<String> {
 struct OpenFile {
     name: String,
     tmp: PathBuf,
-    path: PathBuf,
     out: BufWriter<File>,
 }
 
-/// A pack that is on disk under its final name, not yet in the catalogue.
+/// A pack that is stored under its final name, not yet in the catalogue.
 #[derive(Debug)]
 pub(crate) struct SealedPack {
     pub(crate) name: String,
-    pub(crate) path: PathBuf,
     pub(crate) size: u64,
 }
 
@@ -278,6 +295,7 @@ pub(crate) struct SealedPack {
 #[derive(Debug)]
 pub struct PackWriter {
     pending: Arc<Pending>,
+    packs: Arc<Packs>,
     pub(crate) subscriber_id: i64,
     pub(crate) token: u64,
     dir: PathBuf,
@@ -290,9 +308,16 @@ pub struct PackWriter {
 }
 
 impl PackWriter {
-    pub(crate) fn new(pending: Arc<Pending>, subscriber_id: i64, token: u64, dir: PathBuf) -> Self {
+    pub(crate) fn new(
+        pending: Arc<Pending>,
+        packs: Arc<Packs>,
+        subscriber_id: i64,
+        token: u64,
+    ) -> Self {
+        let dir = packs.dir(subscriber_id);
         PackWriter {
             pending,
+            packs,
             subscriber_id,
             token,
             dir,
@@ -357,7 +382,6 @@ impl PackWriter {
             let file = durable::create_new(&tmp).map_err(|e| Error::io(&tmp, e))?;
             self.file = Some(OpenFile {
                 name,
-                path: self.dir.join(file_name),
                 tmp,
                 out: BufWriter::with_capacity(256 * 1024, file),
             });
@@ -381,8 +405,9 @@ impl PackWriter {
         &self.entries
     }
 
-    /// Writes the index and trailer, fsyncs, renames the pack to its final
-    /// name and fsyncs the directory. On error the temporary file is gone and
+    /// Writes the index and trailer and stores the pack under its final
+    /// name ([`Packs::store`]: fsync, rename and fsync of the directory on
+    /// the local disk; an acknowledged upload to an object store). On error the temporary file is gone and
     /// the caller must [`discard`](Self::discard) the writer.
     pub(crate) fn finish(&mut self) -> Result<SealedPack> {
         let size = self.size();
@@ -409,12 +434,9 @@ impl PackWriter {
                 return Err(e);
             }
         };
-        durable::persist(file, &f.tmp, &f.path).map_err(|e| Error::io(&f.path, e))?;
-        Ok(SealedPack {
-            name: f.name,
-            path: f.path,
-            size,
-        })
+        self.packs
+            .store(self.subscriber_id, &f.name, file, &f.tmp)?;
+        Ok(SealedPack { name: f.name, size })
     }
 
     /// Empties the writer after its pack was sealed and catalogued. The caller
@@ -493,8 +515,9 @@ mod tests {
 
         // The writer the store uses puts exactly these bytes on disk.
         let dir = tempfile::tempdir().unwrap();
-        let packs = dir.path().join("packs");
-        let mut w = PackWriter::new(Arc::default(), 1, 0, packs.clone());
+        let storage = Arc::new(Packs::new(dir.path(), &crate::PackStorage::Local).unwrap());
+        let packs = storage.dir(1);
+        let mut w = PackWriter::new(Arc::default(), storage, 1, 0);
         w.append(&entries[0].id, b"hello").unwrap();
         w.append(&entries[1].id, b"coffre!").unwrap();
         let names: Vec<String> = std::fs::read_dir(&packs)
@@ -508,15 +531,9 @@ mod tests {
         assert_eq!(w.size(), pack.len() as u64);
         let sealed = w.finish().unwrap();
         w.clear_sealed();
-        assert_eq!(hex::encode(std::fs::read(&sealed.path).unwrap()), expected);
-        assert_eq!(read_pack_index(&sealed.path).unwrap(), entries);
-        let name = sealed
-            .path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        assert_eq!(name, format!("{}.pack", sealed.name));
+        let path = packs.join(format!("{}.pack", sealed.name));
+        assert_eq!(hex::encode(std::fs::read(&path).unwrap()), expected);
+        assert_eq!(read_pack_index(&path).unwrap(), entries);
         assert!(sealed.name.len() == 32 && sealed.name.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(
             std::fs::read_dir(&packs).unwrap().count(),

@@ -19,7 +19,6 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 use coffre_core::{snapshot_id, ChunkId, Manifest};
 use serde::Serialize;
@@ -27,7 +26,8 @@ use serde::Serialize;
 use crate::catalog::{Account, Catalog, SnapshotRow};
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::pack::{read_pack_index, PACK_SUFFIX};
+use crate::pack::{read_stored_index, PACK_SUFFIX};
+use crate::storage::{PackStorage, Packs};
 use crate::store::{now, ACCOUNT_FILE, CATALOG_FILE, SUBSCRIBERS_DIR};
 
 /// What a rebuild found, per subscriber.
@@ -57,6 +57,18 @@ pub struct RebuildReport {
 /// catalogue exists, unless `replace` (the old one is then kept aside).
 /// Stop the daemon first: it must not write to the old catalogue meanwhile.
 pub fn rebuild_catalog(data_dir: &Path, replace: bool) -> Result<Vec<RebuildReport>> {
+    rebuild_catalog_with(data_dir, &PackStorage::Local, replace)
+}
+
+/// [`rebuild_catalog`] for a data directory whose packs are kept as
+/// `storage` says (on an object store, the packs are found by listing the
+/// bucket, and each index is read with two ranged reads).
+pub fn rebuild_catalog_with(
+    data_dir: &Path,
+    storage: &PackStorage,
+    replace: bool,
+) -> Result<Vec<RebuildReport>> {
+    let packs = Packs::new(data_dir, storage)?;
     let target = data_dir.join(CATALOG_FILE);
     if target.exists() && !replace {
         return Err(Error::AlreadyExists {
@@ -80,7 +92,7 @@ pub fn rebuild_catalog(data_dir: &Path, replace: bool) -> Result<Vec<RebuildRepo
     let catalog = Catalog::open(&building, true)?;
     let mut reports = Vec::new();
     for (id, dir) in subscriber_dirs(&subscribers)? {
-        reports.push(rebuild_subscriber(&catalog, id, &dir)?);
+        reports.push(rebuild_subscriber(&catalog, &packs, id, &dir)?);
     }
     drop(catalog);
 
@@ -107,7 +119,12 @@ pub fn rebuild_catalog(data_dir: &Path, replace: bool) -> Result<Vec<RebuildRepo
     Ok(reports)
 }
 
-fn rebuild_subscriber(catalog: &Catalog, id: i64, dir: &Path) -> Result<RebuildReport> {
+fn rebuild_subscriber(
+    catalog: &Catalog,
+    packs: &Packs,
+    id: i64,
+    dir: &Path,
+) -> Result<RebuildReport> {
     let mut report = RebuildReport::default();
     let account_path = dir.join(ACCOUNT_FILE);
     let account: Account = match fs::read(&account_path) {
@@ -143,24 +160,22 @@ fn rebuild_subscriber(catalog: &Catalog, id: i64, dir: &Path) -> Result<RebuildR
         Err(e) => return Err(Error::io(&key_path, e)),
     }
 
-    for (name, path) in files(&dir.join("packs"))? {
-        let Some(stem) = name.strip_suffix(PACK_SUFFIX) else {
-            continue;
-        };
-        match read_pack_index(&path) {
+    for pack in packs.list(id)? {
+        match read_stored_index(packs, id, &pack.name, pack.size) {
             Ok(entries) => {
-                let meta = fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
-                let created = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(now(), |d| d.as_secs() as i64);
-                catalog.insert_pack(id, stem, meta.len(), &entries, created)?;
+                let created = if pack.modified > 0 {
+                    pack.modified
+                } else {
+                    now()
+                };
+                catalog.insert_pack(id, &pack.name, pack.size, &entries, created)?;
                 report.packs += 1;
                 report.chunks += entries.len() as u64;
-                report.used_bytes += meta.len();
+                report.used_bytes += pack.size;
             }
-            Err(e) => report.problems.push(format!("pack {name} left out: {e}")),
+            Err(e) => report
+                .problems
+                .push(format!("pack {}{PACK_SUFFIX} left out: {e}", pack.name)),
         }
     }
 

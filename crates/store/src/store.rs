@@ -11,8 +11,8 @@ use coffre_core::ChunkId;
 use crate::catalog::Catalog;
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::pack::PACK_SUFFIX;
 use crate::pending::{lock, Pending};
+use crate::storage::{PackStorage, Packs};
 use crate::types::{
     canonical_retention, check_name, DeviceInfo, MaintenanceRun, Role, Session, SubscriberInfo,
     Usage,
@@ -35,6 +35,7 @@ pub struct Store {
     root: PathBuf,
     pub(crate) catalog: Catalog,
     pub(crate) pending: Arc<Pending>,
+    pub(crate) packs: Arc<Packs>,
 }
 
 /// Now, in Unix seconds.
@@ -50,6 +51,15 @@ impl Store {
     /// `subscribers/`. The directory may exist (it may hold a configuration);
     /// a catalogue in it is an [`Error::AlreadyExists`].
     pub fn create(data_dir: &Path) -> Result<Store> {
+        Store::create_with(data_dir, &PackStorage::Local)
+    }
+
+    /// [`Store::create`] with packs kept as `storage` says. An object store
+    /// is checked first (the bucket answers, the credentials are accepted),
+    /// so that a mistake shows before anything is created.
+    pub fn create_with(data_dir: &Path, storage: &PackStorage) -> Result<Store> {
+        let packs = Packs::new(data_dir, storage)?;
+        packs.check()?;
         let catalog = data_dir.join(CATALOG_FILE);
         if catalog.exists() {
             return Err(Error::AlreadyExists {
@@ -62,6 +72,7 @@ impl Store {
             root: data_dir.to_path_buf(),
             catalog: Catalog::open(&catalog, true)?,
             pending: Arc::default(),
+            packs: Arc::new(packs),
         };
         // The catalogue file and its WAL are new entries of the data directory.
         durable::sync_dir(data_dir).map_err(|e| Error::io(data_dir, e))?;
@@ -73,6 +84,13 @@ impl Store {
     /// [`Error::NoDataDir`]; a catalogue from a newer coffre-server is
     /// [`Error::UnsupportedSchema`].
     pub fn open(data_dir: &Path) -> Result<Store> {
+        Store::open_with(data_dir, &PackStorage::Local)
+    }
+
+    /// [`Store::open`] with packs kept as `storage` says (what the server's
+    /// `config.toml` chose). Opening does not contact an object store.
+    pub fn open_with(data_dir: &Path, storage: &PackStorage) -> Result<Store> {
+        let packs = Packs::new(data_dir, storage)?;
         let catalog = data_dir.join(CATALOG_FILE);
         if !catalog.is_file() {
             return Err(Error::NoDataDir {
@@ -85,6 +103,7 @@ impl Store {
             root: data_dir.to_path_buf(),
             catalog: Catalog::open(&catalog, false)?,
             pending: Arc::default(),
+            packs: Arc::new(packs),
         };
         store.save_missing_accounts()?;
         Ok(store)
@@ -103,13 +122,10 @@ impl Store {
             .join(subscriber_id.to_string())
     }
 
+    /// The local folder of a subscriber's packs: the packs being written
+    /// (and, on the local backend, the sealed ones).
     pub(crate) fn packs_dir(&self, subscriber_id: i64) -> PathBuf {
-        self.subscriber_dir(subscriber_id).join("packs")
-    }
-
-    pub(crate) fn pack_path(&self, subscriber_id: i64, name: &str) -> PathBuf {
-        self.packs_dir(subscriber_id)
-            .join(format!("{name}{PACK_SUFFIX}"))
+        self.packs.dir(subscriber_id)
     }
 
     pub(crate) fn manifests_dir(&self, subscriber_id: i64) -> PathBuf {

@@ -20,8 +20,6 @@
 //! them), which heals every snapshot that lists them.
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::io;
 use std::time::Instant;
 
 use coffre_core::ChunkId;
@@ -146,21 +144,16 @@ impl Store {
                 }
             }
             let rows = self.catalog.pack_chunks(sub, pack.id)?;
-            let path = self.pack_path(sub, &pack.name);
-            let bytes = match fs::read(&path) {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    for row in &rows {
-                        report.damaged.push(DamagedChunk {
-                            chunk: row.id.to_hex(),
-                            pack: pack.name.clone(),
-                            problem: "the pack file is missing".into(),
-                        });
-                    }
-                    missing_packs.push(pack);
-                    continue;
+            let Some(bytes) = self.packs.read(sub, &pack.name)? else {
+                for row in &rows {
+                    report.damaged.push(DamagedChunk {
+                        chunk: row.id.to_hex(),
+                        pack: pack.name.clone(),
+                        problem: "the pack file is missing".into(),
+                    });
                 }
-                Err(e) => return Err(Error::io(&path, e)),
+                missing_packs.push(pack);
+                continue;
             };
             report.packs += 1;
             report.bytes += bytes.len() as u64;

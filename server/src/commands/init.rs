@@ -4,13 +4,19 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use coffre_store::Store;
+use coffre_store::{PackStorage, Store};
 
-use crate::config::{Config, DataDir};
+use crate::config::{Config, DataDir, StorageConfig};
 use crate::tls::Identity;
 
-/// Creates the catalogue, the TLS identity and `config.toml` in `data`.
-pub fn run(data: &Path, listen: SocketAddr, public_address: Option<String>) -> Result<()> {
+/// Creates the catalogue, the TLS identity and `config.toml` in `data`, with
+/// the packs kept at `storage` (`local`, or an `s3://` URL).
+pub fn run(
+    data: &Path,
+    listen: SocketAddr,
+    public_address: Option<String>,
+    storage: &str,
+) -> Result<()> {
     let dir = DataDir::new(data);
     if dir.config_path().exists() {
         bail!(
@@ -18,12 +24,21 @@ pub fn run(data: &Path, listen: SocketAddr, public_address: Option<String>) -> R
             data.display()
         );
     }
+    let storage_config = (storage != "local").then(|| StorageConfig {
+        url: storage.to_string(),
+        access_key_id: None,
+        secret_access_key: None,
+    });
+    let pack_storage = match &storage_config {
+        None => PackStorage::Local,
+        Some(s) => s.pack_storage()?,
+    };
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let public_address = public_address.unwrap_or_else(|| default_public_address(listen));
-    Store::create(data)?;
+    Store::create_with(data, &pack_storage)?;
     let identity = Identity::generate()?;
     identity.save(&dir.tls_dir())?;
-    let config = Config::new(listen, public_address);
+    let config = Config::with_storage(listen, public_address, storage_config);
     dir.write_config(&config)?;
     println!("created the coffre data directory {}", data.display());
     println!("  listens on       {} (UDP)", config.listen);
@@ -31,6 +46,7 @@ pub fn run(data: &Path, listen: SocketAddr, public_address: Option<String>) -> R
         "  clients dial     {} (change public_address in config.toml if that is wrong)",
         config.public_address
     );
+    println!("  packs            {}", pack_storage.describe());
     println!(
         "  certificate      BLAKE3 {}",
         hex::encode(identity.fingerprint())

@@ -3,6 +3,7 @@
 pub mod device;
 pub mod gc;
 pub mod init;
+pub mod move_packs;
 pub mod prune;
 pub mod rebuild;
 pub mod run;
@@ -24,7 +25,8 @@ pub fn run(cli: Cli) -> Result<()> {
             data,
             listen,
             public_address,
-        } => init::run(&data.data, listen, public_address),
+            storage,
+        } => init::run(&data.data, listen, public_address, &storage),
         Command::Run { data, dashboard } => run::run(&data.data, dashboard),
         Command::Subscriber(c) => subscriber::run(c),
         Command::Device(c) => device::run(c),
@@ -63,6 +65,7 @@ pub fn run(cli: Cli) -> Result<()> {
             &coffre_store::VerifyOptions { sample, repair },
             json,
         ),
+        Command::MovePacks { data, to, json } => move_packs::run(&data.data, &to, json),
         Command::RebuildCatalog {
             data,
             replace,
@@ -78,9 +81,10 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// Opens the store of an existing data directory, with a clear error if there is none.
+/// Its packs are where `config.toml` says.
 pub(crate) fn open_store(data: &Path) -> Result<Store> {
-    crate::config::DataDir::new(data).config()?;
-    Ok(Store::open(data)?)
+    let storage = crate::config::DataDir::new(data).pack_storage()?;
+    Ok(Store::open_with(data, &storage)?)
 }
 
 /// A Unix time for people: `2026-11-23 17:54 UTC`, or "never".

@@ -10,8 +10,8 @@ use crate::config::DataDir;
 /// Runs `coffre-server rebuild-catalog`.
 pub fn run(data: &Path, replace: bool, json: bool) -> Result<()> {
     // A data directory of coffre-server, even without its catalogue.
-    DataDir::new(data).config()?;
-    let reports = coffre_store::rebuild_catalog(data, replace)?;
+    let storage = DataDir::new(data).pack_storage()?;
+    let reports = coffre_store::rebuild_catalog_with(data, &storage, replace)?;
     if json {
         println!(
             "{}",

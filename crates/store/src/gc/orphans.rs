@@ -13,7 +13,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::pack::PACK_SUFFIX;
 use crate::store::Store;
 
 /// Files younger than this are never orphans, whatever the grace period.
@@ -28,20 +27,34 @@ impl Store {
         // is read would otherwise look like an orphan.
         let packs_dir = self.packs_dir(sub);
         let manifests_dir = self.manifests_dir(sub);
-        let pack_files = old_files(&packs_dir, cutoff)?;
+        // Temporary files are always local; sealed packs are where the
+        // storage keeps them.
+        let temp_files: Vec<String> = old_files(&packs_dir, cutoff)?
+            .into_iter()
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        let stored: Vec<String> = self
+            .packs
+            .list(sub)?
+            .into_iter()
+            .filter(|p| p.modified < cutoff)
+            .map(|p| p.name)
+            .collect();
         let manifest_files = old_files(&manifests_dir, cutoff)?;
         let (packs, manifests) = self.catalog.known_files(sub)?;
         let packs: HashSet<String> = packs.into_iter().collect();
         let manifests: HashSet<String> = manifests.iter().map(|id| id.to_hex()).collect();
         let mut removed = 0;
-        for name in pack_files {
-            let known = name
-                .strip_suffix(PACK_SUFFIX)
-                .is_some_and(|stem| packs.contains(stem));
-            if !known && (name.starts_with('.') || name.ends_with(PACK_SUFFIX)) {
-                removed += remove(&packs_dir.join(&name))?;
-            }
+        for name in temp_files {
+            removed += remove(&packs_dir.join(&name))?;
         }
+        let unknown: Vec<&str> = stored
+            .iter()
+            .filter(|name| !packs.contains(name.as_str()))
+            .map(String::as_str)
+            .collect();
+        self.packs.remove(sub, &unknown)?;
+        removed += unknown.len() as u64;
         for name in manifest_files {
             if !manifests.contains(&name) && (name.starts_with('.') || name.len() == 64) {
                 removed += remove(&manifests_dir.join(&name))?;

@@ -11,10 +11,7 @@
 //! pack just before the switch finds the file gone and looks again
 //! (`Store::chunk`).
 
-use std::fs;
-
 use crate::catalog::PackRow;
-use crate::durable;
 use crate::error::{Error, Result};
 use crate::pack::{PackWriter, PACK_TARGET_SIZE};
 use crate::store::{now, Store};
@@ -33,15 +30,19 @@ impl Store {
     pub(crate) fn repack(&self, sub: i64, packs: &[PackRow], report: &mut GcReport) -> Result<()> {
         let mut writer = PackWriter::new(
             self.pending.clone(),
+            self.packs.clone(),
             sub,
             self.pending.new_token(),
-            self.packs_dir(sub),
         );
         let mut included: Vec<PackRow> = Vec::new();
         for pack in packs {
             let entries = self.catalog.pack_chunks(sub, pack.id)?;
-            let path = self.pack_path(sub, &pack.name);
-            let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let bytes = self.packs.read(sub, &pack.name)?.ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "pack {} is missing (it is in the catalogue): run `coffre-server verify`",
+                    self.packs.describe(sub, &pack.name)
+                ))
+            })?;
             let mut blobs = Vec::with_capacity(entries.len());
             let mut damaged = false;
             for e in &entries {
@@ -100,7 +101,7 @@ impl Store {
                 old,
                 now(),
             ) {
-                let _ = durable::remove_file(&sealed.path);
+                let _ = self.packs.remove(sub, &[sealed.name.as_str()]);
                 writer.discard();
                 return Err(e);
             }
@@ -111,18 +112,9 @@ impl Store {
         Ok(wrote)
     }
 
-    /// Removes the files of packs whose rows are gone, then syncs the
-    /// directory once.
+    /// Removes the packs whose rows are gone (files, or objects).
     pub(crate) fn remove_packs(&self, sub: i64, packs: &[PackRow]) -> Result<()> {
-        for p in packs {
-            let path = self.pack_path(sub, &p.name);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&path, e)),
-            }
-        }
-        let dir = self.packs_dir(sub);
-        durable::sync_dir(&dir).map_err(|e| Error::io(&dir, e))
+        let names: Vec<&str> = packs.iter().map(|p| p.name.as_str()).collect();
+        self.packs.remove(sub, &names)
     }
 }
