@@ -25,16 +25,23 @@ fn stored_packs(server: &Server) -> Vec<(String, u64)> {
         .unwrap()
 }
 
-#[test]
-fn a_backup_on_garage_restores_byte_for_byte_and_leaves_no_pack_on_the_local_disk() {
-    let garage = Garage::start();
-    let server = Server::start_on(garage.storage("e2e"));
+/// A PC of subscriber "jardins" on `server`, with a tree (`prepare` adds to
+/// it before enrolment) and its first snapshot.
+struct BackedUp {
+    _work: tempfile::TempDir,
+    base: std::path::PathBuf,
+    home: std::path::PathBuf,
+    pc: Client,
+    first: String,
+    as_first: std::collections::BTreeMap<std::path::PathBuf, support::PathState>,
+}
+
+fn backed_up(server: &Server, prepare: impl FnOnce(&std::path::Path)) -> BackedUp {
     let work = tempfile::tempdir().unwrap();
     let base = fs::canonicalize(work.path()).unwrap();
     let home = base.join("home");
     make_tree(&home);
-    // A file larger than the multipart threshold: its pack goes in parts.
-    fs::write(home.join("archive.bin"), random_bytes(40 << 20, 7)).unwrap();
+    prepare(&home);
     let pc = Client::new();
     pc.enrol(
         &server.token("jardins", 1 << 30, "pc", Role::Backup),
@@ -42,6 +49,31 @@ fn a_backup_on_garage_restores_byte_for_byte_and_leaves_no_pack_on_the_local_dis
     );
     let first = pc.backup_id();
     let as_first = support::state(&home);
+    BackedUp {
+        _work: work,
+        base,
+        home,
+        pc,
+        first,
+        as_first,
+    }
+}
+
+#[test]
+fn a_backup_on_garage_restores_byte_for_byte_and_leaves_no_pack_on_the_local_disk() {
+    let garage = Garage::start();
+    let server = Server::start_on(garage.storage("e2e"));
+    // A file larger than the multipart threshold: its pack goes in parts.
+    let BackedUp {
+        _work,
+        base,
+        home,
+        pc,
+        first,
+        as_first,
+    } = backed_up(&server, |home| {
+        fs::write(home.join("archive.bin"), random_bytes(40 << 20, 7)).unwrap()
+    });
     support::day1(&home);
     let second = pc.backup_id();
 
@@ -76,17 +108,14 @@ fn a_backup_on_garage_restores_byte_for_byte_and_leaves_no_pack_on_the_local_dis
 fn garage_stopped_mid_backup_fails_clearly_and_nothing_committed_is_lost() {
     let mut garage = Garage::start();
     let server = Server::start_on(garage.storage("down"));
-    let work = tempfile::tempdir().unwrap();
-    let base = fs::canonicalize(work.path()).unwrap();
-    let home = base.join("home");
-    make_tree(&home);
-    let pc = Client::new();
-    pc.enrol(
-        &server.token("jardins", 1 << 30, "pc", Role::Backup),
-        &[&home],
-    );
-    let first = pc.backup_id();
-    let as_first = support::state(&home);
+    let BackedUp {
+        _work,
+        base,
+        home,
+        pc,
+        first,
+        as_first,
+    } = backed_up(&server, |_| {});
     let before = stored_packs(&server).len();
 
     // A large backup; Garage is killed as soon as its first pack is stored.
@@ -153,17 +182,14 @@ fn garage_stopped_mid_backup_fails_clearly_and_nothing_committed_is_lost() {
 fn move_packs_takes_an_existing_server_from_its_disk_to_garage() {
     let garage = Garage::start();
     let mut server = Server::start();
-    let work = tempfile::tempdir().unwrap();
-    let base = fs::canonicalize(work.path()).unwrap();
-    let home = base.join("home");
-    make_tree(&home);
-    let pc = Client::new();
-    pc.enrol(
-        &server.token("jardins", 1 << 30, "pc", Role::Backup),
-        &[&home],
-    );
-    let first = pc.backup_id();
-    let as_first = support::state(&home);
+    let BackedUp {
+        _work,
+        base,
+        home,
+        pc,
+        first,
+        as_first,
+    } = backed_up(&server, |_| {});
     let local_packs = stored_packs(&server);
     let used = server.store.subscriber("jardins").unwrap().used_bytes;
 
