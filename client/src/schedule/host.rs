@@ -187,16 +187,31 @@ pub(super) fn first_line(s: &str) -> Option<String> {
 /// Runs `program args`, feeding `input` on stdin (or nothing), and collects
 /// its output. Err only when it could not be started (`NotFound`: absent).
 pub(super) fn run(program: &OsStr, args: &[&str], input: Option<&[u8]>) -> std::io::Result<Ran> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let spawn = || {
+        Command::new(program)
+            .args(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+    };
+    // "Text file busy" is transient: the program is being written (a package
+    // upgrade), or another thread's fork still holds it open for writing
+    // until that child execs. Try again for a moment.
+    let mut attempts = 0;
+    let mut child = loop {
+        match spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other?,
+        }
+    };
     let stdin = child.stdin.take();
     let output = std::thread::scope(|s| {
         if let (Some(mut pipe), Some(bytes)) = (stdin, input) {
