@@ -504,4 +504,23 @@ mod tests {
         assert!(!remove_file(&p, "").unwrap());
         assert_eq!(read_optional(&p).unwrap(), None);
     }
+
+    /// A program still open for writing ("Text file busy") is started once
+    /// the writer lets go, instead of failing the whole command.
+    #[cfg(unix)]
+    #[test]
+    fn a_busy_program_is_started_once_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bin/busy");
+        let program = testing::script(&path, "echo started");
+        let writer = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(writer);
+        });
+        let ran = run(&program, &[], None).unwrap();
+        release.join().unwrap();
+        assert!(ran.status.success());
+        assert_eq!(ran.stdout.trim(), "started");
+    }
 }
