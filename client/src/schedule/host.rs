@@ -513,7 +513,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bin/busy");
         let program = testing::script(&path, "echo started");
-        let writer = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let writer = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         let release = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(200));
             drop(writer);
