@@ -157,6 +157,17 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// The entries of `dir`, none if it does not exist (a subscriber with no
+/// pack or manifest yet). Errors name the folder.
+pub(crate) fn entries(dir: &Path) -> crate::error::Result<Vec<fs::DirEntry>> {
+    let io_err = |e| crate::error::Error::io(dir, e);
+    match fs::read_dir(dir) {
+        Ok(list) => list.map(|e| e.map_err(io_err)).collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
 /// Removes the file `path` and fsyncs its directory, so the removal survives a
 /// crash. Returns `false` if there was no such file.
 pub fn remove_file(path: &Path) -> io::Result<bool> {

@@ -250,14 +250,8 @@ fn subscriber_dirs(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
 
 /// The files of `dir` that are not temporary (no leading dot), by name.
 fn files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
     let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
+    for entry in durable::entries(dir)? {
         if let Some(name) = entry.file_name().to_str() {
             if !name.starts_with('.') && entry.path().is_file() {
                 out.push((name.to_string(), entry.path()));

@@ -6,8 +6,6 @@
 //! right now is renamed a moment before its row is written.
 
 use std::collections::HashSet;
-use std::fs;
-use std::io;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -66,15 +64,9 @@ impl Store {
 
 /// Names of the files in `dir` last modified before `cutoff`.
 fn old_files(dir: &Path, cutoff: i64) -> Result<Vec<String>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
     let cutoff = UNIX_EPOCH + Duration::from_secs(cutoff.max(0) as u64);
     let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
+    for entry in durable::entries(dir)? {
         let meta = entry.metadata().map_err(|e| Error::io(&entry.path(), e))?;
         if !meta.is_file() {
             continue;

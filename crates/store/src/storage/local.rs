@@ -47,14 +47,8 @@ pub(super) fn remove(dir: &Path, paths: &[PathBuf]) -> Result<()> {
 }
 
 pub(super) fn list(dir: &Path) -> Result<Vec<PackObject>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
     let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
+    for entry in durable::entries(dir)? {
         let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
