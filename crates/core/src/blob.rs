@@ -73,6 +73,19 @@ impl BlobKind {
     }
 }
 
+thread_local! {
+    /// One zstd decompression context per thread, reused for every blob (a
+    /// restore opens one blob per chunk; a fresh context each time cost an
+    /// allocation and its initialisation).
+    static DECOMPRESSOR: std::cell::RefCell<std::io::Result<zstd::bulk::Decompressor<'static>>> =
+        std::cell::RefCell::new(zstd::bulk::Decompressor::new());
+}
+
+/// The probe compresses up to four samples of this size.
+const SAMPLE: usize = 8 * 1024;
+/// Data up to this size is probed whole.
+const PROBE_ALL_UP_TO: usize = 4 * SAMPLE;
+
 /// Per-thread state for sealing blobs: reusable zstd contexts and buffers.
 pub struct Sealer {
     level: i32,
@@ -104,8 +117,7 @@ impl Sealer {
     /// Cheap test of whether compression would pay: compress up to four
     /// 8 KiB samples at level 1 and require at least 3 % savings.
     fn worth_compressing(&mut self, data: &[u8]) -> bool {
-        const SAMPLE: usize = 8 * 1024;
-        let sample = if data.len() <= 4 * SAMPLE {
+        let sample = if data.len() <= PROBE_ALL_UP_TO {
             data
         } else {
             let step = (data.len() - SAMPLE) / 3;
@@ -127,8 +139,12 @@ impl Sealer {
 
     /// Compresses `data` when that pays after padding: `Some(compressed bytes)`,
     /// or `None` to store it raw. Incompressible data costs only the probe.
+    /// Data no larger than the probe's samples (a small file) skips the probe:
+    /// the probe would compress all of it, then the real compression again,
+    /// and on 50,000 small files that second pass was a fifth of the client's
+    /// CPU (docs/performance.md).
     pub fn compress(&mut self, data: &[u8]) -> Option<&[u8]> {
-        if !self.worth_compressing(data) {
+        if data.len() > PROBE_ALL_UP_TO && !self.worth_compressing(data) {
             return None;
         }
         self.scratch.clear();
@@ -297,8 +313,11 @@ pub fn open(keys: &Keys, kind: BlobKind, id: &ChunkId, bytes: &[u8]) -> Result<V
         CODEC_RAW => return Err(bad("raw payload length differs from the plaintext length")),
         CODEC_ZSTD => {
             let mut out = Vec::with_capacity(plain);
-            let n = zstd::bulk::Decompressor::new()
-                .and_then(|mut d| d.decompress_to_buffer(payload, &mut out))
+            let n = DECOMPRESSOR
+                .with(|d| match &mut *d.borrow_mut() {
+                    Ok(d) => d.decompress_to_buffer(payload, &mut out),
+                    Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                })
                 .map_err(|e| bad(&format!("zstd: {e}")))?;
             if n != plain {
                 return Err(bad("decompressed length differs from the declared length"));
