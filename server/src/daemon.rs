@@ -379,11 +379,9 @@ async fn handle(
                 have: blocking(move || store.has_chunks(&s, &ids)).await?,
             }
         }
-        Request::PutChunk { id, blob } => {
-            let id = ChunkId::from_bytes(id);
-            let new = blocking(move || pack.put(&store, &s, &id, &blob)).await?;
-            Response::Stored { new }
-        }
+        Request::PutChunk { id, blob } => Response::Stored {
+            new: pack.put(store, s, ChunkId::from_bytes(id), blob).await?,
+        },
         Request::Commit { manifest } => {
             let id = blocking(move || {
                 pack.wait_for_seals();
@@ -448,55 +446,133 @@ async fn handle(
     })
 }
 
-/// A connection's uploads: the open pack, and the full packs being sealed.
+/// A connection's uploads: the open pack, the blobs waiting to be appended to
+/// it, and the full packs being sealed.
+///
+/// Blobs are appended by one blocking task at a time, which takes every blob
+/// queued meanwhile ("combining"): with 8 uploads in flight, a request that
+/// finds the writer busy only queues its blob. One `spawn_blocking` per blob,
+/// each contending for the open pack's lock, cost the server a third of its
+/// CPU in thread wake-ups on 50,000 small files (docs/performance.md).
 struct Uploads {
     open: Mutex<PackWriter>,
+    queue: Mutex<PutQueue>,
     sealing: Mutex<usize>,
     sealed: Condvar,
+}
+
+/// Blobs waiting for the connection's writer.
+#[derive(Default)]
+struct PutQueue {
+    waiting: Vec<Put>,
+    /// A blocking task is appending: it takes `waiting` before it stops.
+    draining: bool,
+}
+
+struct Put {
+    id: ChunkId,
+    blob: Vec<u8>,
+    done: tokio::sync::oneshot::Sender<Result<bool, coffre_store::Error>>,
 }
 
 impl Uploads {
     fn new(pack: PackWriter) -> Self {
         Uploads {
             open: Mutex::new(pack),
+            queue: Mutex::default(),
             sealing: Mutex::new(0),
             sealed: Condvar::new(),
         }
     }
 
+    /// Appends a blob to the open pack; true if the store did not have it.
+    async fn put(
+        self: &Arc<Self>,
+        store: Arc<Store>,
+        s: Arc<Session>,
+        id: ChunkId,
+        blob: Vec<u8>,
+    ) -> Result<bool, ErrorReply> {
+        let (done, stored) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut queue = self.queue.lock().unwrap();
+            queue.waiting.push(Put { id, blob, done });
+            !std::mem::replace(&mut queue.draining, true)
+        };
+        if start {
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.drain(&store, &s));
+        }
+        match stored.await {
+            Ok(r) => r.map_err(|e| error_reply(&e)),
+            Err(_) => Err(ErrorReply::new(
+                ErrorCode::Internal,
+                "server task failed while storing a chunk",
+            )),
+        }
+    }
+
+    /// Appends queued blobs until none is left.
+    fn drain(self: &Arc<Self>, store: &Arc<Store>, s: &Arc<Session>) {
+        // If an append panics, the blobs still queued are answered with an
+        // error (their senders dropped) and the next put starts a new writer.
+        struct OnPanic<'a>(&'a Mutex<PutQueue>);
+        impl Drop for OnPanic<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    let mut queue = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                    queue.waiting.clear();
+                    queue.draining = false;
+                }
+            }
+        }
+        let _on_panic = OnPanic(&self.queue);
+        loop {
+            let batch = {
+                let mut queue = self.queue.lock().unwrap();
+                if queue.waiting.is_empty() {
+                    // Under the lock: a put that queues after this sees
+                    // `draining` false and starts a writer of its own.
+                    queue.draining = false;
+                    return;
+                }
+                std::mem::take(&mut queue.waiting)
+            };
+            for put in batch {
+                let _ = put.done.send(self.append(store, s, &put.id, &put.blob));
+            }
+        }
+    }
+
     /// Appends a blob. When the open pack would pass the target size, it is
-    /// swapped for a fresh one and sealed here, outside the lock, so other
+    /// swapped for a fresh one and sealed by another blocking task, so the
     /// uploads of the connection go on meanwhile. (Its chunks count as this
     /// session's until sealed: `has_chunks` sees them, nothing is sent twice.)
-    fn put(
-        &self,
-        store: &Store,
-        s: &Session,
+    fn append(
+        self: &Arc<Self>,
+        store: &Arc<Store>,
+        s: &Arc<Session>,
         id: &ChunkId,
         blob: &[u8],
     ) -> Result<bool, coffre_store::Error> {
         let mut open = self.open.lock().unwrap();
-        let full = if !open.is_empty()
+        if !open.is_empty()
             && open.size() + blob.len() as u64 + 1024 >= coffre_store::PACK_TARGET_SIZE
         {
-            *self.sealing.lock().unwrap() += 1;
-            Some(std::mem::replace(&mut *open, store.open_pack(s)))
-        } else {
-            None
-        };
-        let stored = store.put_chunk(s, &mut open, id, blob);
-        drop(open);
-        if let Some(mut full) = full {
-            let sealed = store.seal_pack(s, &mut full);
-            *self.sealing.lock().unwrap() -= 1;
-            self.sealed.notify_all();
-            if let Err(e) = sealed {
-                // Its chunks are reported absent from now on; the client's
-                // commit gets MissingChunks and sends them again.
-                warn!("sealing a full pack failed: {e}");
-            }
+            let sealing = Sealing::start(self.clone());
+            let mut full = std::mem::replace(&mut *open, store.open_pack(s));
+            let (store, s) = (store.clone(), s.clone());
+            tokio::task::spawn_blocking(move || {
+                let sealed = store.seal_pack(&s, &mut full);
+                drop(sealing);
+                if let Err(e) = sealed {
+                    // Its chunks are reported absent from now on; the
+                    // client's commit gets MissingChunks and sends them again.
+                    warn!("sealing a full pack failed: {e}");
+                }
+            });
         }
-        stored
+        store.put_chunk(s, &mut open, id, blob)
     }
 
     /// Blocks until no full pack of this connection is being sealed.
@@ -505,6 +581,25 @@ impl Uploads {
         while *n > 0 {
             n = self.sealed.wait(n).unwrap();
         }
+    }
+}
+
+/// A full pack being sealed: counted from [`Sealing::start`] until dropped,
+/// also when the runtime drops the sealing task unrun (shutting down), so
+/// [`Uploads::wait_for_seals`] cannot wait forever.
+struct Sealing(Arc<Uploads>);
+
+impl Sealing {
+    fn start(uploads: Arc<Uploads>) -> Self {
+        *uploads.sealing.lock().unwrap() += 1;
+        Sealing(uploads)
+    }
+}
+
+impl Drop for Sealing {
+    fn drop(&mut self) {
+        *self.0.sealing.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.sealed.notify_all();
     }
 }
 
