@@ -306,6 +306,7 @@ async fn restore_file(
         entry: todo.entry.clone(),
     });
     let mut file: Option<fs::File> = None;
+    let single = ids.len() == 1;
     let mut pending = VecDeque::new();
     let mut next = ids.iter().peekable();
     let mut written = 0u64;
@@ -326,7 +327,16 @@ async fn restore_file(
             next.next();
             let (remote, keys) = (remote.clone(), keys.clone());
             pending.push_back(tokio::spawn(async move {
-                fetch(&remote, keys, id).await.map(|data| (data, permit))
+                let blob = fetch(&remote, &id).await?;
+                // A file of one chunk (most files) opens it in its one write
+                // hop below; the chunks of a larger file are opened here, in
+                // parallel.
+                let data = if single {
+                    Fetched::Sealed(blob)
+                } else {
+                    Fetched::Open(blocking(move || open(&keys, &id, &blob)).await?)
+                };
+                Ok::<_, anyhow::Error>((data, permit))
             }));
         }
         let Some(task) = pending.pop_front() else {
@@ -340,18 +350,29 @@ async fn restore_file(
                 return Err(e);
             }
         };
-        let n = data.len() as u64;
-        written += n;
         let last = pending.is_empty() && next.peek().is_none();
-        if last && written != todo.entry.size {
-            target.discard(file.take());
-            bail!(
-                "the snapshot's chunks make {written} bytes where the listing says {}",
-                todo.entry.size
-            );
-        }
-        let t = target.clone();
-        file = blocking(move || {
+        let (t, keys, id) = (target.clone(), keys.clone(), ids[0]);
+        let size = todo.entry.size;
+        let (f, n) = blocking(move || {
+            let opened = match data {
+                Fetched::Open(data) => Ok(data),
+                Fetched::Sealed(blob) => open(&keys, &id, &blob),
+            }
+            .and_then(|data| {
+                let total = written + data.len() as u64;
+                if last && total != size {
+                    bail!("the snapshot's chunks make {total} bytes where the listing says {size}");
+                }
+                Ok(data)
+            });
+            let data = match opened {
+                Ok(data) => data,
+                Err(e) => {
+                    t.discard(file);
+                    return Err(e);
+                }
+            };
+            let n = data.len() as u64;
             let mut f = match file {
                 Some(f) => f,
                 None => t.create()?,
@@ -366,11 +387,13 @@ async fn restore_file(
             }
             if last {
                 t.finish(f)?;
-                return Ok(None);
+                return Ok((None, n));
             }
-            Ok(Some(f))
+            Ok((Some(f), n))
         })
         .await?;
+        file = f;
+        written += n;
         progress.inc(n);
     }
     if ids.is_empty() {
@@ -432,14 +455,21 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| anyhow!("file task failed: {e}"))?
 }
 
-/// Fetches, decrypts and verifies one chunk.
-async fn fetch(remote: &Remote, keys: Arc<Keys>, id: ChunkId) -> Result<Vec<u8>> {
-    let bytes = remote
-        .chunk(&id)
+/// A fetched chunk: still sealed, or opened (decrypted and verified).
+enum Fetched {
+    Sealed(Vec<u8>),
+    Open(Vec<u8>),
+}
+
+/// Fetches one chunk's blob.
+async fn fetch(remote: &Remote, id: &ChunkId) -> Result<Vec<u8>> {
+    remote
+        .chunk(id)
         .await
-        .with_context(|| format!("fetching chunk {}", id.short()))?;
-    let data = tokio::task::spawn_blocking(move || blob::open(&keys, BlobKind::Data, &id, &bytes))
-        .await
-        .map_err(|e| anyhow!("decrypt task failed: {e}"))??;
-    Ok(data)
+        .with_context(|| format!("fetching chunk {}", id.short()))
+}
+
+/// Decrypts and verifies one chunk.
+fn open(keys: &Keys, id: &ChunkId, blob: &[u8]) -> Result<Vec<u8>> {
+    Ok(blob::open(keys, BlobKind::Data, id, blob)?)
 }

@@ -31,6 +31,8 @@ use coffre_core::ChunkId;
 use coffre_proto::{ErrorCode, ErrorReply, Request, Response, Role as WireRole, SnapshotEntry};
 use coffre_store::{PackWriter, Role, Session, Store};
 use tokio::sync::Semaphore;
+
+use crate::combiner::Combiner;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 /// How long a new connection may take to say hello and authenticate.
@@ -118,6 +120,20 @@ pub async fn serve(
     Ok(())
 }
 
+/// Runs a blocking store call through a connection's [`Combiner`].
+async fn combined<T: Send + 'static>(
+    combiner: &Arc<Combiner>,
+    f: impl FnOnce() -> Result<T, coffre_store::Error> + Send + 'static,
+) -> Result<T, ErrorReply> {
+    match combiner.run(f).await {
+        Some(r) => r.map_err(|e| error_reply(&e)),
+        None => Err(ErrorReply::new(
+            ErrorCode::Internal,
+            "server task failed (it panicked: see the server's log)",
+        )),
+    }
+}
+
 /// Runs a blocking store call off the async runtime.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, coffre_store::Error> + Send + 'static,
@@ -182,6 +198,9 @@ async fn connection(
         info!(%remote, "connected");
         let session = Arc::new(session);
         let pack = Arc::new(Uploads::new(store.open_pack(&session)));
+        // Chunk reads (restores): two at a time, so one read waiting for the
+        // disk does not hold up the others.
+        let reader = Combiner::new(2);
         seal_earlier_connections(&store, &live, &session, &pack).await;
         let mut requests = tokio::task::JoinSet::new();
         loop {
@@ -189,8 +208,9 @@ async fn connection(
                 stream = conn.accept_bi() => match stream {
                     Ok((send, recv)) => {
                         let (store, session, pack) = (store.clone(), session.clone(), pack.clone());
+                        let reader = reader.clone();
                         requests.spawn(async move {
-                            if let Err(e) = request(send, recv, store, session, pack, stall).await {
+                            if let Err(e) = request(send, recv, store, session, pack, reader, stall).await {
                                 debug!("request failed: {e:#}");
                             }
                         }.in_current_span());
@@ -338,10 +358,11 @@ async fn request(
     store: Arc<Store>,
     session: Arc<Session>,
     pack: Arc<Uploads>,
+    reader: Arc<Combiner>,
     stall: Duration,
 ) -> Result<()> {
     let response = match read_request(&mut recv, stall).await.map_err(|e| e.reply()) {
-        Ok(req) => handle(req, store, session, pack)
+        Ok(req) => handle(req, store, session, pack, reader)
             .await
             .unwrap_or_else(Response::Error),
         Err(reply) => Response::Error(reply),
@@ -369,6 +390,7 @@ async fn handle(
     store: Arc<Store>,
     session: Arc<Session>,
     pack: Arc<Uploads>,
+    reader: Arc<Combiner>,
 ) -> Result<Response, ErrorReply> {
     let s = session;
     Ok(match req {
@@ -417,7 +439,7 @@ async fn handle(
         Request::GetChunk { id } => {
             let id = ChunkId::from_bytes(id);
             Response::Chunk {
-                blob: blocking(move || store.chunk(&s, &id)).await?,
+                blob: combined(&reader, move || store.chunk(&s, &id)).await?,
             }
         }
         Request::PutKey { key_file } => {
@@ -446,40 +468,24 @@ async fn handle(
     })
 }
 
-/// A connection's uploads: the open pack, the blobs waiting to be appended to
-/// it, and the full packs being sealed.
+/// A connection's uploads: the open pack, its writer, and the full packs
+/// being sealed.
 ///
-/// Blobs are appended by one blocking task at a time, which takes every blob
-/// queued meanwhile ("combining"): with 8 uploads in flight, a request that
-/// finds the writer busy only queues its blob. One `spawn_blocking` per blob,
-/// each contending for the open pack's lock, cost the server a third of its
-/// CPU in thread wake-ups on 50,000 small files (docs/performance.md).
+/// Blobs are appended by one blocking task at a time that takes every blob
+/// queued meanwhile ([`Combiner`] of width 1): with 8 uploads in flight, a
+/// request that finds the writer busy only queues its blob.
 struct Uploads {
     open: Mutex<PackWriter>,
-    queue: Mutex<PutQueue>,
+    writer: Arc<Combiner>,
     sealing: Mutex<usize>,
     sealed: Condvar,
-}
-
-/// Blobs waiting for the connection's writer.
-#[derive(Default)]
-struct PutQueue {
-    waiting: Vec<Put>,
-    /// A blocking task is appending: it takes `waiting` before it stops.
-    draining: bool,
-}
-
-struct Put {
-    id: ChunkId,
-    blob: Vec<u8>,
-    done: tokio::sync::oneshot::Sender<Result<bool, coffre_store::Error>>,
 }
 
 impl Uploads {
     fn new(pack: PackWriter) -> Self {
         Uploads {
             open: Mutex::new(pack),
-            queue: Mutex::default(),
+            writer: Combiner::new(1),
             sealing: Mutex::new(0),
             sealed: Condvar::new(),
         }
@@ -493,55 +499,8 @@ impl Uploads {
         id: ChunkId,
         blob: Vec<u8>,
     ) -> Result<bool, ErrorReply> {
-        let (done, stored) = tokio::sync::oneshot::channel();
-        let start = {
-            let mut queue = self.queue.lock().unwrap();
-            queue.waiting.push(Put { id, blob, done });
-            !std::mem::replace(&mut queue.draining, true)
-        };
-        if start {
-            let me = self.clone();
-            tokio::task::spawn_blocking(move || me.drain(&store, &s));
-        }
-        match stored.await {
-            Ok(r) => r.map_err(|e| error_reply(&e)),
-            Err(_) => Err(ErrorReply::new(
-                ErrorCode::Internal,
-                "server task failed while storing a chunk",
-            )),
-        }
-    }
-
-    /// Appends queued blobs until none is left.
-    fn drain(self: &Arc<Self>, store: &Arc<Store>, s: &Arc<Session>) {
-        // If an append panics, the blobs still queued are answered with an
-        // error (their senders dropped) and the next put starts a new writer.
-        struct OnPanic<'a>(&'a Mutex<PutQueue>);
-        impl Drop for OnPanic<'_> {
-            fn drop(&mut self) {
-                if std::thread::panicking() {
-                    let mut queue = self.0.lock().unwrap_or_else(|e| e.into_inner());
-                    queue.waiting.clear();
-                    queue.draining = false;
-                }
-            }
-        }
-        let _on_panic = OnPanic(&self.queue);
-        loop {
-            let batch = {
-                let mut queue = self.queue.lock().unwrap();
-                if queue.waiting.is_empty() {
-                    // Under the lock: a put that queues after this sees
-                    // `draining` false and starts a writer of its own.
-                    queue.draining = false;
-                    return;
-                }
-                std::mem::take(&mut queue.waiting)
-            };
-            for put in batch {
-                let _ = put.done.send(self.append(store, s, &put.id, &put.blob));
-            }
-        }
+        let me = self.clone();
+        combined(&self.writer, move || me.append(&store, &s, &id, &blob)).await
     }
 
     /// Appends a blob. When the open pack would pass the target size, it is

@@ -8,6 +8,7 @@
 //! - [`commands`]: one module per subcommand; [`cli`]: their arguments.
 
 pub mod cli;
+mod combiner;
 pub mod commands;
 pub mod config;
 pub mod daemon;
