@@ -631,3 +631,49 @@ pub fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> ChunkId {
+        ChunkId::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn the_outbox_holds_a_budget_of_bytes_and_takes_a_larger_blob_once_empty() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (outbox, mut rx) = Outbox::new(rt.handle().clone());
+        let budget = OUTBOX_KIB as usize * 1024;
+        // Many small blobs fit at once: a has-chunks batch can fill.
+        for n in 0..BATCH as u8 {
+            outbox.send(id(n), vec![n; 1000]).unwrap();
+        }
+        let small: Vec<Outgoing> = (0..BATCH).map(|_| rx.try_recv().unwrap()).collect();
+        // A blob larger than the whole budget waits until the outbox is
+        // empty, then goes (no deadlock).
+        let sender = std::thread::spawn(move || {
+            outbox.send(id(200), vec![0; budget + 1]).unwrap();
+            outbox
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            rx.try_recv().is_err(),
+            "sent while small blobs held the budget"
+        );
+        drop(small);
+        let outbox = sender.join().unwrap();
+        let big = rx.try_recv().unwrap();
+        assert_eq!((big.id, big.blob.len()), (id(200), budget + 1));
+        // Once taken, the budget is free again.
+        drop(big);
+        outbox.send(id(201), vec![1; 10]).unwrap();
+        assert_eq!(rx.try_recv().unwrap().id, id(201));
+        // Once the uploader is gone, sending fails instead of waiting.
+        drop(rx);
+        assert!(outbox.send(id(202), vec![2; 10]).is_err());
+    }
+}
