@@ -339,7 +339,7 @@ async fn restore_file(
                 let data = if single {
                     Fetched::Sealed(blob)
                 } else {
-                    Fetched::Open(blocking(move || open(&keys, &id, &blob)).await?)
+                    Fetched::Open(blocking(move || open(&keys, &id, blob)).await?)
                 };
                 Ok::<_, anyhow::Error>((data, permit))
             }));
@@ -361,7 +361,7 @@ async fn restore_file(
         let (f, n) = blocking(move || {
             let opened = match data {
                 Fetched::Open(data) => Ok(data),
-                Fetched::Sealed(blob) => open(&keys, &id, &blob),
+                Fetched::Sealed(blob) => open(&keys, &id, blob),
             }
             .and_then(|data| {
                 let total = written + data.len() as u64;
@@ -474,7 +474,7 @@ async fn fetch(remote: &Remote, id: &ChunkId) -> Result<Vec<u8>> {
         .with_context(|| format!("fetching chunk {}", id.short()))
 }
 
-/// Decrypts and verifies one chunk.
-fn open(keys: &Keys, id: &ChunkId, blob: &[u8]) -> Result<Vec<u8>> {
-    Ok(blob::open(keys, BlobKind::Data, id, blob)?)
+/// Decrypts and verifies one chunk, in its own buffer.
+fn open(keys: &Keys, id: &ChunkId, blob: Vec<u8>) -> Result<Vec<u8>> {
+    Ok(blob::open_owned(keys, BlobKind::Data, id, blob)?)
 }

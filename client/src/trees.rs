@@ -58,7 +58,7 @@ impl<'s> Trees<'s> {
         let bytes = s
             .block_on(s.remote.chunk(id))
             .with_context(|| format!("fetching directory listing {}", id.short()))?;
-        let plain = blob::open(&s.keys, BlobKind::Tree, id, &bytes)?;
+        let plain = blob::open_owned(&s.keys, BlobKind::Tree, id, bytes)?;
         let tree = Arc::new(Tree::decode(&plain)?);
         self.cache.insert(*id, tree.clone());
         Ok(tree)

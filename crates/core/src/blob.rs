@@ -260,9 +260,21 @@ pub fn check_header(bytes: &[u8]) -> Result<()> {
 /// Every failure names the object and its id: a wrong key (another
 /// subscriber's) and damaged bytes both fail authentication.
 pub fn open(keys: &Keys, kind: BlobKind, id: &ChunkId, bytes: &[u8]) -> Result<Vec<u8>> {
+    open_owned(keys, kind, id, bytes.to_vec())
+}
+
+/// [`open`] on a blob the caller no longer needs: it is decrypted in its own
+/// buffer, and a raw (uncompressed) blob's plaintext is returned in it, with
+/// no second allocation or copy (a restore opens every chunk this way).
+pub fn open_owned(
+    keys: &Keys,
+    kind: BlobKind,
+    id: &ChunkId,
+    mut bytes: Vec<u8>,
+) -> Result<Vec<u8>> {
     let object = kind.object();
     let bad = |d: &str| Error::corrupt(object, Some(id), d.to_string());
-    check_header(bytes).map_err(|e| match e {
+    check_header(&bytes).map_err(|e| match e {
         Error::Corrupt { detail, .. } => bad(&detail),
         Error::UnsupportedVersion {
             found, supported, ..
@@ -278,11 +290,12 @@ pub fn open(keys: &Keys, kind: BlobKind, id: &ChunkId, bytes: &[u8]) -> Result<V
         },
         other => other,
     })?;
-    let (head, rest) = bytes.split_at(PREFIX);
-    let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let mut inner = body.to_vec();
+    let head: [u8; PREFIX] = bytes[..PREFIX].try_into().unwrap();
+    let tag: [u8; TAG_LEN] = bytes[bytes.len() - TAG_LEN..].try_into().unwrap();
+    bytes.truncate(bytes.len() - TAG_LEN);
+    let inner = &mut bytes[PREFIX..];
     let nonce: [u8; NONCE_LEN] = head[OUTER_HEADER..].try_into().unwrap();
-    aead::open(keys.enc_key(), &nonce, &aad(head, id), &mut inner, tag.try_into().unwrap())
+    aead::open(keys.enc_key(), &nonce, &aad(&head, id), inner, &tag)
         .map_err(|()| bad("authentication failed (damaged, tampered with, or not encrypted with this subscriber's key)"))?;
     if inner[0] != kind as u8 {
         return Err(bad(&format!(
@@ -309,7 +322,11 @@ pub fn open(keys: &Keys, kind: BlobKind, id: &ChunkId, bytes: &[u8]) -> Result<V
     }
     let payload = &inner[INNER_HEADER..INNER_HEADER + stored];
     let data = match codec {
-        CODEC_RAW if stored == plain => payload.to_vec(),
+        CODEC_RAW if stored == plain => {
+            bytes.truncate(PREFIX + INNER_HEADER + stored);
+            bytes.drain(..PREFIX + INNER_HEADER);
+            bytes
+        }
         CODEC_RAW => return Err(bad("raw payload length differs from the plaintext length")),
         CODEC_ZSTD => {
             let mut out = Vec::with_capacity(plain);
