@@ -24,10 +24,7 @@
 //! The buffer grows with the bytes that really arrive (doubling, never past
 //! the end of the current frame), so it never holds more than the cap plus a
 //! 6-byte frame header, and a peer that announces a large frame and then
-//! stalls costs only what it sent. A client reading a response
-//! ([`Assembler::for_responses`]) is the exception: it trusts the server it
-//! pinned with the answer it asked for, and takes each frame's capacity at its
-//! header (within the type's cap), so no byte is copied twice.
+//! stalls costs only what it sent.
 //!
 //! A stream carries exactly one message each way; bytes after it are an
 //! error ([`ProtoError::DataAfterMessage`]). The hello that opens a
@@ -290,13 +287,6 @@ impl Assembler {
                 max: cap,
             });
         }
-        if self.limit == Limit::Responses {
-            // The client reading its server's answer (a server it pinned, to
-            // a request it made): the frame is taken whole at its header, so
-            // a restored blob is not copied again each time the buffer
-            // doubles.
-            self.payload.reserve_exact(len);
-        }
         Ok(InFrame {
             msg_type,
             left: len,
@@ -381,28 +371,6 @@ mod tests {
                 "{sent}: {asm:?}"
             );
         }
-    }
-
-    #[test]
-    fn a_response_frame_is_taken_whole_at_its_header() {
-        // The client's buffer is sized once: no copy as pieces arrive.
-        let wire = crate::message::encode_response(&crate::message::Response::Chunk {
-            blob: vec![5; 1 << 20],
-        })
-        .unwrap();
-        let mut asm = Assembler::for_responses();
-        assert!(asm.feed(&wire[..HEADER_LEN + 10]).unwrap().is_none());
-        let start = asm.payload.as_ptr();
-        assert!(asm.payload.capacity() >= (1 << 20) + 4, "{asm:?}");
-        let mut got = None;
-        for piece in wire[HEADER_LEN + 10..].chunks(1200) {
-            got = asm.feed(piece).unwrap();
-            if got.is_none() {
-                assert_eq!(asm.payload.as_ptr(), start, "the buffer moved");
-            }
-        }
-        let (_, payload) = got.unwrap();
-        assert_eq!(payload.as_ptr(), start);
     }
 
     #[test]
