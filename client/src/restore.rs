@@ -337,7 +337,7 @@ async fn restore_file(
                 // hop below; the chunks of a larger file are opened here, in
                 // parallel.
                 let data = if single {
-                    Fetched::Sealed(blob)
+                    Fetched::Sealed(id, blob)
                 } else {
                     Fetched::Open(blocking(move || open(&keys, &id, blob)).await?)
                 };
@@ -356,12 +356,12 @@ async fn restore_file(
             }
         };
         let last = pending.is_empty() && next.peek().is_none();
-        let (t, keys, id) = (target.clone(), keys.clone(), ids[0]);
+        let (t, keys) = (target.clone(), keys.clone());
         let size = todo.entry.size;
         let (f, n) = blocking(move || {
             let opened = match data {
                 Fetched::Open(data) => Ok(data),
-                Fetched::Sealed(blob) => open(&keys, &id, blob),
+                Fetched::Sealed(id, blob) => open(&keys, &id, blob),
             }
             .and_then(|data| {
                 let total = written + data.len() as u64;
@@ -460,9 +460,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| anyhow!("file task failed: {e}"))?
 }
 
-/// A fetched chunk: still sealed, or opened (decrypted and verified).
+/// A fetched chunk: still sealed (with its id, to open it), or opened
+/// (decrypted and verified).
 enum Fetched {
-    Sealed(Vec<u8>),
+    Sealed(ChunkId, Vec<u8>),
     Open(Vec<u8>),
 }
 

@@ -31,9 +31,9 @@ use coffre_core::ChunkId;
 use coffre_proto::{ErrorCode, ErrorReply, Request, Response, Role as WireRole, SnapshotEntry};
 use coffre_store::{PackWriter, Role, Session, Store};
 use tokio::sync::Semaphore;
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::combiner::Combiner;
-use tracing::{debug, info, info_span, warn, Instrument};
 
 /// How long a new connection may take to say hello and authenticate.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
