@@ -101,3 +101,53 @@ async fn the_daemon_serves_a_token_holder_and_stops_on_sigterm() {
     );
     assert!(log.contains("shutting down"), "{log}");
 }
+
+/// The signal handlers are in place before the log says "listening": a
+/// SIGTERM sent the moment the dashboard or the daemon announces itself stops
+/// the daemon cleanly instead of killing it (CI once caught a daemon killed by
+/// a SIGTERM sent right after "dashboard listening").
+#[test]
+fn a_sigterm_sent_as_soon_as_it_listens_stops_it_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    admin(&data, &["init", "--listen", "127.0.0.1:0"]);
+    for round in 0..6 {
+        // Alternate which announcement the signal follows.
+        let wait_for = if round % 2 == 0 {
+            "dashboard listening"
+        } else {
+            "coffre-server listening"
+        };
+        let mut daemon = Command::new(env!("CARGO_BIN_EXE_coffre-server"))
+            .args(["run", "--dashboard", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .env("COFFRE_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut log = BufReader::new(daemon.stderr.take().unwrap());
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                log.read_line(&mut line).unwrap() > 0,
+                "the daemon exited: {seen}"
+            );
+            seen.push_str(&line);
+            if line.contains(wait_for) {
+                break;
+            }
+        }
+        let killed = Command::new("kill")
+            .args(["-TERM", &daemon.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        // Read the rest of the log to its end: the daemon has exited then.
+        log.read_to_string(&mut seen).unwrap();
+        let status = daemon.wait().unwrap();
+        assert!(status.success(), "round {round}: {status}\n{seen}");
+        assert!(seen.contains("shutting down"), "round {round}: {seen}");
+    }
+}

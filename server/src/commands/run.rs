@@ -36,6 +36,7 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", dir.config_path().display()))?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
         let dashboard = match dashboard {
             Some((addr, options)) => Some((dashboard::bind(addr).await?, options)),
             None => None,
@@ -62,7 +63,7 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
                 max_connections: config.max_connections,
                 ..Limits::default()
             },
-            shutdown_signal(),
+            shutdown,
         );
         let result = match nightly {
             // The nightly work never ends by itself: serving decides when to stop.
@@ -108,18 +109,26 @@ fn dashboard_options(dir: &DataDir, config: &Config) -> Result<dashboard::Option
     })
 }
 
-async fn shutdown_signal() {
+/// The signals that stop the daemon, registered at once: the handlers must be
+/// in place before the log says "listening", or a SIGTERM sent right then
+/// would take its default action and kill the daemon mid-write.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
