@@ -85,7 +85,12 @@ fn explain(r: &ErrorReply) -> String {
         ErrorCode::UnknownDevice => "the server does not know this device (the enrolment token is wrong or was deleted): ask your technician for a new token".into(),
         ErrorCode::Forbidden => format!("not allowed: {} (only a technician's admin device may do this)", r.message),
         ErrorCode::StorageFull => "the server's storage is full: nothing already backed up was lost; tell your technician".into(),
-        ErrorCode::UnsupportedVersion => format!("the server speaks another protocol version: {}", r.message),
+        ErrorCode::UnsupportedVersion => format!(
+            "the server and this coffre have no protocol version in common (the server said: {}): \
+             upgrade the older of the two. A server serves every PC older than itself, so \
+             upgrade the server first",
+            r.message
+        ),
         ErrorCode::Busy => "the server is busy: try again in a few minutes".into(),
         _ => format!("the server refused: {}", r.message),
     }
@@ -162,6 +167,9 @@ pub struct Remote {
     pub device: String,
     /// What it may do.
     pub role: Role,
+    /// The protocol version both sides speak (the server's answer to our
+    /// hello): below 2, no `GetChunks`.
+    pub version: u16,
 }
 
 /// The QUIC client configuration that accepts only the certificate with this
@@ -271,14 +279,17 @@ impl Remote {
             .await
             .map_err(|e| RemoteError::Connection(e.to_string()))?;
         let response = read_response(&mut recv).await.map_err(io)?;
-        if let Err(e) = coffre_proto::decode_hello(&hello) {
-            return Err(RemoteError::Refused(ErrorReply {
-                code: ErrorCode::UnsupportedVersion,
-                message: e.to_string(),
-                used: 0,
-                quota: 0,
-            }));
-        }
+        let version = match coffre_proto::decode_hello(&hello) {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(RemoteError::Refused(ErrorReply {
+                    code: ErrorCode::UnsupportedVersion,
+                    message: e.to_string(),
+                    used: 0,
+                    quota: 0,
+                }))
+            }
+        };
         match response {
             Response::AuthOk {
                 subscriber,
@@ -290,6 +301,7 @@ impl Remote {
                 subscriber,
                 device,
                 role,
+                version,
             }),
             Response::Error(e) => Err(RemoteError::Refused(e)),
             other => Err(RemoteError::Connection(format!(
@@ -398,6 +410,44 @@ impl Remote {
             Response::Chunk { blob } => Ok(blob),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// The blobs of `ids`, in order; `None` for an id the server does not
+    /// have. Many small blobs travel in few `GetChunks` requests (one stream
+    /// and one store hop on the server for up to [`MAX_IDS_PER_GET`] of
+    /// them); a server of protocol version 1 is asked for each alone.
+    ///
+    /// [`MAX_IDS_PER_GET`]: coffre_proto::MAX_IDS_PER_GET
+    pub async fn chunks(&self, ids: &[ChunkId]) -> Result<Vec<Option<Vec<u8>>>, RemoteError> {
+        let mut out = Vec::with_capacity(ids.len());
+        if self.version < 2 {
+            for id in ids {
+                out.push(match self.chunk(id).await {
+                    Ok(blob) => Some(blob),
+                    Err(e) if e.code() == Some(ErrorCode::NotFound) => None,
+                    Err(e) => return Err(e),
+                });
+            }
+            return Ok(out);
+        }
+        while out.len() < ids.len() {
+            let rest = &ids[out.len()..];
+            let part = &rest[..rest.len().min(coffre_proto::MAX_IDS_PER_GET)];
+            match self
+                .call(&Request::GetChunks {
+                    ids: part.iter().map(|i| *i.as_bytes()).collect(),
+                })
+                .await?
+            {
+                // The server sends what fits and at least one: ask again for
+                // the rest.
+                Response::Chunks { blobs } if !blobs.is_empty() && blobs.len() <= part.len() => {
+                    out.extend(blobs)
+                }
+                other => return Err(unexpected(&other)),
+            }
+        }
+        Ok(out)
     }
 
     /// Stores the wrapped master key (first device of a subscriber).

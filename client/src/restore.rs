@@ -36,6 +36,16 @@ const FILES_AT_ONCE: usize = 8;
 /// read and not yet sent). 32 keep the link and both cores busy: with 16 a
 /// restore took half as long again (docs/performance.md).
 const CHUNKS_IN_FLIGHT: usize = 32;
+/// A file of one chunk up to this size is restored in a group with others
+/// like it: one `GetChunks` request and one blocking hop for the group,
+/// instead of a request and a hop per file (docs/performance.md, "Restore of
+/// small files in groups").
+const SMALL_FILE: u64 = 512 * 1024;
+/// Most files in one group.
+const GROUP_FILES: usize = 256;
+/// Most bytes in one group: a group holds one of the [`CHUNKS_IN_FLIGHT`]
+/// permits, like one chunk of a large file (at most 4 MiB).
+const GROUP_BYTES: u64 = 2 * 1024 * 1024;
 
 /// What to restore where.
 #[derive(Debug, Clone)]
@@ -255,28 +265,133 @@ async fn restore_files(
     let chunks = Arc::new(tokio::sync::Semaphore::new(CHUNKS_IN_FLIGHT));
     let mut tasks = tokio::task::JoinSet::new();
     let mut out = Vec::new();
-    let outcome = |r: Result<Outcome, tokio::task::JoinError>| {
-        r.unwrap_or_else(|e| (PathBuf::new(), 0, Err(anyhow!("restore task failed: {e}"))))
+    let outcome = |r: Result<Vec<Outcome>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| vec![(PathBuf::new(), 0, Err(anyhow!("restore task failed: {e}")))])
     };
-    for todo in files {
+    let mut group = Vec::new();
+    let mut group_bytes = 0;
+    let mut files = files.into_iter().peekable();
+    while let Some(todo) = files.next() {
         // A finished task holds its future until joined: join as we go, or
         // 50,000 small files keep 38 MB of finished tasks to the end.
         while let Some(r) = tasks.try_join_next() {
-            out.push(outcome(r));
+            out.extend(outcome(r));
         }
-        let permit = permits.clone().acquire_owned().await.expect("never closed");
+        let permit = |permits: &Arc<tokio::sync::Semaphore>| permits.clone().acquire_owned();
         let (remote, keys, progress) = (remote.clone(), keys.clone(), progress.clone());
         let chunks = chunks.clone();
+        if small_file(&todo).is_none() {
+            let permit = permit(&permits).await.expect("never closed");
+            tasks.spawn(async move {
+                let r = restore_file(&remote, &keys, &chunks, &todo, &progress).await;
+                drop(permit);
+                vec![(todo.dest, todo.entry.size, r)]
+            });
+            continue;
+        }
+        group_bytes += todo.entry.size;
+        group.push(todo);
+        let next_joins = files.peek().is_some_and(|t| small_file(t).is_some());
+        if next_joins && group.len() < GROUP_FILES && group_bytes < GROUP_BYTES {
+            continue;
+        }
+        let group = std::mem::take(&mut group);
+        group_bytes = 0;
+        let permit = permit(&permits).await.expect("never closed");
         tasks.spawn(async move {
-            let r = restore_file(&remote, &keys, &chunks, &todo, &progress).await;
-            drop(permit);
-            (todo.dest, todo.entry.size, r)
+            let chunk = chunks.acquire_owned().await.expect("never closed");
+            let r = restore_group(&remote, &keys, group, &progress).await;
+            drop((chunk, permit));
+            r
         });
     }
     while let Some(r) = tasks.join_next().await {
-        out.push(outcome(r));
+        out.extend(outcome(r));
     }
     out
+}
+
+/// The one chunk of a file restored in a group ([`SMALL_FILE`]).
+fn small_file(todo: &Todo) -> Option<ChunkId> {
+    match &todo.entry.content {
+        Content::File(ids) if ids.len() == 1 && todo.entry.size <= SMALL_FILE => Some(ids[0]),
+        _ => None,
+    }
+}
+
+/// Restores a group of small files of one chunk each: their blobs in one
+/// `GetChunks`, then all of them written in one blocking hop. Each file
+/// succeeds or fails alone: a blob missing or damaged fails only its file.
+async fn restore_group(
+    remote: &Remote,
+    keys: &Arc<Keys>,
+    group: Vec<Todo>,
+    progress: &Progress,
+) -> Vec<Outcome> {
+    let ids: Vec<ChunkId> = group.iter().filter_map(small_file).collect();
+    let blobs: Vec<Result<Vec<u8>>> = match remote.chunks(&ids).await {
+        Ok(blobs) => blobs
+            .into_iter()
+            .zip(&ids)
+            .map(|(blob, id)| {
+                blob.ok_or_else(|| {
+                    anyhow!("fetching chunk {}: the server does not have it", id.short())
+                })
+            })
+            .collect(),
+        // The request as a whole failed (a damaged pack on the server, say):
+        // ask for each alone, so that only the files concerned fail.
+        Err(_) => {
+            let mut one_by_one = Vec::with_capacity(ids.len());
+            for id in &ids {
+                one_by_one.push(fetch(remote, id).await);
+            }
+            one_by_one
+        }
+    };
+    let keys = keys.clone();
+    let progress = progress.clone();
+    let written = blocking(move || {
+        Ok(group
+            .into_iter()
+            .zip(ids.into_iter().zip(blobs))
+            .map(|(todo, (id, blob))| {
+                let r = blob.and_then(|blob| write_small(&keys, &todo, &id, blob));
+                if r.is_ok() {
+                    progress.inc(todo.entry.size);
+                }
+                (todo.dest, todo.entry.size, r)
+            })
+            .collect::<Vec<_>>())
+    })
+    .await;
+    written.unwrap_or_else(|e| vec![(PathBuf::new(), 0, Err(e))])
+}
+
+/// Decrypts a small file's one blob and writes the whole file.
+fn write_small(keys: &Keys, todo: &Todo, id: &ChunkId, blob: Vec<u8>) -> Result<()> {
+    let data = open(keys, id, blob)?;
+    let size = todo.entry.size;
+    if data.len() as u64 != size {
+        bail!(
+            "the snapshot's chunks make {} bytes where the listing says {size}",
+            data.len()
+        );
+    }
+    let t = Target {
+        path: part_name(&todo.dest),
+        dest: todo.dest.clone(),
+        entry: todo.entry.clone(),
+    };
+    let mut f = t.create()?;
+    if let Err(e) = f
+        .write_all(&data)
+        .with_context(|| format!("writing {}", t.path.display()))
+    {
+        t.discard(Some(f));
+        return Err(e);
+    }
+    t.finish(f)
 }
 
 /// The temporary name a file is written under until complete. (Writing new

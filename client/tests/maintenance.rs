@@ -308,6 +308,64 @@ fn damage_found_by_verify_is_healed_by_the_next_backup_on_garage() {
     damage_found_by_verify_is_healed(garage.storage("verify"));
 }
 
+/// Small files are restored in groups (one request for many): a damaged
+/// blob among them fails its own file only, and leaves no partial file.
+#[test]
+fn a_damaged_small_file_fails_alone_in_its_group() {
+    let (work, server, pc) = setup(|home| {
+        for i in 0..40u64 {
+            let path = home.join(format!("lettres/lettre-{i:02}.odt"));
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, random_bytes(16_000, 500 + i)).unwrap();
+        }
+    });
+    let snap = pc.backup_id();
+    let packs = stored_packs(&server);
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    // The middle of the only pack is inside one letter's blob (the folder's
+    // tree blob, a few hundred bytes, comes last).
+    let raw = RawPacks::open(server.dir.path(), &server.storage).unwrap();
+    let mut bytes = raw.read(1, &packs[0].0).unwrap().unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    raw.write(1, &packs[0].0, &bytes).unwrap();
+
+    let target = work.base.join("restored");
+    let out = pc.run(&[
+        "restore",
+        &snap[..12],
+        "--target",
+        target.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed = report["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(report["files"], 39, "{report}");
+    let broken = PathBuf::from(failed[0]["path"].as_str().unwrap());
+    let folder = target
+        .join(work.home.strip_prefix("/").unwrap())
+        .join("lettres");
+    let mut restored = 0;
+    for e in fs::read_dir(&folder).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            !name.ends_with(".coffre-restore"),
+            "partial file left: {name}"
+        );
+        assert_ne!(p, broken);
+        assert_eq!(
+            fs::read(&p).unwrap(),
+            fs::read(work.home.join("lettres").join(&name)).unwrap(),
+            "{name}"
+        );
+        restored += 1;
+    }
+    assert_eq!(restored, 39);
+}
+
 fn damage_found_by_verify_is_healed(storage: PackStorage) {
     let (work, server, pc) = setup_on(storage, make_tree);
     let (base, home) = (work.base.clone(), work.home.clone());

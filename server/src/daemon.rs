@@ -294,11 +294,20 @@ async fn handshake(conn: &quinn::Connection, store: &Arc<Store>) -> Result<Sessi
     let (mut send, mut recv) = conn.accept_bi().await?;
     let mut hello = [0u8; coffre_proto::HELLO_LEN];
     recv.read_exact(&mut hello).await?;
-    send.write_all(&coffre_proto::encode_hello()).await?;
-    if let Err(e) = coffre_proto::decode_hello(&hello) {
-        let reply = ErrorReply::new(ErrorCode::UnsupportedVersion, e.to_string());
-        respond(&mut send, &Response::Error(reply)).await?;
-        anyhow::bail!("bad hello: {e}");
+    // The answer names the version both speak: the client's, or ours if the
+    // client is newer. A PC not upgraded yet keeps its version.
+    match coffre_proto::decode_hello(&hello) {
+        Ok(version) => {
+            send.write_all(&coffre_proto::encode_hello_at(version))
+                .await?;
+            debug!(version, "protocol version");
+        }
+        Err(e) => {
+            send.write_all(&coffre_proto::encode_hello()).await?;
+            let reply = ErrorReply::new(ErrorCode::UnsupportedVersion, e.to_string());
+            respond(&mut send, &Response::Error(reply)).await?;
+            anyhow::bail!("bad hello: {e}");
+        }
     }
     let secret = match read_request(&mut recv, HANDSHAKE_TIMEOUT)
         .await
@@ -440,6 +449,13 @@ async fn handle(
             let id = ChunkId::from_bytes(id);
             Response::Chunk {
                 blob: combined(&reader, move || store.chunk(&s, &id)).await?,
+            }
+        }
+        Request::GetChunks { ids } => {
+            let ids: Vec<ChunkId> = ids.into_iter().map(ChunkId::from_bytes).collect();
+            let budget = coffre_proto::MAX_CHUNKS_REPLY_BLOBS_LEN;
+            Response::Chunks {
+                blobs: combined(&reader, move || store.chunks(&s, &ids, budget)).await?,
             }
         }
         Request::PutKey { key_file } => {

@@ -211,6 +211,51 @@ async fn subscribers_cannot_read_or_probe_each_other() {
 }
 
 #[tokio::test]
+async fn many_chunks_come_back_in_order_across_replies_and_another_subscribers_are_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut a = server
+        .connect(server.device("alpha", 1 << 30, "pc", Role::Admin))
+        .await
+        .unwrap();
+    let b = server
+        .connect(server.device("beta", 1 << 30, "pc", Role::Admin))
+        .await
+        .unwrap();
+    assert_eq!(a.version, coffre_proto::PROTOCOL_VERSION);
+    // Five blobs of 4 MiB: more than one reply carries (16 MiB), so the
+    // client asks again for the rest.
+    let mut ca = Client::new(20);
+    let (_, big) = backup(&a, &mut ca, 20, 5, 4 << 20).await.unwrap();
+    let mut cb = Client::new(21);
+    let (_, theirs) = backup(&b, &mut cb, 21, 1, 1000).await.unwrap();
+    let nobody = ChunkId::from_bytes([0xAB; 32]);
+    let mut ids: Vec<ChunkId> = big.iter().map(|c| c.0).collect();
+    ids.insert(2, theirs[0].0);
+    ids.push(nobody);
+
+    for version in [coffre_proto::PROTOCOL_VERSION, 1] {
+        // As with a server of the first release: one GetChunk per id.
+        a.version = version;
+        let blobs = a.chunks(&ids).await.unwrap();
+        assert_eq!(blobs.len(), ids.len(), "version {version}");
+        assert!(
+            blobs[2].is_none() && blobs[6].is_none(),
+            "version {version}"
+        );
+        let found: Vec<Vec<u8>> = blobs.into_iter().flatten().collect();
+        assert_eq!(found.len(), big.len());
+        for (blob, (id, data)) in found.iter().zip(&big) {
+            let plain = coffre_core::blob::open(&ca.keys, coffre_core::BlobKind::Data, id, blob);
+            assert_eq!(&plain.unwrap(), data, "version {version}");
+        }
+    }
+    a.close().await;
+    b.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn only_an_admin_device_can_forget() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
@@ -269,14 +314,36 @@ async fn hostile_frames_get_clean_errors_and_others_keep_being_served() {
         ErrorCode::UnsupportedVersion
     );
 
-    // A future client: right magic, protocol version 99.
+    // A client older than any version the server speaks: right magic,
+    // protocol version 0.
     let (_ep, conn) = raw_connection(&server).await;
-    let mut hello = coffre_proto::encode_hello();
-    hello[6..8].copy_from_slice(&99u16.to_be_bytes());
-    let reply = raw_request(&conn, &hello).await;
+    let reply = raw_request(&conn, &coffre_proto::encode_hello_at(0)).await;
     let e = decode_error(&reply[coffre_proto::HELLO_LEN..]);
     assert_eq!(e.code, ErrorCode::UnsupportedVersion);
-    assert!(e.message.contains("99"), "{}", e.message);
+    assert!(e.message.contains("version 0"), "{}", e.message);
+
+    // A future client (version 99) is answered in the server's newest
+    // version, and a PC of the first release (version 1) in its own: both
+    // authenticate.
+    for (asked, answered) in [(99, coffre_proto::PROTOCOL_VERSION), (1, 1)] {
+        let (_ep, conn) = raw_connection(&server).await;
+        let mut auth = coffre_proto::encode_hello_at(asked).to_vec();
+        auth.extend(coffre_proto::encode_request(&coffre_proto::Request::Auth { secret }).unwrap());
+        let reply = raw_request(&conn, &auth).await;
+        assert_eq!(
+            reply[..coffre_proto::HELLO_LEN],
+            coffre_proto::encode_hello_at(answered),
+            "client version {asked}"
+        );
+        let (ty, payload) = coffre_proto::Assembler::new(1 << 20)
+            .feed(&reply[coffre_proto::HELLO_LEN..])
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            coffre_proto::decode_response(ty, &payload).unwrap(),
+            Response::AuthOk { .. }
+        ));
+    }
 
     // After a good handshake: oversized, truncated, unknown and garbage frames.
     let (_ep, conn) = raw_connection(&server).await;

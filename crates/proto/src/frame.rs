@@ -66,8 +66,15 @@ pub const MAX_PAYLOAD_LEN: usize = MAX_FRAME_LEN - TYPE_LEN;
 /// The first bytes each side sends: anything else is not a coffre peer.
 pub const HELLO_MAGIC: [u8; 6] = *b"COFFRE";
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The newest protocol version this build speaks.
+///
+/// - 1: the first release.
+/// - 2: adds `GetChunks` (many small blobs in one request).
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest protocol version this build still speaks: a server upgraded
+/// first keeps serving the PCs not upgraded yet.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
 
 /// Bytes of the hello: magic and version.
 pub const HELLO_LEN: usize = HELLO_MAGIC.len() + 2;
@@ -144,23 +151,15 @@ pub enum FrameError {
         len: usize,
     },
 
-    /// The peer speaks a protocol version this build does not.
+    /// The peer speaks only a protocol version older than this build's oldest.
     #[error(
-        "unsupported protocol version {version} (this build speaks {PROTOCOL_VERSION}): {}",
-        upgrade_advice(*version)
+        "unsupported protocol version {version} (this build speaks \
+         {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}): upgrade the peer to this program's release"
     )]
     UnsupportedVersion {
         /// The version the peer announced.
         version: u16,
     },
-}
-
-fn upgrade_advice(version: u16) -> &'static str {
-    if version > PROTOCOL_VERSION {
-        "upgrade this program to the peer's release"
-    } else {
-        "upgrade the peer to this program's release"
-    }
 }
 
 /// Appends one frame carrying `payload` as message `msg_type` to `out`.
@@ -231,15 +230,26 @@ pub(crate) fn decode_length(buf: &[u8]) -> Result<Option<usize>, FrameError> {
     Ok(Some(len))
 }
 
-/// The hello this build sends: [`HELLO_MAGIC`] then [`PROTOCOL_VERSION`].
+/// The hello a client sends: [`HELLO_MAGIC`] then [`PROTOCOL_VERSION`].
 pub fn encode_hello() -> [u8; HELLO_LEN] {
+    encode_hello_at(PROTOCOL_VERSION)
+}
+
+/// A hello announcing `version`: the server answers a client's hello with the
+/// version both will speak (what [`decode_hello`] returned for it).
+pub fn encode_hello_at(version: u16) -> [u8; HELLO_LEN] {
     let mut hello = [0; HELLO_LEN];
     hello[..HELLO_MAGIC.len()].copy_from_slice(&HELLO_MAGIC);
-    hello[HELLO_MAGIC.len()..].copy_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    hello[HELLO_MAGIC.len()..].copy_from_slice(&version.to_be_bytes());
     hello
 }
 
-/// Checks the peer's hello and returns the protocol version to speak.
+/// Checks the peer's hello and returns the protocol version to speak: the
+/// lower of the peer's and [`PROTOCOL_VERSION`].
+///
+/// The client speaks first, announcing its newest version; the server answers
+/// with the version returned here, and the client then speaks that one. A
+/// peer older than [`MIN_PROTOCOL_VERSION`] is refused.
 ///
 /// `hello` is exactly the [`HELLO_LEN`] bytes the peer sent first. A wrong
 /// magic is reported as [`FrameError::NotCoffre`] even if fewer bytes were
@@ -257,8 +267,10 @@ pub fn decode_hello(hello: &[u8]) -> Result<u16, FrameError> {
         return Err(FrameError::BadHelloLength { len: hello.len() });
     };
     match u16::from_be_bytes([hi, lo]) {
-        PROTOCOL_VERSION => Ok(PROTOCOL_VERSION),
-        version => Err(FrameError::UnsupportedVersion { version }),
+        version if version < MIN_PROTOCOL_VERSION => {
+            Err(FrameError::UnsupportedVersion { version })
+        }
+        version => Ok(version.min(PROTOCOL_VERSION)),
     }
 }
 
@@ -389,8 +401,16 @@ mod tests {
     #[test]
     fn hello_round_trips() {
         let hello = encode_hello();
-        assert_eq!(&hello, b"COFFRE\x00\x01");
+        assert_eq!(&hello, b"COFFRE\x00\x02");
         assert_eq!(decode_hello(&hello), Ok(PROTOCOL_VERSION));
+    }
+
+    #[test]
+    fn hello_settles_on_the_older_version() {
+        // A PC not upgraded yet: the server speaks its version.
+        assert_eq!(decode_hello(&encode_hello_at(1)), Ok(1));
+        // A newer peer: this build speaks its own newest.
+        assert_eq!(decode_hello(&encode_hello_at(9)), Ok(PROTOCOL_VERSION));
     }
 
     #[test]
@@ -411,21 +431,14 @@ mod tests {
     }
 
     #[test]
-    fn hello_with_wrong_version_says_which_side_to_upgrade() {
-        let mut newer = encode_hello();
-        newer[6..].copy_from_slice(&2u16.to_be_bytes());
-        let err = decode_hello(&newer).unwrap_err();
-        assert_eq!(err, FrameError::UnsupportedVersion { version: 2 });
+    fn hello_with_too_old_a_version_says_which_side_to_upgrade() {
+        let err = decode_hello(&encode_hello_at(0)).unwrap_err();
+        assert_eq!(err, FrameError::UnsupportedVersion { version: 0 });
         assert_eq!(
             err.to_string(),
-            "unsupported protocol version 2 (this build speaks 1): \
-             upgrade this program to the peer's release"
+            "unsupported protocol version 0 (this build speaks 1 to 2): \
+             upgrade the peer to this program's release"
         );
-
-        let mut older = encode_hello();
-        older[6..].copy_from_slice(&0u16.to_be_bytes());
-        let err = decode_hello(&older).unwrap_err();
-        assert!(err.to_string().contains("upgrade the peer"), "{err}");
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! - framing ([`encode`], [`decode`]): `length u32 BE | message type u16 BE |
 //!   payload`, with a hard cap of [`MAX_FRAME_LEN`] checked before anything is
 //!   buffered;
-//! - the versioned handshake ([`encode_hello`], [`decode_hello`]): each side
-//!   first sends [`HELLO_MAGIC`] and its [`PROTOCOL_VERSION`], so a stranger or
-//!   an incompatible build is refused with a clear message before any frame;
+//! - the versioned handshake ([`encode_hello`], [`decode_hello`]): the client
+//!   first sends [`HELLO_MAGIC`] and its [`PROTOCOL_VERSION`], the server
+//!   answers with the version both speak (the older of the two, down to
+//!   [`MIN_PROTOCOL_VERSION`]), so a stranger or a too old build is refused
+//!   with a clear message before any frame;
 //! - messages ([`Request`], [`Response`], in named pairs): each request goes
 //!   on its own QUIC bidirectional stream and gets exactly one response.
 //!   [`encode_request`] / [`encode_response`] give a message's wire bytes (its
@@ -65,14 +67,15 @@ mod wire;
 pub use assembler::Assembler;
 pub use error::ProtoError;
 pub use frame::{
-    decode, decode_hello, encode, encode_hello, Frame, FrameError, HEADER_LEN, HELLO_LEN,
-    HELLO_MAGIC, MAX_FRAME_LEN, MAX_PAYLOAD_LEN, PROTOCOL_VERSION,
+    decode, decode_hello, encode, encode_hello, encode_hello_at, Frame, FrameError, HEADER_LEN,
+    HELLO_LEN, HELLO_MAGIC, MAX_FRAME_LEN, MAX_PAYLOAD_LEN, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use message::{
     chunk_response_prefix, decode_request, decode_request_owned, decode_response,
     decode_response_owned, encode_request, encode_response, max_request_len, max_response_len,
     message_name, put_chunk_prefix, ErrorCode, ErrorReply, Id, Request, Response, Role,
-    SnapshotEntry, CONTINUATION, MAX_BLOB_LEN, MAX_ERROR_MESSAGE_LEN, MAX_IDS_PER_REQUEST,
-    MAX_KEY_FILE_LEN, MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_SNAPSHOTS_PER_LIST,
+    SnapshotEntry, CONTINUATION, MAX_BLOB_LEN, MAX_CHUNKS_REPLY_BLOBS_LEN, MAX_ERROR_MESSAGE_LEN,
+    MAX_IDS_PER_GET, MAX_IDS_PER_REQUEST, MAX_KEY_FILE_LEN, MAX_MANIFEST_LEN, MAX_NAME_LEN,
+    MAX_SNAPSHOTS_PER_LIST,
 };
 pub use token::{Token, TokenError, TOKEN_PREFIX};

@@ -20,6 +20,7 @@
 //! | `GetKey` (0x0009) | `Key` (0x8009) |
 //! | `Forget` (0x000A) | `Forgotten` (0x800A) |
 //! | `Status` (0x000B) | `Status` (0x800B) |
+//! | `GetChunks` (0x000C, version 2) | `Chunks` (0x800C) |
 //! | any | `Error` (0x8000) |
 //!
 //! The response to request `0x00NN` is `0x80NN`; [`CONTINUATION`] (`0xFFFF`)
@@ -46,6 +47,14 @@ pub const MAX_IDS_PER_REQUEST: usize = 65_536;
 /// tree blob with its worst-case padding and header fits, and a data blob
 /// (chunks are at most 4 MiB) is far below. One such message fits one frame.
 pub const MAX_BLOB_LEN: usize = 13 * 1024 * 1024;
+
+/// Most chunk ids one [`Request::GetChunks`] may carry.
+pub const MAX_IDS_PER_GET: usize = 1024;
+
+/// Most bytes of blobs one [`Response::Chunks`] carries: the server answers
+/// the ids that fit, in order, and the client asks again for the rest. One
+/// blob of [`MAX_BLOB_LEN`] always fits.
+pub const MAX_CHUNKS_REPLY_BLOBS_LEN: usize = 16 * 1024 * 1024;
 
 /// Largest snapshot manifest in [`Request::Commit`] or [`Response::Manifest`]:
 /// about 8 million chunk ids, so several TB of data in one snapshot.
@@ -77,6 +86,7 @@ pub(crate) mod types {
     pub(crate) const GET_KEY: u16 = 0x0009;
     pub(crate) const FORGET: u16 = 0x000A;
     pub(crate) const STATUS: u16 = 0x000B;
+    pub(crate) const GET_CHUNKS: u16 = 0x000C;
 
     pub(crate) const ERROR: u16 = 0x8000;
     pub(crate) const AUTH_OK: u16 = 0x8001;
@@ -90,6 +100,7 @@ pub(crate) mod types {
     pub(crate) const KEY: u16 = 0x8009;
     pub(crate) const FORGOTTEN: u16 = 0x800A;
     pub(crate) const STATUS_REPLY: u16 = 0x800B;
+    pub(crate) const CHUNKS: u16 = 0x800C;
 }
 use types::*;
 
@@ -186,6 +197,12 @@ pub enum Request {
     },
     /// This subscriber's quota, usage and last backup.
     Status,
+    /// Fetch several encrypted blobs at once (protocol version 2): a restore
+    /// of many small files asks for them in one request instead of one each.
+    GetChunks {
+        /// Chunk ids, at most [`MAX_IDS_PER_GET`].
+        ids: Vec<Id>,
+    },
 }
 
 /// One line of [`Response::Snapshots`].
@@ -269,6 +286,13 @@ pub enum Response {
         snapshots: u64,
         /// Time of the latest snapshot, seconds since the Unix epoch.
         last_backup: Option<i64>,
+    },
+    /// Answers [`Request::GetChunks`]: the blobs of the first ids asked, in
+    /// order, as many as fit in [`MAX_CHUNKS_REPLY_BLOBS_LEN`] (at least one
+    /// when any was asked); the client asks again for the ids left.
+    Chunks {
+        /// `None` for an id the server does not have.
+        blobs: Vec<Option<Vec<u8>>>,
     },
     /// The request was refused; may answer any request.
     Error(ErrorReply),
@@ -503,6 +527,7 @@ pub fn message_name(msg_type: u16) -> Option<&'static str> {
         GET_KEY => "GetKey request",
         FORGET => "Forget request",
         STATUS => "Status request",
+        GET_CHUNKS => "GetChunks request",
         ERROR => "Error response",
         AUTH_OK => "AuthOk response",
         HAS_CHUNKS_REPLY => "HasChunks response",
@@ -515,6 +540,7 @@ pub fn message_name(msg_type: u16) -> Option<&'static str> {
         KEY => "Key response",
         FORGOTTEN => "Forgotten response",
         STATUS_REPLY => "Status response",
+        CHUNKS => "Chunks response",
         _ => return None,
     })
 }
@@ -545,9 +571,16 @@ const MAX_REQUEST_LEN: usize = max(
         LEN_LEN + ID_LEN * MAX_IDS_PER_REQUEST,
     ),
 );
+/// A full [`Response::Chunks`]: count, then a presence byte and a length per
+/// entry, then the blobs.
+const MAX_CHUNKS_REPLY_LEN: usize =
+    LEN_LEN + MAX_IDS_PER_GET * (1 + LEN_LEN) + MAX_CHUNKS_REPLY_BLOBS_LEN;
 const MAX_RESPONSE_LEN: usize = max(
     LEN_LEN + MAX_SNAPSHOTS_PER_LIST * SNAPSHOT_ENTRY_MAX,
-    max(LEN_LEN + MAX_MANIFEST_LEN, LEN_LEN + MAX_BLOB_LEN),
+    max(
+        LEN_LEN + MAX_MANIFEST_LEN,
+        max(LEN_LEN + MAX_BLOB_LEN, MAX_CHUNKS_REPLY_LEN),
+    ),
 );
 
 /// The largest payload a request of type `msg_type` can have, or `None` if
@@ -561,6 +594,7 @@ pub fn max_request_len(msg_type: u16) -> Option<usize> {
     Some(match msg_type {
         AUTH => ID_LEN,
         HAS_CHUNKS => LEN_LEN + ID_LEN * MAX_IDS_PER_REQUEST,
+        GET_CHUNKS => LEN_LEN + ID_LEN * MAX_IDS_PER_GET,
         PUT_CHUNK => ID_LEN + LEN_LEN + MAX_BLOB_LEN,
         COMMIT => LEN_LEN + MAX_MANIFEST_LEN,
         LIST_SNAPSHOTS | GET_KEY | STATUS => 0,
@@ -584,6 +618,7 @@ pub fn max_response_len(msg_type: u16) -> Option<usize> {
         SNAPSHOTS => LEN_LEN + MAX_SNAPSHOTS_PER_LIST * SNAPSHOT_ENTRY_MAX,
         MANIFEST => LEN_LEN + MAX_MANIFEST_LEN,
         CHUNK => LEN_LEN + MAX_BLOB_LEN,
+        CHUNKS => MAX_CHUNKS_REPLY_LEN,
         KEY_STORED | FORGOTTEN => 0,
         KEY => 1 + LEN_LEN + MAX_KEY_FILE_LEN,
         STATUS_REPLY => NAME_FIELD_MAX + 8 + 8 + 8 + 1 + 8,
@@ -607,6 +642,7 @@ impl Request {
             Request::GetKey => GET_KEY,
             Request::Forget { .. } => FORGET,
             Request::Status => STATUS,
+            Request::GetChunks { .. } => GET_CHUNKS,
         }
     }
 
@@ -621,6 +657,12 @@ impl Request {
             Request::Auth { secret } => s.put(secret),
             Request::HasChunks { ids } => {
                 s.put_count(m, "ids", ids.len(), MAX_IDS_PER_REQUEST)?;
+                for id in ids {
+                    s.put(id);
+                }
+            }
+            Request::GetChunks { ids } => {
+                s.put_count(m, "ids", ids.len(), MAX_IDS_PER_GET)?;
                 for id in ids {
                     s.put(id);
                 }
@@ -658,6 +700,7 @@ impl Response {
             Response::Key { .. } => KEY,
             Response::Forgotten => FORGOTTEN,
             Response::Status { .. } => STATUS_REPLY,
+            Response::Chunks { .. } => CHUNKS,
             Response::Error(_) => ERROR,
         }
     }
@@ -703,6 +746,24 @@ impl Response {
             }
             Response::Manifest { bytes } => s.put_bytes(m, "bytes", bytes, MAX_MANIFEST_LEN)?,
             Response::Chunk { blob } => s.put_bytes(m, "blob", blob, MAX_BLOB_LEN)?,
+            Response::Chunks { blobs } => {
+                s.put_count(m, "blobs", blobs.len(), MAX_IDS_PER_GET)?;
+                let total: usize = blobs.iter().flatten().map(Vec::len).sum();
+                if total > MAX_CHUNKS_REPLY_BLOBS_LEN {
+                    return Err(ProtoError::FieldTooLarge {
+                        message: m,
+                        field: "blobs",
+                        len: total as u64,
+                        max: MAX_CHUNKS_REPLY_BLOBS_LEN as u64,
+                    });
+                }
+                for blob in blobs {
+                    s.put_bool(blob.is_some());
+                    if let Some(blob) = blob {
+                        s.put_bytes(m, "blob", blob, MAX_BLOB_LEN)?;
+                    }
+                }
+            }
             Response::KeyStored | Response::Forgotten => {}
             Response::Key { key_file } => {
                 s.put_bool(key_file.is_some());
@@ -842,6 +903,14 @@ pub fn decode_request(msg_type: u16, payload: &[u8]) -> Result<Request, ProtoErr
             snapshot: r.id("snapshot")?,
         },
         STATUS => Request::Status,
+        GET_CHUNKS => {
+            let n = r.count("ids", MAX_IDS_PER_GET, ID_LEN)?;
+            let mut ids = Vec::with_capacity(n);
+            for _ in 0..n {
+                ids.push(r.id("ids")?);
+            }
+            Request::GetChunks { ids }
+        }
         _ => return Err(ProtoError::UnknownMessage(msg_type)),
     };
     r.finish()?;
@@ -901,6 +970,26 @@ pub fn decode_response(msg_type: u16, payload: &[u8]) -> Result<Response, ProtoE
         CHUNK => Response::Chunk {
             blob: r.bytes("blob", MAX_BLOB_LEN)?.to_vec(),
         },
+        CHUNKS => {
+            let n = r.count("blobs", MAX_IDS_PER_GET, 1)?;
+            let mut blobs = Vec::with_capacity(n);
+            let mut total = 0;
+            for _ in 0..n {
+                blobs.push(if r.bool("present")? {
+                    let blob = r.bytes("blob", MAX_BLOB_LEN)?;
+                    total += blob.len();
+                    if total > MAX_CHUNKS_REPLY_BLOBS_LEN {
+                        return Err(
+                            r.invalid("blobs", "hold more bytes than MAX_CHUNKS_REPLY_BLOBS_LEN")
+                        );
+                    }
+                    Some(blob.to_vec())
+                } else {
+                    None
+                });
+            }
+            Response::Chunks { blobs }
+        }
         KEY_STORED => Response::KeyStored,
         KEY => Response::Key {
             key_file: if r.bool("present")? {
@@ -1044,6 +1133,10 @@ impl fmt::Debug for Request {
                 .field("snapshot", &Hex(snapshot))
                 .finish(),
             Request::Status => f.write_str("Status"),
+            Request::GetChunks { ids } => f
+                .debug_struct("GetChunks")
+                .field("ids", &format_args!("<{} ids>", ids.len()))
+                .finish(),
         }
     }
 }
@@ -1119,6 +1212,18 @@ impl fmt::Debug for Response {
                 .field("used_bytes", used_bytes)
                 .field("snapshots", snapshots)
                 .field("last_backup", last_backup)
+                .finish(),
+            Response::Chunks { blobs } => f
+                .debug_struct("Chunks")
+                .field(
+                    "blobs",
+                    &format_args!(
+                        "<{} of {} present, {} bytes>",
+                        blobs.iter().flatten().count(),
+                        blobs.len(),
+                        blobs.iter().flatten().map(Vec::len).sum::<usize>()
+                    ),
+                )
                 .finish(),
             Response::Error(e) => f.debug_tuple("Error").field(e).finish(),
         }

@@ -5,8 +5,8 @@
 //! one. The layouts are specified in `docs/protocol.md`.
 
 use coffre_proto::{
-    decode_request, decode_response, encode_hello, encode_request, encode_response, Assembler,
-    ErrorCode, ErrorReply, Request, Response, SnapshotEntry, Token,
+    decode_hello, decode_request, decode_response, encode_hello, encode_hello_at, encode_request,
+    encode_response, Assembler, ErrorCode, ErrorReply, Request, Response, SnapshotEntry, Token,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -22,7 +22,50 @@ fn frozen_frame(wire: &[u8], expected: &str) -> (u16, Vec<u8>) {
 
 #[test]
 fn hello() {
-    assert_eq!(hex(&encode_hello()), "434f464652450001");
+    // Version 2 since GetChunks; a version-1 hello (every client of the first
+    // release) is still read, and answered in kind.
+    assert_eq!(hex(&encode_hello()), "434f464652450002");
+    assert_eq!(hex(&encode_hello_at(1)), "434f464652450001");
+    assert_eq!(decode_hello(&encode_hello_at(1)), Ok(1));
+}
+
+#[test]
+fn get_chunks_request() {
+    let req = Request::GetChunks {
+        ids: vec![[0x22; 32]],
+    };
+    let wire = encode_request(&req).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000026",                                                         // frame length: 2 + 36
+            "000c",                                                             // GetChunks
+            "01000000",                                                         // count, u32 LE
+            "2222222222222222222222222222222222222222222222222222222222222222", // id
+        ),
+    );
+    assert_eq!(decode_request(msg_type, &payload).unwrap(), req);
+}
+
+#[test]
+fn chunks_response() {
+    let resp = Response::Chunks {
+        blobs: vec![Some(b"ab".to_vec()), None],
+    };
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "0000000e", // frame length: 2 + 12
+            "800c",     // Chunks
+            "02000000", // count, u32 LE
+            "01",       // present
+            "02000000", // blob length, u32 LE
+            "6162",     // "ab"
+            "00",       // absent
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
 }
 
 #[test]

@@ -6,7 +6,8 @@ use coffre_proto::{
     decode, decode_request, decode_request_owned, decode_response, decode_response_owned, encode,
     encode_request, encode_response, max_request_len, max_response_len, Assembler, ErrorCode,
     ErrorReply, FrameError, ProtoError, Request, Response, Role, SnapshotEntry, CONTINUATION,
-    MAX_BLOB_LEN, MAX_IDS_PER_REQUEST, MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PAYLOAD_LEN,
+    MAX_BLOB_LEN, MAX_CHUNKS_REPLY_BLOBS_LEN, MAX_IDS_PER_GET, MAX_IDS_PER_REQUEST,
+    MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PAYLOAD_LEN,
 };
 use proptest::prelude::*;
 
@@ -75,6 +76,9 @@ fn one_of_each_request() -> Vec<Request> {
         Request::GetKey,
         Request::Forget { snapshot: [7; 32] },
         Request::Status,
+        Request::GetChunks {
+            ids: vec![[1; 32], [2; 32], [3; 32]],
+        },
     ]
 }
 
@@ -117,6 +121,9 @@ fn one_of_each_response() -> Vec<Response> {
             snapshots: 42,
             last_backup: Some(1_795_000_000),
         },
+        Response::Chunks {
+            blobs: vec![Some(b"one".to_vec()), None, Some(Vec::new())],
+        },
         Response::Error(ErrorReply::quota_exceeded(10, 5)),
     ]
 }
@@ -136,6 +143,7 @@ fn request_index(r: &Request) -> usize {
         Request::GetKey => 8,
         Request::Forget { .. } => 9,
         Request::Status => 10,
+        Request::GetChunks { .. } => 11,
     }
 }
 
@@ -152,7 +160,8 @@ fn response_index(r: &Response) -> usize {
         Response::Key { .. } => 8,
         Response::Forgotten => 9,
         Response::Status { .. } => 10,
-        Response::Error(_) => 11,
+        Response::Chunks { .. } => 11,
+        Response::Error(_) => 12,
     }
 }
 
@@ -179,13 +188,13 @@ fn every_variant_round_trips() {
     let requests = one_of_each_request();
     let mut seen: Vec<_> = requests.iter().map(request_index).collect();
     seen.dedup();
-    assert_eq!(seen, (0..11).collect::<Vec<_>>());
+    assert_eq!(seen, (0..12).collect::<Vec<_>>());
     requests.iter().for_each(check_request);
 
     let responses = one_of_each_response();
     let mut seen: Vec<_> = responses.iter().map(response_index).collect();
     seen.dedup();
-    assert_eq!(seen, (0..12).collect::<Vec<_>>());
+    assert_eq!(seen, (0..13).collect::<Vec<_>>());
     responses.iter().for_each(check_response);
     check_response(&Response::Key { key_file: None });
     check_response(&Response::Status {
@@ -267,6 +276,51 @@ fn a_long_snapshot_list_and_a_large_manifest_span_frames() {
     );
     let (msg_type, payload) = assemble(Assembler::for_responses(), &wire, 10, 1 << 22);
     assert_eq!(decode_response_owned(msg_type, payload).unwrap(), resp);
+}
+
+#[test]
+fn a_full_chunks_reply_encodes_and_one_byte_more_is_refused() {
+    // The most ids, and blobs filling the byte budget exactly.
+    check_request(&Request::GetChunks {
+        ids: vec![[0; 32]; MAX_IDS_PER_GET],
+    });
+    assert!(encode_request(&Request::GetChunks {
+        ids: vec![[0; 32]; MAX_IDS_PER_GET + 1],
+    })
+    .is_err());
+    let mut blobs = vec![Some(vec![1u8; MAX_BLOB_LEN])];
+    blobs.push(Some(vec![2u8; MAX_CHUNKS_REPLY_BLOBS_LEN - MAX_BLOB_LEN]));
+    blobs.resize(MAX_IDS_PER_GET, None);
+    let full = Response::Chunks { blobs };
+    check_response(&full);
+
+    let Response::Chunks { mut blobs } = full else {
+        unreachable!()
+    };
+    blobs[1].as_mut().unwrap().push(3);
+    let over = Response::Chunks { blobs };
+    let err = encode_response(&over).unwrap_err();
+    assert!(
+        matches!(err, ProtoError::FieldTooLarge { field: "blobs", .. }),
+        "{err}"
+    );
+    // Forged by hand, the same reply is refused by the decoder too.
+    let Response::Chunks { blobs } = &over else {
+        unreachable!()
+    };
+    let mut payload = (blobs.len() as u32).to_le_bytes().to_vec();
+    for blob in blobs {
+        match blob {
+            Some(b) => {
+                payload.push(1);
+                payload.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                payload.extend_from_slice(b);
+            }
+            None => payload.push(0),
+        }
+    }
+    let err = decode_response(0x800C, &payload).unwrap_err();
+    assert!(err.to_string().contains("blobs"), "{err}");
 }
 
 #[test]
@@ -631,6 +685,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
         Just(Request::GetKey),
         arb_id().prop_map(|snapshot| Request::Forget { snapshot }),
         Just(Request::Status),
+        prop::collection::vec(arb_id(), 0..50).prop_map(|ids| Request::GetChunks { ids }),
     ]
 }
 
@@ -684,6 +739,8 @@ fn arb_response() -> impl Strategy<Value = Response> {
                     last_backup,
                 }
             ),
+        prop::collection::vec(prop::option::of(arb_bytes(300)), 0..20)
+            .prop_map(|blobs| Response::Chunks { blobs }),
         (any::<u16>(), arb_name(), any::<u64>(), any::<u64>()).prop_map(
             |(code, message, used, quota)| Response::Error(ErrorReply {
                 code: ErrorCode::from_u16(code),
@@ -699,8 +756,8 @@ fn arb_response() -> impl Strategy<Value = Response> {
 /// unknown ones.
 fn arb_type() -> impl Strategy<Value = u16> {
     prop_oneof![
-        0u16..=0x000C,
-        0x8000u16..=0x800C,
+        0u16..=0x000D,
+        0x8000u16..=0x800D,
         Just(CONTINUATION),
         any::<u16>()
     ]

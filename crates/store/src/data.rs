@@ -297,6 +297,35 @@ impl Store {
         }
     }
 
+    /// The blobs of `ids`, in order, as many as fit in `budget` bytes (at
+    /// least the first): `None` for an id this subscriber does not have
+    /// (another subscriber's or nobody's, as [`Store::chunk`] says
+    /// [`Error::NotFound`]). Any other failure fails the whole call: the
+    /// caller can then ask for each id alone and learn which one failed.
+    pub fn chunks(
+        &self,
+        s: &Session,
+        ids: &[ChunkId],
+        budget: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut total = 0;
+        for id in ids {
+            match self.chunk(s, id) {
+                Ok(blob) => {
+                    total += blob.len();
+                    if total > budget && !out.is_empty() {
+                        break;
+                    }
+                    out.push(Some(blob));
+                }
+                Err(Error::NotFound { .. }) => out.push(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether chunk `id` is now in a pack that exists (after a read found
     /// its pack missing).
     fn moved(&self, s: &Session, id: &ChunkId) -> Result<bool> {

@@ -320,6 +320,45 @@ fn subscribers_cannot_see_each_other() {
 }
 
 #[test]
+fn chunks_come_in_order_within_a_budget_and_others_are_absent() {
+    let env = Env::new();
+    let a = env.subscriber("acme", GIB, "pc-1", Role::Admin);
+    let b = env.subscriber("beta", GIB, "pc-1", Role::Admin);
+    let mut ca = Client::new(1);
+    let mut cb = Client::new(2);
+    let (x, bx) = ca.blob(b"acme's first file");
+    let (y, by) = ca.blob(b"acme's second file");
+    let (z, bz) = cb.blob(b"beta's file");
+    let mut pa = env.store.open_pack(&a);
+    env.store.put_chunk(&a, &mut pa, &x, &bx).unwrap();
+    env.store.put_chunk(&a, &mut pa, &y, &by).unwrap();
+    env.store
+        .commit_snapshot(&a, &mut pa, &ca.manifest("pc-1", 1, &[x, y]))
+        .unwrap();
+    let mut pb = env.store.open_pack(&b);
+    env.store.put_chunk(&b, &mut pb, &z, &bz).unwrap();
+    env.store
+        .commit_snapshot(&b, &mut pb, &cb.manifest("pc-1", 1, &[z]))
+        .unwrap();
+
+    let nobody = ChunkId::from_bytes([0xAB; 32]);
+    // Another subscriber's chunk is absent, exactly like nobody's.
+    assert_eq!(
+        env.store
+            .chunks(&a, &[y, z, nobody, x], usize::MAX)
+            .unwrap(),
+        [Some(by.clone()), None, None, Some(bx.clone())]
+    );
+    // The budget cuts after the blobs that fit, but never before the first.
+    assert_eq!(
+        env.store.chunks(&a, &[x, y], bx.len()).unwrap(),
+        [Some(bx.clone())]
+    );
+    assert_eq!(env.store.chunks(&a, &[y, x], 1).unwrap(), [Some(by)]);
+    assert!(env.store.chunks(&a, &[], 1).unwrap().is_empty());
+}
+
+#[test]
 fn only_admin_devices_forget() {
     let env = Env::new();
     let backup = env.subscriber("acme", GIB, "pc-1", Role::Backup);
