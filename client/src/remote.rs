@@ -375,6 +375,37 @@ impl Remote {
         }
     }
 
+    /// Uploads several blobs in one `PutChunks` request (a server of
+    /// protocol version 1 gets one `PutChunk` each); for each, true if the
+    /// server did not have it. At most [`MAX_BLOBS_PER_PUT`] blobs and
+    /// [`MAX_PUT_BLOBS_LEN`] bytes.
+    ///
+    /// [`MAX_BLOBS_PER_PUT`]: coffre_proto::MAX_BLOBS_PER_PUT
+    /// [`MAX_PUT_BLOBS_LEN`]: coffre_proto::MAX_PUT_BLOBS_LEN
+    pub async fn put_chunks(
+        &self,
+        blobs: Vec<(ChunkId, Vec<u8>)>,
+    ) -> Result<Vec<bool>, RemoteError> {
+        if self.version < 2 {
+            let mut new = Vec::with_capacity(blobs.len());
+            for (id, blob) in blobs {
+                new.push(self.put_chunk(&id, blob).await?);
+            }
+            return Ok(new);
+        }
+        let n = blobs.len();
+        let request = Request::PutChunks {
+            blobs: blobs
+                .into_iter()
+                .map(|(id, blob)| (*id.as_bytes(), blob))
+                .collect(),
+        };
+        match self.call(&request).await? {
+            Response::StoredChunks { new } if new.len() == n => Ok(new),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Commits a snapshot manifest; returns the snapshot id.
     pub async fn commit(&self, manifest: Vec<u8>) -> Result<ChunkId, RemoteError> {
         match self.call(&Request::Commit { manifest }).await? {

@@ -413,6 +413,9 @@ async fn handle(
         Request::PutChunk { id, blob } => Response::Stored {
             new: pack.put(store, s, ChunkId::from_bytes(id), blob).await?,
         },
+        Request::PutChunks { blobs } => Response::StoredChunks {
+            new: pack.put_many(store, s, blobs).await?,
+        },
         Request::Commit { manifest } => {
             let id = blocking(move || {
                 pack.wait_for_seals();
@@ -517,6 +520,25 @@ impl Uploads {
     ) -> Result<bool, ErrorReply> {
         let me = self.clone();
         combined(&self.writer, move || me.append(&store, &s, &id, &blob)).await
+    }
+
+    /// Appends blobs in order, in one call of the writer; for each, true if
+    /// the store did not have it. On an error (a full quota), the blobs
+    /// before it are kept, like those of earlier requests.
+    async fn put_many(
+        self: &Arc<Self>,
+        store: Arc<Store>,
+        s: Arc<Session>,
+        blobs: Vec<([u8; 32], Vec<u8>)>,
+    ) -> Result<Vec<bool>, ErrorReply> {
+        let me = self.clone();
+        combined(&self.writer, move || {
+            blobs
+                .iter()
+                .map(|(id, blob)| me.append(&store, &s, &ChunkId::from_bytes(*id), blob))
+                .collect()
+        })
+        .await
     }
 
     /// Appends a blob. When the open pack would pass the target size, it is

@@ -256,6 +256,58 @@ async fn many_chunks_come_back_in_order_across_replies_and_another_subscribers_a
 }
 
 #[tokio::test]
+async fn many_small_blobs_go_in_one_request_within_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut remote = server
+        .connect(server.device("asso", 600_000, "pc", Role::Backup))
+        .await
+        .unwrap();
+    let mut client = Client::new(30);
+    let mut chunks = Vec::new();
+    for (version, first) in [(coffre_proto::PROTOCOL_VERSION, 0u64), (1, 100)] {
+        remote.version = version;
+        let batch: Vec<(ChunkId, Vec<u8>)> = (first..first + 20)
+            .map(|i| benchmark::random_bytes(5_000, 3000 + i))
+            .map(|data| {
+                let (id, blob) = client.blob(&data);
+                chunks.push((id, data));
+                (id, blob)
+            })
+            .collect();
+        // The same blob twice in a request: stored once.
+        let mut sent = batch.clone();
+        sent.push(batch[3].clone());
+        let new = remote.put_chunks(sent).await.unwrap();
+        let mut expected = vec![true; 20];
+        expected.push(false);
+        assert_eq!(new, expected, "version {version}");
+        // Sent again: the server has them all.
+        assert_eq!(
+            remote.put_chunks(batch).await.unwrap(),
+            vec![false; 20],
+            "version {version}"
+        );
+    }
+    let manifest = client.manifest(&remote.device, chunks.iter().map(|c| c.0).collect());
+    let snap = remote.commit(manifest).await.unwrap();
+    assert_restorable(&remote, &client, &snap, &chunks).await;
+
+    // Past the quota, the whole request is refused in plain words; what was
+    // committed stays.
+    remote.version = coffre_proto::PROTOCOL_VERSION;
+    let big: Vec<(ChunkId, Vec<u8>)> = (0..200)
+        .map(|i| client.blob(&benchmark::random_bytes(5_000, 4000 + i)))
+        .collect();
+    let err = remote.put_chunks(big).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::QuotaExceeded), "{err}");
+    assert!(err.to_string().contains("quota is full"), "{err}");
+    assert_restorable(&remote, &client, &snap, &chunks).await;
+    remote.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn only_an_admin_device_can_forget() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;

@@ -21,6 +21,7 @@
 //! | `Forget` (0x000A) | `Forgotten` (0x800A) |
 //! | `Status` (0x000B) | `Status` (0x800B) |
 //! | `GetChunks` (0x000C, version 2) | `Chunks` (0x800C) |
+//! | `PutChunks` (0x000D, version 2) | `StoredChunks` (0x800D) |
 //! | any | `Error` (0x8000) |
 //!
 //! The response to request `0x00NN` is `0x80NN`; [`CONTINUATION`] (`0xFFFF`)
@@ -56,6 +57,13 @@ pub const MAX_IDS_PER_GET: usize = 1024;
 /// blob of [`MAX_BLOB_LEN`] always fits.
 pub const MAX_CHUNKS_REPLY_BLOBS_LEN: usize = 16 * 1024 * 1024;
 
+/// Most blobs one [`Request::PutChunks`] may carry.
+pub const MAX_BLOBS_PER_PUT: usize = 1024;
+
+/// Most bytes of blobs one [`Request::PutChunks`] carries (a larger blob goes
+/// alone, in a [`Request::PutChunk`]).
+pub const MAX_PUT_BLOBS_LEN: usize = 16 * 1024 * 1024;
+
 /// Largest snapshot manifest in [`Request::Commit`] or [`Response::Manifest`]:
 /// about 8 million chunk ids, so several TB of data in one snapshot.
 pub const MAX_MANIFEST_LEN: usize = 256 * 1024 * 1024;
@@ -87,6 +95,7 @@ pub(crate) mod types {
     pub(crate) const FORGET: u16 = 0x000A;
     pub(crate) const STATUS: u16 = 0x000B;
     pub(crate) const GET_CHUNKS: u16 = 0x000C;
+    pub(crate) const PUT_CHUNKS: u16 = 0x000D;
 
     pub(crate) const ERROR: u16 = 0x8000;
     pub(crate) const AUTH_OK: u16 = 0x8001;
@@ -101,6 +110,7 @@ pub(crate) mod types {
     pub(crate) const FORGOTTEN: u16 = 0x800A;
     pub(crate) const STATUS_REPLY: u16 = 0x800B;
     pub(crate) const CHUNKS: u16 = 0x800C;
+    pub(crate) const STORED_CHUNKS: u16 = 0x800D;
 }
 use types::*;
 
@@ -203,6 +213,13 @@ pub enum Request {
         /// Chunk ids, at most [`MAX_IDS_PER_GET`].
         ids: Vec<Id>,
     },
+    /// Store several encrypted blobs at once (protocol version 2): a backup
+    /// of many small files sends them in one request instead of one each.
+    PutChunks {
+        /// (chunk id, blob), at most [`MAX_BLOBS_PER_PUT`] of them and
+        /// [`MAX_PUT_BLOBS_LEN`] bytes of blobs.
+        blobs: Vec<(Id, Vec<u8>)>,
+    },
 }
 
 /// One line of [`Response::Snapshots`].
@@ -293,6 +310,12 @@ pub enum Response {
     Chunks {
         /// `None` for an id the server does not have.
         blobs: Vec<Option<Vec<u8>>>,
+    },
+    /// Answers [`Request::PutChunks`]: every blob is stored, as durable as
+    /// after [`Response::Stored`].
+    StoredChunks {
+        /// `new[i]` is false when the server already had the i-th blob.
+        new: Vec<bool>,
     },
     /// The request was refused; may answer any request.
     Error(ErrorReply),
@@ -528,6 +551,7 @@ pub fn message_name(msg_type: u16) -> Option<&'static str> {
         FORGET => "Forget request",
         STATUS => "Status request",
         GET_CHUNKS => "GetChunks request",
+        PUT_CHUNKS => "PutChunks request",
         ERROR => "Error response",
         AUTH_OK => "AuthOk response",
         HAS_CHUNKS_REPLY => "HasChunks response",
@@ -541,6 +565,7 @@ pub fn message_name(msg_type: u16) -> Option<&'static str> {
         FORGOTTEN => "Forgotten response",
         STATUS_REPLY => "Status response",
         CHUNKS => "Chunks response",
+        STORED_CHUNKS => "StoredChunks response",
         _ => return None,
     })
 }
@@ -564,8 +589,12 @@ const fn max(a: usize, b: usize) -> usize {
     }
 }
 
+/// A full [`Request::PutChunks`]: count, then an id and a length per blob,
+/// then the blobs.
+const MAX_PUT_CHUNKS_LEN: usize =
+    LEN_LEN + MAX_BLOBS_PER_PUT * (ID_LEN + LEN_LEN) + MAX_PUT_BLOBS_LEN;
 const MAX_REQUEST_LEN: usize = max(
-    LEN_LEN + MAX_MANIFEST_LEN,
+    max(LEN_LEN + MAX_MANIFEST_LEN, MAX_PUT_CHUNKS_LEN),
     max(
         ID_LEN + LEN_LEN + MAX_BLOB_LEN,
         LEN_LEN + ID_LEN * MAX_IDS_PER_REQUEST,
@@ -595,6 +624,7 @@ pub fn max_request_len(msg_type: u16) -> Option<usize> {
         AUTH => ID_LEN,
         HAS_CHUNKS => LEN_LEN + ID_LEN * MAX_IDS_PER_REQUEST,
         GET_CHUNKS => LEN_LEN + ID_LEN * MAX_IDS_PER_GET,
+        PUT_CHUNKS => MAX_PUT_CHUNKS_LEN,
         PUT_CHUNK => ID_LEN + LEN_LEN + MAX_BLOB_LEN,
         COMMIT => LEN_LEN + MAX_MANIFEST_LEN,
         LIST_SNAPSHOTS | GET_KEY | STATUS => 0,
@@ -619,6 +649,7 @@ pub fn max_response_len(msg_type: u16) -> Option<usize> {
         MANIFEST => LEN_LEN + MAX_MANIFEST_LEN,
         CHUNK => LEN_LEN + MAX_BLOB_LEN,
         CHUNKS => MAX_CHUNKS_REPLY_LEN,
+        STORED_CHUNKS => LEN_LEN + MAX_BLOBS_PER_PUT.div_ceil(8),
         KEY_STORED | FORGOTTEN => 0,
         KEY => 1 + LEN_LEN + MAX_KEY_FILE_LEN,
         STATUS_REPLY => NAME_FIELD_MAX + 8 + 8 + 8 + 1 + 8,
@@ -643,6 +674,7 @@ impl Request {
             Request::Forget { .. } => FORGET,
             Request::Status => STATUS,
             Request::GetChunks { .. } => GET_CHUNKS,
+            Request::PutChunks { .. } => PUT_CHUNKS,
         }
     }
 
@@ -665,6 +697,22 @@ impl Request {
                 s.put_count(m, "ids", ids.len(), MAX_IDS_PER_GET)?;
                 for id in ids {
                     s.put(id);
+                }
+            }
+            Request::PutChunks { blobs } => {
+                s.put_count(m, "blobs", blobs.len(), MAX_BLOBS_PER_PUT)?;
+                let total: usize = blobs.iter().map(|(_, b)| b.len()).sum();
+                if total > MAX_PUT_BLOBS_LEN {
+                    return Err(ProtoError::FieldTooLarge {
+                        message: m,
+                        field: "blobs",
+                        len: total as u64,
+                        max: MAX_PUT_BLOBS_LEN as u64,
+                    });
+                }
+                for (id, blob) in blobs {
+                    s.put(id);
+                    s.put_bytes(m, "blob", blob, MAX_BLOB_LEN)?;
                 }
             }
             Request::PutChunk { id, blob } => {
@@ -701,6 +749,7 @@ impl Response {
             Response::Forgotten => FORGOTTEN,
             Response::Status { .. } => STATUS_REPLY,
             Response::Chunks { .. } => CHUNKS,
+            Response::StoredChunks { .. } => STORED_CHUNKS,
             Response::Error(_) => ERROR,
         }
     }
@@ -722,16 +771,8 @@ impl Response {
                 s.put_str(m, "device", device, MAX_NAME_LEN)?;
                 s.put_u8(role.to_u8());
             }
-            Response::HasChunks { have } => {
-                s.put_count(m, "have", have.len(), MAX_IDS_PER_REQUEST)?;
-                for group in have.chunks(8) {
-                    let byte = group
-                        .iter()
-                        .enumerate()
-                        .fold(0u8, |acc, (bit, &set)| acc | (u8::from(set) << bit));
-                    s.put_u8(byte);
-                }
-            }
+            Response::HasChunks { have } => put_flags(s, m, "have", have, MAX_IDS_PER_REQUEST)?,
+            Response::StoredChunks { new } => put_flags(s, m, "new", new, MAX_BLOBS_PER_PUT)?,
             Response::Stored { new } => s.put_bool(*new),
             Response::Committed { snapshot } => s.put(snapshot),
             Response::Snapshots { list } => {
@@ -796,6 +837,38 @@ impl Response {
         }
         Ok(())
     }
+}
+
+/// A count, then the flags as a bitmap: flag `i` is bit `i % 8` of byte
+/// `i / 8`.
+fn put_flags<S: Sink>(
+    s: &mut S,
+    m: &'static str,
+    field: &'static str,
+    flags: &[bool],
+    max: usize,
+) -> Result<(), ProtoError> {
+    s.put_count(m, field, flags.len(), max)?;
+    for group in flags.chunks(8) {
+        let byte = group
+            .iter()
+            .enumerate()
+            .fold(0u8, |acc, (bit, &set)| acc | (u8::from(set) << bit));
+        s.put_u8(byte);
+    }
+    Ok(())
+}
+
+/// Reads what [`put_flags`] wrote; bits set past the last flag are an error.
+fn flags(r: &mut Reader<'_>, field: &'static str, max: usize) -> Result<Vec<bool>, ProtoError> {
+    let n = r.count(field, max, 0)?;
+    let bitmap = r.take(n.div_ceil(8), field)?;
+    if n % 8 != 0 && bitmap[n / 8] >> (n % 8) != 0 {
+        return Err(r.invalid(field, "has bits set past its last flag"));
+    }
+    Ok((0..n)
+        .map(|i| bitmap[i / 8] & (1 << (i % 8)) != 0)
+        .collect())
 }
 
 /// The wire bytes of `req`: its payload cut into frames, every frame but the
@@ -911,6 +984,21 @@ pub fn decode_request(msg_type: u16, payload: &[u8]) -> Result<Request, ProtoErr
             }
             Request::GetChunks { ids }
         }
+        PUT_CHUNKS => {
+            let n = r.count("blobs", MAX_BLOBS_PER_PUT, ID_LEN + LEN_LEN)?;
+            let mut blobs = Vec::with_capacity(n);
+            let mut total = 0;
+            for _ in 0..n {
+                let id = r.id("id")?;
+                let blob = r.bytes("blob", MAX_BLOB_LEN)?;
+                total += blob.len();
+                if total > MAX_PUT_BLOBS_LEN {
+                    return Err(r.invalid("blobs", "hold more bytes than MAX_PUT_BLOBS_LEN"));
+                }
+                blobs.push((id, blob.to_vec()));
+            }
+            Request::PutChunks { blobs }
+        }
         _ => return Err(ProtoError::UnknownMessage(msg_type)),
     };
     r.finish()?;
@@ -933,17 +1021,12 @@ pub fn decode_response(msg_type: u16, payload: &[u8]) -> Result<Response, ProtoE
                 role,
             }
         }
-        HAS_CHUNKS_REPLY => {
-            let n = r.count("have", MAX_IDS_PER_REQUEST, 0)?;
-            let bitmap = r.take(n.div_ceil(8), "have")?;
-            if n % 8 != 0 && bitmap[n / 8] >> (n % 8) != 0 {
-                return Err(r.invalid("have", "has bits set past its last flag"));
-            }
-            let have = (0..n)
-                .map(|i| bitmap[i / 8] & (1 << (i % 8)) != 0)
-                .collect();
-            Response::HasChunks { have }
-        }
+        HAS_CHUNKS_REPLY => Response::HasChunks {
+            have: flags(&mut r, "have", MAX_IDS_PER_REQUEST)?,
+        },
+        STORED_CHUNKS => Response::StoredChunks {
+            new: flags(&mut r, "new", MAX_BLOBS_PER_PUT)?,
+        },
         STORED => Response::Stored {
             new: r.bool("new")?,
         },
@@ -1137,6 +1220,17 @@ impl fmt::Debug for Request {
                 .debug_struct("GetChunks")
                 .field("ids", &format_args!("<{} ids>", ids.len()))
                 .finish(),
+            Request::PutChunks { blobs } => f
+                .debug_struct("PutChunks")
+                .field(
+                    "blobs",
+                    &format_args!(
+                        "<{} blobs, {} bytes>",
+                        blobs.len(),
+                        blobs.iter().map(|(_, b)| b.len()).sum::<usize>()
+                    ),
+                )
+                .finish(),
         }
     }
 }
@@ -1222,6 +1316,17 @@ impl fmt::Debug for Response {
                         blobs.iter().flatten().count(),
                         blobs.len(),
                         blobs.iter().flatten().map(Vec::len).sum::<usize>()
+                    ),
+                )
+                .finish(),
+            Response::StoredChunks { new } => f
+                .debug_struct("StoredChunks")
+                .field(
+                    "new",
+                    &format_args!(
+                        "<{} of {} new>",
+                        new.iter().filter(|&&n| n).count(),
+                        new.len()
                     ),
                 )
                 .finish(),

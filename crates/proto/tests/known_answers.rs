@@ -48,6 +48,44 @@ fn get_chunks_request() {
 }
 
 #[test]
+fn put_chunks_request() {
+    let req = Request::PutChunks {
+        blobs: vec![([0x33; 32], b"xy".to_vec())],
+    };
+    let wire = encode_request(&req).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "0000002c",                                                         // frame length: 2 + 42
+            "000d",                                                             // PutChunks
+            "01000000",                                                         // count, u32 LE
+            "3333333333333333333333333333333333333333333333333333333333333333", // id
+            "02000000", // blob length, u32 LE
+            "7879",     // "xy"
+        ),
+    );
+    assert_eq!(decode_request(msg_type, &payload).unwrap(), req);
+}
+
+#[test]
+fn stored_chunks_response() {
+    let resp = Response::StoredChunks {
+        new: vec![true, false, true],
+    };
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000007", // frame length: 2 + 5
+            "800d",     // StoredChunks
+            "03000000", // count, u32 LE
+            "05",       // flags: bit i is blob i (1 = new)
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
+}
+
+#[test]
 fn chunks_response() {
     let resp = Response::Chunks {
         blobs: vec![Some(b"ab".to_vec()), None],
@@ -237,7 +275,7 @@ fn enrolment_token() {
 #[test]
 fn caps_are_those_in_the_protocol_table() {
     use coffre_proto::{max_request_len, max_response_len, CONTINUATION};
-    let table: [(u16, usize, usize); 11] = [
+    let table: [(u16, usize, usize); 13] = [
         (0x01, 32, 519),
         (0x02, 2_097_156, 8_196),
         (0x03, 13_631_524, 1),
@@ -249,6 +287,8 @@ fn caps_are_those_in_the_protocol_table() {
         (0x09, 0, 1_029),
         (0x0A, 32, 0),
         (0x0B, 0, 292),
+        (0x0C, 32_772, 16_782_340),
+        (0x0D, 16_814_084, 132),
     ];
     for (n, request, response) in table {
         assert_eq!(max_request_len(n), Some(request), "request {n:#06x}");

@@ -6,8 +6,8 @@ use coffre_proto::{
     decode, decode_request, decode_request_owned, decode_response, decode_response_owned, encode,
     encode_request, encode_response, max_request_len, max_response_len, Assembler, ErrorCode,
     ErrorReply, FrameError, ProtoError, Request, Response, Role, SnapshotEntry, CONTINUATION,
-    MAX_BLOB_LEN, MAX_CHUNKS_REPLY_BLOBS_LEN, MAX_IDS_PER_GET, MAX_IDS_PER_REQUEST,
-    MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PAYLOAD_LEN,
+    MAX_BLOBS_PER_PUT, MAX_BLOB_LEN, MAX_CHUNKS_REPLY_BLOBS_LEN, MAX_IDS_PER_GET,
+    MAX_IDS_PER_REQUEST, MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PAYLOAD_LEN, MAX_PUT_BLOBS_LEN,
 };
 use proptest::prelude::*;
 
@@ -79,6 +79,9 @@ fn one_of_each_request() -> Vec<Request> {
         Request::GetChunks {
             ids: vec![[1; 32], [2; 32], [3; 32]],
         },
+        Request::PutChunks {
+            blobs: vec![([1; 32], b"one".to_vec()), ([2; 32], Vec::new())],
+        },
     ]
 }
 
@@ -124,6 +127,9 @@ fn one_of_each_response() -> Vec<Response> {
         Response::Chunks {
             blobs: vec![Some(b"one".to_vec()), None, Some(Vec::new())],
         },
+        Response::StoredChunks {
+            new: vec![true, false, true, true, false, false, true, true, true],
+        },
         Response::Error(ErrorReply::quota_exceeded(10, 5)),
     ]
 }
@@ -144,6 +150,7 @@ fn request_index(r: &Request) -> usize {
         Request::Forget { .. } => 9,
         Request::Status => 10,
         Request::GetChunks { .. } => 11,
+        Request::PutChunks { .. } => 12,
     }
 }
 
@@ -161,7 +168,8 @@ fn response_index(r: &Response) -> usize {
         Response::Forgotten => 9,
         Response::Status { .. } => 10,
         Response::Chunks { .. } => 11,
-        Response::Error(_) => 12,
+        Response::StoredChunks { .. } => 12,
+        Response::Error(_) => 13,
     }
 }
 
@@ -188,13 +196,13 @@ fn every_variant_round_trips() {
     let requests = one_of_each_request();
     let mut seen: Vec<_> = requests.iter().map(request_index).collect();
     seen.dedup();
-    assert_eq!(seen, (0..12).collect::<Vec<_>>());
+    assert_eq!(seen, (0..13).collect::<Vec<_>>());
     requests.iter().for_each(check_request);
 
     let responses = one_of_each_response();
     let mut seen: Vec<_> = responses.iter().map(response_index).collect();
     seen.dedup();
-    assert_eq!(seen, (0..13).collect::<Vec<_>>());
+    assert_eq!(seen, (0..14).collect::<Vec<_>>());
     responses.iter().for_each(check_response);
     check_response(&Response::Key { key_file: None });
     check_response(&Response::Status {
@@ -321,6 +329,32 @@ fn a_full_chunks_reply_encodes_and_one_byte_more_is_refused() {
     }
     let err = decode_response(0x800C, &payload).unwrap_err();
     assert!(err.to_string().contains("blobs"), "{err}");
+}
+
+#[test]
+fn a_full_put_chunks_encodes_and_one_byte_more_is_refused() {
+    let mut blobs = vec![([1; 32], vec![1u8; MAX_BLOB_LEN])];
+    blobs.push(([2; 32], vec![2u8; MAX_PUT_BLOBS_LEN - MAX_BLOB_LEN]));
+    blobs.resize(MAX_BLOBS_PER_PUT, ([3; 32], Vec::new()));
+    let full = Request::PutChunks { blobs };
+    check_request(&full);
+    let Request::PutChunks { mut blobs } = full else {
+        unreachable!()
+    };
+    blobs[1].1.push(3);
+    let err = encode_request(&Request::PutChunks { blobs }).unwrap_err();
+    assert!(
+        matches!(err, ProtoError::FieldTooLarge { field: "blobs", .. }),
+        "{err}"
+    );
+    let err = encode_request(&Request::PutChunks {
+        blobs: vec![([0; 32], Vec::new()); MAX_BLOBS_PER_PUT + 1],
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, ProtoError::FieldTooLarge { field: "blobs", .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -686,6 +720,8 @@ fn arb_request() -> impl Strategy<Value = Request> {
         arb_id().prop_map(|snapshot| Request::Forget { snapshot }),
         Just(Request::Status),
         prop::collection::vec(arb_id(), 0..50).prop_map(|ids| Request::GetChunks { ids }),
+        prop::collection::vec((arb_id(), arb_bytes(300)), 0..20)
+            .prop_map(|blobs| Request::PutChunks { blobs }),
     ]
 }
 
@@ -741,6 +777,7 @@ fn arb_response() -> impl Strategy<Value = Response> {
             ),
         prop::collection::vec(prop::option::of(arb_bytes(300)), 0..20)
             .prop_map(|blobs| Response::Chunks { blobs }),
+        prop::collection::vec(any::<bool>(), 0..200).prop_map(|new| Response::StoredChunks { new }),
         (any::<u16>(), arb_name(), any::<u64>(), any::<u64>()).prop_map(
             |(code, message, used, quota)| Response::Error(ErrorReply {
                 code: ErrorCode::from_u16(code),
@@ -756,8 +793,8 @@ fn arb_response() -> impl Strategy<Value = Response> {
 /// unknown ones.
 fn arb_type() -> impl Strategy<Value = u16> {
     prop_oneof![
-        0u16..=0x000D,
-        0x8000u16..=0x800D,
+        0u16..=0x000E,
+        0x8000u16..=0x800E,
         Just(CONTINUATION),
         any::<u16>()
     ]
