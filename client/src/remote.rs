@@ -314,26 +314,25 @@ impl Remote {
     pub async fn call(&self, request: &Request) -> Result<Response, RemoteError> {
         let wire = coffre_proto::encode_request(request)
             .map_err(|e| RemoteError::Connection(e.to_string()))?;
-        self.exchange(&wire, None).await
+        self.exchange(&wire, Vec::new()).await
     }
 
-    /// Writes `head` (and `body`, from its own buffer) on a fresh stream and
-    /// reads the response; a server error becomes [`RemoteError::Refused`].
+    /// Writes `head`, then the pieces of `body` from their own buffers, on a
+    /// fresh stream and reads the response; a server error becomes
+    /// [`RemoteError::Refused`].
     async fn exchange(
         &self,
         head: &[u8],
-        body: Option<bytes::Bytes>,
+        mut body: Vec<bytes::Bytes>,
     ) -> Result<Response, RemoteError> {
         let lost = |e: String| RemoteError::Connection(e);
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| lost(e.to_string()))?;
         send.write_all(head)
             .await
             .map_err(|e| lost(e.to_string()))?;
-        if let Some(body) = body {
-            send.write_chunk(body)
-                .await
-                .map_err(|e| lost(e.to_string()))?;
-        }
+        send.write_all_chunks(&mut body)
+            .await
+            .map_err(|e| lost(e.to_string()))?;
         send.finish().map_err(|e| lost(e.to_string()))?;
         match read_response(&mut recv)
             .await
@@ -367,7 +366,7 @@ impl Remote {
         let prefix = coffre_proto::put_chunk_prefix(id.as_bytes(), blob.len())
             .map_err(|e| RemoteError::Connection(e.to_string()))?;
         match self
-            .exchange(&prefix, Some(bytes::Bytes::from(blob)))
+            .exchange(&prefix, vec![bytes::Bytes::from(blob)])
             .await?
         {
             Response::Stored { new } => Ok(new),
@@ -394,13 +393,16 @@ impl Remote {
             return Ok(new);
         }
         let n = blobs.len();
-        let request = Request::PutChunks {
-            blobs: blobs
+        // Each blob goes to QUIC from its own buffer, as in `put_chunk`.
+        let pieces = coffre_proto::put_chunks_pieces(
+            blobs
                 .into_iter()
                 .map(|(id, blob)| (*id.as_bytes(), blob))
                 .collect(),
-        };
-        match self.call(&request).await? {
+        )
+        .map_err(|e| RemoteError::Connection(e.to_string()))?;
+        let pieces = pieces.into_iter().map(bytes::Bytes::from).collect();
+        match self.exchange(&[], pieces).await? {
             Response::StoredChunks { new } if new.len() == n => Ok(new),
             other => Err(unexpected(&other)),
         }

@@ -388,6 +388,14 @@ async fn request(
                 .await?;
             send.write_chunk(bytes::Bytes::from(blob)).await?;
         }
+        // Likewise for many blobs: each is a piece of its own.
+        Response::Chunks { blobs } => {
+            let mut pieces: Vec<bytes::Bytes> = coffre_proto::chunks_response_pieces(blobs)?
+                .into_iter()
+                .map(bytes::Bytes::from)
+                .collect();
+            send.write_all_chunks(&mut pieces).await?;
+        }
         other => coffre_proto::stream::write_response(&mut send, &other).await?,
     }
     send.finish()?;

@@ -71,11 +71,11 @@ pub use frame::{
     HELLO_LEN, HELLO_MAGIC, MAX_FRAME_LEN, MAX_PAYLOAD_LEN, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use message::{
-    chunk_response_prefix, decode_request, decode_request_owned, decode_response,
-    decode_response_owned, encode_request, encode_response, max_request_len, max_response_len,
-    message_name, put_chunk_prefix, ErrorCode, ErrorReply, Id, Request, Response, Role,
-    SnapshotEntry, CONTINUATION, MAX_BLOBS_PER_PUT, MAX_BLOB_LEN, MAX_CHUNKS_REPLY_BLOBS_LEN,
-    MAX_ERROR_MESSAGE_LEN, MAX_IDS_PER_GET, MAX_IDS_PER_REQUEST, MAX_KEY_FILE_LEN,
-    MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PUT_BLOBS_LEN, MAX_SNAPSHOTS_PER_LIST,
+    chunk_response_prefix, chunks_response_pieces, decode_request, decode_request_owned,
+    decode_response, decode_response_owned, encode_request, encode_response, max_request_len,
+    max_response_len, message_name, put_chunk_prefix, put_chunks_pieces, ErrorCode, ErrorReply, Id,
+    Request, Response, Role, SnapshotEntry, CONTINUATION, MAX_BLOBS_PER_PUT, MAX_BLOB_LEN,
+    MAX_CHUNKS_REPLY_BLOBS_LEN, MAX_ERROR_MESSAGE_LEN, MAX_IDS_PER_GET, MAX_IDS_PER_REQUEST,
+    MAX_KEY_FILE_LEN, MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PUT_BLOBS_LEN, MAX_SNAPSHOTS_PER_LIST,
 };
 pub use token::{Token, TokenError, TOKEN_PREFIX};

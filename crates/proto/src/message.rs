@@ -901,6 +901,73 @@ pub fn chunk_response_prefix(blob_len: usize) -> Result<Vec<u8>, ProtoError> {
     blob_prefix(CHUNK, "Chunk response", &[], blob_len)
 }
 
+/// The wire bytes of a `Chunks` response as pieces to write in order, each
+/// blob moved in as a piece of its own rather than copied: their
+/// concatenation is exactly `encode_response(&Response::Chunks { blobs })`.
+/// A reply too long for one frame (near the 16 MiB cap) comes as one encoded
+/// piece.
+pub fn chunks_response_pieces(blobs: Vec<Option<Vec<u8>>>) -> Result<Vec<Vec<u8>>, ProtoError> {
+    let response = Response::Chunks { blobs };
+    let mut counter = Counter::default();
+    response.write(&mut counter)?;
+    if counter.len > crate::MAX_PAYLOAD_LEN {
+        return Ok(vec![encode_response(&response)?]);
+    }
+    let Response::Chunks { blobs } = response else {
+        unreachable!("built above")
+    };
+    let n = blobs.len();
+    let entries = blobs
+        .into_iter()
+        .map(|blob| ([u8::from(blob.is_some())], blob));
+    Ok(pieces(CHUNKS, counter.len, n, entries))
+}
+
+/// Like [`chunks_response_pieces`], for a `PutChunks` request: the
+/// concatenation is exactly `encode_request(&Request::PutChunks { blobs })`.
+pub fn put_chunks_pieces(blobs: Vec<(Id, Vec<u8>)>) -> Result<Vec<Vec<u8>>, ProtoError> {
+    let request = Request::PutChunks { blobs };
+    let mut counter = Counter::default();
+    request.write(&mut counter)?;
+    if counter.len > crate::MAX_PAYLOAD_LEN {
+        return Ok(vec![encode_request(&request)?]);
+    }
+    let Request::PutChunks { blobs } = request else {
+        unreachable!("built above")
+    };
+    let n = blobs.len();
+    let entries = blobs.into_iter().map(|(id, blob)| (id, Some(blob)));
+    Ok(pieces(PUT_CHUNKS, counter.len, n, entries))
+}
+
+/// One frame of `payload_len` bytes: its header and a count, then per entry
+/// its head and, for a blob, the blob's length and the blob as a piece of
+/// its own.
+fn pieces<H: AsRef<[u8]>>(
+    msg_type: u16,
+    payload_len: usize,
+    count: usize,
+    entries: impl Iterator<Item = (H, Option<Vec<u8>>)>,
+) -> Vec<Vec<u8>> {
+    let mut pieces = Vec::with_capacity(2 * count + 1);
+    let mut head = Vec::with_capacity(64);
+    head.extend_from_slice(&((2 + payload_len) as u32).to_be_bytes());
+    head.extend_from_slice(&msg_type.to_be_bytes());
+    head.extend_from_slice(&(count as u32).to_le_bytes());
+    for (entry_head, blob) in entries {
+        head.extend_from_slice(entry_head.as_ref());
+        if let Some(blob) = blob {
+            head.extend_from_slice(&(blob.len() as u32).to_le_bytes());
+            pieces.push(std::mem::take(&mut head));
+            pieces.push(blob);
+        }
+    }
+    if !head.is_empty() {
+        pieces.push(head);
+    }
+    pieces
+}
+
 /// Frame header, `head`, then the blob's length: the whole message up to its
 /// blob, which is its last field (one frame: blobs are below the frame cap).
 fn blob_prefix(
@@ -1337,6 +1404,48 @@ impl fmt::Debug for Response {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn chunks_response_pieces_are_the_encoded_response() {
+        let small = vec![Some(b"ab".to_vec()), None, Some(Vec::new()), None];
+        let big = vec![
+            Some(vec![1u8; super::MAX_BLOB_LEN]),
+            Some(vec![
+                2u8;
+                super::MAX_CHUNKS_REPLY_BLOBS_LEN - super::MAX_BLOB_LEN
+            ]),
+        ];
+        for blobs in [Vec::new(), small, big] {
+            let whole = super::encode_response(&super::Response::Chunks {
+                blobs: blobs.clone(),
+            })
+            .unwrap();
+            let pieces = super::chunks_response_pieces(blobs).unwrap();
+            assert_eq!(pieces.concat(), whole);
+        }
+    }
+
+    #[test]
+    fn put_chunks_pieces_are_the_encoded_request() {
+        let small = vec![([1; 32], b"ab".to_vec()), ([2; 32], Vec::new())];
+        let big = vec![
+            ([3; 32], vec![1u8; super::MAX_BLOB_LEN]),
+            (
+                [4; 32],
+                vec![2u8; super::MAX_PUT_BLOBS_LEN - super::MAX_BLOB_LEN],
+            ),
+        ];
+        for blobs in [Vec::new(), small, big] {
+            let whole = super::encode_request(&super::Request::PutChunks {
+                blobs: blobs.clone(),
+            })
+            .unwrap();
+            let pieces = super::put_chunks_pieces(blobs).unwrap();
+            assert_eq!(pieces.concat(), whole);
+        }
+        let too_many = vec![([0; 32], Vec::new()); super::MAX_BLOBS_PER_PUT + 1];
+        assert!(super::put_chunks_pieces(too_many).is_err());
+    }
+
     #[test]
     fn put_chunk_prefix_and_blob_are_the_encoded_request() {
         for len in [0usize, 1, 1 << 20, super::MAX_BLOB_LEN] {
