@@ -38,8 +38,8 @@ const FILES_AT_ONCE: usize = 8;
 const CHUNKS_IN_FLIGHT: usize = 32;
 /// A file of one chunk up to this size is restored in a group with others
 /// like it: one `GetChunks` request and one blocking hop for the group,
-/// instead of a request and a hop per file (docs/performance.md, "Restore of
-/// small files in groups").
+/// instead of a request and a hop per file (docs/performance.md, "Third
+/// round").
 const SMALL_FILE: u64 = 512 * 1024;
 /// Most files in one group.
 const GROUP_FILES: usize = 256;
