@@ -687,29 +687,12 @@ impl Request {
         let m = self.name();
         match self {
             Request::Auth { secret } => s.put(secret),
-            Request::HasChunks { ids } => {
-                s.put_count(m, "ids", ids.len(), MAX_IDS_PER_REQUEST)?;
-                for id in ids {
-                    s.put(id);
-                }
-            }
-            Request::GetChunks { ids } => {
-                s.put_count(m, "ids", ids.len(), MAX_IDS_PER_GET)?;
-                for id in ids {
-                    s.put(id);
-                }
-            }
+            Request::HasChunks { ids } => put_ids(s, m, ids, MAX_IDS_PER_REQUEST)?,
+            Request::GetChunks { ids } => put_ids(s, m, ids, MAX_IDS_PER_GET)?,
             Request::PutChunks { blobs } => {
                 s.put_count(m, "blobs", blobs.len(), MAX_BLOBS_PER_PUT)?;
-                let total: usize = blobs.iter().map(|(_, b)| b.len()).sum();
-                if total > MAX_PUT_BLOBS_LEN {
-                    return Err(ProtoError::FieldTooLarge {
-                        message: m,
-                        field: "blobs",
-                        len: total as u64,
-                        max: MAX_PUT_BLOBS_LEN as u64,
-                    });
-                }
+                let total = blobs.iter().map(|(_, b)| b.len()).sum();
+                check_blobs_len(m, total, MAX_PUT_BLOBS_LEN)?;
                 for (id, blob) in blobs {
                     s.put(id);
                     s.put_bytes(m, "blob", blob, MAX_BLOB_LEN)?;
@@ -789,15 +772,8 @@ impl Response {
             Response::Chunk { blob } => s.put_bytes(m, "blob", blob, MAX_BLOB_LEN)?,
             Response::Chunks { blobs } => {
                 s.put_count(m, "blobs", blobs.len(), MAX_IDS_PER_GET)?;
-                let total: usize = blobs.iter().flatten().map(Vec::len).sum();
-                if total > MAX_CHUNKS_REPLY_BLOBS_LEN {
-                    return Err(ProtoError::FieldTooLarge {
-                        message: m,
-                        field: "blobs",
-                        len: total as u64,
-                        max: MAX_CHUNKS_REPLY_BLOBS_LEN as u64,
-                    });
-                }
+                let total = blobs.iter().flatten().map(Vec::len).sum();
+                check_blobs_len(m, total, MAX_CHUNKS_REPLY_BLOBS_LEN)?;
                 for blob in blobs {
                     s.put_bool(blob.is_some());
                     if let Some(blob) = blob {
@@ -837,6 +813,38 @@ impl Response {
         }
         Ok(())
     }
+}
+
+/// A count, then the ids.
+fn put_ids<S: Sink>(s: &mut S, m: &'static str, ids: &[Id], max: usize) -> Result<(), ProtoError> {
+    s.put_count(m, "ids", ids.len(), max)?;
+    for id in ids {
+        s.put(id);
+    }
+    Ok(())
+}
+
+/// Reads what [`put_ids`] wrote.
+fn ids(r: &mut Reader<'_>, max: usize) -> Result<Vec<Id>, ProtoError> {
+    let n = r.count("ids", max, ID_LEN)?;
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(r.id("ids")?);
+    }
+    Ok(ids)
+}
+
+/// The cap on the sum of the blob lengths of a `PutChunks` or a `Chunks`.
+fn check_blobs_len(m: &'static str, total: usize, max: usize) -> Result<(), ProtoError> {
+    if total > max {
+        return Err(ProtoError::FieldTooLarge {
+            message: m,
+            field: "blobs",
+            len: total as u64,
+            max: max as u64,
+        });
+    }
+    Ok(())
 }
 
 /// A count, then the flags as a bitmap: flag `i` is bit `i % 8` of byte
@@ -1015,14 +1023,9 @@ pub fn decode_request(msg_type: u16, payload: &[u8]) -> Result<Request, ProtoErr
         AUTH => Request::Auth {
             secret: r.id("secret")?,
         },
-        HAS_CHUNKS => {
-            let n = r.count("ids", MAX_IDS_PER_REQUEST, ID_LEN)?;
-            let mut ids = Vec::with_capacity(n);
-            for _ in 0..n {
-                ids.push(r.id("ids")?);
-            }
-            Request::HasChunks { ids }
-        }
+        HAS_CHUNKS => Request::HasChunks {
+            ids: ids(&mut r, MAX_IDS_PER_REQUEST)?,
+        },
         PUT_CHUNK => Request::PutChunk {
             id: r.id("id")?,
             blob: r.bytes("blob", MAX_BLOB_LEN)?.to_vec(),
@@ -1043,14 +1046,9 @@ pub fn decode_request(msg_type: u16, payload: &[u8]) -> Result<Request, ProtoErr
             snapshot: r.id("snapshot")?,
         },
         STATUS => Request::Status,
-        GET_CHUNKS => {
-            let n = r.count("ids", MAX_IDS_PER_GET, ID_LEN)?;
-            let mut ids = Vec::with_capacity(n);
-            for _ in 0..n {
-                ids.push(r.id("ids")?);
-            }
-            Request::GetChunks { ids }
-        }
+        GET_CHUNKS => Request::GetChunks {
+            ids: ids(&mut r, MAX_IDS_PER_GET)?,
+        },
         PUT_CHUNKS => {
             let n = r.count("blobs", MAX_BLOBS_PER_PUT, ID_LEN + LEN_LEN)?;
             let mut blobs = Vec::with_capacity(n);
