@@ -356,7 +356,7 @@ async fn restore_group(
             .into_iter()
             .zip(ids.into_iter().zip(blobs))
             .map(|(todo, (id, blob))| {
-                let r = blob.and_then(|blob| write_small(&keys, &todo, &id, blob));
+                let r = blob.and_then(|blob| write_whole(&keys, &Target::new(&todo), &id, blob));
                 if r.is_ok() {
                     progress.inc(todo.entry.size);
                 }
@@ -368,21 +368,17 @@ async fn restore_group(
     written.unwrap_or_else(|e| vec![(PathBuf::new(), 0, Err(e))])
 }
 
-/// Decrypts a small file's one blob and writes the whole file.
-fn write_small(keys: &Keys, todo: &Todo, id: &ChunkId, blob: Vec<u8>) -> Result<()> {
+/// Decrypts the one blob of a file of one chunk and writes the whole file:
+/// one blocking hop per file (or per group of small files).
+fn write_whole(keys: &Keys, t: &Target, id: &ChunkId, blob: Vec<u8>) -> Result<()> {
     let data = open(keys, id, blob)?;
-    let size = todo.entry.size;
+    let size = t.entry.size;
     if data.len() as u64 != size {
         bail!(
             "the snapshot's chunks make {} bytes where the listing says {size}",
             data.len()
         );
     }
-    let t = Target {
-        path: part_name(&todo.dest),
-        dest: todo.dest.clone(),
-        entry: todo.entry.clone(),
-    };
     let mut f = t.create()?;
     if let Err(e) = f
         .write_all(&data)
@@ -409,7 +405,8 @@ fn part_name(dest: &Path) -> PathBuf {
 /// Writes one file: its chunks fetched ahead (up to [`WINDOW`], within the
 /// shared [`CHUNKS_IN_FLIGHT`]), verified, and written in order on the
 /// blocking pool, each write one hop there (the first creates the file, the
-/// last gives it its permissions and mtime): a small file costs one hop.
+/// last gives it its permissions and mtime). A file of one chunk is fetched,
+/// then opened and written whole in one hop ([`write_whole`]).
 async fn restore_file(
     remote: &Arc<Remote>,
     keys: &Arc<Keys>,
@@ -420,13 +417,16 @@ async fn restore_file(
     let Content::File(ids) = &todo.entry.content else {
         return Ok(());
     };
-    let target = Arc::new(Target {
-        path: part_name(&todo.dest),
-        dest: todo.dest.clone(),
-        entry: todo.entry.clone(),
-    });
+    let target = Arc::new(Target::new(todo));
+    if let &[id] = &ids[..] {
+        let _permit = chunks.acquire().await?;
+        let blob = fetch(remote, &id).await?;
+        let (t, keys) = (target.clone(), keys.clone());
+        blocking(move || write_whole(&keys, &t, &id, blob)).await?;
+        progress.inc(todo.entry.size);
+        return Ok(());
+    }
     let mut file: Option<fs::File> = None;
-    let single = ids.len() == 1;
     let mut pending = VecDeque::new();
     let mut next = ids.iter().peekable();
     let mut written = 0u64;
@@ -447,15 +447,9 @@ async fn restore_file(
             next.next();
             let (remote, keys) = (remote.clone(), keys.clone());
             pending.push_back(tokio::spawn(async move {
+                // Opened here, so the chunks of a file decrypt in parallel.
                 let blob = fetch(&remote, &id).await?;
-                // A file of one chunk (most files) opens it in its one write
-                // hop below; the chunks of a larger file are opened here, in
-                // parallel.
-                let data = if single {
-                    Fetched::Sealed(id, blob)
-                } else {
-                    Fetched::Open(blocking(move || open(&keys, &id, blob)).await?)
-                };
+                let data = blocking(move || open(&keys, &id, blob)).await?;
                 Ok::<_, anyhow::Error>((data, permit))
             }));
         }
@@ -471,27 +465,14 @@ async fn restore_file(
             }
         };
         let last = pending.is_empty() && next.peek().is_none();
-        let (t, keys) = (target.clone(), keys.clone());
+        let t = target.clone();
         let size = todo.entry.size;
         let (f, n) = blocking(move || {
-            let opened = match data {
-                Fetched::Open(data) => Ok(data),
-                Fetched::Sealed(id, blob) => open(&keys, &id, blob),
+            let total = written + data.len() as u64;
+            if last && total != size {
+                t.discard(file);
+                bail!("the snapshot's chunks make {total} bytes where the listing says {size}");
             }
-            .and_then(|data| {
-                let total = written + data.len() as u64;
-                if last && total != size {
-                    bail!("the snapshot's chunks make {total} bytes where the listing says {size}");
-                }
-                Ok(data)
-            });
-            let data = match opened {
-                Ok(data) => data,
-                Err(e) => {
-                    t.discard(file);
-                    return Err(e);
-                }
-            };
             let n = data.len() as u64;
             let mut f = match file {
                 Some(f) => f,
@@ -542,6 +523,14 @@ struct Target {
 }
 
 impl Target {
+    fn new(todo: &Todo) -> Self {
+        Target {
+            path: part_name(&todo.dest),
+            dest: todo.dest.clone(),
+            entry: todo.entry.clone(),
+        }
+    }
+
     fn create(&self) -> Result<fs::File> {
         fs::File::create(&self.path).with_context(|| format!("creating {}", self.path.display()))
     }
@@ -573,13 +562,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| anyhow!("file task failed: {e}"))?
-}
-
-/// A fetched chunk: still sealed (with its id, to open it), or opened
-/// (decrypted and verified).
-enum Fetched {
-    Sealed(ChunkId, Vec<u8>),
-    Open(Vec<u8>),
 }
 
 /// Fetches one chunk's blob.
