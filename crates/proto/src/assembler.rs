@@ -33,9 +33,10 @@
 
 use std::fmt;
 
+use crate::caps::CONTINUATION;
 use crate::error::ProtoError;
 use crate::frame::{decode_length, HEADER_LEN};
-use crate::message::{max_request_len, max_response_len, CONTINUATION};
+use crate::types::{max_request_len, max_response_len};
 
 /// The smallest step the message buffer grows by.
 const MIN_GROWTH: usize = 64 * 1024;
@@ -320,7 +321,7 @@ impl Assembler {
 mod tests {
     use super::*;
     use crate::frame::{encode, MAX_PAYLOAD_LEN};
-    use crate::message::{encode_request, Request, MAX_MANIFEST_LEN};
+    use crate::{encode_request, Request, MAX_MANIFEST_LEN};
 
     fn frame(msg_type: u16, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

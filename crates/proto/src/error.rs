@@ -10,8 +10,10 @@
 
 use thiserror::Error;
 
+use crate::caps::CONTINUATION;
+use crate::error_code::ErrorCode;
 use crate::frame::FrameError;
-use crate::message::{message_name, ErrorCode, CONTINUATION};
+use crate::types::message_name;
 
 /// Why a message could not be encoded, reassembled or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -56,26 +56,36 @@
 //! ```
 
 mod assembler;
+mod caps;
 mod error;
+mod error_code;
 pub mod frame;
 mod message;
+mod show;
 #[cfg(feature = "tokio")]
 pub mod stream;
 mod token;
+mod types;
+mod values;
 mod wire;
 
 pub use assembler::Assembler;
+pub use caps::{
+    Id, CONTINUATION, MAX_BLOBS_PER_PUT, MAX_BLOB_LEN, MAX_CHUNKS_REPLY_BLOBS_LEN,
+    MAX_ERROR_MESSAGE_LEN, MAX_IDS_PER_GET, MAX_IDS_PER_REQUEST, MAX_KEY_FILE_LEN,
+    MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PUT_BLOBS_LEN, MAX_SNAPSHOTS_PER_LIST,
+};
 pub use error::ProtoError;
+pub use error_code::ErrorCode;
 pub use frame::{
     decode, decode_hello, encode, encode_hello, encode_hello_at, Frame, FrameError, HEADER_LEN,
     HELLO_LEN, HELLO_MAGIC, MAX_FRAME_LEN, MAX_PAYLOAD_LEN, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use message::{
     chunk_response_prefix, chunks_response_pieces, decode_request, decode_request_owned,
-    decode_response, decode_response_owned, encode_request, encode_response, max_request_len,
-    max_response_len, message_name, put_chunk_prefix, put_chunks_pieces, ErrorCode, ErrorReply, Id,
-    Request, Response, Role, SnapshotEntry, CONTINUATION, MAX_BLOBS_PER_PUT, MAX_BLOB_LEN,
-    MAX_CHUNKS_REPLY_BLOBS_LEN, MAX_ERROR_MESSAGE_LEN, MAX_IDS_PER_GET, MAX_IDS_PER_REQUEST,
-    MAX_KEY_FILE_LEN, MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PUT_BLOBS_LEN, MAX_SNAPSHOTS_PER_LIST,
+    decode_response, decode_response_owned, encode_request, encode_response, put_chunk_prefix,
+    put_chunks_pieces,
 };
 pub use token::{Token, TokenError, TOKEN_PREFIX};
+pub use types::{max_request_len, max_response_len, message_name, Request, Response};
+pub use values::{ErrorReply, Role, SnapshotEntry};

@@ -7,9 +7,9 @@
 //! straight into the output. The same code runs both times, so the announced
 //! lengths always match, and a 256 MiB manifest is copied once, not twice.
 
+use crate::caps::{Id, CONTINUATION};
 use crate::error::ProtoError;
 use crate::frame::{HEADER_LEN, MAX_PAYLOAD_LEN};
-use crate::message::{Id, CONTINUATION};
 
 /// Where an encoder writes payload bytes.
 pub(crate) trait Sink {
