@@ -72,7 +72,10 @@ impl RemoteError {
     }
 }
 
-/// The sentence a user reads for a server error.
+/// The sentence a user reads for a server error: the one place for these
+/// sentences (`coffre_proto` carries codes, not words; docs/protocol.md,
+/// "Error codes", summarises them). A code without a sentence of its own
+/// shows the server's message.
 fn explain(r: &ErrorReply) -> String {
     match r.code {
         ErrorCode::QuotaExceeded => format!(
