@@ -69,7 +69,7 @@ pub const HELLO_MAGIC: [u8; 6] = *b"COFFRE";
 /// The newest protocol version this build speaks.
 ///
 /// - 1: the first release.
-/// - 2: adds `GetChunks` (many small blobs in one request).
+/// - 2: adds `GetChunks` and `PutChunks` (many small blobs in one request).
 pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The oldest protocol version this build still speaks: a server upgraded
