@@ -11,9 +11,7 @@ use coffre_core::ChunkId;
 use crate::catalog::Catalog;
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::layout::{
-    ACCOUNT_FILE, CATALOG_FILE, KEY_FILE, MANIFESTS_DIR, SUBSCRIBERS_DIR,
-};
+use crate::layout::{ACCOUNT_FILE, CATALOG_FILE, KEY_FILE, MANIFESTS_DIR, SUBSCRIBERS_DIR};
 use crate::pending::{lock, Pending};
 use crate::storage::{PackStorage, Packs};
 use crate::types::{

@@ -304,7 +304,11 @@ pub(crate) enum DeleteOutcome {
 /// manifest to `used_bytes` and counts it in `activity` if it is new, and
 /// makes the device's `last_backup` at least `backup_time`. Returns whether
 /// the row is new.
-pub(super) fn add_snapshot_row(tx: &Transaction<'_>, row: &SnapshotRow<'_>, backup_time: i64) -> Result<bool> {
+pub(super) fn add_snapshot_row(
+    tx: &Transaction<'_>,
+    row: &SnapshotRow<'_>,
+    backup_time: i64,
+) -> Result<bool> {
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO snapshots
            (subscriber_id, id, device_id, time, logical_bytes, file_count, manifest_bytes, seq)
@@ -385,7 +389,11 @@ fn gc_epoch(tx: &Transaction<'_>) -> Result<i64> {
         .query_row([], |r| r.get(0))?)
 }
 
-pub(super) fn missing(tx: &Transaction<'_>, sub: i64, ids: &[ChunkId]) -> Result<(u64, Option<ChunkId>)> {
+pub(super) fn missing(
+    tx: &Transaction<'_>,
+    sub: i64,
+    ids: &[ChunkId],
+) -> Result<(u64, Option<ChunkId>)> {
     let mut stmt = tx.prepare_cached(HAS_CHUNK)?;
     let mut count = 0;
     let mut first = None;

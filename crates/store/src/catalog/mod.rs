@@ -258,6 +258,9 @@ mod tests {
                 checked += 1;
             }
         }
-        assert!(checked > 0, "no statement found: the test reads the wrong files");
+        assert!(
+            checked > 0,
+            "no statement found: the test reads the wrong files"
+        );
     }
 }

@@ -22,7 +22,13 @@ pub(super) const MOVE_LOCATION: &str =
 
 /// Records a sealed pack's row and adds its size to `used_bytes`; returns
 /// its row id.
-pub(super) fn add_pack_row(tx: &Transaction<'_>, sub: i64, name: &str, size: u64, now: i64) -> Result<i64> {
+pub(super) fn add_pack_row(
+    tx: &Transaction<'_>,
+    sub: i64,
+    name: &str,
+    size: u64,
+    now: i64,
+) -> Result<i64> {
     tx.execute(
         "INSERT INTO packs (subscriber_id, name, size, created) VALUES (?1, ?2, ?3, ?4)",
         params![sub, name, to_i64(size), now],
@@ -59,7 +65,12 @@ pub(super) fn set_locations<'a>(
 }
 
 /// A chunk row's location columns, checked.
-pub(super) fn pack_entry(id: ChunkId, offset: i64, length: i64, checksum: Vec<u8>) -> Result<PackEntry> {
+pub(super) fn pack_entry(
+    id: ChunkId,
+    offset: i64,
+    length: i64,
+    checksum: Vec<u8>,
+) -> Result<PackEntry> {
     let bad = || Error::Corrupt(format!("catalogue row of chunk {} is invalid", id.short()));
     Ok(PackEntry {
         id,

@@ -99,11 +99,7 @@ impl Packs {
     /// Where a pack is, for messages: a path or an `s3://` URL.
     pub(crate) fn describe(&self, sub: i64, name: &str) -> String {
         match &self.backend {
-            Backend::Local => self
-                .dir(sub)
-                .join(pack_file(name))
-                .display()
-                .to_string(),
+            Backend::Local => self.dir(sub).join(pack_file(name)).display().to_string(),
             Backend::S3(s3) => s3.describe(&Self::key(sub, name)),
         }
     }
@@ -113,11 +109,7 @@ impl Packs {
     /// the storage has acknowledged the whole pack.
     pub(crate) fn store(&self, sub: i64, name: &str, file: File, tmp: &Path) -> Result<()> {
         match &self.backend {
-            Backend::Local => local::store(
-                file,
-                tmp,
-                &self.dir(sub).join(pack_file(name)),
-            ),
+            Backend::Local => local::store(file, tmp, &self.dir(sub).join(pack_file(name))),
             Backend::S3(s3) => {
                 drop(file);
                 let stored = s3.upload(&Self::key(sub, name), tmp);
@@ -137,11 +129,7 @@ impl Packs {
         len: u64,
     ) -> Result<Option<Vec<u8>>> {
         match &self.backend {
-            Backend::Local => local::read_range(
-                &self.dir(sub).join(pack_file(name)),
-                offset,
-                len,
-            ),
+            Backend::Local => local::read_range(&self.dir(sub).join(pack_file(name)), offset, len),
             Backend::S3(s3) => s3.read_range(&Self::key(sub, name), offset, len),
         }
     }
@@ -167,10 +155,7 @@ impl Packs {
         match &self.backend {
             Backend::Local => {
                 let dir = self.dir(sub);
-                let paths: Vec<PathBuf> = names
-                    .iter()
-                    .map(|n| dir.join(pack_file(n)))
-                    .collect();
+                let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(pack_file(n))).collect();
                 local::remove(&dir, &paths)
             }
             Backend::S3(s3) => {
