@@ -18,8 +18,7 @@ use std::time::Instant;
 
 use coffre_client::remote::Remote;
 use coffre_core::{benchmark, BlobKind, ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
-use coffre_server::daemon::{self, Limits};
-use coffre_server::tls::{Identity, TransportLimits};
+use coffre_server::{serve, Identity, Limits, TransportLimits};
 use coffre_store::{Role, Store};
 
 /// jemalloc: the hot path hands megabyte buffers from thread to thread and
@@ -55,14 +54,9 @@ async fn main() {
     .unwrap();
     let addr = endpoint.local_addr().unwrap().to_string();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(daemon::serve(
-        endpoint,
-        store.clone(),
-        Limits::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let server = tokio::spawn(serve(endpoint, store.clone(), Limits::default(), async {
+        let _ = stopped.await;
+    }));
 
     // Blobs prepared before timing: this measures the transport and the store.
     let keys = Keys::derive(&MasterKey::from_bytes([3; 32]));

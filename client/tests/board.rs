@@ -96,7 +96,7 @@ fn used_bytes_add_up_to_the_packs_and_manifests_on_disk() {
     );
 
     let now = coffre_core::Timestamp::now().secs;
-    use coffre_server::commands::usage::status;
+    use coffre_server::status_words as status;
     assert_eq!(status(jardins, now, 3), ["ok"]);
     let words = status(compta, now, 3);
     assert!(

@@ -110,9 +110,9 @@ fn many_pcs_back_up_at_once_while_retention_and_gc_run() {
                 ..GcOptions::default()
             };
             while !stop.load(Ordering::Relaxed) {
-                let plan = coffre_server::retention::plan(&store, None).unwrap();
-                coffre_server::retention::apply(&store, &plan).unwrap();
-                for c in coffre_server::maintenance::collect_garbage(&store, None, &opts).unwrap() {
+                let plan = coffre_server::plan_retention(&store, None).unwrap();
+                coffre_server::apply_retention(&store, &plan).unwrap();
+                for c in coffre_server::collect_garbage(&store, None, &opts).unwrap() {
                     assert!(c.error.is_none(), "{}: {:?}", c.subscriber, c.error);
                 }
                 upkeep.fetch_add(1, Ordering::Relaxed);

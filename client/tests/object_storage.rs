@@ -199,17 +199,15 @@ fn move_packs_takes_an_existing_server_from_its_disk_to_garage() {
     let url = garage.url("moved");
     let storage = garage.storage("moved");
     server.restart_on(storage, |data| {
-        let dir = coffre_server::config::DataDir::new(data);
-        let config = coffre_server::config::Config::new(
-            "127.0.0.1:0".parse().unwrap(),
-            "127.0.0.1:7443".into(),
-        );
+        let dir = coffre_server::DataDir::new(data);
+        let config =
+            coffre_server::Config::new("127.0.0.1:0".parse().unwrap(), "127.0.0.1:7443".into());
         dir.write_config(&config).unwrap();
         // This test binary's other tests take their credentials from their
         // storage, never from the environment.
         std::env::set_var("COFFRE_S3_ACCESS_KEY_ID", &garage.key_id);
         std::env::set_var("COFFRE_S3_SECRET_ACCESS_KEY", &garage.secret);
-        coffre_server::commands::move_packs::run(data, &url, false).unwrap();
+        coffre_server::move_packs(data, &url, false).unwrap();
         // Run twice (an interrupted move is resumed): nothing copied again.
         let config = dir.config().unwrap();
         assert_eq!(config.storage.as_ref().unwrap().url, url);

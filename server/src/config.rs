@@ -146,7 +146,7 @@ pub fn new_dashboard_token() -> String {
 }
 
 fn default_stale_days() -> u32 {
-    crate::commands::usage::DEFAULT_STALE_DAYS
+    crate::usage::DEFAULT_STALE_DAYS
 }
 
 fn default_nightly_at() -> String {

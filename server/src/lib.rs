@@ -1,21 +1,52 @@
 //! `coffre-server`: the daemon and its admin commands.
 //!
-//! - [`daemon::serve`]: the injectable entry point (a QUIC endpoint, a store, a
-//!   shutdown future); `coffre-server run` and the tests both call it.
-//! - [`dashboard::serve`]: the board's web page and `/metrics` over HTTP,
-//!   beside the daemon (`run --dashboard`); the tests call it too.
-//! - [`tls`]: the self-signed identity clients pin; [`config`]: the data directory.
-//! - [`commands`]: one module per subcommand; [`cli`]: their arguments.
+//! Every module is private; what other crates use (the binary, the
+//! end-to-end tests, the benches) is the list of `pub use` below, grouped by
+//! what it is for:
+//!
+//! - [`serve`]: the daemon's injectable entry point (a QUIC endpoint, a
+//!   store, [`Limits`], a shutdown future); `coffre-server run` and the tests
+//!   both call it, with an [`Identity`] (the self-signed certificate clients
+//!   pin) and [`TransportLimits`].
+//! - [`serve_dashboard`]: the board's web page and `/metrics` over HTTP,
+//!   beside the daemon (`run --dashboard`); the tests call it too, and render
+//!   the page alone ([`render_page`]) from the usage report ([`Row`]).
+//! - Maintenance as the nightly task runs it: [`night`], [`collect_garbage`],
+//!   [`plan_retention`] and [`apply_retention`], [`timed`] (records a run
+//!   for `/metrics`).
+//! - The data directory's configuration: [`DataDir`], [`Config`],
+//!   [`StorageConfig`].
+//! - The command line: [`Cli`] and [`run`] (what [`main`] calls), and
+//!   [`move_packs`] (the `move-packs` command, which a test drives).
+//!
+//! Inside: `daemon`, `combiner`, `tls`, `dashboard/`, `usage` (the board's
+//! report: rows, statuses, the board's order), `maintenance`, `retention`,
+//! `config`, `cli`, and `commands/` with one module per subcommand.
 
-pub mod cli;
+mod cli;
 mod combiner;
-pub mod commands;
-pub mod config;
-pub mod daemon;
-pub mod dashboard;
-pub mod maintenance;
-pub mod retention;
-pub mod tls;
+mod commands;
+mod config;
+mod daemon;
+mod dashboard;
+mod maintenance;
+mod retention;
+mod tls;
+mod usage;
+
+pub use cli::Cli;
+pub use commands::move_packs::run as move_packs;
+pub use commands::run;
+pub use config::{Config, DataDir, StorageConfig};
+pub use daemon::{serve, Limits, HANDSHAKE_TIMEOUT};
+pub use dashboard::i18n::Lang;
+pub use dashboard::page::render as render_page;
+pub use dashboard::{bind as bind_dashboard, serve as serve_dashboard};
+pub use dashboard::{Options as DashboardOptions, Token as DashboardToken};
+pub use maintenance::{collect_garbage, night, timed, Collected};
+pub use retention::{apply as apply_retention, plan as plan_retention, Decision};
+pub use tls::{Identity, TransportLimits};
+pub use usage::{status as status_words, Row};
 
 use std::process::ExitCode;
 

@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use coffre_core::blob::BlobKind;
 use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
-use coffre_server::commands::usage::Row;
-use coffre_server::dashboard::{self, i18n::Lang, page, Options, Token};
+use coffre_server::{
+    bind_dashboard, render_page, serve_dashboard, DashboardOptions as Options,
+    DashboardToken as Token, Lang, Row,
+};
 use coffre_store::{DeviceUsage, Role, Store, Usage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -143,7 +145,7 @@ struct Board {
 async fn board() -> Board {
     let tmp = tempfile::tempdir().unwrap();
     let store = Arc::new(association(tmp.path()));
-    let listener = dashboard::bind("127.0.0.1:0".parse().unwrap())
+    let listener = bind_dashboard("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
@@ -152,7 +154,7 @@ async fn board() -> Board {
         token: Token::new(TOKEN).unwrap(),
         stale_days: 3,
     };
-    let serving = tokio::spawn(dashboard::serve(listener, store.clone(), options, async {
+    let serving = tokio::spawn(serve_dashboard(listener, store.clone(), options, async {
         let _ = stopped.await;
     }));
     Board {
@@ -418,7 +420,7 @@ fn names_are_escaped() {
         }],
     };
     for lang in [Lang::Fr, Lang::En] {
-        let html = page::render(vec![Row::new(usage.clone(), 1_000, 3)], lang, 1_000, 3);
+        let html = render_page(vec![Row::new(usage.clone(), 1_000, 3)], lang, 1_000, 3);
         assert!(
             !html.contains("<script") && !html.contains("<img"),
             "{html}"
@@ -498,12 +500,12 @@ async fn metrics_for_prometheus() {
     // run and the commands record them.
     let store = b.store.clone();
     tokio::task::spawn_blocking(move || {
-        coffre_server::maintenance::timed(&store, "gc", || {
-            coffre_server::maintenance::collect_garbage(&store, None, &Default::default())
+        coffre_server::timed(&store, "gc", || {
+            coffre_server::collect_garbage(&store, None, &Default::default())
         })
         .unwrap();
         let failed: anyhow::Result<()> =
-            coffre_server::maintenance::timed(&store, "prune", || anyhow::bail!("disk gone"));
+            coffre_server::timed(&store, "prune", || anyhow::bail!("disk gone"));
         assert!(failed.is_err());
     })
     .await

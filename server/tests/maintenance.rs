@@ -192,7 +192,7 @@ fn the_nightly_run_applies_retention_collects_and_verifies() {
     backup(&store, &secret, 1, 3, 3);
     let newest = backup(&store, &secret, 2, 2, 2);
 
-    coffre_server::maintenance::night(&store);
+    coffre_server::night(&store);
 
     let s = store.authenticate(&secret).unwrap();
     let left: Vec<_> = store

@@ -98,7 +98,7 @@ fn init_on_garage_checks_the_bucket_keeps_the_secret_out_and_admin_commands_use_
     // Debug output of the configuration hides the secret.
     let storage = g.storage("server");
     assert!(!format!("{storage:?}").contains(&g.secret));
-    let section = coffre_server::config::StorageConfig {
+    let section = coffre_server::StorageConfig {
         url,
         access_key_id: Some(g.key_id.clone()),
         secret_access_key: Some(g.secret.clone()),

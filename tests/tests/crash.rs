@@ -115,7 +115,7 @@ fn env_u64(var: &str, default: u64) -> u64 {
 
 /// This binary as `coffre-server`: what `coffre_server::main` does.
 fn exec_server() -> ExitCode {
-    let cli = match coffre_server::cli::Cli::try_parse_from(std::env::args_os()) {
+    let cli = match coffre_server::Cli::try_parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
@@ -126,7 +126,7 @@ fn exec_server() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    match coffre_server::commands::run(cli) {
+    match coffre_server::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("coffre-server: error: {e:#}");

@@ -21,7 +21,7 @@ use coffre_proto::{
     encode_hello, encode_request, Assembler, ErrorCode, Request, Response, CONTINUATION, HELLO_LEN,
     MAX_BLOB_LEN, MAX_FRAME_LEN,
 };
-use coffre_server::daemon::{Limits, HANDSHAKE_TIMEOUT};
+use coffre_server::{Limits, HANDSHAKE_TIMEOUT};
 use coffre_store::Role;
 use support::{assert_restorable, backup, raw_connection, Client, TestServer};
 

@@ -1,4 +1,4 @@
-//! The server end to end: the real daemon (`coffre_server::daemon::serve`) on
+//! The server end to end: the real daemon (`coffre_server::serve`) on
 //! loopback QUIC, driven by the real client connection (`coffre_client::remote`).
 //! Each test has its own data directory; nothing is mocked.
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use coffre_client::remote::{Remote, RemoteError};
 use coffre_core::{benchmark, ChunkId, KdfParams, KeyFile, MasterKey};
 use coffre_proto::{ErrorCode, Response};
-use coffre_server::daemon::Limits;
+use coffre_server::Limits;
 use coffre_store::{Role, Store};
 use support::{
     assert_restorable, backup, decode_error, raw_connection, raw_request, Client, TestServer,

@@ -1,5 +1,5 @@
 //! The harness of the client's end-to-end tests: the real server daemon
-//! (`coffre_server::daemon::serve`, SQLite and packs in a temporary
+//! (`coffre_server::serve`, SQLite and packs in a temporary
 //! directory) on loopback QUIC, and the real `coffre` program run as a
 //! technician runs it, each client with its own configuration directory.
 //! Also a generator of a small "association PC" tree and its next day.
@@ -16,8 +16,7 @@ use std::sync::Arc;
 
 use coffre_core::benchmark::{random_bytes, text_bytes};
 use coffre_proto::Token;
-use coffre_server::daemon::{self, Limits};
-use coffre_server::tls::{Identity, TransportLimits};
+use coffre_server::{serve, Identity, Limits, TransportLimits};
 use coffre_store::{PackStorage, Role, Store};
 
 #[path = "../../../tests/garage.rs"]
@@ -95,7 +94,7 @@ impl Server {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let store = self.store.clone();
         self.task = Some(self.rt.spawn(async move {
-            daemon::serve(endpoint, store, Limits::default(), async {
+            serve(endpoint, store, Limits::default(), async {
                 let _ = stopped.await;
             })
             .await

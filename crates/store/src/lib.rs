@@ -10,7 +10,9 @@
 //!   when it is sealed (explicitly, at 32 MiB, or by `commit_snapshot`).
 //! - [`durable`] is the only module that makes bytes durable: temp file,
 //!   fsync, rename, fsync of the directory.
-//! - `catalog` holds all the SQL; the pack format is in [`pack`].
+//! - `catalog` holds all the SQL (one file per section under `catalog/`);
+//!   the pack format is in [`pack`]; every file and folder name of a data
+//!   directory is in `layout`, which imports nothing of the crate.
 //!
 //! # What makes a commit safe (invariant 2)
 //!
@@ -57,10 +59,12 @@
 //! checks them again.
 
 mod catalog;
+mod copy;
 mod data;
 pub mod durable;
 mod error;
 pub mod gc;
+mod layout;
 pub mod pack;
 mod pending;
 pub mod rebuild;
@@ -71,17 +75,19 @@ mod types;
 pub mod verify;
 
 pub use coffre_core::ChunkId;
+pub use copy::{copy_packs, CopyReport};
 pub use data::MAX_KEY_FILE;
 pub use durable::{sync_dir, write_atomic};
 pub use error::{Error, Result};
 pub use gc::{GcOptions, GcReport};
+pub use layout::{ACCOUNT_FILE, CATALOG_FILE, SUBSCRIBERS_DIR};
 pub use pack::{
     parse_pack_index, read_pack_index, PackEntry, PackWriter, PACK_MAGIC, PACK_TARGET_SIZE,
     PACK_VERSION,
 };
 pub use rebuild::{rebuild_catalog, rebuild_catalog_with, RebuildReport};
-pub use storage::{copy_packs, CopyReport, PackStorage, RawPacks, S3Config};
-pub use store::{Store, ACCOUNT_FILE, CATALOG_FILE, SUBSCRIBERS_DIR};
+pub use storage::{PackStorage, RawPacks, S3Config};
+pub use store::Store;
 pub use types::{
     DeviceInfo, DeviceUsage, MaintenanceRun, Role, Session, SnapshotInfo, Status, SubscriberInfo,
     Usage, MAX_NAME_LEN,

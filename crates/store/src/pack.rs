@@ -42,6 +42,7 @@ use coffre_core::ChunkId;
 
 use crate::durable;
 use crate::error::{Error, Result};
+use crate::layout::temp_pack_file;
 use crate::pending::Pending;
 use crate::storage::Packs;
 
@@ -58,8 +59,6 @@ pub const PACK_TARGET_SIZE: u64 = 32 * 1024 * 1024;
 /// The most entries a reader accepts (a bound on what it allocates; a
 /// version-1 pack of minimum-size blobs has fewer than a million).
 pub const MAX_ENTRIES: u32 = 1 << 20;
-/// File name suffix of a sealed pack.
-pub(crate) const PACK_SUFFIX: &str = ".pack";
 
 /// One blob of a pack, as its index lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -377,8 +376,7 @@ impl PackWriter {
         if self.file.is_none() {
             durable::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
             let name = new_pack_name().map_err(|e| Error::io(&self.dir, e))?;
-            let file_name = format!("{name}{PACK_SUFFIX}");
-            let tmp = self.dir.join(format!(".{file_name}.tmp"));
+            let tmp = self.dir.join(temp_pack_file(&name));
             let file = durable::create_new(&tmp).map_err(|e| Error::io(&tmp, e))?;
             self.file = Some(OpenFile {
                 name,

@@ -26,9 +26,12 @@ use serde::Serialize;
 use crate::catalog::{Account, Catalog, SnapshotRow};
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::pack::{read_stored_index, PACK_SUFFIX};
+use crate::layout::{
+    ACCOUNT_FILE, CATALOG_FILE, KEY_FILE, MANIFESTS_DIR, PACK_SUFFIX, SUBSCRIBERS_DIR,
+};
+use crate::pack::read_stored_index;
 use crate::storage::{PackStorage, Packs};
-use crate::store::{now, ACCOUNT_FILE, CATALOG_FILE, SUBSCRIBERS_DIR};
+use crate::store::now;
 
 /// What a rebuild found, per subscriber.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -150,7 +153,7 @@ fn rebuild_subscriber(
     report.subscriber = account.name.clone();
     report.devices = account.devices.len() as u64;
 
-    let key_path = dir.join("key");
+    let key_path = dir.join(KEY_FILE);
     match fs::read(&key_path) {
         Ok(key) => {
             catalog.insert_key(id, &key)?;
@@ -181,7 +184,7 @@ fn rebuild_subscriber(
 
     // Manifests, oldest first, so that the commit order is rebuilt.
     let mut snapshots = Vec::new();
-    for (name, path) in files(&dir.join("manifests"))? {
+    for (name, path) in files(&dir.join(MANIFESTS_DIR))? {
         let Some(id_from_name) = ChunkId::from_hex(&name) else {
             continue;
         };

@@ -11,19 +11,13 @@ use coffre_core::ChunkId;
 use crate::catalog::Catalog;
 use crate::durable;
 use crate::error::{Error, Result};
+use crate::layout::{ACCOUNT_FILE, CATALOG_FILE, KEY_FILE, MANIFESTS_DIR, SUBSCRIBERS_DIR};
 use crate::pending::{lock, Pending};
 use crate::storage::{PackStorage, Packs};
 use crate::types::{
     canonical_retention, check_name, DeviceInfo, MaintenanceRun, Role, Session, SubscriberInfo,
     Usage,
 };
-
-/// The catalogue's file name in the data directory.
-pub const CATALOG_FILE: &str = "catalog.sqlite";
-/// The directory of per-subscriber data in the data directory.
-pub const SUBSCRIBERS_DIR: &str = "subscribers";
-/// A subscriber's account file, in its folder.
-pub const ACCOUNT_FILE: &str = "account.json";
 
 /// The server's storage: one data directory, its catalogue, packs and
 /// manifests. `Send + Sync`: share one per process (in an `Arc`) and call it
@@ -129,7 +123,7 @@ impl Store {
     }
 
     pub(crate) fn manifests_dir(&self, subscriber_id: i64) -> PathBuf {
-        self.subscriber_dir(subscriber_id).join("manifests")
+        self.subscriber_dir(subscriber_id).join(MANIFESTS_DIR)
     }
 
     pub(crate) fn manifest_path(&self, subscriber_id: i64, id: &ChunkId) -> PathBuf {
@@ -141,7 +135,7 @@ impl Store {
     }
 
     pub(crate) fn key_path(&self, subscriber_id: i64) -> PathBuf {
-        self.subscriber_dir(subscriber_id).join("key")
+        self.subscriber_dir(subscriber_id).join(KEY_FILE)
     }
 
     // ---------------------------------------------------------------- admin

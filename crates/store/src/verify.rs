@@ -30,6 +30,7 @@ use crate::durable;
 use crate::error::{Error, Result};
 use crate::gc::mark::ManifestIds;
 use crate::gc::GcReport;
+use crate::layout::QUARANTINE_DIR;
 use crate::pack::{parse_pack_index, PackEntry};
 use crate::store::Store;
 
@@ -276,7 +277,7 @@ impl Store {
         missing_packs: &[PackRow],
         report: &mut VerifyReport,
     ) -> Result<()> {
-        let dir = self.data_dir().join("quarantine").join(sub.to_string());
+        let dir = self.data_dir().join(QUARANTINE_DIR).join(sub.to_string());
         durable::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let mut ids = Vec::new();
         for (pack, rows) in damaged_in.values() {

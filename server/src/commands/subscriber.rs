@@ -5,6 +5,7 @@ use coffre_core::units::format_size;
 
 use super::{open_store, when};
 use crate::cli::SubscriberCommand;
+use crate::usage::percent;
 
 /// Runs a `subscriber` subcommand.
 pub fn run(cmd: SubscriberCommand) -> Result<()> {
@@ -108,13 +109,4 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `used / quota` in percent (0 when there is no quota).
-pub(crate) fn percent(used: u64, quota: u64) -> f64 {
-    if quota == 0 {
-        0.0
-    } else {
-        used as f64 * 100.0 / quota as f64
-    }
 }

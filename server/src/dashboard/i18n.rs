@@ -3,7 +3,7 @@
 //!
 //! Everything here returns plain text: the page escapes it.
 
-use crate::commands::usage::{Status, NEAR_QUOTA_PERCENT};
+use crate::usage::{Status, NEAR_QUOTA_PERCENT};
 
 /// The page's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 //! Both need the token of `dashboard_token` in config.toml ([`auth`]): as the
 //! password of HTTP Basic authentication (browsers ask for it) or as
 //! `Authorization: Bearer TOKEN` (scripts, Prometheus). The rows come from
-//! [`crate::commands::usage::rows`], as for `coffre-server usage`. Put it
+//! [`crate::usage::rows`], as for `coffre-server usage`. Put it
 //! behind a reverse proxy for HTTPS (docs/operator-guide.md).
 
 mod auth;
@@ -36,7 +36,7 @@ use tracing::{error, info};
 pub use auth::Token;
 use i18n::Lang;
 
-use crate::commands::usage;
+use crate::usage;
 
 /// What the dashboard needs besides the store.
 #[derive(Debug, Clone)]

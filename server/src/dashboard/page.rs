@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::commands::usage::{Attention, Row, Status};
+use crate::usage::{Attention, Row, Status};
 
 use super::i18n::Lang;
 

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use coffre_client::remote::{self, Remote, RemoteError};
 use coffre_core::{benchmark, BlobKind, ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
 use coffre_proto::Response;
-use coffre_server::daemon::{self, Limits};
-use coffre_server::tls::{Identity, TransportLimits};
+use coffre_server::{serve, Identity, Limits, TransportLimits};
 use coffre_store::{Role, Store};
 use tokio::sync::oneshot;
 
@@ -50,7 +49,7 @@ impl TestServer {
         let task = tokio::spawn({
             let store = store.clone();
             async move {
-                daemon::serve(endpoint, store, limits, async {
+                serve(endpoint, store, limits, async {
                     let _ = stopped.await;
                 })
                 .await

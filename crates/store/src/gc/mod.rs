@@ -46,6 +46,7 @@ use serde::Serialize;
 use crate::catalog::{PackRow, SweepOutcome};
 use crate::durable;
 use crate::error::{Error, Result};
+use crate::layout::GC_LOCK_FILE;
 use crate::pack::{ENTRY_LEN, TRAILER_LEN};
 use crate::store::{now, Store};
 
@@ -316,7 +317,7 @@ impl Store {
 
     /// Takes the data directory's GC lock (`gc.lock`), or fails at once.
     pub(crate) fn gc_lock(&self) -> Result<GcLock> {
-        let path = self.data_dir().join("gc.lock");
+        let path = self.data_dir().join(GC_LOCK_FILE);
         let file = File::options()
             .create(true)
             .truncate(false)

@@ -9,7 +9,7 @@ use std::time::UNIX_EPOCH;
 use super::PackObject;
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::pack::PACK_SUFFIX;
+use crate::layout::PACK_SUFFIX;
 
 pub(super) fn store(file: File, tmp: &Path, path: &Path) -> Result<()> {
     durable::persist(file, tmp, path).map_err(|e| Error::io(path, e))

@@ -19,8 +19,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
-use crate::pack::PACK_SUFFIX;
-use crate::store::SUBSCRIBERS_DIR;
+use crate::layout::{pack_file, temp_pack_file, PACKS_DIR, PACK_SUFFIX, SUBSCRIBERS_DIR};
 
 pub use s3::{S3Config, MULTIPART_THRESHOLD};
 
@@ -88,23 +87,19 @@ impl Packs {
         self.root
             .join(SUBSCRIBERS_DIR)
             .join(sub.to_string())
-            .join("packs")
+            .join(PACKS_DIR)
     }
 
     /// The key of a pack, relative to the data directory or the bucket's
     /// prefix: `subscribers/<id>/packs/<name>.pack`.
     fn key(sub: i64, name: &str) -> String {
-        format!("{SUBSCRIBERS_DIR}/{sub}/packs/{name}{PACK_SUFFIX}")
+        format!("{SUBSCRIBERS_DIR}/{sub}/{PACKS_DIR}/{name}{PACK_SUFFIX}")
     }
 
     /// Where a pack is, for messages: a path or an `s3://` URL.
     pub(crate) fn describe(&self, sub: i64, name: &str) -> String {
         match &self.backend {
-            Backend::Local => self
-                .dir(sub)
-                .join(format!("{name}{PACK_SUFFIX}"))
-                .display()
-                .to_string(),
+            Backend::Local => self.dir(sub).join(pack_file(name)).display().to_string(),
             Backend::S3(s3) => s3.describe(&Self::key(sub, name)),
         }
     }
@@ -114,11 +109,7 @@ impl Packs {
     /// the storage has acknowledged the whole pack.
     pub(crate) fn store(&self, sub: i64, name: &str, file: File, tmp: &Path) -> Result<()> {
         match &self.backend {
-            Backend::Local => local::store(
-                file,
-                tmp,
-                &self.dir(sub).join(format!("{name}{PACK_SUFFIX}")),
-            ),
+            Backend::Local => local::store(file, tmp, &self.dir(sub).join(pack_file(name))),
             Backend::S3(s3) => {
                 drop(file);
                 let stored = s3.upload(&Self::key(sub, name), tmp);
@@ -138,11 +129,7 @@ impl Packs {
         len: u64,
     ) -> Result<Option<Vec<u8>>> {
         match &self.backend {
-            Backend::Local => local::read_range(
-                &self.dir(sub).join(format!("{name}{PACK_SUFFIX}")),
-                offset,
-                len,
-            ),
+            Backend::Local => local::read_range(&self.dir(sub).join(pack_file(name)), offset, len),
             Backend::S3(s3) => s3.read_range(&Self::key(sub, name), offset, len),
         }
     }
@@ -150,7 +137,7 @@ impl Packs {
     /// A whole pack, or `None` if it does not exist.
     pub(crate) fn read(&self, sub: i64, name: &str) -> Result<Option<Vec<u8>>> {
         match &self.backend {
-            Backend::Local => local::read(&self.dir(sub).join(format!("{name}{PACK_SUFFIX}"))),
+            Backend::Local => local::read(&self.dir(sub).join(pack_file(name))),
             Backend::S3(s3) => s3.read(&Self::key(sub, name)),
         }
     }
@@ -158,7 +145,7 @@ impl Packs {
     /// Whether a pack exists.
     pub(crate) fn exists(&self, sub: i64, name: &str) -> Result<bool> {
         match &self.backend {
-            Backend::Local => Ok(self.dir(sub).join(format!("{name}{PACK_SUFFIX}")).exists()),
+            Backend::Local => Ok(self.dir(sub).join(pack_file(name)).exists()),
             Backend::S3(s3) => s3.exists(&Self::key(sub, name)),
         }
     }
@@ -168,10 +155,7 @@ impl Packs {
         match &self.backend {
             Backend::Local => {
                 let dir = self.dir(sub);
-                let paths: Vec<PathBuf> = names
-                    .iter()
-                    .map(|n| dir.join(format!("{n}{PACK_SUFFIX}")))
-                    .collect();
+                let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(pack_file(n))).collect();
                 local::remove(&dir, &paths)
             }
             Backend::S3(s3) => {
@@ -188,7 +172,7 @@ impl Packs {
     pub(crate) fn list(&self, sub: i64) -> Result<Vec<PackObject>> {
         let mut out = match &self.backend {
             Backend::Local => local::list(&self.dir(sub))?,
-            Backend::S3(s3) => s3.list(&format!("{SUBSCRIBERS_DIR}/{sub}/packs/"))?,
+            Backend::S3(s3) => s3.list(&format!("{SUBSCRIBERS_DIR}/{sub}/{PACKS_DIR}/"))?,
         };
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -215,7 +199,7 @@ pub fn check(storage: &PackStorage) -> Result<()> {
 /// name, outside any catalogue: for moving packs from one storage to another
 /// (`coffre-server move-packs`) and for tests that damage a pack on purpose.
 #[derive(Debug)]
-pub struct RawPacks(Packs);
+pub struct RawPacks(pub(crate) Packs);
 
 impl RawPacks {
     /// The packs of data directory `data_dir` kept as `storage` says.
@@ -244,7 +228,7 @@ impl RawPacks {
         use std::io::Write;
         let dir = self.0.dir(sub);
         crate::durable::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
-        let tmp = dir.join(format!(".{name}{PACK_SUFFIX}.tmp"));
+        let tmp = dir.join(temp_pack_file(name));
         let mut file = crate::durable::create_new(&tmp).map_err(|e| crate::Error::io(&tmp, e))?;
         if let Err(e) = file.write_all(bytes) {
             let _ = std::fs::remove_file(&tmp);
@@ -257,59 +241,4 @@ impl RawPacks {
     pub fn remove(&self, sub: i64, name: &str) -> Result<()> {
         self.0.remove(sub, &[name])
     }
-}
-
-/// What [`copy_packs`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct CopyReport {
-    /// Packs copied.
-    pub copied: u64,
-    /// Packs already at the destination with the same size (an earlier,
-    /// interrupted run copied them).
-    pub already_there: u64,
-    /// Bytes copied.
-    pub bytes: u64,
-}
-
-/// Copies every sealed pack of the data directory `data_dir` from `from` to
-/// `to` (e.g. from the local disk to a bucket), subscriber by subscriber,
-/// each pack checked against its own index before it is written. Packs
-/// already at the destination with the same size are skipped, so an
-/// interrupted copy is resumed by running it again. Nothing is deleted at
-/// the source. Run it with the daemon stopped (no pack may be sealed or
-/// collected meanwhile), then point the configuration at `to`.
-pub fn copy_packs(data_dir: &Path, from: &PackStorage, to: &PackStorage) -> Result<CopyReport> {
-    let (src, dst) = (Packs::new(data_dir, from)?, Packs::new(data_dir, to)?);
-    dst.check()?;
-    let subscribers = data_dir.join(SUBSCRIBERS_DIR);
-    let entries = std::fs::read_dir(&subscribers).map_err(|e| crate::Error::io(&subscribers, e))?;
-    let mut ids: Vec<i64> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    ids.sort_unstable();
-    let raw = RawPacks(dst);
-    let mut report = CopyReport::default();
-    for sub in ids {
-        let there: std::collections::HashMap<String, u64> = raw.list(sub)?.into_iter().collect();
-        for pack in src.list(sub)? {
-            if there.get(&pack.name) == Some(&pack.size) {
-                report.already_there += 1;
-                continue;
-            }
-            let bytes = src.read(sub, &pack.name)?.ok_or_else(|| {
-                crate::Error::Corrupt(format!("pack {} vanished", src.describe(sub, &pack.name)))
-            })?;
-            // A pack describes itself: refuse to copy one that is damaged.
-            crate::pack::parse_pack_index(&bytes).map_err(|e| {
-                crate::Error::Corrupt(format!(
-                    "{} not copied: {e} (run `coffre-server verify --repair` first)",
-                    src.describe(sub, &pack.name)
-                ))
-            })?;
-            raw.write(sub, &pack.name, &bytes)?;
-            report.copied += 1;
-            report.bytes += bytes.len() as u64;
-        }
-    }
-    Ok(report)
 }

@@ -33,7 +33,7 @@ use object_store::{
 
 use super::PackObject;
 use crate::error::{Error, Result};
-use crate::pack::PACK_SUFFIX;
+use crate::layout::PACK_SUFFIX;
 
 /// Packs at least this large are uploaded in parts (16 MiB).
 pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;

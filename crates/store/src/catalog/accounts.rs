@@ -1,0 +1,133 @@
+//! The catalogue's accounts section: a subscriber and its devices as kept in
+//! `subscribers/<id>/account.json` (they live nowhere else, so a catalogue
+//! rebuild needs the file), and the writes a rebuild makes (accounts with
+//! their original row ids, snapshots found on disk).
+
+use coffre_core::ChunkId;
+use rusqlite::{params, OptionalExtension};
+
+use super::data::{add_snapshot_row, missing, SnapshotRow};
+use super::rows::parse_role;
+use super::Catalog;
+use crate::error::{Error, Result};
+
+impl Catalog {
+    // ------------------------------------------------------------ accounts
+
+    /// Subscriber `sub`'s row and its devices' rows, for its account file.
+    pub(crate) fn account(&self, sub: i64) -> Result<Account> {
+        self.read(|tx| {
+            let mut account = tx
+                .prepare_cached(
+                    "SELECT id, name, quota_bytes, retention, created FROM subscribers WHERE id = ?1",
+                )?
+                .query_row([sub], |r| {
+                    Ok(Account {
+                        version: ACCOUNT_VERSION,
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        quota_bytes: r.get(2)?,
+                        retention: r.get(3)?,
+                        created: r.get(4)?,
+                        devices: Vec::new(),
+                    })
+                })
+                .optional()?
+                .ok_or_else(|| Error::not_found(format!("subscriber #{sub}")))?;
+            account.devices = tx
+                .prepare_cached(
+                    "SELECT id, name, role, secret_hash, created, revoked FROM devices
+                     WHERE subscriber_id = ?1 ORDER BY id",
+                )?
+                .query_map([sub], |r| {
+                    Ok(AccountDevice {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        role: r.get(2)?,
+                        secret_hash: hex::encode(r.get::<_, Vec<u8>>(3)?),
+                        created: r.get(4)?,
+                        revoked: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(account)
+        })
+    }
+
+    /// The row ids of every subscriber.
+    pub(crate) fn subscriber_ids(&self) -> Result<Vec<i64>> {
+        self.read(|tx| {
+            Ok(tx
+                .prepare_cached("SELECT id FROM subscribers ORDER BY id")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Inserts a subscriber and its devices with their original row ids (a
+    /// catalogue rebuild).
+    pub(crate) fn insert_account(&self, a: &Account) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO subscribers (id, name, quota_bytes, retention, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![a.id, a.name, a.quota_bytes, a.retention, a.created],
+            )?;
+            for d in &a.devices {
+                let hash = hex::decode(&d.secret_hash).map_err(|_| {
+                    Error::Corrupt(format!(
+                        "the account file of {:?} holds an invalid secret hash for device {:?}",
+                        a.name, d.name
+                    ))
+                })?;
+                parse_role(&d.role)?;
+                tx.execute(
+                    "INSERT INTO devices (id, subscriber_id, name, role, secret_hash, created, revoked)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![d.id, a.id, d.name, d.role, hash, d.created, d.revoked],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records a snapshot found on disk (a catalogue rebuild): after every
+    /// snapshot recorded before it, counted in `used_bytes`; the device's
+    /// last backup becomes at least its time.
+    pub(crate) fn restore_snapshot(&self, row: &SnapshotRow<'_>) -> Result<()> {
+        self.write(|tx| add_snapshot_row(tx, row, row.time).map(drop))
+    }
+
+    /// Counts the ids of `ids` that subscriber `sub` does not have.
+    pub(crate) fn count_missing(&self, sub: i64, ids: &[ChunkId]) -> Result<u64> {
+        self.read(|tx| Ok(missing(tx, sub, ids)?.0))
+    }
+}
+
+/// The version of the account file format.
+pub(crate) const ACCOUNT_VERSION: u32 = 1;
+
+/// A subscriber and its devices as kept in `subscribers/<id>/account.json`,
+/// so that a catalogue rebuild finds them (they live nowhere else).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Account {
+    pub(crate) version: u32,
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) quota_bytes: i64,
+    pub(crate) retention: Option<String>,
+    pub(crate) created: i64,
+    pub(crate) devices: Vec<AccountDevice>,
+}
+
+/// A device in an account file. Only the hash of its secret is kept, as in
+/// the catalogue.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct AccountDevice {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) role: String,
+    pub(crate) secret_hash: String,
+    pub(crate) created: i64,
+    pub(crate) revoked: Option<i64>,
+}

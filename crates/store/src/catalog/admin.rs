@@ -1,0 +1,327 @@
+//! The catalogue's admin section: subscribers, devices, authentication by
+//! a device's secret hash, and the usage summaries (one query each, one pass
+//! over each table, no per-subscriber loop). Writes are one `IMMEDIATE`
+//! transaction each, so an admin command in another process waits for the
+//! daemon's write lock rather than failing halfway.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::rows::{parse_role, subscriber_id, to_u64};
+use super::Catalog;
+use crate::error::{Error, Result};
+use crate::types::{DeviceInfo, DeviceUsage, Role, SubscriberInfo, Usage};
+
+impl Catalog {
+    // ---------------------------------------------------------------- admin
+
+    pub(crate) fn insert_subscriber(
+        &self,
+        name: &str,
+        quota: i64,
+        retention: Option<&str>,
+        now: i64,
+    ) -> Result<i64> {
+        self.write(|tx| {
+            if subscriber_id(tx, name)?.is_some() {
+                return Err(Error::AlreadyExists {
+                    what: format!("subscriber {name:?}"),
+                });
+            }
+            tx.execute(
+                "INSERT INTO subscribers (name, quota_bytes, retention, created) VALUES (?1, ?2, ?3, ?4)",
+                params![name, quota, retention, now],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// `retention`: `None` leaves it, `Some(None)` resets it to the default.
+    pub(crate) fn update_subscriber(
+        &self,
+        name: &str,
+        quota: Option<i64>,
+        retention: Option<Option<&str>>,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let id = subscriber_id(tx, name)?
+                .ok_or_else(|| Error::not_found(format!("subscriber {name:?}")))?;
+            if let Some(q) = quota {
+                tx.execute(
+                    "UPDATE subscribers SET quota_bytes = ?2 WHERE id = ?1",
+                    params![id, q],
+                )?;
+            }
+            if let Some(r) = retention {
+                tx.execute(
+                    "UPDATE subscribers SET retention = ?2 WHERE id = ?1",
+                    params![id, r],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// One subscriber with its counters (index lookups only).
+    pub(crate) fn subscriber(&self, name: &str) -> Result<SubscriberInfo> {
+        self.read(|tx| {
+            tx.prepare_cached(
+                "SELECT s.name, s.quota_bytes, s.used_bytes, s.retention, s.created,
+                        (SELECT COUNT(*) FROM snapshots WHERE subscriber_id = s.id),
+                        (SELECT TOTAL(logical_bytes) FROM snapshots WHERE subscriber_id = s.id),
+                        (SELECT COUNT(*) FROM devices WHERE subscriber_id = s.id AND revoked IS NULL),
+                        (SELECT MAX(last_backup) FROM devices WHERE subscriber_id = s.id)
+                 FROM subscribers s WHERE s.name = ?1",
+            )?
+            .query_row([name], summary_row)
+            .optional()?
+            .map(|s| s.info())
+            .ok_or_else(|| Error::not_found(format!("subscriber {name:?}")))
+        })
+    }
+
+    /// Every subscriber with its counters, by name: one query, one pass over
+    /// each table (`GROUP BY`), no per-subscriber loop.
+    pub(crate) fn summaries(&self) -> Result<Vec<Summary>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT s.name, s.quota_bytes, s.used_bytes, s.retention, s.created,
+                        COALESCE(sn.n, 0), COALESCE(sn.logical, 0.0),
+                        COALESCE(d.active, 0), d.last_backup
+                 FROM subscribers s
+                 LEFT JOIN (SELECT subscriber_id, COUNT(*) AS n, TOTAL(logical_bytes) AS logical
+                            FROM snapshots GROUP BY subscriber_id) sn ON sn.subscriber_id = s.id
+                 LEFT JOIN (SELECT subscriber_id, SUM(revoked IS NULL) AS active,
+                                   MAX(last_backup) AS last_backup
+                            FROM devices GROUP BY subscriber_id) d ON d.subscriber_id = s.id
+                 ORDER BY s.name",
+            )?;
+            let rows = stmt.query_map([], summary_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Every device with its backups, as (subscriber name, usage), ordered by
+    /// subscriber and device name.
+    pub(crate) fn device_usage(&self) -> Result<Vec<(String, DeviceUsage)>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT s.name, d.name, d.revoked IS NOT NULL, d.last_backup,
+                        (SELECT COUNT(*) FROM snapshots sn
+                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id),
+                        (SELECT sn.logical_bytes FROM snapshots sn
+                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
+                          ORDER BY sn.time DESC, sn.seq DESC LIMIT 1)
+                 FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
+                 ORDER BY s.name, d.name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    DeviceUsage {
+                        name: r.get(1)?,
+                        revoked: r.get(2)?,
+                        last_backup: r.get(3)?,
+                        snapshots: to_u64(r.get(4)?),
+                        latest_bytes: to_u64(r.get::<_, Option<i64>>(5)?.unwrap_or(0)),
+                    },
+                ))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    pub(crate) fn insert_device(
+        &self,
+        subscriber: &str,
+        device: &str,
+        role: Role,
+        secret_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let sub = subscriber_id(tx, subscriber)?
+                .ok_or_else(|| Error::not_found(format!("subscriber {subscriber:?}")))?;
+            let exists: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM devices WHERE subscriber_id = ?1 AND name = ?2",
+                    params![sub, device],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if exists.is_some() {
+                return Err(Error::AlreadyExists {
+                    what: format!(
+                        "device {device:?} of {subscriber:?} (revoked devices keep their name)"
+                    ),
+                });
+            }
+            tx.execute(
+                "INSERT INTO devices (subscriber_id, name, role, secret_hash, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![sub, device, role.as_str(), &secret_hash[..], now],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn devices(&self, subscriber: Option<&str>) -> Result<Vec<DeviceInfo>> {
+        self.read(|tx| {
+            if let Some(name) = subscriber {
+                if subscriber_id(tx, name)?.is_none() {
+                    return Err(Error::not_found(format!("subscriber {name:?}")));
+                }
+            }
+            let mut stmt = tx.prepare_cached(
+                "SELECT s.name, d.name, d.role, d.created, d.revoked, d.last_backup
+                 FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
+                 WHERE ?1 IS NULL OR s.name = ?1
+                 ORDER BY s.name, d.name",
+            )?;
+            let rows = stmt.query_map([subscriber], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (subscriber, name, role, created, revoked, last_backup) = row?;
+                Ok(DeviceInfo {
+                    subscriber,
+                    name,
+                    role: parse_role(&role)?,
+                    created,
+                    revoked,
+                    last_backup,
+                })
+            })
+            .collect()
+        })
+    }
+
+    pub(crate) fn revoke_device(&self, subscriber: &str, device: &str, now: i64) -> Result<()> {
+        self.write(|tx| {
+            let sub = subscriber_id(tx, subscriber)?
+                .ok_or_else(|| Error::not_found(format!("subscriber {subscriber:?}")))?;
+            let n = tx.execute(
+                "UPDATE devices SET revoked = COALESCE(revoked, ?3)
+                 WHERE subscriber_id = ?1 AND name = ?2",
+                params![sub, device, now],
+            )?;
+            if n == 0 {
+                return Err(Error::not_found(format!(
+                    "device {device:?} of {subscriber:?}"
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    /// The device whose secret hashes to `hash`.
+    pub(crate) fn device_by_secret(&self, hash: &[u8; 32]) -> Result<Option<AuthRow>> {
+        self.read(|tx| {
+            let row = tx
+                .prepare_cached(
+                    "SELECT d.subscriber_id, s.name, d.id, d.name, d.role, d.revoked
+                     FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
+                     WHERE d.secret_hash = ?1",
+                )?
+                .query_row([&hash[..]], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<i64>>(5)?,
+                    ))
+                })
+                .optional()?;
+            row.map(
+                |(subscriber_id, subscriber, device_id, device, role, revoked)| {
+                    Ok(AuthRow {
+                        subscriber_id,
+                        subscriber,
+                        device_id,
+                        device,
+                        role: parse_role(&role)?,
+                        revoked: revoked.is_some(),
+                    })
+                },
+            )
+            .transpose()
+        })
+    }
+}
+
+/// A subscriber and its counters, as the summary queries return it.
+#[derive(Debug)]
+pub(crate) struct Summary {
+    name: String,
+    quota: i64,
+    used: i64,
+    retention: Option<String>,
+    created: i64,
+    snapshots: i64,
+    logical: f64,
+    devices: i64,
+    last_backup: Option<i64>,
+}
+
+impl Summary {
+    pub(crate) fn info(self) -> SubscriberInfo {
+        SubscriberInfo {
+            name: self.name,
+            quota_bytes: to_u64(self.quota),
+            used_bytes: to_u64(self.used),
+            retention: self.retention,
+            snapshots: to_u64(self.snapshots),
+            devices: to_u64(self.devices),
+            last_backup: self.last_backup,
+            created: self.created,
+        }
+    }
+
+    pub(crate) fn usage(self) -> Usage {
+        Usage {
+            name: self.name,
+            quota_bytes: to_u64(self.quota),
+            used_bytes: to_u64(self.used),
+            snapshots: to_u64(self.snapshots),
+            // Saturating: the logical sizes are what clients report.
+            logical_bytes: self.logical as u64,
+            last_backup: self.last_backup,
+            devices: to_u64(self.devices),
+            protected_bytes: 0,
+            device_backups: Vec::new(),
+        }
+    }
+}
+
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
+    Ok(Summary {
+        name: r.get(0)?,
+        quota: r.get(1)?,
+        used: r.get(2)?,
+        retention: r.get(3)?,
+        created: r.get(4)?,
+        snapshots: r.get(5)?,
+        logical: r.get(6)?,
+        devices: r.get(7)?,
+        last_backup: r.get(8)?,
+    })
+}
+
+/// A device found by its secret.
+#[derive(Debug)]
+pub(crate) struct AuthRow {
+    pub(crate) subscriber_id: i64,
+    pub(crate) subscriber: String,
+    pub(crate) device_id: i64,
+    pub(crate) device: String,
+    pub(crate) role: Role,
+    pub(crate) revoked: bool,
+}

@@ -1,0 +1,108 @@
+//! The row helpers more than one section of the catalogue uses: the
+//! conversions between SQLite's signed integers and blobs and coffre's
+//! types, the subscriber lookup by name, and the pack rows (a sealed pack's
+//! row, its chunks' locations) that both the data path and repack write.
+
+use coffre_core::ChunkId;
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::error::{Error, Result};
+use crate::pack::PackEntry;
+use crate::types::Role;
+
+/// Inserts a chunk's location (the first copy catalogued wins).
+pub(super) const INSERT_LOCATION: &str =
+    "INSERT OR IGNORE INTO chunks (subscriber_id, id, pack_id, offset, length, checksum)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// Moves a chunk to another pack (repack). Same parameters as
+/// [`INSERT_LOCATION`].
+pub(super) const MOVE_LOCATION: &str =
+    "UPDATE chunks SET pack_id = ?3, offset = ?4, length = ?5, checksum = ?6
+     WHERE subscriber_id = ?1 AND id = ?2";
+
+/// Records a sealed pack's row and adds its size to `used_bytes`; returns
+/// its row id.
+pub(super) fn add_pack_row(
+    tx: &Transaction<'_>,
+    sub: i64,
+    name: &str,
+    size: u64,
+    now: i64,
+) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO packs (subscriber_id, name, size, created) VALUES (?1, ?2, ?3, ?4)",
+        params![sub, name, to_i64(size), now],
+    )?;
+    let pack_id = tx.last_insert_rowid();
+    tx.execute(
+        "UPDATE subscribers SET used_bytes = used_bytes + ?2 WHERE id = ?1",
+        params![sub, to_i64(size)],
+    )?;
+    Ok(pack_id)
+}
+
+/// Runs `sql` ([`INSERT_LOCATION`] or [`MOVE_LOCATION`]) for each entry of
+/// pack `pack_id`.
+pub(super) fn set_locations<'a>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    sub: i64,
+    pack_id: i64,
+    entries: impl Iterator<Item = &'a PackEntry>,
+) -> Result<()> {
+    let mut stmt = tx.prepare_cached(sql)?;
+    for e in entries {
+        stmt.execute(params![
+            sub,
+            &e.id.as_bytes()[..],
+            pack_id,
+            to_i64(e.offset),
+            e.length,
+            &e.checksum[..]
+        ])?;
+    }
+    Ok(())
+}
+
+/// A chunk row's location columns, checked.
+pub(super) fn pack_entry(
+    id: ChunkId,
+    offset: i64,
+    length: i64,
+    checksum: Vec<u8>,
+) -> Result<PackEntry> {
+    let bad = || Error::Corrupt(format!("catalogue row of chunk {} is invalid", id.short()));
+    Ok(PackEntry {
+        id,
+        offset: u64::try_from(offset).map_err(|_| bad())?,
+        length: u32::try_from(length).map_err(|_| bad())?,
+        checksum: checksum.try_into().map_err(|_| bad())?,
+    })
+}
+
+pub(super) fn subscriber_id(tx: &Transaction<'_>, name: &str) -> rusqlite::Result<Option<i64>> {
+    tx.prepare_cached("SELECT id FROM subscribers WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()
+}
+
+pub(super) fn parse_role(s: &str) -> Result<Role> {
+    s.parse()
+        .map_err(|_| Error::Corrupt(format!("the catalogue holds an unknown device role {s:?}")))
+}
+
+pub(super) fn parse_id(bytes: Vec<u8>) -> Result<ChunkId> {
+    let b: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+        Error::Corrupt(format!("the catalogue holds a {}-byte id", b.len()))
+    })?;
+    Ok(ChunkId::from_bytes(b))
+}
+
+/// SQLite integers are signed: sizes above `i64::MAX` (never real) saturate.
+pub(super) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(super) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
