@@ -16,7 +16,7 @@ mod garage;
 use std::sync::Arc;
 use std::time::Instant;
 
-use coffre_client::remote::Remote;
+use coffre_client::Remote;
 use coffre_core::{benchmark, BlobKind, ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
 use coffre_server::{serve, Identity, Limits, TransportLimits};
 use coffre_store::{Role, Store};

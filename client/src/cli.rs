@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::schedule;
+
 /// coffre: encrypted, deduplicated backups of this PC to your association's server.
 ///
 /// First enrol this PC with the token your technician gave you
@@ -304,7 +306,7 @@ pub enum ScheduleCommand {
 #[derive(Debug, Args)]
 pub struct ScheduleInstallArgs {
     /// The time of the nightly backup, 24-hour HH:MM.
-    #[arg(long, default_value = "02:00", value_name = "HH:MM")]
+    #[arg(long, default_value_t = schedule::format_time(schedule::DEFAULT_TIME), value_name = "HH:MM")]
     pub at: String,
 
     #[command(flatten)]

@@ -111,7 +111,12 @@ pub struct Installation {
     pub config: Config,
 }
 
-/// The default `config.toml` location for this user.
+/// The configuration `coffre` uses without `--config`:
+/// `$XDG_CONFIG_HOME/coffre/config.toml` (default `~/.config/coffre/config.toml`)
+/// on Linux and BSD, `~/Library/Application Support/coffre/config.toml` on
+/// macOS, `%APPDATA%\coffre\config.toml` on Windows (the OS configuration
+/// directory, as `dirs::config_dir` finds it). The scheduler names its entry
+/// after it (`schedule`: plain `coffre-backup` for this one).
 pub fn default_config_path() -> Result<PathBuf> {
     let base = dirs::config_dir().context(
         "cannot find this user's configuration directory (no HOME?): pass --config PATH",

@@ -9,6 +9,9 @@
 //! BLAKE3 of everything before (32)
 //! ```
 //!
+//! Specified byte by byte in docs/format.md ("Files cache"); the test
+//! `known_answer_bytes` freezes it (it fails if a byte changes).
+//!
 //! The key tag ties the cache to the subscriber's key: a PC enrolled again
 //! under another subscriber starts from an empty cache. A damaged or unknown
 //! cache is ignored (the backup then reads every file): it is only a cache.
@@ -84,12 +87,8 @@ impl FilesCache {
         self.entries.insert(path, cached);
     }
 
-    /// Number of files.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// True if empty.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -250,5 +249,85 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let (empty, warn) = FilesCache::load(&path, &keys);
         assert!(empty.is_empty() && warn.unwrap().contains("damaged"));
+    }
+
+    /// The known-answer key of `crates/core/src/known_answers.rs`.
+    fn known_answer_keys() -> Keys {
+        Keys::derive(&MasterKey::from_bytes(*b"coffre known-answer master key!!"))
+    }
+
+    fn known_answer_entry(path: &[u8], n: u8) -> (Vec<u8>, Cached) {
+        let cached = Cached {
+            stamp: Stamp {
+                size: 1_000_000 + n as u64,
+                mtime: Timestamp {
+                    secs: 1_795_000_000,
+                    nanos: 123_456_789,
+                },
+                // Before 1970: the seconds are a signed i64.
+                ctime: Timestamp {
+                    secs: -2,
+                    nanos: 999_999_999,
+                },
+                ino: 0x0102_0304_0506_0708,
+            },
+            chunks: (0..n)
+                .map(|i| ChunkId::from_bytes([0xa0 + i; 32]))
+                .collect(),
+        };
+        (path.to_vec(), cached)
+    }
+
+    /// Known answer: fails if a byte of the files cache's format changes
+    /// (docs/format.md, "Files cache"). Written with one entry, because
+    /// entries are written in the map's order, which is not fixed; a
+    /// frozen cache of two entries, one with no chunk, is read back.
+    #[test]
+    fn known_answer_bytes() {
+        let keys = known_answer_keys();
+        let tag = key_tag(&keys);
+        assert_eq!(
+            hex::encode(tag),
+            "acec0ac48984b888baae98115493d55fb510e9f7c8215add1c7958807dafc141"
+        );
+        let (path, cached) = known_answer_entry(b"/home/asso/compta.ods", 2);
+        let mut cache = FilesCache::default();
+        cache.insert(path, cached);
+        let bytes = encode(&cache, &tag);
+        assert_eq!(
+            hex::encode(&bytes),
+            concat!(
+                "4346464301acec0ac48984b888baae98115493d55fb510e9f7c8215add1c7958",
+                "807dafc1410100000000000000150000002f686f6d652f6173736f2f636f6d70",
+                "74612e6f647342420f0000000000c086fd6a0000000015cd5b07feffffffffff",
+                "ffffffc99a3b080706050403020102000000a0a0a0a0a0a0a0a0a0a0a0a0a0a0",
+                "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a1a1a1a1a1a1a1a1a1a1a1a1a1a1",
+                "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a10fb35330c359a1d27c62b33d63a0",
+                "a74a244998d5c1c5e4a04ea188e55131fb2c",
+            )
+        );
+        assert_eq!(decode(&bytes, &tag).unwrap().entries, cache.entries);
+
+        let two = hex::decode(concat!(
+            "4346464301acec0ac48984b888baae98115493d55fb510e9f7c8215add1c7958",
+            "807dafc1410200000000000000150000002f686f6d652f6173736f2f636f6d70",
+            "74612e6f647342420f0000000000c086fd6a0000000015cd5b07feffffffffff",
+            "ffffffc99a3b080706050403020102000000a0a0a0a0a0a0a0a0a0a0a0a0a0a0",
+            "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a1a1a1a1a1a1a1a1a1a1a1a1a1a1",
+            "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a10f0000002f686f6d652f6173736f",
+            "2f7669646540420f0000000000c086fd6a0000000015cd5b07feffffffffffff",
+            "ffffc99a3b0807060504030201000000003393a634775eb76dd93c3a7bb72b6e",
+            "9b4948ffef23c09f847be224711f8cdca0",
+        ))
+        .unwrap();
+        let back = decode(&two, &tag).unwrap();
+        let expected: HashMap<Vec<u8>, Cached> = [
+            known_answer_entry(b"/home/asso/compta.ods", 2),
+            known_answer_entry(b"/home/asso/vide", 0),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(back.entries, expected);
+        assert_eq!(back.chunk_ids().count(), 2);
     }
 }

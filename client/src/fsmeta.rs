@@ -129,20 +129,6 @@ pub fn path_bytes(path: &Path) -> Vec<u8> {
     name_bytes(path.as_os_str())
 }
 
-/// True for FIFOs, sockets and device files, which a backup skips.
-#[cfg(unix)]
-pub fn is_special(md: &Metadata) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    let t = md.file_type();
-    t.is_fifo() || t.is_socket() || t.is_block_device() || t.is_char_device()
-}
-
-/// True for FIFOs, sockets and device files, which a backup skips.
-#[cfg(not(unix))]
-pub fn is_special(md: &Metadata) -> bool {
-    !(md.is_file() || md.is_dir() || md.file_type().is_symlink())
-}
-
 /// Applies permission bits (and owners, when running as root) to a restored
 /// file or directory.
 #[cfg(unix)]

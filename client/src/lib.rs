@@ -1,24 +1,35 @@
 //! The `coffre` client: the command a member PC runs and a technician types.
 //!
-//! One module per subcommand under [`commands`]; [`cli`] holds the argument
-//! definitions, so `--help` is written in one place.
+//! One module per subcommand under `commands`; `cli` holds the argument
+//! definitions, so `--help` is written in one place. Every module is private
+//! to the crate: the binary calls [`main`], and the list below is what other
+//! crates use (the end-to-end tests, the benches).
 
-pub mod backup;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod display;
-pub mod files_cache;
-pub mod fsmeta;
-pub mod passphrase;
-pub mod progress;
-pub mod remote;
-pub mod restore;
-pub mod run_record;
-pub mod schedule;
-pub mod session;
-pub mod trees;
-pub mod walk;
+mod backup;
+mod cli;
+mod commands;
+mod config;
+mod display;
+mod files_cache;
+mod fsmeta;
+mod passphrase;
+mod progress;
+mod remote;
+mod restore;
+mod run_record;
+mod schedule;
+mod session;
+mod trees;
+mod walk;
+
+/// The command line, parsed: what [`run`] takes (the crash harness parses
+/// its own arguments as `coffre`'s).
+pub use cli::Cli;
+/// Runs a parsed command line: what [`main`] does after parsing.
+pub use commands::run;
+/// The pinned QUIC connection to a server, and its errors: the tests and
+/// the upload bench talk to a real daemon through it.
+pub use remote::{client_config, Remote, RemoteError, ServerStatus};
 
 use std::process::ExitCode;
 

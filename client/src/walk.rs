@@ -50,8 +50,6 @@ pub enum Kind {
 /// What the walk found.
 #[derive(Debug, Default)]
 pub struct Scan {
-    /// The root directory's metadata.
-    pub root_meta: Meta,
     /// The items in the root directory.
     pub root: Vec<Item>,
     /// Counters and problems.
@@ -135,9 +133,8 @@ impl Walker {
         let mut tally = Tally::default();
         let mut root = Vec::new();
         let top = root_of(paths.first().context("no path to back up")?);
-        let root_meta = fsmeta::meta(
-            &fs::symlink_metadata(&top).with_context(|| format!("reading {}", top.display()))?,
-        );
+        // The walk starts at the root: it must be readable.
+        fs::symlink_metadata(&top).with_context(|| format!("reading {}", top.display()))?;
         for path in paths {
             let parts: Vec<Vec<u8>> = path
                 .components()
@@ -156,11 +153,7 @@ impl Walker {
             }
             self.insert(&mut tally, &mut root, top.clone(), path, &parts)?;
         }
-        Ok(Scan {
-            root_meta,
-            root,
-            tally,
-        })
+        Ok(Scan { root, tally })
     }
 
     /// Adds `path` below `items`, creating the entries of its parent directories.

@@ -137,11 +137,11 @@ fn exec_server() -> ExitCode {
 
 /// This binary as `coffre`: what `coffre_client::main` does.
 fn exec_client() -> ExitCode {
-    let cli = match coffre_client::cli::Cli::try_parse_from(std::env::args_os()) {
+    let cli = match coffre_client::Cli::try_parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    match coffre_client::commands::run(cli) {
+    match coffre_client::run(cli) {
         Ok(status) => ExitCode::from(status),
         Err(e) => {
             eprintln!("coffre: error: {e:#}");

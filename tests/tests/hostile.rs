@@ -114,12 +114,12 @@ async fn connect_on(ep: &quinn::Endpoint, server: &TestServer) -> quinn::Connect
 
 fn client_endpoint(server: &TestServer) -> quinn::Endpoint {
     let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    ep.set_default_client_config(coffre_client::remote::client_config(server.fingerprint).unwrap());
+    ep.set_default_client_config(coffre_client::client_config(server.fingerprint).unwrap());
     ep
 }
 
 /// The honest client's whole cycle: upload, commit, has_chunks, restore.
-async fn honest_round_trip(remote: &coffre_client::remote::Remote, client: &mut Client, seed: u64) {
+async fn honest_round_trip(remote: &coffre_client::Remote, client: &mut Client, seed: u64) {
     let (snap, chunks) = backup(remote, client, seed, 2, 20_000)
         .await
         .expect("the honest client is served");

@@ -1,12 +1,12 @@
 //! The server end to end: the real daemon (`coffre_server::serve`) on
-//! loopback QUIC, driven by the real client connection (`coffre_client::remote`).
+//! loopback QUIC, driven by the real client connection (`coffre_client::Remote`).
 //! Each test has its own data directory; nothing is mocked.
 
 mod support;
 
 use std::sync::Arc;
 
-use coffre_client::remote::{Remote, RemoteError};
+use coffre_client::{Remote, RemoteError};
 use coffre_core::{benchmark, ChunkId, KdfParams, KeyFile, MasterKey};
 use coffre_proto::{ErrorCode, Response};
 use coffre_server::Limits;

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
-use super::{job, ScheduleError};
+use super::ScheduleError;
 
 /// The scheduler family; the scope then picks user or system flavour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +86,7 @@ impl Host {
             launch_daemons_dir: PathBuf::from("/Library/LaunchDaemons"),
             schtasks: OsString::from("schtasks"),
             temp_dir: std::env::temp_dir(),
-            default_config: job::default_config_path(),
+            default_config: crate::config::default_config_path().ok(),
             user: ["USER", "LOGNAME", "USERNAME"]
                 .iter()
                 .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty())),

@@ -10,30 +10,6 @@ use super::{time, Plan, ScheduleError, Scope};
 /// `coffre-backup`, crontab marker `coffre-backup`.
 pub(super) const BASE: &str = "coffre-backup";
 
-/// The configuration `coffre` uses without `--config`:
-/// `$XDG_CONFIG_HOME/coffre/config.toml` (default `~/.config/coffre/config.toml`)
-/// on Linux and BSD, `~/Library/Application Support/coffre/config.toml` on
-/// macOS, `%APPDATA%\coffre\config.toml` on Windows. Its scheduler entry is
-/// plain `coffre-backup`; any other configuration's carries a hash suffix.
-pub fn default_config_path() -> Option<PathBuf> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let dir = if cfg!(windows) {
-        var("APPDATA")?
-    } else if cfg!(target_os = "macos") {
-        var("HOME")?.join("Library").join("Application Support")
-    } else {
-        match var("XDG_CONFIG_HOME").filter(|p| p.is_absolute()) {
-            Some(p) => p,
-            None => var("HOME")?.join(".config"),
-        }
-    };
-    Some(dir.join("coffre").join("config.toml"))
-}
-
 /// Which configuration, for whom: enough to find an entry (remove, status).
 #[derive(Debug, Clone)]
 pub(super) struct Target {

@@ -44,7 +44,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use job::default_config_path;
 pub use time::{format_time, parse_time, DEFAULT_TIME};
 
 use host::{Family, Host};
@@ -64,30 +63,6 @@ pub struct Plan {
     pub config: PathBuf,
     /// For whom the job runs.
     pub scope: Scope,
-}
-
-impl Plan {
-    /// A plan that runs the program currently running (the usual case:
-    /// `coffre schedule install` schedules itself).
-    pub fn for_current_exe(
-        (hour, minute): (u8, u8),
-        config: &Path,
-        scope: Scope,
-    ) -> Result<Plan, ScheduleError> {
-        let exe = std::env::current_exe().map_err(|e| ScheduleError::BadPath {
-            path: PathBuf::from("coffre"),
-            reason: format!(
-                "cannot tell where the running coffre program is ({e}); run it by its full path"
-            ),
-        })?;
-        Ok(Plan {
-            hour,
-            minute,
-            exe,
-            config: config.to_path_buf(),
-            scope,
-        })
-    }
 }
 
 /// For whom the scheduled backup runs.

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use coffre_client::remote::{self, Remote, RemoteError};
+use coffre_client::{self as remote, Remote, RemoteError};
 use coffre_core::{benchmark, BlobKind, ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
 use coffre_proto::Response;
 use coffre_server::{serve, Identity, Limits, TransportLimits};

@@ -1,0 +1,87 @@
+//! What the backup knows before it reads anything: the files cache of the
+//! last backup, and the set of chunks known to be on the server already.
+//!
+//! A chunk is known if the files cache names it, if the journal of an
+//! interrupted run recorded it, or if the latest snapshot of any device of
+//! the subscriber holds it (cross-device dedup: one manifest per device,
+//! read in its public part only). A known chunk is not sealed again. The set
+//! is a hint: a sealed chunk is still sent only if the server says it lacks
+//! it, and if the server no longer has a chunk the set promised, the commit
+//! is refused and the backup runs again without it (`commands::backup`).
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{Context, Result};
+use coffre_core::{ChunkId, Keys, Manifest};
+use coffre_proto::{ErrorCode, SnapshotEntry};
+
+use super::journal;
+use crate::config::Installation;
+use crate::files_cache::FilesCache;
+use crate::session::Session;
+
+/// The files cache of the last backup, or an empty one without caches (or
+/// if it is damaged: a warning says so, and every file is read).
+pub(super) fn files_cache(inst: &Installation, keys: &Keys, use_caches: bool) -> FilesCache {
+    let (cache, warning) = if use_caches {
+        FilesCache::load(&inst.files_cache_path(), keys)
+    } else {
+        (FilesCache::default(), None)
+    };
+    if let Some(w) = warning {
+        eprintln!("coffre: warning: {w}");
+    }
+    cache
+}
+
+/// The chunks known to be on the server: none without caches; else those of
+/// `cache`, of the journal, and of the latest snapshot of each device in
+/// `list`.
+pub(super) fn chunks(
+    session: &Session,
+    list: &[SnapshotEntry],
+    cache: &FilesCache,
+    use_caches: bool,
+) -> Result<HashSet<ChunkId>> {
+    let mut known: HashSet<ChunkId> = HashSet::new();
+    if !use_caches {
+        return Ok(known);
+    }
+    known.extend(cache.chunk_ids().copied());
+    known.extend(journal::read(&session.inst.uploaded_path()));
+    for s in latest_per_device(list) {
+        let id = ChunkId::from_bytes(s.id);
+        let bytes = match session.block_on(session.remote.manifest(&id)) {
+            Ok(bytes) => bytes,
+            // Retention removed it since the list (the device made newer
+            // ones meanwhile): these chunks are only a dedup hint, and the
+            // server is asked about the rest anyway.
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let (public, _) = Manifest::read_public(&bytes)
+            .with_context(|| format!("reading snapshot {}", id.short()))?;
+        known.extend(public.chunks);
+    }
+    Ok(known)
+}
+
+/// The latest snapshot of each device (by time, then id), in no order.
+fn latest_per_device(list: &[SnapshotEntry]) -> impl Iterator<Item = &SnapshotEntry> {
+    let mut latest: HashMap<&str, &SnapshotEntry> = HashMap::new();
+    for s in list {
+        let e = latest.entry(s.device.as_str()).or_insert(s);
+        if (s.time, s.id) > (e.time, e.id) {
+            *e = s;
+        }
+    }
+    latest.into_values()
+}
+
+/// The latest snapshot of `device` in `list`: the new snapshot's parent.
+pub(super) fn parent(list: &[SnapshotEntry], device: &str) -> Option<ChunkId> {
+    list.iter()
+        .filter(|s| s.device == device)
+        .max_by_key(|s| (s.time, s.id))
+        .map(|s| ChunkId::from_bytes(s.id))
+}

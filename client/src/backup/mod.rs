@@ -1,0 +1,49 @@
+//! The backup: walk, skip what the files cache knows, read, chunk, dedup,
+//! compress, encrypt and upload what is new, write the trees, commit the
+//! snapshot.
+//!
+//! ```text
+//! walk ─► files cache ─► pipeline (all cores: read → chunk → id → dedup → seal)
+//!                              │ sealed blobs (the outbox, ≤ 4 MiB: back-pressure)
+//!                              ▼
+//!                         uploader (async): has-chunks per batch, then up to
+//!                         `uploads` puts in flight; each confirmed id is journaled
+//! trees (bottom-up, deduplicated like data) ─► manifest ─► commit ─► files cache
+//! ```
+//!
+//! One file per stage, the way restic's `internal/archiver/` keeps one
+//! (`blob_saver.go`, `file_saver.go`, `tree_saver.go`):
+//!
+//! | file | stage |
+//! | --- | --- |
+//! | `run` | the run: its seven steps in order, each a named function; `Options` |
+//! | `known` | what is known before reading: the files cache, the chunks on the server (files cache, journal, latest manifest of each device), the parent |
+//! | `plan` | which files must be read (the files cache decides) |
+//! | `bridge` | **the one sync/async crossing**: the outbox (pipeline → uploader), confirmed ids (uploader → journal thread), the end of the upload |
+//! | `upload` | the uploader task: has-chunks per batch, small blobs grouped, puts in flight |
+//! | `journal` | the journal of confirmed uploads (`cache/uploaded`) |
+//! | `trees` | the trees, bottom-up, and the next files cache |
+//! | `report` | `Report`, what the command prints and records |
+//!
+//! **Dedup.** A chunk is sealed only if no earlier snapshot of the subscriber
+//! (the latest of each device), the files cache, or the journal of an
+//! interrupted run names it; a sealed chunk is sent only if the server says it
+//! does not have it. So a rerun after an interruption sends nothing twice.
+//!
+//! **Nothing committed is lost, nothing half-made is visible.** The snapshot
+//! exists only once the server has checked that every chunk it names is
+//! durable. If the server no longer has a chunk the caches promised (an
+//! admin deleted snapshots), the commit is refused and [`run`] is called
+//! again without the caches.
+
+mod bridge;
+mod journal;
+mod known;
+mod plan;
+mod report;
+mod run;
+mod trees;
+mod upload;
+
+pub(crate) use report::Report;
+pub(crate) use run::{run, Options};

@@ -1,0 +1,348 @@
+//! One backup run: [`run`] calls its seven steps in order, each a function
+//! of this file or a stage of `backup/`:
+//!
+//! 1. [`walk`]: the tree to back up, without this installation's caches;
+//! 2. `known`: the files cache, the snapshot list (the parent), the chunks
+//!    known to be on the server;
+//! 3. `plan`: which files must be read;
+//! 4. [`read_and_seal`]: `pipeline::run` on all cores, new blobs into the
+//!    outbox, uploaded meanwhile (`bridge`, `upload`);
+//! 5. `trees`: the trees bottom-up, then the end of the upload;
+//! 6. [`manifest`] and the commit;
+//! 7. [`remember`]: the files cache for next time, the journal cleared.
+//!
+//! Nothing here blocks on the runtime except through the session's
+//! `block_on` (the snapshot list, manifests, the commit) and `bridge`.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
+use coffre_core::pipeline::{self, Config as PipelineConfig, Event, Input, SeenSet};
+use coffre_core::{ChunkId, Keys, Manifest, Timestamp};
+
+use super::bridge::{Outbox, Upload};
+use super::journal::{self, Journal};
+use super::known;
+use super::plan::Plan;
+use super::report::Report;
+use super::trees::{self, Built, ReadFiles};
+use crate::config::Installation;
+use crate::files_cache::FilesCache;
+use crate::fsmeta;
+use crate::progress::Progress;
+use crate::session::Session;
+use crate::walk::{self, Scan, Walker};
+
+/// What to back up, and how.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    /// The paths (any form; normalised here).
+    pub paths: Vec<PathBuf>,
+    /// Gitignore-style excludes.
+    pub excludes: Vec<String>,
+    /// Hot-path threads (0: one per core).
+    pub threads: usize,
+    /// Uploads in flight.
+    pub uploads: usize,
+    /// Show a progress bar on a terminal.
+    pub progress: bool,
+    /// Use the files cache, the journal and earlier snapshots to skip work.
+    pub use_caches: bool,
+    /// Tags recorded in the snapshot.
+    pub tags: Vec<String>,
+}
+
+/// Runs one backup.
+pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
+    let started = Instant::now();
+    let time = Timestamp::now();
+    let inst = &session.inst;
+    let keys = &session.keys;
+
+    // 1. Walk.
+    let (paths, scan) = walk(inst, opts)?;
+
+    // 2. What is known to be on the server already.
+    let cache = known::files_cache(inst, keys, opts.use_caches);
+    let list = session.snapshots()?;
+    let parent = known::parent(&list, &inst.config.device);
+    let known = known::chunks(session, &list, &cache, opts.use_caches)?;
+
+    // 3. Which files must be read.
+    let Plan {
+        slots,
+        to_read,
+        mut stats,
+    } = Plan::new(&scan.root, &cache);
+    stats.dirs = scan.tally.dirs;
+
+    // 4. Read, chunk, seal and upload.
+    let progress = progress(&scan, &to_read, opts.progress);
+    let sent = Arc::new(AtomicU64::new(0));
+    let journal = Journal::open(&inst.uploaded_path(), opts.use_caches)?;
+    let (outbox, upload) = Upload::start(
+        session.rt.handle(),
+        session.remote.clone(),
+        opts.uploads,
+        journal,
+        sent.clone(),
+    )?;
+    let dedup = SeenSet::with_known(known);
+    let mut errors = scan.tally.errors.clone();
+    let (read, bytes_read) = match read_and_seal(
+        keys,
+        opts.threads,
+        &to_read,
+        &dedup,
+        &outbox,
+        &progress,
+        &sent,
+    ) {
+        Ok(read) => read,
+        Err(e) => {
+            progress.finish();
+            // The uploader's error is the cause (a full quota, a lost connection).
+            return Err(upload.fail(outbox, e));
+        }
+    };
+    errors.extend(read.failed.iter().cloned());
+    stats.bytes_read = bytes_read;
+
+    // 5. Trees, bottom-up; they dedup like data. Then the outbox is closed
+    // and the uploader finishes.
+    let built = trees::build(keys, &dedup, &outbox, &scan.root, slots, read.files);
+    let uploaded = upload.finish(outbox);
+    progress.finish();
+    let (blobs_sent, blobs_duplicate) = uploaded?;
+    let Built {
+        root,
+        ids,
+        new_cache,
+        files,
+        logical,
+    } = built;
+    let root = root?;
+    stats.bytes_sent = sent.load(Ordering::Relaxed);
+
+    // 6. The snapshot.
+    let manifest = manifest(
+        inst,
+        opts,
+        Snapshot {
+            time,
+            root,
+            chunks: ids,
+            files,
+            logical,
+            paths: &paths,
+            parent,
+            stats: &stats,
+            errors: &errors,
+        },
+    );
+    let sealed = manifest.seal(keys)?;
+    let snapshot = session.block_on(session.remote.commit(sealed))?;
+
+    // 7. Remember for next time.
+    remember(inst, keys, &new_cache);
+    Ok(Report {
+        snapshot,
+        stats,
+        files,
+        logical_bytes: logical,
+        blobs_sent,
+        blobs_duplicate,
+        errors,
+        special: scan.tally.special.clone(),
+        excluded: scan.tally.excluded,
+        duration: started.elapsed(),
+    })
+}
+
+/// Step 1: the paths to back up, normalised, and their walk. This
+/// installation's own caches are never backed up (the walk sees canonical
+/// paths, so the cache's path is made canonical too).
+fn walk(inst: &Installation, opts: &Options) -> Result<(Vec<PathBuf>, Scan)> {
+    let paths = walk::normalize(&opts.paths)?;
+    let cache_dir = std::fs::canonicalize(inst.cache_dir()).unwrap_or_else(|_| inst.cache_dir());
+    let walker = Walker::new(&opts.excludes, vec![cache_dir])?;
+    let scan = walker.scan(&paths)?;
+    Ok((paths, scan))
+}
+
+/// The progress bar of step 4, after what the walk could not read or skipped.
+fn progress(scan: &Scan, to_read: &[(PathBuf, u64)], wanted: bool) -> Progress {
+    let read_total: u64 = to_read.iter().map(|(_, s)| s).sum();
+    let progress = Progress::bytes(read_total, "backup", wanted);
+    for (path, why) in &scan.tally.errors {
+        progress.println(&format!("coffre: cannot read {}: {why}", path.display()));
+    }
+    for path in &scan.tally.special {
+        progress.println(&format!(
+            "coffre: warning: skipped {} (a FIFO, socket or device file)",
+            path.display()
+        ));
+    }
+    progress
+}
+
+/// What step 4 read: each file's chunks and size, and the files that
+/// failed, with why.
+struct Read {
+    files: ReadFiles,
+    failed: Vec<(PathBuf, String)>,
+}
+
+/// Step 4: reads, chunks and seals the files of `to_read` on all cores
+/// (`threads`, 0: one per core); each new blob goes to `outbox`. Returns
+/// what was read, and the bytes read.
+fn read_and_seal(
+    keys: &Keys,
+    threads: usize,
+    to_read: &[(PathBuf, u64)],
+    dedup: &SeenSet,
+    outbox: &Outbox,
+    progress: &Progress,
+    sent: &AtomicU64,
+) -> Result<(Read, u64)> {
+    let threads = if threads == 0 {
+        PipelineConfig::default().threads
+    } else {
+        threads
+    };
+    let mut contents: Vec<Vec<ChunkId>> = vec![Vec::new(); to_read.len()];
+    let mut sizes: Vec<Option<u64>> = vec![None; to_read.len()];
+    let mut failed = Vec::new();
+    let mut files_done = 0u64;
+    let inputs = to_read.iter().map(|(path, size)| {
+        let f = File::open(path)?;
+        Ok(Input {
+            reader: Box::new(f),
+            size_hint: Some(*size),
+        })
+    });
+    let totals = pipeline::run::<_, anyhow::Error, _>(
+        keys,
+        &PipelineConfig::with_threads(threads),
+        inputs,
+        dedup,
+        |ev| {
+            match ev {
+                Event::Chunk {
+                    file,
+                    id,
+                    len,
+                    blob,
+                } => {
+                    contents[file].push(id);
+                    progress.inc(len as u64);
+                    if let Some(blob) = blob {
+                        outbox.send(id, blob)?;
+                    }
+                }
+                Event::FileDone { file, bytes, .. } => {
+                    sizes[file] = Some(bytes);
+                    files_done += 1;
+                    progress.message(|| {
+                        format!(
+                            "{files_done}/{} files, sent {}",
+                            to_read.len(),
+                            coffre_core::units::format_size(sent.load(Ordering::Relaxed))
+                        )
+                    });
+                }
+                Event::FileFailed { file, error } => {
+                    contents[file].clear();
+                    let path = &to_read[file].0;
+                    progress.println(&format!("coffre: cannot read {}: {error}", path.display()));
+                    failed.push((path.clone(), error.to_string()));
+                }
+            }
+            Ok(())
+        },
+    )?;
+    let read = Read {
+        files: ReadFiles { contents, sizes },
+        failed,
+    };
+    Ok((read, totals.bytes_read))
+}
+
+/// What a snapshot holds, for its manifest.
+struct Snapshot<'a> {
+    /// When the backup started.
+    time: Timestamp,
+    /// The root tree.
+    root: ChunkId,
+    /// Every blob the snapshot needs, data and trees.
+    chunks: HashSet<ChunkId>,
+    /// Files in the snapshot, and their total size.
+    files: u64,
+    logical: u64,
+    /// The paths backed up, as normalised.
+    paths: &'a [PathBuf],
+    /// The device's previous snapshot.
+    parent: Option<ChunkId>,
+    stats: &'a Statistics,
+    /// What could not be read, with why.
+    errors: &'a [(PathBuf, String)],
+}
+
+/// Step 6: the snapshot's manifest (chunk ids sorted, as the format wants).
+fn manifest(inst: &Installation, opts: &Options, snapshot: Snapshot<'_>) -> Manifest {
+    let mut chunks: Vec<ChunkId> = snapshot.chunks.into_iter().collect();
+    chunks.sort_unstable();
+    Manifest {
+        public: PublicPart {
+            time: snapshot.time,
+            device: inst.config.device.clone(),
+            logical_bytes: snapshot.logical,
+            file_count: snapshot.files,
+            chunks,
+        },
+        private: PrivatePart {
+            root: snapshot.root,
+            paths: snapshot
+                .paths
+                .iter()
+                .map(|p| fsmeta::path_bytes(p))
+                .collect(),
+            hostname: hostname(),
+            tags: opts.tags.clone(),
+            parent: snapshot.parent,
+            stats: snapshot.stats.clone(),
+            errors: snapshot
+                .errors
+                .iter()
+                .map(|(p, e)| (fsmeta::path_bytes(p), e.clone()))
+                .collect(),
+        },
+    }
+}
+
+/// Step 7, once the snapshot is committed: the files cache for next time
+/// (every chunk it names is on the server), and the journal is no longer
+/// needed.
+fn remember(inst: &Installation, keys: &Keys, new_cache: &FilesCache) {
+    if let Err(e) = new_cache.save(&inst.files_cache_path(), keys) {
+        eprintln!("coffre: warning: cannot write the files cache: {e:#}");
+    }
+    journal::clear(&inst.uploaded_path());
+}
+
+/// This machine's name, for the snapshot.
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}

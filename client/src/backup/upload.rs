@@ -1,0 +1,176 @@
+//! The uploader: an async task on the session's runtime that takes sealed
+//! blobs from the outbox, asks the server which of a batch it lacks, and
+//! sends those with a bounded number of requests in flight.
+//!
+//! ```text
+//! outbox ─► batch of ≤ 64 ─► has-chunks ─► the server has it: confirmed (journal), dropped
+//!                                      └─► lacks it: ≤ 256 KiB in groups of ≤ 1 MiB (one PutChunks),
+//!                                          larger alone (one PutChunk) ─► ≤ `uploads` in flight ─► confirmed
+//! ```
+//!
+//! A blob leaves the outbox's byte budget when it is put in flight (or
+//! dropped), so memory is the outbox plus `uploads` requests. Every id the
+//! server confirms goes to the journal through [`Confirmed`], which never
+//! blocks this task (`bridge`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::Result;
+use coffre_core::ChunkId;
+use tokio::sync::mpsc;
+
+use super::bridge::{Confirmed, Outgoing};
+use crate::remote::Remote;
+
+/// Blobs asked about in one has-chunks request.
+pub(super) const BATCH: usize = 64;
+
+/// A blob up to this size is uploaded with others in one `PutChunks`
+/// request, up to [`PUT_GROUP_BYTES`]: 50,000 small files make a few
+/// hundred requests instead of 50,000 (docs/performance.md).
+const SMALL_BLOB: usize = 256 * 1024;
+/// Most bytes of blobs in one `PutChunks` request from the uploader.
+const PUT_GROUP_BYTES: usize = 1024 * 1024;
+
+/// What the upload did: blobs sent, and of those the server already had
+/// (sent twice: should stay 0).
+pub(super) type Uploaded = (u64, u64);
+
+/// Uploads sealed blobs: asks the server which of a batch it lacks, sends
+/// those with up to `concurrency` in flight, hands every confirmed id to
+/// the journal. Returns the number of blobs sent, and of those the server
+/// already had.
+pub(super) async fn run(
+    remote: Arc<Remote>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    concurrency: usize,
+    confirmed: Confirmed,
+    sent: Arc<AtomicU64>,
+) -> Result<Uploaded> {
+    let duplicates = Arc::new(AtomicU64::new(0));
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut blobs = 0u64;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(b) => batch.push(b),
+                Err(_) => break,
+            }
+        }
+        let ids: Vec<ChunkId> = batch.iter().map(|o| o.id).collect();
+        let have = remote.has_chunks(&ids).await?;
+        confirmed.record(
+            ids.iter()
+                .zip(&have)
+                .filter(|(_, h)| **h)
+                .map(|(i, _)| *i)
+                .collect(),
+        )?;
+        for group in groups(batch, have) {
+            while let Some(done) = tasks.try_join_next() {
+                done??;
+            }
+            let permit = permits.clone().acquire_owned().await?;
+            // In flight now, bounded by `concurrency`: out of the outbox.
+            let group: Vec<(ChunkId, Vec<u8>)> = group
+                .into_iter()
+                .map(|Outgoing { id, blob, queued }| {
+                    drop(queued);
+                    (id, blob)
+                })
+                .collect();
+            let (remote, confirmed, sent) = (remote.clone(), confirmed.clone(), sent.clone());
+            let duplicates = duplicates.clone();
+            blobs += group.len() as u64;
+            tasks.spawn(async move {
+                let len: u64 = group.iter().map(|(_, b)| b.len() as u64).sum();
+                let ids: Vec<ChunkId> = group.iter().map(|(id, _)| *id).collect();
+                let new = match <[_; 1]>::try_from(group) {
+                    Ok([(id, blob)]) => vec![remote.put_chunk(&id, blob).await?],
+                    Err(group) => remote.put_chunks(group).await?,
+                };
+                let old = new.iter().filter(|n| !**n).count();
+                duplicates.fetch_add(old as u64, Ordering::Relaxed);
+                sent.fetch_add(len, Ordering::Relaxed);
+                confirmed.record(ids)?;
+                drop(permit);
+                Ok::<_, anyhow::Error>(())
+            });
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok((blobs, duplicates.load(Ordering::Relaxed)))
+}
+
+/// The blobs of `batch` the server lacks (`have` is its answer), as
+/// requests: small ones in groups (one request each), larger ones alone
+/// (sent from their own buffer).
+fn groups(batch: Vec<Outgoing>, have: Vec<bool>) -> Vec<Vec<Outgoing>> {
+    let mut groups: Vec<Vec<Outgoing>> = Vec::new();
+    let mut small: Vec<Outgoing> = Vec::new();
+    let mut small_bytes = 0;
+    for (out, has) in batch.into_iter().zip(have) {
+        if has {
+            continue;
+        }
+        if out.blob.len() > SMALL_BLOB {
+            groups.push(vec![out]);
+            continue;
+        }
+        small_bytes += out.blob.len();
+        small.push(out);
+        if small_bytes >= PUT_GROUP_BYTES {
+            groups.push(std::mem::take(&mut small));
+            small_bytes = 0;
+        }
+    }
+    if !small.is_empty() {
+        groups.push(small);
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(n: u8, len: usize, budget: &Arc<tokio::sync::Semaphore>) -> Outgoing {
+        Outgoing {
+            id: ChunkId::from_bytes([n; 32]),
+            blob: vec![n; len],
+            queued: budget.clone().try_acquire_owned().unwrap(),
+        }
+    }
+
+    #[test]
+    fn small_blobs_go_in_groups_of_a_mebibyte_larger_ones_alone_and_had_ones_not_at_all() {
+        let budget = Arc::new(tokio::sync::Semaphore::new(BATCH));
+        let sizes = [
+            (1, SMALL_BLOB, false),
+            (2, SMALL_BLOB + 1, false), // larger: alone
+            (3, SMALL_BLOB, true),      // the server has it
+            (4, SMALL_BLOB, false),
+            (5, SMALL_BLOB, false),
+            (6, SMALL_BLOB, false), // the group reaches 1 MiB: closed
+            (7, 10, false),
+        ];
+        let batch = sizes
+            .iter()
+            .map(|&(n, len, _)| outgoing(n, len, &budget))
+            .collect();
+        let have = sizes.iter().map(|&(_, _, has)| has).collect();
+        let groups = groups(batch, have);
+        let ids: Vec<Vec<u8>> = groups
+            .iter()
+            .map(|g| g.iter().map(|o| o.id.as_bytes()[0]).collect())
+            .collect();
+        assert_eq!(ids, vec![vec![2], vec![1, 4, 5, 6], vec![7]]);
+        // The blob the server has left the outbox's budget.
+        assert_eq!(budget.available_permits(), BATCH - 6);
+    }
+}
