@@ -279,8 +279,8 @@ async fn seal_earlier_connections(
     };
     for (old, uploads) in earlier {
         let store = store.clone();
-        let sealed = tokio::task::spawn_blocking(move || store.seal_writer(&old, &uploads.writer))
-        .await;
+        let sealed =
+            tokio::task::spawn_blocking(move || store.seal_writer(&old, &uploads.writer)).await;
         match sealed {
             Ok(Ok(())) => debug!("sealed the open pack of an earlier connection of this device"),
             Ok(Err(e)) => warn!("sealing an earlier connection's pack failed: {e}"),

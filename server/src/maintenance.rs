@@ -226,7 +226,9 @@ mod tests {
         let mut runs = store.maintenance_runs().unwrap();
         runs.sort_by(|a, b| a.task.cmp(&b.task));
         assert_eq!(
-            runs.iter().map(|r| (r.task.as_str(), r.started)).collect::<Vec<_>>(),
+            runs.iter()
+                .map(|r| (r.task.as_str(), r.started))
+                .collect::<Vec<_>>(),
             [("gc", 1_800_000_000), ("prune", 1_800_259_200)]
         );
 

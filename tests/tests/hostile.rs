@@ -642,7 +642,10 @@ async fn a_request_that_stalls_is_answered_and_dropped() {
         s.write_all(piece).await.unwrap();
         tokio::time::sleep(stall / 8).await;
     }
-    assert!(t.elapsed() > stall, "the trickle lasts longer than the limit");
+    assert!(
+        t.elapsed() > stall,
+        "the trickle lasts longer than the limit"
+    );
     s.finish().unwrap();
     let reply = r.read_to_end(1 << 20).await.unwrap();
     let (t, p) = Assembler::for_responses().feed(&reply).unwrap().unwrap();

@@ -91,7 +91,9 @@ pub use pack::{
     parse_pack_index, read_pack_index, PackEntry, PackWriter, PACK_MAGIC, PACK_TARGET_SIZE,
     PACK_VERSION,
 };
-pub use rebuild::{rebuild_catalog, rebuild_catalog_with, rebuild_catalog_with_clock, RebuildReport};
+pub use rebuild::{
+    rebuild_catalog, rebuild_catalog_with, rebuild_catalog_with_clock, RebuildReport,
+};
 pub use session_writer::{FullPack, SessionWriter};
 pub use storage::{copy_packs, CopyReport, PackStorage, RawPacks, S3Config};
 pub use store::{Store, ACCOUNT_FILE, CATALOG_FILE, SUBSCRIBERS_DIR};

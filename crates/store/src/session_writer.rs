@@ -195,7 +195,12 @@ mod tests {
     }
 
     /// Writes 4 MiB blobs until the store hands a full pack out.
-    fn fill(store: &Store, s: &Session, w: &SessionWriter, keys: &Keys) -> (Vec<ChunkId>, FullPack) {
+    fn fill(
+        store: &Store,
+        s: &Session,
+        w: &SessionWriter,
+        keys: &Keys,
+    ) -> (Vec<ChunkId>, FullPack) {
         let mut ids = Vec::new();
         for seed in 0.. {
             let (id, b) = blob(keys, seed, 4 << 20);

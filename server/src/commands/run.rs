@@ -56,12 +56,7 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
                 let _ = stopped.await;
             }))
         });
-        let serving = daemon::serve(
-            endpoint,
-            store.clone(),
-            limits(&config),
-            shutdown,
-        );
+        let serving = daemon::serve(endpoint, store.clone(), limits(&config), shutdown);
         let result = match nightly {
             // The nightly work never ends by itself: serving decides when to stop.
             Some(at) => tokio::select! {
