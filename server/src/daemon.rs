@@ -6,16 +6,19 @@
 //! - A connection limit: past `max_connections`, new connections are refused at
 //!   once (the client is told the server is busy) rather than queued.
 //! - Each connection first authenticates (hello + Auth on its first stream,
-//!   within [`HANDSHAKE_TIMEOUT`]); then every bidirectional stream carries one
-//!   request and its response, many in parallel.
+//!   within [`Limits::handshake_timeout`]); then every bidirectional stream
+//!   carries one request and its response, many in parallel. Timeouts are
+//!   tokio timers, so tests drive them with tokio's paused time.
 //! - Store calls are blocking (SQLite, fsync): they run on tokio's blocking pool.
 //! - Every log line of a connection carries its subscriber and device (a span).
 //! - Graceful shutdown: stop accepting, close connections with a reason, seal
 //!   every open pack, wait for the endpoint to drain.
-//! - Uploads: each connection appends to its own open pack; a full pack is
-//!   sealed (fsync, rename, catalogue) beside the next one filling up, so the
-//!   disk flush never stalls the stream of uploads. A commit waits for those
-//!   seals, then seals the open pack and checks every chunk (store invariant).
+//! - Uploads: each connection appends to its own open pack, a
+//!   [`coffre_store::SessionWriter`]. The store decides when a pack is full
+//!   and hands it out; the daemon seals it (fsync, rename, catalogue) on
+//!   another blocking task, beside the next one filling up, so the disk flush
+//!   never stalls the stream of uploads. A commit waits for those seals (the
+//!   store counts them), then seals the open pack and checks every chunk.
 //! - A device's new connection first seals the open packs of its earlier
 //!   connections: a client killed mid-backup leaves a connection that the
 //!   server sees end only at the idle timeout, and its rerun must find the
@@ -23,19 +26,19 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use anyhow::Result;
 use coffre_core::ChunkId;
 use coffre_proto::{ErrorCode, ErrorReply, Request, Response, Role as WireRole, SnapshotEntry};
-use coffre_store::{PackWriter, Role, Session, Store};
+use coffre_store::{FullPack, Role, Session, SessionWriter, Store};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::combiner::Combiner;
 
-/// How long a new connection may take to say hello and authenticate.
+/// The default [`Limits::handshake_timeout`].
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Limits of the daemon.
@@ -43,6 +46,11 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Limits {
     /// Connections served at once.
     pub max_connections: usize,
+    /// How long a new connection may take to say hello and authenticate
+    /// (from the end of the QUIC handshake); then it is closed ("handshake
+    /// timed out") and its slot freed, so silent connections cannot hold the
+    /// `max_connections` slots.
+    pub handshake_timeout: Duration,
     /// A request stream that brings no byte for this long is answered with
     /// an error and dropped, with what it had buffered: a client that stalls
     /// in the middle of a request cannot hold memory while its connection
@@ -57,6 +65,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 1024,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
             request_stall: REQUEST_STALL,
         }
     }
@@ -95,10 +104,10 @@ pub async fn serve(
                 let Some(incoming) = incoming else { break };
                 match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        let (store, live) = (store.clone(), live.clone());
+                        let (store, live, limits) = (store.clone(), live.clone(), limits.clone());
                         let remote = incoming.remote_address();
                         connections.spawn(async move {
-                            if let Err(e) = connection(incoming, store, live, limits.request_stall).await {
+                            if let Err(e) = connection(incoming, store, live, limits).await {
                                 debug!(%remote, "connection ended: {e:#}");
                             }
                             drop(permit);
@@ -178,11 +187,12 @@ async fn connection(
     incoming: quinn::Incoming,
     store: Arc<Store>,
     live: LiveUploads,
-    stall: Duration,
+    limits: Limits,
 ) -> Result<()> {
     let conn = incoming.await?;
     let remote = conn.remote_address();
-    let session = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&conn, &store)).await {
+    let (stall, timeout) = (limits.request_stall, limits.handshake_timeout);
+    let session = match tokio::time::timeout(timeout, handshake(&conn, &store, timeout)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             conn.close(1u32.into(), b"authentication failed");
@@ -190,14 +200,14 @@ async fn connection(
         }
         Err(_) => {
             conn.close(1u32.into(), b"handshake timed out");
-            anyhow::bail!("{remote}: no hello and authentication within {HANDSHAKE_TIMEOUT:?}");
+            anyhow::bail!("{remote}: no hello and authentication within {timeout:?}");
         }
     };
     let span = info_span!("session", subscriber = %session.subscriber, device = %session.device);
     async move {
         info!(%remote, "connected");
         let session = Arc::new(session);
-        let pack = Arc::new(Uploads::new(store.open_pack(&session)));
+        let pack = Arc::new(Uploads::new(store.session_writer(&session)));
         // Chunk reads (restores): two at a time, so one read waiting for the
         // disk does not hold up the others.
         let reader = Combiner::new(2);
@@ -228,8 +238,7 @@ async fn connection(
         // after an interruption does not send them again.
         let (s, p) = (store.clone(), pack.clone());
         let sealed = tokio::task::spawn_blocking(move || {
-            p.wait_for_seals();
-            let sealed = s.seal_pack(&session, &mut p.open.lock().unwrap());
+            let sealed = s.seal_writer(&session, &p.writer);
             // Then GC may collect what this session was told exists.
             if let Err(e) = s.end_session(&session) {
                 warn!("recording the end of the session failed: {e}");
@@ -270,12 +279,8 @@ async fn seal_earlier_connections(
     };
     for (old, uploads) in earlier {
         let store = store.clone();
-        let sealed = tokio::task::spawn_blocking(move || {
-            uploads.wait_for_seals();
-            let mut open = uploads.open.lock().unwrap();
-            store.seal_pack(&old, &mut open)
-        })
-        .await;
+        let sealed =
+            tokio::task::spawn_blocking(move || store.seal_writer(&old, &uploads.writer)).await;
         match sealed {
             Ok(Ok(())) => debug!("sealed the open pack of an earlier connection of this device"),
             Ok(Err(e)) => warn!("sealing an earlier connection's pack failed: {e}"),
@@ -289,8 +294,12 @@ async fn seal_earlier_connections(
     });
 }
 
-/// Hello and Auth on the first stream.
-async fn handshake(conn: &quinn::Connection, store: &Arc<Store>) -> Result<Session> {
+/// Hello and Auth on the first stream, each read within `timeout`.
+async fn handshake(
+    conn: &quinn::Connection,
+    store: &Arc<Store>,
+    timeout: Duration,
+) -> Result<Session> {
     let (mut send, mut recv) = conn.accept_bi().await?;
     let mut hello = [0u8; coffre_proto::HELLO_LEN];
     recv.read_exact(&mut hello).await?;
@@ -309,7 +318,7 @@ async fn handshake(conn: &quinn::Connection, store: &Arc<Store>) -> Result<Sessi
             anyhow::bail!("bad hello: {e}");
         }
     }
-    let secret = match read_request(&mut recv, HANDSHAKE_TIMEOUT)
+    let secret = match read_request(&mut recv, timeout)
         .await
         .map_err(|e| e.reply())
     {
@@ -425,11 +434,7 @@ async fn handle(
             new: pack.put_many(store, s, blobs).await?,
         },
         Request::Commit { manifest } => {
-            let id = blocking(move || {
-                pack.wait_for_seals();
-                store.commit_snapshot(&s, &mut pack.open.lock().unwrap(), &manifest)
-            })
-            .await?;
+            let id = blocking(move || store.commit_writer(&s, &pack.writer, &manifest)).await?;
             info!(snapshot = %id.short(), "snapshot committed");
             Response::Committed {
                 snapshot: *id.as_bytes(),
@@ -495,26 +500,23 @@ async fn handle(
     })
 }
 
-/// A connection's uploads: the open pack, its writer, and the full packs
-/// being sealed.
+/// A connection's uploads: the store's [`SessionWriter`] (the open pack and
+/// the count of full packs being sealed), and the combiner its appends go
+/// through.
 ///
 /// Blobs are appended by one blocking task at a time that takes every blob
 /// queued meanwhile ([`Combiner`] of width 1): with 8 uploads in flight, a
 /// request that finds the writer busy only queues its blob.
 struct Uploads {
-    open: Mutex<PackWriter>,
-    writer: Arc<Combiner>,
-    sealing: Mutex<usize>,
-    sealed: Condvar,
+    writer: SessionWriter,
+    combiner: Arc<Combiner>,
 }
 
 impl Uploads {
-    fn new(pack: PackWriter) -> Self {
+    fn new(writer: SessionWriter) -> Self {
         Uploads {
-            open: Mutex::new(pack),
-            writer: Combiner::new(1),
-            sealing: Mutex::new(0),
-            sealed: Condvar::new(),
+            writer,
+            combiner: Combiner::new(1),
         }
     }
 
@@ -527,7 +529,7 @@ impl Uploads {
         blob: Vec<u8>,
     ) -> Result<bool, ErrorReply> {
         let me = self.clone();
-        combined(&self.writer, move || me.append(&store, &s, &id, &blob)).await
+        combined(&self.combiner, move || me.append(&store, &s, &id, &blob)).await
     }
 
     /// Appends blobs in order, in one call of the writer; for each, true if
@@ -540,7 +542,7 @@ impl Uploads {
         blobs: Vec<([u8; 32], Vec<u8>)>,
     ) -> Result<Vec<bool>, ErrorReply> {
         let me = self.clone();
-        combined(&self.writer, move || {
+        combined(&self.combiner, move || {
             blobs
                 .iter()
                 .map(|(id, blob)| me.append(&store, &s, &ChunkId::from_bytes(*id), blob))
@@ -549,63 +551,36 @@ impl Uploads {
         .await
     }
 
-    /// Appends a blob. When the open pack would pass the target size, it is
-    /// swapped for a fresh one and sealed by another blocking task, so the
-    /// uploads of the connection go on meanwhile. (Its chunks count as this
-    /// session's until sealed: `has_chunks` sees them, nothing is sent twice.)
+    /// Appends a blob; if the store says that filled the open pack, seals
+    /// the full pack on another blocking task, so the uploads of the
+    /// connection go on meanwhile.
     fn append(
-        self: &Arc<Self>,
+        &self,
         store: &Arc<Store>,
         s: &Arc<Session>,
         id: &ChunkId,
         blob: &[u8],
     ) -> Result<bool, coffre_store::Error> {
-        let mut open = self.open.lock().unwrap();
-        if !open.is_empty()
-            && open.size() + blob.len() as u64 + 1024 >= coffre_store::PACK_TARGET_SIZE
-        {
-            let sealing = Sealing::start(self.clone());
-            let mut full = std::mem::replace(&mut *open, store.open_pack(s));
-            let (store, s) = (store.clone(), s.clone());
-            tokio::task::spawn_blocking(move || {
-                let sealed = store.seal_pack(&s, &mut full);
-                drop(sealing);
-                if let Err(e) = sealed {
-                    // Its chunks are reported absent from now on; the
-                    // client's commit gets MissingChunks and sends them again.
-                    warn!("sealing a full pack failed: {e}");
-                }
-            });
+        let (new, full) = store.write_chunk(s, &self.writer, id, blob)?;
+        if let Some(full) = full {
+            seal_beside(store.clone(), s.clone(), full);
         }
-        store.put_chunk(s, &mut open, id, blob)
-    }
-
-    /// Blocks until no full pack of this connection is being sealed.
-    fn wait_for_seals(&self) {
-        let mut n = self.sealing.lock().unwrap();
-        while *n > 0 {
-            n = self.sealed.wait(n).unwrap();
-        }
+        Ok(new)
     }
 }
 
-/// A full pack being sealed: counted from [`Sealing::start`] until dropped,
-/// also when the runtime drops the sealing task unrun (shutting down), so
-/// [`Uploads::wait_for_seals`] cannot wait forever.
-struct Sealing(Arc<Uploads>);
-
-impl Sealing {
-    fn start(uploads: Arc<Uploads>) -> Self {
-        *uploads.sealing.lock().unwrap() += 1;
-        Sealing(uploads)
-    }
-}
-
-impl Drop for Sealing {
-    fn drop(&mut self) {
-        *self.0.sealing.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        self.0.sealed.notify_all();
-    }
+/// Seals a full pack on tokio's blocking pool. Until it is sealed the store
+/// counts it (a commit waits for it) and reports its chunks present to this
+/// session; if the runtime drops the task unrun (shutting down), the pack is
+/// discarded and uncounted.
+fn seal_beside(store: Arc<Store>, s: Arc<Session>, full: FullPack) {
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.seal_full(&s, full) {
+            // Its chunks are reported absent from now on; the client's
+            // commit gets MissingChunks and sends them again.
+            warn!("sealing a full pack failed: {e}");
+        }
+    });
 }
 
 /// Reads one request with quinn's zero-copy chunks (the assembler makes the

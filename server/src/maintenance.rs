@@ -2,6 +2,12 @@
 //! subscriber, the record of each task's last run (for `/metrics`), and the
 //! daemon's nightly run (retention, garbage collection, then a verify of a
 //! thirtieth of the packs) at `nightly_at` (config.toml).
+//!
+//! Every time these tasks decide by is read from the store's clock
+//! ([`Store::now`]): when the next night is, which part of the packs tonight's
+//! verify reads, when a recorded run started (and GC's grace period, inside
+//! the store). `Instant` only measures how long a run took; tokio's timer
+//! only sleeps until the night.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,7 +76,7 @@ pub const NIGHTLY_VERIFY_PARTS: u64 = 30;
 /// Runs `task`, recording when it started, how long it took and whether it
 /// succeeded (a failure to record is logged, never hides the task's result).
 pub fn timed<T>(store: &Store, task: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let started = jiff::Timestamp::now().as_second();
+    let started = store.now();
     let clock = Instant::now();
     let result = f();
     let run = MaintenanceRun {
@@ -90,12 +96,10 @@ pub fn timed<T>(store: &Store, task: &str, f: impl FnOnce() -> Result<T>) -> Res
 /// the next night. Never returns.
 pub async fn nightly(store: Arc<Store>, at: (i8, i8)) {
     loop {
-        let now = jiff::ZonedDateTime::now();
-        let wait = match retention::next_run(&now, at) {
-            Ok(next) => {
+        let wait = match next_night(store.now(), at) {
+            Ok((next, wait)) => {
                 info!(next = %next.strftime("%Y-%m-%d %H:%M %Z"), "next nightly run (retention, then garbage collection)");
-                let secs = (next.timestamp().as_second() - now.timestamp().as_second()).max(1);
-                Duration::from_secs(secs as u64)
+                wait
             }
             Err(e) => {
                 warn!("cannot compute the next nightly run: {e}; retrying in an hour");
@@ -109,6 +113,15 @@ pub async fn nightly(store: Arc<Store>, at: (i8, i8)) {
             warn!("nightly task failed: {e}");
         }
     }
+}
+
+/// The next nightly run after `now` (Unix seconds), at `at` in this
+/// server's time zone, and how long until then (at least a second).
+pub fn next_night(now: i64, at: (i8, i8)) -> Result<(jiff::ZonedDateTime, Duration)> {
+    let now = jiff::Timestamp::from_second(now)?.to_zoned_datetime(jiff::tz::TimeZone::system());
+    let next = retention::next_run(&now, at)?;
+    let secs = (next.timestamp().as_second() - now.timestamp().as_second()).max(1);
+    Ok((next, Duration::from_secs(secs as u64)))
 }
 
 /// One night's work, logged.
@@ -163,7 +176,7 @@ pub fn night(store: &Store) {
     }
     // A rotating part of the packs, every manifest; damage makes the run
     // count as failed (`coffre_verify_last_run_success 0`).
-    let night = jiff::Timestamp::now().as_second().div_euclid(86_400) as u64;
+    let night = store.now().div_euclid(86_400) as u64;
     let opts = VerifyOptions {
         sample: Some((NIGHTLY_VERIFY_PARTS, night % NIGHTLY_VERIFY_PARTS)),
         repair: false,
@@ -191,5 +204,39 @@ pub fn night(store: &Store) {
     match verified {
         Ok(packs) => info!(packs, "nightly verify: no damage"),
         Err(e) => warn!("nightly verify: {e:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffre_store::{Clock, ManualClock, PackStorage};
+
+    #[test]
+    fn the_nightly_times_come_from_the_stores_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_800_000_000));
+        let store =
+            Store::create_with_clock(dir.path(), &PackStorage::Local, clock.clone()).unwrap();
+
+        // A recorded run starts when the store's clock says.
+        timed(&store, "gc", || Ok(())).unwrap();
+        clock.advance(3 * 86_400);
+        timed(&store, "prune", || Ok(())).unwrap();
+        let mut runs = store.maintenance_runs().unwrap();
+        runs.sort_by(|a, b| a.task.cmp(&b.task));
+        assert_eq!(
+            runs.iter()
+                .map(|r| (r.task.as_str(), r.started))
+                .collect::<Vec<_>>(),
+            [("gc", 1_800_000_000), ("prune", 1_800_259_200)]
+        );
+
+        // The next night is counted from the clock, whatever the wall clock.
+        let now = clock.now();
+        let (next, wait) = next_night(now, (3, 30)).unwrap();
+        assert_eq!(next.timestamp().as_second(), now + wait.as_secs() as i64);
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(86_400 + 3_600));
+        assert_eq!((next.hour(), next.minute()), (3, 30));
     }
 }

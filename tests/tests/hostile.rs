@@ -10,10 +10,22 @@
 //! counting allocator (it counts bytes reserved, touched or not). Both ends
 //! of every connection live in this process, so the figures include the
 //! clients. The tests hold one lock so that their measurements do not mix.
+//!
+//! The tests that wait for a timeout of the daemon (the handshake timeout,
+//! a request's stall) run on tokio's paused clock (`start_paused`, one
+//! thread), the way quinn-proto's tests advance time themselves: the daemon,
+//! quinn's timers and the test share that clock (quinn reads tokio's), so
+//! the real defaults are tested (10 s, 60 s) and no test sleeps for them.
+//! Tokio moves the paused clock on to the next timer whenever the runtime has
+//! nothing to run (also while a datagram is on its way, never while a store
+//! call runs on the blocking pool): the bounds below are in that clock, both
+//! sides of each.
 
 mod support;
 
 use std::time::{Duration, Instant};
+
+use tokio::time::Instant as TokioInstant;
 
 use coffre_fuzz::alloc::process_heap_bytes;
 use coffre_fuzz::mutate::{mutate, Rng};
@@ -21,7 +33,7 @@ use coffre_proto::{
     encode_hello, encode_request, Assembler, ErrorCode, Request, Response, CONTINUATION, HELLO_LEN,
     MAX_BLOB_LEN, MAX_FRAME_LEN,
 };
-use coffre_server::{Limits, HANDSHAKE_TIMEOUT};
+use coffre_server::{Limits, HANDSHAKE_TIMEOUT, REQUEST_STALL};
 use coffre_store::Role;
 use support::{assert_restorable, backup, raw_connection, Client, TestServer};
 
@@ -437,21 +449,22 @@ async fn slow_clients_announcing_big_frames_cost_what_they_send_and_others_are_s
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// On tokio's paused clock: the handshake timeout passes without waiting.
+#[tokio::test(start_paused = true)]
 async fn idle_and_unauthenticated_connections_stay_within_the_limit_and_others_are_served() {
     let _serial = SERIAL.lock().await;
     const IDLE: usize = 200;
     const UNAUTHENTICATED: usize = 10;
     let dir = tempfile::tempdir().unwrap();
     let max_connections = 1 + IDLE + UNAUTHENTICATED;
-    let server = TestServer::start_with(
-        dir.path(),
-        Limits {
-            max_connections,
-            ..Limits::default()
-        },
-    )
-    .await;
+    let limits = Limits {
+        max_connections,
+        ..Limits::default()
+    };
+    // The daemon's default, as `coffre-server run` has it.
+    let timeout = limits.handshake_timeout;
+    assert_eq!(timeout, HANDSHAKE_TIMEOUT);
+    let server = TestServer::start_with(dir.path(), limits).await;
     let good_secret = server.device("asso", 1 << 30, "compta", Role::Backup);
     let good = server.connect(good_secret).await.unwrap();
     let mut honest = Client::new(41);
@@ -488,14 +501,27 @@ async fn idle_and_unauthenticated_connections_stay_within_the_limit_and_others_a
     );
 
     // A handshake flood: connections that finish TLS and never say hello.
-    let t_flood = Instant::now();
+    // Each is watched from the moment it is connected: when it is closed,
+    // on the paused clock.
+    let t_flood = TokioInstant::now();
+    let t_flood_real = Instant::now();
     let mut unauthenticated = Vec::new();
     for _ in 0..UNAUTHENTICATED {
-        unauthenticated.push(connect_on(&ep, &server).await);
+        let conn = connect_on(&ep, &server).await;
+        let connected = TokioInstant::now();
+        let closed = tokio::spawn({
+            let conn = conn.clone();
+            async move {
+                let reason = conn.closed().await;
+                (reason, connected.elapsed())
+            }
+        });
+        unauthenticated.push((conn, closed));
     }
 
-    // Every slot is taken: the next connection is refused at once.
-    let t = Instant::now();
+    // Every slot is taken: the next connection is refused at once (no
+    // timer of the paused clock passes meanwhile either).
+    let t = TokioInstant::now();
     let err = server.connect(good_secret).await.unwrap_err();
     eprintln!(
         "connection {} of {max_connections} refused in {:?}: {err}",
@@ -514,28 +540,43 @@ async fn idle_and_unauthenticated_connections_stay_within_the_limit_and_others_a
     // The connected honest client is served all along.
     honest_round_trip(&good, &mut honest, 2).await;
 
-    // The server drops the silent connections after its handshake timeout.
-    for conn in &unauthenticated {
-        let reason =
-            tokio::time::timeout(HANDSHAKE_TIMEOUT + Duration::from_secs(5), conn.closed())
-                .await
-                .expect("an unauthenticated connection outlived the handshake timeout");
+    // The server drops the silent connections at its handshake timeout: not
+    // before, and within 5 s after.
+    let mut after = Vec::new();
+    for (_conn, closed) in unauthenticated {
+        let (reason, waited) = tokio::time::timeout(timeout + Duration::from_secs(5), closed)
+            .await
+            .expect("an unauthenticated connection outlived the handshake timeout")
+            .unwrap();
         assert!(
             reason.to_string().contains("handshake timed out"),
             "{reason}"
         );
+        assert!(
+            waited >= timeout,
+            "a silent connection was closed {waited:?} after it connected, before the \
+             timeout ({timeout:?})"
+        );
+        assert!(
+            waited <= timeout + Duration::from_secs(5),
+            "a silent connection was closed {waited:?} after it connected (timeout {timeout:?})"
+        );
+        after.push(waited);
     }
     eprintln!(
-        "{UNAUTHENTICATED} silent connections dropped {:?} after they connected (timeout {HANDSHAKE_TIMEOUT:?})",
-        t_flood.elapsed()
+        "{UNAUTHENTICATED} silent connections dropped {:?} to {:?} after they connected \
+         (timeout {timeout:?}, tokio's paused clock; {:?} of real time since the flood)",
+        after.iter().min().unwrap(),
+        after.iter().max().unwrap(),
+        t_flood_real.elapsed()
     );
-    assert!(t_flood.elapsed() >= HANDSHAKE_TIMEOUT - Duration::from_millis(500));
+    assert!(t_flood.elapsed() >= timeout);
 
     // Their slots are free again: a new honest connection is served.
     let again = loop {
         match server.connect(good_secret).await {
             Ok(r) => break r,
-            Err(_) if t_flood.elapsed() < HANDSHAKE_TIMEOUT * 2 => {
+            Err(_) if t_flood.elapsed() < timeout * 2 => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => panic!("slots were not freed: {e}"),
@@ -554,20 +595,16 @@ async fn idle_and_unauthenticated_connections_stay_within_the_limit_and_others_a
 
 /// A request that stalls halfway is answered with an error after
 /// `Limits::request_stall` of silence, and what it buffered is dropped; a
-/// slow but steady request on the same connection is not.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// slow but steady request on the same connection is not. On tokio's paused
+/// clock, with the daemon's default stall (60 s).
+#[tokio::test(start_paused = true)]
 async fn a_request_that_stalls_is_answered_and_dropped() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let stall = Duration::from_millis(800);
-    let server = TestServer::start_with(
-        dir.path(),
-        Limits {
-            request_stall: stall,
-            ..Limits::default()
-        },
-    )
-    .await;
+    let limits = Limits::default();
+    let stall = limits.request_stall;
+    assert_eq!(stall, REQUEST_STALL);
+    let server = TestServer::start_with(dir.path(), limits).await;
     let secret = server.device("asso", 1 << 30, "pc", Role::Backup);
     let (_ep, conn) = raw_connection(&server).await;
     authenticate(&conn, secret).await;
@@ -579,7 +616,7 @@ async fn a_request_that_stalls_is_answered_and_dropped() {
         .await
         .unwrap();
     s.write_all(&[0x11; 1024]).await.unwrap();
-    let t = Instant::now();
+    let t = TokioInstant::now();
     let reply = tokio::time::timeout(stall * 5, r.read_to_end(1 << 20))
         .await
         .expect("the server answers a stalled request")
@@ -593,16 +630,22 @@ async fn a_request_that_stalls_is_answered_and_dropped() {
     );
 
     // A request trickling slower than the limit in all, but never silent
-    // for as long, is served (here: a has-chunks request, 100 ms per piece).
+    // for as long, is served (here: a has-chunks request, 12 pieces, one
+    // every eighth of the limit: 1.5 limits in all).
     let req = encode_request(&Request::HasChunks {
         ids: vec![[7; 32]; 8],
     })
     .unwrap();
     let (mut s, mut r) = conn.open_bi().await.unwrap();
+    let t = TokioInstant::now();
     for piece in req.chunks(req.len().div_ceil(12)) {
         s.write_all(piece).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(stall / 8).await;
     }
+    assert!(
+        t.elapsed() > stall,
+        "the trickle lasts longer than the limit"
+    );
     s.finish().unwrap();
     let reply = r.read_to_end(1 << 20).await.unwrap();
     let (t, p) = Assembler::for_responses().feed(&reply).unwrap().unwrap();

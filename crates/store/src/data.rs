@@ -12,10 +12,10 @@ use coffre_core::{snapshot_id, ChunkId, KeyFile, Manifest};
 use crate::catalog::{CommitOutcome, DeleteOutcome, SnapshotRow};
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::pack::{self, PackWriter, PACK_TARGET_SIZE};
+use crate::pack::{self, PackWriter};
 use crate::pending::lock;
 use crate::retention::{Policy, DEFAULT_POLICY};
-use crate::store::{now, Store};
+use crate::store::Store;
 use crate::types::{Role, Session, SnapshotInfo, Status};
 
 /// The largest key file accepted.
@@ -54,10 +54,28 @@ impl Store {
     /// Refuses a blob whose cleartext header is not a coffre blob's
     /// ([`Error::BadRequest`]), and one that would take the subscriber over
     /// its quota ([`Error::QuotaExceeded`]; the quota counts sealed data and
-    /// every open pack of the subscriber). Seals the pack when it reaches
-    /// 32 MiB. On an I/O error the open pack is discarded (its blobs must be
-    /// sent again: `has_chunks` reports them absent).
+    /// every open pack of the subscriber). Seals the pack when it is full
+    /// ([`PackWriter::is_full`]: its body reached 32 MiB). On an I/O error
+    /// the open pack is discarded (its blobs must be sent again: `has_chunks`
+    /// reports them absent).
     pub fn put_chunk(
+        &self,
+        s: &Session,
+        pack: &mut PackWriter,
+        id: &ChunkId,
+        blob: &[u8],
+    ) -> Result<bool> {
+        let new = self.append_chunk(s, pack, id, blob)?;
+        if pack.is_full() {
+            self.seal_pack(s, pack)?;
+        }
+        Ok(new)
+    }
+
+    /// [`Store::put_chunk`] without the seal of a full pack: the caller
+    /// decides what to do with it (the session writer hands it out to be
+    /// sealed beside the next one).
+    pub(crate) fn append_chunk(
         &self,
         s: &Session,
         pack: &mut PackWriter,
@@ -99,9 +117,6 @@ impl Store {
             pack.discard();
             return Err(e);
         }
-        if pack.body_len() >= PACK_TARGET_SIZE {
-            self.seal_pack(s, pack)?;
-        }
         Ok(true)
     }
 
@@ -130,7 +145,7 @@ impl Store {
             &sealed.name,
             sealed.size,
             pack.entries(),
-            now(),
+            self.now(),
         );
         if let Err(e) = recorded {
             drop(pending);
@@ -226,7 +241,7 @@ impl Store {
         };
         let outcome = {
             let mut pending = lock(&state.pending_bytes);
-            let outcome = self.catalog.insert_snapshot(&row, epoch, now());
+            let outcome = self.catalog.insert_snapshot(&row, epoch, self.now());
             *pending = pending.saturating_sub(needed);
             outcome
         };

@@ -7,7 +7,15 @@
 //!   usage), [`Store::authenticate`], and the data path, which takes the
 //!   returned [`Session`] and is scoped by its subscriber (invariant 4).
 //! - [`PackWriter`]: a session's open pack; blobs become durable and visible
-//!   when it is sealed (explicitly, at 32 MiB, or by `commit_snapshot`).
+//!   when it is sealed (explicitly, once full at 32 MiB, or by
+//!   `commit_snapshot`). The store alone decides when a pack is full
+//!   ([`PackWriter::is_full`]).
+//! - [`SessionWriter`]: a connection's uploads as the daemon drives them: the
+//!   open pack, and the full packs handed out ([`FullPack`]) to be sealed
+//!   beside it, counted so that a commit waits for them.
+//! - [`Clock`]: where the store's time comes from, given when it is opened
+//!   ([`SystemClock`] by default, [`ManualClock`] in tests); nothing in this
+//!   crate reads the wall clock itself.
 //! - [`durable`] is the only module that makes bytes durable: temp file,
 //!   fsync, rename, fsync of the directory.
 //! - `catalog` holds all the SQL (one file per section under `catalog/`);
@@ -43,6 +51,7 @@
 //! | `put_chunk` into different sessions' packs | each other, all reads, commits | each pack is its session's own temporary file; the quota check reads `used_bytes` and reserves the blob's bytes under the subscriber's lock, so parallel uploads cannot overshoot the quota |
 //! | `put_chunk` of the same id by two sessions | each other | both may write it; at seal the first catalogued copy wins (`INSERT OR IGNORE`), the other stays in its pack unindexed (counted in `used_bytes`, reclaimed by a later repack) |
 //! | `seal_pack` | everything | file durable first, then one `IMMEDIATE` transaction (pack row, chunk rows, `used_bytes`) |
+//! | `seal_full` of a session's full pack (`write_chunk` handed it out) | that session's `write_chunk`s, everything else | the full pack left the open pack under the writer's lock and is a separate file; until sealed its ids stay the session's (`has_chunks` sees them) and its bytes stay reserved; `seal_writer` and `commit_writer` wait until no full pack of the writer is out |
 //! | `commit_snapshot` | puts, seals and commits of other subscribers; puts of the same subscriber | commits, forgets and key uploads of one subscriber are serialised (a per-subscriber lock); the chunk check is valid for the GC epoch it read, and is redone inside the write transaction if a GC ran meanwhile |
 //! | `forget_snapshot` (admin devices) | everything | row deleted before the manifest file, in the subscriber's commit lock; chunks are not touched |
 //! | `remove_snapshot` (retention, from `coffre-server prune`, maybe another process) | everything | as `forget_snapshot`; it only removes committed snapshots, which no commit rewrites |
@@ -60,6 +69,7 @@
 
 mod catalog;
 mod copy;
+pub mod clock;
 mod data;
 pub mod durable;
 mod error;
@@ -69,11 +79,13 @@ pub mod pack;
 mod pending;
 pub mod rebuild;
 pub mod retention;
+mod session_writer;
 pub mod storage;
 mod store;
 mod types;
 pub mod verify;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use coffre_core::ChunkId;
 pub use copy::{copy_packs, CopyReport};
 pub use data::MAX_KEY_FILE;
@@ -85,7 +97,10 @@ pub use pack::{
     parse_pack_index, read_pack_index, PackEntry, PackWriter, PACK_MAGIC, PACK_TARGET_SIZE,
     PACK_VERSION,
 };
-pub use rebuild::{rebuild_catalog, rebuild_catalog_with, RebuildReport};
+pub use rebuild::{
+    rebuild_catalog, rebuild_catalog_with, rebuild_catalog_with_clock, RebuildReport,
+};
+pub use session_writer::{FullPack, SessionWriter};
 pub use storage::{PackStorage, RawPacks, S3Config};
 pub use store::Store;
 pub use types::{
@@ -102,6 +117,8 @@ mod tests {
         fn send<T: Send>() {}
         send_sync::<super::Store>();
         send_sync::<super::Session>();
+        send_sync::<super::SessionWriter>();
         send::<super::PackWriter>();
+        send::<super::FullPack>();
     }
 }

@@ -285,7 +285,9 @@ pub(crate) struct SealedPack {
 /// Made by [`Store::open_pack`](crate::Store::open_pack), filled by
 /// [`Store::put_chunk`](crate::Store::put_chunk), made durable by
 /// [`Store::seal_pack`](crate::Store::seal_pack) (or `commit_snapshot`, or
-/// automatically at 32 MiB). The temporary file is created on the first blob.
+/// automatically once [full](Self::is_full)). The temporary file is created on
+/// the first blob. A [`SessionWriter`](crate::SessionWriter) holds one for a
+/// connection.
 /// After a seal the writer is empty and can be filled again.
 ///
 /// **Dropping a writer that holds blobs discards them** (the temporary file is
@@ -347,9 +349,11 @@ impl PackWriter {
         }
     }
 
-    /// Bytes of blobs written since the last seal.
-    pub(crate) fn body_len(&self) -> u64 {
-        self.body_len
+    /// Whether the pack is full and should be sealed: its body reached
+    /// [`PACK_TARGET_SIZE`]. The one place that decides it, for the data
+    /// path's packs (`put_chunk`, the session writer) and repack's.
+    pub fn is_full(&self) -> bool {
+        self.body_len >= PACK_TARGET_SIZE
     }
 
     pub(crate) fn belongs_to(&self, pending: &Arc<Pending>) -> bool {

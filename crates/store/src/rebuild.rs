@@ -24,6 +24,7 @@ use coffre_core::{snapshot_id, ChunkId, Manifest};
 use serde::Serialize;
 
 use crate::catalog::{Account, Catalog, SnapshotRow};
+use crate::clock::{Clock, SystemClock};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::layout::{
@@ -31,7 +32,6 @@ use crate::layout::{
 };
 use crate::pack::read_stored_index;
 use crate::storage::{PackStorage, Packs};
-use crate::store::now;
 
 /// What a rebuild found, per subscriber.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -71,6 +71,18 @@ pub fn rebuild_catalog_with(
     storage: &PackStorage,
     replace: bool,
 ) -> Result<Vec<RebuildReport>> {
+    rebuild_catalog_with_clock(data_dir, storage, replace, &SystemClock)
+}
+
+/// [`rebuild_catalog_with`] with the time read from `clock`: the name the
+/// old catalogue is put aside under, and the `created` of a pack whose
+/// storage gives no time.
+pub fn rebuild_catalog_with_clock(
+    data_dir: &Path,
+    storage: &PackStorage,
+    replace: bool,
+    clock: &dyn Clock,
+) -> Result<Vec<RebuildReport>> {
     let packs = Packs::new(data_dir, storage)?;
     let target = data_dir.join(CATALOG_FILE);
     if target.exists() && !replace {
@@ -95,13 +107,13 @@ pub fn rebuild_catalog_with(
     let catalog = Catalog::open(&building, true)?;
     let mut reports = Vec::new();
     for (id, dir) in subscriber_dirs(&subscribers)? {
-        reports.push(rebuild_subscriber(&catalog, &packs, id, &dir)?);
+        reports.push(rebuild_subscriber(&catalog, &packs, id, &dir, clock)?);
     }
     drop(catalog);
 
     // Put it in place: the old catalogue (and its WAL) aside first.
     if target.exists() {
-        let aside = data_dir.join(format!("{CATALOG_FILE}.replaced-{}", now()));
+        let aside = data_dir.join(format!("{CATALOG_FILE}.replaced-{}", clock.now()));
         for (from, suffix) in sqlite_files(&target).into_iter().zip(["", "-wal", "-shm"]) {
             if from.exists() {
                 let to = PathBuf::from(format!("{}{suffix}", aside.display()));
@@ -127,6 +139,7 @@ fn rebuild_subscriber(
     packs: &Packs,
     id: i64,
     dir: &Path,
+    clock: &dyn Clock,
 ) -> Result<RebuildReport> {
     let mut report = RebuildReport::default();
     let account_path = dir.join(ACCOUNT_FILE);
@@ -169,7 +182,7 @@ fn rebuild_subscriber(
                 let created = if pack.modified > 0 {
                     pack.modified
                 } else {
-                    now()
+                    clock.now()
                 };
                 catalog.insert_pack(id, &pack.name, pack.size, &entries, created)?;
                 report.packs += 1;

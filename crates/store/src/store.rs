@@ -1,14 +1,20 @@
 //! [`Store`]: a data directory, its catalogue and its open packs; opening,
 //! and the admin operations (subscribers, devices, authentication, usage).
 //! The data path (what an authenticated device does) is in `data.rs`.
+//!
+//! A store reads the time from the [`Clock`] it was opened with, never from
+//! the system itself: [`Store::open`] and [`Store::create`] (and their
+//! `_with` forms, which choose the pack storage) take the system's, so every
+//! caller stays one line; `open_with_clock` and `create_with_clock` take any
+//! clock, for the tests that make days pass without sleeping.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use coffre_core::ChunkId;
 
 use crate::catalog::Catalog;
+use crate::clock::{Clock, SystemClock};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::layout::{ACCOUNT_FILE, CATALOG_FILE, KEY_FILE, MANIFESTS_DIR, SUBSCRIBERS_DIR};
@@ -30,14 +36,7 @@ pub struct Store {
     pub(crate) catalog: Catalog,
     pub(crate) pending: Arc<Pending>,
     pub(crate) packs: Arc<Packs>,
-}
-
-/// Now, in Unix seconds.
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    clock: Arc<dyn Clock>,
 }
 
 impl Store {
@@ -52,6 +51,16 @@ impl Store {
     /// is checked first (the bucket answers, the credentials are accepted),
     /// so that a mistake shows before anything is created.
     pub fn create_with(data_dir: &Path, storage: &PackStorage) -> Result<Store> {
+        Store::create_with_clock(data_dir, storage, Arc::new(SystemClock))
+    }
+
+    /// [`Store::create_with`] with the time read from `clock` (see
+    /// [`crate::clock`]).
+    pub fn create_with_clock(
+        data_dir: &Path,
+        storage: &PackStorage,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Store> {
         let packs = Packs::new(data_dir, storage)?;
         packs.check()?;
         let catalog = data_dir.join(CATALOG_FILE);
@@ -67,6 +76,7 @@ impl Store {
             catalog: Catalog::open(&catalog, true)?,
             pending: Arc::default(),
             packs: Arc::new(packs),
+            clock,
         };
         // The catalogue file and its WAL are new entries of the data directory.
         durable::sync_dir(data_dir).map_err(|e| Error::io(data_dir, e))?;
@@ -84,6 +94,16 @@ impl Store {
     /// [`Store::open`] with packs kept as `storage` says (what the server's
     /// `config.toml` chose). Opening does not contact an object store.
     pub fn open_with(data_dir: &Path, storage: &PackStorage) -> Result<Store> {
+        Store::open_with_clock(data_dir, storage, Arc::new(SystemClock))
+    }
+
+    /// [`Store::open_with`] with the time read from `clock` (see
+    /// [`crate::clock`]).
+    pub fn open_with_clock(
+        data_dir: &Path,
+        storage: &PackStorage,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Store> {
         let packs = Packs::new(data_dir, storage)?;
         let catalog = data_dir.join(CATALOG_FILE);
         if !catalog.is_file() {
@@ -98,6 +118,7 @@ impl Store {
             catalog: Catalog::open(&catalog, false)?,
             pending: Arc::default(),
             packs: Arc::new(packs),
+            clock,
         };
         store.save_missing_accounts()?;
         Ok(store)
@@ -106,6 +127,13 @@ impl Store {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.root
+    }
+
+    /// Now, in Unix seconds, as the store's clock says: the time of
+    /// everything the store records and decides by. The server's
+    /// maintenance reads it too, so that one clock drives it all.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     // ---------------------------------------------------------------- paths
@@ -154,7 +182,7 @@ impl Store {
         let retention = retention.map(canonical_retention).transpose()?.flatten();
         let id = self
             .catalog
-            .insert_subscriber(name, quota, retention.as_deref(), now())?;
+            .insert_subscriber(name, quota, retention.as_deref(), self.now())?;
         let dir = self.subscriber_dir(id);
         durable::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         self.save_account(id)
@@ -205,7 +233,7 @@ impl Store {
         })?;
         let hash = secret_hash(&secret);
         self.catalog
-            .insert_device(subscriber, device, role, &hash, now())?;
+            .insert_device(subscriber, device, role, &hash, self.now())?;
         self.save_account(self.catalog.subscriber_id_of(subscriber)?)?;
         Ok(secret)
     }
@@ -218,7 +246,7 @@ impl Store {
     /// Revokes a device: its secret is refused from then on; its snapshots
     /// stay. Revoking a revoked device keeps the first revocation time.
     pub fn revoke_device(&self, subscriber: &str, device: &str) -> Result<()> {
-        self.catalog.revoke_device(subscriber, device, now())?;
+        self.catalog.revoke_device(subscriber, device, self.now())?;
         self.save_account(self.catalog.subscriber_id_of(subscriber)?)
     }
 
@@ -297,7 +325,7 @@ impl Store {
         if row.is_none() {
             *row = Some(
                 self.catalog
-                    .begin_session(s.subscriber_id, s.device_id, now())?,
+                    .begin_session(s.subscriber_id, s.device_id, self.now())?,
             );
         }
         Ok(())

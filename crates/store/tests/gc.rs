@@ -4,9 +4,11 @@
 mod common;
 
 use std::fs;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use coffre_store::{Error, GcOptions, Role};
+use coffre_store::gc::DEFAULT_GRACE_SECS;
+use coffre_store::{Error, GcOptions, ManualClock, PackStorage, Role, Store};
 use common::{Client, Env, GIB};
 
 fn now_options() -> GcOptions {
@@ -107,6 +109,33 @@ fn chunks_younger_than_the_grace_period_are_kept() {
     let r = env.store.gc("acme", &GcOptions::default()).unwrap();
     assert_eq!((r.unreferenced, r.protected, r.deleted_chunks), (3, 3, 0));
     assert_eq!(env.store.has_chunks(&s, &interrupted).unwrap(), [true; 3]);
+}
+
+/// The grace period is counted on the store's clock: a day passes without a
+/// sleep, and the chunks are kept until its last second and deleted at it.
+#[test]
+fn the_grace_period_runs_on_the_stores_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::at_system_time());
+    let store = Store::create_with_clock(dir.path(), &PackStorage::Local, clock.clone()).unwrap();
+    let env = Env { dir, store };
+    let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
+    let mut c = Client::new(1);
+    let interrupted = env.sealed_pack(&s, &mut c, &[1, 2, 3], 10_000);
+    env.store.end_session(&s).unwrap();
+
+    clock.advance(DEFAULT_GRACE_SECS - 1);
+    let r = env.store.gc("acme", &GcOptions::default()).unwrap();
+    assert_eq!((r.unreferenced, r.protected, r.deleted_chunks), (3, 3, 0));
+    assert_eq!(env.packs(&s).len(), 1);
+
+    clock.advance(1);
+    let r = env.store.gc("acme", &GcOptions::default()).unwrap();
+    assert_eq!((r.unreferenced, r.protected, r.deleted_chunks), (3, 0, 3));
+    assert_eq!(r.packs_deleted, 1);
+    assert!(env.packs(&s).is_empty());
+    assert_eq!(env.store.has_chunks(&s, &interrupted).unwrap(), [false; 3]);
+    assert_eq!(env.used("acme"), 0);
 }
 
 #[test]

@@ -56,15 +56,7 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
                 let _ = stopped.await;
             }))
         });
-        let serving = daemon::serve(
-            endpoint,
-            store.clone(),
-            Limits {
-                max_connections: config.max_connections,
-                ..Limits::default()
-            },
-            shutdown,
-        );
+        let serving = daemon::serve(endpoint, store.clone(), limits(&config), shutdown);
         let result = match nightly {
             // The nightly work never ends by itself: serving decides when to stop.
             Some(at) => tokio::select! {
@@ -87,6 +79,15 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
         }
         result
     })
+}
+
+/// The daemon's limits: `max_connections` from config.toml, the defaults for
+/// the rest (the handshake timeout, 10 s; a request's stall, 60 s).
+fn limits(config: &Config) -> Limits {
+    Limits {
+        max_connections: config.max_connections,
+        ..Limits::default()
+    }
 }
 
 /// The dashboard's options from config.toml; without a token, an error that
@@ -130,5 +131,21 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
         Ok(async {
             let _ = tokio::signal::ctrl_c().await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_takes_max_connections_from_the_config_and_the_default_timeouts() {
+        let mut config = Config::new("127.0.0.1:4433".parse().unwrap(), "h:4433".into());
+        config.max_connections = 7;
+        let limits = limits(&config);
+        assert_eq!(limits.max_connections, 7);
+        assert_eq!(limits.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(limits.handshake_timeout, daemon::HANDSHAKE_TIMEOUT);
+        assert_eq!(limits.request_stall, daemon::REQUEST_STALL);
     }
 }

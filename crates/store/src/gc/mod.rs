@@ -48,7 +48,7 @@ use crate::durable;
 use crate::error::{Error, Result};
 use crate::layout::GC_LOCK_FILE;
 use crate::pack::{ENTRY_LEN, TRAILER_LEN};
-use crate::store::{now, Store};
+use crate::store::Store;
 
 /// Unreferenced chunk rows deleted per transaction.
 const SWEEP_BATCH: usize = 4096;
@@ -186,7 +186,7 @@ impl Store {
         }
         let start = self.catalog.gc_start(sub)?;
         report.snapshots = start.snapshots.len() as u64;
-        let cutoff = now().saturating_sub(opts.grace_secs.max(0));
+        let cutoff = self.now().saturating_sub(opts.grace_secs.max(0));
         let mut packs: HashMap<i64, Tally> = start
             .packs
             .iter()

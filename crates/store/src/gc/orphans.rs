@@ -20,7 +20,7 @@ impl Store {
     /// Removes the orphan files of subscriber `sub` last modified before
     /// `cutoff` (Unix seconds); returns how many.
     pub(crate) fn remove_orphans(&self, sub: i64, cutoff: i64) -> Result<u64> {
-        let cutoff = cutoff.min(crate::store::now() - MIN_AGE_SECS);
+        let cutoff = cutoff.min(self.now() - MIN_AGE_SECS);
         // List the directories first: a file written after the catalogue
         // is read would otherwise look like an orphan.
         let packs_dir = self.packs_dir(sub);

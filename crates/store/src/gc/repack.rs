@@ -13,8 +13,8 @@
 
 use crate::catalog::PackRow;
 use crate::error::{Error, Result};
-use crate::pack::{PackWriter, PACK_TARGET_SIZE};
-use crate::store::{now, Store};
+use crate::pack::PackWriter;
+use crate::store::Store;
 
 use super::GcReport;
 
@@ -65,7 +65,7 @@ impl Store {
                 }
             }
             included.push(pack.clone());
-            if writer.body_len() >= PACK_TARGET_SIZE || writer.len() >= MAX_ENTRIES {
+            if writer.is_full() || writer.len() >= MAX_ENTRIES {
                 report.packs_written += self.switch_packs(sub, &mut writer, &included)?;
                 report.packs_repacked += included.len() as u64;
                 included.clear();
@@ -99,7 +99,7 @@ impl Store {
                 (&sealed.name, sealed.size),
                 writer.entries(),
                 old,
-                now(),
+                self.now(),
             ) {
                 let _ = self.packs.remove(sub, &[sealed.name.as_str()]);
                 writer.discard();
