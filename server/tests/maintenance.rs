@@ -4,9 +4,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use coffre_core::blob::BlobKind;
-use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
+use coffre_core::{ChunkId, Timestamp};
 use coffre_store::Store;
+use coffre_testkit::{data, Client};
 use common::{device, ok, server};
 
 /// A data directory in `tmp` with subscriber "jardins" (1 GB, then `extra`
@@ -23,33 +23,22 @@ fn jardins(tmp: &Path, extra: &[&str]) -> (PathBuf, [u8; 32]) {
 
 /// Uploads `n` chunks of 100 kB and commits a snapshot listing `keep` of them.
 fn backup(store: &Store, secret: &[u8; 32], seed: u8, n: usize, keep: usize) -> ChunkId {
-    let keys = Keys::derive(&MasterKey::from_bytes([7; 32]));
+    let mut client = Client::new(7);
     let s = store.authenticate(secret).unwrap();
     let mut pack = store.open_pack(&s);
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let data = coffre_core::benchmark::random_bytes(100_000, u64::from(seed) * 1000 + i as u64);
-        let id = ChunkId::compute(&keys, &data);
-        let blob = Sealer::new(3)
-            .seal(&keys, BlobKind::Data, &id, &data)
-            .unwrap();
-        store.put_chunk(&s, &mut pack, &id, &blob).unwrap();
-        ids.push(id);
-    }
+    let mut ids: Vec<ChunkId> = (0..n)
+        .map(|i| {
+            let data = data(u64::from(seed) * 1000 + i as u64, 100_000);
+            client.put(store, &s, &mut pack, &data).0
+        })
+        .collect();
     ids.truncate(keep);
     ids.sort();
-    let manifest = {
-        let time = Timestamp {
-            secs: 1_795_399_200 + i64::from(seed),
-            nanos: 0,
-        };
-        let mut m = Manifest::bare("pc", time, ids);
-        m.public.logical_bytes = 100_000 * keep as u64;
-        m.public.file_count = keep as u64;
-        m
-    }
-    .seal(&keys)
-    .unwrap();
+    let time = Timestamp {
+        secs: 1_795_399_200 + i64::from(seed),
+        nanos: 0,
+    };
+    let manifest = client.seal_manifest("pc", time, ids, 100_000 * keep as u64, keep as u64);
     let id = store.commit_snapshot(&s, &mut pack, &manifest).unwrap();
     store.end_session(&s).unwrap();
     id

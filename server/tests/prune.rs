@@ -3,8 +3,9 @@
 
 mod common;
 
-use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Timestamp};
+use coffre_core::{ChunkId, Timestamp};
 use coffre_store::Store;
+use coffre_testkit::Client;
 use common::{device, ok, server};
 
 const DAY: i64 = 86_400;
@@ -13,18 +14,17 @@ const MONDAY: i64 = 1_795_399_200;
 
 /// Commits an empty snapshot of `device` made at `time`.
 fn commit(store: &Store, secret: &[u8; 32], device: &str, time: i64) -> ChunkId {
-    let keys = Keys::derive(&MasterKey::from_bytes([7; 32]));
     let s = store.authenticate(secret).unwrap();
-    let manifest = Manifest::bare(
+    let manifest = Client::new(7).seal_manifest(
         device,
         Timestamp {
             secs: time,
             nanos: 0,
         },
         vec![],
-    )
-    .seal(&keys)
-    .unwrap();
+        0,
+        0,
+    );
     let mut pack = store.open_pack(&s);
     store.commit_snapshot(&s, &mut pack, &manifest).unwrap()
 }
