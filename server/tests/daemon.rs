@@ -23,13 +23,13 @@ async fn the_daemon_serves_a_token_holder_and_stops_on_sigterm() {
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    ok(server(&data, &["init", "--listen", &listen]));
-    ok(server(
+    ok(&server(&data, &["init", "--listen", &listen]));
+    ok(&server(
         &data,
         &["subscriber", "add", "asso", "--quota", "1GiB"],
     ));
     let token = coffre_proto::Token::parse(
-        ok(server(&data, &["device", "add", "asso", "compta-pc"])).trim(),
+        ok(&server(&data, &["device", "add", "asso", "compta-pc"])).trim(),
     )
     .unwrap();
 
@@ -58,7 +58,7 @@ async fn the_daemon_serves_a_token_holder_and_stops_on_sigterm() {
     );
     assert!(remote.snapshots().await.unwrap().is_empty());
     // An admin command works while the daemon runs.
-    let usage = ok(server(&data, &["usage", "--json"]));
+    let usage = ok(&server(&data, &["usage", "--json"]));
     assert!(usage.contains("\"asso\""), "{usage}");
     remote.close().await;
 
@@ -102,7 +102,7 @@ fn a_sigterm_sent_as_soon_as_it_listens_stops_it_cleanly() {
     use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ok(server(&data, &["init", "--listen", "127.0.0.1:0"]));
+    ok(&server(&data, &["init", "--listen", "127.0.0.1:0"]));
     for round in 0..6 {
         // Alternate which announcement the signal follows.
         let wait_for = if round % 2 == 0 {

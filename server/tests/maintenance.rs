@@ -14,9 +14,9 @@ use common::{device, ok, server};
 /// the device's secret.
 fn jardins(tmp: &Path, extra: &[&str]) -> (PathBuf, [u8; 32]) {
     let data = tmp.join("data");
-    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    ok(&server(&data, &["init", "--listen", "127.0.0.1:7443"]));
     let add = [&["subscriber", "add", "jardins", "--quota", "1GB"], extra].concat();
-    ok(server(&data, &add));
+    ok(&server(&data, &add));
     let secret = device(&data, "jardins", "pc");
     (data, secret)
 }
@@ -56,7 +56,7 @@ fn gc_frees_what_retention_removed_and_reports_it() {
 
     // Within the default grace period (a day), the new packs are kept.
     let kept: serde_json::Value =
-        serde_json::from_str(&ok(server(&data, &["gc", "--json"]))).unwrap();
+        serde_json::from_str(&ok(&server(&data, &["gc", "--json"]))).unwrap();
     let r = &kept["subscribers"][0];
     assert_eq!(
         (r["unreferenced"].as_u64(), r["protected"].as_u64()),
@@ -64,11 +64,11 @@ fn gc_frees_what_retention_removed_and_reports_it() {
     );
     assert_eq!(r["deleted_chunks"], 0);
 
-    let dry = ok(server(&data, &["gc", "--grace", "0", "--dry-run"]));
+    let dry = ok(&server(&data, &["gc", "--grace", "0", "--dry-run"]));
     assert!(dry.contains("dry run") && dry.contains("jardins"), "{dry}");
     assert_eq!(store.subscriber("jardins").unwrap().used_bytes, used);
 
-    let done: serde_json::Value = serde_json::from_str(&ok(server(
+    let done: serde_json::Value = serde_json::from_str(&ok(&server(
         &data,
         &["gc", "jardins", "--grace", "0", "--json"],
     )))
@@ -101,7 +101,7 @@ fn verify_reports_damage_with_exit_status_3_and_repair_quarantines_it() {
     let store = Store::open(&data).unwrap();
     let snap = backup(&store, &secret, 1, 4, 4);
 
-    let clean = ok(server(&data, &["verify"]));
+    let clean = ok(&server(&data, &["verify"]));
     assert!(
         clean.contains("jardins: 1 packs") && clean.contains(": ok"),
         "{clean}"
@@ -162,7 +162,7 @@ fn rebuild_catalog_brings_back_a_deleted_catalogue() {
     for name in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
         let _ = std::fs::remove_file(data.join(name));
     }
-    let out = ok(server(&data, &["rebuild-catalog"]));
+    let out = ok(&server(&data, &["rebuild-catalog"]));
     assert!(
         out.contains("jardins: 1 devices, 1 packs (3 chunks), 1 snapshots"),
         "{out}"

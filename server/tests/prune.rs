@@ -33,8 +33,8 @@ fn commit(store: &Store, secret: &[u8; 32], device: &str, time: i64) -> ChunkId 
 fn prune_applies_each_subscribers_policy_per_device() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
-    ok(server(
+    ok(&server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    ok(&server(
         &data,
         &[
             "subscriber",
@@ -46,7 +46,7 @@ fn prune_applies_each_subscribers_policy_per_device() {
             "last=1,daily=2",
         ],
     ));
-    ok(server(
+    ok(&server(
         &data,
         &["subscriber", "add", "other", "--quota", "1GiB"],
     ));
@@ -70,7 +70,7 @@ fn prune_applies_each_subscribers_policy_per_device() {
     drop(store);
 
     let dry: serde_json::Value =
-        serde_json::from_str(&ok(server(&data, &["prune", "--dry-run", "--json"]))).unwrap();
+        serde_json::from_str(&ok(&server(&data, &["prune", "--dry-run", "--json"]))).unwrap();
     let list = dry["snapshots"].as_array().unwrap();
     assert_eq!(list.len(), 9);
     let keep = |id: &ChunkId| {
@@ -104,7 +104,7 @@ fn prune_applies_each_subscribers_policy_per_device() {
     );
     drop(store);
 
-    let text = ok(server(&data, &["prune", "asso"]));
+    let text = ok(&server(&data, &["prune", "asso"]));
     assert!(text.contains("removed 4 of 7 snapshots"), "{text}");
     let store = Store::open(&data).unwrap();
     let left: Vec<ChunkId> = store
@@ -120,7 +120,7 @@ fn prune_applies_each_subscribers_policy_per_device() {
     drop(store);
 
     // Running it again removes nothing more.
-    let again = ok(server(&data, &["prune"]));
+    let again = ok(&server(&data, &["prune"]));
     assert!(again.contains("removed 0 of 5"), "{again}");
     let err = server(&data, &["prune", "nobody"]);
     assert!(!err.status.success());

@@ -6,7 +6,6 @@
 //! `CARGO_BIN_EXE_coffre-server` only to their own package's tests, which
 //! pass `env!(...)` in.
 
-use std::borrow::Borrow;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -29,8 +28,7 @@ pub fn admin_command(program: &Path, data: &Path, args: &[&str]) -> Command {
 
 /// The standard output of a command that must have succeeded (its standard
 /// error in the failure).
-pub fn ok(out: impl Borrow<Output>) -> String {
-    let out = out.borrow();
+pub fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
         "failed: {}",

@@ -97,7 +97,10 @@ mod tests {
         let m = Manifest::open(&c.keys, &c.manifest_at("pc", 5, &[id])).unwrap();
         assert_eq!(m.public.time, Timestamp { secs: 5, nanos: 0 });
         assert_eq!((m.public.logical_bytes, m.public.file_count), (1000, 1));
-        assert_eq!((m.public.device.as_str(), m.public.chunks), ("pc", vec![id]));
+        assert_eq!(
+            (m.public.device.as_str(), m.public.chunks),
+            ("pc", vec![id])
+        );
         let m = Manifest::open(&c.keys, &c.manifest("pc", vec![])).unwrap();
         assert_eq!((m.public.logical_bytes, m.public.file_count), (1, 1));
     }

@@ -29,6 +29,6 @@ pub fn one_line_error(out: &Output) -> String {
 
 /// Enrols device `name` of subscriber `sub`; returns its secret.
 pub fn device(data: &Path, sub: &str, name: &str) -> [u8; 32] {
-    let token = ok(server(data, &["device", "add", sub, name]));
+    let token = ok(&server(data, &["device", "add", sub, name]));
     coffre_proto::Token::parse(token.trim()).unwrap().secret
 }
