@@ -7,11 +7,8 @@
 //! `cargo run --release -p coffre-benches --example upload -- [MIB] [IN_FLIGHT] [garage]`
 //! (defaults: 1024 MiB, 16, packs on the local disk). With `garage`, the packs
 //! go to a single-node Garage started on loopback for the run (the `garage`
-//! binary of tests/garage.rs). Client, server (and Garage) share this
+//! binary of `coffre_testkit::garage`). Client, server (and Garage) share this
 //! machine's cores.
-
-#[path = "../../tests/garage.rs"]
-mod garage;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +17,7 @@ use coffre_client::Remote;
 use coffre_core::{benchmark, BlobKind, ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
 use coffre_server::{serve, Identity, Limits, TransportLimits};
 use coffre_store::{Role, Store};
+use coffre_testkit::garage;
 
 /// jemalloc: the hot path hands megabyte buffers from thread to thread and
 /// the network tasks free what blocking threads allocated. glibc turned that

@@ -138,7 +138,7 @@ fn a_full_quota_fails_plainly_keeps_the_earlier_snapshot_and_is_recorded() {
 
 #[test]
 fn a_full_quota_fails_plainly_keeps_the_earlier_snapshot_and_is_recorded_on_garage() {
-    let garage = support::garage::Garage::start();
+    let garage = coffre_testkit::garage::Garage::start();
     a_full_quota_fails_plainly(garage.storage("quota"));
 }
 

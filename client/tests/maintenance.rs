@@ -5,7 +5,7 @@
 //! and what GC frees is really gone from the disk and from used bytes.
 //!
 //! The tests of GC with repack, verify and rebuild run twice: packs on the
-//! local disk, and packs in a real Garage (`support::garage`; they fail if
+//! local disk, and packs in a real Garage (`coffre_testkit::garage`; they fail if
 //! the `garage` binary is missing).
 
 #![cfg(unix)]
@@ -20,8 +20,8 @@ use std::sync::Arc;
 use coffre_core::benchmark::random_bytes;
 use coffre_core::ChunkId;
 use coffre_store::{GcOptions, PackStorage, RawPacks, Role};
-use support::garage::Garage;
-use support::{assert_same_tree, make_tree, Client, Server};
+use coffre_testkit::garage::Garage;
+use support::{assert_same_tree, make_tree, stored_packs, Client, Server};
 
 /// A folder of the test: `base`, with the PC's files in `base/home`.
 struct Work {
@@ -54,14 +54,6 @@ fn setup_on(storage: PackStorage, tree: impl FnOnce(&Path)) -> (Work, Server, Cl
         home,
     };
     (work, server, pc)
-}
-
-/// The packs where the server keeps them (subscriber 1): (name, size).
-fn stored_packs(server: &Server) -> Vec<(String, u64)> {
-    RawPacks::open(server.dir.path(), &server.storage)
-        .unwrap()
-        .list(1)
-        .unwrap()
 }
 
 fn used(server: &Server) -> u64 {

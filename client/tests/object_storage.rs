@@ -1,6 +1,6 @@
 //! Packs on a real Garage (S3-compatible object storage): the real daemon,
 //! the real `coffre` program, and a single-node Garage on loopback
-//! (`support::garage`; these tests FAIL if the `garage` binary is missing).
+//! (`coffre_testkit::garage`; these tests FAIL if the `garage` binary is missing).
 //! GC with repack, verify, rebuild and quota on Garage are in
 //! `maintenance.rs` and `failures.rs`, beside their local-disk twins.
 
@@ -13,17 +13,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use coffre_core::benchmark::random_bytes;
-use coffre_store::{RawPacks, Role, VerifyOptions};
-use support::garage::Garage;
-use support::{assert_same_tree, make_tree, one_line_error, Client, Server};
-
-/// Packs of subscriber 1 in the bucket.
-fn stored_packs(server: &Server) -> Vec<(String, u64)> {
-    RawPacks::open(server.dir.path(), &server.storage)
-        .unwrap()
-        .list(1)
-        .unwrap()
-}
+use coffre_store::{Role, VerifyOptions};
+use coffre_testkit::garage::Garage;
+use support::{assert_same_tree, make_tree, one_line_error, stored_packs, Client, Server};
 
 /// A PC of subscriber "jardins" on `server`, with a tree (`prepare` adds to
 /// it before enrolment) and its first snapshot.

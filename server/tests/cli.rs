@@ -1,35 +1,9 @@
 //! `coffre-server`'s admin commands as an operator runs them, on a temporary
 //! data directory (they work without the daemon, and beside it).
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn server(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coffre-server"))
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .env_remove("COFFRE_DATA")
-        .current_dir(data.parent().unwrap())
-        .output()
-        .expect("run coffre-server")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn one_line_error(out: &Output) -> String {
-    assert!(!out.status.success());
-    let err = String::from_utf8(out.stderr.clone()).unwrap();
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    err
-}
+use common::{ok, one_line_error, server};
 
 #[test]
 fn an_operator_sets_up_subscribers_and_devices() {

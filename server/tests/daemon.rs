@@ -4,27 +4,14 @@
 
 #![cfg(unix)]
 
+mod common;
+
 use std::io::Read;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use coffre_client::Remote;
-
-fn admin(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_coffre-server"))
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{ok, server};
 
 #[tokio::test]
 async fn the_daemon_serves_a_token_holder_and_stops_on_sigterm() {
@@ -36,11 +23,15 @@ async fn the_daemon_serves_a_token_holder_and_stops_on_sigterm() {
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    admin(&data, &["init", "--listen", &listen]);
-    admin(&data, &["subscriber", "add", "asso", "--quota", "1GiB"]);
-    let token =
-        coffre_proto::Token::parse(admin(&data, &["device", "add", "asso", "compta-pc"]).trim())
-            .unwrap();
+    ok(&server(&data, &["init", "--listen", &listen]));
+    ok(&server(
+        &data,
+        &["subscriber", "add", "asso", "--quota", "1GiB"],
+    ));
+    let token = coffre_proto::Token::parse(
+        ok(&server(&data, &["device", "add", "asso", "compta-pc"])).trim(),
+    )
+    .unwrap();
 
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_coffre-server"))
         .args(["run", "--data"])
@@ -67,7 +58,7 @@ async fn the_daemon_serves_a_token_holder_and_stops_on_sigterm() {
     );
     assert!(remote.snapshots().await.unwrap().is_empty());
     // An admin command works while the daemon runs.
-    let usage = admin(&data, &["usage", "--json"]);
+    let usage = ok(&server(&data, &["usage", "--json"]));
     assert!(usage.contains("\"asso\""), "{usage}");
     remote.close().await;
 
@@ -111,7 +102,7 @@ fn a_sigterm_sent_as_soon_as_it_listens_stops_it_cleanly() {
     use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    admin(&data, &["init", "--listen", "127.0.0.1:0"]);
+    ok(&server(&data, &["init", "--listen", "127.0.0.1:0"]));
     for round in 0..6 {
         // Alternate which announcement the signal follows.
         let wait_for = if round % 2 == 0 {

@@ -5,6 +5,8 @@
 
 #![cfg(unix)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -14,13 +16,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use coffre_core::blob::BlobKind;
-use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
+use coffre_core::Timestamp;
 use coffre_server::{
     bind_dashboard, render_page, serve_dashboard, DashboardOptions as Options,
     DashboardToken as Token, Lang, Row,
 };
 use coffre_store::{DeviceUsage, Role, Store, Usage};
+use coffre_testkit::{data, Client};
+use common::server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -29,38 +32,19 @@ const DAY: i64 = 86_400;
 
 // ---------------------------------------------------------------- the data
 
-/// Incompressible bytes, different for each seed.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut h = blake3::Hasher::new();
-    h.update(&seed.to_le_bytes());
-    let mut out = vec![0; len];
-    h.finalize_xof().fill(&mut out);
-    out
-}
-
 /// Backs up `chunks` chunks of 100 kB for `device` through the store, as a
 /// client does: real encrypted blobs, a pack, a sealed manifest.
 fn backup(store: &Store, secret: &[u8; 32], device: &str, seed: u64, chunks: u64) {
-    let keys = Keys::derive(&MasterKey::from_bytes([seed as u8; 32]));
-    let mut sealer = Sealer::new(3);
+    let mut client = Client::new(seed as u8);
     let s = store.authenticate(secret).unwrap();
     let mut pack = store.open_pack(&s);
-    let mut ids = Vec::new();
-    for i in 0..chunks {
-        let data = noise(seed * 1000 + i, 100_000);
-        let id = ChunkId::compute(&keys, &data);
-        let blob = sealer.seal(&keys, BlobKind::Data, &id, &data).unwrap();
-        store.put_chunk(&s, &mut pack, &id, &blob).unwrap();
-        ids.push(id);
-    }
-    let manifest = {
-        let mut m = Manifest::bare(device, Timestamp::now(), ids.clone());
-        m.public.logical_bytes = 300_000 * chunks;
-        m.public.file_count = chunks;
-        m
-    }
-    .seal(&keys)
-    .unwrap();
+    let ids = (0..chunks)
+        .map(|i| {
+            let data = data(seed * 1000 + i, 100_000);
+            client.put(store, &s, &mut pack, &data).0
+        })
+        .collect();
+    let manifest = client.seal_manifest(device, Timestamp::now(), ids, 300_000 * chunks, chunks);
     store.commit_snapshot(&s, &mut pack, &manifest).unwrap();
 }
 
@@ -733,16 +717,6 @@ async fn headless_chromium_shows_every_subscriber() {
 }
 
 // ------------------------------------------- coffre-server run --dashboard
-
-fn server(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_coffre-server"))
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .env_remove("COFFRE_DATA")
-        .output()
-        .unwrap()
-}
 
 fn config_token(data: &Path) -> String {
     let text = std::fs::read_to_string(data.join("config.toml")).unwrap();

@@ -4,9 +4,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use coffre_core::blob::BlobKind;
-use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
+use coffre_core::{ChunkId, Timestamp};
 use coffre_store::Store;
+use coffre_testkit::{data, Client};
 use common::{device, ok, server};
 
 /// A data directory in `tmp` with subscriber "jardins" (1 GB, then `extra`
@@ -14,42 +14,31 @@ use common::{device, ok, server};
 /// the device's secret.
 fn jardins(tmp: &Path, extra: &[&str]) -> (PathBuf, [u8; 32]) {
     let data = tmp.join("data");
-    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    ok(&server(&data, &["init", "--listen", "127.0.0.1:7443"]));
     let add = [&["subscriber", "add", "jardins", "--quota", "1GB"], extra].concat();
-    ok(server(&data, &add));
+    ok(&server(&data, &add));
     let secret = device(&data, "jardins", "pc");
     (data, secret)
 }
 
 /// Uploads `n` chunks of 100 kB and commits a snapshot listing `keep` of them.
 fn backup(store: &Store, secret: &[u8; 32], seed: u8, n: usize, keep: usize) -> ChunkId {
-    let keys = Keys::derive(&MasterKey::from_bytes([7; 32]));
+    let mut client = Client::new(7);
     let s = store.authenticate(secret).unwrap();
     let mut pack = store.open_pack(&s);
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let data = coffre_core::benchmark::random_bytes(100_000, u64::from(seed) * 1000 + i as u64);
-        let id = ChunkId::compute(&keys, &data);
-        let blob = Sealer::new(3)
-            .seal(&keys, BlobKind::Data, &id, &data)
-            .unwrap();
-        store.put_chunk(&s, &mut pack, &id, &blob).unwrap();
-        ids.push(id);
-    }
+    let mut ids: Vec<ChunkId> = (0..n)
+        .map(|i| {
+            let data = data(u64::from(seed) * 1000 + i as u64, 100_000);
+            client.put(store, &s, &mut pack, &data).0
+        })
+        .collect();
     ids.truncate(keep);
     ids.sort();
-    let manifest = {
-        let time = Timestamp {
-            secs: 1_795_399_200 + i64::from(seed),
-            nanos: 0,
-        };
-        let mut m = Manifest::bare("pc", time, ids);
-        m.public.logical_bytes = 100_000 * keep as u64;
-        m.public.file_count = keep as u64;
-        m
-    }
-    .seal(&keys)
-    .unwrap();
+    let time = Timestamp {
+        secs: 1_795_399_200 + i64::from(seed),
+        nanos: 0,
+    };
+    let manifest = client.seal_manifest("pc", time, ids, 100_000 * keep as u64, keep as u64);
     let id = store.commit_snapshot(&s, &mut pack, &manifest).unwrap();
     store.end_session(&s).unwrap();
     id
@@ -67,7 +56,7 @@ fn gc_frees_what_retention_removed_and_reports_it() {
 
     // Within the default grace period (a day), the new packs are kept.
     let kept: serde_json::Value =
-        serde_json::from_str(&ok(server(&data, &["gc", "--json"]))).unwrap();
+        serde_json::from_str(&ok(&server(&data, &["gc", "--json"]))).unwrap();
     let r = &kept["subscribers"][0];
     assert_eq!(
         (r["unreferenced"].as_u64(), r["protected"].as_u64()),
@@ -75,11 +64,11 @@ fn gc_frees_what_retention_removed_and_reports_it() {
     );
     assert_eq!(r["deleted_chunks"], 0);
 
-    let dry = ok(server(&data, &["gc", "--grace", "0", "--dry-run"]));
+    let dry = ok(&server(&data, &["gc", "--grace", "0", "--dry-run"]));
     assert!(dry.contains("dry run") && dry.contains("jardins"), "{dry}");
     assert_eq!(store.subscriber("jardins").unwrap().used_bytes, used);
 
-    let done: serde_json::Value = serde_json::from_str(&ok(server(
+    let done: serde_json::Value = serde_json::from_str(&ok(&server(
         &data,
         &["gc", "jardins", "--grace", "0", "--json"],
     )))
@@ -112,7 +101,7 @@ fn verify_reports_damage_with_exit_status_3_and_repair_quarantines_it() {
     let store = Store::open(&data).unwrap();
     let snap = backup(&store, &secret, 1, 4, 4);
 
-    let clean = ok(server(&data, &["verify"]));
+    let clean = ok(&server(&data, &["verify"]));
     assert!(
         clean.contains("jardins: 1 packs") && clean.contains(": ok"),
         "{clean}"
@@ -173,7 +162,7 @@ fn rebuild_catalog_brings_back_a_deleted_catalogue() {
     for name in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
         let _ = std::fs::remove_file(data.join(name));
     }
-    let out = ok(server(&data, &["rebuild-catalog"]));
+    let out = ok(&server(&data, &["rebuild-catalog"]));
     assert!(
         out.contains("jardins: 1 devices, 1 packs (3 chunks), 1 snapshots"),
         "{out}"

@@ -2,22 +2,19 @@
 //! checks the bucket and the credentials before it creates anything, reads
 //! the credentials from the environment (never writing nor printing the
 //! secret), and the admin commands (gc, verify, rebuild-catalog) work on the
-//! bucket. Fails if the `garage` binary is missing (see tests/garage.rs).
+//! bucket. Fails if the `garage` binary is missing (see `coffre_testkit::garage`).
 
 mod common;
-#[path = "../../tests/garage.rs"]
-mod garage;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use garage::Garage;
+use coffre_testkit::garage::Garage;
 
 /// `coffre-server ARGS --data DATA` with the given S3 credentials (none
 /// inherited from the test's environment).
 fn server_with(data: &Path, args: &[&str], key: Option<(&str, &str)>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffre-server"));
-    cmd.args(args).arg("--data").arg(data).env("TZ", "UTC");
+    let mut cmd = common::command(data, args);
     for var in [
         "COFFRE_S3_ACCESS_KEY_ID",
         "COFFRE_S3_SECRET_ACCESS_KEY",

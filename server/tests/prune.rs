@@ -3,8 +3,9 @@
 
 mod common;
 
-use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Timestamp};
+use coffre_core::{ChunkId, Timestamp};
 use coffre_store::Store;
+use coffre_testkit::Client;
 use common::{device, ok, server};
 
 const DAY: i64 = 86_400;
@@ -13,18 +14,17 @@ const MONDAY: i64 = 1_795_399_200;
 
 /// Commits an empty snapshot of `device` made at `time`.
 fn commit(store: &Store, secret: &[u8; 32], device: &str, time: i64) -> ChunkId {
-    let keys = Keys::derive(&MasterKey::from_bytes([7; 32]));
     let s = store.authenticate(secret).unwrap();
-    let manifest = Manifest::bare(
+    let manifest = Client::new(7).seal_manifest(
         device,
         Timestamp {
             secs: time,
             nanos: 0,
         },
         vec![],
-    )
-    .seal(&keys)
-    .unwrap();
+        0,
+        0,
+    );
     let mut pack = store.open_pack(&s);
     store.commit_snapshot(&s, &mut pack, &manifest).unwrap()
 }
@@ -33,8 +33,8 @@ fn commit(store: &Store, secret: &[u8; 32], device: &str, time: i64) -> ChunkId 
 fn prune_applies_each_subscribers_policy_per_device() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    ok(server(&data, &["init", "--listen", "127.0.0.1:7443"]));
-    ok(server(
+    ok(&server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    ok(&server(
         &data,
         &[
             "subscriber",
@@ -46,7 +46,7 @@ fn prune_applies_each_subscribers_policy_per_device() {
             "last=1,daily=2",
         ],
     ));
-    ok(server(
+    ok(&server(
         &data,
         &["subscriber", "add", "other", "--quota", "1GiB"],
     ));
@@ -70,7 +70,7 @@ fn prune_applies_each_subscribers_policy_per_device() {
     drop(store);
 
     let dry: serde_json::Value =
-        serde_json::from_str(&ok(server(&data, &["prune", "--dry-run", "--json"]))).unwrap();
+        serde_json::from_str(&ok(&server(&data, &["prune", "--dry-run", "--json"]))).unwrap();
     let list = dry["snapshots"].as_array().unwrap();
     assert_eq!(list.len(), 9);
     let keep = |id: &ChunkId| {
@@ -104,7 +104,7 @@ fn prune_applies_each_subscribers_policy_per_device() {
     );
     drop(store);
 
-    let text = ok(server(&data, &["prune", "asso"]));
+    let text = ok(&server(&data, &["prune", "asso"]));
     assert!(text.contains("removed 4 of 7 snapshots"), "{text}");
     let store = Store::open(&data).unwrap();
     let left: Vec<ChunkId> = store
@@ -120,7 +120,7 @@ fn prune_applies_each_subscribers_policy_per_device() {
     drop(store);
 
     // Running it again removes nothing more.
-    let again = ok(server(&data, &["prune"]));
+    let again = ok(&server(&data, &["prune"]));
     assert!(again.contains("removed 0 of 5"), "{again}");
     let err = server(&data, &["prune", "nobody"]);
     assert!(!err.status.success());

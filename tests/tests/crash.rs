@@ -63,9 +63,9 @@ use coffre_core::benchmark::{random_bytes, text_bytes};
 use coffre_core::{ChunkId, Manifest};
 use coffre_proto::Token;
 use coffre_store::{read_pack_index, Store};
+use coffre_testkit::PASSPHRASE;
 
 const EXEC_VAR: &str = "COFFRE_CRASH_EXEC";
-const PASSPHRASE: &str = "correct horse battery staple";
 const SUBSCRIBER: &str = "asso";
 /// No process of the test may take longer than this.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -256,13 +256,8 @@ fn exe() -> PathBuf {
 
 /// `coffre-server ARGS --data DATA`, as a process.
 fn admin(data: &Path, args: &[&str]) -> Running {
-    let mut c = Command::new(exe());
-    c.env(EXEC_VAR, "coffre-server")
-        .env_remove("COFFRE_DATA")
-        .env("COFFRE_LOG", "warn")
-        .args(args)
-        .arg("--data")
-        .arg(data);
+    let mut c = coffre_testkit::admin_command(&exe(), data, args);
+    c.env(EXEC_VAR, "coffre-server").env("COFFRE_LOG", "warn");
     Running::spawn(c, format!("coffre-server {args:?}"))
 }
 

@@ -1,8 +1,9 @@
-//! The harness of the client's end-to-end tests: the real server daemon
-//! (`coffre_server::serve`, SQLite and packs in a temporary
-//! directory) on loopback QUIC, and the real `coffre` program run as a
-//! technician runs it, each client with its own configuration directory.
-//! Also a generator of a small "association PC" tree and its next day.
+//! The harness of the client's end-to-end tests: the real `coffre` program
+//! run as a technician runs it, each client with its own configuration
+//! directory, against the real daemon in this process
+//! (`coffre_testkit::daemon::Server`: SQLite and packs in a temporary
+//! directory, loopback QUIC); a generator of a small "association PC" tree
+//! and its next day, and the check that a restore brought a tree back.
 
 #![allow(dead_code)]
 
@@ -12,154 +13,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
 
 use coffre_core::benchmark::{random_bytes, text_bytes};
-use coffre_proto::Token;
-use coffre_server::{serve, Identity, Limits, TransportLimits};
-use coffre_store::{PackStorage, Role, Store};
+pub use coffre_testkit::daemon::Server;
+pub use coffre_testkit::PASSPHRASE;
 
-#[path = "../../../tests/garage.rs"]
-pub mod garage;
-
-/// The structure's passphrase in these tests.
-pub const PASSPHRASE: &str = "correct horse battery staple";
-
-/// A real server in this process, on 127.0.0.1.
-pub struct Server {
-    pub addr: String,
-    pub fingerprint: [u8; 32],
-    pub store: Arc<Store>,
-    identity: Identity,
-    rt: tokio::runtime::Runtime,
-    /// Where its packs are.
-    pub storage: PackStorage,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    pub dir: tempfile::TempDir,
-}
-
-impl Server {
-    pub fn start() -> Server {
-        Server::start_in(&std::env::temp_dir())
-    }
-
-    /// A server whose data directory is a new folder in `parent`.
-    pub fn start_in(parent: &Path) -> Server {
-        Server::start_with(parent, PackStorage::Local)
-    }
-
-    /// A server whose packs are kept on `storage`.
-    pub fn start_on(storage: PackStorage) -> Server {
-        Server::start_with(&std::env::temp_dir(), storage)
-    }
-
-    fn start_with(parent: &Path, storage: PackStorage) -> Server {
-        let dir = tempfile::tempdir_in(parent).unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let identity = Identity::generate().unwrap();
-        let store = Arc::new(Store::create_with(dir.path(), &storage).unwrap());
-        let mut server = Server {
-            addr: "127.0.0.1:0".into(),
-            fingerprint: identity.fingerprint(),
-            store,
-            identity,
-            rt,
-            storage,
-            stop: None,
-            task: None,
-            dir,
-        };
-        server.serve();
-        server
-    }
-
-    /// Starts the daemon on `self.addr` (port 0: any) with `self.store`.
-    fn serve(&mut self) {
-        let endpoint = {
-            let _guard = self.rt.enter();
-            quinn::Endpoint::server(
-                self.identity
-                    .server_config(&TransportLimits::default())
-                    .unwrap(),
-                self.addr.parse().unwrap(),
-            )
-            .unwrap()
-        };
-        self.addr = endpoint.local_addr().unwrap().to_string();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let store = self.store.clone();
-        self.task = Some(self.rt.spawn(async move {
-            serve(endpoint, store, Limits::default(), async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        }));
-        self.stop = Some(stop);
-    }
-
-    /// Stops the daemon and closes the store, runs `f` on the data
-    /// directory, then serves it again at the same address with the same
-    /// certificate (the PCs' tokens stay valid).
-    pub fn restart_after(&mut self, f: impl FnOnce(&Path)) {
-        let storage = self.storage.clone();
-        self.restart_on(storage, f);
-    }
-
-    /// [`Server::restart_after`], serving again with the packs on `storage`.
-    pub fn restart_on(&mut self, storage: PackStorage, f: impl FnOnce(&Path)) {
-        self.shut_down();
-        // An empty store elsewhere holds the place while the real one is closed.
-        let spare = tempfile::tempdir().unwrap();
-        let store = std::mem::replace(
-            &mut self.store,
-            Arc::new(Store::create(spare.path()).unwrap()),
-        );
-        assert_eq!(Arc::strong_count(&store), 1, "the store is still in use");
-        drop(store);
-        f(self.dir.path());
-        self.storage = storage;
-        self.store = Arc::new(Store::open_with(self.dir.path(), &self.storage).unwrap());
-        drop(spare);
-        self.serve();
-    }
-
-    fn shut_down(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = self.rt.block_on(task);
-        }
-    }
-
-    /// A new device of `subscriber` (created with `quota` if new): its token.
-    pub fn token(&self, subscriber: &str, quota: u64, device: &str, role: Role) -> String {
-        if self.store.subscriber(subscriber).is_err() {
-            self.store.add_subscriber(subscriber, quota, None).unwrap();
-        }
-        let secret = self.store.add_device(subscriber, device, role).unwrap();
-        Token {
-            server: self.addr.clone(),
-            fingerprint: self.fingerprint,
-            subscriber: subscriber.into(),
-            device: device.into(),
-            secret,
-        }
-        .encode()
+/// The packs where the server keeps them (subscriber 1): (name, size).
+pub fn stored_packs(server: &Server) -> Vec<(String, u64)> {
+    coffre_store::RawPacks::open(server.dir.path(), &server.storage)
         .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shut_down();
-    }
+        .list(1)
+        .unwrap()
 }
 
 /// One installation of the `coffre` program (its own config directory).
@@ -244,17 +108,9 @@ impl Client {
     }
 }
 
-/// The one line a failed command prints.
+/// The one line a failed `coffre` command prints.
 pub fn one_line_error(out: &Output) -> String {
-    assert!(!out.status.success(), "the command should have failed");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "a failure is one line on stderr, got:\n{err}"
-    );
-    assert!(err.starts_with("coffre: error: "), "{err}");
-    err
+    coffre_testkit::one_line_error(out, "coffre")
 }
 
 fn write(root: &Path, rel: &str, data: &[u8]) {

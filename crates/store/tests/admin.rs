@@ -1,10 +1,9 @@
 //! Admin operations: data directories, subscribers, devices, authentication,
 //! usage.
 
-mod common;
-
 use coffre_store::{Error, Role, Store};
-use common::{Client, Env, GIB};
+use coffre_testkit::store::Env;
+use coffre_testkit::{data, Client, GIB};
 
 #[test]
 fn create_and_open_data_directories() {
@@ -209,15 +208,15 @@ fn usage_adds_up() {
     let mut pack = env.store.open_pack(&a);
     let mut ids = Vec::new();
     for i in 0..3 {
-        let (id, b) = c.blob(&common::data(i, 5000));
+        let (id, b) = c.blob(&data(i, 5000));
         env.store.put_chunk(&a, &mut pack, &id, &b).unwrap();
         ids.push(id);
     }
     env.store
-        .commit_snapshot(&a, &mut pack, &c.manifest("pc-1", 100, &ids))
+        .commit_snapshot(&a, &mut pack, &c.manifest_at("pc-1", 100, &ids))
         .unwrap();
     env.store
-        .commit_snapshot(&a, &mut pack, &c.manifest("pc-1", 200, &ids[..1]))
+        .commit_snapshot(&a, &mut pack, &c.manifest_at("pc-1", 200, &ids[..1]))
         .unwrap();
 
     let usage = env.store.usage().unwrap();

@@ -1,13 +1,12 @@
 //! Many sessions at once, and two processes' worth of `Store` on one data
 //! directory (the daemon and an admin command).
 
-mod common;
-
 use std::sync::{Arc, Barrier};
 use std::thread;
 
 use coffre_store::{Error, Role, Store};
-use common::{data, Client, Env, GIB};
+use coffre_testkit::store::{files, Env};
+use coffre_testkit::{data, Client, GIB};
 
 /// Uploads `n` chunks (of seeds `seed..seed+n`) and commits a snapshot of them.
 fn backup(
@@ -27,7 +26,7 @@ fn backup(
         ids.push(id);
     }
     store
-        .commit_snapshot(s, &mut pack, &c.manifest(&s.device, seed as i64, &ids))
+        .commit_snapshot(s, &mut pack, &c.manifest_at(&s.device, seed as i64, &ids))
         .unwrap()
 }
 
@@ -125,9 +124,9 @@ fn many_sessions_upload_at_once() {
                 .path()
                 .join("subscribers")
                 .join(s.subscriber_id.to_string());
-            common::files(&dir.join("packs"), ".pack")
+            files(&dir.join("packs"), ".pack")
                 .iter()
-                .chain(&common::files(&dir.join("manifests"), ""))
+                .chain(&files(&dir.join("manifests"), ""))
                 .map(|p| std::fs::metadata(p).unwrap().len())
                 .sum::<u64>()
         };
@@ -194,7 +193,7 @@ fn parallel_uploads_never_overshoot_the_quota() {
         .path()
         .join("subscribers")
         .join(results[0].0.subscriber_id.to_string());
-    let disk: u64 = common::files(&dir.join("packs"), ".pack")
+    let disk: u64 = files(&dir.join("packs"), ".pack")
         .iter()
         .map(|p| std::fs::metadata(p).unwrap().len())
         .sum();

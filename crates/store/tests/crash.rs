@@ -5,15 +5,14 @@
 //! The child is this test binary again, running `crash_child` with
 //! `COFFRE_CRASH_DIR` set (sled's `test_crash_recovery` does the same).
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use coffre_core::{ChunkId, Manifest};
 use coffre_store::{read_pack_index, Role, Store};
-use common::{data, files, Client, GIB};
+use coffre_testkit::store::files;
+use coffre_testkit::{data, Client, GIB};
 
 const DIR_VAR: &str = "COFFRE_CRASH_DIR";
 const SECRET_VAR: &str = "COFFRE_CRASH_SECRET";
@@ -45,7 +44,7 @@ fn crash_child() {
             }
         }
         let snap = store
-            .commit_snapshot(&s, &mut pack, &c.manifest("pc-1", run as i64, &ids))
+            .commit_snapshot(&s, &mut pack, &c.manifest_at("pc-1", run as i64, &ids))
             .unwrap();
         // The parent holds us to this: printed means acknowledged.
         println!("committed {}", snap.to_hex());

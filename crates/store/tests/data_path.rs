@@ -1,13 +1,12 @@
 //! The data path with real blobs and manifests: upload, commit, read back,
 //! quotas, isolation, roles, restart, and the self-describing packs.
 
-mod common;
-
 use std::fs;
 
 use coffre_core::ChunkId;
 use coffre_store::{read_pack_index, Error, Role, Store, PACK_TARGET_SIZE};
-use common::{data, hidden, Client, Env, GIB};
+use coffre_testkit::store::{files, hidden, Env};
+use coffre_testkit::{data, Client, GIB};
 
 #[test]
 fn put_seal_commit_list_and_read_back() {
@@ -42,7 +41,7 @@ fn put_seal_commit_list_and_read_back() {
     }
     assert_eq!(env.used("acme"), env.disk_bytes(&s));
 
-    let manifest = c.manifest("pc-1", 1_700_000_000, &ids);
+    let manifest = c.manifest_at("pc-1", 1_700_000_000, &ids);
     let snap = st.commit_snapshot(&s, &mut pack, &manifest).unwrap();
     assert_eq!(snap, coffre_core::snapshot_id(&manifest));
     assert!(pack.is_empty());
@@ -86,7 +85,7 @@ fn the_same_manifest_twice_is_one_snapshot() {
     let (id, blob) = c.blob(b"some file");
     let mut pack = env.store.open_pack(&s);
     env.store.put_chunk(&s, &mut pack, &id, &blob).unwrap();
-    let m = c.manifest("pc-1", 5, &[id]);
+    let m = c.manifest_at("pc-1", 5, &[id]);
     let a = env.store.commit_snapshot(&s, &mut pack, &m).unwrap();
     let used = env.used("acme");
     let b = env.store.commit_snapshot(&s, &mut pack, &m).unwrap();
@@ -105,7 +104,7 @@ fn a_snapshot_with_a_missing_chunk_is_refused() {
     let (absent, _) = c.blob(b"never uploaded");
     let mut pack = env.store.open_pack(&s);
     env.store.put_chunk(&s, &mut pack, &id, &blob).unwrap();
-    let m = c.manifest("pc-1", 5, &[id, absent]);
+    let m = c.manifest_at("pc-1", 5, &[id, absent]);
     match env.store.commit_snapshot(&s, &mut pack, &m).unwrap_err() {
         Error::MissingChunks { count, first } => assert_eq!((count, first), (1, absent)),
         e => panic!("{e:?}"),
@@ -119,7 +118,7 @@ fn a_snapshot_with_a_missing_chunk_is_refused() {
         .join("subscribers")
         .join(s.subscriber_id.to_string())
         .join("manifests");
-    assert!(common::files(&manifests, "").is_empty());
+    assert!(files(&manifests, "").is_empty());
 }
 
 #[test]
@@ -128,7 +127,7 @@ fn a_manifest_is_checked() {
     let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
     let c = Client::new(1);
     let mut pack = env.store.open_pack(&s);
-    let other = c.manifest("pc-2", 5, &[]);
+    let other = c.manifest_at("pc-2", 5, &[]);
     let e = env
         .store
         .commit_snapshot(&s, &mut pack, &other)
@@ -142,7 +141,7 @@ fn a_manifest_is_checked() {
     assert!(matches!(e, Error::BadRequest(_)), "{e:?}");
     // An empty snapshot is fine.
     env.store
-        .commit_snapshot(&s, &mut pack, &c.manifest("pc-1", 5, &[]))
+        .commit_snapshot(&s, &mut pack, &c.manifest_at("pc-1", 5, &[]))
         .unwrap();
 }
 
@@ -180,7 +179,7 @@ fn a_full_quota_refuses_new_data_and_keeps_the_old() {
     let mut pack = env.store.open_pack(&s);
     env.store.put_chunk(&s, &mut pack, &a, &ablob).unwrap();
     env.store.put_chunk(&s, &mut pack, &b, &bblob).unwrap();
-    let m = c.manifest("pc-1", 1, &[a, b]);
+    let m = c.manifest_at("pc-1", 1, &[a, b]);
     let snap = env.store.commit_snapshot(&s, &mut pack, &m).unwrap();
     let used = env.used("acme");
 
@@ -288,7 +287,7 @@ fn subscribers_cannot_see_each_other() {
     let has_before_seal = env.store.has_chunks(&b, &[id]).unwrap();
     let snap = env
         .store
-        .commit_snapshot(&a, &mut pack, &ca.manifest("pc-1", 1, &[id]))
+        .commit_snapshot(&a, &mut pack, &ca.manifest_at("pc-1", 1, &[id]))
         .unwrap();
 
     assert_eq!(has_before_seal, [false]);
@@ -312,7 +311,7 @@ fn subscribers_cannot_see_each_other() {
     let cb = Client::new(2);
     let e = env
         .store
-        .commit_snapshot(&b, &mut pb, &cb.manifest("pc-1", 1, &[id]))
+        .commit_snapshot(&b, &mut pb, &cb.manifest_at("pc-1", 1, &[id]))
         .unwrap_err();
     assert!(matches!(e, Error::MissingChunks { count: 1, .. }), "{e:?}");
     // A still has everything.
@@ -333,12 +332,12 @@ fn chunks_come_in_order_within_a_budget_and_others_are_absent() {
     env.store.put_chunk(&a, &mut pa, &x, &bx).unwrap();
     env.store.put_chunk(&a, &mut pa, &y, &by).unwrap();
     env.store
-        .commit_snapshot(&a, &mut pa, &ca.manifest("pc-1", 1, &[x, y]))
+        .commit_snapshot(&a, &mut pa, &ca.manifest_at("pc-1", 1, &[x, y]))
         .unwrap();
     let mut pb = env.store.open_pack(&b);
     env.store.put_chunk(&b, &mut pb, &z, &bz).unwrap();
     env.store
-        .commit_snapshot(&b, &mut pb, &cb.manifest("pc-1", 1, &[z]))
+        .commit_snapshot(&b, &mut pb, &cb.manifest_at("pc-1", 1, &[z]))
         .unwrap();
 
     let nobody = ChunkId::from_bytes([0xAB; 32]);
@@ -367,7 +366,7 @@ fn only_admin_devices_forget() {
     let (id, blob) = c.blob(b"keep me");
     let mut pack = env.store.open_pack(&backup);
     env.store.put_chunk(&backup, &mut pack, &id, &blob).unwrap();
-    let m = c.manifest("pc-1", 1, &[id]);
+    let m = c.manifest_at("pc-1", 1, &[id]);
     let snap = env.store.commit_snapshot(&backup, &mut pack, &m).unwrap();
     let used = env.used("acme");
 
@@ -397,7 +396,7 @@ fn a_revoked_device_cannot_commit() {
     env.store.revoke_device("acme", "pc-1").unwrap();
     let e = env
         .store
-        .commit_snapshot(&s, &mut pack, &c.manifest("pc-1", 1, &[]))
+        .commit_snapshot(&s, &mut pack, &c.manifest_at("pc-1", 1, &[]))
         .unwrap_err();
     assert!(matches!(e, Error::Revoked { .. }), "{e:?}");
     assert!(env.store.list_snapshots(&s).unwrap().is_empty());
@@ -446,7 +445,7 @@ fn everything_survives_a_restart() {
     let (id, blob) = c.blob(&data(9, 30_000));
     let mut pack = st.open_pack(&s);
     st.put_chunk(&s, &mut pack, &id, &blob).unwrap();
-    let m = c.manifest("pc-1", 42, &[id]);
+    let m = c.manifest_at("pc-1", 42, &[id]);
     let snap = st.commit_snapshot(&s, &mut pack, &m).unwrap();
     let before = (
         st.list_subscribers().unwrap(),
@@ -500,7 +499,7 @@ fn stale_temporary_files_are_ignored() {
     st.put_chunk(&s, &mut pack, &id, &blob).unwrap();
     st.seal_pack(&s, &mut pack).unwrap();
     assert_eq!(st.chunk(&s, &id).unwrap(), blob);
-    let packs = common::files(&dir, ".pack");
+    let packs = files(&dir, ".pack");
     assert_eq!(packs.len(), 1);
     let size = fs::metadata(&packs[0]).unwrap().len();
     assert_eq!(st.subscriber("acme").unwrap().used_bytes, size);

@@ -1,15 +1,14 @@
 //! Garbage collection on a real store: what it frees, what it keeps, and that
 //! `used_bytes` keeps matching the files on disk.
 
-mod common;
-
 use std::fs;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use coffre_store::gc::DEFAULT_GRACE_SECS;
 use coffre_store::{Error, GcOptions, ManualClock, PackStorage, Role, Store};
-use common::{Client, Env, GIB};
+use coffre_testkit::store::Env;
+use coffre_testkit::{data, Client, GIB};
 
 fn now_options() -> GcOptions {
     GcOptions {
@@ -70,7 +69,7 @@ fn gc_frees_what_no_snapshot_references_and_keeps_the_rest_readable() {
     // What the remaining snapshot needs is readable and intact.
     for (id, seed) in [(p2[0], 3), (p3[0], 4)] {
         let blob = env.store.chunk(&s, &id).unwrap();
-        assert_eq!(c.open(&id, &blob), common::data(seed, 50_000));
+        assert_eq!(c.open(&id, &blob), data(seed, 50_000));
     }
     // The rest is gone, and the server says so.
     for id in p1.iter().chain(&p3[1..]) {

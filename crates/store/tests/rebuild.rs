@@ -2,27 +2,26 @@
 //! alone, and everything as it was: subscribers, devices and their secrets,
 //! snapshots, chunks, used bytes.
 
-mod common;
-
 use std::fs;
 
 use coffre_core::ChunkId;
 use coffre_store::{rebuild_catalog, Error, Role, Session, Store, VerifyOptions};
-use common::{Client, Env, GIB};
+use coffre_testkit::store::Env;
+use coffre_testkit::{data, Client, GIB};
 
 fn backup(env: &Env, s: &Session, c: &mut Client, seeds: &[u64], secs: i64) -> Vec<ChunkId> {
     let mut pack = env.store.open_pack(s);
     let mut ids: Vec<ChunkId> = seeds
         .iter()
         .map(|seed| {
-            let (id, b) = c.blob(&common::data(*seed, 30_000));
+            let (id, b) = c.blob(&data(*seed, 30_000));
             env.store.put_chunk(s, &mut pack, &id, &b).unwrap();
             id
         })
         .collect();
     ids.sort();
     env.store
-        .commit_snapshot(s, &mut pack, &c.manifest(&s.device, secs, &ids))
+        .commit_snapshot(s, &mut pack, &c.manifest_at(&s.device, secs, &ids))
         .unwrap();
     ids
 }
@@ -131,7 +130,7 @@ fn a_deleted_catalogue_is_rebuilt_whole() {
     );
     assert_eq!(ids_a.len(), 3);
     for seed in [1, 2, 3] {
-        let data = common::data(seed, 30_000);
+        let data = data(seed, 30_000);
         let id = ChunkId::compute(&c.keys, &data);
         let blob = store.chunk(&a, &id).unwrap();
         assert!(c.open(&id, &blob) == data, "chunk of seed {seed}");

@@ -1,12 +1,11 @@
 //! `Store::verify`: damage is found, reported with the snapshots and devices
 //! it affects, quarantined on request, and healed by the next upload.
 
-mod common;
-
 use std::fs;
 
 use coffre_store::{Role, VerifyOptions};
-use common::{Client, Env, GIB};
+use coffre_testkit::store::Env;
+use coffre_testkit::{data, Client, GIB};
 
 fn repair() -> VerifyOptions {
     VerifyOptions {
@@ -90,7 +89,7 @@ fn a_damaged_blob_is_reported_quarantined_and_healed_by_the_next_upload() {
     assert_eq!(env.store.has_chunks(&s, &ids).unwrap(), [true, false, true]);
     for (i, seed) in [(0, 1), (2, 3)] {
         let blob = env.store.chunk(&s, &ids[i]).unwrap();
-        assert_eq!(c.open(&ids[i], &blob), common::data(seed, 20_000));
+        assert_eq!(c.open(&ids[i], &blob), data(seed, 20_000));
     }
     // Until it is sent again, verify says which snapshot misses it.
     let r = env.store.verify("acme", &VerifyOptions::default()).unwrap();
@@ -108,7 +107,7 @@ fn a_damaged_blob_is_reported_quarantined_and_healed_by_the_next_upload() {
     let r = env.store.verify("acme", &VerifyOptions::default()).unwrap();
     assert!(r.is_clean(), "healed: {r:?}");
     let blob = env.store.chunk(&s, &ids[1]).unwrap();
-    assert_eq!(c.open(&ids[1], &blob), common::data(2, 20_000));
+    assert_eq!(c.open(&ids[1], &blob), data(2, 20_000));
 }
 
 #[test]

@@ -1,23 +1,34 @@
-//! Helpers shared by the store's integration tests: a store in a temporary
-//! directory, and real blobs and manifests made with coffre-core, as a client
-//! makes them.
-
-#![allow(dead_code)]
+//! The store as its tests and the server's see it: `Env` (a store in a
+//! fresh temporary directory, with subscribers, devices, sealed packs and
+//! snapshots made in one call each), `enrol` (a device, making its
+//! subscriber when new), [`Client::put`] (a blob put as a client uploads
+//! it), and the files of a data directory (`files`, `hidden`) to compare
+//! with what the catalogue says.
+//!
+//! A subscriber's files are under `subscribers/ID/` (`packs/*.pack`,
+//! `manifests/`), the layout of docs/store.md; names starting with a dot are
+//! temporary files (`durable` writes them before the rename).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use coffre_core::blob::{self, BlobKind};
-use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
-use coffre_store::{Role, Session, Store};
+use coffre_core::ChunkId;
+use coffre_store::{PackWriter, Role, Session, Store};
 use tempfile::TempDir;
 
-pub const GIB: u64 = 1 << 30;
+use crate::{data, Client};
 
 /// A store in a fresh temporary directory.
+#[derive(Debug)]
 pub struct Env {
     pub dir: TempDir,
     pub store: Store,
+}
+
+impl Default for Env {
+    fn default() -> Env {
+        Env::new()
+    }
 }
 
 impl Env {
@@ -43,13 +54,17 @@ impl Env {
         self.store.authenticate(&secret).unwrap()
     }
 
+    /// The folder of a subscriber's files.
+    fn subscriber_dir(&self, s: &Session) -> PathBuf {
+        self.path()
+            .join("subscribers")
+            .join(s.subscriber_id.to_string())
+    }
+
     /// What the files of a subscriber take on disk: sealed packs and
     /// manifests (what `used_bytes` must equal).
     pub fn disk_bytes(&self, s: &Session) -> u64 {
-        let dir = self
-            .path()
-            .join("subscribers")
-            .join(s.subscriber_id.to_string());
+        let dir = self.subscriber_dir(s);
         let packs = files(&dir.join("packs"), ".pack");
         let manifests = files(&dir.join("manifests"), "");
         packs
@@ -61,18 +76,11 @@ impl Env {
 
     /// The sealed pack files of a subscriber.
     pub fn packs(&self, s: &Session) -> Vec<PathBuf> {
-        files(
-            &self
-                .path()
-                .join("subscribers")
-                .join(s.subscriber_id.to_string())
-                .join("packs"),
-            ".pack",
-        )
+        files(&self.subscriber_dir(s).join("packs"), ".pack")
     }
 
-    /// Puts the blobs of `seeds` (`len` bytes each) in one sealed pack of
-    /// session `s`; each must be new. Returns their ids.
+    /// Puts the blobs of `seeds` (`len` bytes each, [`data`]) in one sealed
+    /// pack of session `s`; each must be new. Returns their ids.
     pub fn sealed_pack(
         &self,
         s: &Session,
@@ -84,8 +92,8 @@ impl Env {
         let ids = seeds
             .iter()
             .map(|seed| {
-                let (id, b) = c.blob(&data(*seed, len));
-                assert!(self.store.put_chunk(s, &mut pack, &id, &b).unwrap());
+                let (id, new) = c.put(&self.store, s, &mut pack, &data(*seed, len));
+                assert!(new);
                 id
             })
             .collect();
@@ -93,18 +101,45 @@ impl Env {
         ids
     }
 
-    /// Commits a snapshot of session `s` made at `secs` listing `ids`.
+    /// Commits a snapshot of session `s` made at `secs` listing `ids`
+    /// ([`Client::manifest_at`], sorted).
     pub fn commit(&self, s: &Session, c: &Client, secs: i64, ids: &[ChunkId]) -> ChunkId {
         let mut sorted = ids.to_vec();
         sorted.sort();
         let mut pack = self.store.open_pack(s);
         self.store
-            .commit_snapshot(s, &mut pack, &c.manifest(&s.device, secs, &sorted))
+            .commit_snapshot(s, &mut pack, &c.manifest_at(&s.device, secs, &sorted))
             .unwrap()
     }
 
+    /// The used bytes of subscriber `name`.
     pub fn used(&self, name: &str) -> u64 {
         self.store.subscriber(name).unwrap().used_bytes
+    }
+}
+
+/// A new device of `subscriber` (added with `quota` if it does not exist
+/// yet): its secret, what a token carries.
+pub fn enrol(store: &Store, subscriber: &str, quota: u64, device: &str, role: Role) -> [u8; 32] {
+    if store.subscriber(subscriber).is_err() {
+        store.add_subscriber(subscriber, quota, None).unwrap();
+    }
+    store.add_device(subscriber, device, role).unwrap()
+}
+
+impl Client {
+    /// Puts the blob of `data` in `pack` of session `s`, as a client
+    /// uploads it: its id, and whether the store did not have it yet.
+    pub fn put(
+        &mut self,
+        store: &Store,
+        s: &Session,
+        pack: &mut PackWriter,
+        data: &[u8],
+    ) -> (ChunkId, bool) {
+        let (id, blob) = self.blob(data);
+        let new = store.put_chunk(s, pack, &id, &blob).unwrap();
+        (id, new)
     }
 }
 
@@ -134,64 +169,4 @@ pub fn hidden(dir: &Path) -> Vec<String> {
     rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.'))
         .collect()
-}
-
-/// A client of one subscriber: its keys and a sealer.
-pub struct Client {
-    pub keys: Keys,
-    sealer: Sealer,
-}
-
-impl Client {
-    pub fn new(master: u8) -> Client {
-        Client {
-            keys: Keys::derive(&MasterKey::from_bytes([master; 32])),
-            sealer: Sealer::new(3),
-        }
-    }
-
-    /// A real blob of `data`: (id, blob bytes).
-    pub fn blob(&mut self, data: &[u8]) -> (ChunkId, Vec<u8>) {
-        let id = ChunkId::compute(&self.keys, data);
-        let b = self
-            .sealer
-            .seal(&self.keys, BlobKind::Data, &id, data)
-            .unwrap();
-        (id, b)
-    }
-
-    /// Decrypts a blob fetched back from the store.
-    pub fn open(&self, id: &ChunkId, bytes: &[u8]) -> Vec<u8> {
-        blob::open(&self.keys, BlobKind::Data, id, bytes).unwrap()
-    }
-
-    /// A sealed manifest made by `device` at `secs`, listing `chunks`.
-    pub fn manifest(&self, device: &str, secs: i64, chunks: &[ChunkId]) -> Vec<u8> {
-        {
-            let mut m = Manifest::bare(device, Timestamp { secs, nanos: 0 }, chunks.to_vec());
-            m.public.logical_bytes = 1000 * chunks.len() as u64;
-            m.public.file_count = chunks.len() as u64;
-            m
-        }
-        .seal(&self.keys)
-        .unwrap()
-    }
-}
-
-/// Incompressible test data of `len` bytes, different for each `seed`.
-pub fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 64);
-    let mut counter = 0u64;
-    while out.len() < len {
-        let mut h = blake3::Hasher::new();
-        h.update(&seed.to_le_bytes());
-        h.update(&counter.to_le_bytes());
-        let mut xof = h.finalize_xof();
-        let mut block = [0u8; 4096];
-        xof.fill(&mut block);
-        out.extend_from_slice(&block);
-        counter += 1;
-    }
-    out.truncate(len);
-    out
 }

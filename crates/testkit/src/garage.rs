@@ -1,15 +1,14 @@
 //! A real Garage (S3-compatible object store) for the tests: one single-node
 //! cluster on loopback, in a temporary directory, with a bucket and a key
 //! made by the setup; killed when dropped. Shared by every test crate that
-//! tests packs on object storage (`#[path = ".../tests/garage.rs"] mod garage;`).
+//! tests packs on object storage, and by the upload benchmark
+//! (`coffre_testkit::garage`, feature `store`).
 //!
 //! The `garage` binary (2.x, built with `cargo install --locked garage
 //! --no-default-features --features bundled-libs,sqlite`, which `.ci/run`
 //! does when it is absent) is looked for in `$COFFRE_GARAGE`, on `PATH`,
 //! then in `~/.cargo/bin`. If it is missing the test FAILS with how to
 //! install it: a test of object storage never passes without one.
-
-#![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -22,6 +21,7 @@ use coffre_store::{PackStorage, S3Config};
 pub const REGION: &str = "garage";
 
 /// A running single-node Garage.
+#[derive(Debug)]
 pub struct Garage {
     bin: PathBuf,
     dir: tempfile::TempDir,
