@@ -27,8 +27,8 @@
 //!   has dropped every [`Confirmed`]). The first cause wins: a journal
 //!   write error, else the uploader's error.
 
+use std::future::Future;
 use std::io;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
@@ -36,8 +36,6 @@ use coffre_core::ChunkId;
 use tokio::sync::mpsc;
 
 use super::journal::Journal;
-use super::upload::{self, Uploaded, BATCH};
-use crate::remote::Remote;
 
 /// Bytes of sealed blobs waiting for the uploader (the outbox), in KiB.
 pub(super) const OUTBOX_KIB: u32 = 4 * 1024;
@@ -65,8 +63,10 @@ pub(super) struct Outgoing {
 }
 
 impl Outbox {
-    fn new(rt: tokio::runtime::Handle) -> (Outbox, mpsc::Receiver<Outgoing>) {
-        let (tx, rx) = mpsc::channel(BATCH);
+    /// An outbox whose channel holds up to `blobs` blobs besides its byte
+    /// budget.
+    fn new(rt: tokio::runtime::Handle, blobs: usize) -> (Outbox, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(blobs);
         let budget = Arc::new(tokio::sync::Semaphore::new(OUTBOX_KIB as usize));
         (Outbox { tx, budget, rt }, rx)
     }
@@ -101,25 +101,30 @@ impl Confirmed {
     }
 }
 
-/// The running upload: the uploader task and the journal's thread.
+/// The running upload: the uploader task (whose result is a `T`) and the
+/// journal's thread.
 #[derive(Debug)]
-pub(super) struct Upload {
+pub(super) struct Upload<T> {
     rt: tokio::runtime::Handle,
-    task: tokio::task::JoinHandle<Result<Uploaded>>,
+    task: tokio::task::JoinHandle<Result<T>>,
     journal: std::thread::JoinHandle<io::Result<()>>,
 }
 
-impl Upload {
-    /// Starts the uploader on `rt` with up to `uploads` requests in flight,
-    /// and the journal's thread; returns the outbox that feeds them.
-    /// `sent` counts the bytes the server took, for the progress bar.
-    pub(super) fn start(
+impl<T: Send + 'static> Upload<T> {
+    /// Starts the journal's thread and the uploader on `rt`: `uploader` is
+    /// given the outbox's receiving end and the way to the journal, and
+    /// returns the task to run (`upload::run`); returns the outbox that
+    /// feeds it, holding up to `blobs` blobs (a has-chunks batch) within its
+    /// byte budget. The bridge does not know what the uploader does.
+    pub(super) fn start<F>(
         rt: &tokio::runtime::Handle,
-        remote: Arc<Remote>,
-        uploads: usize,
+        blobs: usize,
         mut journal: Journal,
-        sent: Arc<AtomicU64>,
-    ) -> Result<(Outbox, Upload)> {
+        uploader: impl FnOnce(mpsc::Receiver<Outgoing>, Confirmed) -> F,
+    ) -> Result<(Outbox, Upload<T>)>
+    where
+        F: Future<Output = Result<T>> + Send + 'static,
+    {
         let (confirmed, ids) = std::sync::mpsc::channel::<Vec<ChunkId>>();
         let journal = std::thread::Builder::new()
             .name("coffre-journal".into())
@@ -129,14 +134,8 @@ impl Upload {
                 }
                 Ok(())
             })?;
-        let (outbox, rx) = Outbox::new(rt.clone());
-        let task = rt.spawn(upload::run(
-            remote,
-            rx,
-            uploads.max(1),
-            Confirmed(confirmed),
-            sent,
-        ));
+        let (outbox, rx) = Outbox::new(rt.clone(), blobs);
+        let task = rt.spawn(uploader(rx, Confirmed(confirmed)));
         let upload = Upload {
             rt: rt.clone(),
             task,
@@ -148,7 +147,7 @@ impl Upload {
     /// Closes the outbox and waits for the last puts and journal writes;
     /// the blobs sent, and of those the server already had. Sync side:
     /// blocks the calling thread.
-    pub(super) fn finish(self, outbox: Outbox) -> Result<Uploaded> {
+    pub(super) fn finish(self, outbox: Outbox) -> Result<T> {
         let (uploaded, journaled) = self.wait(outbox);
         journaled?;
         uploaded.map_err(|e| anyhow!("the upload task failed: {e}"))?
@@ -167,10 +166,7 @@ impl Upload {
 
     /// Closes the outbox, waits for the uploader, then for the journal's
     /// thread (it ends once the uploader has dropped every `Confirmed`).
-    fn wait(
-        self,
-        outbox: Outbox,
-    ) -> (Result<Result<Uploaded>, tokio::task::JoinError>, Result<()>) {
+    fn wait(self, outbox: Outbox) -> (Result<Result<T>, tokio::task::JoinError>, Result<()>) {
         drop(outbox);
         let uploaded = self.rt.block_on(self.task);
         let journaled = match self.journal.join() {
@@ -195,7 +191,8 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let (outbox, mut rx) = Outbox::new(rt.handle().clone());
+        const BATCH: usize = super::super::upload::BATCH;
+        let (outbox, mut rx) = Outbox::new(rt.handle().clone(), BATCH);
         let budget = OUTBOX_KIB as usize * 1024;
         // Many small blobs fit at once: a has-chunks batch can fill.
         for n in 0..BATCH as u8 {

@@ -32,6 +32,7 @@ use super::known;
 use super::plan::Plan;
 use super::report::Report;
 use super::trees::{self, Built, ReadFiles};
+use super::upload;
 use crate::config::Installation;
 use crate::files_cache::FilesCache;
 use crate::fsmeta;
@@ -86,12 +87,12 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
     let progress = progress(&scan, &to_read, opts.progress);
     let sent = Arc::new(AtomicU64::new(0));
     let journal = Journal::open(&inst.uploaded_path(), opts.use_caches)?;
+    let (remote, uploads, taken) = (session.remote.clone(), opts.uploads.max(1), sent.clone());
     let (outbox, upload) = Upload::start(
         session.rt.handle(),
-        session.remote.clone(),
-        opts.uploads,
+        upload::BATCH,
         journal,
-        sent.clone(),
+        move |rx, confirmed| upload::run(remote, rx, uploads, confirmed, taken),
     )?;
     let dedup = SeenSet::with_known(known);
     let mut errors = scan.tally.errors.clone();

@@ -68,8 +68,8 @@
 //! checks them again.
 
 mod catalog;
-mod copy;
 pub mod clock;
+mod copy;
 mod data;
 pub mod durable;
 mod error;

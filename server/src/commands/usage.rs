@@ -21,8 +21,8 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
         Some(d) => d,
         None => crate::config::DataDir::new(data).config()?.stale_days,
     };
-    let now = coffre_core::Timestamp::now().secs;
-    let rows = rows(&open_store(data)?, now, stale_days)?;
+    let store = open_store(data)?;
+    let rows = rows(&store, store.now(), stale_days)?;
     if json {
         let rows: Vec<_> = rows
             .iter()

@@ -149,7 +149,8 @@ async fn board_page(
         });
     let stale_days = state.options.stale_days;
     let html = blocking(state.store, move |store| {
-        let now = coffre_core::Timestamp::now().secs;
+        // The store's clock: the page and the nightly task agree on "now".
+        let now = store.now();
         let rows = usage::rows(store, now, stale_days)?;
         Ok(page::render(rows, lang, now, stale_days))
     })
