@@ -27,8 +27,10 @@
 //!   `used_bytes`, or the discard returns it (`pending.rs`).
 //!
 //! Appends to one writer are serialised by its lock (the daemon already sends
-//! them one blocking task at a time through its combiner); a commit holds the
-//! lock while it seals and checks, as it did with a bare [`PackWriter`].
+//! them one blocking task at a time through its combiner); a commit (and the
+//! end of a session) takes the lock before it waits for the seals, so no
+//! append beside it can hand a pack out unseen, and holds it while it seals
+//! and checks. Sealing a full pack never takes that lock: no deadlock.
 
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -146,8 +148,10 @@ impl Store {
     /// daemon does when a connection ends, so that what was uploaded is
     /// durable, and for a device's earlier connections.
     pub fn seal_writer(&self, s: &Session, writer: &SessionWriter) -> Result<()> {
+        // The lock first: no pack can be handed out while we wait.
+        let mut open = lock(&writer.open);
         writer.wait_for_seals();
-        self.seal_pack(s, &mut lock(&writer.open))
+        self.seal_pack(s, &mut open)
     }
 
     /// Waits for the writer's full packs, then commits a snapshot with its
@@ -158,8 +162,11 @@ impl Store {
         writer: &SessionWriter,
         manifest: &[u8],
     ) -> Result<ChunkId> {
+        // The lock first: a full pack handed out by an append running beside
+        // the commit is then counted before we wait, never missed.
+        let mut open = lock(&writer.open);
         writer.wait_for_seals();
-        self.commit_snapshot(s, &mut lock(&writer.open), manifest)
+        self.commit_snapshot(s, &mut open, manifest)
     }
 }
 
