@@ -21,19 +21,23 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// What [`tighten`] changed.
+/// What [`tighten`] changed, and what it could not change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tightened {
     /// Files and folders whose mode was narrowed to owner-only.
     pub changed: u64,
     /// The first few of them (for the log line).
     pub examples: Vec<PathBuf>,
+    /// Files and folders left open because changing them failed (another
+    /// owner, a read-only file system): the first few, with the error. The
+    /// store opens anyway: the operator is told to fix them.
+    pub refused: Vec<String>,
 }
 
 impl Tightened {
-    /// Whether anything was changed.
+    /// Whether there is nothing to tell.
     pub fn is_empty(&self) -> bool {
-        self.changed == 0
+        self.changed == 0 && self.refused.is_empty()
     }
 }
 
@@ -55,7 +59,16 @@ impl std::fmt::Display for Tightened {
             } else {
                 ""
             }
-        )
+        )?;
+        if !self.refused.is_empty() {
+            write!(
+                f,
+                "; could not change {} (run `chmod -R go-rwx` on the data directory as its \
+                 owner)",
+                self.refused.join("; ")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -63,8 +76,10 @@ impl std::fmt::Display for Tightened {
 const EXAMPLES: usize = 3;
 
 /// Makes `data_dir` and everything in it owner-only if the directory is
-/// open to other users (see the module documentation). Errors name the
-/// path that could not be changed.
+/// open to other users (see the module documentation). What cannot be
+/// changed is reported in [`Tightened::refused`], not as an error: a
+/// server still opens its data directory. Fails only if `data_dir` (or an
+/// entry found meanwhile) cannot be looked at.
 pub fn tighten(data_dir: &Path) -> Result<Tightened> {
     let mut done = Tightened::default();
     #[cfg(unix)]
@@ -90,17 +105,32 @@ fn walk(path: &Path, done: &mut Tightened) -> Result<()> {
     if meta.file_type().is_symlink() {
         return Ok(());
     }
+    let mut refused = |e: std::io::Error| {
+        if done.refused.len() < EXAMPLES {
+            done.refused.push(format!("{}: {e}", path.display()));
+        }
+    };
     if mode & 0o077 != 0 {
         let narrowed = mode & 0o7700;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(narrowed))
-            .map_err(|e| Error::io(path, e))?;
-        done.changed += 1;
-        if done.examples.len() < EXAMPLES {
-            done.examples.push(path.to_path_buf());
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(narrowed)) {
+            Ok(()) => {
+                done.changed += 1;
+                if done.examples.len() < EXAMPLES {
+                    done.examples.push(path.to_path_buf());
+                }
+            }
+            Err(e) => refused(e),
         }
     }
     if is_dir {
-        for entry in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+        let list = match std::fs::read_dir(path) {
+            Ok(list) => list,
+            Err(e) => {
+                refused(e);
+                return Ok(());
+            }
+        };
+        for entry in list {
             let entry = entry.map_err(|e| Error::io(path, e))?;
             walk(&entry.path(), done)?;
         }
