@@ -184,7 +184,9 @@ fn error_reply(e: &coffre_store::Error) -> ErrorReply {
         ),
         E::Forbidden { action, .. } => (
             ErrorCode::Forbidden,
-            format!("{action} is not allowed for a backup device (it can add data, never delete it)"),
+            format!(
+                "{action} is not allowed for a backup device (it can add data, never delete it)"
+            ),
         ),
         E::QuotaExceeded {
             used,

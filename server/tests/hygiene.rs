@@ -173,7 +173,10 @@ async fn everything_the_server_creates_is_owner_only_even_under_umask_000() {
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("data");
     let listen = format!("127.0.0.1:{}", free_port());
-    ok(&run_under_umask_000(&data_dir, &["init", "--listen", &listen]));
+    ok(&run_under_umask_000(
+        &data_dir,
+        &["init", "--listen", &listen],
+    ));
     ok(&run_under_umask_000(
         &data_dir,
         &["subscriber", "add", "asso", "--quota", "1GiB"],
@@ -278,7 +281,11 @@ fn one_daemon_per_data_directory_and_no_unsafe_command_beside_it() {
         &["run"][..],
         &["rebuild-catalog", "--replace"],
         &["rebuild-catalog"],
-        &["move-packs", "--to", "s3://packs?endpoint=http://127.0.0.1:9&region=x"],
+        &[
+            "move-packs",
+            "--to",
+            "s3://packs?endpoint=http://127.0.0.1:9&region=x",
+        ],
     ] {
         let out = server(&data_dir, args);
         let err = one_line_error(&out);

@@ -148,7 +148,10 @@ async fn a_damaged_chunk_is_named_to_the_pc_without_the_servers_paths() {
         .verify("asso", &VerifyOptions::default())
         .unwrap();
     assert_eq!(report.damaged.len(), 1, "{report:?}");
-    assert!(report.damaged[0].pack.contains(&pack_name[..8]), "{report:?}");
+    assert!(
+        report.damaged[0].pack.contains(&pack_name[..8]),
+        "{report:?}"
+    );
     server.stop().await;
 }
 
@@ -178,7 +181,12 @@ async fn a_backup_refused_for_its_quota_keeps_what_it_sent_and_reserves_nothing_
             other => panic!("{other:?}"),
         }
     };
-    assert_eq!(refusal.code, ErrorCode::QuotaExceeded, "{}", refusal.message);
+    assert_eq!(
+        refusal.code,
+        ErrorCode::QuotaExceeded,
+        "{}",
+        refusal.message
+    );
     assert_eq!(sent.len(), 4, "4 blobs of 400 kB fit in 2 MB");
     let m = &refusal.message;
     assert!(
@@ -194,7 +202,10 @@ async fn a_backup_refused_for_its_quota_keeps_what_it_sent_and_reserves_nothing_
     conn.close(0u32.into(), b"refused");
     let deadline = Instant::now() + Duration::from_secs(20);
     while server.store.reserved_bytes("petite").unwrap() > 0 {
-        assert!(Instant::now() < deadline, "a reservation outlived its session");
+        assert!(
+            Instant::now() < deadline,
+            "a reservation outlived its session"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let on_disk: u64 = stored_files(dir.path())

@@ -106,10 +106,7 @@ mod tests {
         drop(lock);
         let lock = DaemonLock::acquire(dir.path(), "`coffre-server rebuild-catalog`").unwrap();
         let e = DaemonLock::acquire(dir.path(), DAEMON).unwrap_err();
-        assert!(
-            e.to_string().contains("rebuild-catalog` (pid"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("rebuild-catalog` (pid"), "{e}");
         drop(lock);
     }
 }

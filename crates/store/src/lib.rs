@@ -99,11 +99,11 @@ pub use durable::{sync_dir, write_atomic};
 pub use error::{Error, Result};
 pub use gc::{GcOptions, GcReport};
 pub use layout::{ACCOUNT_FILE, CATALOG_FILE, SUBSCRIBERS_DIR};
-pub use permissions::{tighten, Tightened};
 pub use pack::{
     parse_pack_index, read_pack_index, PackEntry, PackWriter, PACK_MAGIC, PACK_TARGET_SIZE,
     PACK_VERSION,
 };
+pub use permissions::{tighten, Tightened};
 pub use rebuild::{
     rebuild_catalog, rebuild_catalog_with, rebuild_catalog_with_clock, RebuildReport,
 };
