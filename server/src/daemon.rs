@@ -166,9 +166,8 @@ fn error_reply(e: &coffre_store::Error) -> ErrorReply {
     let (code, message) = match e {
         // The member's own doing, in words about what it sent or asked:
         // these carry no path and no operator command.
-        E::MissingChunks { .. } | E::BadRequest(_) | E::InvalidName { .. } => {
-            (ErrorCode::BadRequest, e.to_string())
-        }
+        E::MissingChunks { .. } => (ErrorCode::MissingChunks, e.to_string()),
+        E::BadRequest(_) | E::InvalidName { .. } => (ErrorCode::BadRequest, e.to_string()),
         E::AlreadyExists { what } => (
             ErrorCode::BadRequest,
             format!("{what} already exists: nothing was changed"),
