@@ -48,23 +48,26 @@ impl std::fmt::Display for Tightened {
             .iter()
             .map(|p| p.display().to_string())
             .collect();
-        write!(
-            f,
-            "made {} files and folders of the data directory owner-only (0600/0700), \
-             as an older coffre-server left them readable by other local users: {}{}",
-            self.changed,
-            names.join(", "),
-            if self.changed as usize > names.len() {
-                ", ..."
-            } else {
-                ""
-            }
-        )?;
+        if self.changed > 0 {
+            write!(
+                f,
+                "made {} files and folders of the data directory owner-only (0600/0700), \
+                 as an older coffre-server left them readable by other local users: {}{}",
+                self.changed,
+                names.join(", "),
+                if self.changed as usize > names.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            )?;
+        }
         if !self.refused.is_empty() {
             write!(
                 f,
-                "; could not change {} (run `chmod -R go-rwx` on the data directory as its \
-                 owner)",
+                "{}could not make owner-only {} (other local users may read them: run \
+                 `chmod -R go-rwx` on the data directory as its owner)",
+                if self.changed > 0 { "; " } else { "" },
                 self.refused.join("; ")
             )?;
         }
