@@ -79,8 +79,9 @@ impl RemoteError {
 fn explain(r: &ErrorReply) -> String {
     match r.code {
         ErrorCode::QuotaExceeded => format!(
-            "the storage quota is full: {} of {} used. Nothing already backed up was touched. \
-             Ask the association to raise the quota, or remove old snapshots",
+            "the storage quota is full: {} of {} used. Nothing already backed up was touched, \
+             and what this backup sent is kept: it will not be sent again. Ask your association \
+             to raise the quota (or a technician to forget old snapshots), then run the backup again",
             format_size(r.used),
             format_size(r.quota)
         ),

@@ -157,6 +157,11 @@ fn a_full_quota_fails_plainly(storage: PackStorage) {
     let out = pc.run(&["backup"]);
     let err = one_line_error(&out);
     assert!(err.contains("quota is full"), "{err}");
+    // What the member can do, and what happens to what was sent.
+    assert!(
+        err.contains("will not be sent again") && err.contains("then run the backup again"),
+        "{err}"
+    );
     assert_eq!(out.status.code(), Some(1));
     let status = pc.json(&["status"]);
     assert_eq!(status["last_run"]["result"], "failed", "{status}");

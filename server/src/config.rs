@@ -4,10 +4,13 @@
 //! DATA/config.toml       this file: listen address, the address put in tokens, limits,
 //!                        the board's web page (address, token)
 //! DATA/tls/cert.der      the server's self-signed certificate (pinned by clients)
-//! DATA/tls/key.der       its private key (mode 0600)
+//! DATA/tls/key.der       its private key
+//! DATA/daemon.lock       held by the running daemon (coffre_store::DaemonLock)
 //! DATA/catalog.sqlite    the catalogue (coffre-store; see docs/store.md)
 //! DATA/subscribers/      packs and manifests, one folder per subscriber
 //! ```
+//!
+//! The directory is 0700 and every file in it 0600, from creation.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -208,21 +211,15 @@ impl DataDir {
         }
     }
 
-    /// Writes `config.toml` durably, readable by its owner only (mode 0600).
+    /// Writes `config.toml` durably, readable by its owner only (mode 0600
+    /// from creation: it holds the dashboard's password, maybe the object
+    /// store's key).
     pub fn write_config(&self, config: &Config) -> Result<()> {
         let text = format!(
             "# coffre-server configuration (see docs/operator-guide.md)\n{}",
             toml::to_string_pretty(config).context("encoding the configuration")?
         );
-        let path = self.config_path();
-        coffre_store::write_atomic(&path, text.as_bytes())?;
-        // It holds the dashboard's password: readable by the server's user only.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .with_context(|| format!("making {} private", path.display()))?;
-        }
+        coffre_store::write_atomic(&self.config_path(), text.as_bytes())?;
         Ok(())
     }
 }

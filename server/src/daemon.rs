@@ -156,23 +156,85 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// The reply a device gets for a store error: a code, and a sentence for
+/// the member that names what it asked for but never the server's paths nor
+/// the operator's commands (issue 17, "server hygiene"). What the server
+/// failed at goes to the log at warn, with every detail, for the operator.
 fn error_reply(e: &coffre_store::Error) -> ErrorReply {
     use coffre_store::Error as E;
-    let code = match e {
-        E::NotFound { .. } => ErrorCode::NotFound,
-        E::UnknownDevice => ErrorCode::UnknownDevice,
-        E::Revoked { .. } => ErrorCode::Revoked,
-        E::Forbidden { .. } => ErrorCode::Forbidden,
-        E::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
-        E::MissingChunks { .. } => ErrorCode::MissingChunks,
-        E::StorageFull { .. } => ErrorCode::StorageFull,
-        E::BadRequest(_) | E::Corrupt(_) | E::InvalidName { .. } | E::AlreadyExists { .. } => {
-            ErrorCode::BadRequest
+    const TOLD: &str = "the server's operator has been told";
+    let (code, message) = match e {
+        // The member's own doing, in words about what it sent or asked:
+        // these carry no path and no operator command.
+        E::MissingChunks { .. } => (ErrorCode::MissingChunks, e.to_string()),
+        E::BadRequest(_) | E::InvalidName { .. } => (ErrorCode::BadRequest, e.to_string()),
+        E::AlreadyExists { what } => (
+            ErrorCode::BadRequest,
+            format!("{what} already exists: nothing was changed"),
+        ),
+        E::NotFound { what } => (ErrorCode::NotFound, format!("{what} not found")),
+        E::UnknownDevice => (
+            ErrorCode::UnknownDevice,
+            "unknown device: this credential is not enrolled on this server".into(),
+        ),
+        E::Revoked { .. } => (
+            ErrorCode::Revoked,
+            "this device has been revoked: ask your technician for a new enrolment token".into(),
+        ),
+        E::Forbidden { action, .. } => (
+            ErrorCode::Forbidden,
+            format!(
+                "{action} is not allowed for a backup device (it can add data, never delete it)"
+            ),
+        ),
+        E::QuotaExceeded {
+            used,
+            quota,
+            needed,
+        } => (
+            ErrorCode::QuotaExceeded,
+            format!(
+                "quota exceeded: {used} bytes used of a quota of {quota} bytes, and {needed} more \
+                 bytes are needed: nothing already stored is affected, and what this backup \
+                 already sent is kept for the next one; ask your association to raise the quota"
+            ),
+        ),
+        // The server's own failures: the log has the details.
+        E::Unreadable { object, cause } => {
+            warn!("{e}");
+            let why = match **cause {
+                E::ObjectStore { .. } => "its storage did not answer: retry later",
+                _ => "its stored copy is damaged or unreadable",
+            };
+            (
+                ErrorCode::Internal,
+                format!("the server could not read {object}: {why}; {TOLD}"),
+            )
         }
-        _ => ErrorCode::Internal,
+        E::StorageFull { .. } => {
+            warn!("{e}");
+            (
+                ErrorCode::StorageFull,
+                format!("the server's storage is full: nothing already stored is lost; {TOLD}"),
+            )
+        }
+        E::Busy { .. } | E::GcRunning => {
+            warn!("{e}");
+            (
+                ErrorCode::Busy,
+                "the server is busy: retry in a few minutes".into(),
+            )
+        }
+        _ => {
+            warn!("{e}");
+            (
+                ErrorCode::Internal,
+                format!("the server failed to do this (an error of its own, not of this device): retry later; {TOLD}"),
+            )
+        }
     };
     // `new` keeps the message within the protocol's cap, so any error encodes.
-    let mut reply = ErrorReply::new(code, e.to_string());
+    let mut reply = ErrorReply::new(code, message);
     if let E::QuotaExceeded { used, quota, .. } = e {
         (reply.used, reply.quota) = (*used, *quota);
     }

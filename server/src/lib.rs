@@ -54,6 +54,7 @@ use clap::Parser;
 
 /// Parses the command line, runs it, prints an error as one line.
 pub fn main() -> ExitCode {
+    owner_only_umask();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         // --help and --version print as usual; a usage error is one line.
@@ -87,4 +88,14 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Every file and folder this process creates is its user's only (umask
+/// 077), whatever umask it was started with: belt and braces beside the
+/// explicit modes of `coffre_store::durable` (0600 files, 0700 folders), so
+/// that a file created by some other path (a library's temporary file) is
+/// private too.
+fn owner_only_umask() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }

@@ -59,16 +59,14 @@ impl Identity {
         })
     }
 
-    /// Writes `cert.der` and `key.der` (owner-only) into `dir`.
+    /// Writes `cert.der` and `key.der` into `dir`, owner-only from creation
+    /// (0600, the folder 0700: the key is never readable by another user,
+    /// not even for an instant).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        coffre_store::durable::create_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
         coffre_store::write_atomic(&dir.join("cert.der"), &self.cert)?;
         coffre_store::write_atomic(&dir.join("key.der"), &self.key)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.join("key.der"), std::fs::Permissions::from_mode(0o600))?;
-        }
         Ok(())
     }
 

@@ -268,6 +268,11 @@ impl Store {
     /// The manifest of one of this subscriber's snapshots, checked against its
     /// id.
     pub fn manifest(&self, s: &Session, id: &ChunkId) -> Result<Vec<u8>> {
+        self.read_manifest(s, id)
+            .map_err(|e| e.reading(|| format!("the manifest of snapshot {}", id.short())))
+    }
+
+    fn read_manifest(&self, s: &Session, id: &ChunkId) -> Result<Vec<u8>> {
         let len = self
             .catalog
             .manifest_len(s.subscriber_id, id)?
@@ -302,7 +307,10 @@ impl Store {
 
     /// The blob stored under `id`, read from its pack and checked against its
     /// checksum. [`Error::NotFound`] whether the id is another subscriber's or
-    /// nobody's; chunks still in an open pack are not found until sealed.
+    /// nobody's; chunks still in an open pack are not found until sealed. A
+    /// stored copy that is damaged, missing or unreadable is
+    /// [`Error::Unreadable`] naming the chunk (the details, for the
+    /// operator, inside).
     pub fn chunk(&self, s: &Session, id: &ChunkId) -> Result<Vec<u8>> {
         match self.read_chunk(s, id) {
             // A repack may have moved the chunk between the look-up and the
@@ -310,6 +318,7 @@ impl Store {
             Err(Error::Corrupt(_)) if self.moved(s, id)? => self.read_chunk(s, id),
             other => other,
         }
+        .map_err(|e| e.reading(|| format!("chunk {}", id.short())))
     }
 
     /// The blobs of `ids`, in order, as many as fit in `budget` bytes (at

@@ -38,11 +38,44 @@
 //! then [`persist`] does steps 2 to 4 (and removes the temporary file if one of
 //! them fails). [`create_dir_all`] and [`remove_file`] make directory
 //! creations and removals durable the same way.
+//!
+//! **Owner-only from creation.** On Unix every file this module creates is
+//! opened with mode [`FILE_MODE`] (0600) and every folder made with
+//! [`DIR_MODE`] (0700), whatever the process's umask: the catalogue, the
+//! wrapped key files, the packs and manifests are never readable by another
+//! local user, not even for an instant (issue 17; a umask can only narrow
+//! these modes, never widen them). `permissions` tightens data directories
+//! made before this rule.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+#[cfg(unix)]
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The mode of every file the store creates: read and write by its owner
+/// (the server's user) only.
+pub const FILE_MODE: u32 = 0o600;
+/// The mode of every folder the store creates: its owner only.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Options that create a file with [`FILE_MODE`] (on Unix) for writing.
+pub fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true);
+    #[cfg(unix)]
+    options.mode(FILE_MODE);
+    options
+}
+
+/// Creates the folder `dir` (its parent must exist) with [`DIR_MODE`].
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    builder.mode(DIR_MODE);
+    builder.create(dir)
+}
 
 /// Distinguishes the temporary files of one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -120,19 +153,19 @@ pub fn persist(file: File, tmp: &Path, path: &Path) -> io::Result<()> {
     })
 }
 
-/// Creates `path` for writing; fails if it exists (`O_EXCL`), so two writers
-/// never share a file. The error names the path.
+/// Creates `path` for writing, owner-only ([`FILE_MODE`]); fails if it
+/// exists (`O_EXCL`), so two writers never share a file. The error names the
+/// path.
 pub fn create_new(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
+    private_options()
         .create_new(true)
         .open(path)
         .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", path.display())))
 }
 
-/// Creates `dir` and its missing parents, and fsyncs the parent of every
-/// directory it created, so the new directories survive a crash. Does nothing
-/// (one `stat`) when `dir` exists.
+/// Creates `dir` and its missing parents, owner-only ([`DIR_MODE`]), and
+/// fsyncs the parent of every directory it created, so the new directories
+/// survive a crash. Does nothing (one `stat`) when `dir` exists.
 pub fn create_dir_all(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
@@ -140,7 +173,7 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_dir_all(parent)?;
     }
-    match fs::create_dir(dir) {
+    match create_private_dir(dir) {
         Ok(()) => {}
         // Created by a concurrent caller meanwhile: it syncs the parent too.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
@@ -218,7 +251,7 @@ fn create_temp(dir: &Path, name: &std::ffi::OsStr, path: &Path) -> io::Result<(P
         tmp_name.push(name);
         tmp_name.push(format!(".tmp-{pid}-{counter}"));
         let tmp = dir.join(tmp_name);
-        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+        match private_options().create_new(true).open(&tmp) {
             Ok(file) => return Ok((tmp, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt + 1 < TEMP_ATTEMPTS => {
                 attempt += 1;
@@ -382,6 +415,22 @@ mod tests {
         assert!(remove_file(&f).unwrap());
         assert!(!remove_file(&f).unwrap());
         assert!(entries(&deep).is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn every_file_and_folder_is_created_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("subscribers").join("7");
+        create_dir_all(&deep).unwrap();
+        write_atomic(&deep.join("account.json"), b"{}").unwrap();
+        drop(create_new(&deep.join(".p.pack.tmp")).unwrap());
+        assert_eq!(mode(&dir.path().join("subscribers")), DIR_MODE);
+        assert_eq!(mode(&deep), DIR_MODE);
+        assert_eq!(mode(&deep.join("account.json")), FILE_MODE);
+        assert_eq!(mode(&deep.join(".p.pack.tmp")), FILE_MODE);
     }
 
     #[test]

@@ -183,6 +183,43 @@ pub enum Error {
         message: String,
     },
 
+    /// Another process holds the data directory's daemon lock
+    /// ([`crate::DaemonLock`]): the daemon runs, or a command that must not
+    /// run beside it. Nothing was changed.
+    #[error(
+        "{holder} (pid {}) is running on {}: {}; nothing was changed",
+        pid.map_or_else(|| "unknown".to_string(), |p| p.to_string()),
+        data.display(),
+        if *daemon {
+            "stop it first (systemctl stop coffre-server)"
+        } else {
+            "wait for it to end, then retry"
+        }
+    )]
+    DataDirInUse {
+        /// The data directory.
+        data: PathBuf,
+        /// Who holds it: [`crate::DAEMON`] or a command.
+        holder: String,
+        /// Its process id, if it could be read.
+        pid: Option<u32>,
+        /// Whether the holder is the daemon (then stop it; else wait).
+        daemon: bool,
+    },
+
+    /// A stored object a device asked for (a chunk, a manifest) could not be
+    /// read back: damaged, missing or unreadable. `object` names it in words
+    /// a member may read ("chunk ab12cd34"); `cause` has the details for the
+    /// operator (paths, advice), which never go to the device.
+    #[error("{object} cannot be read: {cause}")]
+    Unreadable {
+        /// What was asked for: `chunk <short id>`, `snapshot <short id>`.
+        object: String,
+        /// What went wrong ([`Error::Corrupt`], [`Error::Io`],
+        /// [`Error::ObjectStore`]).
+        cause: Box<Error>,
+    },
+
     /// A catalogue (SQLite) error.
     #[error("catalogue error: {0}: retry; if it persists, run `coffre-server verify`")]
     Sqlite(#[from] rusqlite::Error),
@@ -224,9 +261,24 @@ impl Error {
         Error::NotFound { what: what.into() }
     }
 
+    /// Wraps an error met reading stored `object` (see
+    /// [`Error::Unreadable`]); other errors are returned as they are.
+    pub(crate) fn reading(self, object: impl FnOnce() -> String) -> Self {
+        match self {
+            Error::Corrupt(_) | Error::Io { .. } | Error::ObjectStore { .. } => Error::Unreadable {
+                object: object(),
+                cause: Box::new(self),
+            },
+            other => other,
+        }
+    }
+
     /// Whether retrying the same operation later may succeed (a locked
     /// catalogue, a full disk, a transient I/O error).
     pub fn is_retryable(&self) -> bool {
+        if let Error::Unreadable { cause, .. } = self {
+            return cause.is_retryable();
+        }
         matches!(
             self,
             Error::Busy { .. }

@@ -7,6 +7,7 @@
 //! <data dir>/
 //!   catalog.sqlite                 the catalogue (and its -wal, -shm)
 //!   gc.lock                        held by the one garbage collection running
+//!   daemon.lock                    held by the daemon, or by a command that must not run beside it
 //!   quarantine/<subscriber id>/    what `verify --repair` moved aside
 //!   subscribers/<subscriber id>/
 //!     account.json                 the subscriber and its devices (for a rebuild)
@@ -38,6 +39,8 @@ pub(crate) const PACKS_DIR: &str = "packs";
 pub(crate) const PACK_SUFFIX: &str = ".pack";
 /// The lock file of garbage collection, in the data directory.
 pub(crate) const GC_LOCK_FILE: &str = "gc.lock";
+/// The daemon's lock file, in the data directory (`daemon_lock`).
+pub(crate) const DAEMON_LOCK_FILE: &str = "daemon.lock";
 /// Where `verify --repair` moves damaged data, in the data directory.
 pub(crate) const QUARANTINE_DIR: &str = "quarantine";
 

@@ -17,7 +17,9 @@
 //!   ([`SystemClock`] by default, [`ManualClock`] in tests); nothing in this
 //!   crate reads the wall clock itself.
 //! - [`durable`] is the only module that makes bytes durable: temp file,
-//!   fsync, rename, fsync of the directory.
+//!   fsync, rename, fsync of the directory; every file it creates is
+//!   owner-only (0600, folders 0700) from creation, and [`permissions`]
+//!   tightens a data directory made by an older release.
 //! - `catalog` holds all the SQL (one file per section under `catalog/`);
 //!   the pack format is in [`pack`]; every file and folder name of a data
 //!   directory is in `layout`, which imports nothing of the crate.
@@ -57,7 +59,8 @@
 //! | `remove_snapshot` (retention, from `coffre-server prune`, maybe another process) | everything | as `forget_snapshot`; it only removes committed snapshots, which no commit rewrites |
 //! | admin commands (`add_subscriber`, `set_subscriber`, `add_device`, `revoke_device`) from another process | the daemon | one `IMMEDIATE` transaction each; a quota change applies to the next `put_chunk`; a revocation to the next `authenticate`, `commit_snapshot` or `forget_snapshot` |
 //! | `usage`, `list_subscribers`, `list_devices` | everything | one read transaction |
-//! | two daemons on one data directory | — | **not supported**: quota reservations and open packs live in one process's memory |
+//! | two daemons on one data directory | — | **refused**: quota reservations and open packs live in one process's memory, so `coffre-server run` holds [`DaemonLock`] (`daemon.lock`) for its life and a second one is refused |
+//! | `rebuild-catalog`, `move-packs` | nothing that writes: refused beside the daemon | they hold [`DaemonLock`] for their run: refused while the daemon runs, and a daemon started meanwhile is refused |
 //! | `gc` (the daemon's nightly run, or `coffre-server gc` in another process) | everything; one collection at a time (`gc.lock`) | see [`gc`]: a subscriber with a session open is postponed; every sweep transaction checks that no session began and no snapshot was committed since the mark; repack moves rows in one transaction and readers look again |
 //!
 //! **What GC relies on** ([`gc`], invariant 6): a session records itself
@@ -70,6 +73,7 @@
 mod catalog;
 pub mod clock;
 mod copy;
+mod daemon_lock;
 mod data;
 pub mod durable;
 mod error;
@@ -77,6 +81,7 @@ pub mod gc;
 mod layout;
 pub mod pack;
 mod pending;
+pub mod permissions;
 pub mod rebuild;
 pub mod retention;
 mod session_writer;
@@ -88,6 +93,7 @@ pub mod verify;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use coffre_core::ChunkId;
 pub use copy::{copy_packs, CopyReport};
+pub use daemon_lock::{DaemonLock, DAEMON};
 pub use data::MAX_KEY_FILE;
 pub use durable::{sync_dir, write_atomic};
 pub use error::{Error, Result};
@@ -97,6 +103,7 @@ pub use pack::{
     parse_pack_index, read_pack_index, PackEntry, PackWriter, PACK_MAGIC, PACK_TARGET_SIZE,
     PACK_VERSION,
 };
+pub use permissions::{tighten, Tightened};
 pub use rebuild::{
     rebuild_catalog, rebuild_catalog_with, rebuild_catalog_with_clock, RebuildReport,
 };

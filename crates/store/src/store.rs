@@ -19,6 +19,7 @@ use crate::durable;
 use crate::error::{Error, Result};
 use crate::layout::{ACCOUNT_FILE, CATALOG_FILE, KEY_FILE, MANIFESTS_DIR, SUBSCRIBERS_DIR};
 use crate::pending::{lock, Pending};
+use crate::permissions::{self, Tightened};
 use crate::storage::{PackStorage, Packs};
 use crate::types::{
     canonical_retention, check_name, DeviceInfo, MaintenanceRun, Role, Session, SubscriberInfo,
@@ -37,6 +38,7 @@ pub struct Store {
     pub(crate) pending: Arc<Pending>,
     pub(crate) packs: Arc<Packs>,
     clock: Arc<dyn Clock>,
+    tightened: Tightened,
 }
 
 impl Store {
@@ -69,6 +71,10 @@ impl Store {
                 what: format!("a coffre catalogue at {}", catalog.display()),
             });
         }
+        // Owner-only, even if the folder existed (invariant: no other local
+        // user reads a data directory; `permissions`).
+        durable::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+        permissions::private_dir(data_dir)?;
         let subscribers = data_dir.join(SUBSCRIBERS_DIR);
         durable::create_dir_all(&subscribers).map_err(|e| Error::io(&subscribers, e))?;
         let store = Store {
@@ -77,6 +83,7 @@ impl Store {
             pending: Arc::default(),
             packs: Arc::new(packs),
             clock,
+            tightened: Tightened::default(),
         };
         // The catalogue file and its WAL are new entries of the data directory.
         durable::sync_dir(data_dir).map_err(|e| Error::io(data_dir, e))?;
@@ -111,6 +118,9 @@ impl Store {
                 path: data_dir.to_path_buf(),
             });
         }
+        // A data directory of an older release is made owner-only before
+        // SQLite opens it (its -wal and -shm take the catalogue's mode).
+        let tightened = permissions::tighten(data_dir)?;
         let subscribers = data_dir.join(SUBSCRIBERS_DIR);
         durable::create_dir_all(&subscribers).map_err(|e| Error::io(&subscribers, e))?;
         let store = Store {
@@ -119,6 +129,7 @@ impl Store {
             pending: Arc::default(),
             packs: Arc::new(packs),
             clock,
+            tightened,
         };
         store.save_missing_accounts()?;
         Ok(store)
@@ -127,6 +138,13 @@ impl Store {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.root
+    }
+
+    /// What opening the store made owner-only in a data directory left
+    /// open to other users by an older release (empty if nothing): the
+    /// caller logs it ([`crate::permissions`]).
+    pub fn tightened(&self) -> &Tightened {
+        &self.tightened
     }
 
     /// Now, in Unix seconds, as the store's clock says: the time of
@@ -313,9 +331,19 @@ impl Store {
 
     /// Forgets every session recorded by an earlier run of the daemon (one
     /// killed before its connections ended). The daemon calls it at start:
-    /// two daemons on one data directory are not supported.
+    /// two daemons on one data directory are not supported (`coffre-server
+    /// run` holds the [`crate::DaemonLock`]).
     pub fn clear_sessions(&self) -> Result<usize> {
         self.catalog.clear_sessions()
+    }
+
+    /// Bytes reserved against the quota of subscriber `name` by this
+    /// process's open packs and commits in progress: what the quota check
+    /// adds to `used_bytes`. Zero once its sessions have ended (their open
+    /// packs are then sealed, and counted in `used_bytes`, or discarded).
+    pub fn reserved_bytes(&self, name: &str) -> Result<u64> {
+        let id = self.catalog.subscriber_id_of(name)?;
+        Ok(*lock(&self.pending.subscriber(id).pending_bytes))
     }
 
     /// Records, once per session, that it may upload or learn which chunks

@@ -551,7 +551,14 @@ fn a_damaged_pack_is_reported_not_served() {
     bytes[100] ^= 0x40;
     fs::write(file, &bytes).unwrap();
     let e = env.store.chunk(&s, &id).unwrap_err();
-    assert!(matches!(e, Error::Corrupt(_)), "{e:?}");
+    // Named for the member, with the operator's details inside.
+    match &e {
+        Error::Unreadable { object, cause } => {
+            assert_eq!(object, &format!("chunk {}", id.short()));
+            assert!(matches!(**cause, Error::Corrupt(_)), "{cause:?}");
+        }
+        other => panic!("expected Unreadable, got {other:?}"),
+    }
     assert!(e.to_string().contains("verify"), "{e}");
 }
 

@@ -33,7 +33,9 @@ pub fn run(
         None => PackStorage::Local,
         Some(s) => s.pack_storage()?,
     };
-    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    // Owner-only (0700; `Store::create` narrows a folder that existed).
+    coffre_store::durable::create_dir_all(data)
+        .with_context(|| format!("creating {}", data.display()))?;
     let public_address = public_address.unwrap_or_else(|| default_public_address(listen));
     Store::create_with(data, &pack_storage)?;
     let identity = Identity::generate()?;

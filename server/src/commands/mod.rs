@@ -82,9 +82,36 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// Opens the store of an existing data directory, with a clear error if there is none.
 /// Its packs are where `config.toml` says.
+/// A data directory left open to other users by an older release is made
+/// owner-only on the way, and that is logged (once: it is private after).
 pub(crate) fn open_store(data: &Path) -> Result<Store> {
     let storage = crate::config::DataDir::new(data).pack_storage()?;
-    Ok(Store::open_with(data, &storage)?)
+    let store = Store::open_with(data, &storage)?;
+    log_tightened(store.tightened());
+    Ok(store)
+}
+
+/// Makes an older release's data directory owner-only, for the commands
+/// that work on it without opening a store, and logs it.
+pub(crate) fn tighten(data: &Path) -> Result<()> {
+    log_tightened(&coffre_store::tighten(data)?);
+    Ok(())
+}
+
+fn log_tightened(done: &coffre_store::Tightened) {
+    if !done.is_empty() {
+        tracing::warn!("{done}");
+    }
+}
+
+/// Takes the data directory's daemon lock for the command `name`, which
+/// must not run beside the daemon: refused (one line naming the holder and
+/// its pid, nothing changed) if the daemon or another such command runs.
+pub(crate) fn exclusive(data: &Path, name: &str) -> Result<coffre_store::DaemonLock> {
+    Ok(coffre_store::DaemonLock::acquire(
+        data,
+        &format!("`coffre-server {name}`"),
+    )?)
 }
 
 /// A Unix time for people: `2026-11-23 17:54 UTC`, or "never".

@@ -1,6 +1,7 @@
 //! `coffre-server move-packs --to URL`: the packs to another storage, then
 //! config.toml pointed at it (docs/operator-guide.md, "Packs on object
-//! storage").
+//! storage"). Holds the daemon lock (`coffre_store::DaemonLock`): refused
+//! while the daemon runs.
 
 use std::path::Path;
 
@@ -13,6 +14,10 @@ use crate::config::{DataDir, StorageConfig};
 pub fn run(data: &Path, to: &str, json: bool) -> Result<()> {
     let dir = DataDir::new(data);
     let mut config = dir.config()?;
+    // Never beside the daemon: packs it sealed meanwhile would stay on the
+    // old storage, unknown to the new one.
+    let _lock = super::exclusive(data, "move-packs")?;
+    super::tighten(data)?;
     let from = dir.pack_storage()?;
     let section = StorageConfig {
         url: to.to_string(),

@@ -1,4 +1,6 @@
-//! `coffre-server rebuild-catalog [--replace]`.
+//! `coffre-server rebuild-catalog [--replace]`: holds the daemon lock
+//! (`coffre_store::DaemonLock`), so it is refused while the daemon runs and
+//! a daemon started meanwhile is refused.
 
 use std::path::Path;
 
@@ -11,6 +13,10 @@ use crate::config::DataDir;
 pub fn run(data: &Path, replace: bool, json: bool) -> Result<()> {
     // A data directory of coffre-server, even without its catalogue.
     let storage = DataDir::new(data).pack_storage()?;
+    // Never beside the daemon: it would keep writing to the catalogue
+    // replaced here, and what it wrote would be lost at its restart.
+    let _lock = super::exclusive(data, "rebuild-catalog")?;
+    super::tighten(data)?;
     let reports = coffre_store::rebuild_catalog_with(data, &storage, replace)?;
     if json {
         println!(

@@ -1,4 +1,6 @@
-//! `coffre-server run`: the daemon, and the board's web page beside it.
+//! `coffre-server run`: the daemon, and the board's web page beside it. It
+//! holds the data directory's daemon lock (`coffre_store::DaemonLock`) from
+//! start to exit.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,6 +23,9 @@ const DASHBOARD_GRACE: Duration = Duration::from_secs(5);
 pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
     let dir = DataDir::new(data);
     let config = dir.config()?;
+    // One daemon per data directory, for its whole life: a second `run`,
+    // `rebuild-catalog` and `move-packs` are refused while it is held.
+    let _lock = coffre_store::DaemonLock::acquire(data, coffre_store::DAEMON)?;
     let dashboard = match dashboard_flag.or(config.dashboard) {
         Some(addr) => Some((addr, dashboard_options(&dir, &config)?)),
         None => None,

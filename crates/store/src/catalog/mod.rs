@@ -2,6 +2,9 @@
 //! chunks and snapshots. **All SQL of the crate is in this module** (its
 //! files, below).
 //!
+//! - The file is created owner-only (0600) before SQLite opens it, so its
+//!   `-wal` and `-shm` (which SQLite creates with the main file's mode) are
+//!   private too (issue 17).
 //! - WAL journal, `synchronous = FULL` (a commit acknowledged to a client is on
 //!   disk, invariant 2), `foreign_keys = ON`, a 10 s busy timeout (other
 //!   processes: the admin commands run beside the daemon).
@@ -116,6 +119,15 @@ impl Catalog {
     /// its schema up to date.
     pub(crate) fn open(path: &Path, create: bool) -> Result<Catalog> {
         let at = |e: Error| e.at_catalogue(path);
+        if create {
+            // Owner-only from the start: SQLite gives the -wal and -shm
+            // files the main file's mode, so they are private too.
+            crate::durable::private_options()
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+        }
         let mut writer = connect(path, create).map_err(|e| at(e.into()))?;
         let mode: String = writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))

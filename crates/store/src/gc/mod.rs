@@ -206,8 +206,13 @@ impl Store {
         durable::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let dead_path = dir.join(format!(".gc-{}.dead.tmp", std::process::id()));
         let _remove_dead = RemoveOnDrop(dead_path.clone());
-        let mut dead_out =
-            BufWriter::new(File::create(&dead_path).map_err(|e| Error::io(&dead_path, e))?);
+        let mut dead_out = BufWriter::new(
+            durable::private_options()
+                .create(true)
+                .truncate(true)
+                .open(&dead_path)
+                .map_err(|e| Error::io(&dead_path, e))?,
+        );
         let mut live = mark::Live::open(
             start
                 .snapshots
@@ -318,10 +323,9 @@ impl Store {
     /// Takes the data directory's GC lock (`gc.lock`), or fails at once.
     pub(crate) fn gc_lock(&self) -> Result<GcLock> {
         let path = self.data_dir().join(GC_LOCK_FILE);
-        let file = File::options()
+        let file = durable::private_options()
             .create(true)
             .truncate(false)
-            .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
         match file.try_lock() {
