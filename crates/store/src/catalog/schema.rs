@@ -97,6 +97,41 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         ok       INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // Issue 17, "the server's clock governs retention": the time the server
+    // RECEIVED each snapshot (`snapshots.received`, Unix seconds, the store's
+    // clock at commit), which retention sorts and buckets by, and the skew
+    // between a device's clock and the server's seen at its last commit
+    // (`devices.clock_skew`, manifest time minus received time, seconds;
+    // NULL until its next commit). Old rows migrate forward by this rule,
+    // with `now` the wall clock when the migration runs:
+    // 1. a device's `last_backup` (the server's clock at its last commit, or
+    //    a manifest time after a catalogue rebuild) is capped at `now`;
+    // 2. a snapshot's received time is its manifest time, capped at `now` and
+    //    at its device's `last_backup` (nothing of a device arrived after its
+    //    last commit);
+    // 3. the device's last commit (its highest `seq`, if the row has one)
+    //    was received at exactly the device's `last_backup`: its commit time
+    //    is known.
+    // A forged or broken PC clock so moves no old snapshot past the time the
+    // server last heard from the device.
+    "
+    ALTER TABLE snapshots ADD COLUMN received INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN clock_skew INTEGER;
+    UPDATE devices SET last_backup = MIN(last_backup, CAST(strftime('%s', 'now') AS INTEGER))
+     WHERE last_backup IS NOT NULL;
+    UPDATE snapshots SET received = MIN(
+        time,
+        CAST(strftime('%s', 'now') AS INTEGER),
+        COALESCE((SELECT d.last_backup FROM devices d WHERE d.id = snapshots.device_id), time));
+    UPDATE snapshots SET received =
+        (SELECT d.last_backup FROM devices d WHERE d.id = snapshots.device_id)
+     WHERE seq > 0
+       AND (SELECT d.last_backup FROM devices d WHERE d.id = snapshots.device_id) IS NOT NULL
+       AND seq = (SELECT MAX(o.seq) FROM snapshots o
+                   WHERE o.subscriber_id = snapshots.subscriber_id
+                     AND o.device_id = snapshots.device_id);
+    CREATE INDEX snapshots_by_received ON snapshots (subscriber_id, received);
+    ",
 ];
 
 /// The newest schema version this build knows.
