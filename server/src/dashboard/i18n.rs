@@ -411,7 +411,10 @@ impl Lang {
                     format!(
                         "Sauvegarde en retard\u{a0}: un ordinateur sans sauvegarde réussie depuis \
                          plus de {stale_days}{NBSP}jours. Jamais sauvegardé\u{a0}: un ordinateur \
-                         inscrit qui n’a encore envoyé aucune sauvegarde."
+                         inscrit qui n’a encore envoyé aucune sauvegarde. Horloge du PC \
+                         fausse\u{a0}: l’heure de l’ordinateur était fausse de plus d’un jour à sa \
+                         dernière sauvegarde\u{a0}; ses sauvegardes sont gardées, datées de leur \
+                         arrivée sur le serveur, comme «\u{a0}il y a…\u{a0}»."
                     ),
                     "Sauvegardes conservées\u{a0}: les versions gardées selon la règle de \
                      conservation de la structure (par exemple les 7 derniers jours, puis une \
@@ -437,7 +440,9 @@ impl Lang {
                     format!(
                         "Stale backup: a computer without a successful backup for more than \
                          {stale_days}{NBSP}days. Never backed up: a computer enrolled that has \
-                         not sent any backup yet."
+                         not sent any backup yet. PC clock wrong: the computer’s time was more \
+                         than a day off at its last backup; its backups are kept, dated by their \
+                         arrival on the server, as is “… ago”."
                     ),
                     "Backups kept: the versions kept under the structure’s retention rule \
                      (for example the last 7 days, then one a week and one a month)."
