@@ -25,7 +25,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffre_client::Remote;
 use coffre_core::{snapshot_id, ChunkId};
 use coffre_proto::{encode_hello, encode_request, Assembler, Request, Response, HELLO_LEN};
 use coffre_server::{
