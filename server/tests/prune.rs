@@ -114,7 +114,10 @@ fn prune_applies_each_subscribers_policy_per_device() {
     assert_eq!(dry["removed"], 0);
     let received = |id: &ChunkId| {
         let d = list.iter().find(|d| d["id"] == id.to_hex()).unwrap();
-        (d["received"].as_i64().unwrap(), d["pc_time"].as_i64().unwrap())
+        (
+            d["received"].as_i64().unwrap(),
+            d["pc_time"].as_i64().unwrap(),
+        )
     };
     assert_eq!(received(&pc2_id), (MONDAY - 300 * DAY, MONDAY - 300 * DAY));
     let text = ok(&server(&data, &["prune", "--dry-run"]));

@@ -250,7 +250,11 @@ async fn forward_dated_snapshots_do_not_push_out_the_honest_nights() {
     let mut forged = Vec::new();
     for k in 1..=8 {
         clock.set(d + 5 * k);
-        forged.push(hostile.commit(client.manifest_at("pc", d + k * DAY, &[])).await);
+        forged.push(
+            hostile
+                .commit(client.manifest_at("pc", d + k * DAY, &[]))
+                .await,
+        );
     }
     hostile.close().await;
 
