@@ -162,3 +162,75 @@ fn prune_applies_each_subscribers_policy_per_device() {
         1
     );
 }
+
+/// Issue 17: a PC whose clock was days off at its last commit is flagged by
+/// `coffre-server usage` in text, JSON and CSV; its last backup is when the
+/// server received it, and a PC with a right clock is not flagged.
+#[test]
+fn usage_says_which_pc_has_a_wrong_clock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(&server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    ok(&server(
+        &data,
+        &["subscriber", "add", "asso", "--quota", "1GiB"],
+    ));
+    let (fast, right) = (
+        device(&data, "asso", "fast"),
+        device(&data, "asso", "right"),
+    );
+    let clock = Arc::new(ManualClock::new(MONDAY));
+    let opened = Store::open_with_clock(&data, &PackStorage::Local, clock.clone()).unwrap();
+    commit((&opened, &clock), &right, "right", MONDAY);
+    // Received at MONDAY + 60, dated 8 days ahead by the PC.
+    clock.set(MONDAY + 60);
+    let s = opened.authenticate(&fast).unwrap();
+    let manifest = Client::new(7).seal_manifest(
+        "fast",
+        Timestamp {
+            secs: MONDAY + 8 * DAY,
+            nanos: 0,
+        },
+        vec![],
+        0,
+        0,
+    );
+    opened
+        .commit_snapshot(&s, &mut opened.open_pack(&s), &manifest)
+        .unwrap();
+    drop(opened);
+
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&server(&data, &["usage", "--json"]))).unwrap();
+    let asso = &json["subscribers"][0];
+    let status = asso["status"].to_string();
+    assert!(
+        status.contains("clock wrong: the clock of fast is 7 days ahead of the server's"),
+        "{status}"
+    );
+    let devices = asso["devices"].as_array().unwrap();
+    let fast = devices.iter().find(|d| d["name"] == "fast").unwrap();
+    assert_eq!(fast["last_backup"], MONDAY + 60);
+    assert_eq!(fast["clock_skew_seconds"], 8 * DAY - 60);
+    assert_eq!(fast["clock_wrong"], true);
+    let right = devices.iter().find(|d| d["name"] == "right").unwrap();
+    assert_eq!(
+        (
+            right["clock_skew_seconds"].as_i64(),
+            right["clock_wrong"].as_bool()
+        ),
+        (Some(0), Some(false))
+    );
+
+    let csv = ok(&server(&data, &["usage", "--csv"]));
+    assert!(
+        csv.lines().next().unwrap().ends_with(",status,clock_wrong"),
+        "{csv}"
+    );
+    assert!(csv.lines().nth(1).unwrap().ends_with(",\"fast\""), "{csv}");
+    let text = ok(&server(&data, &["usage"]));
+    assert!(
+        text.contains("(this PC's clock is wrong: 7 days ahead of the server's)"),
+        "{text}"
+    );
+}
