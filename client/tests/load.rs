@@ -75,7 +75,9 @@ fn many_pcs_back_up_at_once_while_retention_and_gc_run() {
     let server = Server::start();
     let work = tempfile::tempdir().unwrap();
     let base = fs::canonicalize(work.path()).unwrap();
-    // Ten structures of up to five PCs; retention keeps three per PC.
+    // Ten structures of up to five PCs; retention keeps the newest per PC
+    // (`daily=1`: the whole run is received the same day, which `last=N`
+    // would keep whole).
     let mut machines: Vec<(Client, PathBuf, u64)> = Vec::new();
     for k in 0..pcs {
         let sub = format!("structure-{}", k % 10);
@@ -91,7 +93,7 @@ fn many_pcs_back_up_at_once_while_retention_and_gc_run() {
     for k in 0..10 {
         server
             .store
-            .set_subscriber(&format!("structure-{k}"), None, Some("last=3"))
+            .set_subscriber(&format!("structure-{k}"), None, Some("daily=1"))
             .unwrap();
     }
 

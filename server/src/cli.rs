@@ -76,9 +76,18 @@ pub enum Command {
     /// Each subscriber's policy (`subscriber set NAME --retention ...`, or
     /// the default "last=3,daily=7,weekly=4,monthly=12") applies to each of
     /// its devices separately, so one PC's many snapshots never push out
-    /// another's. Periods follow this server's local time. With --dry-run,
-    /// lists every snapshot with keep or remove and the rules that keep it,
-    /// and changes nothing. Removing a snapshot frees its manifest; the chunks
+    /// another's. Snapshots are dated by when this server RECEIVED them, in
+    /// this server's local time, never by the PC's clock (which may be wrong
+    /// or forged). No count is spent faster than one a day: "last=N" keeps
+    /// every snapshot received on the N most recent days the PC sent one (at
+    /// least the N newest), "hourly=N" the newest of each hour of those
+    /// days; daily, weekly, monthly and yearly keep the newest of each of the
+    /// N most recent periods that have one; "within=14d" keeps what was
+    /// received within 14 days before the newest. So a PC taken over by
+    /// ransomware that sends hundreds of snapshots pushes out no more
+    /// history than one backup a night would. With --dry-run, lists every
+    /// snapshot (when received, and the PC's own time) with keep or remove
+    /// and the rules that keep it, and changes nothing. Removing a snapshot frees its manifest; the chunks
     /// only it used are freed by the next garbage collection (`coffre-server
     /// gc`, or the daemon's nightly run).
     Prune {
@@ -90,7 +99,7 @@ pub enum Command {
         /// Show what would be removed; remove nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Print JSON: {"snapshots": [{"subscriber", "device", "id", "time", "keep", "rules"}]}.
+        /// Print JSON: {"snapshots": [{"subscriber", "device", "id", "received", "pc_time", "keep", "rules"}]}.
         #[arg(long)]
         json: bool,
     },

@@ -2,6 +2,10 @@
 //! devices (`coffre_store::retention` decides), by `coffre-server prune` and
 //! by the daemon every night at `nightly_at` (config.toml, see
 //! [`crate::maintenance`]).
+//!
+//! Retention goes by the time the server RECEIVED each snapshot (its own
+//! clock), never by the time a PC wrote in its manifest: a PC's clock may be
+//! wrong or forged (issue 17). The PC's time is kept for display only.
 
 use anyhow::Result;
 use coffre_store::retention::Rule;
@@ -17,8 +21,12 @@ pub struct Decision {
     pub device: String,
     /// The snapshot id, hex.
     pub id: String,
-    /// When it was made (Unix seconds).
-    pub time: i64,
+    /// When the server received it (Unix seconds, server clock): what the
+    /// policy went by.
+    pub received: i64,
+    /// When the PC says it was made (Unix seconds, the PC's clock): shown
+    /// only.
+    pub pc_time: i64,
     /// Kept or removed.
     pub keep: bool,
     /// The rules that keep it (empty: removed).
@@ -53,13 +61,14 @@ pub fn plan(store: &Store, only: Option<&str>) -> Result<Vec<Decision>> {
         devices.dedup();
         for device in devices {
             let mine: Vec<_> = snapshots.iter().filter(|s| s.device == device).collect();
-            let times: Vec<i64> = mine.iter().map(|s| local_seconds(s.time)).collect();
+            let times: Vec<i64> = mine.iter().map(|s| local_seconds(s.received)).collect();
             for (s, rules) in mine.iter().zip(policy.apply(&times)) {
                 decisions.push(Decision {
                     subscriber: name.clone(),
                     device: device.to_string(),
                     id: s.id.to_hex(),
-                    time: s.time,
+                    received: s.received,
+                    pc_time: s.time,
                     keep: !rules.is_empty(),
                     rules: rules.iter().map(Rule::to_string).collect(),
                     snapshot: s.id,

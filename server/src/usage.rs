@@ -7,13 +7,18 @@
 //! the same numbers. [`Row::board_order`] puts what needs action first. The
 //! thresholds: a subscriber is near quota from [`NEAR_QUOTA_PERCENT`], a
 //! device is stale after [`DEFAULT_STALE_DAYS`] days without a backup unless
-//! config.toml says otherwise.
+//! config.toml says otherwise, and its clock is wrong when its last snapshot
+//! said a time more than [`CLOCK_SKEW_LIMIT`] from the server's.
+//!
+//! Every time here is the server's: a device's `last_backup` is when the
+//! server received its last snapshot, never the time the PC wrote in it
+//! (issue 17), so a forged clock cannot make the board say "just now".
 
 use std::cmp::Ordering;
 use std::fmt;
 
 use anyhow::Result;
-use coffre_store::{Store, Usage};
+use coffre_store::{DeviceUsage, Store, Usage};
 
 /// Quota use from which a subscriber is "near quota".
 pub const NEAR_QUOTA_PERCENT: f64 = 90.0;
@@ -21,6 +26,16 @@ pub const NEAR_QUOTA_PERCENT: f64 = 90.0;
 /// A device without a backup for this many days is stale, unless
 /// `stale_days` in config.toml or `--stale-days` says otherwise.
 pub const DEFAULT_STALE_DAYS: u32 = 3;
+
+/// How far (seconds, either way) a PC's clock may be from the server's at
+/// its last commit before the board says "this PC's clock is wrong": one
+/// day. A PC kept on time by NTP is within seconds; a day still tolerates a
+/// PC that was off for weeks and drifted, or one whose time zone is set
+/// wrong (at most 14 hours); beyond it the times the PC writes in its
+/// snapshots are not to be believed (a dead CMOS battery says 2001, a
+/// compromised PC says anything). Its snapshots are accepted and kept all
+/// the same: retention dates them by their receipt.
+pub const CLOCK_SKEW_LIMIT: i64 = 86_400;
 
 /// One thing the board should know about a subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +55,14 @@ pub enum Status {
     NeverBackedUp {
         /// The device.
         device: String,
+    },
+    /// A device's (not revoked) clock was more than [`CLOCK_SKEW_LIMIT`]
+    /// from the server's at its last commit.
+    ClockWrong {
+        /// The device.
+        device: String,
+        /// Its clock minus the server's, in seconds (positive: ahead).
+        skew: i64,
     },
     /// Nothing to report.
     Ok,
@@ -61,9 +84,10 @@ impl Status {
     /// How urgent this status is.
     pub fn attention(&self) -> Attention {
         match self {
-            Status::OverQuota | Status::Stale { .. } | Status::NeverBackedUp { .. } => {
-                Attention::Act
-            }
+            Status::OverQuota
+            | Status::Stale { .. }
+            | Status::NeverBackedUp { .. }
+            | Status::ClockWrong { .. } => Attention::Act,
             Status::NearQuota => Attention::Watch,
             Status::Ok => Attention::None,
         }
@@ -71,7 +95,8 @@ impl Status {
 }
 
 /// The words `usage` prints: "over quota", "near quota", "stale: pc-compta
-/// has no backup for 5 days", "never backed up: pc-2", "ok".
+/// has no backup for 5 days", "never backed up: pc-2", "clock wrong: the
+/// clock of pc-2 is 8 days ahead of the server's", "ok".
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -81,6 +106,11 @@ impl fmt::Display for Status {
                 write!(f, "stale: {device} has no backup for {days} days")
             }
             Status::NeverBackedUp { device } => write!(f, "never backed up: {device}"),
+            Status::ClockWrong { device, skew } => write!(
+                f,
+                "clock wrong: the clock of {device} is {} the server's",
+                Skew(*skew)
+            ),
             Status::Ok => f.write_str("ok"),
         }
     }
@@ -93,9 +123,56 @@ pub fn status(u: &Usage, now: i64, stale_days: u32) -> Vec<String> {
     words(&statuses(u, now, stale_days))
 }
 
+/// A device clock's skew in English words: "8 days ahead of", "25 years
+/// behind".
+#[derive(Debug, Clone, Copy)]
+pub struct Skew(pub i64);
+
+impl Skew {
+    /// (how many, unit, ahead?) in the largest unit that is at least one.
+    pub fn parts(self) -> (u64, SkewUnit, bool) {
+        let s = self.0.unsigned_abs();
+        let (n, unit) = match s {
+            0..3_600 => (s / 60, SkewUnit::Minute),
+            3_600..86_400 => (s / 3_600, SkewUnit::Hour),
+            86_400..63_115_200 => (s / 86_400, SkewUnit::Day),
+            _ => (s / 31_557_600, SkewUnit::Year),
+        };
+        (n, unit, self.0 > 0)
+    }
+}
+
+/// The unit a skew is told in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkewUnit {
+    /// Minutes.
+    Minute,
+    /// Hours.
+    Hour,
+    /// Days (under two years).
+    Day,
+    /// Years.
+    Year,
+}
+
+impl fmt::Display for Skew {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (n, unit, ahead) = self.parts();
+        let unit = match unit {
+            SkewUnit::Minute => "minute",
+            SkewUnit::Hour => "hour",
+            SkewUnit::Day => "day",
+            SkewUnit::Year => "year",
+        };
+        let s = if n == 1 { "" } else { "s" };
+        let way = if ahead { "ahead of" } else { "behind" };
+        write!(f, "{n} {unit}{s} {way}")
+    }
+}
+
 /// The statuses of a subscriber, worst first: over or near quota, then each
-/// stale or never backed-up device (revoked devices are never stale), or
-/// just [`Status::Ok`].
+/// stale or never backed-up device (revoked devices are never stale), then
+/// each device whose clock is wrong, or just [`Status::Ok`].
 pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
     let mut out = Vec::new();
     let pct = percent(u.used_bytes, u.quota_bytes);
@@ -116,10 +193,24 @@ pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
             }),
         }
     }
+    for d in u.device_backups.iter().filter(|d| clock_wrong(d)) {
+        out.push(Status::ClockWrong {
+            device: d.name.clone(),
+            skew: d.clock_skew.unwrap_or_default(),
+        });
+    }
     if out.is_empty() {
         out.push(Status::Ok);
     }
     out
+}
+
+/// Whether a device (not revoked) had a clock more than [`CLOCK_SKEW_LIMIT`]
+/// off the server's at its last commit.
+pub fn clock_wrong(d: &DeviceUsage) -> bool {
+    !d.revoked
+        && d.clock_skew
+            .is_some_and(|s| s.unsigned_abs() > CLOCK_SKEW_LIMIT.unsigned_abs())
 }
 
 /// One subscriber's line of the report.
@@ -195,7 +286,6 @@ pub(crate) fn percent(used: u64, quota: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coffre_store::DeviceUsage;
 
     fn usage(used: u64, devices: Vec<(&str, Option<i64>, bool)>) -> Usage {
         Usage {
@@ -215,6 +305,7 @@ mod tests {
                     last_backup: t,
                     snapshots: 0,
                     latest_bytes: 0,
+                    clock_skew: None,
                 })
                 .collect(),
         }
@@ -247,6 +338,28 @@ mod tests {
             ),
             ["stale: pc has no backup for 5 days", "never backed up: new"]
         );
+    }
+
+    #[test]
+    fn a_wrong_clock_is_said_and_needs_action() {
+        let now = 100 * 86_400;
+        let mut u = usage(10, vec![("pc", Some(now), false), ("old", Some(now), true)]);
+        u.device_backups[0].clock_skew = Some(CLOCK_SKEW_LIMIT);
+        u.device_backups[1].clock_skew = Some(i64::MIN);
+        assert_eq!(said(&u, now), ["ok"], "a day off, or a revoked PC, is fine");
+        u.device_backups[0].clock_skew = Some(8 * 86_400 + 5);
+        assert_eq!(
+            said(&u, now),
+            ["clock wrong: the clock of pc is 8 days ahead of the server's"]
+        );
+        assert_eq!(Row::new(u.clone(), now, 3).attention(), Attention::Act);
+        u.device_backups[0].clock_skew = Some(1_000_000_000 - 1_800_000_000);
+        assert_eq!(
+            said(&u, now),
+            ["clock wrong: the clock of pc is 25 years behind the server's"]
+        );
+        u.device_backups[0].clock_skew = Some(i64::MAX);
+        assert!(said(&u, now)[0].contains("ahead of"));
     }
 
     #[test]

@@ -401,6 +401,7 @@ fn names_are_escaped() {
             last_backup: None,
             snapshots: 0,
             latest_bytes: 0,
+            clock_skew: None,
         }],
     };
     for lang in [Lang::Fr, Lang::En] {

@@ -176,7 +176,9 @@ fn rebuild_catalog_brings_back_a_deleted_catalogue() {
 #[test]
 fn the_nightly_run_applies_retention_collects_and_verifies() {
     let tmp = tempfile::tempdir().unwrap();
-    let (data, secret) = jardins(tmp.path(), &["--retention", "last=1"]);
+    // Both backups are received within the same second: `daily=1` keeps the
+    // newest of that day (`last=1` would keep the whole day of receipt).
+    let (data, secret) = jardins(tmp.path(), &["--retention", "daily=1"]);
     let store = Store::open(&data).unwrap();
     backup(&store, &secret, 1, 3, 3);
     let newest = backup(&store, &secret, 2, 2, 2);

@@ -16,7 +16,8 @@
 //! `crates/store/tests/crash.rs`, which re-runs itself as the writer).
 //!
 //! **Server killed** (`server_killed`): one data directory, one device,
-//! retention `last=3`. Each round changes the tree (new files, the oldest
+//! retention `daily=1` (every backup of the run is received the same day:
+//! a prune keeps the newest only; `last=N` would keep the whole day). Each round changes the tree (new files, the oldest
 //! removed: about 1 MB new out of 5 MB), starts the daemon, then either runs
 //! `coffre backup`, or `coffre-server prune` followed by
 //! `coffre-server gc --grace 0 --repack-threshold 0%` (repack every pack with
@@ -682,10 +683,11 @@ fn assert_restores(setup: &Setup, snap: &ChunkId, expected: &BTreeMap<String, Ve
 // ---------------------------------------------------------------- server killed
 
 const SERVER_NEW: usize = 1_000_000;
-const KEEP: usize = 3;
+/// What a prune keeps of the run's snapshots: `daily=1`, all received today.
+const KEEP: usize = 1;
 
 fn server_killed(target: u64, seed: u64) -> u64 {
-    let (setup, daemon) = setup(&format!("last={KEEP}"));
+    let (setup, daemon) = setup("daily=1");
     let home = setup.pc.home.clone();
     let mut daemon = Some(daemon);
     // Every snapshot ever listed, with the round whose tree it holds.

@@ -234,6 +234,8 @@ impl Store {
             id,
             device_id: s.device_id,
             time: public.time.secs,
+            // Retention goes by this, never by the PC's clock (issue 17).
+            received: self.now(),
             logical_bytes: public.logical_bytes,
             file_count: public.file_count,
             manifest_bytes: needed,
@@ -241,7 +243,7 @@ impl Store {
         };
         let outcome = {
             let mut pending = lock(&state.pending_bytes);
-            let outcome = self.catalog.insert_snapshot(&row, epoch, self.now());
+            let outcome = self.catalog.insert_snapshot(&row, epoch);
             *pending = pending.saturating_sub(needed);
             outcome
         };

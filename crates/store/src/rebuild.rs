@@ -8,9 +8,15 @@
 //! catalogue from them beside the old one, then puts it in place; the old
 //! one, if any, is kept as `catalog.sqlite.replaced-<time>`.
 //!
-//! What cannot come back: a device's `last_backup` becomes the time of its
-//! newest snapshot (the PC's clock instead of the server's), the order of
-//! snapshots made in the same second follows their manifests' nanoseconds,
+//! What cannot come back exactly: a snapshot's received time (what retention
+//! goes by) becomes the earliest of its manifest's time, its manifest file's
+//! modification time (the server wrote the file when it received the
+//! snapshot; a copied data directory has later ones) and now: a PC's
+//! forward clock never moves a snapshot past its receipt, and a copy never
+//! collapses a device's history into one day. A device's `last_backup`
+//! becomes the newest of those and its clock skew the one seen at that
+//! snapshot; the order of snapshots received in the same second follows
+//! their manifests' times,
 //! and the record of the last maintenance runs starts empty. A pack whose
 //! index is unreadable is reported and left out (its chunks are missing
 //! until a backup sends them again); so is a manifest that does not match
@@ -209,14 +215,25 @@ fn rebuild_subscriber(
             continue;
         }
         match Manifest::read_public(&bytes) {
-            Ok((public, _)) => snapshots.push((id_from_name, bytes.len() as u64, public)),
+            Ok((public, _)) => {
+                let now = clock.now();
+                let received = fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .and_then(|d| i64::try_from(d.as_secs()).ok())
+                    .unwrap_or(public.time.secs)
+                    .min(public.time.secs)
+                    .min(now);
+                snapshots.push((id_from_name, bytes.len() as u64, public, received));
+            }
             Err(e) => report
                 .problems
                 .push(format!("manifest {name} left out: {e}")),
         }
     }
-    snapshots.sort_by_key(|(_, _, p)| (p.time.secs, p.time.nanos));
-    for (snap, len, public) in snapshots {
+    snapshots.sort_by_key(|(_, _, p, received)| (*received, p.time.secs, p.time.nanos));
+    for (snap, len, public, received) in snapshots {
         let Some(device) = account.devices.iter().find(|d| d.name == public.device) else {
             report.problems.push(format!(
                 "snapshot {} left out: its device {:?} is not in the account file",
@@ -230,6 +247,7 @@ fn rebuild_subscriber(
             id: snap,
             device_id: device.id,
             time: public.time.secs,
+            received,
             logical_bytes: public.logical_bytes,
             file_count: public.file_count,
             manifest_bytes: len,

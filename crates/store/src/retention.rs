@@ -1,18 +1,33 @@
 //! Retention policies: which snapshots of one device to keep.
 //!
 //! A policy reads like `last=3,daily=7,weekly=4,monthly=12,within=14d`, with
-//! restic's meaning:
-//! - `last=N` keeps the N newest snapshots;
-//! - `hourly=N`, `daily=N`, `weekly=N` (ISO weeks, from Monday), `monthly=N`
-//!   and `yearly=N` keep the newest snapshot of each of the N most recent
-//!   hours, days, weeks, months or years that have one;
-//! - `within=DURATION` (`36h`, `14d`, `8w`, `2y`) keeps every snapshot made
-//!   within that long before the device's newest one.
+//! restic's meaning, except that no count is spent faster than one a day:
+//! - `last=N` keeps every snapshot received on the N most recent days on
+//!   which the device sent one: at least the N newest (restic's `last`), and
+//!   exactly those for a PC that backs up once a night;
+//! - `hourly=N` keeps the newest snapshot of each hour of those same N most
+//!   recent days;
+//! - `daily=N`, `weekly=N` (ISO weeks, from Monday), `monthly=N` and
+//!   `yearly=N` keep the newest snapshot of each of the N most recent days,
+//!   weeks, months or years that have one;
+//! - `within=DURATION` (`36h`, `14d`, `8w`, `2y`) keeps every snapshot
+//!   received within that long before the device's newest one.
 //!
 //! A snapshot is kept if any rule keeps it, and removed otherwise. Every rule
 //! keeps the newest snapshot, so a device always keeps at least one.
 //! Policies apply per device: one PC's many snapshots never push out
 //! another's.
+//!
+//! Times are the server's: the caller gives each snapshot's RECEIVED time,
+//! never the PC's (issue 17). Hence THE PROPERTY this engine keeps (tested
+//! by a proptest below): a device compromised at instant D, which then sends
+//! any number of snapshots at any rate until the prune at D', can make the
+//! policy remove only snapshots received before D that it would also have
+//! removed had the device backed up honestly at D, at the end of every day
+//! from D's to D''s, and at D'. With a count spent at most once a day the
+//! attacker's snapshots occupy no period the honest ones would not, and the
+//! newest of them is no newer than D'. (A plain "N newest" would let N
+//! commits in a minute push out N nights of history.)
 //!
 //! Periods are counted in civil time: the caller gives each snapshot's time
 //! as "local seconds" (Unix seconds plus the UTC offset at that instant), so
@@ -37,9 +52,10 @@ const COUNTED: [Rule; 6] = [
 /// One rule of a policy, the reason a snapshot is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Rule {
-    /// Among the N newest.
+    /// Received on one of the N most recent days with a snapshot.
     Last,
-    /// The newest of its hour.
+    /// The newest of its hour, on one of the N most recent days with a
+    /// snapshot.
     Hourly,
     /// The newest of its day.
     Daily,
@@ -190,27 +206,37 @@ impl Policy {
         Ok(p)
     }
 
-    /// Decides, for one device's snapshots given by their local times, which
-    /// to keep: for each snapshot (same order as `local_times`), the rules
-    /// that keep it; an empty list means remove.
+    /// Decides, for one device's snapshots given by the local times the
+    /// server received them, which to keep: for each snapshot (same order as
+    /// `local_times`), the rules that keep it; an empty list means remove.
     pub fn apply(&self, local_times: &[i64]) -> Vec<Vec<Rule>> {
         let mut reasons = vec![Vec::new(); local_times.len()];
         // Newest first; ties keep the later one in the input (commit order).
         let mut order: Vec<usize> = (0..local_times.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse((local_times[i], i)));
         for (rule, &count) in COUNTED.iter().zip(&self.counts) {
-            let mut kept = 0;
+            // A count is spent once per day with a snapshot at most: for
+            // daily and longer periods every new period is a new day anyway;
+            // `last` and `hourly` keep what they keep of the `count` newest
+            // days (the property in the module doc).
+            let mut days = 0;
+            let mut last_day = None;
             let mut last_bucket = None;
             for &i in &order {
-                if kept >= count {
-                    break;
-                }
                 let b = rule.bucket(local_times[i]);
-                if *rule == Rule::Last || last_bucket != Some(b) {
-                    reasons[i].push(*rule);
-                    last_bucket = Some(b);
-                    kept += 1;
+                if *rule != Rule::Last && last_bucket == Some(b) {
+                    continue;
                 }
+                let day = Rule::Daily.bucket(local_times[i]);
+                if last_day != Some(day) {
+                    if days >= count {
+                        break;
+                    }
+                    days += 1;
+                    last_day = Some(day);
+                }
+                reasons[i].push(*rule);
+                last_bucket = Some(b);
             }
         }
         if let (Some(within), Some(&newest)) = (self.within, order.first()) {
@@ -259,6 +285,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::Strategy;
 
     const DAY: i64 = 86_400;
     /// 2026-11-23 02:00 (a Monday), as local seconds.
@@ -363,6 +390,104 @@ mod tests {
         );
         let h = Policy::parse("hourly=10").unwrap().apply(&times);
         assert!(h.iter().all(|v| !v.is_empty()));
+    }
+
+    #[test]
+    fn a_burst_of_commits_pushes_out_no_night() {
+        // Seven honest nights, then 50 commits within a minute on day 8.
+        let mut times = nightly(7);
+        let burst = MONDAY + DAY + 3_600;
+        times.extend((0..50).map(|k| burst + k));
+        let keep = kept("last=3", &times);
+        // restic's last=3 would keep 3 of the burst; here the burst is one
+        // day of receipt, and the two nights before it stay.
+        assert!(keep.contains(&5) && keep.contains(&6), "{keep:?}");
+        assert!(!keep.contains(&4));
+        assert_eq!(keep.len(), 52);
+        // hourly=2: the burst's hour, and the newest of each hour of the
+        // night before.
+        assert_eq!(kept("hourly=2", &times), [6, 56]);
+    }
+
+    /// A policy of any rules, as text.
+    fn any_policy() -> impl Strategy<Value = String> {
+        (
+            proptest::collection::vec(proptest::option::of(1u32..9), 6),
+            proptest::option::of((1i64..30, 0usize..3)),
+        )
+            .prop_map(|(counts, within)| {
+                let mut parts: Vec<String> = COUNTED
+                    .iter()
+                    .zip(counts)
+                    .filter_map(|(r, n)| n.map(|n| format!("{}={n}", r.key())))
+                    .collect();
+                if let Some((n, unit)) = within {
+                    parts.push(format!("within={n}{}", ["h", "d", "w"][unit]));
+                }
+                if parts.is_empty() {
+                    parts.push("last=1".into());
+                }
+                parts.join(",")
+            })
+    }
+
+    /// Which of the first `n` snapshots of `times` the policy keeps.
+    fn kept_of_first(policy: &Policy, times: &[i64], n: usize) -> Vec<bool> {
+        policy.apply(times)[..n]
+            .iter()
+            .map(|r| !r.is_empty())
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// THE PROPERTY of the module doc: a device compromised at D, sending
+        /// any snapshots at any rate until the prune at D', removes through
+        /// retention only snapshots received before D that honest backups at
+        /// D, at the end of every day from D's to D''s, and at D' would
+        /// also have removed.
+        #[test]
+        fn a_compromised_device_removes_no_more_than_honest_nights(
+            policy in any_policy(),
+            mut history in proptest::collection::vec(1i64..90 * DAY, 0..40),
+            compromised_at in 0i64..DAY,
+            span in 0i64..12 * DAY,
+            attack in proptest::collection::vec(0i64..=1_000, 0..80),
+            burst in 0usize..40,
+        ) {
+            let policy = Policy::parse(&policy).unwrap();
+            let d = MONDAY + compromised_at;
+            let prune = d + span;
+            // The honest history, received before D, oldest first.
+            history.sort_unstable_by(|a, b| b.cmp(a));
+            let history: Vec<i64> = history.iter().map(|ago| d - ago).collect();
+            let n = history.len();
+            // The attacker: any receipt times from D to D', and a burst of
+            // commits in one second at D'.
+            let mut attacked = history.clone();
+            attacked.extend(attack.iter().map(|k| d + span * k / 1_000));
+            attacked.extend(std::iter::repeat_n(prune, burst));
+            // The honest nights it is compared with.
+            let mut honest = history.clone();
+            honest.push(d);
+            let mut day = d.div_euclid(DAY);
+            while day <= prune.div_euclid(DAY) {
+                honest.push(((day + 1) * DAY - 1).min(prune));
+                day += 1;
+            }
+            honest.push(prune);
+            let under_attack = kept_of_first(&policy, &attacked, n);
+            let under_honesty = kept_of_first(&policy, &honest, n);
+            for i in 0..n {
+                proptest::prop_assert!(
+                    under_attack[i] || !under_honesty[i],
+                    "{policy}: snapshot {i} ({} s before D) is removed under attack \
+                     but kept had the device been honest",
+                    d - history[i]
+                );
+            }
+        }
     }
 
     #[test]

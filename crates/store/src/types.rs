@@ -125,8 +125,11 @@ pub struct SnapshotInfo {
     #[serde(serialize_with = "hex_id")]
     pub id: ChunkId,
     /// When the backup started (Unix seconds, the device's clock, from the
-    /// manifest).
+    /// manifest): shown, never decided by.
     pub time: i64,
+    /// When the server received it (Unix seconds, the server's clock): what
+    /// retention sorts and buckets by (issue 17).
+    pub received: i64,
     /// The device that made it.
     pub device: String,
     /// Total size of its files, as the client reported it.
@@ -193,6 +196,9 @@ pub struct DeviceUsage {
     pub snapshots: u64,
     /// Its latest snapshot's logical size.
     pub latest_bytes: u64,
+    /// Its clock minus the server's at its last commit (seconds; `None`
+    /// before its first commit since the catalogue learnt it).
+    pub clock_skew: Option<i64>,
 }
 
 fn hex_id<S: Serializer>(id: &ChunkId, s: S) -> std::result::Result<S::Ok, S::Error> {

@@ -179,3 +179,37 @@ fn a_damaged_pack_is_left_out_and_its_snapshots_named() {
     assert_eq!(r.incomplete_snapshots.len(), 1);
     assert_eq!(r.incomplete_snapshots[0].1, 2);
 }
+
+/// Issue 17: a rebuilt catalogue dates each snapshot no later than the
+/// server received it (its manifest file's time), whatever the PC's clock
+/// said: a year-9999 manifest is not "newest" after a rebuild, and an
+/// honest one keeps its own time.
+#[test]
+fn a_rebuild_dates_snapshots_no_later_than_their_receipt() {
+    let env = Env::new();
+    let s = env.subscriber("acme", GIB, "pc", Role::Backup);
+    let mut c = Client::new(2);
+    let honest = 1_700_000_000;
+    backup(&env, &s, &mut c, &[1], honest);
+    backup(&env, &s, &mut c, &[2], 253_402_300_799);
+    let path = env.path().to_path_buf();
+    drop(env.store);
+    delete_catalogue(&path);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    rebuild_catalog(&path, false).unwrap();
+    let store = Store::open(&path).unwrap();
+    let snaps = store.snapshots_of("acme").unwrap();
+    assert_eq!(snaps.len(), 2);
+    assert_eq!((snaps[0].time, snaps[0].received), (honest, honest));
+    assert_eq!(snaps[1].time, 253_402_300_799);
+    assert!(
+        snaps[1].received <= before,
+        "received {} after the rebuild began",
+        snaps[1].received
+    );
+    let last = store.list_devices(Some("acme")).unwrap()[0].last_backup;
+    assert_eq!(last, Some(snaps[1].received));
+}

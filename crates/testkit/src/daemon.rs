@@ -23,7 +23,7 @@ use std::sync::Arc;
 use coffre_client::{Remote, RemoteError};
 use coffre_proto::Token;
 use coffre_server::{Identity, Limits, TransportLimits};
-use coffre_store::{PackStorage, Role, Store};
+use coffre_store::{Clock, PackStorage, Role, Store, SystemClock};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -77,13 +77,27 @@ impl TestServer {
     /// Serves `data` (created with a new certificate in `data/tls`, or
     /// opened with the one there) under `limits`.
     pub async fn start_with(data: &Path, limits: Limits) -> TestServer {
+        Self::start_with_clock(data, limits, Arc::new(SystemClock)).await
+    }
+
+    /// [`TestServer::start_with`] on a store whose time is `clock`'s (a
+    /// `ManualClock` makes days pass for the daemon without a sleep).
+    pub async fn start_with_clock(
+        data: &Path,
+        limits: Limits,
+        clock: Arc<dyn Clock>,
+    ) -> TestServer {
         let tls = data.join("tls");
+        let local = PackStorage::Local;
         let (store, identity) = if tls.exists() {
-            (Store::open(data).unwrap(), Identity::load(&tls).unwrap())
+            (
+                Store::open_with_clock(data, &local, clock).unwrap(),
+                Identity::load(&tls).unwrap(),
+            )
         } else {
             let id = Identity::generate().unwrap();
             id.save(&tls).unwrap();
-            (Store::create(data).unwrap(), id)
+            (Store::create_with_clock(data, &local, clock).unwrap(), id)
         };
         let store = Arc::new(store);
         let rt = tokio::runtime::Handle::current();

@@ -30,20 +30,24 @@ pub fn run(data: &Path, only: Option<&str>, dry_run: bool, json: bool) -> Result
     }
     if dry_run {
         println!(
-            "{:<20} {:<16} {:<10} {:<22} {:<7} kept by",
-            "subscriber", "device", "snapshot", "time", "action"
+            "{:<20} {:<16} {:<10} {:<22} {:<22} {:<7} kept by",
+            "subscriber", "device", "snapshot", "received", "PC's time", "action"
         );
         for d in &decisions {
             println!(
-                "{:<20} {:<16} {:<10} {:<22} {:<7} {}",
+                "{:<20} {:<16} {:<10} {:<22} {:<22} {:<7} {}",
                 d.subscriber,
                 d.device,
                 &d.id[..8],
-                when(Some(d.time)),
+                when(Some(d.received)),
+                when(Some(d.pc_time)),
                 if d.keep { "keep" } else { "remove" },
                 d.rules.join(", ")
             );
         }
+        println!(
+            "retention goes by when this server received each snapshot; the PC's time is shown only"
+        );
         let to_remove = decisions.iter().filter(|d| !d.keep).count();
         println!(
             "dry run: {to_remove} of {} snapshots would be removed; nothing was changed",

@@ -3,7 +3,10 @@
 //!
 //! The report itself (rows, statuses, the board's order) is
 //! [`crate::usage`], which the board's web page renders too; this command
-//! only prints it as a table, JSON or CSV.
+//! only prints it as a table, JSON or CSV. A device's last backup is when
+//! the server received it; a device whose clock was wrong at its last
+//! commit is said in the status, beside the device, in JSON
+//! (`clock_skew_seconds`, `clock_wrong`) and in CSV (`clock_wrong`).
 
 use std::path::Path;
 
@@ -12,7 +15,7 @@ use coffre_core::units::format_size;
 use serde_json::json;
 
 use super::{open_store, when};
-use crate::usage::{rows, words};
+use crate::usage::{clock_wrong, rows, words, Skew};
 
 /// Prints usage per subscriber as a table, JSON or CSV. Without
 /// `--stale-days`, `stale_days` from config.toml.
@@ -39,7 +42,15 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                     "logical_bytes": u.logical_bytes,
                     "last_backup": u.last_backup,
                     "status": words(&r.status),
-                    "devices": u.device_backups,
+                    "devices": u.device_backups.iter().map(|d| json!({
+                        "name": d.name,
+                        "revoked": d.revoked,
+                        "last_backup": d.last_backup,
+                        "snapshots": d.snapshots,
+                        "latest_bytes": d.latest_bytes,
+                        "clock_skew_seconds": d.clock_skew,
+                        "clock_wrong": clock_wrong(d),
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -48,11 +59,11 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
             serde_json::to_string_pretty(&json!({ "subscribers": rows }))?
         );
     } else if csv {
-        println!("name,quota_bytes,used_bytes,percent,protected_bytes,saving_ratio,snapshots,devices,last_backup,status");
+        println!("name,quota_bytes,used_bytes,percent,protected_bytes,saving_ratio,snapshots,devices,last_backup,status,clock_wrong");
         for r in &rows {
             let u = &r.usage;
             println!(
-                "{},{},{},{:.1},{},{},{},{},{},\"{}\"",
+                "{},{},{},{:.1},{},{},{},{},{},\"{}\",\"{}\"",
                 u.name,
                 u.quota_bytes,
                 u.used_bytes,
@@ -64,7 +75,13 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                 u.snapshots,
                 u.devices,
                 u.last_backup.map(|t| t.to_string()).unwrap_or_default(),
-                words(&r.status).join("; ").replace('"', "'")
+                words(&r.status).join("; ").replace('"', "'"),
+                u.device_backups
+                    .iter()
+                    .filter(|d| clock_wrong(d))
+                    .map(|d| d.name.replace('"', "'"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             );
         }
     } else {
@@ -88,8 +105,14 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                 words(&r.status).join("; ")
             );
             for d in &u.device_backups {
+                let clock = match d.clock_skew {
+                    Some(skew) if clock_wrong(d) => {
+                        format!(" (this PC's clock is wrong: {} the server's)", Skew(skew))
+                    }
+                    _ => String::new(),
+                };
                 println!(
-                    "    {:<24} last backup {}{}",
+                    "    {:<24} last backup {}{}{clock}",
                     d.name,
                     when(d.last_backup),
                     if d.revoked { " (revoked)" } else { "" }
@@ -98,7 +121,8 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
         }
         println!(
             "stored = what each structure costs on disk (after dedup, compression, encryption); \
-             data = its PCs' latest snapshots; saving = data / stored"
+             data = its PCs' latest snapshots; saving = data / stored; \
+             last backup = when this server received it"
         );
     }
     Ok(())

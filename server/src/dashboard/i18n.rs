@@ -3,7 +3,7 @@
 //!
 //! Everything here returns plain text: the page escapes it.
 
-use crate::usage::{Status, NEAR_QUOTA_PERCENT};
+use crate::usage::{Skew, SkewUnit, Status, NEAR_QUOTA_PERCENT};
 
 /// The page's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +258,7 @@ impl Lang {
             Status::NearQuota => t.near_quota,
             Status::Stale { .. } => t.stale,
             Status::NeverBackedUp { .. } => t.never_backed_up,
+            Status::ClockWrong { .. } => t.clock_wrong,
             Status::Ok => t.ok,
         }
     }
@@ -297,7 +298,49 @@ impl Lang {
             (Lang::En, Status::NeverBackedUp { device }) => {
                 format!("“{device}” is enrolled but has never been backed up: call the technician.")
             }
+            (Lang::Fr, Status::ClockWrong { device, skew }) => format!(
+                "L’horloge de ce PC est fausse\u{a0}: «{NBSP}{device}{NBSP}» est {} le \
+                 serveur. Ses sauvegardes sont gardées, datées de leur arrivée. Faites remettre \
+                 son heure à jour (pile de la carte mère\u{a0}?), ou appelez le technicien\u{a0}: \
+                 une horloge trafiquée peut trahir un virus.",
+                self.skew(*skew)
+            ),
+            (Lang::En, Status::ClockWrong { device, skew }) => format!(
+                "This PC’s clock is wrong: “{device}” is {} the server. Its backups are kept, \
+                 dated by their arrival. Have its time set right (the motherboard’s battery?), \
+                 or call the technician: a tampered clock can be a sign of a virus.",
+                self.skew(*skew)
+            ),
         })
+    }
+
+    /// A PC clock's skew in words: "en avance de 8 jours sur" / "8 days
+    /// ahead of".
+    pub fn skew(self, skew: i64) -> String {
+        let (n, unit, ahead) = Skew(skew).parts();
+        let s = if n == 1 { "" } else { "s" };
+        match self {
+            Lang::Fr => {
+                let word = match unit {
+                    SkewUnit::Minute => "minute",
+                    SkewUnit::Hour => "heure",
+                    SkewUnit::Day => "jour",
+                    SkewUnit::Year => "an",
+                };
+                let way = if ahead { "en avance" } else { "en retard" };
+                format!("{way} de {n}{NBSP}{word}{s} sur")
+            }
+            Lang::En => {
+                let word = match unit {
+                    SkewUnit::Minute => "minute",
+                    SkewUnit::Hour => "hour",
+                    SkewUnit::Day => "day",
+                    SkewUnit::Year => "year",
+                };
+                let way = if ahead { "ahead of" } else { "behind" };
+                format!("{n}{NBSP}{word}{s} {way}")
+            }
+        }
     }
 
     /// The saving of dedup and compression in words: "Ses données (31,8 Go)
@@ -368,7 +411,10 @@ impl Lang {
                     format!(
                         "Sauvegarde en retard\u{a0}: un ordinateur sans sauvegarde réussie depuis \
                          plus de {stale_days}{NBSP}jours. Jamais sauvegardé\u{a0}: un ordinateur \
-                         inscrit qui n’a encore envoyé aucune sauvegarde."
+                         inscrit qui n’a encore envoyé aucune sauvegarde. Horloge du PC \
+                         fausse\u{a0}: l’heure de l’ordinateur était fausse de plus d’un jour à sa \
+                         dernière sauvegarde\u{a0}; ses sauvegardes sont gardées, datées de leur \
+                         arrivée sur le serveur, comme «\u{a0}il y a…\u{a0}»."
                     ),
                     "Sauvegardes conservées\u{a0}: les versions gardées selon la règle de \
                      conservation de la structure (par exemple les 7 derniers jours, puis une \
@@ -394,7 +440,9 @@ impl Lang {
                     format!(
                         "Stale backup: a computer without a successful backup for more than \
                          {stale_days}{NBSP}days. Never backed up: a computer enrolled that has \
-                         not sent any backup yet."
+                         not sent any backup yet. PC clock wrong: the computer’s time was more \
+                         than a day off at its last backup; its backups are kept, dated by their \
+                         arrival on the server, as is “… ago”."
                     ),
                     "Backups kept: the versions kept under the structure’s retention rule \
                      (for example the last 7 days, then one a week and one a month)."
@@ -538,6 +586,8 @@ pub struct Text {
     pub stale: &'static str,
     /// Status words.
     pub never_backed_up: &'static str,
+    /// Status words; also beside the device.
+    pub clock_wrong: &'static str,
     /// The last backup, in a tooltip.
     pub last_backup: &'static str,
 }
@@ -559,6 +609,7 @@ static FR: Text = Text {
     over_quota: "Quota dépassé",
     stale: "Sauvegarde en retard",
     never_backed_up: "Jamais sauvegardé",
+    clock_wrong: "Horloge du PC fausse",
     last_backup: "Dernière sauvegarde",
 };
 
@@ -579,6 +630,7 @@ static EN: Text = Text {
     over_quota: "Over quota",
     stale: "Stale backup",
     never_backed_up: "Never backed up",
+    clock_wrong: "PC clock wrong",
     last_backup: "Last backup",
 };
 
@@ -644,6 +696,26 @@ mod tests {
         assert_eq!(Fr.ago(86_400), "il y a 1\u{a0}jour");
         assert_eq!(Fr.ago(90 * 86_400), "il y a 3\u{a0}mois");
         assert_eq!(En.ago(800 * 86_400), "2\u{a0}years ago");
+    }
+
+    #[test]
+    fn a_wrong_clock_in_words() {
+        assert_eq!(Fr.skew(8 * 86_400), "en avance de 8\u{a0}jours sur");
+        assert_eq!(En.skew(-25 * 31_557_600), "25\u{a0}years behind");
+        assert_eq!(En.skew(3_600), "1\u{a0}hour ahead of");
+        let wrong = Status::ClockWrong {
+            device: "pc".into(),
+            skew: 8 * 86_400,
+        };
+        assert_eq!(Fr.status(&wrong), "Horloge du PC fausse");
+        assert!(Fr
+            .advice(&wrong)
+            .unwrap()
+            .contains("L’horloge de ce PC est fausse"));
+        assert!(En
+            .advice(&wrong)
+            .unwrap()
+            .starts_with("This PC’s clock is wrong: “pc” is 8\u{a0}days ahead of the server."));
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::fmt::Write;
 
 use coffre_store::{Store, Usage};
 
+use crate::usage::{clock_wrong, CLOCK_SKEW_LIMIT};
+
 /// The `Content-Type` of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -63,6 +65,39 @@ fn subscribers(out: &mut Exposition, usage: &[Usage]) {
                 out.sample(name, &[("subscriber", &u.name), ("device", &d.name)], t);
             }
         }
+    }
+    clocks(out, usage);
+}
+
+/// The PCs' clocks (issue 17): each device's skew at its last commit, and
+/// per subscriber how many of its devices have a clock more than
+/// [`CLOCK_SKEW_LIMIT`] off (what the board calls "this PC's clock is
+/// wrong"; alert on it above 0).
+fn clocks(out: &mut Exposition, usage: &[Usage]) {
+    let name = "coffre_device_clock_skew_seconds";
+    out.family(
+        name,
+        "The device's clock minus the server's at its last commit (positive: ahead); absent before its first commit.",
+        "gauge",
+    );
+    for u in usage {
+        for d in &u.device_backups {
+            if let Some(skew) = d.clock_skew {
+                out.sample(name, &[("subscriber", &u.name), ("device", &d.name)], skew);
+            }
+        }
+    }
+    let name = "coffre_subscriber_devices_clock_wrong";
+    out.family(
+        name,
+        &format!(
+            "Devices (not revoked) whose clock was more than {CLOCK_SKEW_LIMIT} s off the server's at their last commit: their backups are kept, dated by their arrival."
+        ),
+        "gauge",
+    );
+    for u in usage {
+        let wrong = u.device_backups.iter().filter(|d| clock_wrong(d)).count();
+        out.sample(name, &[("subscriber", &u.name)], wrong);
     }
 }
 

@@ -76,7 +76,7 @@ fn class(status: &Status) -> &'static str {
     match status {
         Status::OverQuota => "over",
         Status::NearQuota => "near",
-        Status::Stale { .. } | Status::NeverBackedUp { .. } => "late",
+        Status::Stale { .. } | Status::NeverBackedUp { .. } | Status::ClockWrong { .. } => "late",
         Status::Ok => "ok",
     }
 }
@@ -137,9 +137,22 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
     }
     for d in &u.device_backups {
         let late = row.status.iter().any(|s| match s {
-            Status::Stale { device, .. } | Status::NeverBackedUp { device } => *device == d.name,
+            Status::Stale { device, .. }
+            | Status::NeverBackedUp { device }
+            | Status::ClockWrong { device, .. } => *device == d.name,
             _ => false,
         });
+        // The last backup is when the server received it (its clock), so a
+        // PC's forged clock never shows here; a wrong clock is said beside.
+        let clock = row
+            .status
+            .iter()
+            .any(|s| matches!(s, Status::ClockWrong { device, .. } if *device == d.name));
+        let clock = if clock {
+            format!(" · {}", escape(t.clock_wrong))
+        } else {
+            String::new()
+        };
         let when = match d.last_backup {
             Some(at) => format!(
                 "<time datetime=\"{}\" title=\"{}\">{}</time>",
@@ -156,7 +169,7 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
         };
         let _ = writeln!(
             html,
-            "<li{class}><span class=\"dev\">{}</span> <span class=\"ago\">{when}{revoked}</span></li>",
+            "<li{class}><span class=\"dev\">{}</span> <span class=\"ago\">{when}{clock}{revoked}</span></li>",
             escape(&d.name)
         );
     }
@@ -232,6 +245,7 @@ mod tests {
                     last_backup: t,
                     snapshots: 2,
                     latest_bytes: used,
+                    clock_skew: None,
                 })
                 .collect(),
         };

@@ -93,9 +93,9 @@ impl Catalog {
 
     /// Records a snapshot found on disk (a catalogue rebuild): after every
     /// snapshot recorded before it, counted in `used_bytes`; the device's
-    /// last backup becomes at least its time.
+    /// last backup becomes at least its received time.
     pub(crate) fn restore_snapshot(&self, row: &SnapshotRow<'_>) -> Result<()> {
-        self.write(|tx| add_snapshot_row(tx, row, row.time).map(drop))
+        self.write(|tx| add_snapshot_row(tx, row).map(drop))
     }
 
     /// Counts the ids of `ids` that subscriber `sub` does not have.

@@ -110,7 +110,8 @@ impl Catalog {
                           WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id),
                         (SELECT sn.logical_bytes FROM snapshots sn
                           WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
-                          ORDER BY sn.time DESC, sn.seq DESC LIMIT 1)
+                          ORDER BY sn.received DESC, sn.seq DESC LIMIT 1),
+                        d.clock_skew
                  FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
                  ORDER BY s.name, d.name",
             )?;
@@ -123,6 +124,7 @@ impl Catalog {
                         last_backup: r.get(3)?,
                         snapshots: to_u64(r.get(4)?),
                         latest_bytes: to_u64(r.get::<_, Option<i64>>(5)?.unwrap_or(0)),
+                        clock_skew: r.get(6)?,
                     },
                 ))
             })?;

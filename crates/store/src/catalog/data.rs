@@ -83,13 +83,13 @@ impl Catalog {
     }
 
     /// Inserts a snapshot row, adds its manifest to `used_bytes` and sets the
-    /// device's `last_backup`, in one transaction. If a GC sweep ran since
-    /// `checked_epoch`, the chunks are checked again inside the transaction.
+    /// device's `last_backup` and `clock_skew` (from `row.received`), in one
+    /// transaction. If a GC sweep ran since `checked_epoch`, the chunks are
+    /// checked again inside the transaction.
     pub(crate) fn insert_snapshot(
         &self,
         row: &SnapshotRow<'_>,
         checked_epoch: i64,
-        now: i64,
     ) -> Result<CommitOutcome> {
         self.write(|tx| {
             if device_revoked(tx, row.subscriber_id, row.device_id)? {
@@ -100,7 +100,7 @@ impl Catalog {
                     return Ok(CommitOutcome::Missing { count, first });
                 }
             }
-            add_snapshot_row(tx, row, now)?;
+            add_snapshot_row(tx, row)?;
             Ok(CommitOutcome::Committed)
         })
     }
@@ -108,7 +108,8 @@ impl Catalog {
     pub(crate) fn snapshots(&self, sub: i64) -> Result<Vec<SnapshotInfo>> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
-                "SELECT sn.id, sn.time, d.name, sn.logical_bytes, sn.file_count, sn.manifest_bytes
+                "SELECT sn.id, sn.time, sn.received, d.name, sn.logical_bytes, sn.file_count,
+                        sn.manifest_bytes
                  FROM snapshots sn JOIN devices d ON d.id = sn.device_id
                  WHERE sn.subscriber_id = ?1
                  ORDER BY sn.time, sn.seq, sn.id",
@@ -117,17 +118,19 @@ impl Catalog {
                 Ok((
                     r.get::<_, Vec<u8>>(0)?,
                     r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
                     r.get::<_, i64>(4)?,
                     r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
                 ))
             })?;
             rows.map(|row| {
-                let (id, time, device, logical, files, manifest) = row?;
+                let (id, time, received, device, logical, files, manifest) = row?;
                 Ok(SnapshotInfo {
                     id: parse_id(id)?,
                     time,
+                    received,
                     device,
                     logical_bytes: to_u64(logical),
                     file_count: to_u64(files),
@@ -273,7 +276,10 @@ pub(crate) struct SnapshotRow<'a> {
     pub(crate) subscriber_id: i64,
     pub(crate) id: ChunkId,
     pub(crate) device_id: i64,
+    /// The manifest's time (the device's clock).
     pub(crate) time: i64,
+    /// When the server received it (its clock): what retention goes by.
+    pub(crate) received: i64,
     pub(crate) logical_bytes: u64,
     pub(crate) file_count: u64,
     pub(crate) manifest_bytes: u64,
@@ -302,23 +308,23 @@ pub(crate) enum DeleteOutcome {
 
 /// Inserts a snapshot row after the subscriber's others (`seq`), adds its
 /// manifest to `used_bytes` and counts it in `activity` if it is new, and
-/// makes the device's `last_backup` at least `backup_time`. Returns whether
-/// the row is new.
-pub(super) fn add_snapshot_row(
-    tx: &Transaction<'_>,
-    row: &SnapshotRow<'_>,
-    backup_time: i64,
-) -> Result<bool> {
+/// makes the device's `last_backup` at least `row.received`; if this is the
+/// device's latest commit, records its clock's skew (manifest time minus
+/// received time, saturating: a manifest may say any second). Returns
+/// whether the row is new.
+pub(super) fn add_snapshot_row(tx: &Transaction<'_>, row: &SnapshotRow<'_>) -> Result<bool> {
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO snapshots
-           (subscriber_id, id, device_id, time, logical_bytes, file_count, manifest_bytes, seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
+           (subscriber_id, id, device_id, time, received, logical_bytes, file_count,
+            manifest_bytes, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
                  (SELECT COALESCE(MAX(seq), 0) + 1 FROM snapshots WHERE subscriber_id = ?1))",
         params![
             row.subscriber_id,
             &row.id.as_bytes()[..],
             row.device_id,
             row.time,
+            row.received,
             to_i64(row.logical_bytes),
             to_i64(row.file_count),
             to_i64(row.manifest_bytes)
@@ -331,9 +337,18 @@ pub(super) fn add_snapshot_row(
             params![row.subscriber_id, to_i64(row.manifest_bytes)],
         )?;
     }
+    // Both SET expressions read the row as it was.
     tx.execute(
-        "UPDATE devices SET last_backup = MAX(COALESCE(last_backup, ?2), ?2) WHERE id = ?1",
-        params![row.device_id, backup_time],
+        "UPDATE devices
+            SET clock_skew = CASE WHEN last_backup IS NULL OR ?2 >= last_backup
+                                  THEN ?3 ELSE clock_skew END,
+                last_backup = MAX(COALESCE(last_backup, ?2), ?2)
+          WHERE id = ?1",
+        params![
+            row.device_id,
+            row.received,
+            row.time.saturating_sub(row.received)
+        ],
     )?;
     Ok(inserted)
 }

@@ -97,6 +97,41 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         ok       INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // Issue 17, "the server's clock governs retention": the time the server
+    // RECEIVED each snapshot (`snapshots.received`, Unix seconds, the store's
+    // clock at commit), which retention sorts and buckets by, and the skew
+    // between a device's clock and the server's seen at its last commit
+    // (`devices.clock_skew`, manifest time minus received time, seconds;
+    // NULL until its next commit). Old rows migrate forward by this rule,
+    // with `now` the wall clock when the migration runs:
+    // 1. a device's `last_backup` (the server's clock at its last commit, or
+    //    a manifest time after a catalogue rebuild) is capped at `now`;
+    // 2. a snapshot's received time is its manifest time, capped at `now` and
+    //    at its device's `last_backup` (nothing of a device arrived after its
+    //    last commit);
+    // 3. the device's last commit (its highest `seq`, if the row has one)
+    //    was received at exactly the device's `last_backup`: its commit time
+    //    is known.
+    // A forged or broken PC clock so moves no old snapshot past the time the
+    // server last heard from the device.
+    "
+    ALTER TABLE snapshots ADD COLUMN received INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN clock_skew INTEGER;
+    UPDATE devices SET last_backup = MIN(last_backup, CAST(strftime('%s', 'now') AS INTEGER))
+     WHERE last_backup IS NOT NULL;
+    UPDATE snapshots SET received = MIN(
+        time,
+        CAST(strftime('%s', 'now') AS INTEGER),
+        COALESCE((SELECT d.last_backup FROM devices d WHERE d.id = snapshots.device_id), time));
+    UPDATE snapshots SET received =
+        (SELECT d.last_backup FROM devices d WHERE d.id = snapshots.device_id)
+     WHERE seq > 0
+       AND (SELECT d.last_backup FROM devices d WHERE d.id = snapshots.device_id) IS NOT NULL
+       AND seq = (SELECT MAX(o.seq) FROM snapshots o
+                   WHERE o.subscriber_id = snapshots.subscriber_id
+                     AND o.device_id = snapshots.device_id);
+    CREATE INDEX snapshots_by_received ON snapshots (subscriber_id, received);
+    ",
 ];
 
 /// The newest schema version this build knows.
@@ -135,6 +170,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
 mod tests {
     use super::*;
     use crate::catalog::Catalog;
+    use crate::clock::Clock;
     use crate::pending::lock;
 
     #[test]
@@ -152,6 +188,103 @@ mod tests {
             "{e:?}"
         );
         assert!(e.to_string().contains("upgrade coffre-server"), "{e}");
+    }
+
+    /// The migration of issue 17 gives old rows a received time by the rule
+    /// written in its comment, and caps forward-dated `last_backup`s.
+    #[test]
+    fn old_snapshots_get_a_received_time_that_no_pc_clock_moves_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        let mine = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("ADD COLUMN received"))
+            .unwrap();
+        // A catalogue of the version before, with its rows.
+        let mut conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..mine] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", mine as u32)
+            .unwrap();
+        const DAY: i64 = 86_400;
+        const T: i64 = 1_795_000_000; // 2026-11-18, before this test runs
+        const YEAR_9999: i64 = 253_402_300_799;
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(
+            "INSERT INTO subscribers (id, name, quota_bytes, created) VALUES (1, 'asso', 1000, 0)",
+        )
+        .unwrap();
+        // (device, last_backup): honest, forged clock, a rebuilt catalogue
+        // that took a year-9999 manifest's time, rows from before `seq`.
+        for (id, last) in [(1, T), (2, T), (3, YEAR_9999), (4, T - 2 * DAY + 60)] {
+            tx.execute(
+                "INSERT INTO devices (id, subscriber_id, name, role, secret_hash, created, last_backup)
+                 VALUES (?1, 1, ?1, 'backup', randomblob(32), 0, ?2)",
+                rusqlite::params![id, last],
+            )
+            .unwrap();
+        }
+        // (snapshot, device, manifest time, seq)
+        let rows = [
+            (1, 1, T - 2 * DAY, 1),
+            (2, 1, T - DAY, 2),
+            (3, 1, T - 100, 3),
+            (4, 2, T + 8 * DAY, 4),
+            (5, 2, YEAR_9999, 5),
+            (6, 3, YEAR_9999, 0),
+            (7, 4, T - 3 * DAY, 0),
+            (8, 4, T - 2 * DAY, 0),
+        ];
+        for (snap, device, time, seq) in rows {
+            tx.execute(
+                "INSERT INTO snapshots (subscriber_id, id, device_id, time, logical_bytes,
+                                        file_count, manifest_bytes, seq)
+                 VALUES (1, ?1, ?2, ?3, 0, 0, 0, ?4)",
+                rusqlite::params![vec![snap as u8; 32], device, time, seq],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        drop(conn);
+
+        let before = crate::clock::SystemClock.now();
+        let c = Catalog::open(&path, false).unwrap();
+        let after = crate::clock::SystemClock.now();
+        let db = lock(&c.writer);
+        let received = |snap: u8| -> i64 {
+            db.query_row(
+                "SELECT received FROM snapshots WHERE id = ?1",
+                [vec![snap; 32]],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        // Honest: the manifest times, and the last commit's known time.
+        assert_eq!(received(1), T - 2 * DAY);
+        assert_eq!(received(2), T - DAY);
+        assert_eq!(received(3), T);
+        // A forged clock moves nothing past the device's last commit.
+        assert_eq!(received(4), T);
+        assert_eq!(received(5), T);
+        // A forward last_backup and its snapshot are capped at the migration's now.
+        assert!((before..=after).contains(&received(6)), "{}", received(6));
+        let last: i64 = db
+            .query_row("SELECT last_backup FROM devices WHERE id = 3", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!((before..=after).contains(&last), "{last}");
+        // Rows without a commit order keep their own days.
+        assert_eq!((received(7), received(8)), (T - 3 * DAY, T - 2 * DAY));
+        let skews: i64 = db
+            .query_row(
+                "SELECT COUNT(*) FROM devices WHERE clock_skew IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(skews, 0, "unknown until the next commit");
     }
 
     #[test]
