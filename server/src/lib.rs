@@ -38,7 +38,7 @@ pub use cli::Cli;
 pub use commands::move_packs::run as move_packs;
 pub use commands::run;
 pub use config::{Config, DataDir, StorageConfig};
-pub use daemon::{serve, Limits, HANDSHAKE_TIMEOUT, REQUEST_STALL};
+pub use daemon::{serve, Limits, HANDSHAKE_TIMEOUT, REQUEST_STALL, REVOCATION_POLL};
 pub use dashboard::i18n::Lang;
 pub use dashboard::page::render as render_page;
 pub use dashboard::{bind as bind_dashboard, serve as serve_dashboard};
