@@ -8,7 +8,9 @@
 //! 1. **Handshakes** ([`Limits::max_handshakes`]): a connection not yet
 //!    authenticated holds a handshake slot, from the first packet until its
 //!    `AuthOk` (at most [`Limits::handshake_timeout`]). Past the cap, new
-//!    connections are refused at once; when more than half the slots are
+//!    connections are refused at once, and so are those of an IP address
+//!    that already has [`Limits::max_handshakes_per_address`] in progress
+//!    (one machine cannot take them all); when more than half the slots are
 //!    taken, a peer whose address is not validated yet is first asked to
 //!    prove it (QUIC Retry), so spoofed source addresses cannot fill them.
 //!    Strangers therefore never take an authenticated slot.
@@ -19,6 +21,7 @@
 //!    naming the cap, and closed.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use coffre_proto::{ErrorCode, ErrorReply};
@@ -32,6 +35,9 @@ use super::Limits;
 pub(super) struct Admission {
     handshakes: Arc<Semaphore>,
     max_handshakes: usize,
+    per_address: usize,
+    /// Handshakes in progress per IP address.
+    addresses: Mutex<HashMap<IpAddr, usize>>,
     seats: Arc<Semaphore>,
     max_connections: usize,
     per_device: usize,
@@ -47,7 +53,23 @@ struct Counts {
 
 /// A connection's handshake slot, freed when dropped.
 #[derive(Debug)]
-pub(super) struct HandshakeSlot(#[allow(dead_code)] OwnedSemaphorePermit);
+pub(super) struct HandshakeSlot {
+    _permit: OwnedSemaphorePermit,
+    admission: Arc<Admission>,
+    address: IpAddr,
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut addresses = self.admission.addresses.lock().unwrap();
+        if let Some(n) = addresses.get_mut(&self.address) {
+            *n -= 1;
+            if *n == 0 {
+                addresses.remove(&self.address);
+            }
+        }
+    }
+}
 
 /// An authenticated connection's seat, freed when dropped.
 #[derive(Debug)]
@@ -72,6 +94,8 @@ impl Admission {
         Arc::new(Admission {
             handshakes: Arc::new(Semaphore::new(limits.max_handshakes)),
             max_handshakes: limits.max_handshakes,
+            per_address: limits.max_handshakes_per_address,
+            addresses: Mutex::default(),
             seats: Arc::new(Semaphore::new(limits.max_connections)),
             max_connections: limits.max_connections,
             per_device: limits.max_connections_per_device,
@@ -82,13 +106,25 @@ impl Admission {
 
     /// A handshake slot for a new connection, if one is free; under
     /// pressure (more than half taken), only for a validated address.
-    pub(super) fn handshake(&self, address_validated: bool) -> Verdict {
+    pub(super) fn handshake(self: &Arc<Self>, address: IpAddr, address_validated: bool) -> Verdict {
         let free = self.handshakes.available_permits();
         if !address_validated && free < self.max_handshakes.div_ceil(2) && free > 0 {
             return Verdict::Retry;
         }
+        let mut addresses = self.addresses.lock().unwrap();
+        let from = addresses.entry(address).or_default();
+        if *from >= self.per_address {
+            return Verdict::Refuse;
+        }
         match self.handshakes.clone().try_acquire_owned() {
-            Ok(p) => Verdict::Admit(HandshakeSlot(p)),
+            Ok(p) => {
+                *from += 1;
+                Verdict::Admit(HandshakeSlot {
+                    _permit: p,
+                    admission: self.clone(),
+                    address,
+                })
+            }
             Err(_) => Verdict::Refuse,
         }
     }

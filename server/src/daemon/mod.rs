@@ -83,6 +83,12 @@ pub struct Limits {
     /// prove its address (QUIC Retry). Honest PCs pass in milliseconds, so
     /// 64 serves a whole association reconnecting at once.
     pub max_handshakes: usize,
+    /// Connections of one IP address in their handshake at once (default
+    /// 16): one machine flooding hellos takes a quarter of the handshake
+    /// slots, not all, so PCs elsewhere still connect; a structure's PCs
+    /// behind one NAT each pass their handshake in milliseconds, so 16 at
+    /// the same instant is plenty.
+    pub max_handshakes_per_address: usize,
     /// Bytes of requests being received, in all (default 1 GiB). Each
     /// frame's announced length is reserved before it is buffered; past
     /// this, new requests wait (QUIC flow control holds their senders) and a
@@ -124,6 +130,7 @@ impl Default for Limits {
             max_connections_per_device: 8,
             max_connections_per_subscriber: 64,
             max_handshakes: 64,
+            max_handshakes_per_address: 16,
             request_bytes: 1024 * MIB,
             device_request_bytes: 160 * MIB,
             revocation_poll: REVOCATION_POLL,
@@ -177,7 +184,7 @@ pub async fn serve(
                 let Some(incoming) = incoming else { break };
                 let remote = incoming.remote_address();
                 let validated = incoming.remote_address_validated() || !incoming.may_retry();
-                match shared.admission.handshake(validated) {
+                match shared.admission.handshake(remote.ip(), validated) {
                     Verdict::Admit(slot) => {
                         let shared = shared.clone();
                         connections.spawn(async move {
@@ -193,7 +200,7 @@ pub async fn serve(
                         }
                     }
                     Verdict::Refuse => {
-                        warn!(%remote, "connection refused: {} connections already in their handshake (max_handshakes)", shared.limits.max_handshakes);
+                        warn!(%remote, "connection refused: too many connections in their handshake (max_handshakes {}, or {} from this address)", shared.limits.max_handshakes, shared.limits.max_handshakes_per_address);
                         incoming.refuse();
                     }
                 }
