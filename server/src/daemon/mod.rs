@@ -483,7 +483,10 @@ async fn handshake(
                 Role::Admin => WireRole::Admin,
                 Role::Backup => WireRole::Backup,
             };
-            respond(
+            // The connection goes on, so quinn delivers the finished stream:
+            // no wait for the peer here, and the handshake slot is freed at
+            // once (a refusal waits: the connection is closed after it).
+            coffre_proto::stream::write_response(
                 &mut send,
                 &Response::AuthOk {
                     subscriber: session.subscriber.clone(),
@@ -492,6 +495,7 @@ async fn handshake(
                 },
             )
             .await?;
+            send.finish()?;
             Ok((session, seat))
         }
         Err(reply) => {
