@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use coffre_fuzz::alloc::process_heap_bytes;
 use coffre_proto::{
-    encode_hello, encode_request, Assembler, ErrorCode, Request, Response, CONTINUATION,
-    HELLO_LEN, MAX_FRAME_LEN,
+    encode_hello, encode_request, Assembler, ErrorCode, Request, Response, CONTINUATION, HELLO_LEN,
+    MAX_FRAME_LEN,
 };
 use coffre_server::{DashboardLimits, Limits, REVOCATION_POLL};
 use coffre_store::{Role, Store};
@@ -286,7 +286,10 @@ async fn unfinished_requests_hold_at_most_the_device_budget() {
     honest_round_trip(&good, &mut honest, 1).await;
     let evil = server.device("mallory", 1 << 30, "pc", Role::Backup);
     let (_ep, conn) = raw_connection(&server).await;
-    assert!(matches!(auth_on(&conn, evil).await, Response::AuthOk { .. }));
+    assert!(matches!(
+        auth_on(&conn, evil).await,
+        Response::AuthOk { .. }
+    ));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (rss0, heap0) = (rss() as isize, process_heap_bytes() as isize);
 
@@ -331,7 +334,11 @@ async fn unfinished_requests_hold_at_most_the_device_budget() {
     while still < 5 && t.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let now = process_heap_bytes() as isize;
-        still = if (now - last).abs() < MIB as isize { still + 1 } else { 0 };
+        still = if (now - last).abs() < MIB as isize {
+            still + 1
+        } else {
+            0
+        };
         last = now;
     }
     let (rss1, heap1) = (rss() as isize, process_heap_bytes() as isize);
@@ -356,7 +363,10 @@ async fn unfinished_requests_hold_at_most_the_device_budget() {
         mib(bound as isize)
     );
     // Before the budget every stream was read whole: all writers finished.
-    assert!(finished < STREAMS, "the server read every unfinished request whole");
+    assert!(
+        finished < STREAMS,
+        "the server read every unfinished request whole"
+    );
 
     // Another subscriber is served meanwhile.
     let t = Instant::now();
@@ -373,7 +383,10 @@ async fn unfinished_requests_hold_at_most_the_device_budget() {
     loop {
         let heap = process_heap_bytes() as isize;
         if heap - heap0 < 16 * MIB as isize {
-            eprintln!("after the attacker left: Rust heap {} from the start", mib(heap - heap0));
+            eprintln!(
+                "after the attacker left: Rust heap {} from the start",
+                mib(heap - heap0)
+            );
             break;
         }
         assert!(
@@ -434,13 +447,18 @@ async fn a_revoked_device_stops_uploading_reading_and_listing_within_seconds() {
             .map(|i| evil.blob(&i.to_le_bytes().repeat(4096)))
             .collect();
         tokio::spawn(async move {
-            let mut n = 0;
-            for (id, blob) in blobs.into_iter().cycle() {
-                let r = call(&conn, &Request::PutChunk { id: *id.as_bytes(), blob }).await;
+            for (n, (id, blob)) in blobs.into_iter().cycle().enumerate() {
+                let r = call(
+                    &conn,
+                    &Request::PutChunk {
+                        id: *id.as_bytes(),
+                        blob,
+                    },
+                )
+                .await;
                 if stopped(&r) {
                     return (TokioInstant::now(), n, r);
                 }
-                n += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             unreachable!()
@@ -486,7 +504,10 @@ async fn a_revoked_device_stops_uploading_reading_and_listing_within_seconds() {
             .unwrap();
         let after = at.saturating_duration_since(revoked_at);
         eprintln!("{what}: {n} served, stopped {after:?} after the revocation: {last:?}");
-        assert!(after <= within, "{what} stopped {after:?} after the revocation");
+        assert!(
+            after <= within,
+            "{what} stopped {after:?} after the revocation"
+        );
         assert!(n > 0, "{what} were never served");
     }
     let held_answer = tokio::time::timeout(within, held_recv.read_to_end(1 << 20))
@@ -596,7 +617,11 @@ async fn a_dashboard_flood_is_capped_and_timed_out_and_backups_go_on() {
     .unwrap();
     let mut reply = Vec::new();
     s.read_to_end(&mut reply).await.unwrap();
-    assert!(reply.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&reply));
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
     honest_round_trip(&good, &mut honest, 2).await;
     let _ = stop.send(());
     dashboard.await.unwrap().unwrap();

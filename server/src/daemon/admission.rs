@@ -142,7 +142,11 @@ impl Admission {
                 s.device, s.subscriber
             )));
         }
-        let subscriber = counts.subscribers.get(&s.subscriber_id).copied().unwrap_or(0);
+        let subscriber = counts
+            .subscribers
+            .get(&s.subscriber_id)
+            .copied()
+            .unwrap_or(0);
         if subscriber >= self.per_subscriber {
             return Err(busy(format!(
                 "subscriber {:?} already has {subscriber} connections open, the most one \

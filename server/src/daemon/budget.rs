@@ -51,7 +51,6 @@ use super::Limits;
 #[derive(Debug)]
 pub(super) struct Budgets {
     daemon: Arc<Semaphore>,
-    daemon_bytes: usize,
     device_bytes: usize,
     devices: Mutex<HashMap<i64, Weak<DeviceBudget>>>,
 }
@@ -74,7 +73,6 @@ impl Budgets {
         let daemon_bytes = limits.request_bytes.max(device_bytes);
         Budgets {
             daemon: Arc::new(Semaphore::new(daemon_bytes)),
-            daemon_bytes,
             device_bytes,
             devices: Mutex::default(),
         }
@@ -94,12 +92,6 @@ impl Budgets {
         });
         map.insert(device, Arc::downgrade(&b));
         b
-    }
-
-    /// Bytes of the daemon's budget reserved now (for logs and tests).
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(super) fn reserved(&self) -> usize {
-        self.daemon_bytes - self.daemon.available_permits()
     }
 }
 

@@ -294,19 +294,18 @@ async fn connection(
     };
     let remote = conn.remote_address();
     let store = shared.store.clone();
-    let (session, seat) = match tokio::time::timeout(timeout, handshake(&conn, &shared, timeout))
-        .await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            conn.close(1u32.into(), b"authentication failed");
-            return Err(e);
-        }
-        Err(_) => {
-            conn.close(1u32.into(), b"handshake timed out");
-            anyhow::bail!("{remote}: no hello and authentication within {timeout:?}");
-        }
-    };
+    let (session, seat) =
+        match tokio::time::timeout(timeout, handshake(&conn, &shared, timeout)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                conn.close(1u32.into(), b"authentication failed");
+                return Err(e);
+            }
+            Err(_) => {
+                conn.close(1u32.into(), b"handshake timed out");
+                anyhow::bail!("{remote}: no hello and authentication within {timeout:?}");
+            }
+        };
     drop(slot);
     let span = info_span!("session", subscriber = %session.subscriber, device = %session.device);
     async move {

@@ -77,7 +77,14 @@ pub async fn serve(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    serve_within(listener, store, options, listener::Limits::default(), shutdown).await
+    serve_within(
+        listener,
+        store,
+        options,
+        listener::Limits::default(),
+        shutdown,
+    )
+    .await
 }
 
 /// [`serve`] within `limits`.
@@ -90,10 +97,13 @@ pub async fn serve_within(
 ) -> Result<()> {
     let addr = listener.local_addr()?;
     info!(%addr, "dashboard listening (HTTP): the board's page at /, Prometheus metrics at /metrics");
-    axum::serve(listener::Bounded::new(listener, limits), router(store, options))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving the dashboard")?;
+    axum::serve(
+        listener::Bounded::new(listener, limits),
+        router(store, options),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving the dashboard")?;
     info!("dashboard stopped");
     Ok(())
 }

@@ -226,9 +226,8 @@ impl Catalog {
     /// `coffre-server device revoke` (another process) takes effect on them.
     pub(crate) fn revoked_among(&self, devices: &[i64]) -> Result<Vec<i64>> {
         self.read(|tx| {
-            let mut stmt = tx.prepare_cached(
-                "SELECT 1 FROM devices WHERE id = ?1 AND revoked IS NOT NULL",
-            )?;
+            let mut stmt =
+                tx.prepare_cached("SELECT 1 FROM devices WHERE id = ?1 AND revoked IS NOT NULL")?;
             let mut revoked = Vec::new();
             for &id in devices {
                 if stmt.exists([id])? {
