@@ -30,6 +30,21 @@ pub struct Config {
     /// Connections served at once; more are refused until one closes.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections of one device at once (absent: the daemon's default, 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_device: Option<usize>,
+    /// Connections of one subscriber's devices at once (absent: 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_subscriber: Option<usize>,
+    /// Connections still in their handshake at once (absent: 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_handshakes: Option<usize>,
+    /// MiB of requests being received, all devices together (absent: 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_memory_mib: Option<usize>,
+    /// MiB of requests being received per device (absent: 160).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_request_memory_mib: Option<usize>,
     /// Seconds without traffic after which a connection is closed.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_secs: u64,
@@ -131,6 +146,11 @@ impl Config {
             listen,
             public_address,
             max_connections: default_max_connections(),
+            max_connections_per_device: None,
+            max_connections_per_subscriber: None,
+            max_handshakes: None,
+            request_memory_mib: None,
+            device_request_memory_mib: None,
             idle_timeout_secs: default_idle_timeout(),
             nightly_at: default_nightly_at(),
             stale_days: default_stale_days(),

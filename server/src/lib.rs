@@ -38,10 +38,13 @@ pub use cli::Cli;
 pub use commands::move_packs::run as move_packs;
 pub use commands::run;
 pub use config::{Config, DataDir, StorageConfig};
-pub use daemon::{serve, Limits, HANDSHAKE_TIMEOUT, REQUEST_STALL};
+pub use daemon::{serve, Limits, HANDSHAKE_TIMEOUT, REQUEST_STALL, REVOCATION_POLL};
 pub use dashboard::i18n::Lang;
+pub use dashboard::listener::Limits as DashboardLimits;
 pub use dashboard::page::render as render_page;
-pub use dashboard::{bind as bind_dashboard, serve as serve_dashboard};
+pub use dashboard::{
+    bind as bind_dashboard, serve as serve_dashboard, serve_within as serve_dashboard_within,
+};
 pub use dashboard::{Options as DashboardOptions, Token as DashboardToken};
 pub use maintenance::{collect_garbage, night, timed, Collected};
 pub use retention::{apply as apply_retention, plan as plan_retention, Decision};

@@ -90,7 +90,7 @@ impl Identity {
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        config.transport_config(Arc::new(limits.transport()));
+        config.transport_config(Arc::new(limits.server_transport()));
         Ok(config)
     }
 }
@@ -135,6 +135,32 @@ impl TransportLimits {
         t.receive_window((64u32 << 20).into());
         t.send_window(16 << 20);
         t.mtu_discovery_config(Some(mtu_discovery()));
+        t
+    }
+}
+
+/// The server's receive window per stream ([`TransportLimits::server_transport`]).
+pub const SERVER_STREAM_WINDOW: u32 = 512 * 1024;
+
+impl TransportLimits {
+    /// The server's transport: [`TransportLimits::transport`] with receive
+    /// windows that bound what QUIC buffers for a connection the daemon is
+    /// not reading (its requests waiting for the memory budget, daemon
+    /// `budget` module): [`SERVER_STREAM_WINDOW`] per stream and
+    /// `max_streams` times that per connection (32 MiB by default). That
+    /// product is what makes the budget deadlock-free: streams left unread
+    /// can never take the whole connection window, so a request that holds
+    /// its reservation always receives its bytes. 512 KiB per stream still
+    /// carries 25 MB/s per stream at a 20 ms round trip, 8 uploads in flight
+    /// 200 MB/s.
+    pub fn server_transport(&self) -> quinn::TransportConfig {
+        let mut t = self.transport();
+        t.stream_receive_window(SERVER_STREAM_WINDOW.into());
+        t.receive_window(
+            (u64::from(SERVER_STREAM_WINDOW) * u64::from(self.max_streams))
+                .try_into()
+                .expect("the window fits QUIC's range"),
+        );
         t
     }
 }

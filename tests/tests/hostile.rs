@@ -456,9 +456,15 @@ async fn idle_and_unauthenticated_connections_stay_within_the_limit_and_others_a
     const IDLE: usize = 200;
     const UNAUTHENTICATED: usize = 10;
     let dir = tempfile::tempdir().unwrap();
+    // The authenticated slots hold the honest client, the idle devices (one
+    // subscriber's, so its cap is raised) and one more; the handshake slots the
+    // silent connections (issue 17: they never take an authenticated one).
     let max_connections = 1 + IDLE + UNAUTHENTICATED;
     let limits = Limits {
-        max_connections,
+        max_connections: 2 + IDLE,
+        max_connections_per_subscriber: IDLE,
+        max_handshakes: UNAUTHENTICATED,
+        max_handshakes_per_address: UNAUTHENTICATED,
         ..Limits::default()
     };
     // The daemon's default, as `coffre-server run` has it.

@@ -215,6 +215,29 @@ impl Assembler {
         }
     }
 
+    /// How many more bytes complete the next frame header, while one is
+    /// awaited (`None` inside a payload, after the message or an error).
+    ///
+    /// With [`Assembler::frame_left`], this lets a reader that budgets
+    /// memory feed a frame's header alone, learn the announced length, and
+    /// reserve it before any payload byte is buffered (the daemon does).
+    pub fn header_missing(&self) -> Option<usize> {
+        match self.state {
+            State::Header => Some(HEADER_LEN - self.header_len),
+            _ => None,
+        }
+    }
+
+    /// Payload bytes the frame being read still expects, once its header is
+    /// in (`None` otherwise). Right after the header, this is the length the
+    /// frame announced (already checked against the caps).
+    pub fn frame_left(&self) -> Option<usize> {
+        match self.state {
+            State::Payload(frame) => Some(frame.left),
+            _ => None,
+        }
+    }
+
     fn fail(&mut self, e: ProtoError) -> ProtoError {
         self.state = State::Failed(e.clone());
         self.payload = Vec::new();
@@ -327,6 +350,25 @@ mod tests {
         let mut out = Vec::new();
         encode(msg_type, payload, &mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn header_missing_and_frame_left_announce_each_frame_before_its_payload() {
+        let wire = [frame(CONTINUATION, &[1; 10]), frame(4, &[2; 5])].concat();
+        let mut a = Assembler::for_requests();
+        assert_eq!(a.header_missing(), Some(HEADER_LEN));
+        assert!(a.feed(&wire[..2]).unwrap().is_none());
+        assert_eq!(a.header_missing(), Some(HEADER_LEN - 2));
+        assert!(a.feed(&wire[2..HEADER_LEN]).unwrap().is_none());
+        assert_eq!((a.header_missing(), a.frame_left()), (None, Some(10)));
+        assert!(a.feed(&wire[HEADER_LEN..HEADER_LEN + 4]).unwrap().is_none());
+        assert_eq!(a.frame_left(), Some(6));
+        let second = 2 * HEADER_LEN + 10;
+        assert!(a.feed(&wire[HEADER_LEN + 4..second]).unwrap().is_none());
+        assert_eq!((a.header_missing(), a.frame_left()), (None, Some(5)));
+        let (t, payload) = a.feed(&wire[second..]).unwrap().unwrap();
+        assert_eq!((t, payload.len()), (4, 15));
+        assert_eq!((a.header_missing(), a.frame_left()), (None, None));
     }
 
     #[test]

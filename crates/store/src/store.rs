@@ -268,6 +268,13 @@ impl Store {
         self.save_account(self.catalog.subscriber_id_of(subscriber)?)
     }
 
+    /// Which of `devices` (their [`crate::Session::device_id`]) are revoked now: for
+    /// the daemon, which polls it for the devices of its live connections
+    /// (a revocation is written by another process, `device revoke`).
+    pub fn revoked_devices(&self, devices: &[i64]) -> Result<Vec<i64>> {
+        self.catalog.revoked_among(devices)
+    }
+
     /// Writes `subscribers/<id>/account.json`: the subscriber's row and its
     /// devices' (secret hashes only), the part of the catalogue no pack or
     /// manifest describes, so that `rebuild-catalog` can restore it. Written

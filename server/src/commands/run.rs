@@ -86,12 +86,24 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
     })
 }
 
-/// The daemon's limits: `max_connections` from config.toml, the defaults for
-/// the rest (the handshake timeout, 10 s; a request's stall, 60 s).
+/// The daemon's limits: the connection caps and memory budgets config.toml
+/// sets, the defaults for the rest (the handshake timeout, 10 s; a
+/// request's stall, 60 s; the revocation poll, 1 s).
 fn limits(config: &Config) -> Limits {
+    let d = Limits::default();
+    let mib = |v: Option<usize>, default: usize| v.map_or(default, |m| m.saturating_mul(1 << 20));
     Limits {
         max_connections: config.max_connections,
-        ..Limits::default()
+        max_connections_per_device: config
+            .max_connections_per_device
+            .unwrap_or(d.max_connections_per_device),
+        max_connections_per_subscriber: config
+            .max_connections_per_subscriber
+            .unwrap_or(d.max_connections_per_subscriber),
+        max_handshakes: config.max_handshakes.unwrap_or(d.max_handshakes),
+        request_bytes: mib(config.request_memory_mib, d.request_bytes),
+        device_request_bytes: mib(config.device_request_memory_mib, d.device_request_bytes),
+        ..d
     }
 }
 
@@ -152,5 +164,12 @@ mod tests {
         assert_eq!(limits.handshake_timeout, Duration::from_secs(10));
         assert_eq!(limits.handshake_timeout, daemon::HANDSHAKE_TIMEOUT);
         assert_eq!(limits.request_stall, daemon::REQUEST_STALL);
+        assert_eq!(limits.max_connections_per_device, 8);
+        config.max_connections_per_device = Some(3);
+        config.request_memory_mib = Some(512);
+        let limits = super::limits(&config);
+        assert_eq!(limits.max_connections_per_device, 3);
+        assert_eq!(limits.request_bytes, 512 << 20);
+        assert_eq!(limits.device_request_bytes, 160 << 20);
     }
 }

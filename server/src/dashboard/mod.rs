@@ -10,9 +10,13 @@
 //! `Authorization: Bearer TOKEN` (scripts, Prometheus). The rows come from
 //! [`crate::usage::rows`], as for `coffre-server usage`. Put it
 //! behind a reverse proxy for HTTPS (docs/operator-guide.md).
+//!
+//! Its connections are bounded ([`listener`]): a cap, an idle timeout that
+//! also bounds the reading of headers, and a lifetime.
 
 mod auth;
 pub mod i18n;
+pub mod listener;
 pub mod metrics;
 pub mod page;
 
@@ -65,19 +69,41 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
 }
 
 /// Serves the page and `/metrics` on `listener` until `shutdown` completes,
-/// then lets the requests in progress finish.
+/// then lets the requests in progress finish; within the default
+/// [`listener::Limits`].
 pub async fn serve(
     listener: TcpListener,
     store: Arc<Store>,
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    serve_within(
+        listener,
+        store,
+        options,
+        listener::Limits::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] within `limits`.
+pub async fn serve_within(
+    listener: TcpListener,
+    store: Arc<Store>,
+    options: Options,
+    limits: listener::Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let addr = listener.local_addr()?;
     info!(%addr, "dashboard listening (HTTP): the board's page at /, Prometheus metrics at /metrics");
-    axum::serve(listener, router(store, options))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving the dashboard")?;
+    axum::serve(
+        listener::Bounded::new(listener, limits),
+        router(store, options),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving the dashboard")?;
     info!("dashboard stopped");
     Ok(())
 }

@@ -222,6 +222,24 @@ impl Catalog {
         })
     }
 
+    /// Which of `devices` (row ids) are revoked: one primary-key lookup each,
+    /// in one read. The daemon asks this every second or so about the
+    /// devices it has connections of, so that a revocation made by
+    /// `coffre-server device revoke` (another process) takes effect on them.
+    pub(crate) fn revoked_among(&self, devices: &[i64]) -> Result<Vec<i64>> {
+        self.read(|tx| {
+            let mut stmt =
+                tx.prepare_cached("SELECT 1 FROM devices WHERE id = ?1 AND revoked IS NOT NULL")?;
+            let mut revoked = Vec::new();
+            for &id in devices {
+                if stmt.exists([id])? {
+                    revoked.push(id);
+                }
+            }
+            Ok(revoked)
+        })
+    }
+
     /// The device whose secret hashes to `hash`.
     pub(crate) fn device_by_secret(&self, hash: &[u8; 32]) -> Result<Option<AuthRow>> {
         self.read(|tx| {

@@ -3,8 +3,14 @@
 //!
 //! - [`serve`] is the injectable entry point (mini-redis style): tests start it
 //!   in-process on `127.0.0.1:0` with a real endpoint and stop it with a future.
-//! - A connection limit: past `max_connections`, new connections are refused at
-//!   once (the client is told the server is busy) rather than queued.
+//! - Admission ([`admission`]): a budget of connections still in their
+//!   handshake, and caps of authenticated connections in all, per device and
+//!   per subscriber; past a cap, a connection is refused at once (the client
+//!   is told the server is busy, and which cap) rather than queued.
+//! - Memory ([`budget`]): every request frame's announced length is reserved
+//!   from its device's budget and the daemon's before it is buffered.
+//! - Revocation ([`revocation`]): the catalogue is asked every second which
+//!   connected devices were revoked; their connections stop at once.
 //! - Each connection first authenticates (hello + Auth on its first stream,
 //!   within [`Limits::handshake_timeout`]); then every bidirectional stream
 //!   carries one request and its response, many in parallel. Timeouts are
@@ -24,6 +30,10 @@
 //!   server sees end only at the idle timeout, and its rerun must find the
 //!   chunks it already sent durable and present, not send them again.
 
+mod admission;
+mod budget;
+mod revocation;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
@@ -33,19 +43,66 @@ use anyhow::Result;
 use coffre_core::ChunkId;
 use coffre_proto::{ErrorCode, ErrorReply, Request, Response, Role as WireRole, SnapshotEntry};
 use coffre_store::{FullPack, Role, Session, SessionWriter, Store};
-use tokio::sync::Semaphore;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::combiner::Combiner;
+use admission::{Admission, HandshakeSlot, Seat, Verdict};
+use budget::{Budgets, DeviceBudget, Reservation};
+use revocation::Revocations;
 
 /// The default [`Limits::handshake_timeout`].
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Limits of the daemon.
+/// Limits of the daemon: the one place of its numbers (config.toml sets
+/// some, `coffre-server run` passes them; docs/operator-guide.md).
+///
+/// Memory (docs/reliability.md, "Against a hostile PC"): requests being
+/// received hold at most [`Limits::request_bytes`] in all, a device at most
+/// [`Limits::device_request_bytes`] plus one request larger than that (a
+/// 256 MiB `Commit` at most); QUIC buffers at most 16 MiB per connection
+/// (`TransportLimits::server_receive_window`).
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Connections served at once.
+    /// Authenticated connections served at once (default 1,024: an
+    /// association's few hundred PCs, each with one connection at night).
     pub max_connections: usize,
+    /// Connections of one device at once (default 8). A PC backs up or
+    /// restores over one connection (a second when a backup and a restore
+    /// overlap, or a rerun finds its killed predecessor's connection not
+    /// timed out yet); 8 leaves room for that and for a technician's admin
+    /// device restoring several PCs at once, and one compromised device then
+    /// holds under 1 % of the slots.
+    pub max_connections_per_device: usize,
+    /// Connections of one subscriber's devices at once (default 64): a
+    /// structure's few PCs backing up at the same hour, with room; 16
+    /// subscribers at their cap still leave every other one served.
+    pub max_connections_per_subscriber: usize,
+    /// Connections still in their handshake (QUIC, hello, Auth) at once
+    /// (default 64): they hold these slots, never an authenticated one, for
+    /// at most [`Limits::handshake_timeout`]; past half of them, a peer must
+    /// prove its address (QUIC Retry). Honest PCs pass in milliseconds, so
+    /// 64 serves a whole association reconnecting at once.
+    pub max_handshakes: usize,
+    /// Connections of one IP address in their handshake at once (default
+    /// 16): one machine flooding hellos takes a quarter of the handshake
+    /// slots, not all, so PCs elsewhere still connect; a structure's PCs
+    /// behind one NAT each pass their handshake in milliseconds, so 16 at
+    /// the same instant is plenty.
+    pub max_handshakes_per_address: usize,
+    /// Bytes of requests being received, in all (default 1 GiB). Each
+    /// frame's announced length is reserved before it is buffered; past
+    /// this, new requests wait (QUIC flow control holds their senders) and a
+    /// request's next frame is refused `Busy`.
+    pub request_bytes: usize,
+    /// Bytes of requests being received per device, all its connections
+    /// together (default 160 MiB: the default client's 8 uploads in flight,
+    /// 8 `PutChunks` of up to 16 MiB each, fit without waiting). One request
+    /// larger than this (a big `Commit`) may go over it at a time.
+    pub device_request_bytes: usize,
+    /// How often the catalogue is asked which connected devices were revoked
+    /// (default 1 s): a revocation takes effect within this and the time to
+    /// answer the requests in progress.
+    pub revocation_poll: Duration,
     /// How long a new connection may take to say hello and authenticate
     /// (from the end of the QUIC handshake); then it is closed ("handshake
     /// timed out") and its slot freed, so silent connections cannot hold the
@@ -61,10 +118,22 @@ pub struct Limits {
 /// The default [`Limits::request_stall`].
 pub const REQUEST_STALL: Duration = Duration::from_secs(60);
 
+/// The default [`Limits::revocation_poll`].
+pub const REVOCATION_POLL: Duration = Duration::from_secs(1);
+
+const MIB: usize = 1024 * 1024;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 1024,
+            max_connections_per_device: 8,
+            max_connections_per_subscriber: 64,
+            max_handshakes: 64,
+            max_handshakes_per_address: 16,
+            request_bytes: 1024 * MIB,
+            device_request_bytes: 160 * MIB,
+            revocation_poll: REVOCATION_POLL,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             request_stall: REQUEST_STALL,
         }
@@ -92,8 +161,19 @@ pub async fn serve(
         Ok(n) => info!("forgot {n} session(s) left open by an earlier run"),
         Err(e) => warn!("cannot clear the sessions of an earlier run: {e}"),
     }
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let live = LiveUploads::default();
+    let shared = Arc::new(Shared {
+        admission: Admission::new(&limits),
+        budgets: Budgets::new(&limits),
+        revocations: Arc::default(),
+        live: LiveUploads::default(),
+        store,
+        limits,
+    });
+    let watcher = tokio::spawn(revocation::watch(
+        shared.store.clone(),
+        shared.revocations.clone(),
+        shared.limits.revocation_poll,
+    ));
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     info!(addr = %endpoint.local_addr()?, "coffre-server listening");
@@ -102,19 +182,25 @@ pub async fn serve(
             () = &mut shutdown => break,
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                match permits.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let (store, live, limits) = (store.clone(), live.clone(), limits.clone());
-                        let remote = incoming.remote_address();
+                let remote = incoming.remote_address();
+                let validated = incoming.remote_address_validated() || !incoming.may_retry();
+                match shared.admission.handshake(remote.ip(), validated) {
+                    Verdict::Admit(slot) => {
+                        let shared = shared.clone();
                         connections.spawn(async move {
-                            if let Err(e) = connection(incoming, store, live, limits).await {
+                            if let Err(e) = connection(incoming, slot, shared).await {
                                 debug!(%remote, "connection ended: {e:#}");
                             }
-                            drop(permit);
                         });
                     }
-                    Err(_) => {
-                        warn!(remote = %incoming.remote_address(), "connection refused: {} connections already open", limits.max_connections);
+                    Verdict::Retry => {
+                        debug!(%remote, "many handshakes in progress: asking the peer to validate its address");
+                        if incoming.retry().is_err() {
+                            debug!(%remote, "cannot ask for a retry");
+                        }
+                    }
+                    Verdict::Refuse => {
+                        warn!(%remote, "connection refused: too many connections in their handshake (max_handshakes {}, or {} from this address)", shared.limits.max_handshakes, shared.limits.max_handshakes_per_address);
                         incoming.refuse();
                     }
                 }
@@ -123,10 +209,22 @@ pub async fn serve(
         }
     }
     info!("shutting down: closing connections and sealing open packs");
+    watcher.abort();
     endpoint.close(0u32.into(), b"server shutting down");
     while connections.join_next().await.is_some() {}
     endpoint.wait_idle().await;
     Ok(())
+}
+
+/// What every connection shares.
+#[derive(Debug)]
+struct Shared {
+    store: Arc<Store>,
+    limits: Limits,
+    admission: Arc<Admission>,
+    budgets: Budgets,
+    revocations: Arc<Revocations>,
+    live: LiveUploads,
 }
 
 /// Runs a blocking store call through a connection's [`Combiner`].
@@ -247,55 +345,85 @@ fn bad_request(message: impl Into<String>) -> ErrorReply {
 
 async fn connection(
     incoming: quinn::Incoming,
-    store: Arc<Store>,
-    live: LiveUploads,
-    limits: Limits,
+    slot: HandshakeSlot,
+    shared: Arc<Shared>,
 ) -> Result<()> {
-    let conn = incoming.await?;
-    let remote = conn.remote_address();
-    let (stall, timeout) = (limits.request_stall, limits.handshake_timeout);
-    let session = match tokio::time::timeout(timeout, handshake(&conn, &store, timeout)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            conn.close(1u32.into(), b"authentication failed");
-            return Err(e);
-        }
-        Err(_) => {
-            conn.close(1u32.into(), b"handshake timed out");
-            anyhow::bail!("{remote}: no hello and authentication within {timeout:?}");
-        }
+    let (stall, timeout) = (shared.limits.request_stall, shared.limits.handshake_timeout);
+    // The QUIC handshake too must end within the timeout: the slot is held.
+    let conn = match tokio::time::timeout(timeout, incoming).await {
+        Ok(c) => c?,
+        Err(_) => anyhow::bail!("no QUIC handshake within {timeout:?}"),
     };
+    let remote = conn.remote_address();
+    let store = shared.store.clone();
+    let (session, seat) =
+        match tokio::time::timeout(timeout, handshake(&conn, &shared, timeout)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                conn.close(1u32.into(), b"authentication failed");
+                return Err(e);
+            }
+            Err(_) => {
+                conn.close(1u32.into(), b"handshake timed out");
+                anyhow::bail!("{remote}: no hello and authentication within {timeout:?}");
+            }
+        };
+    drop(slot);
     let span = info_span!("session", subscriber = %session.subscriber, device = %session.device);
     async move {
         info!(%remote, "connected");
+        let _seat: Seat = seat;
         let session = Arc::new(session);
+        let registration = shared.revocations.register(session.device_id);
+        let mut revoked = registration.revoked.clone();
+        let budget = shared.budgets.device(session.device_id);
         let pack = Arc::new(Uploads::new(store.session_writer(&session)));
         // Chunk reads (restores): two at a time, so one read waiting for the
         // disk does not hold up the others.
         let reader = Combiner::new(2);
-        seal_earlier_connections(&store, &live, &session, &pack).await;
+        seal_earlier_connections(&store, &shared.live, &session, &pack).await;
         let mut requests = tokio::task::JoinSet::new();
-        loop {
+        let was_revoked = loop {
             tokio::select! {
                 stream = conn.accept_bi() => match stream {
                     Ok((send, recv)) => {
-                        let (store, session, pack) = (store.clone(), session.clone(), pack.clone());
-                        let reader = reader.clone();
+                        let served = Served {
+                            store: store.clone(),
+                            session: session.clone(),
+                            pack: pack.clone(),
+                            reader: reader.clone(),
+                            budget: budget.clone(),
+                            revoked: registration.revoked.clone(),
+                        };
                         requests.spawn(async move {
-                            if let Err(e) = request(send, recv, store, session, pack, reader, stall).await {
+                            if let Err(e) = request(send, recv, served, stall).await {
                                 debug!("request failed: {e:#}");
                             }
                         }.in_current_span());
                     }
                     Err(e) => {
                         debug!("connection closed: {e}");
-                        break;
+                        break false;
                     }
+                },
+                Ok(()) = revoked.changed() => if *revoked.borrow() {
+                    break true;
                 },
                 Some(_) = requests.join_next(), if !requests.is_empty() => {}
             }
+        };
+        if was_revoked {
+            // Every request answers `Revoked` at once; give them a moment to
+            // reach the peer, then close.
+            warn!("device revoked: closing its connection");
+            let _ = tokio::time::timeout(REVOKED_GRACE, async {
+                while requests.join_next().await.is_some() {}
+            })
+            .await;
+            conn.close(REVOKED_CLOSE.into(), b"device revoked");
         }
         while requests.join_next().await.is_some() {}
+        drop(registration);
         // Chunks uploaded before the connection ended become durable, so a rerun
         // after an interruption does not send them again.
         let (s, p) = (store.clone(), pack.clone());
@@ -356,12 +484,20 @@ async fn seal_earlier_connections(
     });
 }
 
-/// Hello and Auth on the first stream, each read within `timeout`.
+/// How long a revoked device's requests have to send their `Revoked`
+/// answers before its connection is closed.
+const REVOKED_GRACE: Duration = Duration::from_secs(1);
+/// The QUIC application close code of a revoked device's connection.
+const REVOKED_CLOSE: u32 = 3;
+
+/// Hello and Auth on the first stream, each read within `timeout`; then the
+/// connection's seat (or `Busy`, naming the cap).
 async fn handshake(
     conn: &quinn::Connection,
-    store: &Arc<Store>,
+    shared: &Arc<Shared>,
     timeout: Duration,
-) -> Result<Session> {
+) -> Result<(Session, Seat)> {
+    let store = &shared.store;
     let (mut send, mut recv) = conn.accept_bi().await?;
     let mut hello = [0u8; coffre_proto::HELLO_LEN];
     recv.read_exact(&mut hello).await?;
@@ -380,10 +516,7 @@ async fn handshake(
             anyhow::bail!("bad hello: {e}");
         }
     }
-    let secret = match read_request(&mut recv, timeout)
-        .await
-        .map_err(|e| e.reply())
-    {
+    let secret = match read_auth(&mut recv, timeout).await.map_err(|e| e.reply()) {
         Ok(Request::Auth { secret }) => secret,
         Ok(_) => {
             respond(
@@ -399,13 +532,22 @@ async fn handshake(
         }
     };
     let s = store.clone();
-    match blocking(move || s.authenticate(&secret)).await {
-        Ok(session) => {
+    let seated = blocking(move || s.authenticate(&secret))
+        .await
+        .and_then(|session| {
+            let seat = shared.admission.seat(&session)?;
+            Ok((session, seat))
+        });
+    match seated {
+        Ok((session, seat)) => {
             let role = match session.role {
                 Role::Admin => WireRole::Admin,
                 Role::Backup => WireRole::Backup,
             };
-            respond(
+            // The connection goes on, so quinn delivers the finished stream:
+            // no wait for the peer here, and the handshake slot is freed at
+            // once (a refusal waits: the connection is closed after it).
+            coffre_proto::stream::write_response(
                 &mut send,
                 &Response::AuthOk {
                     subscriber: session.subscriber.clone(),
@@ -414,7 +556,8 @@ async fn handshake(
                 },
             )
             .await?;
-            Ok(session)
+            send.finish()?;
+            Ok((session, seat))
         }
         Err(reply) => {
             warn!("refused a device: {}", reply.message);
@@ -432,21 +575,50 @@ async fn respond(send: &mut quinn::SendStream, response: &Response) -> Result<()
     Ok(())
 }
 
-async fn request(
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+/// What a request of a connection is served with.
+struct Served {
     store: Arc<Store>,
     session: Arc<Session>,
     pack: Arc<Uploads>,
     reader: Arc<Combiner>,
+    budget: Arc<DeviceBudget>,
+    /// True once the device is revoked.
+    revoked: tokio::sync::watch::Receiver<bool>,
+}
+
+async fn request(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    served: Served,
     stall: Duration,
 ) -> Result<()> {
-    let response = match read_request(&mut recv, stall).await.map_err(|e| e.reply()) {
-        Ok(req) => handle(req, store, session, pack, reader)
-            .await
-            .unwrap_or_else(Response::Error),
-        Err(reply) => Response::Error(reply),
+    let Served {
+        store,
+        session,
+        pack,
+        reader,
+        budget,
+        mut revoked,
+    } = served;
+    // Held until the request is handled: its bytes live until then.
+    let mut reservation = Reservation::new(budget);
+    let revoked_reply = revoked_reply(&session);
+    let work = async {
+        match read_request(&mut recv, &mut reservation, stall).await {
+            Ok(req) => handle(req, store, session, pack, reader)
+                .await
+                .unwrap_or_else(Response::Error),
+            Err(reply) => Response::Error(reply),
+        }
     };
+    // A revocation stops the request wherever it is (reading, waiting for
+    // the budget or the store); a store call already running finishes on
+    // its own, and a commit checks the device in its transaction.
+    let response = tokio::select! {
+        r = work => r,
+        Ok(_) = revoked.wait_for(|r| *r) => Response::Error(revoked_reply),
+    };
+    drop(reservation);
     if let Response::Error(e) = &response {
         debug!(code = ?e.code, "request refused: {}", e.message);
     }
@@ -645,30 +817,70 @@ fn seal_beside(store: Arc<Store>, s: Arc<Session>, full: FullPack) {
     });
 }
 
-/// Reads one request with quinn's zero-copy chunks (the assembler makes the
-/// only copy), within the caps of its type.
-async fn read_request(
+/// The most an `Auth` request's payload may be: its 32-byte secret. Read
+/// before any budget applies, so a stranger cannot make the daemon buffer a
+/// large message.
+const AUTH_PAYLOAD_MAX: usize = 64;
+
+/// Reads the `Auth` request of a handshake (within `timeout` of silence),
+/// capped at [`AUTH_PAYLOAD_MAX`] whatever type its frame announces.
+async fn read_auth(
     recv: &mut quinn::RecvStream,
-    stall: Duration,
+    timeout: Duration,
 ) -> Result<Request, coffre_proto::stream::ReadError> {
-    let mut assembler = coffre_proto::Assembler::for_requests();
+    let mut assembler = coffre_proto::Assembler::new(AUTH_PAYLOAD_MAX);
     loop {
-        let chunk = tokio::time::timeout(stall, recv.read_chunk(usize::MAX, true))
+        let chunk = tokio::time::timeout(timeout, recv.read_chunk(AUTH_PAYLOAD_MAX, true))
             .await
-            .map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "no data for {} s in the middle of a request",
-                        stall.as_secs()
-                    ),
-                )
-            })?
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no Auth request"))?
             .map_err(std::io::Error::from)?;
         if let Some(request) = coffre_proto::stream::feed_request(
             &mut assembler,
             chunk.as_ref().map(|c| &c.bytes[..]),
         )? {
+            return Ok(request);
+        }
+    }
+}
+
+fn revoked_reply(s: &Session) -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::Revoked,
+        format!(
+            "device {:?} of {:?} was revoked while connected: ask the server's operator",
+            s.device, s.subscriber
+        ),
+    )
+}
+
+/// Reads one request with quinn's zero-copy chunks (the assembler makes the
+/// only copy), within the caps of its type, each frame reserved in
+/// `reservation` before its payload is buffered ([`budget`]).
+async fn read_request(
+    recv: &mut quinn::RecvStream,
+    reservation: &mut Reservation,
+    stall: Duration,
+) -> Result<Request, ErrorReply> {
+    let mut assembler = coffre_proto::Assembler::for_requests();
+    let io = |e: std::io::Error| coffre_proto::stream::ReadError::from(e).reply();
+    loop {
+        let chunk = tokio::time::timeout(stall, recv.read_chunk(usize::MAX, true))
+            .await
+            .map_err(|_| {
+                io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "no data for {} s in the middle of a request",
+                        stall.as_secs()
+                    ),
+                ))
+            })?
+            .map_err(|e| io(e.into()))?;
+        let Some(chunk) = chunk else {
+            let e = assembler.end_of_stream();
+            return Err(ErrorReply::new(e.error_code(), e.to_string()));
+        };
+        if let Some(request) = budget::feed(&mut assembler, reservation, &chunk.bytes).await? {
             return Ok(request);
         }
     }
