@@ -97,6 +97,35 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         ok       INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // Rolling device credentials (issue 17, "one installation per device").
+    // Migrates every device as it is: `devices.secret_hash` stays the hash of
+    // its CURRENT secret, which is its enrolment token's
+    // (`secret_from_token` = 1), so installed PCs keep working and roll it at
+    // their first run of a client of protocol version 3. New: the device's
+    // other secrets, PENDING (made by the client and sent in `Rekey`, not
+    // confirmed yet; a few per device) or RETIRED (replaced; presenting one
+    // is refused as another installation of the device; `retired` says when,
+    // `reason` whether another secret of the device became current or the
+    // operator reissued it; `token` marks an enrolment token's secret), in
+    // insertion order (`id`); and the count and time of those refusals on
+    // the device.
+    "
+    CREATE TABLE device_secrets (
+        id        INTEGER PRIMARY KEY,
+        hash      BLOB NOT NULL UNIQUE,
+        device_id INTEGER NOT NULL REFERENCES devices(id),
+        state     TEXT NOT NULL CHECK (state IN ('pending', 'retired')),
+        token     INTEGER NOT NULL DEFAULT 0 CHECK (token IN (0, 1)),
+        created   INTEGER NOT NULL,
+        retired   INTEGER,
+        reason    TEXT CHECK (reason IN ('replaced', 'reissued')),
+        CHECK ((state = 'retired') = (retired IS NOT NULL AND reason IS NOT NULL))
+    );
+    CREATE INDEX device_secrets_by_device ON device_secrets (device_id, state);
+    ALTER TABLE devices ADD COLUMN secret_from_token INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE devices ADD COLUMN clone_refusals INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN last_clone_refusal INTEGER;
+    ",
 ];
 
 /// The newest schema version this build knows.
