@@ -162,6 +162,7 @@ fn error_reply(e: &coffre_store::Error) -> ErrorReply {
         E::NotFound { .. } => ErrorCode::NotFound,
         E::UnknownDevice => ErrorCode::UnknownDevice,
         E::Revoked { .. } => ErrorCode::Revoked,
+        E::Superseded { .. } => ErrorCode::Superseded,
         E::Forbidden { .. } => ErrorCode::Forbidden,
         E::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
         E::MissingChunks { .. } => ErrorCode::MissingChunks,
@@ -173,8 +174,11 @@ fn error_reply(e: &coffre_store::Error) -> ErrorReply {
     };
     // `new` keeps the message within the protocol's cap, so any error encodes.
     let mut reply = ErrorReply::new(code, e.to_string());
-    if let E::QuotaExceeded { used, quota, .. } = e {
-        (reply.used, reply.quota) = (*used, *quota);
+    match e {
+        E::QuotaExceeded { used, quota, .. } => (reply.used, reply.quota) = (*used, *quota),
+        // When the credential was replaced, for the client's sentence.
+        E::Superseded { since, .. } => reply.used = u64::try_from(*since).unwrap_or(0),
+        _ => {}
     }
     reply
 }
@@ -355,7 +359,15 @@ async fn handshake(
             Ok(session)
         }
         Err(reply) => {
-            warn!("refused a device: {}", reply.message);
+            if reply.code == ErrorCode::Superseded {
+                warn!(
+                    "refused a replaced credential (another installation of the device, a cloned \
+                     disk or a token enrolled twice; see `coffre-server device list`): {}",
+                    reply.message
+                );
+            } else {
+                warn!("refused a device: {}", reply.message);
+            }
             respond(&mut send, &Response::Error(reply.clone())).await?;
             anyhow::bail!("authentication refused: {}", reply.message)
         }
@@ -486,6 +498,13 @@ async fn handle(
             blocking(move || store.forget_snapshot(&s, &id)).await?;
             info!(snapshot = %id.short(), "snapshot forgotten");
             Response::Forgotten
+        }
+        Request::Rekey { secret } => {
+            let current = blocking(move || store.rekey(&s, &secret)).await?;
+            if current {
+                info!("the device's credential rolled: every earlier one is refused from now on");
+            }
+            Response::Rekeyed { current }
         }
         Request::Status => {
             let st = blocking(move || store.status(&s)).await?;

@@ -22,6 +22,10 @@ pub const NEAR_QUOTA_PERCENT: f64 = 90.0;
 /// `stale_days` in config.toml or `--stale-days` says otherwise.
 pub const DEFAULT_STALE_DAYS: u32 = 3;
 
+/// A refused copy of a device's credential is reported for this many days
+/// after the last one.
+pub const COPY_REFUSED_DAYS: i64 = 30;
+
 /// One thing the board should know about a subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -40,6 +44,16 @@ pub enum Status {
     NeverBackedUp {
         /// The device.
         device: String,
+    },
+    /// Connections that presented a replaced credential of a device (a
+    /// cloned disk, a token enrolled twice, an installation replaced by
+    /// `device reissue`) were refused, the last within
+    /// [`COPY_REFUSED_DAYS`] days.
+    CopyRefused {
+        /// The device.
+        device: String,
+        /// How many were refused, in all.
+        times: u64,
     },
     /// Nothing to report.
     Ok,
@@ -61,9 +75,10 @@ impl Status {
     /// How urgent this status is.
     pub fn attention(&self) -> Attention {
         match self {
-            Status::OverQuota | Status::Stale { .. } | Status::NeverBackedUp { .. } => {
-                Attention::Act
-            }
+            Status::OverQuota
+            | Status::Stale { .. }
+            | Status::NeverBackedUp { .. }
+            | Status::CopyRefused { .. } => Attention::Act,
             Status::NearQuota => Attention::Watch,
             Status::Ok => Attention::None,
         }
@@ -81,6 +96,10 @@ impl fmt::Display for Status {
                 write!(f, "stale: {device} has no backup for {days} days")
             }
             Status::NeverBackedUp { device } => write!(f, "never backed up: {device}"),
+            Status::CopyRefused { device, times } => write!(
+                f,
+                "copy refused: {times} connection(s) with a replaced credential of {device}"
+            ),
             Status::Ok => f.write_str("ok"),
         }
     }
@@ -94,8 +113,9 @@ pub fn status(u: &Usage, now: i64, stale_days: u32) -> Vec<String> {
 }
 
 /// The statuses of a subscriber, worst first: over or near quota, then each
-/// stale or never backed-up device (revoked devices are never stale), or
-/// just [`Status::Ok`].
+/// stale or never backed-up device (revoked devices are never stale), then
+/// each device whose replaced credential was refused lately, or just
+/// [`Status::Ok`].
 pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
     let mut out = Vec::new();
     let pct = percent(u.used_bytes, u.quota_bytes);
@@ -114,6 +134,16 @@ pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
             None => out.push(Status::NeverBackedUp {
                 device: d.name.clone(),
             }),
+        }
+    }
+    for d in u.device_backups.iter().filter(|d| !d.revoked) {
+        if d.last_clone_refusal
+            .is_some_and(|t| now - t <= COPY_REFUSED_DAYS * 86_400)
+        {
+            out.push(Status::CopyRefused {
+                device: d.name.clone(),
+                times: d.clone_refusals,
+            });
         }
     }
     if out.is_empty() {
@@ -215,6 +245,8 @@ mod tests {
                     last_backup: t,
                     snapshots: 0,
                     latest_bytes: 0,
+                    clone_refusals: 0,
+                    last_clone_refusal: None,
                 })
                 .collect(),
         }
@@ -247,6 +279,21 @@ mod tests {
             ),
             ["stale: pc has no backup for 5 days", "never backed up: new"]
         );
+    }
+
+    #[test]
+    fn a_refused_copy_is_reported_for_a_month() {
+        let now = 100 * 86_400;
+        let mut u = usage(10, vec![("pc", Some(now - 3600), false)]);
+        u.device_backups[0].clone_refusals = 2;
+        u.device_backups[0].last_clone_refusal = Some(now - 86_400);
+        assert_eq!(
+            said(&u, now),
+            ["copy refused: 2 connection(s) with a replaced credential of pc"]
+        );
+        assert_eq!(Row::new(u.clone(), now, 3).attention(), Attention::Act);
+        u.device_backups[0].last_clone_refusal = Some(now - 31 * 86_400);
+        assert_eq!(said(&u, now), ["ok"]);
     }
 
     #[test]

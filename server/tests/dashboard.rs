@@ -401,6 +401,8 @@ fn names_are_escaped() {
             last_backup: None,
             snapshots: 0,
             latest_bytes: 0,
+            clone_refusals: 0,
+            last_clone_refusal: None,
         }],
     };
     for lang in [Lang::Fr, Lang::En] {

@@ -88,8 +88,15 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                 words(&r.status).join("; ")
             );
             for d in &u.device_backups {
+                let copies = match d.clone_refusals {
+                    0 => String::new(),
+                    n => format!(
+                        " (refused copies: {n}, last {})",
+                        when(d.last_clone_refusal)
+                    ),
+                };
                 println!(
-                    "    {:<24} last backup {}{}",
+                    "    {:<24} last backup {}{}{copies}",
                     d.name,
                     when(d.last_backup),
                     if d.revoked { " (revoked)" } else { "" }

@@ -258,6 +258,7 @@ impl Lang {
             Status::NearQuota => t.near_quota,
             Status::Stale { .. } => t.stale,
             Status::NeverBackedUp { .. } => t.never_backed_up,
+            Status::CopyRefused { .. } => t.copy_refused,
             Status::Ok => t.ok,
         }
     }
@@ -297,7 +298,33 @@ impl Lang {
             (Lang::En, Status::NeverBackedUp { device }) => {
                 format!("“{device}” is enrolled but has never been backed up: call the technician.")
             }
+            (Lang::Fr, Status::CopyRefused { device, times }) => format!(
+                "Un autre ordinateur s’est présenté comme «{NBSP}{device}{NBSP}» avec un \
+                 identifiant remplacé (copie de disque, jeton utilisé deux fois) et a été refusé \
+                 ({}). Les sauvegardes de «{NBSP}{device}{NBSP}» ne sont pas touchées. Si c’est \
+                 le vrai ordinateur qui est refusé, le technicien le réinscrit \
+                 (coffre-server device reissue).",
+                self.copies_refused(*times)
+            ),
+            (Lang::En, Status::CopyRefused { device, times }) => format!(
+                "Another computer presented itself as “{device}” with a replaced credential (a \
+                 copied disk, a token used twice) and was refused ({}). The backups of \
+                 “{device}” are untouched. If the real computer is the one refused, the \
+                 technician enrols it again (coffre-server device reissue).",
+                self.copies_refused(*times)
+            ),
         })
+    }
+
+    /// "3 connexions refusées" / "3 connections refused".
+    pub fn copies_refused(self, times: u64) -> String {
+        let n = self.integer(times);
+        match (self, times) {
+            (Lang::Fr, 1) => format!("1{NBSP}connexion refusée"),
+            (Lang::Fr, _) => format!("{n}{NBSP}connexions refusées"),
+            (Lang::En, 1) => "1 connection refused".into(),
+            (Lang::En, _) => format!("{n} connections refused"),
+        }
     }
 
     /// The saving of dedup and compression in words: "Ses données (31,8 Go)
@@ -349,7 +376,7 @@ impl Lang {
     }
 
     /// "How to read this page": its title and what each number and word means.
-    pub fn help(self, stale_days: u32) -> (&'static str, [String; 5]) {
+    pub fn help(self, stale_days: u32) -> (&'static str, [String; 6]) {
         let near = NEAR_QUOTA_PERCENT;
         match self {
             Lang::Fr => (
@@ -377,6 +404,10 @@ impl Lang {
                     "Économie\u{a0}: ce que pèsent ses données (la dernière sauvegarde de chaque \
                      ordinateur) comparé à la place qu’elles occupent ici, historique compris."
                         .into(),
+                    "Copie refusée\u{a0}: un autre ordinateur a présenté l’identifiant d’un \
+                     ordinateur inscrit après qu’il a été remplacé (disque copié, jeton utilisé \
+                     deux fois)\u{a0}; il a été refusé, rien n’a changé pour le vrai."
+                        .into(),
                 ],
             ),
             Lang::En => (
@@ -401,6 +432,10 @@ impl Lang {
                         .into(),
                     "Saving: what its data weighs (each computer’s latest backup) against the \
                      space it takes here, history included."
+                        .into(),
+                    "Copy refused: another computer presented the credential of an enrolled one \
+                     after it was replaced (a copied disk, a token used twice); it was refused, \
+                     nothing changed for the real one."
                         .into(),
                 ],
             ),
@@ -538,6 +573,8 @@ pub struct Text {
     pub stale: &'static str,
     /// Status words.
     pub never_backed_up: &'static str,
+    /// Status words.
+    pub copy_refused: &'static str,
     /// The last backup, in a tooltip.
     pub last_backup: &'static str,
 }
@@ -559,6 +596,7 @@ static FR: Text = Text {
     over_quota: "Quota dépassé",
     stale: "Sauvegarde en retard",
     never_backed_up: "Jamais sauvegardé",
+    copy_refused: "Copie refusée",
     last_backup: "Dernière sauvegarde",
 };
 
@@ -579,6 +617,7 @@ static EN: Text = Text {
     over_quota: "Over quota",
     stale: "Stale backup",
     never_backed_up: "Never backed up",
+    copy_refused: "Copy refused",
     last_backup: "Last backup",
 };
 
