@@ -110,7 +110,9 @@ impl Store {
                 })
             }
         };
-        *rekeyed = Some(hash);
+        if !current {
+            *rekeyed = Some(hash);
+        }
         drop(rekeyed);
         // The account file keeps the current and pending hashes, so that a
         // rebuilt catalogue locks no PC out.
