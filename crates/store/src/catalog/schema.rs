@@ -184,6 +184,50 @@ mod tests {
     }
 
     #[test]
+    fn a_catalogue_from_before_rolling_credentials_keeps_every_device() {
+        // The schema as it was before the migration of rolling credentials,
+        // with a device enrolled, then opened by this build.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        let rolling = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE device_secrets"))
+            .unwrap();
+        let conn = Connection::open(&path).unwrap();
+        for (i, sql) in MIGRATIONS[..rolling].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", i as u32 + 1)
+                .unwrap();
+        }
+        let hash = *blake3::hash(&[5; 32]).as_bytes();
+        conn.execute_batch(
+            "INSERT INTO subscribers (id, name, quota_bytes, created) VALUES (1, 'asso', 1000, 0);",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO devices (id, subscriber_id, name, role, secret_hash, created)
+             VALUES (1, 1, 'pc', 'backup', ?1, 0)",
+            [&hash[..]],
+        )
+        .unwrap();
+        drop(conn);
+        let c = Catalog::open(&path, false).unwrap();
+        // Its secret is still current, and is its token's.
+        assert_eq!(c.device_by_secret(&hash).unwrap().unwrap().device, "pc");
+        let d = &c.devices(None).unwrap()[0];
+        assert!(d.token_live && d.clone_refusals == 0, "{d:?}");
+        // The first roll retires it as a token.
+        let new = *blake3::hash(&[6; 32]).as_bytes();
+        use crate::catalog::Installed;
+        assert_eq!(c.install_secret(1, &new, 10).unwrap(), Installed::Pending);
+        assert_eq!(c.install_secret(1, &new, 11).unwrap(), Installed::Current);
+        assert!(matches!(
+            c.present_secret(&hash, 12).unwrap(),
+            crate::catalog::Presented::Retired { token: true, since: 11, .. }
+        ));
+    }
+
+    #[test]
     fn migrations_run_once_and_set_the_version() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalog.sqlite");
