@@ -1,5 +1,5 @@
-//! Device credentials: who a secret is ([`Store::authenticate`]), and how a
-//! device's secret rolls so that one installation only is the device
+//! Device credentials: a new device's first secret ([`Store::add_device`]),
+//! who a secret is ([`Store::authenticate`]), and how a device's secret rolls so that one installation only is the device
 //! (issue 17, "one installation per device").
 //!
 //! A device has one current secret at a time: its enrolment token's at
@@ -25,9 +25,21 @@ use crate::catalog::{Installed, Presented};
 use crate::error::{Error, Result};
 use crate::pending::lock;
 use crate::store::Store;
-use crate::types::Session;
+use crate::types::{check_name, Role, Session};
 
 impl Store {
+    /// Enrols a device and returns its new random secret (for the enrolment
+    /// token). Only `BLAKE3(secret)` is kept: the secret cannot be shown again.
+    pub fn add_device(&self, subscriber: &str, device: &str, role: Role) -> Result<[u8; 32]> {
+        check_name("device", device)?;
+        let secret = self.new_secret()?;
+        let hash = secret_hash(&secret);
+        self.catalog
+            .insert_device(subscriber, device, role, &hash, self.now())?;
+        self.save_account(self.catalog.subscriber_id_of(subscriber)?)?;
+        Ok(secret)
+    }
+
     /// Finds the device holding `secret`: its current secret, or a pending
     /// one (which becomes current). A retired secret is
     /// [`Error::Superseded`] (and the refusal is counted on its device), a

@@ -16,14 +16,13 @@ use coffre_core::ChunkId;
 
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
-use crate::credentials::secret_hash;
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::layout::{ACCOUNT_FILE, CATALOG_FILE, KEY_FILE, MANIFESTS_DIR, SUBSCRIBERS_DIR};
 use crate::pending::{lock, Pending};
 use crate::storage::{PackStorage, Packs};
 use crate::types::{
-    canonical_retention, check_name, DeviceInfo, MaintenanceRun, Role, Session, SubscriberInfo,
+    canonical_retention, check_name, DeviceInfo, MaintenanceRun, Session, SubscriberInfo,
     Usage,
 };
 
@@ -225,18 +224,6 @@ impl Store {
             .into_iter()
             .map(|s| s.info())
             .collect())
-    }
-
-    /// Enrols a device and returns its new random secret (for the enrolment
-    /// token). Only `BLAKE3(secret)` is kept: the secret cannot be shown again.
-    pub fn add_device(&self, subscriber: &str, device: &str, role: Role) -> Result<[u8; 32]> {
-        check_name("device", device)?;
-        let secret = self.new_secret()?;
-        let hash = secret_hash(&secret);
-        self.catalog
-            .insert_device(subscriber, device, role, &hash, self.now())?;
-        self.save_account(self.catalog.subscriber_id_of(subscriber)?)?;
-        Ok(secret)
     }
 
     /// Devices of one subscriber, or of all; ordered by subscriber, then name.
