@@ -26,7 +26,11 @@ const GIB: u64 = 1 << 30;
 /// A small tree to back up.
 fn tree(root: &Path) {
     fs::create_dir_all(root.join("Documents")).unwrap();
-    fs::write(root.join("Documents/compta.txt"), b"bilan 2025\n".repeat(500)).unwrap();
+    fs::write(
+        root.join("Documents/compta.txt"),
+        b"bilan 2025\n".repeat(500),
+    )
+    .unwrap();
     fs::write(root.join("notes.txt"), b"ordre du jour").unwrap();
 }
 
@@ -114,7 +118,11 @@ fn a_token_enrols_one_installation_only() {
 
     let pc = Client::new();
     pc.enrol(&token, &[work.path()]);
-    assert_ne!(secret(&pc), token_secret(&token), "enrol replaced the token's secret");
+    assert_ne!(
+        secret(&pc),
+        token_secret(&token),
+        "enrol replaced the token's secret"
+    );
     assert!(!device(&server, "pc").token_live, "the token is consumed");
 
     // The same token pasted on a second machine.
@@ -158,10 +166,7 @@ fn a_cloned_disk_is_refused_and_the_real_pc_keeps_its_history() {
     // The disk is cloned (the whole configuration folder), then the real PC
     // runs again: its credential rolls past the one the copy holds.
     let clone = Client::new();
-    copy_dir(
-        pc.config.parent().unwrap(),
-        clone.config.parent().unwrap(),
-    );
+    copy_dir(pc.config.parent().unwrap(), clone.config.parent().unwrap());
     fs::write(work.path().join("notes.txt"), b"ordre du jour, v2").unwrap();
     let second = pc.backup_id();
     let before = device(&server, "pc");
@@ -176,7 +181,10 @@ fn a_cloned_disk_is_refused_and_the_real_pc_keeps_its_history() {
             "{err}"
         );
         assert!(err.contains("another installation of the device"), "{err}");
-        assert!(err.contains("coffre-server device reissue asso pc"), "{err}");
+        assert!(
+            err.contains("coffre-server device reissue asso pc"),
+            "{err}"
+        );
     }
 
     // Nothing changed for the real PC but the count of refusals: its
@@ -200,7 +208,10 @@ fn a_cloned_disk_is_refused_and_the_real_pc_keeps_its_history() {
     );
     let row = Row::new(usage[0].clone(), now, 3);
     let en = render_page(vec![row.clone()], Lang::En, now, 3);
-    assert!(en.contains("Copy refused") && en.contains("2 connections refused"), "{en}");
+    assert!(
+        en.contains("Copy refused") && en.contains("2 connections refused"),
+        "{en}"
+    );
     let fr = render_page(vec![row], Lang::Fr, now, 3);
     assert!(fr.contains("Copie refusée"), "{fr}");
 
@@ -249,7 +260,11 @@ fn an_interrupted_roll_leaves_a_credential_that_works() {
     assert!(s2 != saved && s2 != s1);
     assert!(superseded(&server, s1));
     assert_eq!(snapshots(&pc).len(), 2);
-    assert_eq!(device(&server, "pc").clone_refusals, 3, "the test's own tries");
+    assert_eq!(
+        device(&server, "pc").clone_refusals,
+        3,
+        "the test's own tries"
+    );
 }
 
 #[test]

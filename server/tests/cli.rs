@@ -131,7 +131,10 @@ fn a_device_gets_one_time_tokens_and_its_refused_copies_show() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     ok(&server(&data, &["init", "--listen", "127.0.0.1:7443"]));
-    ok(&server(&data, &["subscriber", "add", "asso", "--quota", "1GB"]));
+    ok(&server(
+        &data,
+        &["subscriber", "add", "asso", "--quota", "1GB"],
+    ));
     let add = server(&data, &["device", "add", "asso", "pc"]);
     let said = String::from_utf8_lossy(&add.stderr);
     assert!(
@@ -178,14 +181,20 @@ fn a_device_gets_one_time_tokens_and_its_refused_copies_show() {
         "{help}"
     );
     let add_help = ok(&server(&data, &["device", "add", "--help"]));
-    assert!(add_help.contains("consumed by `coffre enrol`"), "{add_help}");
+    assert!(
+        add_help.contains("consumed by `coffre enrol`"),
+        "{add_help}"
+    );
     let reissue = server(&data, &["device", "reissue", "asso", "pc"]);
     assert!(
         String::from_utf8_lossy(&reissue.stderr).contains("coffre enrol TOKEN --force"),
         "{reissue:?}"
     );
     let new = coffre_proto::Token::parse(ok(&reissue).trim()).unwrap();
-    assert_eq!((new.subscriber.as_str(), new.device.as_str()), ("asso", "pc"));
+    assert_eq!(
+        (new.subscriber.as_str(), new.device.as_str()),
+        ("asso", "pc")
+    );
     {
         let store = coffre_store::Store::open(&data).unwrap();
         let e = store.authenticate(&[7; 32]).unwrap_err().to_string();
@@ -193,7 +202,10 @@ fn a_device_gets_one_time_tokens_and_its_refused_copies_show() {
         store.authenticate(&new.secret).unwrap();
     }
     let unknown = one_line_error(&server(&data, &["device", "reissue", "asso", "nobody"]));
-    assert!(unknown.contains("\"nobody\" of \"asso\" not found"), "{unknown}");
+    assert!(
+        unknown.contains("\"nobody\" of \"asso\" not found"),
+        "{unknown}"
+    );
     ok(&server(&data, &["device", "revoke", "asso", "pc"]));
     let revoked = one_line_error(&server(&data, &["device", "reissue", "asso", "pc"]));
     assert!(revoked.contains("stays revoked"), "{revoked}");

@@ -53,7 +53,10 @@ async fn auth_at(server: &TestServer, version: u16, secret: [u8; 32]) -> (Raw, u
 
 /// The refusal of an `Auth` with `secret`.
 async fn refused(server: &TestServer, secret: [u8; 32]) -> ErrorReply {
-    match auth_at(server, coffre_proto::PROTOCOL_VERSION, secret).await.2 {
+    match auth_at(server, coffre_proto::PROTOCOL_VERSION, secret)
+        .await
+        .2
+    {
         Response::Error(e) => e,
         other => panic!("the server accepted it: {other:?}"),
     }
@@ -113,7 +116,8 @@ async fn a_copied_credential_is_refused_once_the_pc_rolled_and_changes_nothing()
     let e = refused(&server, s0).await;
     assert_eq!(e.code, ErrorCode::Superseded, "{e:?}");
     assert!(
-        e.message.contains("replaced by another installation of it on 20")
+        e.message
+            .contains("replaced by another installation of it on 20")
             && e.message.contains("coffre-server device reissue asso pc"),
         "{}",
         e.message
@@ -151,7 +155,11 @@ async fn rekey_takes_only_a_fresh_secret_once_per_connection_and_keeps_few() {
     let r = call(&conn, &Request::Rekey { secret: other }).await;
     assert_eq!(code(&r), Some(ErrorCode::BadRequest), "{r:?}");
     let r = call(&conn, &Request::Rekey { secret: token }).await;
-    assert_eq!(r, Response::Rekeyed { current: true }, "its own: nothing to do");
+    assert_eq!(
+        r,
+        Response::Rekeyed { current: true },
+        "its own: nothing to do"
+    );
     // One new secret per connection.
     let r = call(&conn, &Request::Rekey { secret: [1; 32] }).await;
     assert_eq!(r, Response::Rekeyed { current: false });
@@ -167,7 +175,8 @@ async fn rekey_takes_only_a_fresh_secret_once_per_connection_and_keeps_few() {
     conn.close(0u32.into(), b"bye");
     let e = refused(&server, token).await;
     assert!(
-        e.message.contains("this enrolment token was already used to enrol device \"pc\""),
+        e.message
+            .contains("this enrolment token was already used to enrol device \"pc\""),
         "{}",
         e.message
     );
@@ -187,18 +196,30 @@ async fn rekey_takes_only_a_fresh_secret_once_per_connection_and_keeps_few() {
     }
     for i in 0..10u8 {
         let (conn, _, _) = auth_at(&server, 3, current).await;
-        let r = call(&conn, &Request::Rekey { secret: [i + 200; 32] }).await;
+        let r = call(
+            &conn,
+            &Request::Rekey {
+                secret: [i + 200; 32],
+            },
+        )
+        .await;
         assert_eq!(r, Response::Rekeyed { current: false });
         conn.close(0u32.into(), b"bye");
     }
     assert_eq!(kept(dir.path(), device_id), (4, 32, 1));
     // The oldest pending ones were dropped: unknown now; the newest work.
-    assert_eq!(refused(&server, [200; 32]).await.code, ErrorCode::UnknownDevice);
+    assert_eq!(
+        refused(&server, [200; 32]).await.code,
+        ErrorCode::UnknownDevice
+    );
     let (_, _, ok) = auth_at(&server, 3, [209; 32]).await;
     assert!(matches!(ok, Response::AuthOk { .. }), "{ok:?}");
     assert_eq!(kept(dir.path(), device_id), (0, 32, 1));
     // The token's refusal still says what it is.
-    assert!(refused(&server, token).await.message.contains("enrolment token"));
+    assert!(refused(&server, token)
+        .await
+        .message
+        .contains("enrolment token"));
     server.stop().await;
 }
 

@@ -98,7 +98,10 @@ mod tests {
     fn dates_for_people() {
         assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc_minute(1_763_856_000), "2025-11-23 00:00 UTC");
-        assert_eq!(utc_minute(1_763_856_000 + 17 * 3600 + 54 * 60 + 59), "2025-11-23 17:54 UTC");
+        assert_eq!(
+            utc_minute(1_763_856_000 + 17 * 3600 + 54 * 60 + 59),
+            "2025-11-23 17:54 UTC"
+        );
         assert_eq!(utc_minute(-60), "1969-12-31 23:59 UTC");
     }
 

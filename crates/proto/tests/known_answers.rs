@@ -34,9 +34,7 @@ fn hello() {
 
 #[test]
 fn rekey_request() {
-    let req = Request::Rekey {
-        secret: [0x5E; 32],
-    };
+    let req = Request::Rekey { secret: [0x5E; 32] };
     let wire = encode_request(&req).unwrap();
     let (msg_type, payload) = frozen_frame(
         &wire,

@@ -106,7 +106,9 @@ impl Store {
                     .into(),
             ));
         }
-        let outcome = self.catalog.install_secret(s.device_id, &hash, self.now())?;
+        let outcome = self
+            .catalog
+            .install_secret(s.device_id, &hash, self.now())?;
         let current = match outcome {
             Installed::Pending => false,
             Installed::Current => true,
@@ -139,9 +141,9 @@ impl Store {
     /// device.
     pub fn reissue_device(&self, subscriber: &str, device: &str) -> Result<[u8; 32]> {
         let secret = self.new_secret()?;
-        let sub = self
-            .catalog
-            .reissue_secret(subscriber, device, &secret_hash(&secret), self.now())?;
+        let sub =
+            self.catalog
+                .reissue_secret(subscriber, device, &secret_hash(&secret), self.now())?;
         self.save_account(sub)?;
         Ok(secret)
     }

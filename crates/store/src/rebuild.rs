@@ -11,7 +11,10 @@
 //! What cannot come back: a device's `last_backup` becomes the time of its
 //! newest snapshot (the PC's clock instead of the server's), the order of
 //! snapshots made in the same second follows their manifests' nanoseconds,
-//! and the record of the last maintenance runs starts empty. A pack whose
+//! the record of the last maintenance runs starts empty, and so do the
+//! devices' retired secrets and refused-copy counts (the account file keeps
+//! each device's current and pending secret hashes, so no PC is locked out;
+//! a copy of a PC holding a retired secret is then refused as unknown). A pack whose
 //! index is unreadable is reported and left out (its chunks are missing
 //! until a backup sends them again); so is a manifest that does not match
 //! its name.

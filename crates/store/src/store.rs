@@ -22,8 +22,7 @@ use crate::layout::{ACCOUNT_FILE, CATALOG_FILE, KEY_FILE, MANIFESTS_DIR, SUBSCRI
 use crate::pending::{lock, Pending};
 use crate::storage::{PackStorage, Packs};
 use crate::types::{
-    canonical_retention, check_name, DeviceInfo, MaintenanceRun, Session, SubscriberInfo,
-    Usage,
+    canonical_retention, check_name, DeviceInfo, MaintenanceRun, Session, SubscriberInfo, Usage,
 };
 
 /// The server's storage: one data directory, its catalogue, packs and

@@ -79,10 +79,7 @@ pub fn run(cmd: DeviceCommand) -> Result<()> {
                     };
                     let refused = match d.clone_refusals {
                         0 => String::new(),
-                        n => format!(
-                            "  refused copies: {n}, last {}",
-                            when(d.last_clone_refusal)
-                        ),
+                        n => format!("  refused copies: {n}, last {}", when(d.last_clone_refusal)),
                     };
                     println!(
                         "{:<24} {:<20} {:<7} {:<8} {}{refused}",

@@ -141,9 +141,10 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
             Status::Stale { device, .. } | Status::NeverBackedUp { device } => *device == d.name,
             _ => false,
         });
-        let copied = row.status.iter().any(
-            |s| matches!(s, Status::CopyRefused { device, .. } if *device == d.name),
-        );
+        let copied = row
+            .status
+            .iter()
+            .any(|s| matches!(s, Status::CopyRefused { device, .. } if *device == d.name));
         let when = match d.last_backup {
             Some(at) => format!(
                 "<time datetime=\"{}\" title=\"{}\">{}</time>",

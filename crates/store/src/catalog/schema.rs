@@ -223,7 +223,11 @@ mod tests {
         assert_eq!(c.install_secret(1, &new, 11).unwrap(), Installed::Current);
         assert!(matches!(
             c.present_secret(&hash, 12).unwrap(),
-            crate::catalog::Presented::Retired { token: true, since: 11, .. }
+            crate::catalog::Presented::Retired {
+                token: true,
+                since: 11,
+                ..
+            }
         ));
     }
 
