@@ -8,7 +8,8 @@
 //!
 //! ```text
 //! config.toml      server, subscriber, device, paths, excludes (written by `enrol`, edited by hand)
-//! credentials      the device secret and the subscriber's master key (mode 0600)
+//! credentials      the device secret (rolled at every run) and the subscriber's master key (mode 0600)
+//! credentials.lock held while a command connects and rolls the secret
 //! cache/files      the files cache (size, mtime, ctime, inode -> chunk ids)
 //! cache/uploaded   ids the server confirmed during an unfinished backup
 //! last-run.json    the outcome of the last backup, shown by `coffre status`
@@ -176,17 +177,7 @@ impl Installation {
             config,
         };
         // Credentials first: a config without them would be unusable.
-        let creds = CredentialsFile {
-            secret: hex_encode(&credentials.secret),
-            master_key: hex_encode(credentials.master.as_bytes()),
-        };
-        let text = format!(
-            "# coffre credentials of device {:?} of {:?}.\n# Anyone with this file can read this subscriber's backups: keep it private.\n{}",
-            inst.config.device,
-            inst.config.subscriber,
-            toml::to_string(&creds)?
-        );
-        write_private(&inst.credentials_path(), text.as_bytes())?;
+        write_credentials(&inst, credentials)?;
         inst.save()?;
         // Old caches belong to another key or server.
         let _ = fs::remove_dir_all(inst.cache_dir());
@@ -225,6 +216,41 @@ impl Installation {
             secret,
             master: MasterKey::from_bytes(master),
         })
+    }
+
+    /// Replaces the device secret in the credentials file (the master key
+    /// stays), atomically: a crash leaves the old file or the new one.
+    pub fn save_secret(&self, secret: &[u8; 32]) -> Result<()> {
+        let creds = self.credentials()?;
+        write_credentials(
+            self,
+            &Credentials {
+                secret: *secret,
+                master: creds.master,
+            },
+        )
+        .with_context(|| {
+            format!(
+                "saving the new credential into {}",
+                self.credentials_path().display()
+            )
+        })
+    }
+
+    /// Waits for, then holds, this installation's credentials lock (the
+    /// `credentials.lock` file) until the returned file is dropped: one
+    /// command at a time connects and rolls the device secret.
+    pub fn lock_credentials(&self) -> Result<fs::File> {
+        let path = self.dir.join("credentials.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
+        Ok(file)
     }
 
     /// The credentials file.
@@ -279,6 +305,21 @@ pub fn atomic_write(path: &Path, data: &[u8], private: bool) -> Result<()> {
     tmp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// Writes the credentials file of `inst`, private (0600) and atomically.
+fn write_credentials(inst: &Installation, credentials: &Credentials) -> Result<()> {
+    let creds = CredentialsFile {
+        secret: hex_encode(&credentials.secret),
+        master_key: hex_encode(credentials.master.as_bytes()),
+    };
+    let text = format!(
+        "# coffre credentials of device {:?} of {:?}.\n# Anyone with this file can read this subscriber's backups: keep it private.\n# The device secret changes at every run (the server then refuses the older ones): a copy of this file stops working.\n{}",
+        inst.config.device,
+        inst.config.subscriber,
+        toml::to_string(&creds)?
+    );
+    write_private(&inst.credentials_path(), text.as_bytes())
 }
 
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {
@@ -349,6 +390,31 @@ mod tests {
         }
         let err = Installation::create(&path, sample(), &creds, false).unwrap_err();
         assert!(err.to_string().contains("already enrolled"), "{err}");
+
+        // A rolled secret replaces the old one; the master key stays.
+        again.save_secret(&[8; 32]).unwrap();
+        let c = again.credentials().unwrap();
+        assert_eq!((c.secret, c.master.as_bytes()), ([8; 32], &[9; 32]));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(inst.credentials_path())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "still private after a roll");
+        }
+        let held = again.lock_credentials().unwrap();
+        assert!(
+            matches!(
+                fs::File::open(inst.dir.join("credentials.lock"))
+                    .unwrap()
+                    .try_lock(),
+                Err(fs::TryLockError::WouldBlock)
+            ),
+            "one process at a time rolls the secret"
+        );
+        drop(held);
     }
 
     #[test]

@@ -96,8 +96,22 @@ fn explain(r: &ErrorReply) -> String {
             r.message
         ),
         ErrorCode::Busy => "the server is busy: try again in a few minutes".into(),
+        ErrorCode::Superseded => format!(
+            "this credential was replaced on {}, by another installation of this device (a copy \
+             of this PC's disk, or its token enrolled on another machine) or by the operator: \
+             the server refuses it and changed nothing. If this PC should be the device, ask \
+             the operator for a new token (`coffre-server device reissue SUBSCRIBER DEVICE`) \
+             and run `coffre enrol TOKEN --force`",
+            replaced_on(r)
+        ),
         _ => format!("the server refused: {}", r.message),
     }
+}
+
+/// When a [`ErrorCode::Superseded`] credential was replaced, for people
+/// (the reply's `used` field holds it, in Unix seconds).
+pub(crate) fn replaced_on(r: &ErrorReply) -> String {
+    coffre_core::utc_minute(i64::try_from(r.used).unwrap_or(i64::MAX))
 }
 
 /// Accepts exactly the certificate whose BLAKE3 fingerprint is pinned.
@@ -172,7 +186,7 @@ pub struct Remote {
     /// What it may do.
     pub role: Role,
     /// The protocol version both sides speak (the server's answer to our
-    /// hello): below 2, no `GetChunks`.
+    /// hello): below 2, no `GetChunks`; below 3, no `Rekey`.
     pub version: u16,
 }
 
@@ -512,6 +526,16 @@ impl Remote {
             .await?
         {
             Response::Forgotten => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Installs `secret` as this device's new credential (protocol version
+    /// 3; see `credential.rs`): the first call records it as pending
+    /// (false), the same call again makes it current (true).
+    pub async fn rekey(&self, secret: [u8; 32]) -> Result<bool, RemoteError> {
+        match self.call(&Request::Rekey { secret }).await? {
+            Response::Rekeyed { current } => Ok(current),
             other => Err(unexpected(&other)),
         }
     }

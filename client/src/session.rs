@@ -1,5 +1,6 @@
 //! An open session: this PC's installation, its keys, and an authenticated
-//! connection to the server, with the async runtime that drives it.
+//! connection to the server (its credential rolled), with the async runtime
+//! that drives it.
 
 use std::future::Future;
 use std::path::Path;
@@ -10,6 +11,7 @@ use coffre_core::{ChunkId, Keys, Manifest};
 use coffre_proto::SnapshotEntry;
 
 use crate::config::Installation;
+use crate::credential;
 use crate::remote::Remote;
 
 /// The async runtime of a command: the network runs on it, the hot path on
@@ -36,17 +38,13 @@ pub struct Session {
 }
 
 impl Session {
-    /// Loads the installation at `config_path` and connects to its server.
+    /// Loads the installation at `config_path`, connects to its server and
+    /// rolls its device credential (`credential.rs`).
     pub fn open(config_path: &Path) -> Result<Session> {
         let inst = Installation::load(config_path)?;
-        let creds = inst.credentials()?;
-        let keys = Arc::new(Keys::derive(&creds.master));
         let rt = runtime()?;
-        let remote = rt.block_on(Remote::connect(
-            &inst.config.server,
-            inst.config.fingerprint_bytes()?,
-            creds.secret,
-        ))?;
+        let (remote, creds) = credential::connect(&inst, &rt)?;
+        let keys = Arc::new(Keys::derive(&creds.master));
         Ok(Session {
             inst,
             keys,

@@ -624,6 +624,7 @@ fn sample_requests() -> Vec<Request> {
         Request::GetKey,
         Request::Forget { snapshot: [7; 32] },
         Request::Status,
+        Request::Rekey { secret: [0x43; 32] },
     ]
 }
 
@@ -667,6 +668,7 @@ fn sample_responses() -> Vec<Response> {
             snapshots: 3,
             last_backup: Some(1_700_000_000),
         },
+        Response::Rekeyed { current: false },
         Response::Error(ErrorReply::quota_exceeded(10, 20)),
     ]
 }

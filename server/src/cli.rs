@@ -68,7 +68,7 @@ pub enum Command {
     /// Manage member structures (subscribers) and their quotas.
     #[command(subcommand)]
     Subscriber(SubscriberCommand),
-    /// Enrol, list and revoke devices (PCs).
+    /// Enrol, list, reissue and revoke devices (PCs).
     #[command(subcommand)]
     Device(DeviceCommand),
     /// Apply the retention policies now: per device, keep what the policy keeps, remove the rest.
@@ -283,7 +283,13 @@ pub enum RoleArg {
 /// `coffre-server device ...`
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
-    /// Enrol a device: prints the one-time enrolment token to paste into `coffre enrol`.
+    /// Enrol a device: prints its one-time enrolment token to paste into `coffre enrol`.
+    ///
+    /// The token is consumed by `coffre enrol`: the PC then replaces the
+    /// token's secret with its own, and rolls it at every run, so the same
+    /// token pasted on a second machine, or a copy of the PC's disk, is
+    /// refused (and shown in `device list`, `usage` and on the board). For a
+    /// reinstalled PC, `device reissue` gives the same device a new token.
     Add {
         /// The subscriber it belongs to.
         subscriber: String,
@@ -304,6 +310,24 @@ pub enum DeviceCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Give a device a new one-time enrolment token: for a reinstalled or replaced PC.
+    ///
+    /// The device keeps its name, its backups and its history; every earlier
+    /// credential of it (its old token, the old installation's own secret)
+    /// is refused from now on, with a message that says the operator
+    /// replaced it. Run `coffre enrol TOKEN --force` on the PC with the new
+    /// token. Use it when a PC was reinstalled or restored from an image,
+    /// when `device list` shows refused copies and the real PC is the one
+    /// refused, or when a token was lost before use. A revoked device stays
+    /// revoked: add a new device instead.
+    Reissue {
+        /// The subscriber.
+        subscriber: String,
+        /// The device.
+        device: String,
+        #[command(flatten)]
+        data: DataArg,
     },
     /// Revoke a device: it is refused at its next connection; its data stays.
     Revoke {

@@ -37,6 +37,10 @@ pub const DEFAULT_STALE_DAYS: u32 = 3;
 /// the same: retention dates them by their receipt.
 pub const CLOCK_SKEW_LIMIT: i64 = 86_400;
 
+/// A refused copy of a device's credential is reported for this many days
+/// after the last one.
+pub const COPY_REFUSED_DAYS: i64 = 30;
+
 /// One thing the board should know about a subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -64,6 +68,16 @@ pub enum Status {
         /// Its clock minus the server's, in seconds (positive: ahead).
         skew: i64,
     },
+    /// Connections that presented a replaced credential of a device (a
+    /// cloned disk, a token enrolled twice, an installation replaced by
+    /// `device reissue`) were refused, the last within
+    /// [`COPY_REFUSED_DAYS`] days.
+    CopyRefused {
+        /// The device.
+        device: String,
+        /// How many were refused, in all.
+        times: u64,
+    },
     /// Nothing to report.
     Ok,
 }
@@ -87,7 +101,8 @@ impl Status {
             Status::OverQuota
             | Status::Stale { .. }
             | Status::NeverBackedUp { .. }
-            | Status::ClockWrong { .. } => Attention::Act,
+            | Status::ClockWrong { .. }
+            | Status::CopyRefused { .. } => Attention::Act,
             Status::NearQuota => Attention::Watch,
             Status::Ok => Attention::None,
         }
@@ -110,6 +125,10 @@ impl fmt::Display for Status {
                 f,
                 "clock wrong: the clock of {device} is {} the server's",
                 Skew(*skew)
+            ),
+            Status::CopyRefused { device, times } => write!(
+                f,
+                "copy refused: {times} connection(s) with a replaced credential of {device}"
             ),
             Status::Ok => f.write_str("ok"),
         }
@@ -172,7 +191,8 @@ impl fmt::Display for Skew {
 
 /// The statuses of a subscriber, worst first: over or near quota, then each
 /// stale or never backed-up device (revoked devices are never stale), then
-/// each device whose clock is wrong, or just [`Status::Ok`].
+/// each device whose clock is wrong, then each device whose replaced
+/// credential was refused lately, or just [`Status::Ok`].
 pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
     let mut out = Vec::new();
     let pct = percent(u.used_bytes, u.quota_bytes);
@@ -198,6 +218,16 @@ pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
             device: d.name.clone(),
             skew: d.clock_skew.unwrap_or_default(),
         });
+    }
+    for d in u.device_backups.iter().filter(|d| !d.revoked) {
+        if d.last_clone_refusal
+            .is_some_and(|t| now - t <= COPY_REFUSED_DAYS * 86_400)
+        {
+            out.push(Status::CopyRefused {
+                device: d.name.clone(),
+                times: d.clone_refusals,
+            });
+        }
     }
     if out.is_empty() {
         out.push(Status::Ok);
@@ -306,6 +336,8 @@ mod tests {
                     snapshots: 0,
                     latest_bytes: 0,
                     clock_skew: None,
+                    clone_refusals: 0,
+                    last_clone_refusal: None,
                 })
                 .collect(),
         }
@@ -360,6 +392,21 @@ mod tests {
         );
         u.device_backups[0].clock_skew = Some(i64::MAX);
         assert!(said(&u, now)[0].contains("ahead of"));
+    }
+
+    #[test]
+    fn a_refused_copy_is_reported_for_a_month() {
+        let now = 100 * 86_400;
+        let mut u = usage(10, vec![("pc", Some(now - 3600), false)]);
+        u.device_backups[0].clone_refusals = 2;
+        u.device_backups[0].last_clone_refusal = Some(now - 86_400);
+        assert_eq!(
+            said(&u, now),
+            ["copy refused: 2 connection(s) with a replaced credential of pc"]
+        );
+        assert_eq!(Row::new(u.clone(), now, 3).attention(), Attention::Act);
+        u.device_backups[0].last_clone_refusal = Some(now - 31 * 86_400);
+        assert_eq!(said(&u, now), ["ok"]);
     }
 
     #[test]

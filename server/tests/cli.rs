@@ -121,3 +121,92 @@ fn commands_on_a_missing_data_directory_say_how_to_create_one() {
     let err = one_line_error(&server(&tmp.path().join("nothing"), &["usage"]));
     assert!(err.contains("coffre-server init"), "{err}");
 }
+
+/// Tokens are one-time (issue 17): `device add` says so, `device list`
+/// shows a live token and the copies refused, `usage` (table, JSON, CSV)
+/// shows them too, and `device reissue` gives a device a new token that
+/// retires every earlier credential, with help that says when to use it.
+#[test]
+fn a_device_gets_one_time_tokens_and_its_refused_copies_show() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(&server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    ok(&server(
+        &data,
+        &["subscriber", "add", "asso", "--quota", "1GB"],
+    ));
+    let add = server(&data, &["device", "add", "asso", "pc"]);
+    let said = String::from_utf8_lossy(&add.stderr);
+    assert!(
+        said.contains("one-time: `coffre enrol` consumes it") && !said.contains("until revoked"),
+        "{said}"
+    );
+    let token = coffre_proto::Token::parse(ok(&add).trim()).unwrap().secret;
+    let list = ok(&server(&data, &["device", "list"]));
+    assert!(list.contains(" token "), "the token still works: {list}");
+
+    // The PC enrols and rolls its credential; a copy holding the token is
+    // refused.
+    {
+        let store = coffre_store::Store::open(&data).unwrap();
+        let s = store.authenticate(&token).unwrap();
+        assert!(!store.rekey(&s, &[7; 32]).unwrap());
+        assert!(store.rekey(&s, &[7; 32]).unwrap());
+        let e = store.authenticate(&token).unwrap_err();
+        assert!(matches!(e, coffre_store::Error::Superseded { .. }), "{e}");
+    }
+    let list = ok(&server(&data, &["device", "list"]));
+    assert!(
+        list.contains(" active ") && list.contains("refused copies: 1, last 20"),
+        "{list}"
+    );
+    let table = ok(&server(&data, &["usage"]));
+    assert!(
+        table.contains("copy refused: 1 connection(s) with a replaced credential of pc")
+            && table.contains("(refused copies: 1, last 20"),
+        "{table}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&server(&data, &["usage", "--json"]))).unwrap();
+    let pc = &json["subscribers"][0]["devices"][0];
+    assert_eq!(pc["clone_refusals"], 1, "{json}");
+    assert!(pc["last_clone_refusal"].is_i64(), "{json}");
+    let csv = ok(&server(&data, &["usage", "--csv"]));
+    assert!(csv.contains("copy refused"), "{csv}");
+
+    // Reinstalled: a new token; the installation's own credential is retired.
+    let help = ok(&server(&data, &["device", "reissue", "--help"]));
+    assert!(
+        help.contains("reinstalled") && help.contains("history") && help.contains("--force"),
+        "{help}"
+    );
+    let add_help = ok(&server(&data, &["device", "add", "--help"]));
+    assert!(
+        add_help.contains("consumed by `coffre enrol`"),
+        "{add_help}"
+    );
+    let reissue = server(&data, &["device", "reissue", "asso", "pc"]);
+    assert!(
+        String::from_utf8_lossy(&reissue.stderr).contains("coffre enrol TOKEN --force"),
+        "{reissue:?}"
+    );
+    let new = coffre_proto::Token::parse(ok(&reissue).trim()).unwrap();
+    assert_eq!(
+        (new.subscriber.as_str(), new.device.as_str()),
+        ("asso", "pc")
+    );
+    {
+        let store = coffre_store::Store::open(&data).unwrap();
+        let e = store.authenticate(&[7; 32]).unwrap_err().to_string();
+        assert!(e.contains("replaced by the operator on 20"), "{e}");
+        store.authenticate(&new.secret).unwrap();
+    }
+    let unknown = one_line_error(&server(&data, &["device", "reissue", "asso", "nobody"]));
+    assert!(
+        unknown.contains("\"nobody\" of \"asso\" not found"),
+        "{unknown}"
+    );
+    ok(&server(&data, &["device", "revoke", "asso", "pc"]));
+    let revoked = one_line_error(&server(&data, &["device", "reissue", "asso", "pc"]));
+    assert!(revoked.contains("stays revoked"), "{revoked}");
+}

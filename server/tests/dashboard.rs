@@ -402,6 +402,8 @@ fn names_are_escaped() {
             snapshots: 0,
             latest_bytes: 0,
             clock_skew: None,
+            clone_refusals: 0,
+            last_clone_refusal: None,
         }],
     };
     for lang in [Lang::Fr, Lang::En] {

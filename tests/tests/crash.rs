@@ -62,7 +62,6 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use coffre_core::benchmark::{random_bytes, text_bytes};
 use coffre_core::{ChunkId, Manifest};
-use coffre_proto::Token;
 use coffre_store::{read_pack_index, Store};
 use coffre_testkit::PASSPHRASE;
 
@@ -465,7 +464,25 @@ struct Setup {
     base: PathBuf,
     data: PathBuf,
     pc: Pc,
-    secret: [u8; 32],
+}
+
+impl Setup {
+    /// The PC's device secret as its credentials file holds it now: the
+    /// client rolls it at every run (issue 17), so a run killed at any
+    /// point leaves the current one or a pending one, which the store's
+    /// `authenticate` makes current, as the PC's next run would.
+    fn secret(&self) -> [u8; 32] {
+        let path = self.pc.config.with_file_name("credentials");
+        let text = fs::read_to_string(&path).unwrap();
+        let hex = text
+            .lines()
+            .find_map(|l| l.strip_prefix("secret = "))
+            .unwrap_or_else(|| panic!("no secret in {}", path.display()))
+            .trim_matches('"');
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hex, &mut out).unwrap();
+        out
+    }
 }
 
 /// A data directory with one subscriber (`retention`), one enrolled device
@@ -497,7 +514,6 @@ fn setup(retention: &str) -> (Setup, Daemon) {
         .ok()
         .stdout;
     let token = token.trim().to_string();
-    let secret = Token::parse(&token).unwrap().secret;
     let home = base.join("home");
     fs::create_dir_all(&home).unwrap();
     let pc = Pc {
@@ -512,7 +528,6 @@ fn setup(retention: &str) -> (Setup, Daemon) {
             base,
             data,
             pc,
-            secret,
         },
         daemon,
     )
@@ -807,7 +822,7 @@ fn server_killed(target: u64, seed: u64) -> u64 {
 
         // Everything is stopped: the store as the crash left it.
         let context = format!("round {round}");
-        let checked = check_store(&setup.data, &setup.secret, &context);
+        let checked = check_store(&setup.data, &setup.secret(), &context);
         for snap in &protected {
             assert!(
                 checked.listed.contains(snap),
@@ -844,7 +859,7 @@ fn server_killed(target: u64, seed: u64) -> u64 {
     let check = json(&setup.pc.start(&["check", "--read-data", "--json"]).ok());
     assert_eq!(check["ok"], true, "{check}");
     d.kill();
-    check_store(&setup.data, &setup.secret, "the end");
+    check_store(&setup.data, &setup.secret(), "the end");
     println!(
         "server_killed: {kills} kill points ({kills_backup} during backup, {kills_gc} during \
          prune then gc, of which {kills_prune} in prune), {misses} rounds where the operation ended first, {} snapshots restored, \
@@ -916,10 +931,10 @@ fn client_killed(target: u64, seed: u64) -> u64 {
         assert_restores(&setup, snap, &tree(*round, CLIENT_NEW));
     }
     daemon.kill();
-    check_store(&setup.data, &setup.secret, "client_killed");
+    check_store(&setup.data, &setup.secret(), "client_killed");
     // No chunk is stored twice: nothing the killed runs uploaded was sent again.
     let store = Store::open(&setup.data).unwrap();
-    let s = store.authenticate(&setup.secret).unwrap();
+    let s = store.authenticate(&setup.secret()).unwrap();
     let packs = setup
         .data
         .join(coffre_store::SUBSCRIBERS_DIR)

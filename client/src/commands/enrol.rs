@@ -1,16 +1,19 @@
 //! `coffre enrol TOKEN`: join the server; the first PC of a subscriber
-//! creates its key.
+//! creates its key. The token is one-time: enrolment ends by replacing its
+//! secret with the installation's own (`credential.rs`), and a token
+//! already used is refused with the device and the date it was used.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use coffre_core::{KdfParams, KeyFile, MasterKey};
-use coffre_proto::{Role, Token};
+use coffre_proto::{ErrorCode, Role, Token};
 
 use crate::cli::EnrolArgs;
 use crate::config::{Config, Credentials, Installation, DEFAULT_EXCLUDES};
+use crate::credential;
 use crate::passphrase::{self, Purpose};
-use crate::remote::Remote;
+use crate::remote::{replaced_on, Remote, RemoteError};
 use crate::session::runtime;
 
 /// Runs `coffre enrol`.
@@ -29,14 +32,15 @@ pub fn run(config_path: &Path, args: &EnrolArgs) -> Result<()> {
             .collect::<Result<_>>()?
     };
     let rt = runtime()?;
-    let remote = rt.block_on(Remote::connect(
-        &token.server,
-        token.fingerprint,
-        token.secret,
-    ))?;
+    let remote = rt
+        .block_on(Remote::connect(
+            &token.server,
+            token.fingerprint,
+            token.secret,
+        ))
+        .map_err(|e| used_token(e, &token))?;
     let master = rt.block_on(unlock_or_create(&remote, args))?;
     let role = remote.role;
-    rt.block_on(remote.close());
 
     let mut exclude: Vec<String> = DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect();
     exclude.extend(args.exclude.iter().cloned());
@@ -59,6 +63,15 @@ pub fn run(config_path: &Path, args: &EnrolArgs) -> Result<()> {
         },
         args.force,
     )?;
+    // The token is consumed here: the installation replaces its secret with
+    // its own, and the server refuses the token from now on. Interrupted
+    // before, the token still works (enrol again, or just run a command).
+    let rolled = {
+        let _one_at_a_time = inst.lock_credentials()?;
+        rt.block_on(credential::roll(&inst, &remote))
+    };
+    rt.block_on(remote.close());
+    rolled?;
     let role = match role {
         Role::Admin => "admin device: may also delete snapshots",
         _ => "backup device",
@@ -73,6 +86,23 @@ pub fn run(config_path: &Path, args: &EnrolArgs) -> Result<()> {
     }
     println!("next: `coffre backup` now, and `coffre schedule install` for every night");
     Ok(())
+}
+
+/// The error of a refused token: one already used names its device and
+/// when it was used.
+fn used_token(e: RemoteError, token: &Token) -> anyhow::Error {
+    match &e {
+        RemoteError::Refused(r) if r.code == ErrorCode::Superseded => {
+            let (sub, dev) = (&token.subscriber, &token.device);
+            anyhow::anyhow!(
+                "this token was already used to enrol device {dev:?} of {sub:?} on {} (or was \
+                 replaced by a newer one); a token works once: ask the operator for a new one \
+                 (`coffre-server device reissue {sub} {dev}`)",
+                replaced_on(r)
+            )
+        }
+        _ => e.into(),
+    }
 }
 
 /// Unwraps the subscriber's key with the passphrase, or creates it (first device).

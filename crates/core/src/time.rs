@@ -1,5 +1,6 @@
 //! Timestamps as stored in trees and manifests: seconds and nanoseconds since
-//! the Unix epoch (UTC); negative seconds for dates before 1970.
+//! the Unix epoch (UTC); negative seconds for dates before 1970. And
+//! [`utc_minute`], a Unix time as people read it in messages and reports.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -55,9 +56,54 @@ impl From<Timestamp> for SystemTime {
     }
 }
 
+/// A Unix time (seconds) for people, to the minute: `2026-11-23 17:54 UTC`.
+/// The server's messages and reports write dates this way.
+pub fn utc_minute(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard
+/// Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_for_people() {
+        assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_minute(1_763_856_000), "2025-11-23 00:00 UTC");
+        assert_eq!(
+            utc_minute(1_763_856_000 + 17 * 3600 + 54 * 60 + 59),
+            "2025-11-23 17:54 UTC"
+        );
+        assert_eq!(utc_minute(-60), "1969-12-31 23:59 UTC");
+    }
 
     #[test]
     fn system_time_round_trips_on_both_sides_of_1970() {

@@ -79,6 +79,10 @@ error_codes! {
     Busy = 11, "busy";
     /// 12: the server failed (I/O error, bug); its log has details.
     Internal = 12, "internal error";
+    /// 13: the secret was this device's, but another one replaced it: a second
+    /// installation (a cloned disk, a token enrolled twice) or a credential the
+    /// operator reissued. `used` holds when it was replaced (Unix seconds).
+    Superseded = 13, "credential superseded";
 }
 
 impl fmt::Display for ErrorCode {

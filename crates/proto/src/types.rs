@@ -321,6 +321,18 @@ messages! {
             /// [`MAX_PUT_BLOBS_LEN`] bytes of blobs.
             blobs: Vec<(Id, Vec<u8>)> as blobs,
         },
+        /// Install a new credential for this device, made by the client (protocol
+        /// version 3): the device's secret rolls, so that a copy of an older one (a
+        /// cloned disk, a token pasted twice) is refused. The first `Rekey` of a
+        /// secret records it as pending; the client saves it, then sends the same
+        /// `Rekey` again, which makes it current and retires every other secret of
+        /// the device. An `Auth` with a pending secret also makes it current (the
+        /// client saved it but lost the connection before confirming).
+        [REKEY = 0x0010, "Rekey request", cap ID_LEN]
+        Rekey {
+            /// The new secret, 32 random bytes. Never logged: `Debug` redacts it.
+            secret: [u8; 32] as redacted,
+        },
     }
 
     /// What the server answers: the response matching the request, or
@@ -412,6 +424,14 @@ messages! {
         StoredChunks {
             /// `new[i]` is false when the server already had the i-th blob.
             new: Vec<bool> as new,
+        },
+        /// Answers [`Request::Rekey`].
+        [REKEYED = 0x8010, "Rekeyed response", cap 1]
+        Rekeyed {
+            /// False: the secret is pending (save it, then send the same `Rekey`
+            /// again); true: it is the device's credential now, every other one is
+            /// refused.
+            current: bool,
         },
         /// The request was refused; may answer any request.
         [ERROR = 0x8000, "Error response", cap 2 + 8 + 8 + LEN_LEN + MAX_ERROR_MESSAGE_LEN]
@@ -511,10 +531,14 @@ mod tests {
 
     #[test]
     fn debug_redacts_the_secret_and_elides_blobs() {
-        let auth = Request::Auth { secret: [0xAB; 32] };
-        let shown = format!("{auth:?}");
-        assert!(!shown.to_lowercase().contains("ab"), "{shown}");
-        assert!(shown.contains("redacted"), "{shown}");
+        for secret in [
+            Request::Auth { secret: [0xAB; 32] },
+            Request::Rekey { secret: [0xAB; 32] },
+        ] {
+            let shown = format!("{secret:?}");
+            assert!(!shown.to_lowercase().contains("ab"), "{shown}");
+            assert!(shown.contains("redacted"), "{shown}");
+        }
         let put = Request::PutChunk {
             id: [1; 32],
             blob: vec![0x42; 100_000],

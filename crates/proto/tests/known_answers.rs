@@ -22,11 +22,70 @@ fn frozen_frame(wire: &[u8], expected: &str) -> (u16, Vec<u8>) {
 
 #[test]
 fn hello() {
-    // Version 2 since GetChunks; a version-1 hello (every client of the first
-    // release) is still read, and answered in kind.
-    assert_eq!(hex(&encode_hello()), "434f464652450002");
+    // Version 3 since Rekey (2 since GetChunks); a version-1 or version-2
+    // hello (every client of the earlier releases) is still read, and
+    // answered in kind.
+    assert_eq!(hex(&encode_hello()), "434f464652450003");
+    assert_eq!(hex(&encode_hello_at(2)), "434f464652450002");
     assert_eq!(hex(&encode_hello_at(1)), "434f464652450001");
+    assert_eq!(decode_hello(&encode_hello_at(2)), Ok(2));
     assert_eq!(decode_hello(&encode_hello_at(1)), Ok(1));
+}
+
+#[test]
+fn rekey_request() {
+    let req = Request::Rekey { secret: [0x5E; 32] };
+    let wire = encode_request(&req).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000022",                                                         // frame length: 2 + 32
+            "0010",                                                             // Rekey
+            "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e", // the new secret
+        ),
+    );
+    assert_eq!(decode_request(msg_type, &payload).unwrap(), req);
+}
+
+#[test]
+fn rekeyed_response() {
+    let pending = encode_response(&Response::Rekeyed { current: false }).unwrap();
+    let (msg_type, payload) = frozen_frame(&pending, "00000003801000");
+    assert_eq!(
+        decode_response(msg_type, &payload).unwrap(),
+        Response::Rekeyed { current: false }
+    );
+    let current = encode_response(&Response::Rekeyed { current: true }).unwrap();
+    let (msg_type, payload) = frozen_frame(&current, "00000003801001");
+    assert_eq!(
+        decode_response(msg_type, &payload).unwrap(),
+        Response::Rekeyed { current: true }
+    );
+}
+
+#[test]
+fn superseded_error_response() {
+    // Code 13; `used` holds when the credential was replaced.
+    let resp = Response::Error(ErrorReply {
+        code: ErrorCode::Superseded,
+        message: "old".into(),
+        used: 1_795_000_000,
+        quota: 0,
+    });
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "0000001b",         // frame length: 2 + 25
+            "8000",             // Error
+            "0d00",             // code 13 = Superseded, u16 LE
+            "c086fd6a00000000", // used = 1795000000: when it was replaced
+            "0000000000000000", // quota = 0
+            "03000000",         // message length
+            "6f6c64",           // "old"
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
 }
 
 #[test]
@@ -275,7 +334,7 @@ fn enrolment_token() {
 #[test]
 fn caps_are_those_in_the_protocol_table() {
     use coffre_proto::{max_request_len, max_response_len, CONTINUATION};
-    let table: [(u16, usize, usize); 13] = [
+    let table: [(u16, usize, usize); 14] = [
         (0x01, 32, 519),
         (0x02, 2_097_156, 8_196),
         (0x03, 13_631_524, 1),
@@ -289,6 +348,7 @@ fn caps_are_those_in_the_protocol_table() {
         (0x0B, 0, 292),
         (0x0C, 32_772, 16_782_340),
         (0x0D, 16_814_084, 132),
+        (0x10, 32, 1),
     ];
     for (n, request, response) in table {
         assert_eq!(max_request_len(n), Some(request), "request {n:#06x}");

@@ -82,6 +82,7 @@ fn one_of_each_request() -> Vec<Request> {
         Request::PutChunks {
             blobs: vec![([1; 32], b"one".to_vec()), ([2; 32], Vec::new())],
         },
+        Request::Rekey { secret: [10; 32] },
     ]
 }
 
@@ -130,6 +131,7 @@ fn one_of_each_response() -> Vec<Response> {
         Response::StoredChunks {
             new: vec![true, false, true, true, false, false, true, true, true],
         },
+        Response::Rekeyed { current: true },
         Response::Error(ErrorReply::quota_exceeded(10, 5)),
     ]
 }
@@ -151,6 +153,7 @@ fn request_index(r: &Request) -> usize {
         Request::Status => 10,
         Request::GetChunks { .. } => 11,
         Request::PutChunks { .. } => 12,
+        Request::Rekey { .. } => 13,
     }
 }
 
@@ -169,7 +172,8 @@ fn response_index(r: &Response) -> usize {
         Response::Status { .. } => 10,
         Response::Chunks { .. } => 11,
         Response::StoredChunks { .. } => 12,
-        Response::Error(_) => 13,
+        Response::Rekeyed { .. } => 13,
+        Response::Error(_) => 14,
     }
 }
 
@@ -196,15 +200,16 @@ fn every_variant_round_trips() {
     let requests = one_of_each_request();
     let mut seen: Vec<_> = requests.iter().map(request_index).collect();
     seen.dedup();
-    assert_eq!(seen, (0..13).collect::<Vec<_>>());
+    assert_eq!(seen, (0..14).collect::<Vec<_>>());
     requests.iter().for_each(check_request);
 
     let responses = one_of_each_response();
     let mut seen: Vec<_> = responses.iter().map(response_index).collect();
     seen.dedup();
-    assert_eq!(seen, (0..14).collect::<Vec<_>>());
+    assert_eq!(seen, (0..15).collect::<Vec<_>>());
     responses.iter().for_each(check_response);
     check_response(&Response::Key { key_file: None });
+    check_response(&Response::Rekeyed { current: false });
     check_response(&Response::Status {
         subscriber: String::new(),
         quota_bytes: 0,
@@ -676,6 +681,8 @@ fn invalid_field_values_are_refused() {
 fn debug_output_never_shows_secrets_or_megabytes() {
     let shown = format!("{:?}", Request::Auth { secret: [0xC3; 32] });
     assert!(!shown.contains("c3") && !shown.contains("195"), "{shown}");
+    let shown = format!("{:?}", Request::Rekey { secret: [0xC3; 32] });
+    assert_eq!(shown, "Rekey { secret: <redacted> }");
     let wire = encode_request(&Request::Auth { secret: [0xC3; 32] }).unwrap();
     let mut asm = Assembler::for_requests();
     assert_eq!(asm.feed(&wire[..30]), Ok(None));
@@ -722,6 +729,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
         prop::collection::vec(arb_id(), 0..50).prop_map(|ids| Request::GetChunks { ids }),
         prop::collection::vec((arb_id(), arb_bytes(300)), 0..20)
             .prop_map(|blobs| Request::PutChunks { blobs }),
+        arb_id().prop_map(|secret| Request::Rekey { secret }),
     ]
 }
 
@@ -778,6 +786,7 @@ fn arb_response() -> impl Strategy<Value = Response> {
         prop::collection::vec(prop::option::of(arb_bytes(300)), 0..20)
             .prop_map(|blobs| Response::Chunks { blobs }),
         prop::collection::vec(any::<bool>(), 0..200).prop_map(|new| Response::StoredChunks { new }),
+        any::<bool>().prop_map(|current| Response::Rekeyed { current }),
         (any::<u16>(), arb_name(), any::<u64>(), any::<u64>()).prop_map(
             |(code, message, used, quota)| Response::Error(ErrorReply {
                 code: ErrorCode::from_u16(code),
@@ -793,8 +802,8 @@ fn arb_response() -> impl Strategy<Value = Response> {
 /// unknown ones.
 fn arb_type() -> impl Strategy<Value = u16> {
     prop_oneof![
-        0u16..=0x000E,
-        0x8000u16..=0x800E,
+        0u16..=0x0011,
+        0x8000u16..=0x8011,
         Just(CONTINUATION),
         any::<u16>()
     ]

@@ -76,6 +76,25 @@ pub enum Error {
         device: String,
     },
 
+    /// The secret was this device's, but another replaced it: presented by
+    /// a second installation of the device (a cloned disk, a token enrolled
+    /// twice) or by one the operator replaced with `device reissue`.
+    /// Refused, and nothing of the device changed but the count of such
+    /// refusals.
+    #[error("{}", superseded(subscriber, device, *since, *token, *reissued))]
+    Superseded {
+        /// The device's subscriber.
+        subscriber: String,
+        /// The device.
+        device: String,
+        /// When the secret was replaced (Unix seconds).
+        since: i64,
+        /// It was an enrolment token's secret.
+        token: bool,
+        /// The operator's `device reissue` replaced it.
+        reissued: bool,
+    },
+
     /// The device's role does not allow the operation.
     #[error(
         "{action} is not allowed for device {device:?}, which has the backup role \
@@ -235,6 +254,31 @@ pub enum Error {
         /// The newest version this build knows.
         supported: u32,
     },
+}
+
+/// The message of [`Error::Superseded`]: what happened, and what to do.
+fn superseded(subscriber: &str, device: &str, since: i64, token: bool, reissued: bool) -> String {
+    let date = coffre_core::utc_minute(since);
+    if reissued {
+        format!(
+            "the credential of device {device:?} of {subscriber:?} was replaced by the operator on \
+             {date} (`coffre-server device reissue`): this installation is no longer the device; \
+             enrol this PC again with the new token (`coffre enrol TOKEN --force`)"
+        )
+    } else if token {
+        format!(
+            "this enrolment token was already used to enrol device {device:?} of {subscriber:?} \
+             on {date}: a token works once; ask the operator for a new one \
+             (`coffre-server device reissue {subscriber} {device}`)"
+        )
+    } else {
+        format!(
+            "the credential of device {device:?} of {subscriber:?} was replaced by another \
+             installation of it on {date}: if this PC's disk was cloned or restored from an \
+             image, ask the operator for a new token (`coffre-server device reissue \
+             {subscriber} {device}`)"
+        )
+    }
 }
 
 /// Result alias of the store.

@@ -57,7 +57,8 @@
 //! | `commit_snapshot` | puts, seals and commits of other subscribers; puts of the same subscriber | commits, forgets and key uploads of one subscriber are serialised (a per-subscriber lock); the chunk check is valid for the GC epoch it read, and is redone inside the write transaction if a GC ran meanwhile |
 //! | `forget_snapshot` (admin devices) | everything | row deleted before the manifest file, in the subscriber's commit lock; chunks are not touched |
 //! | `remove_snapshot` (retention, from `coffre-server prune`, maybe another process) | everything | as `forget_snapshot`; it only removes committed snapshots, which no commit rewrites |
-//! | admin commands (`add_subscriber`, `set_subscriber`, `add_device`, `revoke_device`) from another process | the daemon | one `IMMEDIATE` transaction each; a quota change applies to the next `put_chunk`; a revocation to the next `authenticate`, `commit_snapshot` or `forget_snapshot` |
+//! | admin commands (`add_subscriber`, `set_subscriber`, `add_device`, `revoke_device`, `reissue_device`) from another process | the daemon | one `IMMEDIATE` transaction each; a quota change applies to the next `put_chunk`; a revocation to the next `authenticate`, `commit_snapshot` or `forget_snapshot`; a reissue to the next `authenticate` |
+//! | `authenticate` with a pending or retired secret, `rekey` | everything | one `IMMEDIATE` transaction each: a promotion retires the other secrets of the device in the same transaction, so a device has one current secret at any time; its account file is rewritten under the store's accounts lock |
 //! | `usage`, `list_subscribers`, `list_devices` | everything | one read transaction |
 //! | two daemons on one data directory | — | **refused**: quota reservations and open packs live in one process's memory, so `coffre-server run` holds [`DaemonLock`] (`daemon.lock`) for its life and a second one is refused |
 //! | `rebuild-catalog`, `move-packs` | nothing that writes: refused beside the daemon | they hold [`DaemonLock`] for their run: refused while the daemon runs, and a daemon started meanwhile is refused |
@@ -74,6 +75,7 @@ mod catalog;
 pub mod clock;
 mod copy;
 mod daemon_lock;
+mod credentials;
 mod data;
 pub mod durable;
 mod error;

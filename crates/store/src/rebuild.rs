@@ -16,8 +16,11 @@
 //! collapses a device's history into one day. A device's `last_backup`
 //! becomes the newest of those and its clock skew the one seen at that
 //! snapshot; the order of snapshots received in the same second follows
-//! their manifests' times,
-//! and the record of the last maintenance runs starts empty. A pack whose
+//! their manifests' times; the record of the last maintenance runs starts
+//! empty, and so do the devices' retired secrets and refused-copy counts
+//! (the account file keeps each device's current and pending secret hashes,
+//! so no PC is locked out; a copy of a PC holding a retired secret is then
+//! refused as unknown). A pack whose
 //! index is unreadable is reported and left out (its chunks are missing
 //! until a backup sends them again); so is a manifest that does not match
 //! its name.

@@ -1,6 +1,7 @@
 //! [`Store`]: a data directory, its catalogue and its open packs; opening,
-//! and the admin operations (subscribers, devices, authentication, usage).
-//! The data path (what an authenticated device does) is in `data.rs`.
+//! and the admin operations (subscribers, devices, usage). Authentication
+//! and the rolling of device secrets are in `credentials.rs`; the data path
+//! (what an authenticated device does) is in `data.rs`.
 //!
 //! A store reads the time from the [`Clock`] it was opened with, never from
 //! the system itself: [`Store::open`] and [`Store::create`] (and their
@@ -9,7 +10,7 @@
 //! clock, for the tests that make days pass without sleeping.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use coffre_core::ChunkId;
 
@@ -22,8 +23,7 @@ use crate::pending::{lock, Pending};
 use crate::permissions::{self, Tightened};
 use crate::storage::{PackStorage, Packs};
 use crate::types::{
-    canonical_retention, check_name, DeviceInfo, MaintenanceRun, Role, Session, SubscriberInfo,
-    Usage,
+    canonical_retention, check_name, DeviceInfo, MaintenanceRun, Session, SubscriberInfo, Usage,
 };
 
 /// The server's storage: one data directory, its catalogue, packs and
@@ -39,6 +39,9 @@ pub struct Store {
     pub(crate) packs: Arc<Packs>,
     clock: Arc<dyn Clock>,
     tightened: Tightened,
+    /// Held while an account file is read from the catalogue and written,
+    /// so that two changes at once never leave the older one on disk.
+    accounts: Mutex<()>,
 }
 
 impl Store {
@@ -84,6 +87,7 @@ impl Store {
             packs: Arc::new(packs),
             clock,
             tightened: Tightened::default(),
+            accounts: Mutex::new(()),
         };
         // The catalogue file and its WAL are new entries of the data directory.
         durable::sync_dir(data_dir).map_err(|e| Error::io(data_dir, e))?;
@@ -130,6 +134,7 @@ impl Store {
             packs: Arc::new(packs),
             clock,
             tightened,
+            accounts: Mutex::new(()),
         };
         store.save_missing_accounts()?;
         Ok(store)
@@ -238,24 +243,6 @@ impl Store {
             .collect())
     }
 
-    /// Enrols a device and returns its new random secret (for the enrolment
-    /// token). Only `BLAKE3(secret)` is kept: the secret cannot be shown again.
-    pub fn add_device(&self, subscriber: &str, device: &str, role: Role) -> Result<[u8; 32]> {
-        check_name("device", device)?;
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| Error::Io {
-            path: self.root.clone(),
-            source: std::io::Error::other(format!(
-                "the system random number generator failed: {e}"
-            )),
-        })?;
-        let hash = secret_hash(&secret);
-        self.catalog
-            .insert_device(subscriber, device, role, &hash, self.now())?;
-        self.save_account(self.catalog.subscriber_id_of(subscriber)?)?;
-        Ok(secret)
-    }
-
     /// Devices of one subscriber, or of all; ordered by subscriber, then name.
     pub fn list_devices(&self, subscriber: Option<&str>) -> Result<Vec<DeviceInfo>> {
         self.catalog.devices(subscriber)
@@ -280,6 +267,7 @@ impl Store {
     /// manifest describes, so that `rebuild-catalog` can restore it. Written
     /// after every change, durably.
     pub(crate) fn save_account(&self, sub: i64) -> Result<()> {
+        let _one_at_a_time = lock(&self.accounts);
         let account = self.catalog.account(sub)?;
         let path = self.account_path(sub);
         let text = serde_json::to_vec_pretty(&account).map_err(|e| {
@@ -299,29 +287,6 @@ impl Store {
             }
         }
         Ok(())
-    }
-
-    /// Finds the device holding `secret`.
-    pub fn authenticate(&self, secret: &[u8; 32]) -> Result<Session> {
-        let row = self
-            .catalog
-            .device_by_secret(&secret_hash(secret))?
-            .ok_or(Error::UnknownDevice)?;
-        if row.revoked {
-            return Err(Error::Revoked {
-                subscriber: row.subscriber,
-                device: row.device,
-            });
-        }
-        Ok(Session {
-            subscriber_id: row.subscriber_id,
-            subscriber: row.subscriber,
-            device_id: row.device_id,
-            device: row.device,
-            role: row.role,
-            token: self.pending.new_token(),
-            writer: Default::default(),
-        })
     }
 
     /// Ends a session: garbage collection no longer needs to protect what it
@@ -395,10 +360,6 @@ impl Store {
         }
         Ok(usage)
     }
-}
-
-fn secret_hash(secret: &[u8; 32]) -> [u8; 32] {
-    *blake3::hash(secret).as_bytes()
 }
 
 fn quota_to_i64(quota: u64) -> Result<i64> {

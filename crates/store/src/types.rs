@@ -75,6 +75,9 @@ pub struct Session {
     /// The `sessions` row, made by the first call that uploads or asks which
     /// chunks exist (GC leaves the subscriber alone while it is there).
     pub(crate) writer: std::sync::Arc<std::sync::Mutex<Option<i64>>>,
+    /// The hash of the secret this session installed with `Store::rekey`:
+    /// one per connection.
+    pub(crate) rekeyed: std::sync::Arc<std::sync::Mutex<Option<[u8; 32]>>>,
 }
 
 /// A subscriber, for `coffre-server subscriber list|show`.
@@ -116,6 +119,16 @@ pub struct DeviceInfo {
     pub revoked: Option<i64>,
     /// When it last committed a snapshot (Unix seconds, server clock).
     pub last_backup: Option<i64>,
+    /// Its enrolment token still works: the PC has not enrolled yet, or its
+    /// client is older than protocol version 3 and keeps the token's secret.
+    /// Once a client of this release has enrolled, the token is refused.
+    pub token_live: bool,
+    /// Connections refused because they presented a credential of this
+    /// device that another had replaced: a second installation (a cloned
+    /// disk, a token enrolled twice) or one replaced by `device reissue`.
+    pub clone_refusals: u64,
+    /// When the last of those was refused (Unix seconds).
+    pub last_clone_refusal: Option<i64>,
 }
 
 /// A snapshot, for `coffre snapshots`.
@@ -199,6 +212,11 @@ pub struct DeviceUsage {
     /// Its clock minus the server's at its last commit (seconds; `None`
     /// before its first commit since the catalogue learnt it).
     pub clock_skew: Option<i64>,
+    /// Connections refused because they presented a replaced credential of
+    /// this device (see [`DeviceInfo::clone_refusals`]).
+    pub clone_refusals: u64,
+    /// When the last of those was refused (Unix seconds).
+    pub last_clone_refusal: Option<i64>,
 }
 
 fn hex_id<S: Serializer>(id: &ChunkId, s: S) -> std::result::Result<S::Ok, S::Error> {

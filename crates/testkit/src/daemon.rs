@@ -234,6 +234,17 @@ impl Server {
     /// A new device of `subscriber` (created with `quota` if new): its token.
     pub fn token(&self, subscriber: &str, quota: u64, device: &str, role: Role) -> String {
         let secret = enrol(&self.store, subscriber, quota, device, role);
+        self.token_of(subscriber, device, secret)
+    }
+
+    /// A new token for an existing device, as `coffre-server device
+    /// reissue` makes it: every earlier credential of the device is refused.
+    pub fn reissue(&self, subscriber: &str, device: &str) -> String {
+        let secret = self.store.reissue_device(subscriber, device).unwrap();
+        self.token_of(subscriber, device, secret)
+    }
+
+    fn token_of(&self, subscriber: &str, device: &str, secret: [u8; 32]) -> String {
         Token {
             server: self.addr.clone(),
             fingerprint: self.fingerprint,

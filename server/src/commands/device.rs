@@ -1,4 +1,9 @@
-//! `coffre-server device add|list|revoke`.
+//! `coffre-server device add|list|reissue|revoke`. A token is one-time: the
+//! PC's `coffre enrol` replaces its secret with its own (the store's
+//! `credentials` module), so `list` says whether a token still works and
+//! how many copies of a device were refused.
+
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use coffre_proto::Token;
@@ -18,30 +23,35 @@ pub fn run(cmd: DeviceCommand) -> Result<()> {
             role,
             data,
         } => {
-            let dir = DataDir::new(&data.data);
-            let config = dir.config()?;
-            let identity =
-                Identity::load(&dir.tls_dir()).context("reading the server certificate")?;
             let role = match role {
                 RoleArg::Backup => Role::Backup,
                 RoleArg::Admin => Role::Admin,
             };
+            // The server's address and certificate first: an unreadable one
+            // fails before the device is added.
+            let origin = Origin::read(&data.data)?;
             let secret = open_store(&data.data)?.add_device(&subscriber, &device, role)?;
-            let token = Token {
-                server: config.public_address.clone(),
-                fingerprint: identity.fingerprint(),
-                subscriber: subscriber.clone(),
-                device: device.clone(),
-                secret,
-            };
             eprintln!("enrolled device {device} ({role}) of {subscriber}; on that PC run:");
             eprintln!();
             eprintln!("    coffre enrol TOKEN");
             eprintln!();
+            origin.print_token(subscriber, device, secret)?;
+        }
+        DeviceCommand::Reissue {
+            subscriber,
+            device,
+            data,
+        } => {
+            let origin = Origin::read(&data.data)?;
+            let secret = open_store(&data.data)?.reissue_device(&subscriber, &device)?;
             eprintln!(
-                "with this token (it is a password: send it privately; it works until revoked):"
+                "new token for device {device} of {subscriber}: its backups and history stay; \
+                 every earlier credential of it is refused from now on. On the PC run:"
             );
-            println!("{}", token.encode()?);
+            eprintln!();
+            eprintln!("    coffre enrol TOKEN --force");
+            eprintln!();
+            origin.print_token(subscriber, device, secret)?;
         }
         DeviceCommand::List {
             subscriber,
@@ -62,13 +72,17 @@ pub fn run(cmd: DeviceCommand) -> Result<()> {
                     "subscriber", "device", "role", "state"
                 );
                 for d in list {
-                    let state = if d.revoked.is_some() {
-                        "revoked"
-                    } else {
-                        "active"
+                    let state = match (d.revoked, d.token_live) {
+                        (Some(_), _) => "revoked",
+                        (None, true) => "token",
+                        (None, false) => "active",
+                    };
+                    let refused = match d.clone_refusals {
+                        0 => String::new(),
+                        n => format!("  refused copies: {n}, last {}", when(d.last_clone_refusal)),
                     };
                     println!(
-                        "{:<24} {:<20} {:<7} {:<8} {}",
+                        "{:<24} {:<20} {:<7} {:<8} {}{refused}",
                         d.subscriber,
                         d.name,
                         d.role,
@@ -76,6 +90,12 @@ pub fn run(cmd: DeviceCommand) -> Result<()> {
                         when(d.last_backup)
                     );
                 }
+                println!(
+                    "state token: its enrolment token still works (not enrolled yet, or a client \
+                     older than protocol 3); refused copies: connections with a replaced \
+                     credential of the device (a cloned disk, a token pasted twice: \
+                     `device reissue` if the real PC is the one refused)"
+                );
             }
         }
         DeviceCommand::Revoke {
@@ -88,4 +108,41 @@ pub fn run(cmd: DeviceCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where a token sends the PC: the server's public address and the
+/// fingerprint of its certificate.
+struct Origin {
+    server: String,
+    fingerprint: [u8; 32],
+}
+
+impl Origin {
+    fn read(data: &Path) -> Result<Origin> {
+        let dir = DataDir::new(data);
+        let config = dir.config()?;
+        let identity = Identity::load(&dir.tls_dir()).context("reading the server certificate")?;
+        Ok(Origin {
+            server: config.public_address,
+            fingerprint: identity.fingerprint(),
+        })
+    }
+
+    /// Prints the enrolment token of `device` of `subscriber` with
+    /// `secret` (on stdout: the only line there) and what it is (on stderr).
+    fn print_token(self, subscriber: String, device: String, secret: [u8; 32]) -> Result<()> {
+        let token = Token {
+            server: self.server,
+            fingerprint: self.fingerprint,
+            subscriber,
+            device,
+            secret,
+        };
+        eprintln!(
+            "with this token (it is a password: send it privately; it is one-time: `coffre \
+             enrol` consumes it, and the PC then holds its own credential):"
+        );
+        println!("{}", token.encode()?);
+        Ok(())
+    }
 }

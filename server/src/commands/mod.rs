@@ -116,40 +116,7 @@ pub(crate) fn exclusive(data: &Path, name: &str) -> Result<coffre_store::DaemonL
 
 /// A Unix time for people: `2026-11-23 17:54 UTC`, or "never".
 pub(crate) fn when(t: Option<i64>) -> String {
-    match t {
-        None => "never".into(),
-        Some(secs) => {
-            let days = secs.div_euclid(86_400);
-            let rem = secs.rem_euclid(86_400);
-            let (y, m, d) = civil_from_days(days);
-            format!(
-                "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-                rem / 3600,
-                rem % 3600 / 60
-            )
-        }
-    }
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
+    t.map_or_else(|| "never".into(), coffre_core::utc_minute)
 }
 
 #[cfg(test)]

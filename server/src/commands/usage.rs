@@ -111,8 +111,15 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                     }
                     _ => String::new(),
                 };
+                let copies = match d.clone_refusals {
+                    0 => String::new(),
+                    n => format!(
+                        " (refused copies: {n}, last {})",
+                        when(d.last_clone_refusal)
+                    ),
+                };
                 println!(
-                    "    {:<24} last backup {}{}{clock}",
+                    "    {:<24} last backup {}{}{clock}{copies}",
                     d.name,
                     when(d.last_backup),
                     if d.revoked { " (revoked)" } else { "" }

@@ -279,6 +279,9 @@ fn error_reply(e: &coffre_store::Error) -> ErrorReply {
             ErrorCode::Revoked,
             "this device has been revoked: ask your technician for a new enrolment token".into(),
         ),
+        // A copy of a replaced credential: the sentence names the device and
+        // when it was replaced, and what the member does about it.
+        E::Superseded { .. } => (ErrorCode::Superseded, e.to_string()),
         E::Forbidden { action, .. } => (
             ErrorCode::Forbidden,
             format!(
@@ -333,8 +336,11 @@ fn error_reply(e: &coffre_store::Error) -> ErrorReply {
     };
     // `new` keeps the message within the protocol's cap, so any error encodes.
     let mut reply = ErrorReply::new(code, message);
-    if let E::QuotaExceeded { used, quota, .. } = e {
-        (reply.used, reply.quota) = (*used, *quota);
+    match e {
+        E::QuotaExceeded { used, quota, .. } => (reply.used, reply.quota) = (*used, *quota),
+        // When the credential was replaced, for the client's sentence.
+        E::Superseded { since, .. } => reply.used = u64::try_from(*since).unwrap_or(0),
+        _ => {}
     }
     reply
 }
@@ -560,7 +566,15 @@ async fn handshake(
             Ok((session, seat))
         }
         Err(reply) => {
-            warn!("refused a device: {}", reply.message);
+            if reply.code == ErrorCode::Superseded {
+                warn!(
+                    "refused a replaced credential (another installation of the device, a cloned \
+                     disk or a token enrolled twice; see `coffre-server device list`): {}",
+                    reply.message
+                );
+            } else {
+                warn!("refused a device: {}", reply.message);
+            }
             respond(&mut send, &Response::Error(reply.clone())).await?;
             anyhow::bail!("authentication refused: {}", reply.message)
         }
@@ -720,6 +734,13 @@ async fn handle(
             blocking(move || store.forget_snapshot(&s, &id)).await?;
             info!(snapshot = %id.short(), "snapshot forgotten");
             Response::Forgotten
+        }
+        Request::Rekey { secret } => {
+            let current = blocking(move || store.rekey(&s, &secret)).await?;
+            if current {
+                info!("the device's credential rolled: every earlier one is refused from now on");
+            }
+            Response::Rekeyed { current }
         }
         Request::Status => {
             let st = blocking(move || store.status(&s)).await?;

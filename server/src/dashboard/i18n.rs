@@ -259,6 +259,7 @@ impl Lang {
             Status::Stale { .. } => t.stale,
             Status::NeverBackedUp { .. } => t.never_backed_up,
             Status::ClockWrong { .. } => t.clock_wrong,
+            Status::CopyRefused { .. } => t.copy_refused,
             Status::Ok => t.ok,
         }
     }
@@ -311,6 +312,21 @@ impl Lang {
                  or call the technician: a tampered clock can be a sign of a virus.",
                 self.skew(*skew)
             ),
+            (Lang::Fr, Status::CopyRefused { device, times }) => format!(
+                "Un autre ordinateur s’est présenté comme «{NBSP}{device}{NBSP}» avec un \
+                 identifiant remplacé (copie de disque, jeton utilisé deux fois) et a été refusé \
+                 ({}). Les sauvegardes de «{NBSP}{device}{NBSP}» ne sont pas touchées. Si c’est \
+                 le vrai ordinateur qui est refusé, le technicien le réinscrit \
+                 (coffre-server device reissue).",
+                self.copies_refused(*times)
+            ),
+            (Lang::En, Status::CopyRefused { device, times }) => format!(
+                "Another computer presented itself as “{device}” with a replaced credential (a \
+                 copied disk, a token used twice) and was refused ({}). The backups of \
+                 “{device}” are untouched. If the real computer is the one refused, the \
+                 technician enrols it again (coffre-server device reissue).",
+                self.copies_refused(*times)
+            ),
         })
     }
 
@@ -340,6 +356,17 @@ impl Lang {
                 let way = if ahead { "ahead of" } else { "behind" };
                 format!("{n}{NBSP}{word}{s} {way}")
             }
+        }
+    }
+
+    /// "3 connexions refusées" / "3 connections refused".
+    pub fn copies_refused(self, times: u64) -> String {
+        let n = self.integer(times);
+        match (self, times) {
+            (Lang::Fr, 1) => format!("1{NBSP}connexion refusée"),
+            (Lang::Fr, _) => format!("{n}{NBSP}connexions refusées"),
+            (Lang::En, 1) => "1 connection refused".into(),
+            (Lang::En, _) => format!("{n} connections refused"),
         }
     }
 
@@ -392,7 +419,7 @@ impl Lang {
     }
 
     /// "How to read this page": its title and what each number and word means.
-    pub fn help(self, stale_days: u32) -> (&'static str, [String; 5]) {
+    pub fn help(self, stale_days: u32) -> (&'static str, [String; 6]) {
         let near = NEAR_QUOTA_PERCENT;
         match self {
             Lang::Fr => (
@@ -423,6 +450,10 @@ impl Lang {
                     "Économie\u{a0}: ce que pèsent ses données (la dernière sauvegarde de chaque \
                      ordinateur) comparé à la place qu’elles occupent ici, historique compris."
                         .into(),
+                    "Copie refusée\u{a0}: un autre ordinateur a présenté l’identifiant d’un \
+                     ordinateur inscrit après qu’il a été remplacé (disque copié, jeton utilisé \
+                     deux fois)\u{a0}; il a été refusé, rien n’a changé pour le vrai."
+                        .into(),
                 ],
             ),
             Lang::En => (
@@ -449,6 +480,10 @@ impl Lang {
                         .into(),
                     "Saving: what its data weighs (each computer’s latest backup) against the \
                      space it takes here, history included."
+                        .into(),
+                    "Copy refused: another computer presented the credential of an enrolled one \
+                     after it was replaced (a copied disk, a token used twice); it was refused, \
+                     nothing changed for the real one."
                         .into(),
                 ],
             ),
@@ -588,6 +623,8 @@ pub struct Text {
     pub never_backed_up: &'static str,
     /// Status words; also beside the device.
     pub clock_wrong: &'static str,
+    /// Status words.
+    pub copy_refused: &'static str,
     /// The last backup, in a tooltip.
     pub last_backup: &'static str,
 }
@@ -610,6 +647,7 @@ static FR: Text = Text {
     stale: "Sauvegarde en retard",
     never_backed_up: "Jamais sauvegardé",
     clock_wrong: "Horloge du PC fausse",
+    copy_refused: "Copie refusée",
     last_backup: "Dernière sauvegarde",
 };
 
@@ -631,6 +669,7 @@ static EN: Text = Text {
     stale: "Stale backup",
     never_backed_up: "Never backed up",
     clock_wrong: "PC clock wrong",
+    copy_refused: "Copy refused",
     last_backup: "Last backup",
 };
 

@@ -67,6 +67,37 @@ fn subscribers(out: &mut Exposition, usage: &[Usage]) {
         }
     }
     clocks(out, usage);
+    copies(out, usage);
+}
+
+/// Copies of a device's credential refused (issue 17, a cloned disk or a
+/// token enrolled twice): a counter per device and the time of the last.
+fn copies(out: &mut Exposition, usage: &[Usage]) {
+    let name = "coffre_device_copies_refused_total";
+    out.family(
+        name,
+        "Connections refused because they presented a replaced credential of the device (a cloned disk, a token enrolled twice, an installation replaced by device reissue).",
+        "counter",
+    );
+    for u in usage {
+        for d in &u.device_backups {
+            let labels = [("subscriber", u.name.as_str()), ("device", d.name.as_str())];
+            out.sample(name, &labels, d.clone_refusals);
+        }
+    }
+    let name = "coffre_device_last_copy_refused_timestamp_seconds";
+    out.family(
+        name,
+        "Unix time of the last connection refused with a replaced credential of the device; absent if none was.",
+        "gauge",
+    );
+    for u in usage {
+        for d in &u.device_backups {
+            if let Some(t) = d.last_clone_refusal {
+                out.sample(name, &[("subscriber", &u.name), ("device", &d.name)], t);
+            }
+        }
+    }
 }
 
 /// The PCs' clocks (issue 17): each device's skew at its last commit, and

@@ -77,6 +77,7 @@ fn class(status: &Status) -> &'static str {
         Status::OverQuota => "over",
         Status::NearQuota => "near",
         Status::Stale { .. } | Status::NeverBackedUp { .. } | Status::ClockWrong { .. } => "late",
+        Status::CopyRefused { .. } => "over",
         Status::Ok => "ok",
     }
 }
@@ -153,6 +154,10 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
         } else {
             String::new()
         };
+        let copied = row
+            .status
+            .iter()
+            .any(|s| matches!(s, Status::CopyRefused { device, .. } if *device == d.name));
         let when = match d.last_backup {
             Some(at) => format!(
                 "<time datetime=\"{}\" title=\"{}\">{}</time>",
@@ -162,11 +167,17 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
             ),
             None => escape(t.never),
         };
-        let (class, revoked) = match (d.revoked, late) {
+        let (class, mut revoked) = match (d.revoked, late) {
             (true, _) => (" class=\"revoked\"", format!(" ({})", escape(t.revoked))),
             (false, true) => (" class=\"late\"", String::new()),
             (false, false) => ("", String::new()),
         };
+        if copied {
+            revoked.push_str(&format!(
+                " <span class=\"copy\">({})</span>",
+                escape(&lang.copies_refused(d.clone_refusals))
+            ));
+        }
         let _ = writeln!(
             html,
             "<li{class}><span class=\"dev\">{}</span> <span class=\"ago\">{when}{clock}{revoked}</span></li>",
@@ -218,6 +229,7 @@ p.k{margin-bottom:.1rem}
 .devices li{display:flex;flex-wrap:wrap;justify-content:space-between;gap:0 .6rem;padding:.25rem .4rem;border-top:1px solid #eceef2}
 .devices li.late{background:var(--late);font-weight:700;border-radius:.3rem}
 .devices li.revoked{color:var(--muted)}
+.devices .copy{color:var(--over);font-weight:700}
 .dev{overflow-wrap:anywhere}
 footer{color:var(--muted);font-size:.9rem;padding-bottom:2rem}
 ";
@@ -246,6 +258,8 @@ mod tests {
                     snapshots: 2,
                     latest_bytes: used,
                     clock_skew: None,
+                    clone_refusals: 0,
+                    last_clone_refusal: None,
                 })
                 .collect(),
         };
@@ -299,5 +313,22 @@ mod tests {
         assert!(html.contains("100\u{a0}ko utilisés sur 1\u{a0}Mo (10\u{a0}%)"));
         assert!(html.contains("width:10.0%"));
         assert!(!html.contains("<script"), "no JavaScript at all");
+    }
+
+    #[test]
+    fn a_refused_copy_is_a_red_card_in_both_languages() {
+        let now = 1_800_000_000;
+        let mut r = row("asso", 100_000, vec![("pc", Some(now - 3600))], now);
+        r.usage.device_backups[0].clone_refusals = 3;
+        r.usage.device_backups[0].last_clone_refusal = Some(now - 60);
+        let r = Row::new(r.usage, now, 3);
+        let fr = render(vec![r.clone()], Lang::Fr, now, 3);
+        assert!(fr.contains("card over"), "{fr}");
+        assert!(fr.contains("Copie refusée"), "{fr}");
+        assert!(fr.contains("3\u{a0}connexions refusées"), "{fr}");
+        assert!(fr.contains("device reissue"), "{fr}");
+        let en = render(vec![r], Lang::En, now, 3);
+        assert!(en.contains("Copy refused"), "{en}");
+        assert!(en.contains("3 connections refused"), "{en}");
     }
 }

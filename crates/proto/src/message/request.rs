@@ -19,7 +19,7 @@ impl Payload for Request {
     fn write<S: Sink>(&self, s: &mut S) -> Result<(), ProtoError> {
         let m = self.name();
         match self {
-            Request::Auth { secret } => s.put(secret),
+            Request::Auth { secret } | Request::Rekey { secret } => s.put(secret),
             Request::HasChunks { ids } => put_ids(s, m, ids, MAX_IDS_PER_REQUEST)?,
             Request::GetChunks { ids } => put_ids(s, m, ids, MAX_IDS_PER_GET)?,
             Request::PutChunks { blobs } => {
@@ -110,6 +110,9 @@ pub fn decode_request(msg_type: u16, payload: &[u8]) -> Result<Request, ProtoErr
             }
             Request::PutChunks { blobs }
         }
+        REKEY => Request::Rekey {
+            secret: r.id("secret")?,
+        },
         _ => return Err(ProtoError::UnknownMessage(msg_type)),
     };
     r.finish()?;

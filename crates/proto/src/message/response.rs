@@ -31,6 +31,7 @@ impl Payload for Response {
             Response::HasChunks { have } => put_flags(s, m, "have", have, MAX_IDS_PER_REQUEST)?,
             Response::StoredChunks { new } => put_flags(s, m, "new", new, MAX_BLOBS_PER_PUT)?,
             Response::Stored { new } => s.put_bool(*new),
+            Response::Rekeyed { current } => s.put_bool(*current),
             Response::Committed { snapshot } => s.put(snapshot),
             Response::Snapshots { list } => {
                 s.put_count(m, "list", list.len(), MAX_SNAPSHOTS_PER_LIST)?;
@@ -165,6 +166,9 @@ pub fn decode_response(msg_type: u16, payload: &[u8]) -> Result<Response, ProtoE
             }
             Response::Chunks { blobs }
         }
+        REKEYED => Response::Rekeyed {
+            current: r.bool("current")?,
+        },
         KEY_STORED => Response::KeyStored,
         KEY => Response::Key {
             key_file: if r.bool("present")? {

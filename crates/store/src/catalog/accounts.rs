@@ -6,6 +6,7 @@
 use coffre_core::ChunkId;
 use rusqlite::{params, OptionalExtension};
 
+use super::credentials::{insert_pending, pending_hashes};
 use super::data::{add_snapshot_row, missing, SnapshotRow};
 use super::rows::parse_role;
 use super::Catalog;
@@ -36,8 +37,8 @@ impl Catalog {
                 .ok_or_else(|| Error::not_found(format!("subscriber #{sub}")))?;
             account.devices = tx
                 .prepare_cached(
-                    "SELECT id, name, role, secret_hash, created, revoked FROM devices
-                     WHERE subscriber_id = ?1 ORDER BY id",
+                    "SELECT id, name, role, secret_hash, created, revoked, secret_from_token
+                     FROM devices WHERE subscriber_id = ?1 ORDER BY id",
                 )?
                 .query_map([sub], |r| {
                     Ok(AccountDevice {
@@ -47,9 +48,17 @@ impl Catalog {
                         secret_hash: hex::encode(r.get::<_, Vec<u8>>(3)?),
                         created: r.get(4)?,
                         revoked: r.get(5)?,
+                        secret_is_token: r.get(6)?,
+                        pending_hashes: Vec::new(),
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            for d in &mut account.devices {
+                d.pending_hashes = pending_hashes(tx, d.id)?
+                    .iter()
+                    .map(hex::encode)
+                    .collect();
+            }
             Ok(account)
         })
     }
@@ -82,10 +91,33 @@ impl Catalog {
                 })?;
                 parse_role(&d.role)?;
                 tx.execute(
-                    "INSERT INTO devices (id, subscriber_id, name, role, secret_hash, created, revoked)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![d.id, a.id, d.name, d.role, hash, d.created, d.revoked],
+                    "INSERT INTO devices (id, subscriber_id, name, role, secret_hash, created,
+                                          revoked, secret_from_token)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        d.id,
+                        a.id,
+                        d.name,
+                        d.role,
+                        hash,
+                        d.created,
+                        d.revoked,
+                        d.secret_is_token
+                    ],
                 )?;
+                let pending = d
+                    .pending_hashes
+                    .iter()
+                    .map(|h| hex::decode(h).ok().filter(|h| h.len() == 32))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        Error::Corrupt(format!(
+                            "the account file of {:?} holds an invalid pending secret hash for \
+                             device {:?}",
+                            a.name, d.name
+                        ))
+                    })?;
+                insert_pending(tx, d.id, &pending, a.created)?;
             }
             Ok(())
         })
@@ -120,8 +152,11 @@ pub(crate) struct Account {
     pub(crate) devices: Vec<AccountDevice>,
 }
 
-/// A device in an account file. Only the hash of its secret is kept, as in
-/// the catalogue.
+/// A device in an account file. Only the hashes of its secrets are kept, as
+/// in the catalogue: the current one, and the pending ones (a PC may hold
+/// one it has not confirmed yet), so that a rebuilt catalogue locks no PC
+/// out. The retired ones are not kept: after a rebuild, an old installation
+/// is refused as an unknown device rather than as a copy.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct AccountDevice {
     pub(crate) id: i64,
@@ -130,4 +165,15 @@ pub(crate) struct AccountDevice {
     pub(crate) secret_hash: String,
     pub(crate) created: i64,
     pub(crate) revoked: Option<i64>,
+    /// The current secret is an enrolment token's (files written before
+    /// rolling credentials: always).
+    #[serde(default = "yes")]
+    pub(crate) secret_is_token: bool,
+    /// Hex hashes of the pending secrets, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) pending_hashes: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }

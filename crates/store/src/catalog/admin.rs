@@ -111,7 +111,7 @@ impl Catalog {
                         (SELECT sn.logical_bytes FROM snapshots sn
                           WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
                           ORDER BY sn.received DESC, sn.seq DESC LIMIT 1),
-                        d.clock_skew
+                        d.clock_skew, d.clone_refusals, d.last_clone_refusal
                  FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
                  ORDER BY s.name, d.name",
             )?;
@@ -125,6 +125,8 @@ impl Catalog {
                         snapshots: to_u64(r.get(4)?),
                         latest_bytes: to_u64(r.get::<_, Option<i64>>(5)?.unwrap_or(0)),
                         clock_skew: r.get(6)?,
+                        clone_refusals: to_u64(r.get(7)?),
+                        last_clone_refusal: r.get(8)?,
                     },
                 ))
             })?;
@@ -174,23 +176,34 @@ impl Catalog {
                 }
             }
             let mut stmt = tx.prepare_cached(
-                "SELECT s.name, d.name, d.role, d.created, d.revoked, d.last_backup
+                "SELECT s.name, d.name, d.role, d.created, d.revoked, d.last_backup,
+                        d.secret_from_token, d.clone_refusals, d.last_clone_refusal
                  FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
                  WHERE ?1 IS NULL OR s.name = ?1
                  ORDER BY s.name, d.name",
             )?;
             let rows = stmt.query_map([subscriber], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
+                    (
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ),
+                    (
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                        r.get::<_, Option<i64>>(5)?,
+                    ),
+                    (
+                        r.get::<_, bool>(6)?,
+                        r.get::<_, i64>(7)?,
+                        r.get::<_, Option<i64>>(8)?,
+                    ),
                 ))
             })?;
             rows.map(|row| {
-                let (subscriber, name, role, created, revoked, last_backup) = row?;
+                let ((subscriber, name, role), (created, revoked, last_backup), clones) = row?;
+                let (token_live, clone_refusals, last_clone_refusal) = clones;
                 Ok(DeviceInfo {
                     subscriber,
                     name,
@@ -198,6 +211,9 @@ impl Catalog {
                     created,
                     revoked,
                     last_backup,
+                    token_live: token_live && revoked.is_none(),
+                    clone_refusals: to_u64(clone_refusals),
+                    last_clone_refusal,
                 })
             })
             .collect()

@@ -33,6 +33,7 @@
 //! | `mod.rs` | [`Catalog`]: open, the writer, the reader pool, `read` and `write` transactions |
 //! | `schema.rs` | the forward-only migrations and `migrate` |
 //! | `admin.rs` | subscribers, devices, authentication, usage summaries |
+//! | `credentials.rs` | a device's pending and retired secrets (rolling credentials) |
 //! | `data.rs` | the data path: has/put checks, packs, snapshots, chunk locations, keys, status |
 //! | `gc.rs` | sessions, garbage collection, repack, maintenance runs |
 //! | `accounts.rs` | account files and what a catalogue rebuild writes |
@@ -43,6 +44,7 @@
 
 mod accounts;
 mod admin;
+mod credentials;
 mod data;
 mod gc;
 mod rows;
@@ -58,6 +60,7 @@ use crate::error::{Error, Result};
 use crate::pending::lock;
 
 pub(crate) use accounts::Account;
+pub(crate) use credentials::{Installed, Presented};
 pub(crate) use data::{CommitOutcome, DeleteOutcome, SnapshotRow};
 pub(crate) use gc::{PackRow, SweepOutcome};
 
@@ -244,6 +247,7 @@ mod tests {
         let files = [
             ("accounts.rs", include_str!("accounts.rs")),
             ("admin.rs", include_str!("admin.rs")),
+            ("credentials.rs", include_str!("credentials.rs")),
             ("data.rs", include_str!("data.rs")),
             ("gc.rs", include_str!("gc.rs")),
             ("mod.rs", include_str!("mod.rs")),

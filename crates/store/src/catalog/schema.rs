@@ -132,6 +132,35 @@ pub(crate) const MIGRATIONS: &[&str] = &[
                      AND o.device_id = snapshots.device_id);
     CREATE INDEX snapshots_by_received ON snapshots (subscriber_id, received);
     ",
+    // Rolling device credentials (issue 17, "one installation per device").
+    // Migrates every device as it is: `devices.secret_hash` stays the hash of
+    // its CURRENT secret, which is its enrolment token's
+    // (`secret_from_token` = 1), so installed PCs keep working and roll it at
+    // their first run of a client of protocol version 3. New: the device's
+    // other secrets, PENDING (made by the client and sent in `Rekey`, not
+    // confirmed yet; a few per device) or RETIRED (replaced; presenting one
+    // is refused as another installation of the device; `retired` says when,
+    // `reason` whether another secret of the device became current or the
+    // operator reissued it; `token` marks an enrolment token's secret), in
+    // insertion order (`id`); and the count and time of those refusals on
+    // the device.
+    "
+    CREATE TABLE device_secrets (
+        id        INTEGER PRIMARY KEY,
+        hash      BLOB NOT NULL UNIQUE,
+        device_id INTEGER NOT NULL REFERENCES devices(id),
+        state     TEXT NOT NULL CHECK (state IN ('pending', 'retired')),
+        token     INTEGER NOT NULL DEFAULT 0 CHECK (token IN (0, 1)),
+        created   INTEGER NOT NULL,
+        retired   INTEGER,
+        reason    TEXT CHECK (reason IN ('replaced', 'reissued')),
+        CHECK ((state = 'retired') = (retired IS NOT NULL AND reason IS NOT NULL))
+    );
+    CREATE INDEX device_secrets_by_device ON device_secrets (device_id, state);
+    ALTER TABLE devices ADD COLUMN secret_from_token INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE devices ADD COLUMN clone_refusals INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN last_clone_refusal INTEGER;
+    ",
 ];
 
 /// The newest schema version this build knows.
@@ -285,6 +314,54 @@ mod tests {
             )
             .unwrap();
         assert_eq!(skews, 0, "unknown until the next commit");
+    }
+
+    #[test]
+    fn a_catalogue_from_before_rolling_credentials_keeps_every_device() {
+        // The schema as it was before the migration of rolling credentials,
+        // with a device enrolled, then opened by this build.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        let rolling = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE device_secrets"))
+            .unwrap();
+        let conn = Connection::open(&path).unwrap();
+        for (i, sql) in MIGRATIONS[..rolling].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", i as u32 + 1)
+                .unwrap();
+        }
+        let hash = *blake3::hash(&[5; 32]).as_bytes();
+        conn.execute_batch(
+            "INSERT INTO subscribers (id, name, quota_bytes, created) VALUES (1, 'asso', 1000, 0);",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO devices (id, subscriber_id, name, role, secret_hash, created)
+             VALUES (1, 1, 'pc', 'backup', ?1, 0)",
+            [&hash[..]],
+        )
+        .unwrap();
+        drop(conn);
+        let c = Catalog::open(&path, false).unwrap();
+        // Its secret is still current, and is its token's.
+        assert_eq!(c.device_by_secret(&hash).unwrap().unwrap().device, "pc");
+        let d = &c.devices(None).unwrap()[0];
+        assert!(d.token_live && d.clone_refusals == 0, "{d:?}");
+        // The first roll retires it as a token.
+        let new = *blake3::hash(&[6; 32]).as_bytes();
+        use crate::catalog::Installed;
+        assert_eq!(c.install_secret(1, &new, 10).unwrap(), Installed::Pending);
+        assert_eq!(c.install_secret(1, &new, 11).unwrap(), Installed::Current);
+        assert!(matches!(
+            c.present_secret(&hash, 12).unwrap(),
+            crate::catalog::Presented::Retired {
+                token: true,
+                since: 11,
+                ..
+            }
+        ));
     }
 
     #[test]

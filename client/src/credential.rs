@@ -1,0 +1,94 @@
+//! This installation's device credential, and how it rolls so that one
+//! installation only is the device (issue 17).
+//!
+//! Every command that connects authenticates with the secret in the
+//! `credentials` file, then, before doing any work, replaces it with a new
+//! random one of its own ([`roll`], on a server of protocol version 3):
+//!
+//! 1. `Rekey(new)`: the server records `new` as pending;
+//! 2. the client saves `new` into `credentials` (atomically, 0600);
+//! 3. `Rekey(new)` again: the server makes it current and retires every
+//!    other secret of the device, the enrolment token's included.
+//!
+//! From then on a copy of this installation (a cloned disk, an image
+//! restored elsewhere) holding an earlier secret is refused
+//! (`Superseded`), and the real PC's history stays its own. A crash at any
+//! step leaves a secret that works: before 2 the old one is still current;
+//! after 2 the new one is pending or current, and the server makes a
+//! pending one current when it authenticates with it.
+//!
+//! Two commands of one installation at once (a scheduled backup and a
+//! `coffre status`) must not both roll from the same secret: the second
+//! would retire the one the first saved. So [`connect`] holds the
+//! installation's `credentials.lock` while it reads the secret, connects
+//! and rolls; the work itself runs without it.
+
+use anyhow::{Context, Result};
+use coffre_proto::ErrorCode;
+
+use crate::config::{Credentials, Installation};
+use crate::remote::{replaced_on, Remote, RemoteError};
+
+/// Connects `inst` to its server with its credential, and rolls it.
+pub fn connect(inst: &Installation, rt: &tokio::runtime::Runtime) -> Result<(Remote, Credentials)> {
+    let _one_at_a_time = inst.lock_credentials()?;
+    let creds = inst.credentials()?;
+    let remote = rt
+        .block_on(Remote::connect(
+            &inst.config.server,
+            inst.config.fingerprint_bytes()?,
+            creds.secret,
+        ))
+        .map_err(|e| refused(e, inst))?;
+    rt.block_on(roll(inst, &remote))?;
+    Ok((remote, creds))
+}
+
+/// Replaces this installation's device secret with a new one (see the
+/// module doc). Does nothing on a server older than protocol version 3:
+/// the secret then stays the one of the enrolment token.
+pub async fn roll(inst: &Installation, remote: &Remote) -> Result<()> {
+    if remote.version < 3 {
+        return Ok(());
+    }
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|e| anyhow::anyhow!("the system random number generator failed: {e}"))?;
+    remote
+        .rekey(secret)
+        .await
+        .context("installing a new device credential on the server")?;
+    inst.save_secret(&secret).context(
+        "nothing changed on the server: the current credential still works; free space or fix \
+         the permissions of the configuration folder, then run the command again",
+    )?;
+    let current = remote
+        .rekey(secret)
+        .await
+        .context("confirming the new device credential (it is saved: the next run confirms it)")?;
+    anyhow::ensure!(
+        current,
+        "the server did not make the new device credential current: run the command again"
+    );
+    Ok(())
+}
+
+/// The error of a refused connection, in this installation's words: a
+/// superseded credential names the device and what to ask the operator.
+fn refused(e: RemoteError, inst: &Installation) -> anyhow::Error {
+    match &e {
+        RemoteError::Refused(r) if r.code == ErrorCode::Superseded => {
+            let (sub, dev) = (&inst.config.subscriber, &inst.config.device);
+            anyhow::anyhow!(
+                "this PC's credential for device {dev:?} of {sub:?} was replaced on {} by \
+                 another installation of the device (a copy of this PC's disk, or its token \
+                 enrolled on another machine) or by the operator: the server refuses this \
+                 installation and changed nothing. If this PC should be the device, ask the \
+                 operator for a new token (`coffre-server device reissue {sub} {dev}`), then run \
+                 `coffre enrol TOKEN --force`",
+                replaced_on(r)
+            )
+        }
+        _ => e.into(),
+    }
+}
