@@ -6,7 +6,9 @@
 //! only prints it as a table, JSON or CSV. A device's last backup is when
 //! the server received it; a device whose clock was wrong at its last
 //! commit is said in the status, beside the device, in JSON
-//! (`clock_skew_seconds`, `clock_wrong`) and in CSV (`clock_wrong`).
+//! (`clock_skew_seconds`, `clock_wrong`) and in CSV (`clock_wrong`); refused
+//! copies of its credential in JSON (`clone_refusals`, `last_clone_refusal`)
+//! and in the status words.
 
 use std::path::Path;
 
@@ -50,6 +52,8 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                         "latest_bytes": d.latest_bytes,
                         "clock_skew_seconds": d.clock_skew,
                         "clock_wrong": clock_wrong(d),
+                        "clone_refusals": d.clone_refusals,
+                        "last_clone_refusal": d.last_clone_refusal,
                     })).collect::<Vec<_>>(),
                 })
             })
