@@ -9,6 +9,7 @@ mod backup;
 mod cli;
 mod commands;
 mod config;
+mod copies;
 mod display;
 mod files_cache;
 mod fsmeta;

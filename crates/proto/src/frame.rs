@@ -70,7 +70,9 @@ pub const HELLO_MAGIC: [u8; 6] = *b"COFFRE";
 ///
 /// - 1: the first release.
 /// - 2: adds `GetChunks` and `PutChunks` (many small blobs in one request).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// - 3: adds `ChunkTrust`, `Vouch` and `GetChunkCopy` (dedup trust: a
+///   device skips another device's chunk only after it verified that copy).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The oldest protocol version this build still speaks: a server upgraded
 /// first keeps serving the PCs not upgraded yet.

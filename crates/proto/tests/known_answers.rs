@@ -6,7 +6,8 @@
 
 use coffre_proto::{
     decode_hello, decode_request, decode_response, encode_hello, encode_hello_at, encode_request,
-    encode_response, Assembler, ErrorCode, ErrorReply, Request, Response, SnapshotEntry, Token,
+    encode_response, Assembler, ChunkState, ErrorCode, ErrorReply, Request, Response, SnapshotEntry,
+    Token,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -22,11 +23,14 @@ fn frozen_frame(wire: &[u8], expected: &str) -> (u16, Vec<u8>) {
 
 #[test]
 fn hello() {
-    // Version 2 since GetChunks; a version-1 hello (every client of the first
-    // release) is still read, and answered in kind.
-    assert_eq!(hex(&encode_hello()), "434f464652450002");
+    // Version 3 since ChunkTrust, Vouch and GetChunkCopy (2 since GetChunks);
+    // a version-1 or 2 hello (the clients of earlier releases) is still
+    // read, and answered in kind.
+    assert_eq!(hex(&encode_hello()), "434f464652450003");
     assert_eq!(hex(&encode_hello_at(1)), "434f464652450001");
     assert_eq!(decode_hello(&encode_hello_at(1)), Ok(1));
+    assert_eq!(hex(&encode_hello_at(2)), "434f464652450002");
+    assert_eq!(decode_hello(&encode_hello_at(2)), Ok(2));
 }
 
 #[test]
@@ -301,4 +305,103 @@ fn caps_are_those_in_the_protocol_table() {
     assert_eq!(max_response_len(0x8000), Some(4_118));
     assert_eq!(max_request_len(CONTINUATION), Some(268_435_460));
     assert_eq!(max_response_len(CONTINUATION), Some(315_000_004));
+}
+
+#[test]
+fn chunk_trust_request_and_response() {
+    let req = Request::ChunkTrust {
+        ids: vec![[0x44; 32]],
+    };
+    let wire = encode_request(&req).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000026",                                                         // frame length: 2 + 36
+            "0011",                                                             // ChunkTrust
+            "01000000",                                                         // count, u32 LE
+            "4444444444444444444444444444444444444444444444444444444444444444", // id
+        ),
+    );
+    assert_eq!(decode_request(msg_type, &payload).unwrap(), req);
+
+    let resp = Response::ChunkTrust {
+        states: vec![ChunkState::Absent, ChunkState::Trusted, ChunkState::Untrusted],
+    };
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000009", // frame length: 2 + 7
+            "8011",     // ChunkTrust
+            "03000000", // count, u32 LE
+            "000102",   // one byte per id: 0 absent, 1 trusted, 2 untrusted
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
+    // Any other state byte is refused.
+    assert!(decode_response(msg_type, &[1, 0, 0, 0, 3]).is_err());
+}
+
+#[test]
+fn vouch_request_and_response() {
+    let req = Request::Vouch {
+        ids: vec![[0x55; 32]],
+    };
+    let wire = encode_request(&req).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000026",                                                         // frame length: 2 + 36
+            "0012",                                                             // Vouch
+            "01000000",                                                         // count, u32 LE
+            "5555555555555555555555555555555555555555555555555555555555555555", // id
+        ),
+    );
+    assert_eq!(decode_request(msg_type, &payload).unwrap(), req);
+
+    let resp = Response::Vouched { recorded: 1 };
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "0000000a",         // frame length: 2 + 8
+            "8012",             // Vouched
+            "0100000000000000", // recorded, u64 LE
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
+}
+
+#[test]
+fn get_chunk_copy_request_and_response() {
+    let req = Request::GetChunkCopy {
+        id: [0x66; 32],
+        copy: 1,
+    };
+    let wire = encode_request(&req).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000026",                                                         // frame length: 2 + 36
+            "0013",                                                             // GetChunkCopy
+            "6666666666666666666666666666666666666666666666666666666666666666", // id
+            "01000000",                                                         // copy, u32 LE
+        ),
+    );
+    assert_eq!(decode_request(msg_type, &payload).unwrap(), req);
+
+    let resp = Response::ChunkCopy {
+        blob: b"ab".to_vec(),
+    };
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000008", // frame length: 2 + 6
+            "8013",     // ChunkCopy
+            "02000000", // blob length, u32 LE
+            "6162",     // "ab"
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
 }

@@ -11,6 +11,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub fn render(store: &Store, usage: &[Usage]) -> String {
     let mut out = Exposition::default();
     subscribers(&mut out, usage);
+    disputes(&mut out, store, usage);
     maintenance(&mut out, store);
     out.text
 }
@@ -62,6 +63,32 @@ fn subscribers(out: &mut Exposition, usage: &[Usage]) {
             if let Some(t) = d.last_backup {
                 out.sample(name, &[("subscriber", &u.name), ("device", &d.name)], t);
             }
+        }
+    }
+}
+
+/// Dedup trust (issue 17): per subscriber, writer and checker, the chunks
+/// of which the checker did not accept the writer's copy and stored its own
+/// ("device A's copy failed device B's check: A may be compromised"). A
+/// store error leaves these out rather than failing the whole scrape.
+fn disputes(out: &mut Exposition, store: &Store, usage: &[Usage]) {
+    let name = "coffre_disputed_chunks";
+    out.family(
+        name,
+        "Chunks of which device `checker` did not accept the copy device `writer` stored, and stored its own (both kept): `writer` may be compromised.",
+        "gauge",
+    );
+    for u in usage {
+        for d in store.disputes_of(&u.name).unwrap_or_default() {
+            out.sample(
+                name,
+                &[
+                    ("subscriber", &u.name),
+                    ("writer", &d.writer),
+                    ("checker", &d.checker),
+                ],
+                d.chunks,
+            );
         }
     }
 }

@@ -33,6 +33,7 @@
 //! | `data.rs` | the data path: has/put checks, packs, snapshots, chunk locations, keys, status |
 //! | `gc.rs` | sessions, garbage collection, repack, maintenance runs |
 //! | `accounts.rs` | account files and what a catalogue rebuild writes |
+//! | `trust.rs` | dedup trust: copies of a chunk, their writers, vouches, disputes (issue 17) |
 //! | `rows.rs` | the row helpers more than one section uses (conversions, pack rows) |
 //!
 //! A helper used by one section stays in its file. Every type a caller
@@ -44,6 +45,7 @@ mod data;
 mod gc;
 mod rows;
 mod schema;
+mod trust;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
@@ -55,7 +57,7 @@ use crate::error::{Error, Result};
 use crate::pending::lock;
 
 pub(crate) use accounts::Account;
-pub(crate) use data::{CommitOutcome, DeleteOutcome, SnapshotRow};
+pub(crate) use data::{CommitOutcome, DeleteOutcome, Location, SnapshotRow};
 pub(crate) use gc::{PackRow, SweepOutcome};
 
 /// How long a connection waits for another process's lock before failing.

@@ -97,6 +97,47 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         ok       INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // Issue 17, dedup trust (helper h17-dedup; self-contained, the lead
+    // renumbers at merge). Migrates `chunks` to hold several copies of one
+    // id, each with the device that wrote it, and adds the record of which
+    // devices verified another device's copy:
+    // - `chunks` gains `copy` (0 for the first copy; part of the key, so the
+    //   common look-up `(subscriber_id, id)` is still a prefix of the key),
+    //   `writer` (the device that uploaded the copy; NULL for every row that
+    //   exists before this migration: written before the rule, trusted by
+    //   every device, see docs/decisions.md) and `disputed` (1 when another
+    //   device uploaded its own copy after being told of this one). The
+    //   table is rebuilt (its key changes); the rows keep their values.
+    // - `vouches`: device `device_id` fetched copy `copy` of chunk `id`,
+    //   decrypted it and recomputed its id, and so skips it from then on.
+    "
+    CREATE TABLE chunks_with_copies (
+        subscriber_id INTEGER NOT NULL,
+        id            BLOB NOT NULL,
+        copy          INTEGER NOT NULL DEFAULT 0,
+        pack_id       INTEGER NOT NULL REFERENCES packs(id),
+        offset        INTEGER NOT NULL,
+        length        INTEGER NOT NULL,
+        checksum      BLOB NOT NULL,
+        writer        INTEGER,
+        disputed      INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (subscriber_id, id, copy)
+    ) WITHOUT ROWID;
+    INSERT INTO chunks_with_copies (subscriber_id, id, copy, pack_id, offset, length, checksum)
+        SELECT subscriber_id, id, 0, pack_id, offset, length, checksum FROM chunks;
+    DROP INDEX chunks_by_pack;
+    DROP TABLE chunks;
+    ALTER TABLE chunks_with_copies RENAME TO chunks;
+    CREATE INDEX chunks_by_pack ON chunks (pack_id);
+    CREATE TABLE vouches (
+        subscriber_id INTEGER NOT NULL,
+        device_id     INTEGER NOT NULL,
+        id            BLOB NOT NULL,
+        copy          INTEGER NOT NULL,
+        PRIMARY KEY (subscriber_id, device_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX vouches_by_chunk ON vouches (subscriber_id, id);
+    ",
 ];
 
 /// The newest schema version this build knows.
