@@ -403,7 +403,7 @@ mod tests {
     #[test]
     fn hello_round_trips() {
         let hello = encode_hello();
-        assert_eq!(&hello, b"COFFRE\x00\x02");
+        assert_eq!(&hello, b"COFFRE\x00\x03");
         assert_eq!(decode_hello(&hello), Ok(PROTOCOL_VERSION));
     }
 
@@ -411,6 +411,7 @@ mod tests {
     fn hello_settles_on_the_older_version() {
         // A PC not upgraded yet: the server speaks its version.
         assert_eq!(decode_hello(&encode_hello_at(1)), Ok(1));
+        assert_eq!(decode_hello(&encode_hello_at(2)), Ok(2));
         // A newer peer: this build speaks its own newest.
         assert_eq!(decode_hello(&encode_hello_at(9)), Ok(PROTOCOL_VERSION));
     }
@@ -438,7 +439,7 @@ mod tests {
         assert_eq!(err, FrameError::UnsupportedVersion { version: 0 });
         assert_eq!(
             err.to_string(),
-            "unsupported protocol version 0 (this build speaks 1 to 2): \
+            "unsupported protocol version 0 (this build speaks 1 to 3): \
              upgrade the peer to this program's release"
         );
     }
