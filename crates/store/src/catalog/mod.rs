@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn every_data_query_is_scoped_by_subscriber() {
         // Invariant 4, checked on the text: every statement that touches
-        // chunks or snapshots names subscriber_id.
+        // chunks, snapshots or vouches names subscriber_id.
         // All the files of this module, and no other: a file added to the
         // module and not to this list fails the test.
         let files = [
@@ -239,6 +239,7 @@ mod tests {
             ("mod.rs", include_str!("mod.rs")),
             ("rows.rs", include_str!("rows.rs")),
             ("schema.rs", include_str!("schema.rs")),
+            ("trust.rs", include_str!("trust.rs")),
         ];
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog");
         let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
@@ -254,7 +255,9 @@ mod tests {
             for stmt in body.split('"').filter(|s| {
                 let s = s.to_ascii_uppercase();
                 (s.contains("SELECT") || s.contains("DELETE") || s.contains("INSERT"))
-                    && (s.contains("FROM CHUNKS") || s.contains("FROM SNAPSHOTS"))
+                    && (s.contains("FROM CHUNKS")
+                        || s.contains("FROM SNAPSHOTS")
+                        || s.contains("FROM VOUCHES"))
             }) {
                 assert!(stmt.contains("subscriber_id"), "unscoped query: {stmt}");
                 checked += 1;
