@@ -196,6 +196,48 @@ mod tests {
     }
 
     #[test]
+    fn chunks_from_before_the_trust_rule_are_trusted_by_every_device() {
+        // A catalogue at the version before the dedup trust migration, with
+        // a chunk row: after the migration it is copy 0, written before the
+        // rule, and every device may skip it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("chunks_with_copies"))
+            .unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS[..before].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", i as u32 + 1)
+                    .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO subscribers (id, name, quota_bytes, created) VALUES (1, 's', 1, 0);
+                 INSERT INTO packs (id, subscriber_id, name, size, created) VALUES (1, 1, 'p', 9, 0);
+                 INSERT INTO chunks (subscriber_id, id, pack_id, offset, length, checksum)
+                 VALUES (1, x'0101010101010101010101010101010101010101010101010101010101010101',
+                         1, 0, 9, x'00');",
+            )
+            .unwrap();
+        }
+        let c = Catalog::open(&path, false).unwrap();
+        let id = coffre_core::ChunkId::from_bytes([1; 32]);
+        for device in [1, 2, 77] {
+            assert_eq!(
+                c.presence(1, device, &[id]).unwrap(),
+                [crate::types::Presence::Trusted]
+            );
+        }
+        let other = coffre_core::ChunkId::from_bytes([2; 32]);
+        assert_eq!(
+            c.presence(1, 1, &[other]).unwrap(),
+            [crate::types::Presence::Absent]
+        );
+    }
+
+    #[test]
     fn migrations_run_once_and_set_the_version() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalog.sqlite");
