@@ -293,6 +293,9 @@ fn caps_are_those_in_the_protocol_table() {
         (0x0B, 0, 292),
         (0x0C, 32_772, 16_782_340),
         (0x0D, 16_814_084, 132),
+        (0x11, 2_097_156, 65_540),
+        (0x12, 2_097_156, 8),
+        (0x13, 36, 13_631_492),
     ];
     for (n, request, response) in table {
         assert_eq!(max_request_len(n), Some(request), "request {n:#06x}");
