@@ -420,7 +420,11 @@ impl Remote {
 
     /// Copy `copy` (0 = the first stored) of a chunk, `None` past the last
     /// one; always `None` from a server older than protocol 3 (one copy).
-    pub async fn chunk_copy(&self, id: &ChunkId, copy: u32) -> Result<Option<Vec<u8>>, RemoteError> {
+    pub async fn chunk_copy(
+        &self,
+        id: &ChunkId,
+        copy: u32,
+    ) -> Result<Option<Vec<u8>>, RemoteError> {
         if self.version < 3 {
             return Ok(None);
         }

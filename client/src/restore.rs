@@ -355,16 +355,18 @@ async fn restore_group(
         Ok(group
             .into_iter()
             .zip(ids.into_iter().zip(blobs))
-            .map(|(todo, (id, blob))| match blob.and_then(|b| open(&k, &id, b)) {
-                Ok(data) => {
-                    let r = write_whole(&Target::new(&todo), data);
-                    if r.is_ok() {
-                        p.inc(todo.entry.size);
+            .map(
+                |(todo, (id, blob))| match blob.and_then(|b| open(&k, &id, b)) {
+                    Ok(data) => {
+                        let r = write_whole(&Target::new(&todo), data);
+                        if r.is_ok() {
+                            p.inc(todo.entry.size);
+                        }
+                        Small::Done((todo.dest, todo.entry.size, r))
                     }
-                    Small::Done((todo.dest, todo.entry.size, r))
-                }
-                Err(e) => Small::OtherCopy(todo, id, e),
-            })
+                    Err(e) => Small::OtherCopy(todo, id, e),
+                },
+            )
             .collect::<Vec<_>>())
     })
     .await;
@@ -489,8 +491,8 @@ async fn restore_file(
                 // blob that fails to open is looked for in the chunk's other
                 // copies (copies.rs) before it counts as damage.
                 let blob = fetch(&remote, &id).await?;
-                let data = copies::open_or_other_copy(&remote, &keys, BlobKind::Data, &id, blob)
-                    .await?;
+                let data =
+                    copies::open_or_other_copy(&remote, &keys, BlobKind::Data, &id, blob).await?;
                 Ok::<_, anyhow::Error>((data, permit))
             }));
         }

@@ -150,7 +150,10 @@ fn a_compromised_pc_cannot_make_another_pcs_shared_files_unrestorable() {
     let poisoned = attacker.poison(
         "pc-infecte",
         &[
-            (&budget[..], attacker.other_content(&budget, b"not the budget")),
+            (
+                &budget[..],
+                attacker.other_content(&budget, b"not the budget"),
+            ),
             (&minutes[..], attacker.garbage(&minutes)),
         ],
     );
@@ -226,7 +229,10 @@ fn a_compromised_pc_cannot_make_another_pcs_shared_files_unrestorable() {
     );
 
     // The server reports the dispute, and keeps both copies through GC.
-    let report = server.store.verify("asso", &VerifyOptions::default()).unwrap();
+    let report = server
+        .store
+        .verify("asso", &VerifyOptions::default())
+        .unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.disputes.len(), 1, "{:?}", report.disputes);
     let d = &report.disputes[0];
@@ -262,9 +268,15 @@ fn a_pc_skips_another_pcs_good_copy_once_it_checked_it() {
     write(&b_root, "Documents/notes.txt", b"b");
 
     let a = Client::new();
-    a.enrol(&server.token("asso", QUOTA, "pc-a", Role::Backup), &[&a_root]);
+    a.enrol(
+        &server.token("asso", QUOTA, "pc-a", Role::Backup),
+        &[&a_root],
+    );
     let b = Client::new();
-    b.enrol(&server.token("asso", QUOTA, "pc-b", Role::Backup), &[&b_root]);
+    b.enrol(
+        &server.token("asso", QUOTA, "pc-b", Role::Backup),
+        &[&b_root],
+    );
     a.ok(&["backup"]);
     let used_after_a = server.store.usage().unwrap()[0].used_bytes;
 
@@ -286,6 +298,12 @@ fn a_pc_skips_another_pcs_good_copy_once_it_checked_it() {
         used - used_after_a < 200_000,
         "{used} bytes after B, {used_after_a} after A"
     );
-    let verify = server.store.verify("asso", &VerifyOptions::default()).unwrap();
-    assert!(verify.is_clean() && verify.disputes.is_empty(), "{verify:?}");
+    let verify = server
+        .store
+        .verify("asso", &VerifyOptions::default())
+        .unwrap();
+    assert!(
+        verify.is_clean() && verify.disputes.is_empty(),
+        "{verify:?}"
+    );
 }

@@ -161,7 +161,10 @@ async fn check_other_copies(
         check
             .iter()
             .zip(&blobs)
-            .map(|(id, blob)| blob.as_ref().is_some_and(|b| copies::verifies(&keys, id, b)))
+            .map(|(id, blob)| {
+                blob.as_ref()
+                    .is_some_and(|b| copies::verifies(&keys, id, b))
+            })
             .collect()
     })
     .await?;

@@ -151,12 +151,10 @@ async fn read_all(
             // A blob that fails to open may be one copy of several: the
             // others are tried before it counts as damage (copies.rs).
             let r = match remote.chunk(&id).await {
-                Ok(bytes) => {
-                    copies::open_or_other_copy(&remote, &keys, BlobKind::Data, &id, bytes)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                }
+                Ok(bytes) => copies::open_or_other_copy(&remote, &keys, BlobKind::Data, &id, bytes)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             progress.inc(1);

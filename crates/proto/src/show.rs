@@ -83,7 +83,10 @@ pub(crate) fn states(states: &[crate::values::ChunkState]) -> impl fmt::Debug + 
     use crate::values::ChunkState;
     show(move |f| {
         let t = states.iter().filter(|&&s| s == ChunkState::Trusted).count();
-        let u = states.iter().filter(|&&s| s == ChunkState::Untrusted).count();
+        let u = states
+            .iter()
+            .filter(|&&s| s == ChunkState::Untrusted)
+            .count();
         write!(f, "<{t} trusted, {u} untrusted of {}>", states.len())
     })
 }

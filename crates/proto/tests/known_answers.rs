@@ -6,8 +6,8 @@
 
 use coffre_proto::{
     decode_hello, decode_request, decode_response, encode_hello, encode_hello_at, encode_request,
-    encode_response, Assembler, ChunkState, ErrorCode, ErrorReply, Request, Response, SnapshotEntry,
-    Token,
+    encode_response, Assembler, ChunkState, ErrorCode, ErrorReply, Request, Response,
+    SnapshotEntry, Token,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -328,7 +328,11 @@ fn chunk_trust_request_and_response() {
     assert_eq!(decode_request(msg_type, &payload).unwrap(), req);
 
     let resp = Response::ChunkTrust {
-        states: vec![ChunkState::Absent, ChunkState::Trusted, ChunkState::Untrusted],
+        states: vec![
+            ChunkState::Absent,
+            ChunkState::Trusted,
+            ChunkState::Untrusted,
+        ],
     };
     let wire = encode_response(&resp).unwrap();
     let (msg_type, payload) = frozen_frame(

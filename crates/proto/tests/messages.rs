@@ -4,9 +4,9 @@
 
 use coffre_proto::{
     decode, decode_request, decode_request_owned, decode_response, decode_response_owned, encode,
-    encode_request, encode_response, max_request_len, max_response_len, Assembler, ChunkState, ErrorCode,
-    ErrorReply, FrameError, ProtoError, Request, Response, Role, SnapshotEntry, CONTINUATION,
-    MAX_BLOBS_PER_PUT, MAX_BLOB_LEN, MAX_CHUNKS_REPLY_BLOBS_LEN, MAX_IDS_PER_GET,
+    encode_request, encode_response, max_request_len, max_response_len, Assembler, ChunkState,
+    ErrorCode, ErrorReply, FrameError, ProtoError, Request, Response, Role, SnapshotEntry,
+    CONTINUATION, MAX_BLOBS_PER_PUT, MAX_BLOB_LEN, MAX_CHUNKS_REPLY_BLOBS_LEN, MAX_IDS_PER_GET,
     MAX_IDS_PER_REQUEST, MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PAYLOAD_LEN, MAX_PUT_BLOBS_LEN,
 };
 use proptest::prelude::*;
@@ -85,9 +85,7 @@ fn one_of_each_request() -> Vec<Request> {
         Request::ChunkTrust {
             ids: vec![[1; 32], [2; 32]],
         },
-        Request::Vouch {
-            ids: vec![[3; 32]],
-        },
+        Request::Vouch { ids: vec![[3; 32]] },
         Request::GetChunkCopy {
             id: [4; 32],
             copy: 2,
@@ -141,7 +139,11 @@ fn one_of_each_response() -> Vec<Response> {
             new: vec![true, false, true, true, false, false, true, true, true],
         },
         Response::ChunkTrust {
-            states: vec![ChunkState::Trusted, ChunkState::Untrusted, ChunkState::Absent],
+            states: vec![
+                ChunkState::Trusted,
+                ChunkState::Untrusted,
+                ChunkState::Absent,
+            ],
         },
         Response::Vouched { recorded: 3 },
         Response::ChunkCopy {

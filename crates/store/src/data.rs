@@ -135,9 +135,7 @@ impl Store {
         {
             let state = self.pending.subscriber(s.subscriber_id);
             let mut pending = lock(&state.pending_bytes);
-            let (stored, quota, used) =
-                self.catalog
-                    .put_check(s.subscriber_id, s.device_id, id)?;
+            let (stored, quota, used) = self.catalog.put_check(s.subscriber_id, s.device_id, id)?;
             match stored {
                 Presence::Trusted => return Ok(false),
                 Presence::Untrusted => {

@@ -61,10 +61,7 @@ fn every_copy_of_a_referenced_id_survives_gc_and_repack_and_all_go_with_the_id()
     assert_eq!(c.open(&id, &env.store.chunk(&honest, &id).unwrap()), shared);
     assert_eq!(env.store.chunk(&hostile, &id).unwrap(), bad);
     assert_eq!(env.store.chunk_copy(&honest, &id, 1).unwrap(), good);
-    let v = env
-        .store
-        .verify("asso", &Default::default())
-        .unwrap();
+    let v = env.store.verify("asso", &Default::default()).unwrap();
     assert!(v.is_clean(), "{v:?}");
     assert_eq!(v.disputes.len(), 1, "{:?}", v.disputes);
 
@@ -128,5 +125,8 @@ fn a_vouched_copy_is_skipped_and_served_and_a_rebuild_keeps_every_copy() {
         store.chunk_presence(&s, &ids).unwrap(),
         [Presence::Trusted, Presence::Trusted]
     );
-    assert!(store.chunk_copy(&s, &ids[1], 1).is_ok(), "both copies indexed");
+    assert!(
+        store.chunk_copy(&s, &ids[1], 1).is_ok(),
+        "both copies indexed"
+    );
 }

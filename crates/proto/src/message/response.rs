@@ -181,11 +181,9 @@ pub fn decode_response(msg_type: u16, payload: &[u8]) -> Result<Response, ProtoE
             let n = r.count("states", MAX_IDS_PER_REQUEST, 1)?;
             let mut states = Vec::with_capacity(n);
             for _ in 0..n {
-                states.push(
-                    ChunkState::from_u8(r.u8("states")?).ok_or_else(|| {
-                        r.invalid("states", "is not 0 (absent), 1 (trusted) or 2 (untrusted)")
-                    })?,
-                );
+                states.push(ChunkState::from_u8(r.u8("states")?).ok_or_else(|| {
+                    r.invalid("states", "is not 0 (absent), 1 (trusted) or 2 (untrusted)")
+                })?);
             }
             Response::ChunkTrust { states }
         }

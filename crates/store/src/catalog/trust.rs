@@ -48,12 +48,13 @@ impl Catalog {
                 if presence(tx, sub, device, id)? != Presence::Untrusted {
                     continue;
                 }
-                added += tx.prepare_cached(
-                    "INSERT OR REPLACE INTO vouches (subscriber_id, device_id, id, copy)
+                added +=
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO vouches (subscriber_id, device_id, id, copy)
                      SELECT ?1, ?2, ?3, MIN(copy) FROM chunks WHERE subscriber_id = ?1 AND id = ?3
                      HAVING COUNT(*) > 0",
-                )?
-                .execute(params![sub, device, &id.as_bytes()[..]])? as u64;
+                    )?
+                    .execute(params![sub, device, &id.as_bytes()[..]])? as u64;
             }
             Ok(added)
         })

@@ -70,8 +70,7 @@ impl Store {
             }
             included.push(pack.clone());
             if writer.is_full() || writer.len() >= MAX_ENTRIES {
-                report.packs_written +=
-                    self.switch_packs(sub, &mut writer, &copies, &included)?;
+                report.packs_written += self.switch_packs(sub, &mut writer, &copies, &included)?;
                 report.packs_repacked += included.len() as u64;
                 included.clear();
                 copies.clear();
