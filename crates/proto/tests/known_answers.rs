@@ -279,7 +279,7 @@ fn enrolment_token() {
 #[test]
 fn caps_are_those_in_the_protocol_table() {
     use coffre_proto::{max_request_len, max_response_len, CONTINUATION};
-    let table: [(u16, usize, usize); 13] = [
+    let table: [(u16, usize, usize); 16] = [
         (0x01, 32, 519),
         (0x02, 2_097_156, 8_196),
         (0x03, 13_631_524, 1),
