@@ -9,6 +9,7 @@ mod backup;
 mod cli;
 mod commands;
 mod config;
+mod copies;
 mod credential;
 mod display;
 mod files_cache;

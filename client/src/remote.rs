@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use coffre_core::units::format_size;
 use coffre_core::ChunkId;
-use coffre_proto::{ErrorCode, ErrorReply, Request, Response, Role, SnapshotEntry};
+use coffre_proto::{ChunkState, ErrorCode, ErrorReply, Request, Response, Role, SnapshotEntry};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -376,6 +376,85 @@ impl Remote {
             }
         }
         Ok(have)
+    }
+
+    /// For each of `ids`, whether the server has it and whether this device
+    /// may rely on that copy (dedup trust, protocol 3). A server of protocol
+    /// 1 or 2 only says present or absent: present is taken as trusted, as
+    /// those servers did.
+    pub async fn chunk_trust(&self, ids: &[ChunkId]) -> Result<Vec<ChunkState>, RemoteError> {
+        if self.version < 3 {
+            return Ok(self
+                .has_chunks(ids)
+                .await?
+                .into_iter()
+                .map(|h| {
+                    if h {
+                        ChunkState::Trusted
+                    } else {
+                        ChunkState::Absent
+                    }
+                })
+                .collect());
+        }
+        let mut states = Vec::with_capacity(ids.len());
+        for part in ids.chunks(coffre_proto::MAX_IDS_PER_REQUEST) {
+            match self
+                .call(&Request::ChunkTrust {
+                    ids: part.iter().map(|i| *i.as_bytes()).collect(),
+                })
+                .await?
+            {
+                Response::ChunkTrust { states: s } if s.len() == part.len() => states.extend(s),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        Ok(states)
+    }
+
+    /// Tells the server that this device fetched, decrypted and checked the
+    /// copy it was served of each of `ids` (protocol 3; nothing to tell an
+    /// older server).
+    pub async fn vouch(&self, ids: &[ChunkId]) -> Result<(), RemoteError> {
+        if self.version < 3 {
+            return Ok(());
+        }
+        for part in ids.chunks(coffre_proto::MAX_IDS_PER_REQUEST) {
+            match self
+                .call(&Request::Vouch {
+                    ids: part.iter().map(|i| *i.as_bytes()).collect(),
+                })
+                .await?
+            {
+                Response::Vouched { .. } => {}
+                other => return Err(unexpected(&other)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy `copy` (0 = the first stored) of a chunk, `None` past the last
+    /// one; always `None` from a server older than protocol 3 (one copy).
+    pub async fn chunk_copy(
+        &self,
+        id: &ChunkId,
+        copy: u32,
+    ) -> Result<Option<Vec<u8>>, RemoteError> {
+        if self.version < 3 {
+            return Ok(None);
+        }
+        match self
+            .call(&Request::GetChunkCopy {
+                id: *id.as_bytes(),
+                copy,
+            })
+            .await
+        {
+            Ok(Response::ChunkCopy { blob }) => Ok(Some(blob)),
+            Ok(other) => Err(unexpected(&other)),
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Uploads one blob; true if the server did not have it. The blob goes to

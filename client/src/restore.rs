@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use coffre_core::{blob, BlobKind, ChunkId, Content, Entry, Keys};
 
+use crate::copies;
 use crate::fsmeta;
 use crate::progress::Progress;
 use crate::remote::Remote;
@@ -349,29 +350,67 @@ async fn restore_group(
             one_by_one
         }
     };
-    let keys = keys.clone();
-    let progress = progress.clone();
+    let (k, p) = (keys.clone(), progress.clone());
     let written = blocking(move || {
         Ok(group
             .into_iter()
             .zip(ids.into_iter().zip(blobs))
-            .map(|(todo, (id, blob))| {
-                let r = blob.and_then(|blob| write_whole(&keys, &Target::new(&todo), &id, blob));
-                if r.is_ok() {
-                    progress.inc(todo.entry.size);
-                }
-                (todo.dest, todo.entry.size, r)
-            })
+            .map(
+                |(todo, (id, blob))| match blob.and_then(|b| open(&k, &id, b)) {
+                    Ok(data) => {
+                        let r = write_whole(&Target::new(&todo), data);
+                        if r.is_ok() {
+                            p.inc(todo.entry.size);
+                        }
+                        Small::Done((todo.dest, todo.entry.size, r))
+                    }
+                    Err(e) => Small::OtherCopy(todo, id, e),
+                },
+            )
             .collect::<Vec<_>>())
     })
     .await;
-    written.unwrap_or_else(|e| vec![(PathBuf::new(), 0, Err(e))])
+    let written = match written {
+        Ok(w) => w,
+        Err(e) => return vec![(PathBuf::new(), 0, Err(e))],
+    };
+    let mut outcomes = Vec::with_capacity(written.len());
+    for small in written {
+        outcomes.push(match small {
+            Small::Done(outcome) => outcome,
+            // The blob served failed to open (or is missing): another copy of
+            // the chunk may be good (copies.rs).
+            Small::OtherCopy(todo, id, e) => {
+                let data = match copies::other_copy(remote, keys, BlobKind::Data, &id).await {
+                    Ok(Some(data)) => data,
+                    Ok(None) | Err(_) => {
+                        outcomes.push((todo.dest, todo.entry.size, Err(e)));
+                        continue;
+                    }
+                };
+                let size = todo.entry.size;
+                let (dest, p) = (todo.dest.clone(), progress.clone());
+                let r = blocking(move || write_whole(&Target::new(&todo), data)).await;
+                if r.is_ok() {
+                    p.inc(size);
+                }
+                (dest, size, r)
+            }
+        });
+    }
+    outcomes
 }
 
-/// Decrypts the one blob of a file of one chunk and writes the whole file:
-/// one blocking hop per file (or per group of small files).
-fn write_whole(keys: &Keys, t: &Target, id: &ChunkId, blob: Vec<u8>) -> Result<()> {
-    let data = open(keys, id, blob)?;
+/// A small file of a group: written, or its blob failed to open and another
+/// copy of its chunk is to be tried.
+enum Small {
+    Done(Outcome),
+    OtherCopy(Todo, ChunkId, anyhow::Error),
+}
+
+/// Writes the whole file of one chunk from its plaintext: one blocking hop
+/// per file (or per group of small files).
+fn write_whole(t: &Target, data: Vec<u8>) -> Result<()> {
     let size = t.entry.size;
     if data.len() as u64 != size {
         bail!(
@@ -406,7 +445,7 @@ fn part_name(dest: &Path) -> PathBuf {
 /// shared [`CHUNKS_IN_FLIGHT`]), verified, and written in order on the
 /// blocking pool, each write one hop there (the first creates the file, the
 /// last gives it its permissions and mtime). A file of one chunk is fetched,
-/// then opened and written whole in one hop ([`write_whole`]).
+/// then opened and written whole ([`write_whole`]).
 async fn restore_file(
     remote: &Arc<Remote>,
     keys: &Arc<Keys>,
@@ -421,8 +460,9 @@ async fn restore_file(
     if let &[id] = &ids[..] {
         let _permit = chunks.acquire().await?;
         let blob = fetch(remote, &id).await?;
-        let (t, keys) = (target.clone(), keys.clone());
-        blocking(move || write_whole(&keys, &t, &id, blob)).await?;
+        let data = copies::open_or_other_copy(remote, keys, BlobKind::Data, &id, blob).await?;
+        let t = target.clone();
+        blocking(move || write_whole(&t, data)).await?;
         progress.inc(todo.entry.size);
         return Ok(());
     }
@@ -447,9 +487,12 @@ async fn restore_file(
             next.next();
             let (remote, keys) = (remote.clone(), keys.clone());
             pending.push_back(tokio::spawn(async move {
-                // Opened here, so the chunks of a file decrypt in parallel.
+                // Opened here, so the chunks of a file decrypt in parallel; a
+                // blob that fails to open is looked for in the chunk's other
+                // copies (copies.rs) before it counts as damage.
                 let blob = fetch(&remote, &id).await?;
-                let data = blocking(move || open(&keys, &id, blob)).await?;
+                let data =
+                    copies::open_or_other_copy(&remote, &keys, BlobKind::Data, &id, blob).await?;
                 Ok::<_, anyhow::Error>((data, permit))
             }));
         }

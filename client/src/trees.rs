@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use coffre_core::{blob, BlobKind, ChunkId, Content, Entry, Tree};
+use coffre_core::{BlobKind, ChunkId, Content, Entry, Tree};
 
+use crate::copies;
 use crate::session::Session;
 
 /// What a path in a snapshot names.
@@ -58,7 +59,15 @@ impl<'s> Trees<'s> {
         let bytes = s
             .block_on(s.remote.chunk(id))
             .with_context(|| format!("fetching directory listing {}", id.short()))?;
-        let plain = blob::open_owned(&s.keys, BlobKind::Tree, id, bytes)?;
+        // A blob that fails to open may be one copy of several: the others
+        // are tried before it counts as damage (copies.rs).
+        let plain = s.block_on(copies::open_or_other_copy(
+            &s.remote,
+            &s.keys,
+            BlobKind::Tree,
+            id,
+            bytes,
+        ))?;
         let tree = Arc::new(Tree::decode(&plain)?);
         self.cache.insert(*id, tree.clone());
         Ok(tree)

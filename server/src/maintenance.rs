@@ -184,6 +184,11 @@ pub fn night(store: &Store) {
     let verified = timed(store, "verify", || {
         let reports = verify_all(store, None, &opts)?;
         let damaged: Vec<&VerifyReport> = reports.iter().filter(|r| !r.is_clean()).collect();
+        for r in &reports {
+            for d in &r.disputes {
+                warn!(subscriber = %r.subscriber, "{d}");
+            }
+        }
         for r in &damaged {
             warn!(
                 subscriber = %r.subscriber,

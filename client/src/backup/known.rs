@@ -2,9 +2,13 @@
 //! last backup, and the set of chunks known to be on the server already.
 //!
 //! A chunk is known if the files cache names it, if the journal of an
-//! interrupted run recorded it, or if the latest snapshot of any device of
-//! the subscriber holds it (cross-device dedup: one manifest per device,
-//! read in its public part only). A known chunk is not sealed again. The set
+//! interrupted run recorded it, or if the latest snapshot of this device
+//! holds it. A known chunk is not sealed again. The latest snapshots of the
+//! other devices count only with a server older than protocol 3: since the
+//! dedup trust rule (issue 17), another device's chunk is skipped only once
+//! this device has checked that copy (`upload.rs`), so it must be sealed and
+//! asked about like a new one (a compromised device can list any id in its
+//! manifest). The set
 //! is a hint: a sealed chunk is still sent only if the server says it lacks
 //! it, and if the server no longer has a chunk the set promised, the commit
 //! is refused and the backup runs again without it (`commands::backup`).
@@ -49,7 +53,12 @@ pub(super) fn chunks(
     }
     known.extend(cache.chunk_ids().copied());
     known.extend(journal::read(&session.inst.uploaded_path()));
+    let own = session.inst.config.device.as_str();
+    let trust_rule = session.remote.version >= 3;
     for s in latest_per_device(list) {
+        if trust_rule && s.device != own {
+            continue;
+        }
         let id = ChunkId::from_bytes(s.id);
         let bytes = match session.block_on(session.remote.manifest(&id)) {
             Ok(bytes) => bytes,

@@ -22,6 +22,11 @@ pub(crate) struct Report {
     pub blobs_sent: u64,
     /// Blobs uploaded that the server already had (sent twice: should stay 0).
     pub blobs_duplicate: u64,
+    /// Other devices' copies fetched and checked before skipping them
+    /// (dedup trust, issue 17).
+    pub chunks_verified: u64,
+    /// Bytes fetched for that check.
+    pub bytes_verified: u64,
     /// Paths that could not be read.
     pub errors: Vec<(PathBuf, String)>,
     /// Special files skipped.

@@ -88,11 +88,12 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
     let sent = Arc::new(AtomicU64::new(0));
     let journal = Journal::open(&inst.uploaded_path(), opts.use_caches)?;
     let (remote, uploads, taken) = (session.remote.clone(), opts.uploads.max(1), sent.clone());
+    let upload_keys = session.keys.clone();
     let (outbox, upload) = Upload::start(
         session.rt.handle(),
         upload::BATCH,
         journal,
-        move |rx, confirmed| upload::run(remote, rx, uploads, confirmed, taken),
+        move |rx, confirmed| upload::run(remote, upload_keys, rx, uploads, confirmed, taken),
     )?;
     let dedup = SeenSet::with_known(known);
     let mut errors = scan.tally.errors.clone();
@@ -120,7 +121,7 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
     let built = trees::build(keys, &dedup, &outbox, &scan.root, slots, read.files);
     let uploaded = upload.finish(outbox);
     progress.finish();
-    let (blobs_sent, blobs_duplicate) = uploaded?;
+    let uploaded = uploaded?;
     let Built {
         root,
         ids,
@@ -157,8 +158,10 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
         stats,
         files,
         logical_bytes: logical,
-        blobs_sent,
-        blobs_duplicate,
+        blobs_sent: uploaded.blobs,
+        blobs_duplicate: uploaded.duplicates,
+        chunks_verified: uploaded.verified,
+        bytes_verified: uploaded.verified_bytes,
         errors,
         special: scan.tally.special.clone(),
         excluded: scan.tally.excluded,

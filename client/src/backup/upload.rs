@@ -3,10 +3,21 @@
 //! sends those with a bounded number of requests in flight.
 //!
 //! ```text
-//! outbox ─► batch of ≤ 64 ─► has-chunks ─► the server has it: confirmed (journal), dropped
-//!                                      └─► lacks it: ≤ 256 KiB in groups of ≤ 1 MiB (one PutChunks),
-//!                                          larger alone (one PutChunk) ─► ≤ `uploads` in flight ─► confirmed
+//! outbox ─► batch of ≤ 64 ─► chunk-trust ─► trusted: confirmed (journal), dropped
+//!                                       ├─► another device's copy: fetched, checked ─► good: vouched, confirmed, dropped
+//!                                       │                                           └─► bad: sent as this device's copy
+//!                                       └─► absent: ≤ 256 KiB in groups of ≤ 1 MiB (one PutChunks),
+//!                                           larger alone (one PutChunk) ─► ≤ `uploads` in flight ─► confirmed
 //! ```
+//!
+//! **Dedup trust** (issue 17): every device holds the subscriber's keys, so
+//! a compromised one can store garbage under the id of a chunk another will
+//! save. The server says which copies this device may rely on (its own,
+//! ones it verified, ones stored before the rule); a copy only another
+//! device wrote is fetched and opened (decrypted, its id recomputed) once:
+//! if it opens, the server is told (`Vouch`) and the chunk is skipped from
+//! then on; if not, this device uploads its own copy, and the server keeps
+//! both and reports the other as disputed.
 //!
 //! A blob leaves the outbox's byte budget when it is put in flight (or
 //! dropped), so memory is the outbox plus `uploads` requests. Every id the
@@ -17,10 +28,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
-use coffre_core::ChunkId;
+use coffre_core::{ChunkId, Keys};
+use coffre_proto::ChunkState;
 use tokio::sync::mpsc;
 
 use super::bridge::{Confirmed, Outgoing};
+use crate::copies;
 use crate::remote::Remote;
 
 /// Blobs asked about in one has-chunks request.
@@ -33,9 +46,18 @@ const SMALL_BLOB: usize = 256 * 1024;
 /// Most bytes of blobs in one `PutChunks` request from the uploader.
 const PUT_GROUP_BYTES: usize = 1024 * 1024;
 
-/// What the upload did: blobs sent, and of those the server already had
-/// (sent twice: should stay 0).
-pub(super) type Uploaded = (u64, u64);
+/// What the upload did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Uploaded {
+    /// Blobs sent.
+    pub blobs: u64,
+    /// Of those, the server already had (sent twice: should stay 0).
+    pub duplicates: u64,
+    /// Other devices' copies fetched and checked (then vouched for).
+    pub verified: u64,
+    /// Bytes fetched to check other devices' copies.
+    pub verified_bytes: u64,
+}
 
 /// Uploads sealed blobs: asks the server which of a batch it lacks, sends
 /// those with up to `concurrency` in flight, hands every confirmed id to
@@ -43,6 +65,7 @@ pub(super) type Uploaded = (u64, u64);
 /// already had.
 pub(super) async fn run(
     remote: Arc<Remote>,
+    keys: Arc<Keys>,
     mut rx: mpsc::Receiver<Outgoing>,
     concurrency: usize,
     confirmed: Confirmed,
@@ -52,6 +75,7 @@ pub(super) async fn run(
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     let mut blobs = 0u64;
+    let mut done = Uploaded::default();
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -61,7 +85,8 @@ pub(super) async fn run(
             }
         }
         let ids: Vec<ChunkId> = batch.iter().map(|o| o.id).collect();
-        let have = remote.has_chunks(&ids).await?;
+        let states = remote.chunk_trust(&ids).await?;
+        let have = check_other_copies(&remote, &keys, &batch, &states, &mut done).await?;
         confirmed.record(
             ids.iter()
                 .zip(&have)
@@ -104,7 +129,57 @@ pub(super) async fn run(
     while let Some(done) = tasks.join_next().await {
         done??;
     }
-    Ok((blobs, duplicates.load(Ordering::Relaxed)))
+    done.blobs = blobs;
+    done.duplicates = duplicates.load(Ordering::Relaxed);
+    Ok(done)
+}
+
+/// Whether each blob of `batch` may be skipped: trusted by this device, or
+/// another device's copy that this device fetched and checked now (it then
+/// vouches for those). A copy that fails the check is not skipped: this
+/// device uploads its own.
+async fn check_other_copies(
+    remote: &Remote,
+    keys: &Arc<Keys>,
+    batch: &[Outgoing],
+    states: &[ChunkState],
+    done: &mut Uploaded,
+) -> Result<Vec<bool>> {
+    let mut have: Vec<bool> = states.iter().map(|s| *s == ChunkState::Trusted).collect();
+    let others: Vec<usize> = (0..batch.len())
+        .filter(|&i| states[i] == ChunkState::Untrusted)
+        .collect();
+    if others.is_empty() {
+        return Ok(have);
+    }
+    let ids: Vec<ChunkId> = others.iter().map(|&i| batch[i].id).collect();
+    let blobs = remote.chunks(&ids).await?;
+    done.verified_bytes += blobs.iter().flatten().map(|b| b.len() as u64).sum::<u64>();
+    let keys = keys.clone();
+    let check = ids.clone();
+    let good: Vec<bool> = tokio::task::spawn_blocking(move || {
+        check
+            .iter()
+            .zip(&blobs)
+            .map(|(id, blob)| {
+                blob.as_ref()
+                    .is_some_and(|b| copies::verifies(&keys, id, b))
+            })
+            .collect()
+    })
+    .await?;
+    let vouched: Vec<ChunkId> = ids
+        .iter()
+        .zip(&good)
+        .filter(|(_, g)| **g)
+        .map(|(id, _)| *id)
+        .collect();
+    remote.vouch(&vouched).await?;
+    done.verified += vouched.len() as u64;
+    for (&i, g) in others.iter().zip(good) {
+        have[i] = g;
+    }
+    Ok(have)
 }
 
 /// The blobs of `batch` the server lacks (`have` is its answer), as

@@ -145,6 +145,8 @@ fn json(r: &Report) -> serde_json::Value {
         "bytes_sent": r.stats.bytes_sent,
         "blobs_sent": r.blobs_sent,
         "blobs_duplicate": r.blobs_duplicate,
+        "chunks_verified": r.chunks_verified,
+        "bytes_verified": r.bytes_verified,
         "excluded": r.excluded,
         "special_skipped": r.special.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "errors": r.errors.iter().map(|(p, e)| serde_json::json!({"path": p.display().to_string(), "error": e})).collect::<Vec<_>>(),

@@ -11,10 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
-use coffre_core::{blob, BlobKind, ChunkId, Content};
+use coffre_core::{BlobKind, ChunkId, Content};
 use serde_json::json;
 
 use crate::cli::CheckArgs;
+use crate::copies;
 use crate::display::local_time;
 use crate::progress::Progress;
 use crate::session::Session;
@@ -73,8 +74,13 @@ pub fn run(config: &Path, args: &CheckArgs) -> Result<u8> {
                 format!("{unlisted} chunks are missing from its manifest"),
             ));
         }
-        let have = session.block_on(session.remote.has_chunks(&m.public.chunks))?;
-        let missing = have.iter().filter(|h| !**h).count();
+        // Absent only: another device's copy that this one has not checked
+        // is still there (dedup trust, issue 17).
+        let states = session.block_on(session.remote.chunk_trust(&m.public.chunks))?;
+        let missing = states
+            .iter()
+            .filter(|s| **s == coffre_proto::ChunkState::Absent)
+            .count();
         if missing > 0 {
             problems.push((
                 label.clone(),
@@ -142,14 +148,13 @@ async fn read_all(
             progress.clone(),
         );
         tasks.spawn(async move {
+            // A blob that fails to open may be one copy of several: the
+            // others are tried before it counts as damage (copies.rs).
             let r = match remote.chunk(&id).await {
-                Ok(bytes) => tokio::task::spawn_blocking(move || {
-                    blob::open(&keys, BlobKind::Data, &id, &bytes)
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                })
-                .await
-                .unwrap_or_else(|e| Err(e.to_string())),
+                Ok(bytes) => copies::open_or_other_copy(&remote, &keys, BlobKind::Data, &id, bytes)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             progress.inc(1);

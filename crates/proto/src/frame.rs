@@ -71,7 +71,9 @@ pub const HELLO_MAGIC: [u8; 6] = *b"COFFRE";
 /// - 1: the first release.
 /// - 2: adds `GetChunks` and `PutChunks` (many small blobs in one request).
 /// - 3: adds `Rekey` (the client rolls its device credential, so that a
-///   copied one is refused) and the error code `Superseded`.
+///   copied one is refused) and the error code `Superseded`; `ChunkTrust`,
+///   `Vouch` and `GetChunkCopy` (dedup trust: a device skips another
+///   device's chunk only after it verified that copy).
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The oldest protocol version this build still speaks: a server upgraded

@@ -88,4 +88,4 @@ pub use message::{
 };
 pub use token::{Token, TokenError, TOKEN_PREFIX};
 pub use types::{max_request_len, max_response_len, message_name, Request, Response};
-pub use values::{ErrorReply, Role, SnapshotEntry};
+pub use values::{ChunkState, ErrorReply, Role, SnapshotEntry};

@@ -78,6 +78,19 @@ pub(crate) fn present(flags: &[bool]) -> impl fmt::Debug + '_ {
     })
 }
 
+/// `ChunkTrust`'s states as `<t trusted, u untrusted of n>`.
+pub(crate) fn states(states: &[crate::values::ChunkState]) -> impl fmt::Debug + '_ {
+    use crate::values::ChunkState;
+    show(move |f| {
+        let t = states.iter().filter(|&&s| s == ChunkState::Trusted).count();
+        let u = states
+            .iter()
+            .filter(|&&s| s == ChunkState::Untrusted)
+            .count();
+        write!(f, "<{t} trusted, {u} untrusted of {}>", states.len())
+    })
+}
+
 /// `StoredChunks`' flags as `<k of n new>`.
 pub(crate) fn new(flags: &[bool]) -> impl fmt::Debug + '_ {
     show(move |f| {

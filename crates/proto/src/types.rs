@@ -33,7 +33,7 @@
 use std::fmt;
 
 use crate::caps::*;
-use crate::values::{ErrorReply, Role, SnapshotEntry};
+use crate::values::{ChunkState, ErrorReply, Role, SnapshotEntry};
 
 /// Declares the message table; see the module doc. Grammar of an entry:
 ///
@@ -333,6 +333,31 @@ messages! {
             /// The new secret, 32 random bytes. Never logged: `Debug` redacts it.
             secret: [u8; 32] as redacted,
         },
+        /// Which of these chunks does the server have, and may this device
+        /// rely on them (protocol version 3, dedup trust)? At most
+        /// [`MAX_IDS_PER_REQUEST`] ids.
+        [CHUNK_TRUST = 0x0011, "ChunkTrust request", cap LEN_LEN + ID_LEN * MAX_IDS_PER_REQUEST]
+        ChunkTrust {
+            /// Chunk ids to look up.
+            ids: Vec<Id> as ids,
+        },
+        /// This device fetched another device's copy of each id, decrypted it
+        /// and recomputed its id (protocol version 3): record that it trusts
+        /// it. At most [`MAX_IDS_PER_REQUEST`] ids.
+        [VOUCH = 0x0012, "Vouch request", cap LEN_LEN + ID_LEN * MAX_IDS_PER_REQUEST]
+        Vouch {
+            /// Chunk ids verified.
+            ids: Vec<Id> as ids,
+        },
+        /// Fetch one copy of a chunk by its rank (0 = the first stored), when
+        /// the blob served failed to open (protocol version 3).
+        [GET_CHUNK_COPY = 0x0013, "GetChunkCopy request", cap ID_LEN + 4]
+        GetChunkCopy {
+            /// The chunk id.
+            id: Id as hex,
+            /// Which copy: 0, 1, ... (NotFound past the last).
+            copy: u32,
+        },
     }
 
     /// What the server answers: the response matching the request, or
@@ -432,6 +457,25 @@ messages! {
             /// again); true: it is the device's credential now, every other one is
             /// refused.
             current: bool,
+        },
+        /// Answers [`Request::ChunkTrust`]: one state per id asked, in order.
+        [CHUNK_TRUST_REPLY = 0x8011, "ChunkTrust response", cap LEN_LEN + MAX_IDS_PER_REQUEST]
+        ChunkTrust {
+            /// The state of the i-th id.
+            states: Vec<ChunkState> as states,
+        },
+        /// Answers [`Request::Vouch`].
+        [VOUCHED = 0x8012, "Vouched response", cap 8]
+        Vouched {
+            /// How many ids were recorded (ids absent or trusted already are
+            /// not).
+            recorded: u64,
+        },
+        /// Answers [`Request::GetChunkCopy`].
+        [CHUNK_COPY = 0x8013, "ChunkCopy response", cap LEN_LEN + MAX_BLOB_LEN]
+        ChunkCopy {
+            /// The blob as stored.
+            blob: Vec<u8> as len,
         },
         /// The request was refused; may answer any request.
         [ERROR = 0x8000, "Error response", cap 2 + 8 + 8 + LEN_LEN + MAX_ERROR_MESSAGE_LEN]

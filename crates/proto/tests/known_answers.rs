@@ -6,7 +6,8 @@
 
 use coffre_proto::{
     decode_hello, decode_request, decode_response, encode_hello, encode_hello_at, encode_request,
-    encode_response, Assembler, ErrorCode, ErrorReply, Request, Response, SnapshotEntry, Token,
+    encode_response, Assembler, ChunkState, ErrorCode, ErrorReply, Request, Response,
+    SnapshotEntry, Token,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -22,14 +23,16 @@ fn frozen_frame(wire: &[u8], expected: &str) -> (u16, Vec<u8>) {
 
 #[test]
 fn hello() {
-    // Version 3 since Rekey (2 since GetChunks); a version-1 or version-2
-    // hello (every client of the earlier releases) is still read, and
-    // answered in kind.
+    // Version 3 since Rekey, ChunkTrust, Vouch and GetChunkCopy (2 since
+    // GetChunks); a version-1 or version-2 hello (every client of the earlier
+    // releases) is still read, and answered in kind.
     assert_eq!(hex(&encode_hello()), "434f464652450003");
     assert_eq!(hex(&encode_hello_at(2)), "434f464652450002");
     assert_eq!(hex(&encode_hello_at(1)), "434f464652450001");
     assert_eq!(decode_hello(&encode_hello_at(2)), Ok(2));
     assert_eq!(decode_hello(&encode_hello_at(1)), Ok(1));
+    assert_eq!(hex(&encode_hello_at(2)), "434f464652450002");
+    assert_eq!(decode_hello(&encode_hello_at(2)), Ok(2));
 }
 
 #[test]
@@ -334,7 +337,7 @@ fn enrolment_token() {
 #[test]
 fn caps_are_those_in_the_protocol_table() {
     use coffre_proto::{max_request_len, max_response_len, CONTINUATION};
-    let table: [(u16, usize, usize); 14] = [
+    let table: [(u16, usize, usize); 17] = [
         (0x01, 32, 519),
         (0x02, 2_097_156, 8_196),
         (0x03, 13_631_524, 1),
@@ -349,6 +352,9 @@ fn caps_are_those_in_the_protocol_table() {
         (0x0C, 32_772, 16_782_340),
         (0x0D, 16_814_084, 132),
         (0x10, 32, 1),
+        (0x11, 2_097_156, 65_540),
+        (0x12, 2_097_156, 8),
+        (0x13, 36, 13_631_492),
     ];
     for (n, request, response) in table {
         assert_eq!(max_request_len(n), Some(request), "request {n:#06x}");
@@ -361,4 +367,107 @@ fn caps_are_those_in_the_protocol_table() {
     assert_eq!(max_response_len(0x8000), Some(4_118));
     assert_eq!(max_request_len(CONTINUATION), Some(268_435_460));
     assert_eq!(max_response_len(CONTINUATION), Some(315_000_004));
+}
+
+#[test]
+fn chunk_trust_request_and_response() {
+    let req = Request::ChunkTrust {
+        ids: vec![[0x44; 32]],
+    };
+    let wire = encode_request(&req).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000026",                                                         // frame length: 2 + 36
+            "0011",                                                             // ChunkTrust
+            "01000000",                                                         // count, u32 LE
+            "4444444444444444444444444444444444444444444444444444444444444444", // id
+        ),
+    );
+    assert_eq!(decode_request(msg_type, &payload).unwrap(), req);
+
+    let resp = Response::ChunkTrust {
+        states: vec![
+            ChunkState::Absent,
+            ChunkState::Trusted,
+            ChunkState::Untrusted,
+        ],
+    };
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000009", // frame length: 2 + 7
+            "8011",     // ChunkTrust
+            "03000000", // count, u32 LE
+            "000102",   // one byte per id: 0 absent, 1 trusted, 2 untrusted
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
+    // Any other state byte is refused.
+    assert!(decode_response(msg_type, &[1, 0, 0, 0, 3]).is_err());
+}
+
+#[test]
+fn vouch_request_and_response() {
+    let req = Request::Vouch {
+        ids: vec![[0x55; 32]],
+    };
+    let wire = encode_request(&req).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000026",                                                         // frame length: 2 + 36
+            "0012",                                                             // Vouch
+            "01000000",                                                         // count, u32 LE
+            "5555555555555555555555555555555555555555555555555555555555555555", // id
+        ),
+    );
+    assert_eq!(decode_request(msg_type, &payload).unwrap(), req);
+
+    let resp = Response::Vouched { recorded: 1 };
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "0000000a",         // frame length: 2 + 8
+            "8012",             // Vouched
+            "0100000000000000", // recorded, u64 LE
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
+}
+
+#[test]
+fn get_chunk_copy_request_and_response() {
+    let req = Request::GetChunkCopy {
+        id: [0x66; 32],
+        copy: 1,
+    };
+    let wire = encode_request(&req).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000026",                                                         // frame length: 2 + 36
+            "0013",                                                             // GetChunkCopy
+            "6666666666666666666666666666666666666666666666666666666666666666", // id
+            "01000000",                                                         // copy, u32 LE
+        ),
+    );
+    assert_eq!(decode_request(msg_type, &payload).unwrap(), req);
+
+    let resp = Response::ChunkCopy {
+        blob: b"ab".to_vec(),
+    };
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000008", // frame length: 2 + 6
+            "8013",     // ChunkCopy
+            "02000000", // blob length, u32 LE
+            "6162",     // "ab"
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
 }

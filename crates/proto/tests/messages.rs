@@ -4,9 +4,9 @@
 
 use coffre_proto::{
     decode, decode_request, decode_request_owned, decode_response, decode_response_owned, encode,
-    encode_request, encode_response, max_request_len, max_response_len, Assembler, ErrorCode,
-    ErrorReply, FrameError, ProtoError, Request, Response, Role, SnapshotEntry, CONTINUATION,
-    MAX_BLOBS_PER_PUT, MAX_BLOB_LEN, MAX_CHUNKS_REPLY_BLOBS_LEN, MAX_IDS_PER_GET,
+    encode_request, encode_response, max_request_len, max_response_len, Assembler, ChunkState,
+    ErrorCode, ErrorReply, FrameError, ProtoError, Request, Response, Role, SnapshotEntry,
+    CONTINUATION, MAX_BLOBS_PER_PUT, MAX_BLOB_LEN, MAX_CHUNKS_REPLY_BLOBS_LEN, MAX_IDS_PER_GET,
     MAX_IDS_PER_REQUEST, MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PAYLOAD_LEN, MAX_PUT_BLOBS_LEN,
 };
 use proptest::prelude::*;
@@ -83,6 +83,14 @@ fn one_of_each_request() -> Vec<Request> {
             blobs: vec![([1; 32], b"one".to_vec()), ([2; 32], Vec::new())],
         },
         Request::Rekey { secret: [10; 32] },
+        Request::ChunkTrust {
+            ids: vec![[1; 32], [2; 32]],
+        },
+        Request::Vouch { ids: vec![[3; 32]] },
+        Request::GetChunkCopy {
+            id: [4; 32],
+            copy: 2,
+        },
     ]
 }
 
@@ -132,6 +140,17 @@ fn one_of_each_response() -> Vec<Response> {
             new: vec![true, false, true, true, false, false, true, true, true],
         },
         Response::Rekeyed { current: true },
+        Response::ChunkTrust {
+            states: vec![
+                ChunkState::Trusted,
+                ChunkState::Untrusted,
+                ChunkState::Absent,
+            ],
+        },
+        Response::Vouched { recorded: 3 },
+        Response::ChunkCopy {
+            blob: b"copy".to_vec(),
+        },
         Response::Error(ErrorReply::quota_exceeded(10, 5)),
     ]
 }
@@ -154,6 +173,9 @@ fn request_index(r: &Request) -> usize {
         Request::GetChunks { .. } => 11,
         Request::PutChunks { .. } => 12,
         Request::Rekey { .. } => 13,
+        Request::ChunkTrust { .. } => 14,
+        Request::Vouch { .. } => 15,
+        Request::GetChunkCopy { .. } => 16,
     }
 }
 
@@ -173,7 +195,10 @@ fn response_index(r: &Response) -> usize {
         Response::Chunks { .. } => 11,
         Response::StoredChunks { .. } => 12,
         Response::Rekeyed { .. } => 13,
-        Response::Error(_) => 14,
+        Response::ChunkTrust { .. } => 14,
+        Response::Vouched { .. } => 15,
+        Response::ChunkCopy { .. } => 16,
+        Response::Error(_) => 17,
     }
 }
 
@@ -200,13 +225,13 @@ fn every_variant_round_trips() {
     let requests = one_of_each_request();
     let mut seen: Vec<_> = requests.iter().map(request_index).collect();
     seen.dedup();
-    assert_eq!(seen, (0..14).collect::<Vec<_>>());
+    assert_eq!(seen, (0..17).collect::<Vec<_>>());
     requests.iter().for_each(check_request);
 
     let responses = one_of_each_response();
     let mut seen: Vec<_> = responses.iter().map(response_index).collect();
     seen.dedup();
-    assert_eq!(seen, (0..15).collect::<Vec<_>>());
+    assert_eq!(seen, (0..18).collect::<Vec<_>>());
     responses.iter().for_each(check_response);
     check_response(&Response::Key { key_file: None });
     check_response(&Response::Rekeyed { current: false });
@@ -730,6 +755,9 @@ fn arb_request() -> impl Strategy<Value = Request> {
         prop::collection::vec((arb_id(), arb_bytes(300)), 0..20)
             .prop_map(|blobs| Request::PutChunks { blobs }),
         arb_id().prop_map(|secret| Request::Rekey { secret }),
+        prop::collection::vec(arb_id(), 0..50).prop_map(|ids| Request::ChunkTrust { ids }),
+        prop::collection::vec(arb_id(), 0..50).prop_map(|ids| Request::Vouch { ids }),
+        (arb_id(), any::<u32>()).prop_map(|(id, copy)| Request::GetChunkCopy { id, copy }),
     ]
 }
 
@@ -787,6 +815,18 @@ fn arb_response() -> impl Strategy<Value = Response> {
             .prop_map(|blobs| Response::Chunks { blobs }),
         prop::collection::vec(any::<bool>(), 0..200).prop_map(|new| Response::StoredChunks { new }),
         any::<bool>().prop_map(|current| Response::Rekeyed { current }),
+        prop::collection::vec(0u8..3, 0..200).prop_map(|s| Response::ChunkTrust {
+            states: s
+                .into_iter()
+                .map(|b| match b {
+                    0 => ChunkState::Absent,
+                    1 => ChunkState::Trusted,
+                    _ => ChunkState::Untrusted,
+                })
+                .collect()
+        }),
+        any::<u64>().prop_map(|recorded| Response::Vouched { recorded }),
+        arb_bytes(3000).prop_map(|blob| Response::ChunkCopy { blob }),
         (any::<u16>(), arb_name(), any::<u64>(), any::<u64>()).prop_map(
             |(code, message, used, quota)| Response::Error(ErrorReply {
                 code: ErrorCode::from_u16(code),
@@ -802,8 +842,8 @@ fn arb_response() -> impl Strategy<Value = Response> {
 /// unknown ones.
 fn arb_type() -> impl Strategy<Value = u16> {
     prop_oneof![
-        0u16..=0x0011,
-        0x8000u16..=0x8011,
+        0u16..=0x0014,
+        0x8000u16..=0x8014,
         Just(CONTINUATION),
         any::<u16>()
     ]

@@ -16,24 +16,58 @@ use crate::pack::{self, PackWriter};
 use crate::pending::lock;
 use crate::retention::{Policy, DEFAULT_POLICY};
 use crate::store::Store;
-use crate::types::{Role, Session, SnapshotInfo, Status};
+use crate::types::{Dispute, Presence, Role, Session, SnapshotInfo, Status};
 
 /// The largest key file accepted.
 pub const MAX_KEY_FILE: usize = 1024;
 
 impl Store {
-    /// For each id, whether this subscriber has the chunk: sealed in a pack,
-    /// or in one of this session's open packs (which `commit_snapshot` seals).
-    /// Chunks in other sessions' open packs are reported absent.
+    /// For each id, whether this device may skip the chunk: sealed in a pack
+    /// in a copy it trusts ([`Presence::Trusted`]), or in one of this
+    /// session's open packs (which `commit_snapshot` seals). Chunks in other
+    /// sessions' open packs, and copies only other devices wrote that this
+    /// one did not verify, are reported absent: a client of protocol 1 or 2
+    /// then uploads its own copy (dedup trust, issue 17).
     pub fn has_chunks(&self, s: &Session, ids: &[ChunkId]) -> Result<Vec<bool>> {
+        Ok(self
+            .chunk_presence(s, ids)?
+            .into_iter()
+            .map(|p| p == Presence::Trusted)
+            .collect())
+    }
+
+    /// For each id, whether this subscriber has the chunk and whether this
+    /// device trusts a copy of it (see [`Presence`]; protocol 3). This
+    /// session's open packs count as trusted.
+    pub fn chunk_presence(&self, s: &Session, ids: &[ChunkId]) -> Result<Vec<Presence>> {
         self.register_writer(s)?;
-        let mut have = self.pending.session_has(s.token, ids);
-        if have.iter().all(|h| *h) {
-            return Ok(have);
+        let mine = self.pending.session_has(s.token, ids);
+        if mine.iter().all(|h| *h) {
+            return Ok(vec![Presence::Trusted; ids.len()]);
         }
-        let stored = self.catalog.has_chunks(s.subscriber_id, ids)?;
-        have.iter_mut().zip(stored).for_each(|(h, st)| *h |= st);
-        Ok(have)
+        let stored = self.catalog.presence(s.subscriber_id, s.device_id, ids)?;
+        Ok(mine
+            .into_iter()
+            .zip(stored)
+            .map(|(m, p)| if m { Presence::Trusted } else { p })
+            .collect())
+    }
+
+    /// Records that this device fetched another device's copy of each id,
+    /// decrypted it and recomputed its id: from then on the chunk is
+    /// [`Presence::Trusted`] for it, and it is served that copy. Ids the
+    /// subscriber does not have, or that the device trusts already, are
+    /// ignored. Returns how many were recorded.
+    pub fn vouch(&self, s: &Session, ids: &[ChunkId]) -> Result<u64> {
+        self.register_writer(s)?;
+        self.catalog.vouch(s.subscriber_id, s.device_id, ids)
+    }
+
+    /// Which devices' copies other devices did not accept (see
+    /// [`Dispute`]), for the subscriber called `name`.
+    pub fn disputes_of(&self, name: &str) -> Result<Vec<Dispute>> {
+        let sub = self.catalog.subscriber_id_of(name)?;
+        self.catalog.disputes(sub)
     }
 
     /// A new, empty pack writer for this session. Use one per session
@@ -48,8 +82,11 @@ impl Store {
     }
 
     /// Stores a blob under `id` in this session's open pack. Returns `false`
-    /// (writing nothing) if the subscriber already has that chunk, sealed or
-    /// in this session's open packs.
+    /// (writing nothing) if the subscriber already has that chunk in a copy
+    /// this device trusts, sealed or in this session's open packs. A chunk
+    /// stored only in copies of other devices that this device did not
+    /// verify is stored again, as this device's copy (the others are then
+    /// disputed, `catalog/trust.rs`); it counts in the quota.
     ///
     /// Refuses a blob whose cleartext header is not a coffre blob's
     /// ([`Error::BadRequest`]), and one that would take the subscriber over
@@ -98,9 +135,13 @@ impl Store {
         {
             let state = self.pending.subscriber(s.subscriber_id);
             let mut pending = lock(&state.pending_bytes);
-            let (stored, quota, used) = self.catalog.put_check(s.subscriber_id, id)?;
-            if stored {
-                return Ok(false);
+            let (stored, quota, used) = self.catalog.put_check(s.subscriber_id, s.device_id, id)?;
+            match stored {
+                Presence::Trusted => return Ok(false),
+                Presence::Untrusted => {
+                    pack.disputes.insert(*id);
+                }
+                Presence::Absent => {}
             }
             let used = used.saturating_add(*pending);
             if used.saturating_add(needed) > quota {
@@ -142,9 +183,10 @@ impl Store {
         let mut pending = lock(&state.pending_bytes);
         let recorded = self.catalog.insert_pack(
             s.subscriber_id,
-            &sealed.name,
-            sealed.size,
+            Some(s.device_id),
+            (&sealed.name, sealed.size),
             pack.entries(),
+            &pack.disputes,
             self.now(),
         );
         if let Err(e) = recorded {
@@ -308,16 +350,29 @@ impl Store {
     }
 
     /// The blob stored under `id`, read from its pack and checked against its
-    /// checksum. [`Error::NotFound`] whether the id is another subscriber's or
-    /// nobody's; chunks still in an open pack are not found until sealed. A
-    /// stored copy that is damaged, missing or unreadable is
+    /// checksum: this device's own or vouched copy, else the first copy
+    /// (`catalog/trust.rs`). [`Error::NotFound`] whether the id is another
+    /// subscriber's or nobody's; chunks still in an open pack are not found
+    /// until sealed. A stored copy that is damaged, missing or unreadable is
     /// [`Error::Unreadable`] naming the chunk (the details, for the
     /// operator, inside).
     pub fn chunk(&self, s: &Session, id: &ChunkId) -> Result<Vec<u8>> {
-        match self.read_chunk(s, id) {
+        match self.read_chunk(s, id, None) {
             // A repack may have moved the chunk between the look-up and the
             // read (the old pack is removed after the switch): look again.
-            Err(Error::Corrupt(_)) if self.moved(s, id)? => self.read_chunk(s, id),
+            Err(Error::Corrupt(_)) if self.moved(s, id, None)? => self.read_chunk(s, id, None),
+            other => other,
+        }
+    }
+
+    /// Copy number `rank` of chunk `id` (0 is the first copy, in the order
+    /// they were stored), for a client whose blob failed to open: it asks
+    /// for each copy in turn. [`Error::NotFound`] past the last copy.
+    pub fn chunk_copy(&self, s: &Session, id: &ChunkId, rank: u32) -> Result<Vec<u8>> {
+        match self.read_chunk(s, id, Some(rank)) {
+            Err(Error::Corrupt(_)) if self.moved(s, id, Some(rank))? => {
+                self.read_chunk(s, id, Some(rank))
+            }
             other => other,
         }
         .map_err(|e| e.reading(|| format!("chunk {}", id.short())))
@@ -354,18 +409,33 @@ impl Store {
 
     /// Whether chunk `id` is now in a pack that exists (after a read found
     /// its pack missing).
-    fn moved(&self, s: &Session, id: &ChunkId) -> Result<bool> {
-        Ok(match self.catalog.chunk_location(s.subscriber_id, id)? {
+    fn moved(&self, s: &Session, id: &ChunkId, rank: Option<u32>) -> Result<bool> {
+        Ok(match self.locate(s, id, rank)? {
             Some(loc) => self.packs.exists(s.subscriber_id, &loc.pack)?,
             None => false,
         })
     }
 
-    fn read_chunk(&self, s: &Session, id: &ChunkId) -> Result<Vec<u8>> {
-        let loc = self
-            .catalog
-            .chunk_location(s.subscriber_id, id)?
-            .ok_or_else(|| Error::not_found(format!("chunk {}", id.short())))?;
+    /// Where the copy of `id` this device is served is (`rank`: that copy).
+    fn locate(
+        &self,
+        s: &Session,
+        id: &ChunkId,
+        rank: Option<u32>,
+    ) -> Result<Option<crate::catalog::Location>> {
+        match rank {
+            None => self
+                .catalog
+                .chunk_location(s.subscriber_id, s.device_id, id),
+            Some(rank) => self.catalog.copy_location(s.subscriber_id, id, rank),
+        }
+    }
+
+    fn read_chunk(&self, s: &Session, id: &ChunkId, rank: Option<u32>) -> Result<Vec<u8>> {
+        let loc = self.locate(s, id, rank)?.ok_or_else(|| match rank {
+            None => Error::not_found(format!("chunk {}", id.short())),
+            Some(rank) => Error::not_found(format!("copy {rank} of chunk {}", id.short())),
+        })?;
         if loc.entry.length as usize > MAX_BLOB_SIZE {
             return Err(Error::Corrupt(format!(
                 "the catalogue says chunk {} has {} bytes, more than a blob may have",

@@ -303,6 +303,10 @@ pub struct PackWriter {
     file: Option<OpenFile>,
     entries: Vec<PackEntry>,
     ids: HashSet<ChunkId>,
+    /// Ids put although another device's copies were there, which this
+    /// device did not trust: sealed as further copies, the others marked
+    /// disputed (catalog/trust.rs).
+    pub(crate) disputes: HashSet<ChunkId>,
     body_len: u64,
     /// Bytes reserved against the quota for this pack (its future file size).
     pub(crate) reserved: u64,
@@ -325,6 +329,7 @@ impl PackWriter {
             file: None,
             entries: Vec::new(),
             ids: HashSet::new(),
+            disputes: HashSet::new(),
             body_len: 0,
             reserved: 0,
         }
@@ -447,6 +452,7 @@ impl PackWriter {
         debug_assert!(self.file.is_none() && self.reserved == 0);
         self.pending.remove_ids(self.token, self.ids.iter());
         self.ids.clear();
+        self.disputes.clear();
         self.entries.clear();
         self.body_len = 0;
     }

@@ -193,7 +193,16 @@ fn rebuild_subscriber(
                 } else {
                     clock.now()
                 };
-                catalog.insert_pack(id, &pack.name, pack.size, &entries, created)?;
+                // Every blob a footer lists becomes a copy written by no
+                // known device, trusted by all (docs/decisions.md).
+                catalog.insert_pack(
+                    id,
+                    None,
+                    (&pack.name, pack.size),
+                    &entries,
+                    &Default::default(),
+                    created,
+                )?;
                 report.packs += 1;
                 report.chunks += entries.len() as u64;
                 report.used_bytes += pack.size;

@@ -50,6 +50,44 @@ impl FromStr for Role {
     }
 }
 
+/// Whether a subscriber has a chunk, as one device sees it (dedup trust,
+/// issue 17; the rule is in docs/decisions.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Presence {
+    /// No copy is stored.
+    Absent,
+    /// A copy is stored that this device wrote, verified (vouched for), or
+    /// that was written before the rule: the device may skip the chunk.
+    Trusted,
+    /// Only copies written by other devices, which this device has not
+    /// verified: it must fetch and check one (then vouch), or upload its own.
+    Untrusted,
+}
+
+/// Copies of one device that another device did not accept: it uploaded its
+/// own copy after it was told of theirs (`coffre-server verify`, /metrics).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dispute {
+    /// The device that wrote the disputed copies (it may be compromised).
+    pub writer: String,
+    /// The device that uploaded its own copies instead.
+    pub checker: String,
+    /// How many chunk ids.
+    pub chunks: u64,
+}
+
+impl fmt::Display for Dispute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "device {:?}'s copy of {} chunk(s) failed device {:?}'s check ({:?} stored its own \
+             copy; both are kept): {:?} may be compromised, or {:?} runs a client older than \
+             protocol 3 that does not check",
+            self.writer, self.chunks, self.checker, self.checker, self.writer, self.checker
+        )
+    }
+}
+
 /// An authenticated device, as returned by [`Store::authenticate`]. Every
 /// data-path call takes one and is scoped by its subscriber (invariant 4).
 ///

@@ -33,10 +33,11 @@ use crate::gc::GcReport;
 use crate::layout::QUARANTINE_DIR;
 use crate::pack::{parse_pack_index, PackEntry};
 use crate::store::Store;
+use crate::types::Dispute;
 
 /// Per pack row id: the pack, and its damaged chunk rows with the bytes read
 /// for them (none if they could not be read).
-type DamagedByPack = HashMap<i64, (PackRow, Vec<(PackEntry, Option<Vec<u8>>)>)>;
+type DamagedByPack = HashMap<i64, (PackRow, Vec<(PackEntry, u32, Option<Vec<u8>>)>)>;
 
 /// What to verify.
 #[derive(Debug, Clone, Default)]
@@ -98,6 +99,11 @@ pub struct VerifyReport {
     pub damaged_manifests: Vec<String>,
     /// The snapshots affected, with their devices.
     pub affected: Vec<AffectedSnapshot>,
+    /// Devices whose copies another device did not accept (dedup trust,
+    /// issue 17): both copies are kept, restores find the good one; the
+    /// operator looks at the writer (it may be compromised). Not damage:
+    /// [`VerifyReport::is_clean`] does not count them.
+    pub disputes: Vec<Dispute>,
     /// Chunks quarantined by `repair`.
     pub quarantined: u64,
     /// Packs rewritten by `repair`.
@@ -146,7 +152,7 @@ impl Store {
             }
             let rows = self.catalog.pack_chunks(sub, pack.id)?;
             let Some(bytes) = self.packs.read(sub, &pack.name)? else {
-                for row in &rows {
+                for (row, _) in &rows {
                     report.damaged.push(DamagedChunk {
                         chunk: row.id.to_hex(),
                         pack: pack.name.clone(),
@@ -168,11 +174,13 @@ impl Store {
             } else {
                 match parse_pack_index(&bytes) {
                     Ok(index) => {
-                        let index: HashMap<ChunkId, &PackEntry> =
-                            index.iter().map(|e| (e.id, e)).collect();
+                        // Keyed by offset: a pack may hold several copies
+                        // of one id (catalog/trust.rs).
+                        let index: HashMap<u64, &PackEntry> =
+                            index.iter().map(|e| (e.offset, e)).collect();
                         if rows
                             .iter()
-                            .any(|r| index.get(&r.id).is_none_or(|e| **e != *r))
+                            .any(|(r, _)| index.get(&r.offset).is_none_or(|e| **e != *r))
                         {
                             report.damaged_indexes.push(format!(
                                 "{}: its index disagrees with the catalogue",
@@ -183,7 +191,7 @@ impl Store {
                     Err(e) => report.damaged_indexes.push(format!("{}: {e}", pack.name)),
                 }
             }
-            for row in rows {
+            for (row, copy) in rows {
                 report.blobs += 1;
                 let range = row.offset as usize..row.offset as usize + row.length as usize;
                 let problem = match bytes.get(range) {
@@ -208,7 +216,7 @@ impl Store {
                         .entry(pack.id)
                         .or_insert_with(|| (pack.clone(), Vec::new()))
                         .1
-                        .push((row, blob));
+                        .push((row, copy, blob));
                 }
             }
         }
@@ -262,6 +270,7 @@ impl Store {
             }
         }
 
+        report.disputes = self.catalog.disputes(sub)?;
         if opts.repair {
             self.quarantine(sub, damaged_in, &missing_packs, &mut report)?;
         }
@@ -281,16 +290,21 @@ impl Store {
         durable::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let mut ids = Vec::new();
         for (pack, rows) in damaged_in.values() {
-            for (row, blob) in rows {
+            for (row, copy, blob) in rows {
                 if let Some(blob) = blob {
                     let path = dir.join(format!("{}.{}", row.id.to_hex(), pack.name));
                     durable::write_atomic(&path, blob).map_err(|e| Error::io(&path, e))?;
                 }
-                ids.push(row.id);
+                ids.push((row.id, *copy));
             }
         }
         for pack in missing_packs {
-            ids.extend(self.catalog.pack_chunks(sub, pack.id)?.iter().map(|e| e.id));
+            ids.extend(
+                self.catalog
+                    .pack_chunks(sub, pack.id)?
+                    .iter()
+                    .map(|(e, copy)| (e.id, *copy)),
+            );
         }
         for batch in ids.chunks(4096) {
             self.catalog.delete_chunks(sub, None, batch)?;

@@ -109,6 +109,9 @@ fn print(r: &VerifyReport) {
             a.missing_chunks
         );
     }
+    for d in &r.disputes {
+        println!("  warning: {d}");
+    }
     if r.quarantined > 0 {
         println!(
             "  quarantined {} chunks, rewrote {} packs",

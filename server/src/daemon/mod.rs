@@ -41,8 +41,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use coffre_core::ChunkId;
-use coffre_proto::{ErrorCode, ErrorReply, Request, Response, Role as WireRole, SnapshotEntry};
-use coffre_store::{FullPack, Role, Session, SessionWriter, Store};
+use coffre_proto::{
+    ChunkState, ErrorCode, ErrorReply, Request, Response, Role as WireRole, SnapshotEntry,
+};
+use coffre_store::{FullPack, Presence, Role, Session, SessionWriter, Store};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::combiner::Combiner;
@@ -673,6 +675,32 @@ async fn handle(
             let ids: Vec<ChunkId> = ids.into_iter().map(ChunkId::from_bytes).collect();
             Response::HasChunks {
                 have: blocking(move || store.has_chunks(&s, &ids)).await?,
+            }
+        }
+        Request::ChunkTrust { ids } => {
+            let ids: Vec<ChunkId> = ids.into_iter().map(ChunkId::from_bytes).collect();
+            let states = blocking(move || store.chunk_presence(&s, &ids)).await?;
+            Response::ChunkTrust {
+                states: states
+                    .into_iter()
+                    .map(|p| match p {
+                        Presence::Absent => ChunkState::Absent,
+                        Presence::Trusted => ChunkState::Trusted,
+                        Presence::Untrusted => ChunkState::Untrusted,
+                    })
+                    .collect(),
+            }
+        }
+        Request::Vouch { ids } => {
+            let ids: Vec<ChunkId> = ids.into_iter().map(ChunkId::from_bytes).collect();
+            Response::Vouched {
+                recorded: blocking(move || store.vouch(&s, &ids)).await?,
+            }
+        }
+        Request::GetChunkCopy { id, copy } => {
+            let id = ChunkId::from_bytes(id);
+            Response::ChunkCopy {
+                blob: combined(&reader, move || store.chunk_copy(&s, &id, copy)).await?,
             }
         }
         Request::PutChunk { id, blob } => Response::Stored {

@@ -13,6 +13,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub fn render(store: &Store, usage: &[Usage]) -> String {
     let mut out = Exposition::default();
     subscribers(&mut out, usage);
+    disputes(&mut out, store, usage);
     maintenance(&mut out, store);
     out.text
 }
@@ -129,6 +130,32 @@ fn clocks(out: &mut Exposition, usage: &[Usage]) {
     for u in usage {
         let wrong = u.device_backups.iter().filter(|d| clock_wrong(d)).count();
         out.sample(name, &[("subscriber", &u.name)], wrong);
+    }
+}
+
+/// Dedup trust (issue 17): per subscriber, writer and checker, the chunks
+/// of which the checker did not accept the writer's copy and stored its own
+/// ("device A's copy failed device B's check: A may be compromised"). A
+/// store error leaves these out rather than failing the whole scrape.
+fn disputes(out: &mut Exposition, store: &Store, usage: &[Usage]) {
+    let name = "coffre_disputed_chunks";
+    out.family(
+        name,
+        "Chunks of which device `checker` did not accept the copy device `writer` stored, and stored its own (both kept): `writer` may be compromised.",
+        "gauge",
+    );
+    for u in usage {
+        for d in store.disputes_of(&u.name).unwrap_or_default() {
+            out.sample(
+                name,
+                &[
+                    ("subscriber", &u.name),
+                    ("writer", &d.writer),
+                    ("checker", &d.checker),
+                ],
+                d.chunks,
+            );
+        }
     }
 }
 

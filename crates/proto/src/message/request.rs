@@ -20,7 +20,13 @@ impl Payload for Request {
         let m = self.name();
         match self {
             Request::Auth { secret } | Request::Rekey { secret } => s.put(secret),
-            Request::HasChunks { ids } => put_ids(s, m, ids, MAX_IDS_PER_REQUEST)?,
+            Request::HasChunks { ids }
+            | Request::ChunkTrust { ids }
+            | Request::Vouch { ids } => put_ids(s, m, ids, MAX_IDS_PER_REQUEST)?,
+            Request::GetChunkCopy { id, copy } => {
+                s.put(id);
+                s.put_u32(*copy);
+            }
             Request::GetChunks { ids } => put_ids(s, m, ids, MAX_IDS_PER_GET)?,
             Request::PutChunks { blobs } => {
                 s.put_count(m, "blobs", blobs.len(), MAX_BLOBS_PER_PUT)?;
@@ -112,6 +118,16 @@ pub fn decode_request(msg_type: u16, payload: &[u8]) -> Result<Request, ProtoErr
         }
         REKEY => Request::Rekey {
             secret: r.id("secret")?,
+        },
+        CHUNK_TRUST => Request::ChunkTrust {
+            ids: ids(&mut r, MAX_IDS_PER_REQUEST)?,
+        },
+        VOUCH => Request::Vouch {
+            ids: ids(&mut r, MAX_IDS_PER_REQUEST)?,
+        },
+        GET_CHUNK_COPY => Request::GetChunkCopy {
+            id: r.id("id")?,
+            copy: r.u32("copy")?,
         },
         _ => return Err(ProtoError::UnknownMessage(msg_type)),
     };

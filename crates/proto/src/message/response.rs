@@ -8,7 +8,7 @@ use crate::caps::*;
 use crate::error::ProtoError;
 use crate::error_code::ErrorCode;
 use crate::types::*;
-use crate::values::{ErrorReply, Role, SnapshotEntry};
+use crate::values::{ChunkState, ErrorReply, Role, SnapshotEntry};
 use crate::wire::{Reader, Sink};
 
 impl Payload for Response {
@@ -44,7 +44,16 @@ impl Payload for Response {
                 }
             }
             Response::Manifest { bytes } => s.put_bytes(m, "bytes", bytes, MAX_MANIFEST_LEN)?,
-            Response::Chunk { blob } => s.put_bytes(m, "blob", blob, MAX_BLOB_LEN)?,
+            Response::Chunk { blob } | Response::ChunkCopy { blob } => {
+                s.put_bytes(m, "blob", blob, MAX_BLOB_LEN)?
+            }
+            Response::ChunkTrust { states } => {
+                s.put_count(m, "states", states.len(), MAX_IDS_PER_REQUEST)?;
+                for state in states {
+                    s.put_u8(state.to_u8());
+                }
+            }
+            Response::Vouched { recorded } => s.put_u64(*recorded),
             Response::Chunks { blobs } => {
                 s.put_count(m, "blobs", blobs.len(), MAX_IDS_PER_GET)?;
                 let total = blobs.iter().flatten().map(Vec::len).sum();
@@ -168,6 +177,22 @@ pub fn decode_response(msg_type: u16, payload: &[u8]) -> Result<Response, ProtoE
         }
         REKEYED => Response::Rekeyed {
             current: r.bool("current")?,
+        },
+        CHUNK_COPY => Response::ChunkCopy {
+            blob: r.bytes("blob", MAX_BLOB_LEN)?.to_vec(),
+        },
+        CHUNK_TRUST_REPLY => {
+            let n = r.count("states", MAX_IDS_PER_REQUEST, 1)?;
+            let mut states = Vec::with_capacity(n);
+            for _ in 0..n {
+                states.push(ChunkState::from_u8(r.u8("states")?).ok_or_else(|| {
+                    r.invalid("states", "is not 0 (absent), 1 (trusted) or 2 (untrusted)")
+                })?);
+            }
+            Response::ChunkTrust { states }
+        }
+        VOUCHED => Response::Vouched {
+            recorded: r.u64("recorded")?,
         },
         KEY_STORED => Response::KeyStored,
         KEY => Response::Key {

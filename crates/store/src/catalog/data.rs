@@ -7,19 +7,20 @@
 use coffre_core::ChunkId;
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::rows::{
-    add_pack_row, pack_entry, parse_id, set_locations, subscriber_id, to_i64, to_u64,
-    INSERT_LOCATION,
-};
+use std::collections::HashSet;
+
+use super::rows::{add_pack_row, pack_entry, parse_id, subscriber_id, to_i64, to_u64};
+use super::trust::{add_copies, location_row, presence};
 use super::Catalog;
 use crate::error::{Error, Result};
 use crate::pack::PackEntry;
-use crate::types::{SnapshotInfo, Status};
+use crate::types::{Presence, SnapshotInfo, Status};
 
 impl Catalog {
     // ------------------------------------------------------------ data path
 
-    /// For each id, whether subscriber `sub` has it in a sealed pack.
+    /// For each id, whether subscriber `sub` has it in a sealed pack (any
+    /// copy, whoever wrote it).
     pub(crate) fn has_chunks(&self, sub: i64, ids: &[ChunkId]) -> Result<Vec<bool>> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(HAS_CHUNK)?;
@@ -29,13 +30,16 @@ impl Catalog {
         })
     }
 
-    /// What `put_chunk` needs: whether the chunk is stored, and
-    /// `(quota_bytes, used_bytes)`.
-    pub(crate) fn put_check(&self, sub: i64, id: &ChunkId) -> Result<(bool, u64, u64)> {
+    /// What `put_chunk` needs: whether the chunk is stored and trusted by
+    /// `device` (`trust.rs`), and `(quota_bytes, used_bytes)`.
+    pub(crate) fn put_check(
+        &self,
+        sub: i64,
+        device: i64,
+        id: &ChunkId,
+    ) -> Result<(Presence, u64, u64)> {
         self.read(|tx| {
-            let stored = tx
-                .prepare_cached(HAS_CHUNK)?
-                .exists(params![sub, &id.as_bytes()[..]])?;
+            let stored = presence(tx, sub, device, id)?;
             let (quota, used) = quota_used(tx, sub)?;
             Ok((stored, quota, used))
         })
@@ -47,20 +51,25 @@ impl Catalog {
     }
 
     /// Records a sealed pack and its chunks, and adds its size to the
-    /// subscriber's `used_bytes`, in one transaction. A chunk that another
-    /// session stored meanwhile keeps its first copy (this one stays in the
-    /// pack, unindexed, until a repack).
+    /// subscriber's `used_bytes`, in one transaction. Each blob becomes a
+    /// copy of its id written by `writer` as `trust.rs` says: a chunk that
+    /// `writer` already trusts (stored meanwhile by another of its sessions,
+    /// or vouched for) keeps its copies (this blob stays in the pack,
+    /// unindexed, until a repack); one it does not trust gets this blob as a
+    /// further copy (and, if in `disputes`, the other copies are marked
+    /// disputed). `writer` is `None` for a rebuilt catalogue.
     pub(crate) fn insert_pack(
         &self,
         sub: i64,
-        name: &str,
-        size: u64,
+        writer: Option<i64>,
+        pack: (&str, u64),
         entries: &[PackEntry],
+        disputes: &HashSet<ChunkId>,
         now: i64,
     ) -> Result<()> {
         self.write(|tx| {
-            let pack_id = add_pack_row(tx, sub, name, size, now)?;
-            set_locations(tx, INSERT_LOCATION, sub, pack_id, entries.iter())
+            let pack_id = add_pack_row(tx, sub, pack.0, pack.1, now)?;
+            add_copies(tx, sub, writer, pack_id, entries.iter(), disputes)
         })
     }
 
@@ -146,24 +155,28 @@ impl Catalog {
         self.read(|tx| manifest_len(tx, sub, id))
     }
 
-    /// Where chunk `id` of subscriber `sub` is: pack name, offset, length,
-    /// checksum.
-    pub(crate) fn chunk_location(&self, sub: i64, id: &ChunkId) -> Result<Option<Location>> {
+    /// Where chunk `id` of subscriber `sub` is, as served to `device`: its
+    /// own or vouched copy first, else the first copy (`trust.rs`).
+    pub(crate) fn chunk_location(
+        &self,
+        sub: i64,
+        device: i64,
+        id: &ChunkId,
+    ) -> Result<Option<Location>> {
         self.read(|tx| {
             let row = tx
                 .prepare_cached(
                     "SELECT p.name, c.offset, c.length, c.checksum
                      FROM chunks c JOIN packs p ON p.id = c.pack_id
-                     WHERE c.subscriber_id = ?1 AND c.id = ?2",
+                     WHERE c.subscriber_id = ?1 AND c.id = ?2
+                     ORDER BY COALESCE(c.writer = ?3, 0)
+                              OR c.copy = (SELECT v.copy FROM vouches v
+                                           WHERE v.subscriber_id = ?1 AND v.device_id = ?3
+                                             AND v.id = ?2) DESC,
+                              c.copy
+                     LIMIT 1",
                 )?
-                .query_row(params![sub, &id.as_bytes()[..]], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                    ))
-                })
+                .query_row(params![sub, &id.as_bytes()[..], device], location_row)
                 .optional()?;
             row.map(|(pack, offset, length, checksum)| {
                 Ok(Location {

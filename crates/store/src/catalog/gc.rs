@@ -9,9 +9,7 @@
 use coffre_core::ChunkId;
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::rows::{
-    add_pack_row, pack_entry, parse_id, set_locations, to_i64, to_u64, MOVE_LOCATION,
-};
+use super::rows::{add_pack_row, pack_entry, parse_id, to_i64, to_u64};
 use super::Catalog;
 use crate::error::{Error, Result};
 use crate::pack::PackEntry;
@@ -90,16 +88,18 @@ impl Catalog {
         })
     }
 
-    /// Calls `f(id, pack id, length)` for every chunk of subscriber `sub`, in
-    /// increasing id order (the table's key order: no sort, no memory).
+    /// Calls `f(id, copy, pack id, length)` for every chunk copy of
+    /// subscriber `sub`, in increasing id order (the table's key order: no
+    /// sort, no memory; the copies of an id one after the other).
     pub(crate) fn scan_chunks(
         &self,
         sub: i64,
-        mut f: impl FnMut(&[u8; 32], i64, u64) -> Result<()>,
+        mut f: impl FnMut(&[u8; 32], u32, i64, u64) -> Result<()>,
     ) -> Result<()> {
         self.read(|tx| {
             let mut stmt = tx.prepare(
-                "SELECT id, pack_id, length FROM chunks WHERE subscriber_id = ?1 ORDER BY id",
+                "SELECT id, pack_id, length, copy FROM chunks WHERE subscriber_id = ?1
+                 ORDER BY id, copy",
             )?;
             let mut rows = stmt.query([sub])?;
             while let Some(r) = rows.next()? {
@@ -107,13 +107,13 @@ impl Catalog {
                 let id: &[u8; 32] = id.try_into().map_err(|_| {
                     Error::Corrupt(format!("the catalogue holds a {}-byte chunk id", id.len()))
                 })?;
-                f(id, r.get(1)?, to_u64(r.get(2)?))?;
+                f(id, r.get(3)?, r.get(1)?, to_u64(r.get(2)?))?;
             }
             Ok(())
         })
     }
 
-    /// Deletes chunk rows of subscriber `sub`. With `activity_at_mark` (a
+    /// Deletes chunk copies `(id, copy)` of subscriber `sub`. With `activity_at_mark` (a
     /// GC sweep), deletes nothing if a session opened or a snapshot was
     /// committed since the mark (`activity` moved) or a session is open;
     /// without (verify's quarantine of damaged chunks), always. Bumps the GC
@@ -122,7 +122,7 @@ impl Catalog {
         &self,
         sub: i64,
         activity_at_mark: Option<i64>,
-        ids: &[ChunkId],
+        ids: &[(ChunkId, u32)],
     ) -> Result<SweepOutcome> {
         self.write(|tx| {
             if let Some(mark) = activity_at_mark {
@@ -130,11 +130,20 @@ impl Catalog {
                     return Ok(SweepOutcome::Busy);
                 }
             }
-            let mut stmt =
-                tx.prepare_cached("DELETE FROM chunks WHERE subscriber_id = ?1 AND id = ?2")?;
+            // One copy at a time, with the vouches for it (trust.rs): GC
+            // lists every copy of an id no snapshot lists, but a copy in a
+            // young pack stays; repair quarantines a damaged copy only.
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM chunks WHERE subscriber_id = ?1 AND id = ?2 AND copy = ?3",
+            )?;
+            let mut vouches = tx.prepare_cached(
+                "DELETE FROM vouches WHERE subscriber_id = ?1 AND id = ?2 AND copy = ?3",
+            )?;
             let mut deleted = 0;
-            for id in ids {
-                deleted += stmt.execute(params![sub, &id.as_bytes()[..]])?;
+            for (id, copy) in ids {
+                let key = params![sub, &id.as_bytes()[..], copy];
+                deleted += stmt.execute(key)?;
+                vouches.execute(key)?;
             }
             tx.execute(
                 "UPDATE meta SET value = value + 1 WHERE key = 'gc_epoch'",
@@ -155,11 +164,12 @@ impl Catalog {
         })
     }
 
-    /// The chunks still stored in pack `pack`, in pack order.
-    pub(crate) fn pack_chunks(&self, sub: i64, pack: i64) -> Result<Vec<PackEntry>> {
+    /// The chunk copies still stored in pack `pack`, in pack order, each
+    /// with its copy number (an id may have several copies, `trust.rs`).
+    pub(crate) fn pack_chunks(&self, sub: i64, pack: i64) -> Result<Vec<(PackEntry, u32)>> {
         self.read(|tx| {
             tx.prepare_cached(
-                "SELECT id, offset, length, checksum FROM chunks
+                "SELECT id, offset, length, checksum, copy FROM chunks
                  WHERE subscriber_id = ?1 AND pack_id = ?2 ORDER BY offset",
             )?
             .query_map([sub, pack], |r| {
@@ -168,11 +178,12 @@ impl Catalog {
                     r.get::<_, i64>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, u32>(4)?,
                 ))
             })?
             .map(|row| {
-                let (id, offset, length, checksum) = row?;
-                pack_entry(parse_id(id)?, offset, length, checksum)
+                let (id, offset, length, checksum, copy) = row?;
+                Ok((pack_entry(parse_id(id)?, offset, length, checksum)?, copy))
             })
             .collect()
         })
@@ -188,15 +199,30 @@ impl Catalog {
         sub: i64,
         new: (&str, u64),
         entries: &[PackEntry],
+        copies: &[u32],
         old: &[PackRow],
         now: i64,
     ) -> Result<()> {
         self.write(|tx| {
             let pack_id = add_pack_row(tx, sub, new.0, new.1, now)?;
             // In key order: each page of the chunk table is visited once.
-            let mut sorted: Vec<&PackEntry> = entries.iter().collect();
-            sorted.sort_unstable_by_key(|e| e.id);
-            set_locations(tx, MOVE_LOCATION, sub, pack_id, sorted.into_iter())?;
+            let mut sorted: Vec<(&PackEntry, &u32)> = entries.iter().zip(copies).collect();
+            sorted.sort_unstable_by_key(|(e, copy)| (e.id, **copy));
+            let mut stmt = tx.prepare_cached(
+                "UPDATE chunks SET pack_id = ?3, offset = ?4, length = ?5, checksum = ?6
+                 WHERE subscriber_id = ?1 AND id = ?2 AND copy = ?7",
+            )?;
+            for (e, copy) in sorted {
+                stmt.execute(params![
+                    sub,
+                    &e.id.as_bytes()[..],
+                    pack_id,
+                    to_i64(e.offset),
+                    e.length,
+                    &e.checksum[..],
+                    copy
+                ])?;
+            }
             for p in old {
                 let left = chunks_in_pack(tx, sub, p.id)?;
                 if left > 0 {

@@ -37,6 +37,7 @@
 //! | `data.rs` | the data path: has/put checks, packs, snapshots, chunk locations, keys, status |
 //! | `gc.rs` | sessions, garbage collection, repack, maintenance runs |
 //! | `accounts.rs` | account files and what a catalogue rebuild writes |
+//! | `trust.rs` | dedup trust: copies of a chunk, their writers, vouches, disputes (issue 17) |
 //! | `rows.rs` | the row helpers more than one section uses (conversions, pack rows) |
 //!
 //! A helper used by one section stays in its file. Every type a caller
@@ -49,6 +50,7 @@ mod data;
 mod gc;
 mod rows;
 mod schema;
+mod trust;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
@@ -61,7 +63,7 @@ use crate::pending::lock;
 
 pub(crate) use accounts::Account;
 pub(crate) use credentials::{Installed, Presented};
-pub(crate) use data::{CommitOutcome, DeleteOutcome, SnapshotRow};
+pub(crate) use data::{CommitOutcome, DeleteOutcome, Location, SnapshotRow};
 pub(crate) use gc::{PackRow, SweepOutcome};
 
 /// How long a connection waits for another process's lock before failing.
@@ -241,7 +243,7 @@ mod tests {
     #[test]
     fn every_data_query_is_scoped_by_subscriber() {
         // Invariant 4, checked on the text: every statement that touches
-        // chunks or snapshots names subscriber_id.
+        // chunks, snapshots or vouches names subscriber_id.
         // All the files of this module, and no other: a file added to the
         // module and not to this list fails the test.
         let files = [
@@ -253,6 +255,7 @@ mod tests {
             ("mod.rs", include_str!("mod.rs")),
             ("rows.rs", include_str!("rows.rs")),
             ("schema.rs", include_str!("schema.rs")),
+            ("trust.rs", include_str!("trust.rs")),
         ];
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog");
         let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
@@ -268,7 +271,9 @@ mod tests {
             for stmt in body.split('"').filter(|s| {
                 let s = s.to_ascii_uppercase();
                 (s.contains("SELECT") || s.contains("DELETE") || s.contains("INSERT"))
-                    && (s.contains("FROM CHUNKS") || s.contains("FROM SNAPSHOTS"))
+                    && (s.contains("FROM CHUNKS")
+                        || s.contains("FROM SNAPSHOTS")
+                        || s.contains("FROM VOUCHES"))
             }) {
                 assert!(stmt.contains("subscriber_id"), "unscoped query: {stmt}");
                 checked += 1;

@@ -1,7 +1,7 @@
 //! The row helpers more than one section of the catalogue uses: the
 //! conversions between SQLite's signed integers and blobs and coffre's
-//! types, the subscriber lookup by name, and the pack rows (a sealed pack's
-//! row, its chunks' locations) that both the data path and repack write.
+//! types, the subscriber lookup by name, and a sealed pack's row, which both
+//! the data path and repack write.
 
 use coffre_core::ChunkId;
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -9,16 +9,6 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use crate::error::{Error, Result};
 use crate::pack::PackEntry;
 use crate::types::Role;
-
-/// Inserts a chunk's location (the first copy catalogued wins).
-pub(super) const INSERT_LOCATION: &str =
-    "INSERT OR IGNORE INTO chunks (subscriber_id, id, pack_id, offset, length, checksum)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-/// Moves a chunk to another pack (repack). Same parameters as
-/// [`INSERT_LOCATION`].
-pub(super) const MOVE_LOCATION: &str =
-    "UPDATE chunks SET pack_id = ?3, offset = ?4, length = ?5, checksum = ?6
-     WHERE subscriber_id = ?1 AND id = ?2";
 
 /// Records a sealed pack's row and adds its size to `used_bytes`; returns
 /// its row id.
@@ -39,29 +29,6 @@ pub(super) fn add_pack_row(
         params![sub, to_i64(size)],
     )?;
     Ok(pack_id)
-}
-
-/// Runs `sql` ([`INSERT_LOCATION`] or [`MOVE_LOCATION`]) for each entry of
-/// pack `pack_id`.
-pub(super) fn set_locations<'a>(
-    tx: &Transaction<'_>,
-    sql: &str,
-    sub: i64,
-    pack_id: i64,
-    entries: impl Iterator<Item = &'a PackEntry>,
-) -> Result<()> {
-    let mut stmt = tx.prepare_cached(sql)?;
-    for e in entries {
-        stmt.execute(params![
-            sub,
-            &e.id.as_bytes()[..],
-            pack_id,
-            to_i64(e.offset),
-            e.length,
-            &e.checksum[..]
-        ])?;
-    }
-    Ok(())
 }
 
 /// A chunk row's location columns, checked.

@@ -161,6 +161,46 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE devices ADD COLUMN clone_refusals INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE devices ADD COLUMN last_clone_refusal INTEGER;
     ",
+    // Issue 17, dedup trust. Migrates `chunks` to hold several copies of one
+    // id, each with the device that wrote it, and adds the record of which
+    // devices verified another device's copy:
+    // - `chunks` gains `copy` (0 for the first copy; part of the key, so the
+    //   common look-up `(subscriber_id, id)` is still a prefix of the key),
+    //   `writer` (the device that uploaded the copy; NULL for every row that
+    //   exists before this migration: written before the rule, trusted by
+    //   every device, see docs/decisions.md) and `disputed` (1 when another
+    //   device uploaded its own copy after being told of this one). The
+    //   table is rebuilt (its key changes); the rows keep their values.
+    // - `vouches`: device `device_id` fetched copy `copy` of chunk `id`,
+    //   decrypted it and recomputed its id, and so skips it from then on.
+    "
+    CREATE TABLE chunks_with_copies (
+        subscriber_id INTEGER NOT NULL,
+        id            BLOB NOT NULL,
+        copy          INTEGER NOT NULL DEFAULT 0,
+        pack_id       INTEGER NOT NULL REFERENCES packs(id),
+        offset        INTEGER NOT NULL,
+        length        INTEGER NOT NULL,
+        checksum      BLOB NOT NULL,
+        writer        INTEGER,
+        disputed      INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (subscriber_id, id, copy)
+    ) WITHOUT ROWID;
+    INSERT INTO chunks_with_copies (subscriber_id, id, copy, pack_id, offset, length, checksum)
+        SELECT subscriber_id, id, 0, pack_id, offset, length, checksum FROM chunks;
+    DROP INDEX chunks_by_pack;
+    DROP TABLE chunks;
+    ALTER TABLE chunks_with_copies RENAME TO chunks;
+    CREATE INDEX chunks_by_pack ON chunks (pack_id);
+    CREATE TABLE vouches (
+        subscriber_id INTEGER NOT NULL,
+        device_id     INTEGER NOT NULL,
+        id            BLOB NOT NULL,
+        copy          INTEGER NOT NULL,
+        PRIMARY KEY (subscriber_id, device_id, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX vouches_by_chunk ON vouches (subscriber_id, id);
+    ",
 ];
 
 /// The newest schema version this build knows.
@@ -362,6 +402,48 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn chunks_from_before_the_trust_rule_are_trusted_by_every_device() {
+        // A catalogue at the version before the dedup trust migration, with
+        // a chunk row: after the migration it is copy 0, written before the
+        // rule, and every device may skip it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("chunks_with_copies"))
+            .unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS[..before].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", i as u32 + 1)
+                    .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO subscribers (id, name, quota_bytes, created) VALUES (1, 's', 1, 0);
+                 INSERT INTO packs (id, subscriber_id, name, size, created) VALUES (1, 1, 'p', 9, 0);
+                 INSERT INTO chunks (subscriber_id, id, pack_id, offset, length, checksum)
+                 VALUES (1, x'0101010101010101010101010101010101010101010101010101010101010101',
+                         1, 0, 9, x'00');",
+            )
+            .unwrap();
+        }
+        let c = Catalog::open(&path, false).unwrap();
+        let id = coffre_core::ChunkId::from_bytes([1; 32]);
+        for device in [1, 2, 77] {
+            assert_eq!(
+                c.presence(1, device, &[id]).unwrap(),
+                [crate::types::Presence::Trusted]
+            );
+        }
+        let other = coffre_core::ChunkId::from_bytes([2; 32]);
+        assert_eq!(
+            c.presence(1, 1, &[other]).unwrap(),
+            [crate::types::Presence::Absent]
+        );
     }
 
     #[test]

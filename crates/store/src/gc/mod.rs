@@ -219,7 +219,7 @@ impl Store {
                 .iter()
                 .map(|(id, len)| (*id, self.manifest_path(sub, id), *len)),
         )?;
-        self.catalog.scan_chunks(sub, |id, pack_id, length| {
+        self.catalog.scan_chunks(sub, |id, copy, pack_id, length| {
             report.chunks += 1;
             let referenced = live.contains(id)?;
             // A pack recorded after the mark started is young: keep.
@@ -234,7 +234,12 @@ impl Store {
                 report.unreferenced += 1;
                 if tally.row.created <= cutoff {
                     tally.dead += 1;
-                    return dead_out.write_all(id).map_err(|e| Error::io(&dead_path, e));
+                    // Each copy of an id alone (trust.rs): a copy in a
+                    // young pack stays even when an older copy goes.
+                    return dead_out
+                        .write_all(id)
+                        .and_then(|()| dead_out.write_all(&copy.to_be_bytes()))
+                        .map_err(|e| Error::io(&dead_path, e));
                 }
                 report.protected += 1;
             }
@@ -281,8 +286,12 @@ impl Store {
         loop {
             batch.clear();
             let mut id = [0u8; 32];
-            while batch.len() < SWEEP_BATCH && ids.read_exact(&mut id).is_ok() {
-                batch.push(ChunkId::from_bytes(id));
+            let mut copy = [0u8; 4];
+            while batch.len() < SWEEP_BATCH
+                && ids.read_exact(&mut id).is_ok()
+                && ids.read_exact(&mut copy).is_ok()
+            {
+                batch.push((ChunkId::from_bytes(id), u32::from_be_bytes(copy)));
             }
             if batch.is_empty() {
                 break;

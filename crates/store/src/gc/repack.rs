@@ -35,6 +35,9 @@ impl Store {
             self.pending.new_token(),
         );
         let mut included: Vec<PackRow> = Vec::new();
+        // The copy number of each blob appended, in the writer's order: an
+        // id may have several copies (catalog/trust.rs), each row moves alone.
+        let mut copies: Vec<u32> = Vec::new();
         for pack in packs {
             let entries = self.catalog.pack_chunks(sub, pack.id)?;
             let bytes = self.packs.read(sub, &pack.name)?.ok_or_else(|| {
@@ -45,11 +48,11 @@ impl Store {
             })?;
             let mut blobs = Vec::with_capacity(entries.len());
             let mut damaged = false;
-            for e in &entries {
+            for (e, copy) in &entries {
                 let range = e.offset as usize..e.offset as usize + e.length as usize;
                 match bytes.get(range) {
                     Some(blob) if blake3::hash(blob).as_bytes() == &e.checksum => {
-                        blobs.push((e.id, blob));
+                        blobs.push((e.id, *copy, blob));
                     }
                     _ => damaged = true,
                 }
@@ -58,21 +61,23 @@ impl Store {
                 report.damaged_packs.push(pack.name.clone());
                 continue;
             }
-            for (id, blob) in blobs {
+            for (id, copy, blob) in blobs {
                 if let Err(e) = writer.append(&id, blob) {
                     writer.discard();
                     return Err(e);
                 }
+                copies.push(copy);
             }
             included.push(pack.clone());
             if writer.is_full() || writer.len() >= MAX_ENTRIES {
-                report.packs_written += self.switch_packs(sub, &mut writer, &included)?;
+                report.packs_written += self.switch_packs(sub, &mut writer, &copies, &included)?;
                 report.packs_repacked += included.len() as u64;
                 included.clear();
+                copies.clear();
             }
         }
         if !included.is_empty() {
-            report.packs_written += self.switch_packs(sub, &mut writer, &included)?;
+            report.packs_written += self.switch_packs(sub, &mut writer, &copies, &included)?;
             report.packs_repacked += included.len() as u64;
         }
         Ok(())
@@ -80,7 +85,13 @@ impl Store {
 
     /// Seals the new pack, records it in place of `old`, removes the old
     /// files. Returns the number of packs written (0 or 1).
-    fn switch_packs(&self, sub: i64, writer: &mut PackWriter, old: &[PackRow]) -> Result<u64> {
+    fn switch_packs(
+        &self,
+        sub: i64,
+        writer: &mut PackWriter,
+        copies: &[u32],
+        old: &[PackRow],
+    ) -> Result<u64> {
         let mut wrote = 0;
         if writer.is_empty() {
             for p in old {
@@ -98,6 +109,7 @@ impl Store {
                 sub,
                 (&sealed.name, sealed.size),
                 writer.entries(),
+                copies,
                 old,
                 self.now(),
             ) {
