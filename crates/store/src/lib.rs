@@ -74,8 +74,8 @@
 mod catalog;
 pub mod clock;
 mod copy;
-mod daemon_lock;
 mod credentials;
+mod daemon_lock;
 mod data;
 pub mod durable;
 mod error;

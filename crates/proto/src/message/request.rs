@@ -20,9 +20,9 @@ impl Payload for Request {
         let m = self.name();
         match self {
             Request::Auth { secret } | Request::Rekey { secret } => s.put(secret),
-            Request::HasChunks { ids }
-            | Request::ChunkTrust { ids }
-            | Request::Vouch { ids } => put_ids(s, m, ids, MAX_IDS_PER_REQUEST)?,
+            Request::HasChunks { ids } | Request::ChunkTrust { ids } | Request::Vouch { ids } => {
+                put_ids(s, m, ids, MAX_IDS_PER_REQUEST)?
+            }
             Request::GetChunkCopy { id, copy } => {
                 s.put(id);
                 s.put_u32(*copy);
