@@ -343,7 +343,7 @@ impl Remote {
         head: &[u8],
         mut body: Vec<bytes::Bytes>,
     ) -> Result<Response, RemoteError> {
-        let lost = |e: String| RemoteError::Connection(e);
+        let lost = |e: String| self.lost(e);
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| lost(e.to_string()))?;
         send.write_all(head)
             .await
@@ -358,6 +358,25 @@ impl Remote {
         {
             Response::Error(e) => Err(RemoteError::Refused(e)),
             r => Ok(r),
+        }
+    }
+
+    /// The error for a request that lost its connection: "revoked" if the
+    /// server closed it because the device was revoked while connected
+    /// ([`coffre_proto::REVOKED_CLOSE_CODE`]), else the connection's error.
+    fn lost(&self, detail: String) -> RemoteError {
+        match self.conn.close_reason() {
+            Some(quinn::ConnectionError::ApplicationClosed(c))
+                if c.error_code == coffre_proto::REVOKED_CLOSE_CODE.into() =>
+            {
+                RemoteError::Refused(ErrorReply {
+                    code: ErrorCode::Revoked,
+                    message: "device revoked".into(),
+                    used: 0,
+                    quota: 0,
+                })
+            }
+            _ => RemoteError::Connection(detail),
         }
     }
 

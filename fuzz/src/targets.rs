@@ -22,8 +22,8 @@ use coffre_core::{
 };
 use coffre_proto::{
     decode_request, decode_request_owned, decode_response, decode_response_owned, encode_request,
-    encode_response, Assembler, ErrorCode, ErrorReply, ProtoError, Request, Response, Role,
-    SnapshotEntry, Token, MAX_FRAME_LEN,
+    encode_response, Assembler, ChunkState, ErrorCode, ErrorReply, ProtoError, Request, Response,
+    Role, SnapshotEntry, Token, MAX_FRAME_LEN,
 };
 
 use crate::alloc::peak_during;
@@ -625,6 +625,14 @@ fn sample_requests() -> Vec<Request> {
         Request::Forget { snapshot: [7; 32] },
         Request::Status,
         Request::Rekey { secret: [0x43; 32] },
+        Request::ChunkTrust {
+            ids: vec![[1; 32], [2; 32]],
+        },
+        Request::Vouch { ids: vec![[3; 32]] },
+        Request::GetChunkCopy {
+            id: [4; 32],
+            copy: 1,
+        },
     ]
 }
 
@@ -669,6 +677,17 @@ fn sample_responses() -> Vec<Response> {
             last_backup: Some(1_700_000_000),
         },
         Response::Rekeyed { current: false },
+        Response::ChunkTrust {
+            states: vec![
+                ChunkState::Absent,
+                ChunkState::Trusted,
+                ChunkState::Untrusted,
+            ],
+        },
+        Response::Vouched { recorded: 1 },
+        Response::ChunkCopy {
+            blob: b"CFBL copy".to_vec(),
+        },
         Response::Error(ErrorReply::quota_exceeded(10, 20)),
     ]
 }

@@ -628,3 +628,24 @@ async fn a_dashboard_flood_is_capped_and_timed_out_and_backups_go_on() {
     good.close().await;
     server.stop().await;
 }
+
+/// A revoked PC's client reads "revoked", not "lost the connection", even
+/// when its next request comes after the daemon closed the connection
+/// (`REVOKED_CLOSE_CODE`). On tokio's paused clock.
+#[tokio::test(start_paused = true)]
+async fn a_revoked_pcs_client_is_told_it_was_revoked_after_the_close() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let secret = server.device("asso", 1 << 30, "pc", Role::Backup);
+    let remote = server.connect(secret).await.unwrap();
+    let admin = Store::open(dir.path()).unwrap();
+    admin.revoke_device("asso", "pc").unwrap();
+    drop(admin);
+    // Past the poll and the grace: the daemon has closed the connection.
+    tokio::time::sleep(REVOCATION_POLL + Duration::from_secs(3)).await;
+    let err = remote.call(&Request::ListSnapshots).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Revoked), "{err}");
+    assert!(err.to_string().contains("revoked"), "{err}");
+    server.stop().await;
+}

@@ -94,6 +94,12 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// The QUIC application close code with which the server closes a
+/// connection whose device was revoked while it was connected (reason
+/// `device revoked`): a client whose request meets this close tells the user
+/// the device was revoked, as for [`ErrorCode::Revoked`].
+pub const REVOKED_CLOSE_CODE: u32 = 3;
+
 #[cfg(test)]
 mod tests {
     use super::ErrorCode;

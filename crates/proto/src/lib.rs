@@ -76,7 +76,7 @@ pub use caps::{
     MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PUT_BLOBS_LEN, MAX_SNAPSHOTS_PER_LIST,
 };
 pub use error::ProtoError;
-pub use error_code::ErrorCode;
+pub use error_code::{ErrorCode, REVOKED_CLOSE_CODE};
 pub use frame::{
     decode, decode_hello, encode, encode_hello, encode_hello_at, Frame, FrameError, HEADER_LEN,
     HELLO_LEN, HELLO_MAGIC, MAX_FRAME_LEN, MAX_PAYLOAD_LEN, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,

@@ -428,7 +428,7 @@ async fn connection(
                 while requests.join_next().await.is_some() {}
             })
             .await;
-            conn.close(REVOKED_CLOSE.into(), b"device revoked");
+            conn.close(coffre_proto::REVOKED_CLOSE_CODE.into(), b"device revoked");
         }
         while requests.join_next().await.is_some() {}
         drop(registration);
@@ -495,8 +495,6 @@ async fn seal_earlier_connections(
 /// How long a revoked device's requests have to send their `Revoked`
 /// answers before its connection is closed.
 const REVOKED_GRACE: Duration = Duration::from_secs(1);
-/// The QUIC application close code of a revoked device's connection.
-const REVOKED_CLOSE: u32 = 3;
 
 /// Hello and Auth on the first stream, each read within `timeout`; then the
 /// connection's seat (or `Busy`, naming the cap).
