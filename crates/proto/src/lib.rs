@@ -57,6 +57,7 @@
 
 mod assembler;
 mod caps;
+mod chunk_state;
 mod error;
 mod error_code;
 pub mod frame;

@@ -5,9 +5,11 @@
 //! show their length, lists of ids or flags their count. The message table
 //! (`types.rs`) names one of these views per field (`as hex`, `as len`, ...);
 //! a field without one is shown with its own `Debug`. This module imports
-//! nothing of the crate.
+//! nothing of the crate but `chunk_state` (which imports nothing).
 
 use std::fmt;
+
+use crate::chunk_state::ChunkState;
 
 /// A `Debug` value written by a closure (what `std::fmt::from_fn` does,
 /// which is newer than the crate's minimum Rust).
@@ -79,8 +81,7 @@ pub(crate) fn present(flags: &[bool]) -> impl fmt::Debug + '_ {
 }
 
 /// `ChunkTrust`'s states as `<t trusted, u untrusted of n>`.
-pub(crate) fn states(states: &[crate::values::ChunkState]) -> impl fmt::Debug + '_ {
-    use crate::values::ChunkState;
+pub(crate) fn states(states: &[ChunkState]) -> impl fmt::Debug + '_ {
     show(move |f| {
         let t = states.iter().filter(|&&s| s == ChunkState::Trusted).count();
         let u = states

@@ -363,6 +363,7 @@ impl Store {
             Err(Error::Corrupt(_)) if self.moved(s, id, None)? => self.read_chunk(s, id, None),
             other => other,
         }
+        .map_err(|e| e.reading(|| format!("chunk {}", id.short())))
     }
 
     /// Copy number `rank` of chunk `id` (0 is the first copy, in the order

@@ -9,7 +9,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use std::collections::HashSet;
 
-use super::rows::{add_pack_row, pack_entry, parse_id, subscriber_id, to_i64, to_u64};
+use super::rows::{add_pack_row, pack_entry, parse_id, subscriber_id, to_i64, to_u64, Location};
 use super::trust::{add_copies, location_row, presence};
 use super::Catalog;
 use crate::error::{Error, Result};
@@ -272,15 +272,6 @@ impl Catalog {
             .ok_or_else(|| Error::not_found("this device"))
         })
     }
-}
-
-/// Where a chunk is stored.
-#[derive(Debug)]
-pub(crate) struct Location {
-    /// The pack's name.
-    pub(crate) pack: String,
-    /// Where in it.
-    pub(crate) entry: PackEntry,
 }
 
 /// A snapshot to insert.

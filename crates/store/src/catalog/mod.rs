@@ -63,8 +63,9 @@ use crate::pending::lock;
 
 pub(crate) use accounts::Account;
 pub(crate) use credentials::{Installed, Presented};
-pub(crate) use data::{CommitOutcome, DeleteOutcome, Location, SnapshotRow};
+pub(crate) use data::{CommitOutcome, DeleteOutcome, SnapshotRow};
 pub(crate) use gc::{PackRow, SweepOutcome};
+pub(crate) use rows::Location;
 
 /// How long a connection waits for another process's lock before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,7 +1,7 @@
 //! The row helpers more than one section of the catalogue uses: the
 //! conversions between SQLite's signed integers and blobs and coffre's
 //! types, the subscriber lookup by name, and a sealed pack's row, which both
-//! the data path and repack write.
+//! the data path and repack write, and where a chunk copy is ([`Location`]).
 
 use coffre_core::ChunkId;
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -72,4 +72,13 @@ pub(super) fn to_i64(v: u64) -> i64 {
 
 pub(super) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+/// Where a chunk is stored.
+#[derive(Debug)]
+pub(crate) struct Location {
+    /// The pack's name.
+    pub(crate) pack: String,
+    /// Where in it.
+    pub(crate) entry: PackEntry,
 }

@@ -95,7 +95,7 @@ impl Catalog {
         sub: i64,
         id: &ChunkId,
         rank: u32,
-    ) -> Result<Option<super::data::Location>> {
+    ) -> Result<Option<super::rows::Location>> {
         self.read(|tx| {
             let row = tx
                 .prepare_cached(
@@ -107,7 +107,7 @@ impl Catalog {
                 .query_row(params![sub, &id.as_bytes()[..], rank], location_row)
                 .optional()?;
             row.map(|(pack, offset, length, checksum)| {
-                Ok(super::data::Location {
+                Ok(super::rows::Location {
                     pack,
                     entry: pack_entry(*id, offset, length, checksum)?,
                 })
