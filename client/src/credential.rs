@@ -33,15 +33,54 @@ use crate::remote::{replaced_on, Remote, RemoteError};
 pub fn connect(inst: &Installation, rt: &tokio::runtime::Runtime) -> Result<(Remote, Credentials)> {
     let _one_at_a_time = inst.lock_credentials()?;
     let creds = inst.credentials()?;
+    let fingerprint = inst.config.fingerprint_bytes()?;
     let remote = rt
-        .block_on(Remote::connect(
-            &inst.config.server,
-            inst.config.fingerprint_bytes()?,
-            creds.secret,
-        ))
+        .block_on(patiently(|| {
+            Remote::connect(&inst.config.server, fingerprint, creds.secret)
+        }))
         .map_err(|e| refused(e, inst))?;
     rt.block_on(roll(inst, &remote))?;
     Ok((remote, creds))
+}
+
+/// How long a command keeps trying while the server says it is busy (its
+/// connection caps are full: many PCs of one office behind one address at
+/// 02:00, or a flood the server is holding off). Past it, the command fails
+/// with the server's "busy" sentence; a scheduled run tries again later.
+pub const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs `connect` again while the server answers `Busy`, with a random
+/// back-off (0.5 s doubling to 8 s, jittered so that PCs refused together
+/// do not come back together), for up to [`BUSY_PATIENCE`].
+async fn patiently<F, Fut>(mut connect: F) -> Result<Remote, RemoteError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Remote, RemoteError>>,
+{
+    let start = tokio::time::Instant::now();
+    let mut wait = std::time::Duration::from_millis(500);
+    let mut told = false;
+    loop {
+        match connect().await {
+            Err(e) if e.code() == Some(ErrorCode::Busy) && start.elapsed() < BUSY_PATIENCE => {
+                if !told {
+                    eprintln!(
+                        "coffre: the server is busy; trying again for up to {} s",
+                        BUSY_PATIENCE.as_secs()
+                    );
+                    told = true;
+                }
+                let mut r = [0u8; 2];
+                let jitter = match getrandom::fill(&mut r) {
+                    Ok(()) => u64::from(u16::from_le_bytes(r)) % (wait.as_millis() as u64 + 1),
+                    Err(_) => 0,
+                };
+                tokio::time::sleep(wait / 2 + std::time::Duration::from_millis(jitter / 2)).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(8));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Replaces this installation's device secret with a new one (see the
