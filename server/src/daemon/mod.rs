@@ -314,6 +314,16 @@ fn error_reply(e: &coffre_store::Error) -> ErrorReply {
                 format!("the server could not read {object}: {why}; {TOLD}"),
             )
         }
+        E::ObjectStore { .. } => {
+            warn!("{e}");
+            (
+                ErrorCode::Internal,
+                format!(
+                    "the server's object store is unreachable: nothing already backed up is \
+                     lost, retry later; {TOLD}"
+                ),
+            )
+        }
         E::StorageFull { .. } => {
             warn!("{e}");
             (
