@@ -5,6 +5,8 @@
 //! they are logged on; [`Scope::System`] as SYSTEM whether anyone is logged
 //! on or not (needs an administrator prompt).
 
+use coffre_core::civil_from_days;
+
 use super::host::{self, Host, Ran};
 use super::job::{Job, Target};
 use super::launchd::xml_escape;
@@ -37,21 +39,6 @@ pub(super) fn win_arg(arg: &str) -> String {
     out.extend(std::iter::repeat_n('\\', backslashes * 2));
     out.push('"');
     out
-}
-
-/// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian
-/// (H. Hinnant's `civil_from_days`).
-pub(super) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// `StartBoundary`: today at the set time, local (no zone suffix), as

@@ -37,7 +37,7 @@ pub use keyfile::{KdfParams, KeyFile};
 pub use keys::{Keys, MasterKey};
 pub use manifest::{snapshot_id, Manifest, SnapshotId};
 pub use padding::padme;
-pub use time::{utc_minute, Timestamp};
+pub use time::{civil_from_days, utc_minute, Timestamp};
 pub use tree::{Content, Entry, Tree};
 
 #[cfg(test)]

@@ -68,9 +68,10 @@ pub fn utc_minute(secs: i64) -> String {
     )
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard
-/// Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// Days since 1970-01-01 to (year, month 1–12, day 1–31), proleptic
+/// Gregorian (Howard Hinnant's algorithm): the one copy, for retention's
+/// periods, the Windows task's start date and [`utc_minute`].
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

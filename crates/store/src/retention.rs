@@ -36,6 +36,8 @@
 
 use std::fmt;
 
+use coffre_core::civil_from_days;
+
 /// The policy applied when a subscriber has none of its own.
 pub const DEFAULT_POLICY: &str = "last=3,daily=7,weekly=4,monthly=12";
 
@@ -265,21 +267,6 @@ impl fmt::Display for Policy {
         }
         f.write_str(&parts.join(","))
     }
-}
-
-/// (year, month 1–12, day 1–31) of a day number since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]
