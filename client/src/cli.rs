@@ -34,7 +34,15 @@ pub enum Command {
     /// protects it with the structure's passphrase (asked twice); every later
     /// PC, and a technician's laptop, unlocks it with the same passphrase.
     /// The passphrase comes from --passphrase-file, COFFRE_PASSPHRASE, or a
-    /// prompt. Writes config.toml (what to back up) and the credentials beside it.
+    /// prompt (a mistyped one is asked again, 3 times in all). Writes the
+    /// config file (what to back up) and its state folder NAME.state beside
+    /// it (the credentials, caches, log: one per config file, so several
+    /// structures can each have their own config with --config PATH).
+    ///
+    /// The token can be given as an argument, as `-` (read from standard
+    /// input) or with --token-file FILE; the last two keep it out of the
+    /// process list that every local user can read:
+    ///   coffre --config ~/coffre/asso-a.toml enrol --token-file token.txt
     Enrol(EnrolArgs),
 
     /// Back up this PC now (the configured paths, or the PATHs given).
@@ -104,9 +112,23 @@ pub enum Command {
 /// Options of `coffre enrol`.
 #[derive(Debug, Args)]
 pub struct EnrolArgs {
-    /// The enrolment token (`coffre1.…`) printed by `coffre-server device add`.
-    #[arg(value_name = "TOKEN")]
-    pub token: String,
+    /// The enrolment token (`coffre1.…`) printed by `coffre-server device
+    /// add`, or `-` to read it from standard input (one line).
+    ///
+    /// The arguments of a running program are visible to every user of this
+    /// machine (`ps`), and the token is a secret until enrol has used it:
+    /// on a shared machine, give it as `-` and paste it, or with --token-file.
+    #[arg(
+        value_name = "TOKEN",
+        required_unless_present = "token_file",
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+
+    /// Read the enrolment token from this file instead (no other user sees
+    /// it; delete the file after: the token works once anyway).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 
     /// A folder to back up (repeat for several) [default: your home folder].
     #[arg(long = "path", value_name = "PATH")]
@@ -120,7 +142,8 @@ pub struct EnrolArgs {
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
 
-    /// Replace an existing enrolment of this PC.
+    /// Replace an existing enrolment of this installation (this config
+    /// file and its state folder only; other config files keep theirs).
     #[arg(long)]
     pub force: bool,
 }

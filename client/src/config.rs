@@ -1,27 +1,44 @@
-//! This PC's installation: the configuration (`config.toml`), the device's
-//! credentials, and the local state kept beside them.
+//! This PC's installation: a configuration file and the state folder that
+//! belongs to it alone.
 //!
-//! Everything lives in one directory, the one holding `config.toml` (by
-//! default `coffre/` in the OS configuration directory, e.g.
-//! `~/.config/coffre/` on Linux; `--config PATH` or `COFFRE_CONFIG` choose
-//! another), so that two installations never share a cache:
+//! The configuration is `config.toml` in the OS configuration folder
+//! (`~/.config/coffre/config.toml` on Linux, see [`default_config_path`]),
+//! or any file `--config PATH` or `COFFRE_CONFIG` names. Everything coffre
+//! keeps for that installation lives in the state folder named after the
+//! config file (`layout.rs`): `DIR/NAME.toml` keeps it in `DIR/NAME.state/`,
+//! so two config files in one folder (a technician's laptop serving two
+//! structures: `asso-a.toml`, `asso-b.toml`) share nothing. Every path comes
+//! from an accessor of [`Installation`]:
 //!
 //! ```text
-//! config.toml      server, subscriber, device, paths, excludes (written by `enrol`, edited by hand)
-//! credentials      the device secret (rolled at every run) and the subscriber's master key (mode 0600)
-//! credentials.lock held while a command connects and rolls the secret
-//! cache/files      the files cache (size, mtime, ctime, inode -> chunk ids)
-//! cache/uploaded   ids the server confirmed during an unfinished backup
-//! last-run.json    the outcome of the last backup, shown by `coffre status`
-//! backup.log       what scheduled backups printed
+//! DIR/NAME.toml                    server, subscriber, device, paths, excludes (written by `enrol`, edited by hand)
+//! DIR/NAME.state/                  0700, never backed up (its CACHEDIR.TAG, and the walker's own exclusion)
+//!   CACHEDIR.TAG                   the cache-directory standard's marker
+//!   credentials                    whom they are for, the device secret (rolled at every run), the master key (0600)
+//!   credentials.lock               held while a command connects and rolls the secret
+//!   cache/files                    the files cache (size, mtime, ctime, inode -> chunk ids)
+//!   cache/uploaded                 ids the server confirmed during an unfinished backup
+//!   cache/lock                     held by a running backup
+//!   last-run.json                  the outcome of the last backup, shown by `coffre status`
+//!   backup.log                     what scheduled backups printed
 //! ```
+//!
+//! The credentials are checked against the config each time they are read,
+//! before anything connects ([`Installation::credentials`]). An installation
+//! of the old layout (state beside the config file) moves into its state
+//! folder when it is loaded (`migration.rs`).
+
+mod credentials_file;
+mod layout;
+mod migration;
+
+pub use credentials_file::Credentials;
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use coffre_core::MasterKey;
 use serde::{Deserialize, Serialize};
 
 /// Excludes written into a new configuration: caches, trash and temporary
@@ -79,37 +96,15 @@ impl Config {
     }
 }
 
-/// What the device keeps secret: the credential the server checks, and the
-/// key that encrypts everything.
-pub struct Credentials {
-    /// The device secret from the enrolment token.
-    pub secret: [u8; 32],
-    /// The subscriber's master key (unwrapped at enrolment).
-    pub master: MasterKey,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Credentials(..)")
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CredentialsFile {
-    secret: String,
-    master_key: String,
-}
-
-/// An installation: where its files are, and its configuration.
+/// An installation: its configuration file, what it says, and its state folder.
 #[derive(Debug, Clone)]
 pub struct Installation {
-    /// The `config.toml` path.
+    /// The configuration file (absolute).
     pub config_path: PathBuf,
-    /// The directory holding it and the state.
-    pub dir: PathBuf,
     /// The parsed configuration.
     pub config: Config,
+    /// This installation's own state folder (`layout.rs`).
+    state: PathBuf,
 }
 
 /// The configuration `coffre` uses without `--config`:
@@ -125,18 +120,22 @@ pub fn default_config_path() -> Result<PathBuf> {
     Ok(base.join("coffre").join("config.toml"))
 }
 
-/// The directory of a config path (relative paths are taken from the current directory).
-fn dir_of(config_path: &Path) -> Result<PathBuf> {
-    let abs = std::path::absolute(config_path)
-        .with_context(|| format!("cannot resolve {}", config_path.display()))?;
-    Ok(abs
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/")))
-}
-
 impl Installation {
-    /// Loads the installation whose configuration is at `config_path`.
+    /// The installation of the config file at `config_path` (made absolute:
+    /// relative paths are taken from the current directory).
+    fn at(config_path: &Path, config: Config) -> Result<Installation> {
+        let config_path = std::path::absolute(config_path)
+            .with_context(|| format!("cannot resolve {}", config_path.display()))?;
+        Ok(Installation {
+            state: layout::state_dir_of(&config_path),
+            config_path,
+            config,
+        })
+    }
+
+    /// Loads the installation whose configuration is at `config_path`, makes
+    /// sure its state folder exists (private, tagged), and moves an old
+    /// layout's state into it (`migration.rs`).
     pub fn load(config_path: &Path) -> Result<Installation> {
         let text = match fs::read_to_string(config_path) {
             Ok(t) => t,
@@ -154,14 +153,22 @@ impl Installation {
             )
         })?;
         config.fingerprint_bytes()?;
-        Ok(Installation {
-            config_path: std::path::absolute(config_path)?,
-            dir: dir_of(config_path)?,
-            config,
-        })
+        let inst = Installation::at(config_path, config)?;
+        layout::ensure_state_dir(&inst.state)?;
+        if migration::migrate(&inst)? {
+            eprintln!(
+                "coffre: moved this installation's credentials and caches from {} into its own \
+                 state folder {}",
+                inst.config_dir().display(),
+                inst.state.display()
+            );
+        }
+        Ok(inst)
     }
 
-    /// Writes a new installation (refuses to replace an existing one unless `force`).
+    /// Writes a new installation (refuses to replace an existing one unless
+    /// `force`). Only this installation's own state is replaced: its state
+    /// folder's credentials, caches and last run, never another config's.
     pub fn create(
         config_path: &Path,
         config: Config,
@@ -169,13 +176,8 @@ impl Installation {
         force: bool,
     ) -> Result<Installation> {
         refuse_existing(config_path, force)?;
-        let dir = dir_of(config_path)?;
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let inst = Installation {
-            config_path: std::path::absolute(config_path)?,
-            dir,
-            config,
-        };
+        let inst = Installation::at(config_path, config)?;
+        layout::ensure_state_dir(&inst.state)?;
         // Credentials first: a config without them would be unusable.
         write_credentials(&inst, credentials)?;
         inst.save()?;
@@ -190,32 +192,73 @@ impl Installation {
         let text = format!(
             "# coffre client configuration, written by `coffre enrol`; edit `paths` and `exclude` freely.\n\
              # `exclude` uses .gitignore syntax: \"*.iso\" anywhere, \"/home/me/Videos\" one folder, \"tmp/\" any folder named tmp.\n\
-             # Folders holding a CACHEDIR.TAG or a .nobackup file are always skipped.\n{}",
+             # Folders holding a CACHEDIR.TAG or a .nobackup file are always skipped.\n\
+             # This installation's state (credentials, caches, log) is in {}.\n{}",
+            self.state.display(),
             toml::to_string(&self.config)?
         );
         atomic_write(&self.config_path, text.as_bytes(), false)
     }
 
-    /// Reads the device credentials.
+    /// Reads the device credentials, after checking that they are this
+    /// installation's: they must name the config's subscriber, device and
+    /// server fingerprint (`credentials_file.rs`). Every command reads them
+    /// through here before it connects, so credentials copied from another
+    /// installation are never sent to any server.
     pub fn credentials(&self) -> Result<Credentials> {
         let path = self.credentials_path();
-        let text = fs::read_to_string(&path).with_context(|| {
-            format!(
-                "reading {} (enrol again with `coffre enrol TOKEN --force` if it was lost)",
-                path.display()
-            )
-        })?;
-        let file: CredentialsFile = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{} is damaged: {}", path.display(), e.message()))?;
-        let mut secret = [0u8; 32];
-        let mut master = [0u8; 32];
-        hex_decode(&file.secret, &mut secret)
-            .and_then(|()| hex_decode(&file.master_key, &mut master))
-            .with_context(|| format!("{} is damaged", path.display()))?;
-        Ok(Credentials {
-            secret,
-            master: MasterKey::from_bytes(master),
-        })
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(self.no_credentials(&path))
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let owner = credentials_file::Owner::of(&text)
+            .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", path.display()))?;
+        if let Some(why) = owner.mismatch(&self.config, &self.config_path) {
+            bail!(
+                "{why} ({}): nothing was sent to any server. {}",
+                path.display(),
+                self.enrol_again()
+            );
+        }
+        credentials_file::parse(&text, &path)
+    }
+
+    /// Why there are no credentials: lost, or (old layout) beside the config
+    /// file but another installation's.
+    fn no_credentials(&self, path: &Path) -> anyhow::Error {
+        let old = self.config_dir().join(migration::OLD_CREDENTIALS);
+        let why = fs::read_to_string(&old)
+            .ok()
+            .and_then(|t| credentials_file::Owner::of(&t).ok())
+            .and_then(|o| o.mismatch(&self.config, &self.config_path));
+        match why {
+            Some(why) => anyhow::anyhow!(
+                "{why} ({}, left by an older coffre where every config file of that folder \
+                 shared it; they stay for the installation they belong to): nothing was sent to \
+                 any server. {}",
+                old.display(),
+                self.enrol_again()
+            ),
+            None => anyhow::anyhow!(
+                "this installation has no credentials: {} is missing. {}",
+                path.display(),
+                self.enrol_again()
+            ),
+        }
+    }
+
+    /// What to do when this installation's credentials are not its own.
+    fn enrol_again(&self) -> String {
+        format!(
+            "Enrol this installation again with `coffre --config {} enrol TOKEN --force` (a new \
+             token from the operator: `coffre-server device reissue {} {}`)",
+            self.config_path.display(),
+            self.config.subscriber,
+            self.config.device
+        )
     }
 
     /// Replaces the device secret in the credentials file (the master key
@@ -238,10 +281,11 @@ impl Installation {
     }
 
     /// Waits for, then holds, this installation's credentials lock (the
-    /// `credentials.lock` file) until the returned file is dropped: one
-    /// command at a time connects and rolls the device secret.
+    /// `credentials.lock` file of its state folder) until the returned file
+    /// is dropped: one command at a time connects and rolls the device secret.
     pub fn lock_credentials(&self) -> Result<fs::File> {
-        let path = self.dir.join("credentials.lock");
+        layout::ensure_state_dir(&self.state)?;
+        let path = self.credentials_lock_path();
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -253,13 +297,25 @@ impl Installation {
         Ok(file)
     }
 
+    /// The folder holding the config file (and, in the old layout, its state).
+    pub fn config_dir(&self) -> &Path {
+        self.config_path.parent().unwrap_or(Path::new("/"))
+    }
+    /// This installation's own state folder: everything below is its alone.
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
     /// The credentials file.
     pub fn credentials_path(&self) -> PathBuf {
-        self.dir.join("credentials")
+        self.state.join("credentials")
+    }
+    /// The lock held while a command connects and rolls the secret.
+    pub fn credentials_lock_path(&self) -> PathBuf {
+        self.state.join("credentials.lock")
     }
     /// The cache directory.
     pub fn cache_dir(&self) -> PathBuf {
-        self.dir.join("cache")
+        self.state.join("cache")
     }
     /// The files cache.
     pub fn files_cache_path(&self) -> PathBuf {
@@ -271,11 +327,11 @@ impl Installation {
     }
     /// The outcome of the last backup.
     pub fn last_run_path(&self) -> PathBuf {
-        self.dir.join("last-run.json")
+        self.state.join("last-run.json")
     }
     /// The log of scheduled backups.
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join("backup.log")
+        self.state.join("backup.log")
     }
 }
 
@@ -307,18 +363,10 @@ pub fn atomic_write(path: &Path, data: &[u8], private: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes the credentials file of `inst`, private (0600) and atomically.
+/// Writes the credentials file of `inst`, private (0600) and atomically,
+/// recording whom they are for.
 fn write_credentials(inst: &Installation, credentials: &Credentials) -> Result<()> {
-    let creds = CredentialsFile {
-        secret: hex_encode(&credentials.secret),
-        master_key: hex_encode(credentials.master.as_bytes()),
-    };
-    let text = format!(
-        "# coffre credentials of device {:?} of {:?}.\n# Anyone with this file can read this subscriber's backups: keep it private.\n# The device secret changes at every run (the server then refuses the older ones): a copy of this file stops working.\n{}",
-        inst.config.device,
-        inst.config.subscriber,
-        toml::to_string(&creds)?
-    );
+    let text = credentials_file::render(&inst.config, credentials)?;
     write_private(&inst.credentials_path(), text.as_bytes())
 }
 
@@ -339,10 +387,6 @@ fn restrict(_f: &fs::File) -> Result<()> {
     Ok(())
 }
 
-fn hex_encode(bytes: &[u8]) -> String {
-    hex::encode(bytes)
-}
-
 fn hex_decode(text: &str, out: &mut [u8]) -> Result<()> {
     hex::decode_to_slice(text.trim(), out)
         .map_err(|_| anyhow::anyhow!("expected {} hex digits", out.len() * 2))
@@ -351,6 +395,7 @@ fn hex_decode(text: &str, out: &mut [u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coffre_core::MasterKey;
 
     fn sample() -> Config {
         Config {
@@ -407,7 +452,7 @@ mod tests {
         let held = again.lock_credentials().unwrap();
         assert!(
             matches!(
-                fs::File::open(inst.dir.join("credentials.lock"))
+                fs::File::open(inst.credentials_lock_path())
                     .unwrap()
                     .try_lock(),
                 Err(fs::TryLockError::WouldBlock)

@@ -1,7 +1,13 @@
 //! The structure's passphrase: from `--passphrase-file`, the
 //! `COFFRE_PASSPHRASE` environment variable, or a prompt on the terminal, in
-//! that order. Only `enrol` needs it: it unwraps (or, for the first device,
+//! that order. `enrol` needs it: it unwraps (or, for the first device,
 //! wraps) the subscriber's master key.
+//!
+//! [`obtain`] gives one passphrase; [`unlock`] gives them to a check until
+//! one opens the key: a person at a terminal may mistype, so they are asked
+//! again, [`ATTEMPTS`] times in all ("wrong passphrase, try again (2 left)");
+//! a file or the environment variable does not change between two tries, so
+//! a wrong one fails at once, naming where it came from.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -14,24 +20,113 @@ pub const MIN_LEN: usize = 8;
 /// What the passphrase is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
-    /// Unlock the key the subscriber already has.
+    /// Unlock the key the subscriber already has (`enrol` goes through
+    /// [`unlock`], which asks again; kept for the callers of [`obtain`]).
+    #[allow(dead_code)]
     Unlock,
     /// Protect a new key: asked twice on a terminal.
     Create,
 }
 
-/// Obtains the passphrase.
-pub fn obtain(file: Option<&Path>, purpose: Purpose, subscriber: &str) -> Result<String> {
-    let from_source = if let Some(path) = file {
+/// How many times a person at a terminal may type the passphrase that
+/// unlocks a key.
+pub const ATTEMPTS: u32 = 3;
+
+/// Obtains the passphrase and gives it to `check`, which opens the key with
+/// it and returns `Ok(None)` when the passphrase is wrong: from a terminal,
+/// up to [`ATTEMPTS`] times; from `file` or `COFFRE_PASSPHRASE`, once. A
+/// wrong passphrase in the end is an error that says "wrong passphrase for
+/// SUBSCRIBER" and that nothing was changed. For `coffre enrol`, and any
+/// command that must unlock the structure's key (the old passphrase of a
+/// passphrase change).
+pub fn unlock<T>(
+    file: Option<&Path>,
+    subscriber: &str,
+    check: impl FnMut(&str) -> Result<Option<T>>,
+) -> Result<T> {
+    if let Some((pass, source)) = from_source(file)? {
+        return once(&pass, &source, subscriber, check);
+    }
+    terminal_ready(subscriber)?;
+    retry(
+        || {
+            Ok(rpassword::prompt_password(format!(
+                "Passphrase of {subscriber}: "
+            ))?)
+        },
+        |line| eprintln!("{line}"),
+        subscriber,
+        check,
+    )
+}
+
+/// One passphrase from a file or the environment: no second try.
+fn once<T>(
+    pass: &str,
+    source: &str,
+    subscriber: &str,
+    mut check: impl FnMut(&str) -> Result<Option<T>>,
+) -> Result<T> {
+    if pass.is_empty() {
+        bail!("the passphrase is empty ({source})");
+    }
+    match check(pass)? {
+        Some(t) => Ok(t),
+        None => bail!(
+            "wrong passphrase for {subscriber} ({source}): nothing was changed; correct it (ask \
+             the person who enrolled the structure's first PC)"
+        ),
+    }
+}
+
+/// The terminal loop: `ask` reads a passphrase, `tell` shows a line, `check`
+/// tries it; [`ATTEMPTS`] tries in all.
+fn retry<T>(
+    mut ask: impl FnMut() -> Result<String>,
+    mut tell: impl FnMut(&str),
+    subscriber: &str,
+    mut check: impl FnMut(&str) -> Result<Option<T>>,
+) -> Result<T> {
+    for attempt in 1..=ATTEMPTS {
+        let pass = ask()?;
+        if !pass.is_empty() {
+            if let Some(t) = check(&pass)? {
+                return Ok(t);
+            }
+        }
+        let left = ATTEMPTS - attempt;
+        if left > 0 {
+            let what = if pass.is_empty() { "empty" } else { "wrong" };
+            tell(&format!("{what} passphrase, try again ({left} left)"));
+        }
+    }
+    bail!(
+        "wrong passphrase for {subscriber}, {ATTEMPTS} times: nothing was changed (ask the person \
+         who enrolled the structure's first PC)"
+    )
+}
+
+/// The passphrase of `--passphrase-file` or `COFFRE_PASSPHRASE`, and a
+/// description of where it came from.
+fn from_source(file: Option<&Path>) -> Result<Option<(String, String)>> {
+    if let Some(path) = file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the passphrase file {}", path.display()))?;
         // A trailing newline is an editor's, not part of the passphrase.
-        Some(text.trim_end_matches(['\n', '\r']).to_string())
-    } else {
-        std::env::var("COFFRE_PASSPHRASE").ok()
-    };
-    let pass = match from_source {
-        Some(p) => p,
+        return Ok(Some((
+            text.trim_end_matches(['\n', '\r']).to_string(),
+            format!("from the file {}", path.display()),
+        )));
+    }
+    Ok(std::env::var("COFFRE_PASSPHRASE")
+        .ok()
+        .map(|p| (p, "from COFFRE_PASSPHRASE".to_string())))
+}
+
+/// Obtains the passphrase (one try: see [`unlock`] to ask again when it is wrong).
+pub fn obtain(file: Option<&Path>, purpose: Purpose, subscriber: &str) -> Result<String> {
+    let pass = match from_source(file)? {
+        Some((p, _)) => p,
         None => prompt(purpose, subscriber)?,
     };
     if pass.is_empty() {
@@ -45,12 +140,18 @@ pub fn obtain(file: Option<&Path>, purpose: Purpose, subscriber: &str) -> Result
     Ok(pass)
 }
 
-fn prompt(purpose: Purpose, subscriber: &str) -> Result<String> {
+/// Fails unless a person can type the passphrase.
+fn terminal_ready(subscriber: &str) -> Result<()> {
     if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
         bail!(
             "the passphrase of {subscriber} is needed: type it in a terminal, or set COFFRE_PASSPHRASE, or pass --passphrase-file FILE"
         );
     }
+    Ok(())
+}
+
+fn prompt(purpose: Purpose, subscriber: &str) -> Result<String> {
+    terminal_ready(subscriber)?;
     match purpose {
         Purpose::Unlock => Ok(rpassword::prompt_password(format!(
             "Passphrase of {subscriber}: "
@@ -68,5 +169,75 @@ fn prompt(purpose: Purpose, subscriber: &str) -> Result<String> {
             }
             Ok(a)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The terminal loop with typed lines and a key opened by "right".
+    fn typed(lines: &[&str]) -> (Result<&'static str>, Vec<String>, usize) {
+        let mut typed = lines.iter().map(|s| s.to_string());
+        let mut told = Vec::new();
+        let mut asked = 0;
+        let r = retry(
+            || {
+                asked += 1;
+                Ok(typed.next().expect("asked once too often"))
+            },
+            |l| told.push(l.to_string()),
+            "asso",
+            |p| Ok((p == "right").then_some("key")),
+        );
+        (r, told, asked)
+    }
+
+    #[test]
+    fn a_terminal_asks_again_after_a_wrong_passphrase() {
+        let (r, told, asked) = typed(&["wrnog", "", "right"]);
+        assert_eq!(r.unwrap(), "key");
+        assert_eq!(asked, 3);
+        assert_eq!(
+            told,
+            [
+                "wrong passphrase, try again (2 left)",
+                "empty passphrase, try again (1 left)"
+            ]
+        );
+        let (r, _, asked) = typed(&["right"]);
+        assert_eq!((r.unwrap(), asked), ("key", 1));
+    }
+
+    #[test]
+    fn three_wrong_passphrases_fail_clearly() {
+        let (r, told, asked) = typed(&["a", "b", "c"]);
+        let e = r.unwrap_err().to_string();
+        assert_eq!(asked, 3);
+        assert_eq!(told.len(), 2, "{told:?}");
+        assert!(
+            e.contains("wrong passphrase for asso, 3 times: nothing was changed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_file_or_the_environment_is_tried_once() {
+        let mut tries = 0;
+        let e = once("wrong", "from COFFRE_PASSPHRASE", "asso", |_| {
+            tries += 1;
+            Ok(None::<()>)
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(tries, 1);
+        assert!(
+            e.contains("wrong passphrase for asso (from COFFRE_PASSPHRASE): nothing was changed"),
+            "{e}"
+        );
+        assert!(once("", "from the file p", "asso", |_| Ok(Some(())))
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
     }
 }

@@ -170,12 +170,14 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
 }
 
 /// Step 1: the paths to back up, normalised, and their walk. This
-/// installation's own caches are never backed up (the walk sees canonical
-/// paths, so the cache's path is made canonical too).
+/// installation's own state folder (credentials, caches, log) is never
+/// backed up, even without its `CACHEDIR.TAG` (the walk sees canonical
+/// paths, so the folder's path is made canonical too); other
+/// installations' state folders are skipped by their tag.
 fn walk(inst: &Installation, opts: &Options) -> Result<(Vec<PathBuf>, Scan)> {
     let paths = walk::normalize(&opts.paths)?;
-    let cache_dir = std::fs::canonicalize(inst.cache_dir()).unwrap_or_else(|_| inst.cache_dir());
-    let walker = Walker::new(&opts.excludes, vec![cache_dir])?;
+    let state = std::fs::canonicalize(inst.state_dir()).unwrap_or_else(|_| inst.state_dir().into());
+    let walker = Walker::new(&opts.excludes, vec![state])?;
     let scan = walker.scan(&paths)?;
     Ok((paths, scan))
 }

@@ -2,6 +2,13 @@
 //! creates its key. The token is one-time: enrolment ends by replacing its
 //! secret with the installation's own (`credential.rs`), and a token
 //! already used is refused with the device and the date it was used.
+//!
+//! The token comes from the argument, from standard input (`-`) or from
+//! `--token-file`: the last two keep it out of the process arguments, which
+//! every local user can read while enrol runs; given as an argument, enrol
+//! says so once it is done. Enrolling writes this config file's
+//! installation only (`config.rs`): another config file's state is never
+//! touched, `--force` or not.
 
 use std::path::Path;
 
@@ -20,7 +27,8 @@ use crate::session::runtime;
 pub fn run(config_path: &Path, args: &EnrolArgs) -> Result<()> {
     // Before any passphrase is asked: the same check `Installation::create` makes.
     crate::config::refuse_existing(config_path, args.force)?;
-    let token = Token::parse(args.token.trim()).map_err(|e| {
+    let (text, visible) = token_text(args)?;
+    let token = Token::parse(text.trim()).map_err(|e| {
         anyhow::anyhow!("this is not a valid enrolment token ({e}): copy the whole `coffre1.…` line that `coffre-server device add` printed")
     })?;
     let paths = if args.paths.is_empty() {
@@ -85,7 +93,44 @@ pub fn run(config_path: &Path, args: &EnrolArgs) -> Result<()> {
         println!("backs up:      {}", p.display());
     }
     println!("next: `coffre backup` now, and `coffre schedule install` for every night");
+    if visible {
+        eprintln!(
+            "coffre: note: the token was visible to every user of this machine in the process \
+             list while enrol ran (it is used up now); next time give it as `-` (standard input) \
+             or with --token-file FILE"
+        );
+    }
     Ok(())
+}
+
+/// The token's text, and whether it was in the process arguments.
+fn token_text(args: &EnrolArgs) -> Result<(String, bool)> {
+    if let Some(path) = &args.token_file {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading the enrolment token from {} (--token-file)",
+                path.display()
+            )
+        })?;
+        return Ok((text, false));
+    }
+    match args.token.as_deref() {
+        Some("-") => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the enrolment token from standard input")?;
+            anyhow::ensure!(
+                !line.trim().is_empty(),
+                "no enrolment token on standard input: paste the `coffre1.…` line, then Enter"
+            );
+            Ok((line, false))
+        }
+        Some(token) => Ok((token.to_string(), true)),
+        None => anyhow::bail!(
+            "give the enrolment token: TOKEN, `-` (standard input) or --token-file FILE"
+        ),
+    }
 }
 
 /// The error of a refused token: one already used names its device and
@@ -124,17 +169,25 @@ async fn unlock_or_create(remote: &Remote, args: &EnrolArgs) -> Result<MasterKey
     }
 }
 
+/// Unwraps the subscriber's key; a mistyped passphrase on a terminal is
+/// asked again (`passphrase::unlock`).
 fn unlock(bytes: &[u8], file: Option<&Path>, subscriber: &str) -> Result<MasterKey> {
-    let pass = passphrase::obtain(file, Purpose::Unlock, subscriber)?;
-    unlock_with(bytes, &pass, subscriber)
+    let key_file = KeyFile::from_bytes(bytes).context("the key stored on the server is damaged")?;
+    passphrase::unlock(file, subscriber, |pass| try_unwrap(&key_file, pass))
+}
+
+/// The key, or None for a wrong passphrase.
+fn try_unwrap(key_file: &KeyFile, pass: &str) -> Result<Option<MasterKey>> {
+    match key_file.unwrap_key(pass.as_bytes()) {
+        Ok(master) => Ok(Some(master)),
+        Err(coffre_core::Error::WrongPassphrase) => Ok(None),
+        Err(other) => Err(other.into()),
+    }
 }
 
 fn unlock_with(bytes: &[u8], pass: &str, subscriber: &str) -> Result<MasterKey> {
     let key_file = KeyFile::from_bytes(bytes).context("the key stored on the server is damaged")?;
-    key_file.unwrap_key(pass.as_bytes()).map_err(|e| match e {
-        coffre_core::Error::WrongPassphrase => anyhow::anyhow!(
-            "wrong passphrase for {subscriber}: nothing was changed (ask the person who enrolled the structure's first PC)"
-        ),
-        other => other.into(),
-    })
+    try_unwrap(&key_file, pass)?.ok_or_else(|| anyhow::anyhow!(
+        "wrong passphrase for {subscriber}: nothing was changed (ask the person who enrolled the structure's first PC)"
+    ))
 }
