@@ -472,4 +472,128 @@ mod tests {
         let err = Installation::load(&path).unwrap_err().to_string();
         assert!(err.contains("not a valid coffre configuration"), "{err}");
     }
+
+    /// The old layout of `dir`: a config file and, beside it, credentials
+    /// of `(subscriber, device)` with only their first line to say so, a
+    /// cache and a last run.
+    fn old_layout(dir: &Path, name: &str, owner: (&str, &str)) -> PathBuf {
+        fs::create_dir_all(dir.join("cache")).unwrap();
+        let path = dir.join(name);
+        fs::write(&path, toml::to_string(&sample()).unwrap()).unwrap();
+        fs::write(
+            dir.join("credentials"),
+            format!(
+                "# coffre credentials of device {:?} of {:?}.\nsecret = \"{}\"\nmaster_key = \"{}\"\n",
+                owner.1,
+                owner.0,
+                "07".repeat(32),
+                "09".repeat(32)
+            ),
+        )
+        .unwrap();
+        fs::write(dir.join("cache/files"), b"cache").unwrap();
+        fs::write(dir.join("last-run.json"), b"{}").unwrap();
+        path
+    }
+
+    #[test]
+    fn the_old_layout_moves_into_the_config_it_belongs_to() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let path = old_layout(dir, "asso.toml", ("asso", "pc"));
+        let inst = Installation::load(&path).unwrap();
+        assert_eq!(inst.state_dir(), dir.join("asso.state"));
+        assert!(!dir.join("credentials").exists() && !dir.join("cache").exists());
+        assert_eq!(fs::read(inst.files_cache_path()).unwrap(), b"cache");
+        assert!(inst.last_run_path().exists());
+        let c = inst.credentials().unwrap();
+        assert_eq!((c.secret, c.master.as_bytes()), ([7; 32], &[9; 32]));
+        // The moved file now records whom it is for.
+        let text = fs::read_to_string(inst.credentials_path()).unwrap();
+        assert!(text.contains("subscriber = \"asso\""), "{text}");
+        assert!(
+            text.contains(&format!("fingerprint = \"{}\"", "ab".repeat(32))),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_old_layout_of_another_config_stays_and_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        // asso-a.toml beside the credentials that enrolling asso-b.toml left.
+        let path = old_layout(dir, "asso-a.toml", ("asso-b", "pc2"));
+        let inst = Installation::load(&path).unwrap();
+        assert!(
+            dir.join("credentials").exists(),
+            "another's credentials stay"
+        );
+        assert!(dir.join("cache/files").exists());
+        let e = inst.credentials().unwrap_err().to_string();
+        assert!(
+            e.contains(r#"these credentials are for subscriber "asso-b" device "pc2""#)
+                && e.contains(r#"asso-a.toml names subscriber "asso" device "pc""#)
+                && e.contains("nothing was sent to any server")
+                && e.contains("enrol TOKEN --force"),
+            "{e}"
+        );
+        // Without a first line, only config.toml takes them.
+        fs::write(
+            dir.join("credentials"),
+            format!(
+                "secret = \"{}\"\nmaster_key = \"{}\"\n",
+                "07".repeat(32),
+                "09".repeat(32)
+            ),
+        )
+        .unwrap();
+        let inst = Installation::load(&path).unwrap();
+        let e = inst.credentials().unwrap_err().to_string();
+        assert!(e.contains("only the default config.toml"), "{e}");
+        let def = dir.join("config.toml");
+        fs::copy(&path, &def).unwrap();
+        let inst = Installation::load(&def).unwrap();
+        assert_eq!(inst.credentials().unwrap().secret, [7; 32]);
+        assert!(!dir.join("credentials").exists());
+    }
+
+    #[test]
+    fn an_interrupted_migration_is_finished_by_the_next_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let path = old_layout(dir, "config.toml", ("asso", "pc"));
+        let state = dir.join("config.state");
+        // Killed after step 1 moved the cache, before the credentials.
+        fs::create_dir_all(&state).unwrap();
+        fs::rename(dir.join("cache"), state.join("cache")).unwrap();
+        let inst = Installation::load(&path).unwrap();
+        assert_eq!(inst.credentials().unwrap().secret, [7; 32]);
+        assert!(!dir.join("credentials").exists() && !dir.join("last-run.json").exists());
+        assert_eq!(fs::read(inst.files_cache_path()).unwrap(), b"cache");
+        // Killed after step 2 (and the secret rolled since): the old file is
+        // only removed, the state folder's kept.
+        inst.save_secret(&[8; 32]).unwrap();
+        old_layout(dir, "config.toml", ("asso", "pc"));
+        let inst = Installation::load(&path).unwrap();
+        assert_eq!(inst.credentials().unwrap().secret, [8; 32]);
+        assert!(!dir.join("credentials").exists());
+    }
+
+    #[test]
+    fn copied_credentials_of_another_installation_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let creds = Credentials {
+            secret: [7; 32],
+            master: MasterKey::from_bytes([9; 32]),
+        };
+        let a = Installation::create(&tmp.path().join("a.toml"), sample(), &creds, false).unwrap();
+        let mut other = sample();
+        other.subscriber = "asso-b".into();
+        let b = Installation::create(&tmp.path().join("b.toml"), other, &creds, false).unwrap();
+        assert_ne!(a.state_dir(), b.state_dir());
+        fs::copy(b.credentials_path(), a.credentials_path()).unwrap();
+        let e = a.credentials().unwrap_err().to_string();
+        assert!(e.contains(r#"for subscriber "asso-b""#), "{e}");
+        assert!(a.save_secret(&[1; 32]).is_err(), "nor rolled");
+    }
 }
