@@ -194,7 +194,7 @@ fn a_killed_backup_resumes_without_sending_anything_twice() {
         &server.token("asso", 10 * GIB, "pc", Role::Backup),
         &[&home],
     );
-    let journal = pc.config.parent().unwrap().join("cache/uploaded");
+    let journal = pc.state_dir().join("cache/uploaded");
     let mut files = 0;
     let killed_after = loop {
         // Enough data that the upload is still running when it is killed.

@@ -214,7 +214,7 @@ fn an_unchanged_rerun_reads_no_file() {
     // A scheduled run logs to backup.log and records its outcome for `status`.
     let summary = pc.ok(&["backup", "--scheduled"]);
     assert!(summary.contains("0 new, 0 changed"), "{summary}");
-    let log = fs::read_to_string(pc.config.parent().unwrap().join("backup.log")).unwrap();
+    let log = fs::read_to_string(pc.state_dir().join("backup.log")).unwrap();
     assert!(
         log.contains("scheduled backup starting") && log.contains("ok: snapshot"),
         "{log}"

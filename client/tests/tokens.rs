@@ -50,7 +50,7 @@ fn snapshots(c: &Client) -> Vec<(String, String)> {
 
 /// The device secret in an installation's credentials file.
 fn secret(c: &Client) -> [u8; 32] {
-    let text = fs::read_to_string(c.config.with_file_name("credentials")).unwrap();
+    let text = fs::read_to_string(c.state_dir().join("credentials")).unwrap();
     let line = text.lines().find(|l| l.starts_with("secret")).unwrap();
     let hex = line.split('"').nth(1).unwrap();
     let mut out = [0; 32];
@@ -61,7 +61,7 @@ fn secret(c: &Client) -> [u8; 32] {
 /// Writes `secret` into an installation's credentials file, as the client
 /// saves a new one.
 fn write_secret(c: &Client, secret: [u8; 32]) {
-    let path = c.config.with_file_name("credentials");
+    let path = c.state_dir().join("credentials");
     let text = fs::read_to_string(&path).unwrap();
     let old = hex::encode(self::secret(c));
     fs::write(&path, text.replace(&old, &hex::encode(secret))).unwrap();

@@ -472,7 +472,7 @@ impl Setup {
     /// point leaves the current one or a pending one, which the store's
     /// `authenticate` makes current, as the PC's next run would.
     fn secret(&self) -> [u8; 32] {
-        let path = self.pc.config.with_file_name("credentials");
+        let path = self.pc.config.with_extension("state").join("credentials");
         let text = fs::read_to_string(&path).unwrap();
         let hex = text
             .lines()

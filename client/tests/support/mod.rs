@@ -39,6 +39,12 @@ impl Client {
         Client { dir, config }
     }
 
+    /// This installation's state folder (credentials, caches, log): the
+    /// config file's name minus `.toml`, plus `.state`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.config.with_extension("state")
+    }
+
     /// The `coffre` command with this installation's --config.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_coffre"));
