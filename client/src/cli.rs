@@ -41,8 +41,8 @@ pub enum Command {
     ///
     /// The token can be given as an argument, as `-` (read from standard
     /// input) or with --token-file FILE; the last two keep it out of the
-    /// process list that every local user can read:
-    ///   coffre --config ~/coffre/asso-a.toml enrol --token-file token.txt
+    /// process list that every local user can read, for instance
+    /// `coffre --config ~/coffre/asso-a.toml enrol --token-file token.txt`.
     Enrol(EnrolArgs),
 
     /// Back up this PC now (the configured paths, or the PATHs given).
