@@ -89,6 +89,10 @@ pub fn run(config_path: &Path, args: &EnrolArgs) -> Result<()> {
         inst.config.device, inst.config.subscriber, inst.config.server
     );
     println!("configuration: {}", inst.config_path.display());
+    println!(
+        "state:         {} (credentials, caches, log; this config file's alone)",
+        inst.state_dir().display()
+    );
     for p in &inst.config.paths {
         println!("backs up:      {}", p.display());
     }
