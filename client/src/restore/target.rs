@@ -25,8 +25,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cap_fs_ext::DirExt;
-use cap_std::fs::Dir;
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt};
+use cap_std::fs::{Dir, OpenOptions};
 use coffre_core::{Entry, Timestamp};
 
 use super::temp::{Registry, TempFile};
@@ -204,22 +204,24 @@ impl Target {
         Ok(())
     }
 
-    /// Gives the directory `rel` (or the target itself, for "") the entry's
-    /// owner, mode and mtime, on a handle opened without following links.
+    /// Gives the directory `rel` the entry's owner, mode and mtime, on a
+    /// handle opened for reading without following links (the handles
+    /// cap-std walks with are `O_PATH`, on which fchmod fails).
     pub fn set_dir_meta(&self, rel: &Path, entry: &Entry) -> io::Result<()> {
-        let dir = if rel.as_os_str().is_empty() {
-            self.root.try_clone()?
-        } else {
-            let (parent, name) = split(rel)?;
-            self.dir(parent)?.open_dir_nofollow(name)?
-        };
-        fsmeta::set_dir_meta(
-            dir.into_std_file(),
-            entry.mode,
-            entry.uid,
-            entry.gid,
-            entry.mtime,
-        )
+        let (parent, name) = split(rel)?;
+        let mut options = OpenOptions::new();
+        options
+            .read(true)
+            .follow(FollowSymlinks::No)
+            .maybe_dir(true);
+        let dir = self.dir(parent)?.open_with(name, &options)?.into_std();
+        if !dir.metadata()?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "no longer a folder",
+            ));
+        }
+        fsmeta::set_dir_meta(dir, entry.mode, entry.uid, entry.gid, entry.mtime)
     }
 }
 
