@@ -551,7 +551,7 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
 /// holds data; returns the running program.
 fn restore_started(w: &World, snap: &str, target: &Path) -> std::process::Child {
     let pc = w.pc_root.to_str().unwrap().to_string();
-    let child =
+    let mut child =
         w.pc.command(&[
             "restore",
             snap,
@@ -574,10 +574,15 @@ fn restore_started(w: &World, snap: &str, target: &Path) -> std::process::Child 
         if found {
             return child;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the restore never started writing"
-        );
+        if started.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the restore ended or never started writing: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // Polled: nothing tells when a file appears in a folder.
         std::thread::sleep(Duration::from_millis(2));
     }
 }

@@ -12,7 +12,7 @@
 //! An entry whose name is not one plain name, or a folder whose listing is
 //! damaged, is reported and skipped; the rest is planned.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use coffre_core::{ChunkId, Content, Entry};
@@ -139,7 +139,7 @@ impl<'a, 't> Planner<'a, 't> {
         &mut self,
         id: &ChunkId,
         path: &mut Vec<u8>,
-        rel: &PathBuf,
+        rel: &Path,
         whole: bool,
     ) -> Result<bool> {
         let tree = match self.trees.get(id) {
@@ -149,7 +149,7 @@ impl<'a, 't> Planner<'a, 't> {
             // connection) stops the restore.
             Err(e) if e.downcast_ref::<coffre_core::Error>().is_some() => {
                 self.plan.damaged.push((
-                    rel.clone(),
+                    rel.to_path_buf(),
                     format!("the folder's listing in the snapshot is damaged, its contents are skipped: {e:#}"),
                 ));
                 return Ok(false);
@@ -168,7 +168,7 @@ impl<'a, 't> Planner<'a, 't> {
         &mut self,
         e: Entry,
         path: &mut Vec<u8>,
-        parent: &PathBuf,
+        parent: &Path,
         whole: bool,
     ) -> Result<bool> {
         let name = match names::os_name(&e.name) {
