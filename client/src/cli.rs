@@ -73,9 +73,14 @@ pub enum Command {
     /// Example: bring back the Compta folder as it was in a snapshot of last
     /// Tuesday (see `coffre snapshots`):
     ///   coffre restore 3f9a2c --path /home/alice/Documents/Compta --target /tmp/restored
-    /// gives /tmp/restored/Compta. Every chunk is verified. Existing files are
-    /// never replaced unless --overwrite; a restore run again after an
-    /// interruption skips the files already restored.
+    /// gives /tmp/restored/Compta. Only the spreadsheets of 2025:
+    ///   coffre restore latest --path /home/alice/Documents/Compta/2025 \
+    ///     --include '*.ods' --include '*.xlsx' --target /tmp/tableurs
+    /// Every chunk is verified. Existing files are never replaced unless
+    /// --overwrite; nothing is ever written outside the target, and a link
+    /// found there is never followed. Ctrl-C stops cleanly (exit 130); a
+    /// restore run again after an interruption skips the files already
+    /// restored.
     Restore(RestoreArgs),
 
     /// Check that every snapshot is complete on the server (--read-data: and decrypt everything).
@@ -265,7 +270,21 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "DIR")]
     pub target: PathBuf,
 
-    /// Replace existing files that differ from the snapshot.
+    /// Restore only what matches this pattern, and the folders leading to it
+    /// (repeat: any of them). As `coffre find`: without "/" it matches names
+    /// ("*.ods"), with "/" whole paths as on the backed-up PC
+    /// ("/home/*/Documents/Compta/2025/**"); case is ignored. A folder that
+    /// matches comes back whole.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Leave out what matches this pattern (repeat); a folder that matches is
+    /// skipped whole ("--exclude '*.tmp' --exclude '/home/*/Downloads'").
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Replace existing files and links that differ from the snapshot (a
+    /// link where the snapshot has a folder is replaced by the folder).
     #[arg(long)]
     pub overwrite: bool,
 

@@ -129,40 +129,61 @@ pub fn path_bytes(path: &Path) -> Vec<u8> {
     name_bytes(path.as_os_str())
 }
 
-/// Applies permission bits (and owners, when running as root) to a restored
-/// file or directory.
+/// Gives a restored file (or directory) its owner, when running as root, and
+/// its permission bits, on the open handle (fchown, fchmod: never through a
+/// path that could be a link). The owner first: changing it clears set-id bits.
 #[cfg(unix)]
-pub fn apply_owner_and_mode(
-    path: &Path,
+pub fn set_owner_and_mode(
+    file: &std::fs::File,
     mode: u32,
     uid: u32,
     gid: u32,
-    symlink: bool,
 ) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if is_root() {
-        std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+        std::os::unix::fs::fchown(file, Some(uid), Some(gid))?;
     }
-    if !symlink {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7777))?;
-    }
-    Ok(())
+    file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
 }
 
-/// Applies the read-only flag to a restored file (owners are not restored on Windows).
+/// Gives a restored file its read-only flag, on the open handle (owners are
+/// not restored on Windows).
 #[cfg(not(unix))]
-pub fn apply_owner_and_mode(
-    path: &Path,
+pub fn set_owner_and_mode(
+    file: &std::fs::File,
     mode: u32,
     _uid: u32,
     _gid: u32,
-    symlink: bool,
 ) -> std::io::Result<()> {
-    if !symlink {
-        let mut p = std::fs::metadata(path)?.permissions();
-        p.set_readonly(mode & 0o200 == 0);
-        std::fs::set_permissions(path, p)?;
-    }
+    let mut p = file.metadata()?.permissions();
+    p.set_readonly(mode & 0o200 == 0);
+    file.set_permissions(p)
+}
+
+/// Gives a restored directory, opened without following links, its owner,
+/// mode and mtime on that handle.
+#[cfg(unix)]
+pub fn set_dir_meta(
+    dir: std::fs::File,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: Timestamp,
+) -> std::io::Result<()> {
+    set_owner_and_mode(&dir, mode, uid, gid)?;
+    dir.set_modified(mtime.into())
+}
+
+/// Directories keep the metadata Windows gives them (setting it needs a
+/// handle opened with write-attribute access, which cap-std does not ask for).
+#[cfg(not(unix))]
+pub fn set_dir_meta(
+    _dir: std::fs::File,
+    _mode: u32,
+    _uid: u32,
+    _gid: u32,
+    _mtime: Timestamp,
+) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -186,42 +207,62 @@ pub fn is_root() -> bool {
     false
 }
 
-/// Creates a symbolic link.
+/// Creates the symbolic link `name` in `dir` pointing to `target` (symlinkat:
+/// the target is stored as given, never resolved).
 #[cfg(unix)]
-pub fn symlink(target: &[u8], link: &Path) -> std::io::Result<()> {
-    std::os::unix::fs::symlink(os_name(target), link)
+pub fn symlink_in(dir: &cap_std::fs::Dir, target: &[u8], name: &OsStr) -> std::io::Result<()> {
+    dir.symlink_contents(os_name(target), name)
 }
 
-/// Creates a symbolic link (a file link on Windows, which needs the privilege).
+/// Creates the file link `name` in `dir` (it needs the privilege on Windows).
 #[cfg(windows)]
-pub fn symlink(target: &[u8], link: &Path) -> std::io::Result<()> {
-    std::os::windows::fs::symlink_file(os_name(target), link)
+pub fn symlink_in(dir: &cap_std::fs::Dir, target: &[u8], name: &OsStr) -> std::io::Result<()> {
+    dir.symlink_file(os_name(target), name)
 }
 
 /// Symbolic links are not restored on this platform.
 #[cfg(not(any(unix, windows)))]
-pub fn symlink(_target: &[u8], _link: &Path) -> std::io::Result<()> {
+pub fn symlink_in(_dir: &cap_std::fs::Dir, _target: &[u8], _name: &OsStr) -> std::io::Result<()> {
     Err(std::io::Error::other(
         "symbolic links are not supported here",
     ))
 }
 
+/// Gives a restored symlink its owner when running as root (fchownat with
+/// AT_SYMLINK_NOFOLLOW: the link itself, never what it points to).
+#[cfg(unix)]
+pub fn set_symlink_owner(
+    dir: &cap_std::fs::Dir,
+    name: &OsStr,
+    uid: u32,
+    gid: u32,
+) -> std::io::Result<()> {
+    use rustix::fs::{chownat, AtFlags, Gid, Uid};
+    if !is_root() {
+        return Ok(());
+    }
+    chownat(
+        dir,
+        name,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// Owners are not restored on Windows.
+#[cfg(not(unix))]
+pub fn set_symlink_owner(
+    _dir: &cap_std::fs::Dir,
+    _name: &OsStr,
+    _uid: u32,
+    _gid: u32,
+) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// A symlink's target as bytes.
 pub fn read_link(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(path_bytes(&std::fs::read_link(path)?))
-}
-
-/// Sets the modification time of a restored file or directory.
-pub fn set_mtime(path: &Path, mtime: coffre_core::Timestamp, dir: bool) -> std::io::Result<()> {
-    let time: std::time::SystemTime = mtime.into();
-    if dir && cfg!(not(unix)) {
-        // Opening a directory for this needs platform flags on Windows.
-        return Ok(());
-    }
-    let f = if dir {
-        std::fs::File::open(path)?
-    } else {
-        std::fs::File::options().write(true).open(path)?
-    };
-    f.set_modified(time)
 }

@@ -1,4 +1,4 @@
-//! `coffre restore SNAPSHOT [--path SUBPATH] --target DIR`.
+//! `coffre restore SNAPSHOT [--path SUBPATH] [--include GLOB] [--exclude GLOB] --target DIR`.
 
 use std::path::Path;
 
@@ -11,7 +11,8 @@ use crate::display::local_time;
 use crate::restore::{self, Options};
 use crate::session::Session;
 
-/// Runs `coffre restore`; exit status 1 if some files could not be restored.
+/// Runs `coffre restore`; exit status 1 if some files could not be
+/// restored, 130 if interrupted (Ctrl-C, SIGTERM).
 pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
     let session = Session::open(config)?;
     let snap = session.resolve(&args.snapshot, args.device.as_deref())?;
@@ -34,11 +35,20 @@ pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
         &Options {
             target: args.target.clone(),
             path: args.path.clone(),
+            include: args.include.clone(),
+            exclude: args.exclude.clone(),
             overwrite: args.overwrite,
             progress: !(args.quiet || args.json),
         },
     )?;
     session.close();
+    if report.interrupted {
+        eprintln!(
+            "interrupted: {} files restored, run the same command again to finish",
+            report.files
+        );
+        return Ok(restore::interrupt::EXIT_STATUS);
+    }
     for (path, why) in &report.failed {
         eprintln!("coffre: could not restore {}: {why}", path.display());
     }
@@ -51,6 +61,7 @@ pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
             "dirs": report.dirs,
             "symlinks": report.symlinks,
             "already_there": report.already,
+            "stale_temporary_files_removed": report.stale_removed,
             "failed": report.failed.iter().map(|(p, e)| serde_json::json!({"path": p.display().to_string(), "error": e})).collect::<Vec<_>>(),
             "seconds": report.duration.as_secs_f64(),
         });

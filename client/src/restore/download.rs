@@ -1,0 +1,390 @@
+//! The downloads of a restore: chunks fetched ahead and verified, files
+//! written through the confined writer (target.rs), largest first, small
+//! files of one chunk in groups (one `GetChunks`, one blocking hop).
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use coffre_core::{blob, BlobKind, ChunkId, Content, Entry, Keys};
+
+use super::target::Target;
+use super::temp::TempFile;
+use crate::copies;
+use crate::progress::Progress;
+use crate::remote::Remote;
+
+/// Chunks fetched ahead within one file.
+const WINDOW: usize = 8;
+/// Files restored at once.
+const FILES_AT_ONCE: usize = 8;
+/// Chunks fetched and not yet written, over all files: what bounds memory on
+/// both sides (a blob is at most 4 MiB of data; the server holds what it has
+/// read and not yet sent). 32 keep the link and both cores busy: with 16 a
+/// restore took half as long again (docs/performance.md).
+const CHUNKS_IN_FLIGHT: usize = 32;
+/// A file of one chunk up to this size is restored in a group with others
+/// like it: one `GetChunks` request and one blocking hop for the group,
+/// instead of a request and a hop per file (docs/performance.md, "Third
+/// round").
+const SMALL_FILE: u64 = 512 * 1024;
+/// Most files in one group.
+const GROUP_FILES: usize = 256;
+/// Most bytes in one group: a group holds one of the [`CHUNKS_IN_FLIGHT`]
+/// permits, like one chunk of a large file (at most 4 MiB).
+const GROUP_BYTES: u64 = 2 * 1024 * 1024;
+
+/// A file's outcome: its path below the target, its size, and how it went.
+pub type Outcome = (PathBuf, u64, Result<()>);
+
+/// A file to write.
+#[derive(Debug)]
+pub struct Todo {
+    /// Its path below the target.
+    pub rel: PathBuf,
+    /// What the snapshot says of it.
+    pub entry: Entry,
+}
+
+/// Restores `files` (largest first) into `target`; one outcome per file.
+pub async fn restore_files(
+    target: Arc<Target>,
+    remote: Arc<Remote>,
+    keys: Arc<Keys>,
+    files: Vec<Todo>,
+    progress: Progress,
+) -> Vec<Outcome> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(FILES_AT_ONCE));
+    let chunks = Arc::new(tokio::sync::Semaphore::new(CHUNKS_IN_FLIGHT));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut out = Vec::new();
+    let outcome = |r: Result<Vec<Outcome>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| vec![(PathBuf::new(), 0, Err(anyhow!("restore task failed: {e}")))])
+    };
+    let mut group = Vec::new();
+    let mut group_bytes = 0;
+    let mut files = files.into_iter().peekable();
+    while let Some(todo) = files.next() {
+        // A finished task holds its future until joined: join as we go, or
+        // 50,000 small files keep 38 MB of finished tasks to the end.
+        while let Some(r) = tasks.try_join_next() {
+            out.extend(outcome(r));
+        }
+        let permit = |permits: &Arc<tokio::sync::Semaphore>| permits.clone().acquire_owned();
+        let (remote, keys, progress) = (remote.clone(), keys.clone(), progress.clone());
+        let (chunks, target) = (chunks.clone(), target.clone());
+        if small_file(&todo).is_none() {
+            let permit = permit(&permits).await.expect("never closed");
+            tasks.spawn(async move {
+                let r = restore_file(&target, &remote, &keys, &chunks, &todo, &progress).await;
+                drop(permit);
+                vec![(todo.rel, todo.entry.size, r)]
+            });
+            continue;
+        }
+        group_bytes += todo.entry.size;
+        group.push(todo);
+        let next_joins = files.peek().is_some_and(|t| small_file(t).is_some());
+        if next_joins && group.len() < GROUP_FILES && group_bytes < GROUP_BYTES {
+            continue;
+        }
+        let group = std::mem::take(&mut group);
+        group_bytes = 0;
+        let permit = permit(&permits).await.expect("never closed");
+        tasks.spawn(async move {
+            let chunk = chunks.acquire_owned().await.expect("never closed");
+            let r = restore_group(&target, &remote, &keys, group, &progress).await;
+            drop((chunk, permit));
+            r
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        out.extend(outcome(r));
+    }
+    out
+}
+
+/// The one chunk of a file restored in a group ([`SMALL_FILE`]).
+fn small_file(todo: &Todo) -> Option<ChunkId> {
+    match &todo.entry.content {
+        Content::File(ids) if ids.len() == 1 && todo.entry.size <= SMALL_FILE => Some(ids[0]),
+        _ => None,
+    }
+}
+
+/// Restores a group of small files of one chunk each: their blobs in one
+/// `GetChunks`, then all of them written in one blocking hop. Each file
+/// succeeds or fails alone: a blob missing or damaged fails only its file.
+async fn restore_group(
+    target: &Arc<Target>,
+    remote: &Remote,
+    keys: &Arc<Keys>,
+    group: Vec<Todo>,
+    progress: &Progress,
+) -> Vec<Outcome> {
+    let ids: Vec<ChunkId> = group.iter().filter_map(small_file).collect();
+    let blobs: Vec<Result<Vec<u8>>> = match remote.chunks(&ids).await {
+        Ok(blobs) => blobs
+            .into_iter()
+            .zip(&ids)
+            .map(|(blob, id)| {
+                blob.ok_or_else(|| {
+                    anyhow!("fetching chunk {}: the server does not have it", id.short())
+                })
+            })
+            .collect(),
+        // The request as a whole failed (a damaged pack on the server, say):
+        // ask for each alone, so that only the files concerned fail.
+        Err(_) => {
+            let mut one_by_one = Vec::with_capacity(ids.len());
+            for id in &ids {
+                one_by_one.push(fetch(remote, id).await);
+            }
+            one_by_one
+        }
+    };
+    let (k, p, t) = (keys.clone(), progress.clone(), target.clone());
+    let written = blocking(move || {
+        Ok(group
+            .into_iter()
+            .zip(ids.into_iter().zip(blobs))
+            .map(
+                |(todo, (id, blob))| match blob.and_then(|b| open(&k, &id, b)) {
+                    Ok(data) => {
+                        let r = write_whole(&t, &todo, data);
+                        if r.is_ok() {
+                            p.inc(todo.entry.size);
+                        }
+                        Small::Done((todo.rel, todo.entry.size, r))
+                    }
+                    Err(e) => Small::OtherCopy(todo, id, e),
+                },
+            )
+            .collect::<Vec<_>>())
+    })
+    .await;
+    let written = match written {
+        Ok(w) => w,
+        Err(e) => return vec![(PathBuf::new(), 0, Err(e))],
+    };
+    let mut outcomes = Vec::with_capacity(written.len());
+    for small in written {
+        outcomes.push(match small {
+            Small::Done(outcome) => outcome,
+            // The blob served failed to open (or is missing): another copy of
+            // the chunk may be good (copies.rs).
+            Small::OtherCopy(todo, id, e) => {
+                let data = match copies::other_copy(remote, keys, BlobKind::Data, &id).await {
+                    Ok(Some(data)) => data,
+                    Ok(None) | Err(_) => {
+                        outcomes.push((todo.rel, todo.entry.size, Err(e)));
+                        continue;
+                    }
+                };
+                let size = todo.entry.size;
+                let (rel, p, t) = (todo.rel.clone(), progress.clone(), target.clone());
+                let r = blocking(move || write_whole(&t, &todo, data)).await;
+                if r.is_ok() {
+                    p.inc(size);
+                }
+                (rel, size, r)
+            }
+        });
+    }
+    outcomes
+}
+
+/// A small file of a group: written, or its blob failed to open and another
+/// copy of its chunk is to be tried.
+enum Small {
+    Done(Outcome),
+    OtherCopy(Todo, ChunkId, anyhow::Error),
+}
+
+/// Writes the whole file of one chunk from its plaintext: one blocking hop
+/// per file (or per group of small files).
+fn write_whole(target: &Target, todo: &Todo, data: Vec<u8>) -> Result<()> {
+    let size = todo.entry.size;
+    if data.len() as u64 != size {
+        bail!(
+            "the snapshot's chunks make {} bytes where the listing says {size}",
+            data.len()
+        );
+    }
+    let mut temp = create(target, todo)?;
+    if let Err(e) = temp.file.write_all(&data) {
+        target.temps.discard(temp);
+        return Err(e).with_context(|| format!("writing {}", target.display(&todo.rel).display()));
+    }
+    finish(target, temp, todo)
+}
+
+/// Creates the temporary file of `todo`.
+fn create(target: &Target, todo: &Todo) -> Result<TempFile> {
+    target.create_temp(&todo.rel).with_context(|| {
+        format!(
+            "creating a temporary file for {}",
+            target.display(&todo.rel).display()
+        )
+    })
+}
+
+/// Gives the written file its metadata and its final name.
+fn finish(target: &Target, temp: TempFile, todo: &Todo) -> Result<()> {
+    target
+        .finish(temp, &todo.rel, &todo.entry)
+        .with_context(|| format!("finishing {}", target.display(&todo.rel).display()))
+}
+
+/// Writes one file: its chunks fetched ahead (up to [`WINDOW`], within the
+/// shared [`CHUNKS_IN_FLIGHT`]), verified, and written in order on the
+/// blocking pool, each write one hop there (the first creates the file, the
+/// last gives it its permissions and mtime). A file of one chunk is fetched,
+/// then opened and written whole ([`write_whole`]).
+async fn restore_file(
+    target: &Arc<Target>,
+    remote: &Arc<Remote>,
+    keys: &Arc<Keys>,
+    chunks: &Arc<tokio::sync::Semaphore>,
+    todo: &Todo,
+    progress: &Progress,
+) -> Result<()> {
+    let Content::File(ids) = &todo.entry.content else {
+        return Ok(());
+    };
+    if let &[id] = &ids[..] {
+        let _permit = chunks.acquire().await?;
+        let blob = fetch(remote, &id).await?;
+        let data = copies::open_or_other_copy(remote, keys, BlobKind::Data, &id, blob).await?;
+        let t = target.clone();
+        let todo2 = Todo {
+            rel: todo.rel.clone(),
+            entry: todo.entry.clone(),
+        };
+        blocking(move || write_whole(&t, &todo2, data)).await?;
+        progress.inc(todo.entry.size);
+        return Ok(());
+    }
+    let mut file: Option<TempFile> = None;
+    let mut pending = VecDeque::new();
+    let mut next = ids.iter().peekable();
+    let mut written = 0u64;
+    loop {
+        while pending.len() < WINDOW {
+            let Some(&&id) = next.peek() else { break };
+            // A chunk's permit lives until it is written. Waiting for one is
+            // only done holding none (nothing pending): a file that holds
+            // fetched chunks never waits on others, so no deadlock.
+            let permit = if pending.is_empty() {
+                chunks.clone().acquire_owned().await?
+            } else {
+                match chunks.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => break,
+                }
+            };
+            next.next();
+            let (remote, keys) = (remote.clone(), keys.clone());
+            pending.push_back(tokio::spawn(async move {
+                // Opened here, so the chunks of a file decrypt in parallel; a
+                // blob that fails to open is looked for in the chunk's other
+                // copies (copies.rs) before it counts as damage.
+                let blob = fetch(&remote, &id).await?;
+                let data =
+                    copies::open_or_other_copy(&remote, &keys, BlobKind::Data, &id, blob).await?;
+                Ok::<_, anyhow::Error>((data, permit))
+            }));
+        }
+        let Some(task) = pending.pop_front() else {
+            break;
+        };
+        let fetched = task.await.map_err(|e| anyhow!("fetch task failed: {e}"));
+        let (data, permit) = match fetched {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) | Err(e) => {
+                if let Some(f) = file.take() {
+                    target.temps.discard(f);
+                }
+                return Err(e);
+            }
+        };
+        let last = pending.is_empty() && next.peek().is_none();
+        let t = target.clone();
+        let size = todo.entry.size;
+        let todo2 = Todo {
+            rel: todo.rel.clone(),
+            entry: todo.entry.clone(),
+        };
+        let (f, n) = blocking(move || {
+            let total = written + data.len() as u64;
+            if last && total != size {
+                if let Some(f) = file {
+                    t.temps.discard(f);
+                }
+                bail!("the snapshot's chunks make {total} bytes where the listing says {size}");
+            }
+            let n = data.len() as u64;
+            let mut f = match file {
+                Some(f) => f,
+                None => create(&t, &todo2)?,
+            };
+            let r = f.file.write_all(&data);
+            drop(permit);
+            if let Err(e) = r {
+                t.temps.discard(f);
+                return Err(e)
+                    .with_context(|| format!("writing {}", t.display(&todo2.rel).display()));
+            }
+            if last {
+                finish(&t, f, &todo2)?;
+                return Ok((None, n));
+            }
+            Ok((Some(f), n))
+        })
+        .await?;
+        file = f;
+        written += n;
+        progress.inc(n);
+    }
+    if ids.is_empty() {
+        if todo.entry.size != 0 {
+            bail!(
+                "the snapshot lists no chunk for a file of {} bytes",
+                todo.entry.size
+            );
+        }
+        let t = target.clone();
+        let todo2 = Todo {
+            rel: todo.rel.clone(),
+            entry: todo.entry.clone(),
+        };
+        blocking(move || {
+            let f = create(&t, &todo2)?;
+            finish(&t, f, &todo2)
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Runs file system work on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow!("file task failed: {e}"))?
+}
+
+/// Fetches one chunk's blob.
+async fn fetch(remote: &Remote, id: &ChunkId) -> Result<Vec<u8>> {
+    remote
+        .chunk(id)
+        .await
+        .with_context(|| format!("fetching chunk {}", id.short()))
+}
+
+/// Decrypts and verifies one chunk, in its own buffer.
+fn open(keys: &Keys, id: &ChunkId, blob: Vec<u8>) -> Result<Vec<u8>> {
+    Ok(blob::open_owned(keys, BlobKind::Data, id, blob)?)
+}
