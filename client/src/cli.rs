@@ -77,6 +77,17 @@ pub enum Command {
     Status(StatusArgs),
 
     /// Delete a snapshot (admin devices only: a backup PC can only add).
+    ///
+    /// Give the id as `coffre snapshots` shows it: at least 8 hex digits
+    /// that match exactly one snapshot, for instance
+    ///   coffre forget 3f9a2c1d
+    /// It shows what it deletes (id, time, device, size, paths) and then
+    /// deletes it. A shorter prefix, or `latest`, is refused, showing what
+    /// it names and the command to delete it, unless --yes; a prefix that
+    /// matches several snapshots is always refused, listing them. A damaged
+    /// snapshot (see `coffre snapshots`) can be deleted like any other. The
+    /// chunks only this snapshot used are freed by the server's garbage
+    /// collection; routine clean-up is the server's retention policy.
     Forget(ForgetArgs),
 
     /// Run the backup every night through the OS scheduler.
@@ -282,13 +293,21 @@ pub struct StatusArgs {
 /// Options of `coffre forget`.
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
-    /// The first digits of the snapshot id (`latest` works too).
+    /// The snapshot's id as `coffre snapshots` shows it (its first 8 hex
+    /// digits, or more); a shorter prefix or `latest` needs --yes.
     #[arg(value_name = "SNAPSHOT")]
     pub snapshot: String,
 
-    /// With `latest`: this device's newest snapshot.
+    /// With `latest`: this device's newest snapshot. With an id: refuse
+    /// unless the snapshot is this device's.
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
+
+    /// Delete what a shorter prefix or `latest` names without asking for
+    /// the 8 digits (it is still shown first). An ambiguous prefix is
+    /// refused even so.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// `coffre schedule`.
