@@ -70,6 +70,23 @@ pub enum Command {
     /// interruption skips the files already restored.
     Restore(RestoreArgs),
 
+    /// Write one file of a snapshot to standard output, or a folder as a tar stream.
+    ///
+    /// For the quick "send me last week's version", without restoring into
+    /// a folder:
+    ///   coffre dump latest /home/alice/Documents/budget.ods > budget-lastweek.ods
+    ///   coffre dump 3f9a2c1d /home/alice/Compta | tar -x -C /tmp/x
+    /// PATH is the path as it was on the backed-up PC (`coffre find NAME`
+    /// and `coffre ls SNAPSHOT` show it). A folder comes as a tar stream
+    /// whose names start with the folder's own (Compta/...), with
+    /// permissions, dates and symbolic links (kept as links, never
+    /// followed). Every chunk is verified as restore does: a damaged one
+    /// stops the output with an error and exit status 1, never garbage
+    /// (what was written before is incomplete: delete it). A folder, or a
+    /// file that is not text, is not written to a terminal: redirect to a
+    /// file or a pipe, or pass --force.
+    Dump(DumpArgs),
+
     /// Check that every snapshot is complete on the server (--read-data: and decrypt everything).
     Check(CheckArgs),
 
@@ -268,6 +285,26 @@ pub struct RestoreArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Options of `coffre dump`.
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// `latest`, or the first digits of a snapshot id (see `coffre snapshots`).
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+
+    /// The file or folder as it was on the backed-up PC (e.g. /home/alice/Documents/budget.ods).
+    #[arg(value_name = "PATH")]
+    pub path: String,
+
+    /// With `latest`: this device's newest snapshot.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+
+    /// Write to a terminal even what is not text (a tar stream, a binary file).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Options of `coffre check`.
