@@ -181,26 +181,29 @@ impl Session {
             Candidates::One(s) => return Ok(s),
             Candidates::Newest(all) => all,
         };
-        let mut skipped: Vec<Damaged> = Vec::new();
+        // (the server's second, why) of each damaged one met.
+        let mut skipped: Vec<(i64, Damaged)> = Vec::new();
         // One second of the server's list at a time, newest first.
         for second in newest_first.chunk_by(|a, b| a.time == b.time) {
             let mut readable = Vec::new();
             for (i, opened) in self.opened(second)?.into_iter().enumerate() {
                 match opened {
                     Ok(m) => readable.push((m.public.time, i, m)),
-                    Err(d) => skipped.push(d),
+                    Err(d) => skipped.push((second[i].time, d)),
                 }
             }
             let Some((_, i, m)) = readable.into_iter().max_by_key(|(t, i, _)| (*t, *i)) else {
                 continue;
             };
             let chosen = second[i].clone();
-            let newer = |d: &&Damaged| d.time.is_none_or(|t| t > m.public.time);
-            for d in skipped.iter().filter(newer) {
+            // Within one second, only those the PC wrote later (or whose
+            // time is unreadable) were skipped.
+            let newer = |(_, d): &&(i64, Damaged)| d.time.is_none_or(|t| t > m.public.time);
+            for (received, d) in skipped.iter().filter(newer) {
                 eprintln!(
                     "coffre: warning: `latest` skips snapshot {} ({}), newer than {}: {}; tell your technician (`coffre check` lists every damaged snapshot)",
                     d.id.short(),
-                    local_time(d.time.map_or(chosen.time, |t| t.secs)),
+                    local_time(*received),
                     ChunkId::from_bytes(chosen.id).short(),
                     d.summary()
                 );
@@ -208,7 +211,7 @@ impl Session {
             *self.resolved.lock().unwrap() = Some((ChunkId::from_bytes(chosen.id), m));
             return Ok(chosen);
         }
-        let newest = &skipped[0];
+        let (_, newest) = &skipped[0];
         bail!(
             "every snapshot `latest` could name is damaged ({} of them; the newest, {}, {}): see `coffre snapshots`, and tell your technician",
             skipped.len(),

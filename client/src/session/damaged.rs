@@ -70,7 +70,7 @@ pub struct Damaged {
     /// public part names the device that commits it), or "?" if even the
     /// public part is unreadable.
     pub device: String,
-    /// The time its public part gives, if readable.
+    /// The time its public part gives, if it could be read.
     pub time: Option<Timestamp>,
     /// Why it does not open.
     pub reason: Reason,
@@ -108,18 +108,19 @@ impl std::error::Error for Damaged {}
 /// are not about this manifest (the connection, the device), which fail the
 /// command as before.
 pub fn unavailable(entry: &SnapshotEntry, e: &RemoteError) -> Option<Damaged> {
-    match e.code()? {
-        ErrorCode::Internal | ErrorCode::NotFound => Some(Damaged {
-            id: ChunkId::from_bytes(entry.id),
-            device: entry.device.clone(),
-            time: Some(Timestamp {
-                secs: entry.time,
-                nanos: 0,
-            }),
-            reason: Reason::Unavailable(e.to_string()),
-        }),
-        _ => None,
-    }
+    let why = match e.code()? {
+        ErrorCode::Internal => "the server cannot read its stored copy; its operator has been told",
+        ErrorCode::NotFound => "deleted on the server since the list was read",
+        _ => return None,
+    };
+    Some(Damaged {
+        id: ChunkId::from_bytes(entry.id),
+        device: entry.device.clone(),
+        // Unknown: the server's list has the second it received it, not
+        // the time the PC wrote.
+        time: None,
+        reason: Reason::Unavailable(why.to_string()),
+    })
 }
 
 /// Opens the manifest `bytes` of snapshot `id` with `keys`, or says why it
