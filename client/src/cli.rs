@@ -83,6 +83,23 @@ pub enum Command {
     /// restored.
     Restore(RestoreArgs),
 
+    /// Write one file of a snapshot to standard output, or a folder as a tar stream.
+    ///
+    /// For the quick "send me last week's version", without restoring into
+    /// a folder:
+    ///   coffre dump latest /home/alice/Documents/budget.ods > budget-lastweek.ods
+    ///   coffre dump 3f9a2c1d /home/alice/Compta | tar -x -C /tmp/x
+    /// PATH is the path as it was on the backed-up PC (`coffre find NAME`
+    /// and `coffre ls SNAPSHOT` show it). A folder comes as a tar stream
+    /// whose names start with the folder's own (Compta/...), with
+    /// permissions, dates and symbolic links (kept as links, never
+    /// followed). Every chunk is verified as restore does: a damaged one
+    /// stops the output with an error and exit status 1, never garbage
+    /// (what was written before is incomplete: delete it). A folder, or a
+    /// file that is not text, is not written to a terminal: redirect to a
+    /// file or a pipe, or pass --force.
+    Dump(DumpArgs),
+
     /// Check that every snapshot is complete on the server (--read-data: and decrypt everything).
     Check(CheckArgs),
 
@@ -90,6 +107,17 @@ pub enum Command {
     Status(StatusArgs),
 
     /// Delete a snapshot (admin devices only: a backup PC can only add).
+    ///
+    /// Give the id as `coffre snapshots` shows it: at least 8 hex digits
+    /// that match exactly one snapshot, for instance
+    ///   coffre forget 3f9a2c1d
+    /// It shows what it deletes (id, time, device, size, paths) and then
+    /// deletes it. A shorter prefix, or `latest`, is refused, showing what
+    /// it names and the command to delete it, unless --yes; a prefix that
+    /// matches several snapshots is always refused, listing them. A damaged
+    /// snapshot (see `coffre snapshots`) can be deleted like any other. The
+    /// chunks only this snapshot used are freed by the server's garbage
+    /// collection; routine clean-up is the server's retention policy.
     Forget(ForgetArgs),
 
     /// Run the backup every night through the OS scheduler.
@@ -301,6 +329,26 @@ pub struct RestoreArgs {
     pub json: bool,
 }
 
+/// Options of `coffre dump`.
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// `latest`, or the first digits of a snapshot id (see `coffre snapshots`).
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+
+    /// The file or folder as it was on the backed-up PC (e.g. /home/alice/Documents/budget.ods).
+    #[arg(value_name = "PATH")]
+    pub path: String,
+
+    /// With `latest`: this device's newest snapshot.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+
+    /// Write to a terminal even what is not text (a tar stream, a binary file).
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// Options of `coffre check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -324,13 +372,21 @@ pub struct StatusArgs {
 /// Options of `coffre forget`.
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
-    /// The first digits of the snapshot id (`latest` works too).
+    /// The snapshot's id as `coffre snapshots` shows it (its first 8 hex
+    /// digits, or more); a shorter prefix or `latest` needs --yes.
     #[arg(value_name = "SNAPSHOT")]
     pub snapshot: String,
 
-    /// With `latest`: this device's newest snapshot.
+    /// With `latest`: this device's newest snapshot. With an id: refuse
+    /// unless the snapshot is this device's.
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
+
+    /// Delete what a shorter prefix or `latest` names without asking for
+    /// the 8 digits (it is still shown first). An ambiguous prefix is
+    /// refused even so.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// `coffre schedule`.

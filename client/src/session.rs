@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use coffre_core::{ChunkId, Keys, Manifest};
@@ -12,7 +12,15 @@ use coffre_proto::SnapshotEntry;
 
 use crate::config::Installation;
 use crate::credential;
-use crate::remote::Remote;
+use crate::display::local_time;
+use crate::remote::{Remote, RemoteError};
+
+pub mod damaged;
+
+pub use damaged::Damaged;
+
+/// A snapshot's manifest, or why it does not open.
+pub type Opened = std::result::Result<Manifest, Damaged>;
 
 /// The async runtime of a command: the network runs on it, the hot path on
 /// its own threads.
@@ -35,6 +43,9 @@ pub struct Session {
     pub remote: Arc<Remote>,
     /// The runtime the connection lives on.
     pub rt: tokio::runtime::Runtime,
+    /// The manifest [`Session::resolve`] opened to choose `latest`, kept
+    /// for the [`Session::manifest`] call that follows (one fetch, not two).
+    resolved: Mutex<Option<(ChunkId, Manifest)>>,
 }
 
 impl Session {
@@ -50,6 +61,7 @@ impl Session {
             keys,
             remote: Arc::new(remote),
             rt,
+            resolved: Mutex::new(None),
         })
     }
 
@@ -63,16 +75,67 @@ impl Session {
         Ok(self.block_on(self.remote.snapshots())?)
     }
 
-    /// A snapshot's manifest, decrypted.
+    /// A snapshot's manifest, decrypted. A manifest that does not open is a
+    /// [`Damaged`] error, whose message names the device that made it.
     pub fn manifest(&self, id: &ChunkId) -> Result<Manifest> {
-        let bytes = self.block_on(self.remote.manifest(id))?;
-        Manifest::open(&self.keys, &bytes)
-            .with_context(|| format!("reading snapshot {}", id.short()))
+        if let Some((_, m)) = self
+            .resolved
+            .lock()
+            .unwrap()
+            .as_ref()
+            .filter(|(i, _)| i == id)
+        {
+            return Ok(m.clone());
+        }
+        let bytes = self
+            .block_on(self.remote.manifest(id))
+            .with_context(|| format!("fetching snapshot {}", id.short()))?;
+        Ok(damaged::open(&self.keys, id, &bytes)?)
     }
 
-    /// Several manifests, decrypted, fetched 8 at a time; in the order of `ids`.
+    /// Several manifests, decrypted, fetched 8 at a time; in the order of
+    /// `ids`. The first that does not open fails the call ([`Damaged`]).
     pub fn manifests(&self, ids: &[ChunkId]) -> Result<Vec<Manifest>> {
-        let fetched = self.block_on(async {
+        let fetched = self.fetch(ids);
+        ids.iter()
+            .zip(fetched)
+            .map(|(id, r)| {
+                let bytes = r.with_context(|| format!("fetching snapshot {}", id.short()))?;
+                Ok(damaged::open(&self.keys, id, &bytes)?)
+            })
+            .collect()
+    }
+
+    /// The manifests of these snapshots of the server's list, fetched 8 at
+    /// a time, each opened or found [`Damaged`] (it does not open, or the
+    /// server cannot serve it); in the order of `list`. Only the connection
+    /// fails the call: one damaged manifest must not hide the others.
+    pub fn opened(&self, list: &[SnapshotEntry]) -> Result<Vec<Opened>> {
+        let ids: Vec<ChunkId> = list.iter().map(|s| ChunkId::from_bytes(s.id)).collect();
+        let fetched = self.fetch(&ids);
+        list.iter()
+            .zip(&ids)
+            .zip(fetched)
+            .map(|((entry, id), r)| match r {
+                Ok(bytes) => Ok(damaged::open(&self.keys, id, &bytes).map_err(|mut d| {
+                    // The server's record: it checked the device at commit.
+                    d.device.clone_from(&entry.device);
+                    d
+                })),
+                Err(e) => match e
+                    .downcast_ref::<RemoteError>()
+                    .and_then(|re| damaged::unavailable(entry, re))
+                {
+                    Some(d) => Ok(Err(d)),
+                    None => Err(e.context(format!("fetching snapshot {}", id.short()))),
+                },
+            })
+            .collect()
+    }
+
+    /// The manifests' bytes, fetched 8 at a time, in the order of `ids`.
+    fn fetch(&self, ids: &[ChunkId]) -> Vec<Result<Vec<u8>>> {
+        self.block_on(async {
             let permits = Arc::new(tokio::sync::Semaphore::new(8));
             let mut tasks = Vec::new();
             for id in ids {
@@ -84,25 +147,23 @@ impl Session {
             }
             let mut out = Vec::new();
             for t in tasks {
-                out.push(t.await);
+                out.push(match t.await {
+                    Ok(r) => r.map_err(anyhow::Error::from),
+                    Err(e) => Err(anyhow::anyhow!("fetch task failed: {e}")),
+                });
             }
             out
-        });
-        ids.iter()
-            .zip(fetched)
-            .map(|(id, r)| {
-                let bytes = r.map_err(|e| anyhow::anyhow!("fetch task failed: {e}"))??;
-                Manifest::open(&self.keys, &bytes)
-                    .with_context(|| format!("reading snapshot {}", id.short()))
-            })
-            .collect()
+        })
     }
 
     /// Resolves a snapshot argument: `latest`, or a unique prefix of an id.
     ///
     /// `latest` is the newest snapshot of `device` if given; otherwise of
     /// this device, or, when this device has never backed up (a technician's
-    /// laptop), of the whole subscriber.
+    /// laptop), of the whole subscriber. A damaged snapshot (its manifest
+    /// does not open) is never `latest`: the newest readable one is, and a
+    /// warning on stderr names each newer one skipped. A prefix names its
+    /// snapshot, damaged or not.
     pub fn resolve(&self, spec: &str, device: Option<&str>) -> Result<SnapshotEntry> {
         self.resolve_in(&self.snapshots()?, spec, device)
     }
@@ -116,23 +177,47 @@ impl Session {
         spec: &str,
         device: Option<&str>,
     ) -> Result<SnapshotEntry> {
-        let mut candidates = resolve(list, spec, device, &self.inst.config.device)?;
-        if candidates.len() == 1 {
-            return Ok(candidates.remove(0));
+        let newest_first = match candidates(list, spec, device, &self.inst.config.device)? {
+            Candidates::One(s) => return Ok(s),
+            Candidates::Newest(all) => all,
+        };
+        // (the server's second, why) of each damaged one met.
+        let mut skipped: Vec<(i64, Damaged)> = Vec::new();
+        // One second of the server's list at a time, newest first.
+        for second in newest_first.chunk_by(|a, b| a.time == b.time) {
+            let mut readable = Vec::new();
+            for (i, opened) in self.opened(second)?.into_iter().enumerate() {
+                match opened {
+                    Ok(m) => readable.push((m.public.time, i, m)),
+                    Err(d) => skipped.push((second[i].time, d)),
+                }
+            }
+            let Some((_, i, m)) = readable.into_iter().max_by_key(|(t, i, _)| (*t, *i)) else {
+                continue;
+            };
+            let chosen = second[i].clone();
+            // Within one second, only those the PC wrote later (or whose
+            // time is unreadable) were skipped.
+            let newer = |(_, d): &&(i64, Damaged)| d.time.is_none_or(|t| t > m.public.time);
+            for (received, d) in skipped.iter().filter(newer) {
+                eprintln!(
+                    "coffre: warning: `latest` skips snapshot {} ({}), newer than {}: {}; tell your technician (`coffre check` lists every damaged snapshot)",
+                    d.id.short(),
+                    local_time(*received),
+                    ChunkId::from_bytes(chosen.id).short(),
+                    d.summary()
+                );
+            }
+            *self.resolved.lock().unwrap() = Some((ChunkId::from_bytes(chosen.id), m));
+            return Ok(chosen);
         }
-        let ids: Vec<ChunkId> = candidates
-            .iter()
-            .map(|s| ChunkId::from_bytes(s.id))
-            .collect();
-        let times: Vec<_> = self
-            .manifests(&ids)?
-            .into_iter()
-            .map(|m| m.public.time)
-            .collect();
-        let newest = (0..candidates.len())
-            .max_by_key(|&i| (times[i], i))
-            .expect("at least two candidates");
-        Ok(candidates.swap_remove(newest))
+        let (_, newest) = &skipped[0];
+        bail!(
+            "every snapshot `latest` could name is damaged ({} of them; the newest, {}, {}): see `coffre snapshots`, and tell your technician",
+            skipped.len(),
+            newest.id.short(),
+            newest.summary()
+        )
     }
 
     /// Closes the connection cleanly.
@@ -144,46 +229,53 @@ impl Session {
     }
 }
 
-/// The snapshots `spec` may name: exactly one for an id prefix; for
-/// `latest`, every snapshot of the newest second (see [`Session::resolve`]),
-/// in the server's order.
-pub fn resolve(
+/// What a snapshot argument names, before any manifest is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Candidates {
+    /// An id prefix: exactly this snapshot.
+    One(SnapshotEntry),
+    /// `latest`: every snapshot it may name, newest first by the server's
+    /// second (see [`Session::resolve`]); the first readable one wins.
+    Newest(Vec<SnapshotEntry>),
+}
+
+/// The snapshots `spec` may name (see [`Session::resolve`]).
+pub fn candidates(
     list: &[SnapshotEntry],
     spec: &str,
     device: Option<&str>,
     this_device: &str,
-) -> Result<Vec<SnapshotEntry>> {
+) -> Result<Candidates> {
     let of = |d: &str| list.iter().filter(|s| s.device == d).collect::<Vec<_>>();
     if spec == "latest" {
-        let candidates: Vec<&SnapshotEntry> = match device {
+        let mut candidates: Vec<SnapshotEntry> = match device {
             Some(d) => of(d),
             None if !of(this_device).is_empty() => of(this_device),
             None => list.iter().collect(),
-        };
-        return match candidates.iter().map(|s| s.time).max() {
-            Some(t) => Ok(candidates
-                .into_iter()
-                .filter(|s| s.time == t)
-                .cloned()
-                .collect()),
-            None if list.is_empty() => bail!("there is no snapshot yet: run `coffre backup` first"),
-            None => bail!(
+        }
+        .into_iter()
+        .cloned()
+        .collect();
+        if candidates.is_empty() {
+            if list.is_empty() {
+                bail!("there is no snapshot yet: run `coffre backup` first");
+            }
+            bail!(
                 "device {:?} has no snapshot (see `coffre snapshots`)",
                 device.unwrap_or(this_device)
-            ),
-        };
+            );
+        }
+        // Stable: within one second, the server's order.
+        candidates.sort_by_key(|s| std::cmp::Reverse(s.time));
+        return Ok(Candidates::Newest(candidates));
     }
-    let prefix = spec.to_ascii_lowercase();
-    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("{spec:?} is not a snapshot id: give `latest` or the first digits of an id shown by `coffre snapshots`");
-    }
-    let matches: Vec<&SnapshotEntry> = list
-        .iter()
+    let matches = matching(list, spec)?;
+    let matches: Vec<&SnapshotEntry> = matches
+        .into_iter()
         .filter(|s| device.is_none_or(|d| s.device == d))
-        .filter(|s| ChunkId::from_bytes(s.id).to_hex().starts_with(&prefix))
         .collect();
     match matches.as_slice() {
-        [one] => Ok(vec![(*one).clone()]),
+        [one] => Ok(Candidates::One((*one).clone())),
         [] => bail!("no snapshot id starts with {spec:?} (see `coffre snapshots`)"),
         many => bail!(
             "{} snapshots start with {spec:?}: give more digits (for instance {})",
@@ -195,6 +287,19 @@ pub fn resolve(
                 .join(", ")
         ),
     }
+}
+
+/// The snapshots whose id starts with the hex digits `spec` (any case), in
+/// the list's order; an error if `spec` is not hex digits.
+pub fn matching<'l>(list: &'l [SnapshotEntry], spec: &str) -> Result<Vec<&'l SnapshotEntry>> {
+    let prefix = spec.to_ascii_lowercase();
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("{spec:?} is not a snapshot id: give `latest` or the first digits of an id shown by `coffre snapshots`");
+    }
+    Ok(list
+        .iter()
+        .filter(|s| ChunkId::from_bytes(s.id).to_hex().starts_with(&prefix))
+        .collect())
 }
 
 #[cfg(test)]
@@ -213,6 +318,19 @@ mod tests {
         }
     }
 
+    /// The snapshots `spec` names, newest first (one for a prefix).
+    fn resolve(
+        list: &[SnapshotEntry],
+        spec: &str,
+        device: Option<&str>,
+        this: &str,
+    ) -> Result<Vec<SnapshotEntry>> {
+        Ok(match candidates(list, spec, device, this)? {
+            Candidates::One(s) => vec![s],
+            Candidates::Newest(all) => all,
+        })
+    }
+
     #[test]
     fn latest_prefers_this_device_then_the_subscriber() {
         let list = vec![snap(0x10, 5, "a"), snap(0x20, 9, "b"), snap(0x30, 7, "a")];
@@ -227,10 +345,23 @@ mod tests {
     }
 
     #[test]
-    fn latest_within_one_second_gives_every_candidate() {
-        let list = vec![snap(0x10, 5, "a"), snap(0x20, 9, "a"), snap(0x30, 9, "a")];
-        let c = resolve(&list, "latest", None, "a").unwrap();
-        assert_eq!(c.len(), 2, "both snapshots of second 9 are candidates");
+    fn latest_gives_every_candidate_newest_first_in_the_servers_order_within_a_second() {
+        let list = vec![
+            snap(0x10, 5, "a"),
+            snap(0x20, 9, "a"),
+            snap(0x30, 9, "a"),
+            snap(0x40, 7, "b"),
+        ];
+        let c: Vec<u8> = resolve(&list, "latest", None, "a")
+            .unwrap()
+            .iter()
+            .map(|s| s.id[0])
+            .collect();
+        assert_eq!(
+            c,
+            [0x20, 0x30, 0x10],
+            "second 9 first (both), then 5; not b's"
+        );
     }
 
     #[test]
@@ -238,9 +369,12 @@ mod tests {
         let list = vec![snap(0x10, 5, "a"), snap(0x11, 9, "b"), snap(0x20, 7, "a")];
         assert_eq!(resolve(&list, "2", None, "a").unwrap()[0].time, 7);
         assert_eq!(resolve(&list, "11", None, "a").unwrap()[0].time, 9);
+        assert_eq!(resolve(&list, "1", Some("b"), "a").unwrap()[0].time, 9);
         let e = resolve(&list, "1", None, "a").unwrap_err().to_string();
         assert!(e.contains("2 snapshots start with"), "{e}");
         assert!(resolve(&list, "zz", None, "a").is_err());
         assert!(resolve(&list, "ff", None, "a").is_err());
+        assert_eq!(matching(&list, "1").unwrap().len(), 2);
+        assert_eq!(matching(&list, "1A").unwrap().len(), 0);
     }
 }

@@ -287,11 +287,11 @@ fn a_backup_device_cannot_forget_an_admin_device_can() {
     pc.enrol(&server.token("asso", GIB, "pc", Role::Backup), &[&home]);
     pc.ok(&["backup"]);
     pc.ok(&["backup"]);
-    let err = one_line_error(&pc.run(&["forget", "latest"]));
+    let err = one_line_error(&pc.run(&["forget", "latest", "--yes"]));
     assert!(err.contains("only an admin device"), "{err}");
     let admin = Client::new();
     admin.enrol(&server.token("asso", GIB, "tech", Role::Admin), &[&home]);
-    let out = admin.ok(&["forget", "latest"]);
+    let out = admin.ok(&["forget", "latest", "--yes"]);
     assert!(out.contains("forgot snapshot"), "{out}");
     assert_eq!(
         admin.json(&["snapshots"])["snapshots"]

@@ -12,17 +12,21 @@
 //! is a hint: a sealed chunk is still sent only if the server says it lacks
 //! it, and if the server no longer has a chunk the set promised, the commit
 //! is refused and the backup runs again without it (`commands::backup`).
+//! So a latest snapshot whose manifest does not open with the structure's
+//! key, or that the server cannot read, adds nothing to the set and the
+//! backup goes on (a warning says so); the parent stays the device's newest
+//! snapshot, damaged or not: it records the history, nothing reads through it.
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{Context, Result};
-use coffre_core::{ChunkId, Keys, Manifest};
+use anyhow::Result;
+use coffre_core::{ChunkId, Keys};
 use coffre_proto::{ErrorCode, SnapshotEntry};
 
 use super::journal;
 use crate::config::Installation;
 use crate::files_cache::FilesCache;
-use crate::session::Session;
+use crate::session::{damaged, Damaged, Session};
 
 /// The files cache of the last backup, or an empty one without caches (or
 /// if it is damaged: a warning says so, and every file is read).
@@ -66,11 +70,31 @@ pub(super) fn chunks(
             // ones meanwhile): these chunks are only a dedup hint, and the
             // server is asked about the rest anyway.
             Err(e) if e.code() == Some(ErrorCode::NotFound) => continue,
+            // The server cannot read its copy: a hint lost, not the backup.
+            Err(e) if e.code() == Some(ErrorCode::Internal) => {
+                eprintln!(
+                    "coffre: warning: snapshot {} of {} cannot be fetched from the server ({e}): its chunks are sent or checked again like new ones",
+                    id.short(),
+                    s.device
+                );
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
-        let (public, _) = Manifest::read_public(&bytes)
-            .with_context(|| format!("reading snapshot {}", id.short()))?;
-        known.extend(public.chunks);
+        // Opened, not only its public part read: the chunk list counts only
+        // if the structure's key sealed it (the key authenticates the public
+        // part too). A manifest that does not open is skipped with a
+        // warning: one damaged snapshot must not stop the nightly backup.
+        match damaged::open(&session.keys, &id, &bytes) {
+            Ok(m) => known.extend(m.public.chunks),
+            Err(d) => eprintln!(
+                "coffre: warning: {}: its chunks are sent or checked again like new ones",
+                Damaged {
+                    device: s.device.clone(),
+                    ..d
+                }
+            ),
+        }
     }
     Ok(known)
 }

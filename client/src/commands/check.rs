@@ -18,7 +18,7 @@ use crate::cli::CheckArgs;
 use crate::copies;
 use crate::display::local_time;
 use crate::progress::Progress;
-use crate::session::Session;
+use crate::session::{Damaged, Session};
 use crate::trees::Trees;
 
 /// Runs `coffre check`; exit status 1 if anything is damaged or missing.
@@ -39,7 +39,12 @@ pub fn run(config: &Path, args: &CheckArgs) -> Result<u8> {
         let m = match session.manifest(&id) {
             Ok(m) => m,
             Err(e) => {
-                problems.push((label, format!("{e:#}")));
+                // A damaged manifest says why and which device made it.
+                let why = match e.downcast_ref::<Damaged>() {
+                    Some(d) => format!("its manifest {} - made by device {}", d.reason, d.device),
+                    None => format!("{e:#}"),
+                };
+                problems.push((label, why));
                 continue;
             }
         };

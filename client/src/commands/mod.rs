@@ -5,6 +5,7 @@ pub mod benchmark;
 pub mod browse;
 pub mod check;
 pub mod demo;
+pub mod dump;
 pub mod enrol;
 pub mod restore;
 pub mod schedule;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Find(args) => browse::find(&config, &args).map(|()| 0),
         Command::Diff(args) => browse::diff(&config, &args).map(|()| 0),
         Command::Restore(args) => restore::run(&config, &args),
+        Command::Dump(args) => dump::run(&config, &args).map(|()| 0),
         Command::Check(args) => check::run(&config, &args),
         Command::Status(args) => status::run(&config, &args).map(|()| 0),
         Command::Forget(args) => browse::forget(&config, &args).map(|()| 0),
