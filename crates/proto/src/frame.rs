@@ -74,7 +74,10 @@ pub const HELLO_MAGIC: [u8; 6] = *b"COFFRE";
 ///   copied one is refused) and the error code `Superseded`; `ChunkTrust`,
 ///   `Vouch` and `GetChunkCopy` (dedup trust: a device skips another
 ///   device's chunk only after it verified that copy).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// - 4: the server reads snapshot manifests of version 2 (a public count
+///   of the run's problems, for the board), so a client seals them only
+///   for a server of version 4 or later (issue 18).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The oldest protocol version this build still speaks: a server upgraded
 /// first keeps serving the PCs not upgraded yet.
