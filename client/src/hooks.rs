@@ -143,7 +143,11 @@ pub fn run_all(
     };
     let mut failed = Vec::new();
     for hook in hooks {
-        sink(&format!("hook {}: running ({} the backup)", hook.name, stage.word()));
+        sink(&format!(
+            "hook {}: running ({} the backup)",
+            hook.name,
+            stage.word()
+        ));
         match run_one(hook, config.timeout.as_deref(), stage, env, sink) {
             Ok(()) => sink(&format!("hook {}: done", hook.name)),
             Err(why) => {
@@ -187,8 +191,14 @@ fn run_one(
     let pid = child.id();
     let (lines_done, readers_done) = mpsc::channel::<()>();
     for out in [
-        child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
-        child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -373,8 +383,14 @@ mod tests {
             c.before[0].command,
             HookCommand::Argv(vec!["pg_dump".into(), "-f".into(), "x.sql".into()])
         );
-        assert_eq!(c.after[0].command, HookCommand::Shell("echo done | cat".into()));
-        assert_eq!(limit(&c.after[0], c.timeout.as_deref()), Ok(Duration::from_secs(30)));
+        assert_eq!(
+            c.after[0].command,
+            HookCommand::Shell("echo done | cat".into())
+        );
+        assert_eq!(
+            limit(&c.after[0], c.timeout.as_deref()),
+            Ok(Duration::from_secs(30))
+        );
         assert_eq!(limit(&c.before[0], None), Ok(Duration::from_secs(600)));
     }
 
@@ -383,8 +399,16 @@ mod tests {
         let (sink, lines) = collect();
         let c = HooksConfig {
             before: vec![
-                hook("ok", HookCommand::Argv(vec!["echo".into(), "hello".into()]), None),
-                hook("bad", HookCommand::Shell("echo oops >&2; exit 4".into()), None),
+                hook(
+                    "ok",
+                    HookCommand::Argv(vec!["echo".into(), "hello".into()]),
+                    None,
+                ),
+                hook(
+                    "bad",
+                    HookCommand::Shell("echo oops >&2; exit 4".into()),
+                    None,
+                ),
             ],
             ..HooksConfig::default()
         };

@@ -128,7 +128,11 @@ fn record(
                     scheduled,
                     snapshot: Some(report.snapshot.to_hex()),
                     message,
-                    problems: report.problem_lines().into_iter().chain(after_lines).collect(),
+                    problems: report
+                        .problem_lines()
+                        .into_iter()
+                        .chain(after_lines)
+                        .collect(),
                 },
                 if partial { PARTIAL } else { 0 },
             )
@@ -164,7 +168,11 @@ fn locked<T>(inst: &Installation, f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
-fn backup_with_retry(config: &Path, args: &BackupArgs, hooks_failed: Vec<Failure>) -> Result<Report> {
+fn backup_with_retry(
+    config: &Path,
+    args: &BackupArgs,
+    hooks_failed: Vec<Failure>,
+) -> Result<Report> {
     let session = Session::open(config)?;
     let c = &session.inst.config;
     let mut excludes = c.exclude.clone();
