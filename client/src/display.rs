@@ -39,7 +39,7 @@ pub fn age(secs: i64) -> String {
         i64::MIN..=59 => "just now".into(),
         60..=3599 => format!("{} min ago", d / 60),
         3600..=86_399 => format!("{} h ago", d / 3600),
-        _ => format!("{} days ago", d / 86_400),
+        _ => format!("{} ago", count(d as u64 / 86_400, "day")),
     }
 }
 

@@ -128,7 +128,11 @@ impl fmt::Display for Status {
             Status::OverQuota => f.write_str("over quota"),
             Status::NearQuota => f.write_str("near quota"),
             Status::Stale { device, days } => {
-                write!(f, "stale: {device} has no backup for {days} days")
+                write!(
+                    f,
+                    "stale: {device} has no backup for {}",
+                    coffre_core::units::count(days.unsigned_abs(), "day")
+                )
             }
             Status::NeverBackedUp { device } => write!(f, "never backed up: {device}"),
             Status::ClockWrong { device, skew } => write!(
@@ -428,7 +432,7 @@ mod tests {
         u.device_backups[0].last_clone_refusal = Some(now - 86_400);
         assert_eq!(
             said(&u, now),
-            ["copy refused: 2 connection(s) with a replaced credential of pc"]
+            ["copy refused: 2 connections with a replaced credential of pc"]
         );
         assert_eq!(Row::new(u.clone(), now, 3).attention(), Attention::Act);
         u.device_backups[0].last_clone_refusal = Some(now - 31 * 86_400);

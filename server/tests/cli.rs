@@ -162,7 +162,7 @@ fn a_device_gets_one_time_tokens_and_its_refused_copies_show() {
     );
     let table = ok(&server(&data, &["usage"]));
     assert!(
-        table.contains("copy refused: 1 connection(s) with a replaced credential of pc")
+        table.contains("copy refused: 1 connection with a replaced credential of pc")
             && table.contains("(refused copies: 1, last 20"),
         "{table}"
     );

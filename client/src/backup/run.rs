@@ -324,8 +324,8 @@ fn read_and_seal(
                     files_done += 1;
                     progress.message(|| {
                         format!(
-                            "{files_done}/{} files, sent {}",
-                            to_read.len(),
+                            "{files_done}/{}, sent {}",
+                            crate::display::count(to_read.len() as u64, "file"),
                             coffre_core::units::format_size(sent.load(Ordering::Relaxed))
                         )
                     });

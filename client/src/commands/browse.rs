@@ -98,7 +98,7 @@ pub fn snapshots(config: &Path, args: &SnapshotsArgs) -> Result<()> {
             paths.join(", ")
         );
     }
-    println!("{} snapshots", list.len());
+    println!("{}", crate::display::count(list.len() as u64, "snapshot"));
     Ok(())
 }
 
@@ -223,9 +223,9 @@ pub fn find(config: &Path, args: &FindArgs) -> Result<()> {
     }
     if matches.is_empty() {
         println!(
-            "nothing matches {:?} in {} snapshots",
+            "nothing matches {:?} in {}",
             args.glob,
-            list.len()
+            crate::display::count(list.len() as u64, "snapshot")
         );
         return Ok(());
     }

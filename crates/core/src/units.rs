@@ -76,8 +76,8 @@ pub fn format_size(bytes: u64) -> String {
 /// The plural is the noun plus "s"; nouns that do not follow the rule go
 /// through [`count_with`]. The one plural rule of the client's and the
 /// server's English summaries.
-pub fn count(n: u64, noun: &str) -> String {
-    if n == 1 {
+pub fn count<N: std::fmt::Display + PartialEq + From<u8>>(n: N, noun: &str) -> String {
+    if n == N::from(1) {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
@@ -86,8 +86,12 @@ pub fn count(n: u64, noun: &str) -> String {
 
 /// [`count`] with an irregular plural: `count_with(2, "directory",
 /// "directories")`.
-pub fn count_with(n: u64, singular: &str, plural: &str) -> String {
-    if n == 1 {
+pub fn count_with<N: std::fmt::Display + PartialEq + From<u8>>(
+    n: N,
+    singular: &str,
+    plural: &str,
+) -> String {
+    if n == N::from(1) {
         format!("1 {singular}")
     } else {
         format!("{n} {plural}")
@@ -134,7 +138,7 @@ mod tests {
     fn counts_read_in_correct_english() {
         assert_eq!(count(1, "file"), "1 file");
         assert_eq!(count(0, "file"), "0 files");
-        assert_eq!(count(2, "folder"), "2 folders");
+        assert_eq!(count(2usize, "folder"), "2 folders");
         assert_eq!(count_with(1, "directory", "directories"), "1 directory");
         assert_eq!(count_with(3, "directory", "directories"), "3 directories");
     }
