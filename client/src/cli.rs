@@ -48,9 +48,14 @@ pub enum Command {
     /// Back up this PC now (the configured paths, or the PATHs given).
     ///
     /// Unchanged files are not read again; only chunks the server lacks are
-    /// sent. An interrupted backup, run again, sends nothing twice. Exit
-    /// status: 0 done, 1 failed (nothing saved), 3 saved but some files could
-    /// not be read (listed, and recorded in the snapshot).
+    /// sent. An interrupted backup, run again, sends nothing twice. A path
+    /// that does not exist (an unplugged USB disk) is left out with a
+    /// warning and the others are backed up; if none exists, nothing is.
+    /// The hooks of config.toml's [hooks] run before and after (see the
+    /// user guide). Exit status: 0 done; 1 failed (nothing saved); 3 saved
+    /// with problems: a path missing, files that could not be read, a
+    /// before hook that failed (listed, recorded in the snapshot and shown by
+    /// `coffre status`), or an after hook that failed.
     Backup(BackupArgs),
 
     /// List the snapshots of this member structure (all its PCs).

@@ -41,6 +41,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::hooks::HooksConfig;
+
 /// Excludes written into a new configuration: caches, trash and temporary
 /// files that nobody wants back (gitignore syntax).
 pub const DEFAULT_EXCLUDES: &[&str] = &[
@@ -80,6 +82,9 @@ pub struct Config {
     /// Uploads in flight at once.
     #[serde(default = "default_uploads")]
     pub uploads: usize,
+    /// Commands run before and after a backup (`[hooks]`: see `hooks.rs`).
+    #[serde(default, skip_serializing_if = "HooksConfig::is_empty")]
+    pub hooks: HooksConfig,
 }
 
 fn default_uploads() -> usize {
@@ -407,6 +412,7 @@ mod tests {
             exclude: DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect(),
             threads: 0,
             uploads: 8,
+            hooks: HooksConfig::default(),
         }
     }
 

@@ -1,6 +1,13 @@
-//! How times, modes and sizes are shown to people (local time, `ls -l` modes).
+//! How times, modes, sizes and counts are shown to people (local time, `ls
+//! -l` modes, "1 file" / "2 files").
 
 use coffre_core::Timestamp;
+
+/// A count and its noun in correct English: "1 file", "2 files", "0 files"
+/// (and [`count_with`] for an irregular plural). The one plural rule of
+/// every summary; it lives in coffre-core so that the server's summaries
+/// use the same.
+pub use coffre_core::units::{count, count_with};
 
 /// "2026-11-17 14:02" in the machine's time zone.
 pub fn local_time(secs: i64) -> String {
@@ -32,7 +39,7 @@ pub fn age(secs: i64) -> String {
         i64::MIN..=59 => "just now".into(),
         60..=3599 => format!("{} min ago", d / 60),
         3600..=86_399 => format!("{} h ago", d / 3600),
-        _ => format!("{} days ago", d / 86_400),
+        _ => format!("{} ago", count(d as u64 / 86_400, "day")),
     }
 }
 

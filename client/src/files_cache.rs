@@ -88,9 +88,13 @@ impl FilesCache {
     }
 
     /// True if empty.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Every path the cache holds (raw bytes), in no order.
+    pub fn paths(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries.keys().map(Vec::as_slice)
     }
 
     /// Every chunk id the cache names.

@@ -14,6 +14,7 @@ mod credential;
 mod display;
 mod files_cache;
 mod fsmeta;
+mod hooks;
 mod passphrase;
 mod progress;
 mod remote;

@@ -17,7 +17,8 @@ pub struct RunRecord {
     pub started: i64,
     /// When it ended.
     pub finished: i64,
-    /// "ok", "partial" (saved, some files unreadable) or "failed".
+    /// "ok", "partial" (saved with problems: a path missing, files
+    /// unreadable, a hook failed) or "failed".
     pub result: String,
     /// Run by the scheduler.
     pub scheduled: bool,
@@ -25,6 +26,11 @@ pub struct RunRecord {
     pub snapshot: Option<String>,
     /// The summary line, or the error.
     pub message: String,
+    /// One line per problem ("path missing: /media/usb (left out)",
+    /// "cannot read ...", "before hook db failed: ..."); empty when there
+    /// was none, and in records written before issue 18.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 impl RunRecord {

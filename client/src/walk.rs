@@ -10,7 +10,9 @@
 //! Skipped: what the excludes match (gitignore syntax), folders holding a
 //! `CACHEDIR.TAG` (with the standard signature) or a `.nobackup` file, and
 //! special files (FIFOs, sockets, devices) with a warning. What cannot be read
-//! is reported and recorded in the snapshot; the walk goes on.
+//! is reported and recorded in the snapshot; the walk goes on. A path to
+//! back up that does not exist (an unplugged USB disk, a renamed folder) is
+//! left out by [`normalize`], which says so: the others are backed up.
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -73,29 +75,45 @@ pub struct Tally {
     pub bytes: u64,
 }
 
+/// The paths to back up, normalised, and those left out.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Paths {
+    /// Absolute, canonical, none inside another.
+    pub kept: Vec<PathBuf>,
+    /// Paths that do not exist, as given.
+    pub missing: Vec<PathBuf>,
+    /// Paths that exist but cannot be resolved (permission denied...), as
+    /// given, with why.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
 /// Makes the paths to back up absolute and canonical (symlinks resolved, so
 /// a configured path that is a link backs up what it points to), and drops
-/// paths inside another one.
-pub fn normalize(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// paths inside another one. A path that does not exist, or cannot be
+/// resolved, is left out and listed: the caller backs up the rest.
+pub fn normalize(paths: &[PathBuf]) -> Result<Paths> {
     if paths.is_empty() {
         bail!(
             "nothing to back up: give a path (`coffre backup PATH`) or list `paths` in config.toml"
         );
     }
+    let mut found = Paths::default();
     let mut out = Vec::new();
     for p in paths {
-        let c = fs::canonicalize(p).with_context(|| format!("cannot back up {}", p.display()))?;
-        out.push(c);
+        match fs::canonicalize(p) {
+            Ok(c) => out.push(c),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => found.missing.push(p.clone()),
+            Err(e) => found.unreadable.push((p.clone(), e.to_string())),
+        }
     }
     out.sort();
     out.dedup();
-    let mut kept: Vec<PathBuf> = Vec::new();
     for p in out {
-        if !kept.iter().any(|k| p.starts_with(k)) {
-            kept.push(p);
+        if !found.kept.iter().any(|k| p.starts_with(k)) {
+            found.kept.push(p);
         }
     }
-    Ok(kept)
+    Ok(found)
 }
 
 /// The root a path hangs from ("/" on Unix, the drive's root on Windows).
@@ -358,7 +376,9 @@ mod tests {
             .is_ok_and(|s| s.success());
 
         let walker = Walker::new(&["*.tmp".into(), "node_modules/".into()], vec![]).unwrap();
-        let paths = normalize(&[base.join("docs"), base.join("docs/sub")]).unwrap();
+        let paths = normalize(&[base.join("docs"), base.join("docs/sub")])
+            .unwrap()
+            .kept;
         assert_eq!(
             paths,
             vec![base.join("docs")],
@@ -383,5 +403,17 @@ mod tests {
             assert_eq!(scan.tally.special, vec![fifo]);
         }
         assert!(scan.tally.errors.is_empty(), "{:?}", scan.tally.errors);
+    }
+
+    #[test]
+    fn a_missing_path_is_left_out_and_listed_the_others_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = fs::canonicalize(tmp.path()).unwrap();
+        fs::create_dir(base.join("here")).unwrap();
+        let usb = base.join("media/usb");
+        let found = normalize(&[base.join("here"), usb.clone()]).unwrap();
+        assert_eq!(found.kept, vec![base.join("here")]);
+        assert_eq!(found.missing, vec![usb]);
+        assert!(found.unreadable.is_empty());
     }
 }

@@ -204,7 +204,7 @@ fn a_cloned_disk_is_refused_and_the_real_pc_keeps_its_history() {
     let words = status_words(&usage[0], now, 3);
     assert_eq!(
         words,
-        ["copy refused: 2 connection(s) with a replaced credential of pc"]
+        ["copy refused: 2 connections with a replaced credential of pc"]
     );
     let row = Row::new(usage[0].clone(), now, 3);
     let en = render_page(vec![row.clone()], Lang::En, now, 3);

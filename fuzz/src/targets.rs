@@ -783,6 +783,7 @@ fn sample_manifests() -> Vec<Vec<u8>> {
             dirs: 4,
             bytes_read: 5,
             bytes_sent: 6,
+            files_deleted: 7,
         },
         errors: vec![(b"/home/amie/locked".to_vec(), "permission denied".into())],
     };
@@ -792,6 +793,8 @@ fn sample_manifests() -> Vec<Vec<u8>> {
             .unwrap(),
         Manifest::bare("pc", Timestamp { secs: -5, nanos: 1 }, ids)
             .seal(keys())
+            .unwrap(),
+        full.seal_as(keys(), coffre_core::manifest::Version::V1)
             .unwrap(),
         full.seal(keys()).unwrap(),
     ]

@@ -201,8 +201,8 @@ pub fn night(store: &Store) {
         }
         anyhow::ensure!(
             damaged.is_empty(),
-            "damage found in {} subscribers",
-            damaged.len()
+            "damage found in {}",
+            coffre_core::units::count(damaged.len(), "subscriber")
         );
         Ok(reports.iter().map(|r| r.packs).sum::<u64>())
     });

@@ -78,6 +78,15 @@ pub enum Status {
         /// How many were refused, in all.
         times: u64,
     },
+    /// A device's (not revoked) latest snapshot was saved with problems:
+    /// paths missing, files unreadable or a hook failed (its manifest says
+    /// how many, never which: issue 18).
+    Incomplete {
+        /// The device.
+        device: String,
+        /// How many problems.
+        problems: u64,
+    },
     /// Nothing to report.
     Ok,
 }
@@ -102,7 +111,8 @@ impl Status {
             | Status::Stale { .. }
             | Status::NeverBackedUp { .. }
             | Status::ClockWrong { .. }
-            | Status::CopyRefused { .. } => Attention::Act,
+            | Status::CopyRefused { .. }
+            | Status::Incomplete { .. } => Attention::Act,
             Status::NearQuota => Attention::Watch,
             Status::Ok => Attention::None,
         }
@@ -118,7 +128,11 @@ impl fmt::Display for Status {
             Status::OverQuota => f.write_str("over quota"),
             Status::NearQuota => f.write_str("near quota"),
             Status::Stale { device, days } => {
-                write!(f, "stale: {device} has no backup for {days} days")
+                write!(
+                    f,
+                    "stale: {device} has no backup for {}",
+                    coffre_core::units::count(days.unsigned_abs(), "day")
+                )
             }
             Status::NeverBackedUp { device } => write!(f, "never backed up: {device}"),
             Status::ClockWrong { device, skew } => write!(
@@ -128,7 +142,13 @@ impl fmt::Display for Status {
             ),
             Status::CopyRefused { device, times } => write!(
                 f,
-                "copy refused: {times} connection(s) with a replaced credential of {device}"
+                "copy refused: {} with a replaced credential of {device}",
+                coffre_core::units::count(*times, "connection")
+            ),
+            Status::Incomplete { device, problems } => write!(
+                f,
+                "incomplete: last backup of {device} incomplete ({})",
+                coffre_core::units::count(*problems, "problem")
             ),
             Status::Ok => f.write_str("ok"),
         }
@@ -192,7 +212,8 @@ impl fmt::Display for Skew {
 /// The statuses of a subscriber, worst first: over or near quota, then each
 /// stale or never backed-up device (revoked devices are never stale), then
 /// each device whose clock is wrong, then each device whose replaced
-/// credential was refused lately, or just [`Status::Ok`].
+/// credential was refused lately, then each device whose latest snapshot
+/// has problems, or just [`Status::Ok`].
 pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
     let mut out = Vec::new();
     let pct = percent(u.used_bytes, u.quota_bytes);
@@ -226,6 +247,14 @@ pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
             out.push(Status::CopyRefused {
                 device: d.name.clone(),
                 times: d.clone_refusals,
+            });
+        }
+    }
+    for d in u.device_backups.iter().filter(|d| !d.revoked) {
+        if d.latest_problems > 0 {
+            out.push(Status::Incomplete {
+                device: d.name.clone(),
+                problems: d.latest_problems,
             });
         }
     }
@@ -338,6 +367,7 @@ mod tests {
                     clock_skew: None,
                     clone_refusals: 0,
                     last_clone_refusal: None,
+                    latest_problems: 0,
                 })
                 .collect(),
         }
@@ -402,7 +432,7 @@ mod tests {
         u.device_backups[0].last_clone_refusal = Some(now - 86_400);
         assert_eq!(
             said(&u, now),
-            ["copy refused: 2 connection(s) with a replaced credential of pc"]
+            ["copy refused: 2 connections with a replaced credential of pc"]
         );
         assert_eq!(Row::new(u.clone(), now, 3).attention(), Attention::Act);
         u.device_backups[0].last_clone_refusal = Some(now - 31 * 86_400);

@@ -162,7 +162,7 @@ fn a_device_gets_one_time_tokens_and_its_refused_copies_show() {
     );
     let table = ok(&server(&data, &["usage"]));
     assert!(
-        table.contains("copy refused: 1 connection(s) with a replaced credential of pc")
+        table.contains("copy refused: 1 connection with a replaced credential of pc")
             && table.contains("(refused copies: 1, last 20"),
         "{table}"
     );
@@ -209,4 +209,55 @@ fn a_device_gets_one_time_tokens_and_its_refused_copies_show() {
     ok(&server(&data, &["device", "revoke", "asso", "pc"]));
     let revoked = one_line_error(&server(&data, &["device", "reissue", "asso", "pc"]));
     assert!(revoked.contains("stays revoked"), "{revoked}");
+}
+
+/// A device's latest snapshot saved with problems (issue 18: a version 2
+/// manifest says how many, never which) shows in `usage`'s table, JSON and
+/// CSV; a catalogue rebuilt from the manifests still knows it.
+#[test]
+fn usage_says_a_devices_last_backup_is_incomplete() {
+    use coffre_core::{Keys, Manifest, MasterKey, Timestamp};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(&server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    ok(&server(
+        &data,
+        &["subscriber", "add", "asso", "--quota", "1GB"],
+    ));
+    let token = ok(&server(&data, &["device", "add", "asso", "pc-compta"]));
+    let secret = coffre_proto::Token::parse(token.trim()).unwrap().secret;
+    {
+        let store = coffre_store::Store::open(&data).unwrap();
+        let s = store.authenticate(&secret).unwrap();
+        let mut pack = store.open_pack(&s);
+        let mut m = Manifest::bare("pc-compta", Timestamp::now(), vec![]);
+        m.public.problems = 2;
+        let keys = Keys::derive(&MasterKey::from_bytes([3; 32]));
+        store
+            .commit_snapshot(&s, &mut pack, &m.seal(&keys).unwrap())
+            .unwrap();
+    }
+    let said = "incomplete: last backup of pc-compta incomplete (2 problems)";
+    let table = ok(&server(&data, &["usage"]));
+    assert!(
+        table.contains(said) && table.contains("(incomplete: 2 problems)"),
+        "{table}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&server(&data, &["usage", "--json"]))).unwrap();
+    let asso = &json["subscribers"][0];
+    assert_eq!(asso["devices"][0]["latest_problems"], 2, "{json}");
+    assert_eq!(asso["status"][0], said, "{json}");
+    let csv = ok(&server(&data, &["usage", "--csv"]));
+    assert!(csv.contains(said), "{csv}");
+
+    // The catalogue is an index: rebuilt from the manifests, it knows.
+    std::fs::remove_file(data.join("catalog.sqlite")).unwrap();
+    ok(&server(&data, &["rebuild-catalog"]));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&server(&data, &["usage", "--json"]))).unwrap();
+    assert_eq!(
+        json["subscribers"][0]["devices"][0]["latest_problems"], 2,
+        "{json}"
+    );
 }

@@ -404,6 +404,7 @@ fn names_are_escaped() {
             clock_skew: None,
             clone_refusals: 0,
             last_clone_refusal: None,
+            latest_problems: 0,
         }],
     };
     for lang in [Lang::Fr, Lang::En] {

@@ -111,6 +111,7 @@ fn backup(keys: &Keys, root: &Path, store: &mut Store) -> (Vec<u8>, usize) {
             device: "pc-compta".into(),
             logical_bytes: 0,
             file_count: by_path.len() as u64,
+            problems: 0,
             chunks: store.keys().copied().collect(),
         },
         private: PrivatePart {

@@ -16,13 +16,14 @@
 //!
 //! | file | stage |
 //! | --- | --- |
-//! | `run` | the run: its seven steps in order, each a named function; `Options` |
+//! | `run` | the run: its seven steps in order, each a named function; `Options`; a path missing tonight is left out and recorded, the rest backed up |
 //! | `known` | what is known before reading: the files cache, the chunks on the server (files cache, journal, latest manifest of each device), the parent |
 //! | `plan` | which files must be read (the files cache decides) |
 //! | `bridge` | **the one sync/async crossing**: the outbox (pipeline → uploader), confirmed ids (uploader → journal thread), the end of the upload |
 //! | `upload` | the uploader task: has-chunks per batch, small blobs grouped, puts in flight |
 //! | `journal` | the journal of confirmed uploads (`cache/uploaded`) |
 //! | `trees` | the trees, bottom-up, and the next files cache |
+//! | `deleted` | the files deleted since the last run (from the files cache, else the parent's trees) |
 //! | `report` | `Report`, what the command prints and records |
 //!
 //! **Dedup.** A chunk is sealed only if no earlier snapshot of the subscriber
@@ -37,6 +38,7 @@
 //! again without the caches.
 
 mod bridge;
+mod deleted;
 mod journal;
 mod known;
 mod plan;

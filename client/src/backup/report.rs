@@ -1,11 +1,15 @@
 //! How a backup went: [`Report`], what `coffre backup` prints (one line, or
-//! JSON with `--json`) and records in `last-run.json`.
+//! JSON with `--json`) and records in `last-run.json`. Its counts read in
+//! correct English ("1 file", "2 files": `display::count`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use coffre_core::manifest::Statistics;
 use coffre_core::SnapshotId;
+
+use crate::display::count;
+use crate::hooks::Failure;
 
 /// How a backup went.
 #[derive(Debug, Clone)]
@@ -29,6 +33,10 @@ pub(crate) struct Report {
     pub bytes_verified: u64,
     /// Paths that could not be read.
     pub errors: Vec<(PathBuf, String)>,
+    /// Paths to back up that did not exist (left out, recorded).
+    pub missing: Vec<PathBuf>,
+    /// Before hooks that failed (recorded).
+    pub hooks_failed: Vec<Failure>,
     /// Special files skipped.
     pub special: Vec<PathBuf>,
     /// Items excluded.
@@ -38,28 +46,96 @@ pub(crate) struct Report {
 }
 
 impl Report {
-    /// The one-line summary.
+    /// The problems recorded in the snapshot: paths missing, paths that
+    /// could not be read, before hooks that failed.
+    pub(crate) fn problems(&self) -> u64 {
+        (self.missing.len() + self.errors.len() + self.hooks_failed.len()) as u64
+    }
+
+    /// The problems in a few words: "1 path missing: /media/usb; 2 files or
+    /// folders unreadable; 1 hook failed: database" (empty without any).
+    pub(crate) fn problems_summary(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            let n = self.missing.len() as u64;
+            parts.push(format!(
+                "{} missing: {}",
+                count(n, "path"),
+                list(self.missing.iter().map(|p| p.display().to_string()))
+            ));
+        }
+        if !self.errors.is_empty() {
+            parts.push(format!(
+                "{} unreadable",
+                crate::display::count_with(
+                    self.errors.len() as u64,
+                    "file or folder",
+                    "files or folders"
+                )
+            ));
+        }
+        if !self.hooks_failed.is_empty() {
+            parts.push(format!(
+                "{} failed: {}",
+                count(self.hooks_failed.len() as u64, "hook"),
+                list(self.hooks_failed.iter().map(|f| f.name.clone()))
+            ));
+        }
+        parts.join("; ")
+    }
+
+    /// One line per problem, for the log: "path missing: /media/usb",
+    /// "cannot read /x: permission denied", "before hook db failed: ...".
+    pub(crate) fn problem_lines(&self) -> Vec<String> {
+        let missing = self
+            .missing
+            .iter()
+            .map(|p| format!("path missing: {} (left out)", p.display()));
+        let errors = self
+            .errors
+            .iter()
+            .map(|(p, why)| format!("cannot read {}: {why}", p.display()));
+        let hooks = self
+            .hooks_failed
+            .iter()
+            .map(|f| format!("before hook {} failed: {}", f.name, f.why));
+        missing.chain(errors).chain(hooks).collect()
+    }
+
+    /// The one-line summary: "snapshot 1a2b3c4d saved: 12 files (1 new, 1
+    /// changed, 10 unchanged, 2 deleted), ...".
     pub(crate) fn summary(&self) -> String {
         use coffre_core::units::format_size;
         let s = &self.stats;
         let mut line = format!(
-            "snapshot {} saved: {} files ({} new, {} changed, {} unchanged), {} in total, read {}, sent {}, {:.1} s",
+            "snapshot {} saved: {} ({} new, {} changed, {} unchanged, {} deleted), {} in total, read {}, sent {}, {:.1} s",
             self.snapshot.short(),
-            self.files,
+            count(self.files, "file"),
             s.files_new,
             s.files_changed,
             s.files_unchanged,
+            s.files_deleted,
             format_size(self.logical_bytes),
             format_size(s.bytes_read),
             format_size(s.bytes_sent),
             self.duration.as_secs_f64()
         );
-        if !self.errors.is_empty() {
+        if self.problems() > 0 {
             line.push_str(&format!(
-                "; {} could not be read (listed above, recorded in the snapshot)",
-                self.errors.len()
+                "; saved with problems: {} (recorded in the snapshot)",
+                self.problems_summary()
             ));
         }
         line
     }
+}
+
+/// At most three items, then "and N more".
+fn list(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    let mut out = items.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > 3 {
+        out.push_str(&format!(" and {} more", items.len() - 3));
+    }
+    out
 }

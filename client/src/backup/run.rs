@@ -2,13 +2,17 @@
 //! of this file or a stage of `backup/`:
 //!
 //! 1. [`walk`]: the tree to back up, without this installation's caches;
+//!    a path that does not exist is left out and recorded as a problem
+//!    (none left: the run fails, an empty snapshot would look like a
+//!    deletion);
 //! 2. `known`: the files cache, the snapshot list (the parent), the chunks
 //!    known to be on the server;
 //! 3. `plan`: which files must be read;
 //! 4. [`read_and_seal`]: `pipeline::run` on all cores, new blobs into the
 //!    outbox, uploaded meanwhile (`bridge`, `upload`);
 //! 5. `trees`: the trees bottom-up, then the end of the upload;
-//! 6. [`manifest`] and the commit;
+//! 6. [`manifest`] and the commit (a version 2 manifest, with its count of
+//!    problems, for a server of protocol 4 or later; version 1 before);
 //! 7. [`remember`]: the files cache for next time, the journal cleared.
 //!
 //! Nothing here blocks on the runtime except through the session's
@@ -22,11 +26,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use coffre_core::manifest::{PrivatePart, PublicPart, Statistics};
+use coffre_core::manifest::{PrivatePart, PublicPart, Statistics, Version};
 use coffre_core::pipeline::{self, Config as PipelineConfig, Event, Input, SeenSet};
 use coffre_core::{ChunkId, Keys, Manifest, Timestamp};
 
 use super::bridge::{Outbox, Upload};
+use super::deleted::{self, Tonight};
 use super::journal::{self, Journal};
 use super::known;
 use super::plan::Plan;
@@ -36,9 +41,10 @@ use super::upload;
 use crate::config::Installation;
 use crate::files_cache::FilesCache;
 use crate::fsmeta;
+use crate::hooks::Failure;
 use crate::progress::Progress;
 use crate::session::Session;
-use crate::walk::{self, Scan, Walker};
+use crate::walk::{self, Paths, Scan, Walker};
 
 /// What to back up, and how.
 #[derive(Debug, Clone)]
@@ -57,6 +63,8 @@ pub(crate) struct Options {
     pub use_caches: bool,
     /// Tags recorded in the snapshot.
     pub tags: Vec<String>,
+    /// Before hooks that failed: problems recorded in the snapshot.
+    pub hooks_failed: Vec<Failure>,
 }
 
 /// Runs one backup.
@@ -67,7 +75,7 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
     let keys = &session.keys;
 
     // 1. Walk.
-    let (paths, scan) = walk(inst, opts)?;
+    let (paths, missing, scan) = walk(inst, opts)?;
 
     // 2. What is known to be on the server already.
     let cache = known::files_cache(inst, keys, opts.use_caches);
@@ -82,9 +90,21 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
         mut stats,
     } = Plan::new(&scan.root, &cache);
     stats.dirs = scan.tally.dirs;
+    let tonight = Tonight::new(&scan.root, &paths);
+    stats.files_deleted = match parent {
+        None => 0,
+        Some(_) if opts.use_caches && !cache.is_empty() => deleted::from_cache(&cache, &tonight),
+        Some(parent) => deleted::from_parent(session, &parent, &tonight).unwrap_or_else(|e| {
+            eprintln!(
+                "coffre: warning: cannot count the files deleted since the last snapshot \
+                 (reading it: {e:#}); the backup goes on"
+            );
+            0
+        }),
+    };
 
     // 4. Read, chunk, seal and upload.
-    let progress = progress(&scan, &to_read, opts.progress);
+    let progress = progress(&scan, &missing, &to_read, opts.progress);
     let sent = Arc::new(AtomicU64::new(0));
     let journal = Journal::open(&inst.uploaded_path(), opts.use_caches)?;
     let (remote, uploads, taken) = (session.remote.clone(), opts.uploads.max(1), sent.clone());
@@ -96,7 +116,8 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
         move |rx, confirmed| upload::run(remote, upload_keys, rx, uploads, confirmed, taken),
     )?;
     let dedup = SeenSet::with_known(known);
-    let mut errors = scan.tally.errors.clone();
+    let mut errors = missing.unreadable.clone();
+    errors.extend(scan.tally.errors.iter().cloned());
     let (read, bytes_read) = match read_and_seal(
         keys,
         opts.threads,
@@ -146,9 +167,17 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
             parent,
             stats: &stats,
             errors: &errors,
+            missing: &missing.missing,
+            hooks_failed: &opts.hooks_failed,
         },
     );
-    let sealed = manifest.seal(keys)?;
+    // A server older than protocol 4 does not read version 2.
+    let version = if session.remote.version >= 4 {
+        Version::V2
+    } else {
+        Version::V1
+    };
+    let sealed = manifest.seal_as(keys, version)?;
     let snapshot = session.block_on(session.remote.commit(sealed))?;
 
     // 7. Remember for next time.
@@ -163,6 +192,8 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
         chunks_verified: uploaded.verified,
         bytes_verified: uploaded.verified_bytes,
         errors,
+        missing: missing.missing,
+        hooks_failed: opts.hooks_failed.clone(),
         special: scan.tally.special.clone(),
         excluded: scan.tally.excluded,
         duration: started.elapsed(),
@@ -173,19 +204,57 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
 /// installation's own state folder (credentials, caches, log) is never
 /// backed up, even without its `CACHEDIR.TAG` (the walk sees canonical
 /// paths, so the folder's path is made canonical too); other
-/// installations' state folders are skipped by their tag.
-fn walk(inst: &Installation, opts: &Options) -> Result<(Vec<PathBuf>, Scan)> {
-    let paths = walk::normalize(&opts.paths)?;
+/// installations' state folders are skipped by their tag. A path that does not
+/// exist (or cannot be resolved) is left out, to be reported and recorded;
+/// if none is left, the run fails: an empty snapshot would look like every
+/// file was deleted.
+fn walk(inst: &Installation, opts: &Options) -> Result<(Vec<PathBuf>, Paths, Scan)> {
+    let mut found = walk::normalize(&opts.paths)?;
+    if found.kept.is_empty() {
+        let list = found
+            .missing
+            .iter()
+            .map(|p| format!("{} (does not exist)", p.display()))
+            .chain(
+                found
+                    .unreadable
+                    .iter()
+                    .map(|(p, why)| format!("{} ({why})", p.display())),
+            )
+            .collect::<Vec<_>>()
+            .join(", ");
+        anyhow::bail!(
+            "nothing was backed up: none of the paths to back up can be read: {list}. \
+             Plug the disk in, or correct `paths` in config.toml (an empty snapshot would \
+             look like every file was deleted, so none was made)"
+        );
+    }
+    let paths = std::mem::take(&mut found.kept);
     let state = std::fs::canonicalize(inst.state_dir()).unwrap_or_else(|_| inst.state_dir().into());
     let walker = Walker::new(&opts.excludes, vec![state])?;
     let scan = walker.scan(&paths)?;
-    Ok((paths, scan))
+    Ok((paths, found, scan))
 }
 
-/// The progress bar of step 4, after what the walk could not read or skipped.
-fn progress(scan: &Scan, to_read: &[(PathBuf, u64)], wanted: bool) -> Progress {
+/// The progress bar of step 4, after the paths left out and what the walk
+/// could not read or skipped.
+fn progress(scan: &Scan, missing: &Paths, to_read: &[(PathBuf, u64)], wanted: bool) -> Progress {
     let read_total: u64 = to_read.iter().map(|(_, s)| s).sum();
     let progress = Progress::bytes(read_total, "backup", wanted);
+    for path in &missing.missing {
+        progress.println(&format!(
+            "coffre: warning: {} does not exist (an unplugged disk? a renamed folder?): \
+             it is left out and recorded in the snapshot; the other paths are backed up",
+            path.display()
+        ));
+    }
+    for (path, why) in &missing.unreadable {
+        progress.println(&format!(
+            "coffre: warning: cannot back up {}: {why}: it is left out and recorded in the \
+             snapshot; the other paths are backed up",
+            path.display()
+        ));
+    }
     for (path, why) in &scan.tally.errors {
         progress.println(&format!("coffre: cannot read {}: {why}", path.display()));
     }
@@ -257,8 +326,8 @@ fn read_and_seal(
                     files_done += 1;
                     progress.message(|| {
                         format!(
-                            "{files_done}/{} files, sent {}",
-                            to_read.len(),
+                            "{files_done}/{}, sent {}",
+                            crate::display::count(to_read.len() as u64, "file"),
                             coffre_core::units::format_size(sent.load(Ordering::Relaxed))
                         )
                     });
@@ -280,6 +349,14 @@ fn read_and_seal(
     Ok((read, totals.bytes_read))
 }
 
+/// The message a missing path has in the manifest's `errors`.
+pub(crate) const MISSING: &str =
+    "path missing: it did not exist at the time of the backup (an unplugged disk, a renamed folder?)";
+
+/// What stands for a failed before hook's path in the manifest's `errors`:
+/// `hook:NAME` (a path is absolute, so it never reads like this).
+pub(crate) const HOOK_PREFIX: &str = "hook:";
+
 /// What a snapshot holds, for its manifest.
 struct Snapshot<'a> {
     /// When the backup started.
@@ -298,6 +375,10 @@ struct Snapshot<'a> {
     stats: &'a Statistics,
     /// What could not be read, with why.
     errors: &'a [(PathBuf, String)],
+    /// The paths to back up that do not exist.
+    missing: &'a [PathBuf],
+    /// The before hooks that failed.
+    hooks_failed: &'a [Failure],
 }
 
 /// Step 6: the snapshot's manifest (chunk ids sorted, as the format wants).
@@ -310,6 +391,8 @@ fn manifest(inst: &Installation, opts: &Options, snapshot: Snapshot<'_>) -> Mani
             device: inst.config.device.clone(),
             logical_bytes: snapshot.logical,
             file_count: snapshot.files,
+            problems: (snapshot.errors.len() + snapshot.missing.len() + snapshot.hooks_failed.len())
+                as u64,
             chunks,
         },
         private: PrivatePart {
@@ -324,9 +407,21 @@ fn manifest(inst: &Installation, opts: &Options, snapshot: Snapshot<'_>) -> Mani
             parent: snapshot.parent,
             stats: snapshot.stats.clone(),
             errors: snapshot
-                .errors
+                .missing
                 .iter()
-                .map(|(p, e)| (fsmeta::path_bytes(p), e.clone()))
+                .map(|p| (fsmeta::path_bytes(p), MISSING.to_string()))
+                .chain(
+                    snapshot
+                        .errors
+                        .iter()
+                        .map(|(p, e)| (fsmeta::path_bytes(p), e.clone())),
+                )
+                .chain(snapshot.hooks_failed.iter().map(|f| {
+                    (
+                        format!("{HOOK_PREFIX}{}", f.name).into_bytes(),
+                        format!("before hook failed: {}", f.why),
+                    )
+                }))
                 .collect(),
         },
     }

@@ -1,7 +1,15 @@
-//! `coffre backup`: one backup, its record and, when scheduled, its log.
+//! `coffre backup`: the before hooks, one backup, the after hooks, its
+//! record and, when scheduled, its log.
+//!
+//! The exit status (`backup --help`): 0 done; 1 failed, nothing saved; 3
+//! ([`PARTIAL`]) saved with problems (a path missing, files unreadable, a
+//! before hook failed: all recorded in the snapshot) or an after hook failed.
+//! A failed before hook never stops the backup: the night's data is saved
+//! all the same (issue 18).
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use coffre_core::Timestamp;
@@ -10,11 +18,13 @@ use coffre_proto::ErrorCode;
 use crate::backup::{self, Options, Report};
 use crate::cli::BackupArgs;
 use crate::config::Installation;
+use crate::hooks::{self, Failure, Sink, Stage};
 use crate::remote::RemoteError;
 use crate::run_record::{self, RunRecord};
 use crate::session::Session;
 
-/// Exit status when the snapshot was saved but some files could not be read.
+/// Exit status when the snapshot was saved with problems, or an after hook
+/// failed.
 pub const PARTIAL: u8 = 3;
 
 /// Runs `coffre backup`.
@@ -24,19 +34,105 @@ pub fn run(config: &Path, args: &BackupArgs) -> Result<u8> {
     if args.scheduled {
         run_record::log(&inst.log_path(), "scheduled backup starting");
     }
-    let outcome = locked(&inst, || backup_with_retry(config, args));
+    let sink = sink(&inst, args.scheduled);
+    let mut after_failed = Vec::new();
+    let outcome = locked(&inst, || {
+        let before = hooks::run_all(&inst.config.hooks, Stage::Before, &[], &sink);
+        let outcome = backup_with_retry(config, args, before);
+        let (status, snapshot) = match &outcome {
+            Ok(r) if r.problems() > 0 => ("problems", r.snapshot.to_hex()),
+            Ok(r) => ("ok", r.snapshot.to_hex()),
+            Err(_) => ("failed", String::new()),
+        };
+        let env = [
+            ("COFFRE_BACKUP_STATUS", status.to_string()),
+            ("COFFRE_SNAPSHOT", snapshot),
+        ];
+        after_failed = hooks::run_all(&inst.config.hooks, Stage::After, &env, &sink);
+        outcome
+    });
     let finished = Timestamp::now().secs;
-    let (record, status) = match &outcome {
+    let (record, status) = record(&outcome, &after_failed, started, finished, args.scheduled);
+    if let Err(e) = record.save(&inst) {
+        eprintln!("coffre: warning: cannot record the outcome: {e:#}");
+    }
+    if args.scheduled {
+        for line in &record.problems {
+            run_record::log(&inst.log_path(), line);
+        }
+        run_record::log(
+            &inst.log_path(),
+            &format!("{}: {}", record.result, record.message),
+        );
+    }
+    let report = outcome?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json(&report, &after_failed))?
+        );
+    } else {
+        println!("{}", report.summary());
+        for f in &after_failed {
+            println!("after hook {} failed: {}", f.name, f.why);
+        }
+    }
+    Ok(status)
+}
+
+/// Where hook output goes: the log of a scheduled run, else standard error.
+fn sink(inst: &Installation, scheduled: bool) -> Sink {
+    if scheduled {
+        let log = inst.log_path();
+        Arc::new(move |line: &str| run_record::log(&log, line))
+    } else {
+        Arc::new(|line: &str| eprintln!("coffre: {line}"))
+    }
+}
+
+/// The run's record and exit status.
+fn record(
+    outcome: &Result<Report>,
+    after_failed: &[Failure],
+    started: i64,
+    finished: i64,
+    scheduled: bool,
+) -> (RunRecord, u8) {
+    let after_lines = after_failed
+        .iter()
+        .map(|f| format!("after hook {} failed: {}", f.name, f.why));
+    match outcome {
         Ok(report) => {
-            let partial = !report.errors.is_empty();
+            let partial = report.problems() > 0 || !after_failed.is_empty();
+            let mut message = report.summary();
+            if !after_failed.is_empty() {
+                message.push_str(&format!(
+                    "; {} after the backup: {}",
+                    crate::display::count_with(
+                        after_failed.len() as u64,
+                        "hook failed",
+                        "hooks failed"
+                    ),
+                    after_failed
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
             (
                 RunRecord {
                     started,
                     finished,
                     result: if partial { "partial" } else { "ok" }.into(),
-                    scheduled: args.scheduled,
+                    scheduled,
                     snapshot: Some(report.snapshot.to_hex()),
-                    message: report.summary(),
+                    message,
+                    problems: report
+                        .problem_lines()
+                        .into_iter()
+                        .chain(after_lines)
+                        .collect(),
                 },
                 if partial { PARTIAL } else { 0 },
             )
@@ -46,37 +142,14 @@ pub fn run(config: &Path, args: &BackupArgs) -> Result<u8> {
                 started,
                 finished,
                 result: "failed".into(),
-                scheduled: args.scheduled,
+                scheduled,
                 snapshot: None,
                 message: format!("{e:#}"),
+                problems: after_lines.collect(),
             },
             1,
         ),
-    };
-    if let Err(e) = record.save(&inst) {
-        eprintln!("coffre: warning: cannot record the outcome: {e:#}");
     }
-    if args.scheduled {
-        if let Ok(report) = &outcome {
-            for (path, why) in &report.errors {
-                run_record::log(
-                    &inst.log_path(),
-                    &format!("cannot read {}: {why}", path.display()),
-                );
-            }
-        }
-        run_record::log(
-            &inst.log_path(),
-            &format!("{}: {}", record.result, record.message),
-        );
-    }
-    let report = outcome?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&json(&report))?);
-    } else {
-        println!("{}", report.summary());
-    }
-    Ok(status)
 }
 
 /// Runs `f` holding the installation's lock, so two backups (a scheduled one
@@ -95,7 +168,11 @@ fn locked<T>(inst: &Installation, f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
-fn backup_with_retry(config: &Path, args: &BackupArgs) -> Result<Report> {
+fn backup_with_retry(
+    config: &Path,
+    args: &BackupArgs,
+    hooks_failed: Vec<Failure>,
+) -> Result<Report> {
     let session = Session::open(config)?;
     let c = &session.inst.config;
     let mut excludes = c.exclude.clone();
@@ -112,6 +189,7 @@ fn backup_with_retry(config: &Path, args: &BackupArgs) -> Result<Report> {
         progress: !(args.quiet || args.scheduled || args.json),
         use_caches: !args.no_cache,
         tags: args.tag.clone(),
+        hooks_failed,
     };
     let report = match backup::run(&session, &opts) {
         Err(e)
@@ -132,13 +210,14 @@ fn backup_with_retry(config: &Path, args: &BackupArgs) -> Result<Report> {
     Ok(report)
 }
 
-fn json(r: &Report) -> serde_json::Value {
+fn json(r: &Report, after_failed: &[Failure]) -> serde_json::Value {
     serde_json::json!({
         "snapshot": r.snapshot.to_hex(),
         "files": r.files,
         "files_new": r.stats.files_new,
         "files_changed": r.stats.files_changed,
         "files_unchanged": r.stats.files_unchanged,
+        "files_deleted": r.stats.files_deleted,
         "dirs": r.stats.dirs,
         "bytes": r.logical_bytes,
         "bytes_read": r.stats.bytes_read,
@@ -150,6 +229,11 @@ fn json(r: &Report) -> serde_json::Value {
         "excluded": r.excluded,
         "special_skipped": r.special.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "errors": r.errors.iter().map(|(p, e)| serde_json::json!({"path": p.display().to_string(), "error": e})).collect::<Vec<_>>(),
+        "missing": r.missing.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "problems": r.problems(),
+        "hooks_failed": r.hooks_failed.iter().map(|f| serde_json::json!({"hook": f.name, "stage": "before", "error": f.why}))
+            .chain(after_failed.iter().map(|f| serde_json::json!({"hook": f.name, "stage": "after", "error": f.why})))
+            .collect::<Vec<_>>(),
         "seconds": r.duration.as_secs_f64(),
     })
 }

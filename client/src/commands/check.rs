@@ -76,7 +76,10 @@ pub fn run(config: &Path, args: &CheckArgs) -> Result<u8> {
         if unlisted > 0 {
             problems.push((
                 label.clone(),
-                format!("{unlisted} chunks are missing from its manifest"),
+                format!(
+                    "{} missing from its manifest",
+                    crate::display::count_with(unlisted as u64, "chunk is", "chunks are")
+                ),
             ));
         }
         // Absent only: another device's copy that this one has not checked
@@ -120,17 +123,23 @@ pub fn run(config: &Path, args: &CheckArgs) -> Result<u8> {
             println!("DAMAGED {what}: {p}");
         }
         let read_note = if args.read_data {
-            format!(", {read} chunks downloaded and decrypted")
+            format!(
+                ", {} downloaded and decrypted",
+                crate::display::count(read as u64, "chunk")
+            )
         } else {
             String::new()
         };
         if problems.is_empty() {
-            println!("checked {} snapshots{read_note}: all complete", list.len());
+            println!(
+                "checked {}{read_note}: all complete",
+                crate::display::count(list.len() as u64, "snapshot")
+            );
         } else {
             println!(
-                "checked {} snapshots{read_note}: {} problems (above); tell your technician, and run `coffre backup` so that missing data is sent again",
-                list.len(),
-                problems.len()
+                "checked {}{read_note}: {} (above); tell your technician, and run `coffre backup` so that missing data is sent again",
+                crate::display::count(list.len() as u64, "snapshot"),
+                crate::display::count(problems.len() as u64, "problem")
             );
         }
     }

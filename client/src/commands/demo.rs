@@ -217,11 +217,15 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .and_then(|s| s["files"].as_u64())
         .context("reading the snapshot list")?;
     if in_snapshot != files {
-        bail!("the snapshot holds {in_snapshot} files but {files} were restored");
+        bail!(
+            "the snapshot holds {} but {files} were restored",
+            crate::display::count(in_snapshot, "file")
+        );
     }
     println!(
-        "\nEvery restored file is identical to its original in {}: {files} files, {}, every byte compared.",
+        "\nEvery restored file is identical to its original in {}: {}, {}, every byte compared.",
         folder.display(),
+        crate::display::count(files, "file"),
         format_size(bytes)
     );
     println!("Demo done in {:.1} s.", started.elapsed().as_secs_f64());

@@ -61,6 +61,7 @@ pub fn run(config_path: &Path, args: &EnrolArgs) -> Result<()> {
         exclude,
         threads: 0,
         uploads: 8,
+        hooks: Default::default(),
     };
     let inst = Installation::create(
         config_path,

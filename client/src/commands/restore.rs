@@ -67,22 +67,26 @@ pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
+        use crate::display::count;
         let mut line = format!(
-            "restored {} files ({}), {} folders, {} links into {} in {:.1} s",
-            report.files,
+            "restored {} ({}), {}, {} into {} in {:.1} s",
+            count(report.files, "file"),
             format_size(report.bytes),
-            report.dirs,
-            report.symlinks,
+            count(report.dirs, "folder"),
+            count(report.symlinks, "link"),
             report.root.display(),
             report.duration.as_secs_f64()
         );
         if report.already > 0 {
-            line.push_str(&format!("; {} files were already there", report.already));
+            line.push_str(&format!(
+                "; {} already there",
+                crate::display::count_with(report.already, "file was", "files were")
+            ));
         }
         if !report.failed.is_empty() {
             line.push_str(&format!(
-                "; {} files could NOT be restored (listed above): run `coffre check --read-data` and tell your technician",
-                report.failed.len()
+                "; {} NOT be restored (listed above): run `coffre check --read-data` and tell your technician",
+                crate::display::count_with(report.failed.len() as u64, "file could", "files could")
             ));
         }
         println!("{line}");

@@ -1,4 +1,6 @@
-//! `coffre status`: the subscriber's quota and usage, this PC's last backup.
+//! `coffre status`: the subscriber's quota and usage, this PC's last backup,
+//! and its problems if it had any (a path missing, files unreadable, a hook
+//! failed), one per line.
 
 use std::path::Path;
 
@@ -90,6 +92,12 @@ pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
             r.message
         ),
         None => println!("last run     no backup has run on this PC yet"),
+    }
+    if let Some(r) = &last_run {
+        for (i, p) in r.problems.iter().enumerate() {
+            let label = if i == 0 { "problems" } else { "" };
+            println!("{label:<12} {p}");
+        }
     }
     Ok(())
 }

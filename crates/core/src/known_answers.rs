@@ -5,7 +5,7 @@
 
 use crate::blob::{self, BlobKind, Sealer};
 use crate::keyfile::{KdfParams, KeyFile};
-use crate::manifest::{Manifest, PrivatePart, PublicPart, Statistics};
+use crate::manifest::{Manifest, PrivatePart, PublicPart, Statistics, Version};
 use crate::tree::{Content, Entry, Tree};
 use crate::{benchmark, ChunkId, Keys, MasterKey, Timestamp};
 
@@ -151,6 +151,7 @@ pub(crate) fn sample_manifest() -> Manifest {
             device: "compta-pc".into(),
             logical_bytes: 1_390_000_000,
             file_count: 3952,
+            problems: 0,
             chunks: vec![ChunkId::from_bytes([1; 32]), ChunkId::from_bytes([2; 32])],
         },
         private: PrivatePart {
@@ -166,22 +167,56 @@ pub(crate) fn sample_manifest() -> Manifest {
                 dirs: 4,
                 bytes_read: 5,
                 bytes_sent: 6,
+                files_deleted: 0,
             },
             errors: vec![(b"/home/asso/locked.db".to_vec(), "permission denied".into())],
         },
     }
 }
 
+/// Version 1, as every client before issue 18 sealed it: still opens,
+/// problems and deleted files read as 0.
 #[test]
 fn manifest_encoding() {
     let k = Keys::derive(&master());
-    let bytes = sample_manifest().seal_with_nonce(&k, &[6; 24]).unwrap();
+    let bytes = sample_manifest()
+        .seal_with_nonce(&k, Version::V1, &[6; 24])
+        .unwrap();
     assert_eq!(hex::encode(&bytes), "43464d46015e000000804e2269000000000500000009636f6d7074612d706380efe69605f01e02010101010101010101010101010101010101010101010101010101010101010102020202020202020202020202020202020202020202020202020202020202020606060606060606060606060606060606060606060606061a8ade2ee3544756db1e275958282fc6690582692f87f23cb7fea984bf8b7ff62b2c9fbae4e2f04daaabb98da712db7c5e2fde2be62913058c45a69027cd86f05e68b939d8ee4ab64eab3071a0f7eb291204849295e70d58b9e6407aef43e60c872b2daa1908e4e4f448ee0a1b3c267defcfefda2d5c7b061af5f00077fcab743f0576585ef17f2bad0ddd7441aeae661cf951c23ab7eb6e39049f106e8c95c513213ab4d79d42b37c4bdef48d446b345d5b3d");
     assert_eq!(
         crate::snapshot_id(&bytes).to_hex(),
         "1d5e9be4ccae3822738e5b9eb231c09883958e4ab21bc0678347fc1112756859"
     );
     assert_eq!(Manifest::open(&k, &hex::decode("43464d46015e000000804e2269000000000500000009636f6d7074612d706380efe69605f01e02010101010101010101010101010101010101010101010101010101010101010102020202020202020202020202020202020202020202020202020202020202020606060606060606060606060606060606060606060606061a8ade2ee3544756db1e275958282fc6690582692f87f23cb7fea984bf8b7ff62b2c9fbae4e2f04daaabb98da712db7c5e2fde2be62913058c45a69027cd86f05e68b939d8ee4ab64eab3071a0f7eb291204849295e70d58b9e6407aef43e60c872b2daa1908e4e4f448ee0a1b3c267defcfefda2d5c7b061af5f00077fcab743f0576585ef17f2bad0ddd7441aeae661cf951c23ab7eb6e39049f106e8c95c513213ab4d79d42b37c4bdef48d446b345d5b3d").unwrap()).unwrap(), sample_manifest());
+}
+
+/// The sample with what version 2 adds: two problems, one deleted file.
+fn sample_manifest_v2() -> Manifest {
+    let mut m = sample_manifest();
+    m.public.problems = 2;
+    m.private.stats.files_deleted = 1;
+    m
+}
+
+/// Version 2 (issue 18): a public count of problems after the file count,
+/// and files deleted after the statistics of version 1.
+#[test]
+fn manifest_v2_encoding() {
+    let k = Keys::derive(&master());
+    let bytes = sample_manifest_v2()
+        .seal_with_nonce(&k, Version::V2, &[6; 24])
+        .unwrap();
+    assert_eq!(hex::encode(&bytes), "43464d46025f000000804e2269000000000500000009636f6d7074612d706380efe69605f01e0202010101010101010101010101010101010101010101010101010101010101010102020202020202020202020202020202020202020202020202020202020202020606060606060606060606060606060606060606060606061a8ade2ee0544756db1e275958282fc6690582692f87f23cb7fea984bf8b7ff62b2c9fbae4e2f04daaabb98da712db7c5e2fde2be62913058c45a69027cd86f05e68b939d8ee4ab64eab3071a0f7eb291204849295e70d58b9e6407aef43e60c872b2daa1908e4e4f448ee0a1b3c267defcfefda2d5c7b061af5f00062c7ec733d0d3c164cf1636bee0ed17c4fafe42c1a8a30d72da8ef74391e991120c894ce142d3bc46fce7994471d75402a61d2e41551f1e8");
+    assert_eq!(
+        crate::snapshot_id(&bytes).to_hex(),
+        "e1caa84debb9788afa0233be85bb216246a0b036db224796a2085dd39b3cc268"
+    );
+    assert_eq!(
+        Manifest::open(&k, &hex::decode("43464d46025f000000804e2269000000000500000009636f6d7074612d706380efe69605f01e0202010101010101010101010101010101010101010101010101010101010101010102020202020202020202020202020202020202020202020202020202020202020606060606060606060606060606060606060606060606061a8ade2ee0544756db1e275958282fc6690582692f87f23cb7fea984bf8b7ff62b2c9fbae4e2f04daaabb98da712db7c5e2fde2be62913058c45a69027cd86f05e68b939d8ee4ab64eab3071a0f7eb291204849295e70d58b9e6407aef43e60c872b2daa1908e4e4f448ee0a1b3c267defcfefda2d5c7b061af5f00062c7ec733d0d3c164cf1636bee0ed17c4fafe42c1a8a30d72da8ef74391e991120c894ce142d3bc46fce7994471d75402a61d2e41551f1e8").unwrap()).unwrap(),
+        sample_manifest_v2()
+    );
+    let (public, _, version) = Manifest::read_public_versioned(&bytes).unwrap();
+    assert_eq!((public.problems, version), (2, Version::V2));
 }
 
 #[test]

@@ -1,25 +1,33 @@
 //! Snapshot manifests: what a snapshot is.
 //!
 //! ```text
-//! "CFMF" | version = 1 | public length (u32 LE) | public part | nonce (24) | encrypted private part | tag (16)
+//! "CFMF" | version (1 or 2) | public length (u32 LE) | public part | nonce (24) | encrypted private part | tag (16)
 //! public part (the server reads it; no file names, no keys):
 //!   time          i64 LE seconds, u32 LE nanoseconds
 //!   device        bytes (UTF-8), the device name given at enrolment
 //!   logical bytes varint: total size of the files in the snapshot
 //!   file count    varint
+//!   problems      varint, version 2 only: paths missing + files unreadable
+//!                 + hooks failed (a count, no names)
 //!   chunk ids     count (varint), then 32-byte ids, strictly increasing:
 //!                 every data and tree blob the snapshot needs
 //! private part (XChaCha20-Poly1305 under the subscriber's encryption key,
 //!               AAD = everything before the nonce):
-//!   "CFMP" | version = 1
+//!   "CFMP" | version (= the manifest's version)
 //!   root          32-byte id of the root tree
 //!   paths         count, then bytes: the backed-up paths as given
 //!   hostname      bytes (UTF-8)
 //!   tags          count, then bytes (UTF-8)
 //!   parent        u8 0, or u8 1 then the 32-byte parent snapshot id
-//!   statistics    varints: files new, changed, unchanged; directories; bytes read; bytes sent
-//!   errors        count, then (path bytes, message bytes UTF-8): what could not be read
+//!   statistics    varints: files new, changed, unchanged; directories; bytes read; bytes sent;
+//!                 version 2 only: files deleted
+//!   errors        count, then (path bytes, message bytes UTF-8): what could not be read,
+//!                 paths missing, hooks failed
 //! ```
+//!
+//! Version 1 is still read: its `problems` and `files deleted` read as 0.
+//! A client seals version 2 only for a server of protocol 4 or later
+//! ([`Manifest::seal_as`]), which is the first to read it.
 //!
 //! The snapshot id is the unkeyed BLAKE3 hash of the whole manifest, which the
 //! server can compute and check.
@@ -31,9 +39,29 @@ use crate::time::Timestamp;
 use crate::{ChunkId, Keys};
 
 const MAGIC: &[u8; 4] = b"CFMF";
-const VERSION: u8 = 1;
 const PRIVATE_MAGIC: &[u8; 4] = b"CFMP";
-const PRIVATE_VERSION: u8 = 1;
+
+/// A manifest format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Version {
+    /// The first: no count of problems, no deleted files.
+    V1 = 1,
+    /// Adds the public count of problems and `files_deleted` (issue 18).
+    V2 = 2,
+}
+
+impl Version {
+    /// The newest version, what [`Manifest::seal`] writes.
+    pub const LATEST: Version = Version::V2;
+
+    fn from_byte(v: u8) -> Option<Version> {
+        match v {
+            1 => Some(Version::V1),
+            2 => Some(Version::V2),
+            _ => None,
+        }
+    }
+}
 /// The largest manifest accepted (about 8 million chunk ids: 8 TB of data).
 pub const MAX_MANIFEST_SIZE: usize = 256 * 1024 * 1024;
 
@@ -51,6 +79,9 @@ pub struct PublicPart {
     pub logical_bytes: u64,
     /// Number of files.
     pub file_count: u64,
+    /// Problems of the run (paths missing, files unreadable, a hook
+    /// failed): a count, never a name. Version 1 manifests read as 0.
+    pub problems: u64,
     /// Every blob the snapshot needs, sorted and unique.
     pub chunks: Vec<ChunkId>,
 }
@@ -70,6 +101,9 @@ pub struct Statistics {
     pub bytes_read: u64,
     /// Bytes uploaded.
     pub bytes_sent: u64,
+    /// Files of the parent snapshot's paths no longer there (version 2;
+    /// version 1 manifests read as 0).
+    pub files_deleted: u64,
 }
 
 /// The encrypted part of a manifest.
@@ -100,17 +134,20 @@ pub struct Manifest {
     pub private: PrivatePart,
 }
 
-fn encode_public(p: &PublicPart, w: &mut Writer) {
+fn encode_public(p: &PublicPart, version: Version, w: &mut Writer) {
     w.i64(p.time.secs);
     w.u32(p.time.nanos);
     w.bytes(p.device.as_bytes());
     w.varint(p.logical_bytes);
     w.varint(p.file_count);
+    if version >= Version::V2 {
+        w.varint(p.problems);
+    }
     w.varint(p.chunks.len() as u64);
     p.chunks.iter().for_each(|id| w.id(id));
 }
 
-fn decode_public(r: &mut Reader<'_>) -> Result<PublicPart> {
+fn decode_public(r: &mut Reader<'_>, version: Version) -> Result<PublicPart> {
     let time = Timestamp {
         secs: r.i64("time")?,
         nanos: r.u32("time nanoseconds")?,
@@ -121,6 +158,10 @@ fn decode_public(r: &mut Reader<'_>) -> Result<PublicPart> {
     let device = r.string("device")?;
     let logical_bytes = r.varint("logical bytes")?;
     let file_count = r.varint("file count")?;
+    let problems = match version {
+        Version::V1 => 0,
+        Version::V2 => r.varint("problems")?,
+    };
     let n = r.count("chunk count", ChunkId::LEN)?;
     let mut chunks = Vec::with_capacity(n);
     for _ in 0..n {
@@ -135,14 +176,15 @@ fn decode_public(r: &mut Reader<'_>) -> Result<PublicPart> {
         device,
         logical_bytes,
         file_count,
+        problems,
         chunks,
     })
 }
 
-fn encode_private(p: &PrivatePart) -> Vec<u8> {
+fn encode_private(p: &PrivatePart, version: Version) -> Vec<u8> {
     let mut w = Writer::new();
     w.raw(PRIVATE_MAGIC);
-    w.u8(PRIVATE_VERSION);
+    w.u8(version as u8);
     w.id(&p.root);
     w.varint(p.paths.len() as u64);
     p.paths.iter().for_each(|x| w.bytes(x));
@@ -167,6 +209,9 @@ fn encode_private(p: &PrivatePart) -> Vec<u8> {
     ] {
         w.varint(v);
     }
+    if version >= Version::V2 {
+        w.varint(s.files_deleted);
+    }
     w.varint(p.errors.len() as u64);
     for (path, msg) in &p.errors {
         w.bytes(path);
@@ -175,9 +220,9 @@ fn encode_private(p: &PrivatePart) -> Vec<u8> {
     w.buf
 }
 
-fn decode_private(data: &[u8]) -> Result<PrivatePart> {
+fn decode_private(data: &[u8], version: Version) -> Result<PrivatePart> {
     let mut r = Reader::new(data, Object::Manifest);
-    r.header(PRIVATE_MAGIC, PRIVATE_VERSION)?;
+    r.header(PRIVATE_MAGIC, version as u8)?;
     let root = r.id("root tree id")?;
     let n = r.count("path count", 1)?;
     let paths = (0..n)
@@ -211,6 +256,10 @@ fn decode_private(data: &[u8]) -> Result<PrivatePart> {
         dirs: v[3],
         bytes_read: v[4],
         bytes_sent: v[5],
+        files_deleted: match version {
+            Version::V1 => 0,
+            Version::V2 => r.varint("files deleted")?,
+        },
     };
     let n = r.count("error count", 2)?;
     let mut errors = Vec::with_capacity(n);
@@ -230,25 +279,38 @@ fn decode_private(data: &[u8]) -> Result<PrivatePart> {
 }
 
 impl Manifest {
-    /// Encodes and encrypts the manifest. Sorts and deduplicates the chunk ids.
+    /// Encodes and encrypts the manifest in the newest format. Sorts and
+    /// deduplicates the chunk ids.
     pub fn seal(&self, keys: &Keys) -> Result<Vec<u8>> {
-        self.seal_with_nonce(keys, &aead::random_nonce()?)
+        self.seal_as(keys, Version::LATEST)
     }
 
-    pub(crate) fn seal_with_nonce(&self, keys: &Keys, nonce: &[u8; NONCE_LEN]) -> Result<Vec<u8>> {
+    /// Encodes and encrypts the manifest in format `version` (for a server
+    /// too old to read the newest: what version 1 lacks, the count of
+    /// problems and of deleted files, is left out).
+    pub fn seal_as(&self, keys: &Keys, version: Version) -> Result<Vec<u8>> {
+        self.seal_with_nonce(keys, version, &aead::random_nonce()?)
+    }
+
+    pub(crate) fn seal_with_nonce(
+        &self,
+        keys: &Keys,
+        version: Version,
+        nonce: &[u8; NONCE_LEN],
+    ) -> Result<Vec<u8>> {
         let mut public = self.public.clone();
         public.chunks.sort_unstable();
         public.chunks.dedup();
         let mut body = Writer::new();
-        encode_public(&public, &mut body);
+        encode_public(&public, version, &mut body);
         let mut w = Writer::new();
         w.raw(MAGIC);
-        w.u8(VERSION);
+        w.u8(version as u8);
         w.u32(body.buf.len() as u32);
         w.raw(&body.buf);
         let aad_len = w.buf.len();
         w.raw(nonce);
-        let mut private = encode_private(&self.private);
+        let mut private = encode_private(&self.private, version);
         let tag = aead::seal(keys.enc_key(), nonce, &w.buf[..aad_len], &mut private);
         w.raw(&private);
         w.raw(&tag);
@@ -285,6 +347,7 @@ impl Manifest {
                 device: device.into(),
                 logical_bytes: 0,
                 file_count: 0,
+                problems: 0,
                 chunks,
             },
         }
@@ -293,6 +356,11 @@ impl Manifest {
     /// Reads the public part only, as the server does (no key needed). Returns
     /// it with the offset where the encrypted part starts.
     pub fn read_public(bytes: &[u8]) -> Result<(PublicPart, usize)> {
+        Self::read_public_versioned(bytes).map(|(public, at, _)| (public, at))
+    }
+
+    /// [`Manifest::read_public`], with the manifest's format version.
+    pub fn read_public_versioned(bytes: &[u8]) -> Result<(PublicPart, usize, Version)> {
         if bytes.len() > MAX_MANIFEST_SIZE {
             return Err(Error::TooLarge {
                 object: Object::Manifest,
@@ -301,16 +369,16 @@ impl Manifest {
             });
         }
         let mut r = Reader::new(bytes, Object::Manifest);
-        r.header(MAGIC, VERSION)?;
+        let version = header(&mut r)?;
         let len = r.u32("public length")? as usize;
         let public_bytes = r.raw(len, "public part")?;
         let mut pr = Reader::new(public_bytes, Object::Manifest);
-        let public = decode_public(&mut pr)?;
+        let public = decode_public(&mut pr, version)?;
         pr.finish()?;
         if r.remaining() < NONCE_LEN + TAG_LEN {
             return Err(r.err("truncated: no room for the encrypted part"));
         }
-        Ok((public, 9 + len))
+        Ok((public, 9 + len, version))
     }
 
     /// Where the chunk id list of a manifest starts, and how many ids it
@@ -321,13 +389,16 @@ impl Manifest {
     /// the public part ends; the ids themselves are the caller's to read.
     pub fn chunk_list_at(prefix: &[u8]) -> Result<(usize, u64)> {
         let mut r = Reader::new(prefix, Object::Manifest);
-        r.header(MAGIC, VERSION)?;
+        let version = header(&mut r)?;
         let public_len = u64::from(r.u32("public length")?);
         r.i64("time")?;
         r.u32("time nanoseconds")?;
         r.bytes("device")?;
         r.varint("logical bytes")?;
         r.varint("file count")?;
+        if version >= Version::V2 {
+            r.varint("problems")?;
+        }
         let count = r.varint("chunk count")?;
         let at = prefix.len() - r.remaining();
         let ids_len = count.checked_mul(ChunkId::LEN as u64);
@@ -339,7 +410,7 @@ impl Manifest {
 
     /// Decrypts and decodes a whole manifest.
     pub fn open(keys: &Keys, bytes: &[u8]) -> Result<Self> {
-        let (public, at) = Self::read_public(bytes)?;
+        let (public, at, version) = Self::read_public_versioned(bytes)?;
         let nonce: [u8; NONCE_LEN] = bytes[at..at + NONCE_LEN].try_into().unwrap();
         let mut private = bytes[at + NONCE_LEN..bytes.len() - TAG_LEN].to_vec();
         let tag: [u8; TAG_LEN] = bytes[bytes.len() - TAG_LEN..].try_into().unwrap();
@@ -352,9 +423,27 @@ impl Manifest {
         })?;
         Ok(Manifest {
             public,
-            private: decode_private(&private)?,
+            private: decode_private(&private, version)?,
         })
     }
+}
+
+/// Reads the magic and a version this build knows (the newest is named in
+/// the error about a newer one).
+fn header(r: &mut Reader<'_>) -> Result<Version> {
+    let magic = r.raw(4, "magic")?;
+    if magic != MAGIC {
+        return Err(r.err(format!(
+            "bad magic {magic:02x?}, expected \"CFMF\": not a coffre {}",
+            Object::Manifest
+        )));
+    }
+    let found = r.u8("version")?;
+    Version::from_byte(found).ok_or(Error::UnsupportedVersion {
+        object: Object::Manifest,
+        found,
+        supported: Version::LATEST as u8,
+    })
 }
 
 /// Bytes of a manifest that [`Manifest::chunk_list_at`] needs at most.

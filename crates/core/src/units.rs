@@ -1,4 +1,5 @@
-//! Sizes as people write them: `50GiB`, `500MB`, `1.5 TB`, `1024`.
+//! Sizes as people write them: `50GiB`, `500MB`, `1.5 TB`, `1024`; and
+//! counts in correct English ([`count`]: "1 file", "2 files").
 
 /// Parses a size: a number (decimals allowed) and an optional unit, B, kB/KB,
 /// MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), any case.
@@ -70,6 +71,33 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
+/// A count and its noun in correct English: `count(1, "file")` is "1
+/// file", `count(0, "file")` and `count(2, "file")` "0 files", "2 files".
+/// The plural is the noun plus "s"; nouns that do not follow the rule go
+/// through [`count_with`]. The one plural rule of the client's and the
+/// server's English summaries.
+pub fn count<N: std::fmt::Display + PartialEq + From<u8>>(n: N, noun: &str) -> String {
+    if n == N::from(1) {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// [`count`] with an irregular plural: `count_with(2, "directory",
+/// "directories")`.
+pub fn count_with<N: std::fmt::Display + PartialEq + From<u8>>(
+    n: N,
+    singular: &str,
+    plural: &str,
+) -> String {
+    if n == N::from(1) {
+        format!("1 {singular}")
+    } else {
+        format!("{n} {plural}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +132,14 @@ mod tests {
         assert_eq!(format_size(512), "512 B");
         assert_eq!(format_size(1536), "1.5 KiB");
         assert_eq!(format_size(50 << 30), "50.0 GiB");
+    }
+
+    #[test]
+    fn counts_read_in_correct_english() {
+        assert_eq!(count(1, "file"), "1 file");
+        assert_eq!(count(0, "file"), "0 files");
+        assert_eq!(count(2usize, "folder"), "2 folders");
+        assert_eq!(count_with(1, "directory", "directories"), "1 directory");
+        assert_eq!(count_with(3, "directory", "directories"), "3 directories");
     }
 }

@@ -3,7 +3,7 @@
 //! corrupt; another subscriber's key fails cleanly.
 
 use coffre_core::blob::{self, BlobKind, Sealer};
-use coffre_core::manifest::{PrivatePart, PublicPart, Statistics, CHUNK_LIST_PREFIX};
+use coffre_core::manifest::{PrivatePart, PublicPart, Statistics, Version, CHUNK_LIST_PREFIX};
 use coffre_core::{
     benchmark, ChunkId, Content, Entry, Error, KdfParams, KeyFile, Keys, Manifest, MasterKey,
     Timestamp, Tree,
@@ -89,7 +89,7 @@ fn manifest_strategy() -> impl Strategy<Value = Manifest> {
         ".{0,30}",
         prop::collection::vec(".{0,10}", 0..3),
         prop::option::of(id_strategy()),
-        any::<[u64; 6]>(),
+        (any::<[u64; 7]>(), any::<u64>()),
         prop::collection::vec((prop::collection::vec(any::<u8>(), 0..30), ".{0,30}"), 0..3),
     )
         .prop_map(
@@ -104,7 +104,7 @@ fn manifest_strategy() -> impl Strategy<Value = Manifest> {
                 hostname,
                 tags,
                 parent,
-                s,
+                (s, problems),
                 errors,
             )| Manifest {
                 public: PublicPart {
@@ -112,6 +112,7 @@ fn manifest_strategy() -> impl Strategy<Value = Manifest> {
                     device,
                     logical_bytes,
                     file_count,
+                    problems,
                     chunks: chunks.into_iter().collect(),
                 },
                 private: PrivatePart {
@@ -127,6 +128,7 @@ fn manifest_strategy() -> impl Strategy<Value = Manifest> {
                         dirs: s[3],
                         bytes_read: s[4],
                         bytes_sent: s[5],
+                        files_deleted: s[6],
                     },
                     errors,
                 },
@@ -179,13 +181,27 @@ proptest! {
             .chunks(32)
             .map(|c| ChunkId::from_bytes(c.try_into().unwrap()))
             .collect();
+        prop_assert_eq!(listed, m.public.chunks.clone());
+        // Version 1 (for a server older than protocol 4) keeps all but the
+        // count of problems and of deleted files, which read as 0.
+        let v1 = m.seal_as(&k, Version::V1).unwrap();
+        let mut without = m.clone();
+        without.public.problems = 0;
+        without.private.stats.files_deleted = 0;
+        prop_assert_eq!(Manifest::open(&k, &v1).unwrap(), without);
+        let (at, count) = Manifest::chunk_list_at(&v1[..v1.len().min(CHUNK_LIST_PREFIX)]).unwrap();
+        prop_assert_eq!(count as usize, m.public.chunks.len());
+        let listed: Vec<ChunkId> = v1[at..at + 32 * count as usize]
+            .chunks(32)
+            .map(|c| ChunkId::from_bytes(c.try_into().unwrap()))
+            .collect();
         prop_assert_eq!(listed, m.public.chunks);
     }
 
     /// Hostile bytes never panic and never allocate beyond their own size.
     #[test]
-    fn decoders_survive_garbage(data in prop::collection::vec(any::<u8>(), 0..400), prefix in 0usize..3) {
-        let mut d = [&b"CFTR\x01"[..], b"CFMF\x01", b"CFBL\x01\x00"][prefix].to_vec();
+    fn decoders_survive_garbage(data in prop::collection::vec(any::<u8>(), 0..400), prefix in 0usize..4) {
+        let mut d = [&b"CFTR\x01"[..], b"CFMF\x01", b"CFBL\x01\x00", b"CFMF\x02"][prefix].to_vec();
         d.extend_from_slice(&data);
         let _ = Tree::decode(&d);
         let _ = Manifest::read_public(&d);
@@ -274,6 +290,7 @@ fn any_flipped_bit_of_a_manifest_is_an_error_naming_it() {
             device: "pc-1".into(),
             logical_bytes: 10,
             file_count: 1,
+            problems: 1,
             chunks: vec![ChunkId::from_bytes([1; 32])],
         },
         private: PrivatePart {

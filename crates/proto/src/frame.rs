@@ -74,7 +74,10 @@ pub const HELLO_MAGIC: [u8; 6] = *b"COFFRE";
 ///   copied one is refused) and the error code `Superseded`; `ChunkTrust`,
 ///   `Vouch` and `GetChunkCopy` (dedup trust: a device skips another
 ///   device's chunk only after it verified that copy).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// - 4: the server reads snapshot manifests of version 2 (a public count
+///   of the run's problems, for the board), so a client seals them only
+///   for a server of version 4 or later (issue 18).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The oldest protocol version this build still speaks: a server upgraded
 /// first keeps serving the PCs not upgraded yet.
@@ -405,7 +408,7 @@ mod tests {
     #[test]
     fn hello_round_trips() {
         let hello = encode_hello();
-        assert_eq!(&hello, b"COFFRE\x00\x03");
+        assert_eq!(&hello, b"COFFRE\x00\x04");
         assert_eq!(decode_hello(&hello), Ok(PROTOCOL_VERSION));
     }
 
@@ -441,7 +444,7 @@ mod tests {
         assert_eq!(err, FrameError::UnsupportedVersion { version: 0 });
         assert_eq!(
             err.to_string(),
-            "unsupported protocol version 0 (this build speaks 1 to 3): \
+            "unsupported protocol version 0 (this build speaks 1 to 4): \
              upgrade the peer to this program's release"
         );
     }

@@ -23,10 +23,13 @@ fn frozen_frame(wire: &[u8], expected: &str) -> (u16, Vec<u8>) {
 
 #[test]
 fn hello() {
-    // Version 3 since Rekey, ChunkTrust, Vouch and GetChunkCopy (2 since
+    // Version 4 since manifests of version 2 (3 since Rekey, ChunkTrust,
+    // Vouch and GetChunkCopy, 2 since
     // GetChunks); a version-1 or version-2 hello (every client of the earlier
     // releases) is still read, and answered in kind.
-    assert_eq!(hex(&encode_hello()), "434f464652450003");
+    assert_eq!(hex(&encode_hello()), "434f464652450004");
+    assert_eq!(hex(&encode_hello_at(3)), "434f464652450003");
+    assert_eq!(decode_hello(&encode_hello_at(3)), Ok(3));
     assert_eq!(hex(&encode_hello_at(2)), "434f464652450002");
     assert_eq!(hex(&encode_hello_at(1)), "434f464652450001");
     assert_eq!(decode_hello(&encode_hello_at(2)), Ok(2));

@@ -280,6 +280,7 @@ impl Store {
             received: self.now(),
             logical_bytes: public.logical_bytes,
             file_count: public.file_count,
+            problems: public.problems,
             manifest_bytes: needed,
             chunks: &public.chunks,
         };

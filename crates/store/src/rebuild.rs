@@ -262,6 +262,7 @@ fn rebuild_subscriber(
             received,
             logical_bytes: public.logical_bytes,
             file_count: public.file_count,
+            problems: public.problems,
             manifest_bytes: len,
             chunks: &public.chunks,
         })?;

@@ -255,6 +255,10 @@ pub struct DeviceUsage {
     pub clone_refusals: u64,
     /// When the last of those was refused (Unix seconds).
     pub last_clone_refusal: Option<i64>,
+    /// The problems its latest snapshot declares (paths missing, files
+    /// unreadable, a hook failed: a count its manifest's public part
+    /// carries, no names); 0 without a snapshot.
+    pub latest_problems: u64,
 }
 
 fn hex_id<S: Serializer>(id: &ChunkId, s: S) -> std::result::Result<S::Ok, S::Error> {

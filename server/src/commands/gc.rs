@@ -92,7 +92,10 @@ fn note(r: &coffre_store::GcReport) -> String {
         ));
     }
     if r.orphan_files > 0 {
-        notes.push(format!("{} leftover files removed", r.orphan_files));
+        notes.push(format!(
+            "{} removed",
+            coffre_core::units::count(r.orphan_files, "leftover file")
+        ));
     }
     if !r.damaged_packs.is_empty() {
         notes.push(format!(

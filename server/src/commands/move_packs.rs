@@ -45,8 +45,8 @@ pub fn run(data: &Path, to: &str, json: bool) -> Result<()> {
         );
     } else {
         println!(
-            "{} packs copied ({}), {} already there; config.toml now keeps the packs at {}",
-            report.copied,
+            "{} copied ({}), {} already there; config.toml now keeps the packs at {}",
+            coffre_core::units::count(report.copied, "pack"),
             format_size(report.bytes),
             report.already_there,
             target.describe()

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use coffre_core::units::format_size;
+use coffre_core::units::{count, count_with, format_size};
 
 use crate::config::DataDir;
 
@@ -26,12 +26,12 @@ pub fn run(data: &Path, replace: bool, json: bool) -> Result<()> {
     } else {
         for r in &reports {
             println!(
-                "{}: {} devices, {} packs ({} chunks), {} snapshots, {} used{}",
+                "{}: {}, {} ({}), {}, {} used{}",
                 r.subscriber,
-                r.devices,
-                r.packs,
-                r.chunks,
-                r.snapshots,
+                count(r.devices, "device"),
+                count(r.packs, "pack"),
+                count(r.chunks, "chunk"),
+                count(r.snapshots, "snapshot"),
                 format_size(r.used_bytes),
                 if r.key {
                     ""
@@ -43,10 +43,10 @@ pub fn run(data: &Path, replace: bool, json: bool) -> Result<()> {
                 println!("  {p}");
             }
             for (id, n) in &r.incomplete_snapshots {
-                println!("  snapshot {} misses {n} chunks", &id[..10]);
+                println!("  snapshot {} misses {}", &id[..10], count(*n, "chunk"));
             }
         }
-        println!("catalogue rebuilt: {} subscribers", reports.len());
+        println!("catalogue rebuilt: {}", count(reports.len(), "subscriber"));
     }
     let incomplete: usize = reports
         .iter()
@@ -54,8 +54,9 @@ pub fn run(data: &Path, replace: bool, json: bool) -> Result<()> {
         .sum();
     if incomplete > 0 {
         bail!(
-            "the catalogue was rebuilt, but {incomplete} things could not be: run \
-             `coffre-server verify` and see docs/operator-guide.md (\"Damage and repair\")"
+            "the catalogue was rebuilt, but {} could not be: run \
+             `coffre-server verify` and see docs/operator-guide.md (\"Damage and repair\")",
+            count_with(incomplete, "thing", "things")
         );
     }
     Ok(())

@@ -54,6 +54,7 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                         "clock_wrong": clock_wrong(d),
                         "clone_refusals": d.clone_refusals,
                         "last_clone_refusal": d.last_clone_refusal,
+                        "latest_problems": d.latest_problems,
                     })).collect::<Vec<_>>(),
                 })
             })
@@ -122,8 +123,12 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                         when(d.last_clone_refusal)
                     ),
                 };
+                let problems = match d.latest_problems {
+                    0 => String::new(),
+                    n => format!(" (incomplete: {})", coffre_core::units::count(n, "problem")),
+                };
                 println!(
-                    "    {:<24} last backup {}{}{clock}{copies}",
+                    "    {:<24} last backup {}{}{problems}{clock}{copies}",
                     d.name,
                     when(d.last_backup),
                     if d.revoked { " (revoked)" } else { "" }

@@ -24,16 +24,16 @@ impl fmt::Display for DamageFound {
         if self.repaired {
             write!(
                 f,
-                "{} problems found and quarantined: the next backups of the devices named above \
+                "{} found and quarantined: the next backups of the devices named above \
                  send the missing data again; run verify again after them",
-                self.problems
+                coffre_core::units::count(self.problems, "problem")
             )
         } else {
             write!(
                 f,
-                "{} problems found: run `coffre-server verify --repair` so that the next backups \
+                "{} found: run `coffre-server verify --repair` so that the next backups \
                  send the damaged data again (and check the disk)",
-                self.problems
+                coffre_core::units::count(self.problems, "problem")
             )
         }
     }
@@ -76,12 +76,12 @@ pub fn problems(r: &VerifyReport) -> usize {
 
 fn print(r: &VerifyReport) {
     println!(
-        "{}: {} packs ({}), {} blobs, {} manifests checked in {:.1} s: {}",
+        "{}: {} ({}), {}, {} checked in {:.1} s: {}",
         r.subscriber,
-        r.packs,
+        coffre_core::units::count(r.packs, "pack"),
         format_size(r.bytes),
-        r.blobs,
-        r.manifests,
+        coffre_core::units::count(r.blobs, "blob"),
+        coffre_core::units::count(r.manifests, "manifest"),
         r.seconds,
         if r.is_clean() { "ok" } else { "DAMAGE FOUND" }
     );

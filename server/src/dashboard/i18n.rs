@@ -260,6 +260,7 @@ impl Lang {
             Status::NeverBackedUp { .. } => t.never_backed_up,
             Status::ClockWrong { .. } => t.clock_wrong,
             Status::CopyRefused { .. } => t.copy_refused,
+            Status::Incomplete { .. } => t.incomplete,
             Status::Ok => t.ok,
         }
     }
@@ -327,7 +328,46 @@ impl Lang {
                  technician enrols it again (coffre-server device reissue).",
                 self.copies_refused(*times)
             ),
+            (Lang::Fr, Status::Incomplete { device, problems }) => format!(
+                "Dernière sauvegarde de «{NBSP}{device}{NBSP}» incomplète ({})\u{a0}: un \
+                 dossier manquait (disque USB débranché, dossier renommé), des fichiers étaient \
+                 illisibles ou une commande préalable a échoué. Le reste est sauvegardé\u{a0}; \
+                 «{NBSP}coffre status{NBSP}» sur ce PC dit quoi.",
+                self.problems(*problems)
+            ),
+            (Lang::En, Status::Incomplete { device, problems }) => format!(
+                "Last backup of “{device}” incomplete ({}): a folder was missing (a USB disk \
+                 unplugged, a folder renamed), files could not be read or a hook failed. The \
+                 rest is backed up; “coffre status” on that PC says what.",
+                self.problems(*problems)
+            ),
         })
+    }
+
+    /// "dernière sauvegarde de pc incomplète (1 problème)" / "last backup
+    /// of pc incomplete (1 problem)".
+    pub fn last_backup_incomplete(self, device: &str, problems: u64) -> String {
+        match self {
+            Lang::Fr => format!(
+                "dernière sauvegarde de {device} incomplète ({})",
+                self.problems(problems)
+            ),
+            Lang::En => format!(
+                "last backup of {device} incomplete ({})",
+                self.problems(problems)
+            ),
+        }
+    }
+
+    /// "2 problèmes" / "2 problems".
+    pub fn problems(self, n: u64) -> String {
+        let count = self.integer(n);
+        match (self, n) {
+            (Lang::Fr, 1) => format!("1{NBSP}problème"),
+            (Lang::Fr, _) => format!("{count}{NBSP}problèmes"),
+            (Lang::En, 1) => "1 problem".into(),
+            (Lang::En, _) => format!("{count} problems"),
+        }
     }
 
     /// A PC clock's skew in words: "en avance de 8 jours sur" / "8 days
@@ -625,6 +665,8 @@ pub struct Text {
     pub clock_wrong: &'static str,
     /// Status words.
     pub copy_refused: &'static str,
+    /// A device's latest snapshot has problems.
+    pub incomplete: &'static str,
     /// The last backup, in a tooltip.
     pub last_backup: &'static str,
 }
@@ -648,6 +690,7 @@ static FR: Text = Text {
     never_backed_up: "Jamais sauvegardé",
     clock_wrong: "Horloge du PC fausse",
     copy_refused: "Copie refusée",
+    incomplete: "Sauvegarde incomplète",
     last_backup: "Dernière sauvegarde",
 };
 
@@ -670,6 +713,7 @@ static EN: Text = Text {
     never_backed_up: "Never backed up",
     clock_wrong: "PC clock wrong",
     copy_refused: "Copy refused",
+    incomplete: "Backup incomplete",
     last_backup: "Last backup",
 };
 

@@ -76,7 +76,10 @@ fn class(status: &Status) -> &'static str {
     match status {
         Status::OverQuota => "over",
         Status::NearQuota => "near",
-        Status::Stale { .. } | Status::NeverBackedUp { .. } | Status::ClockWrong { .. } => "late",
+        Status::Stale { .. }
+        | Status::NeverBackedUp { .. }
+        | Status::ClockWrong { .. }
+        | Status::Incomplete { .. } => "late",
         Status::CopyRefused { .. } => "over",
         Status::Ok => "ok",
     }
@@ -140,7 +143,8 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
         let late = row.status.iter().any(|s| match s {
             Status::Stale { device, .. }
             | Status::NeverBackedUp { device }
-            | Status::ClockWrong { device, .. } => *device == d.name,
+            | Status::ClockWrong { device, .. }
+            | Status::Incomplete { device, .. } => *device == d.name,
             _ => false,
         });
         // The last backup is when the server received it (its clock), so a
@@ -153,6 +157,17 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
             format!(" · {}", escape(t.clock_wrong))
         } else {
             String::new()
+        };
+        // "last backup of pc incomplete (1 problem)" beside its time.
+        let clock = match row.status.iter().find_map(|s| match s {
+            Status::Incomplete { device, problems } if *device == d.name => Some(*problems),
+            _ => None,
+        }) {
+            Some(n) => format!(
+                "{clock} · {}",
+                escape(&lang.last_backup_incomplete(&d.name, n))
+            ),
+            None => clock,
         };
         let copied = row
             .status
@@ -260,6 +275,7 @@ mod tests {
                     clock_skew: None,
                     clone_refusals: 0,
                     last_clone_refusal: None,
+                    latest_problems: 0,
                 })
                 .collect(),
         };

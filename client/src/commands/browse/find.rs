@@ -100,9 +100,9 @@ pub fn find(config: &Path, args: &FindArgs) -> Result<()> {
     }
     if matches.is_empty() {
         println!(
-            "nothing matches {:?} in {} snapshots",
+            "nothing matches {:?} in {}",
             args.glob,
-            rows.len() - skipped.len()
+            crate::display::count((rows.len() - skipped.len()) as u64, "snapshot")
         );
         return Ok(());
     }

@@ -35,12 +35,12 @@ pub fn snapshots(config: &Path, args: &SnapshotsArgs) -> Result<()> {
     }
     let damaged = rows.iter().filter(|r| r.manifest.is_err()).count();
     if damaged == 0 {
-        println!("{} snapshots", rows.len());
+        println!("{}", crate::display::count(rows.len() as u64, "snapshot"));
     } else {
         println!(
-            "{} snapshots, {damaged} of them damaged: their files cannot be read, the others' can; \
+            "{}, {damaged} of them damaged: their files cannot be read, the others' can; \
              tell your technician (an admin device can delete a damaged one with `coffre forget ID`)",
-            rows.len()
+            crate::display::count(rows.len() as u64, "snapshot")
         );
     }
     Ok(())

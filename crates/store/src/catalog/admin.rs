@@ -111,7 +111,10 @@ impl Catalog {
                         (SELECT sn.logical_bytes FROM snapshots sn
                           WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
                           ORDER BY sn.received DESC, sn.seq DESC LIMIT 1),
-                        d.clock_skew, d.clone_refusals, d.last_clone_refusal
+                        d.clock_skew, d.clone_refusals, d.last_clone_refusal,
+                        (SELECT sn.problems FROM snapshots sn
+                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
+                          ORDER BY sn.received DESC, sn.seq DESC LIMIT 1)
                  FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
                  ORDER BY s.name, d.name",
             )?;
@@ -127,6 +130,7 @@ impl Catalog {
                         clock_skew: r.get(6)?,
                         clone_refusals: to_u64(r.get(7)?),
                         last_clone_refusal: r.get(8)?,
+                        latest_problems: to_u64(r.get::<_, Option<i64>>(9)?.unwrap_or(0)),
                     },
                 ))
             })?;

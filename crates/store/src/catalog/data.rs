@@ -286,6 +286,8 @@ pub(crate) struct SnapshotRow<'a> {
     pub(crate) received: i64,
     pub(crate) logical_bytes: u64,
     pub(crate) file_count: u64,
+    /// The problems its manifest declares (0 for a version 1 manifest).
+    pub(crate) problems: u64,
     pub(crate) manifest_bytes: u64,
     /// The chunks it references (checked again if a GC ran meanwhile).
     pub(crate) chunks: &'a [ChunkId],
@@ -320,8 +322,8 @@ pub(super) fn add_snapshot_row(tx: &Transaction<'_>, row: &SnapshotRow<'_>) -> R
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO snapshots
            (subscriber_id, id, device_id, time, received, logical_bytes, file_count,
-            manifest_bytes, seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
+            manifest_bytes, problems, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
                  (SELECT COALESCE(MAX(seq), 0) + 1 FROM snapshots WHERE subscriber_id = ?1))",
         params![
             row.subscriber_id,
@@ -331,7 +333,8 @@ pub(super) fn add_snapshot_row(tx: &Transaction<'_>, row: &SnapshotRow<'_>) -> R
             row.received,
             to_i64(row.logical_bytes),
             to_i64(row.file_count),
-            to_i64(row.manifest_bytes)
+            to_i64(row.manifest_bytes),
+            to_i64(row.problems)
         ],
     )? == 1;
     if inserted {

@@ -201,6 +201,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX vouches_by_chunk ON vouches (subscriber_id, id);
     ",
+    // Issue 18: the count of problems a snapshot's manifest declares in its
+    // public part (paths missing, files unreadable, a hook failed; version 2
+    // manifests), so the board says which device's last backup is
+    // incomplete. Every snapshot before is of a version 1 manifest, which
+    // declares none: 0. A catalogue rebuild reads it from the manifests.
+    "
+    ALTER TABLE snapshots ADD COLUMN problems INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The newest schema version this build knows.
