@@ -74,7 +74,11 @@ pub const HELLO_MAGIC: [u8; 6] = *b"COFFRE";
 ///   copied one is refused) and the error code `Superseded`; `ChunkTrust`,
 ///   `Vouch` and `GetChunkCopy` (dedup trust: a device skips another
 ///   device's chunk only after it verified that copy).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// - 4: adds `ReplaceKey` (an admin device changes the structure's
+///   passphrase: the same master key wrapped anew, swapped on the server only
+///   if the key file is still the one the device read) and the error code
+///   `Conflict`.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The oldest protocol version this build still speaks: a server upgraded
 /// first keeps serving the PCs not upgraded yet.
@@ -405,7 +409,7 @@ mod tests {
     #[test]
     fn hello_round_trips() {
         let hello = encode_hello();
-        assert_eq!(&hello, b"COFFRE\x00\x03");
+        assert_eq!(&hello, b"COFFRE\x00\x04");
         assert_eq!(decode_hello(&hello), Ok(PROTOCOL_VERSION));
     }
 
@@ -414,6 +418,7 @@ mod tests {
         // A PC not upgraded yet: the server speaks its version.
         assert_eq!(decode_hello(&encode_hello_at(1)), Ok(1));
         assert_eq!(decode_hello(&encode_hello_at(2)), Ok(2));
+        assert_eq!(decode_hello(&encode_hello_at(3)), Ok(3));
         // A newer peer: this build speaks its own newest.
         assert_eq!(decode_hello(&encode_hello_at(9)), Ok(PROTOCOL_VERSION));
     }
@@ -441,7 +446,7 @@ mod tests {
         assert_eq!(err, FrameError::UnsupportedVersion { version: 0 });
         assert_eq!(
             err.to_string(),
-            "unsupported protocol version 0 (this build speaks 1 to 3): \
+            "unsupported protocol version 0 (this build speaks 1 to 4): \
              upgrade the peer to this program's release"
         );
     }
