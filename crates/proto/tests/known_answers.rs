@@ -106,8 +106,8 @@ fn replace_key_request_and_response() {
             "0000002a",                                                         // frame length: 2 + 40
             "0014",                                                             // ReplaceKey
             "6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b", // expected: BLAKE3 of the current key file
-            "04000000",                                                         // key file length, u32 LE
-            "43464b59",                                                         // the key file ("CFKY")
+            "04000000", // key file length, u32 LE
+            "43464b59", // the key file ("CFKY")
         ),
     );
     assert_eq!(decode_request(msg_type, &payload).unwrap(), req);

@@ -7,7 +7,8 @@ use coffre_proto::{
     encode_request, encode_response, max_request_len, max_response_len, Assembler, ChunkState,
     ErrorCode, ErrorReply, FrameError, ProtoError, Request, Response, Role, SnapshotEntry,
     CONTINUATION, MAX_BLOBS_PER_PUT, MAX_BLOB_LEN, MAX_CHUNKS_REPLY_BLOBS_LEN, MAX_IDS_PER_GET,
-    MAX_IDS_PER_REQUEST, MAX_KEY_FILE_LEN, MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PAYLOAD_LEN, MAX_PUT_BLOBS_LEN,
+    MAX_IDS_PER_REQUEST, MAX_KEY_FILE_LEN, MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PAYLOAD_LEN,
+    MAX_PUT_BLOBS_LEN,
 };
 use proptest::prelude::*;
 

@@ -80,6 +80,14 @@ impl Store {
         self.catalog.key(s.subscriber_id)
     }
 
+    /// The key file of the subscriber called `name`, if a device stored one
+    /// (for the server's own work and its tests: a device reads its own with
+    /// [`Store::key`]).
+    pub fn key_of(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let sub = self.catalog.subscriber_id_of(name)?;
+        self.catalog.key(sub)
+    }
+
     /// Replaces the subscriber's key file with `key_file` (the same master
     /// key wrapped under a new passphrase: `coffre key passwd`), if BLAKE3 of
     /// the key file the server holds is `expected`.

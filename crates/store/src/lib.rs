@@ -98,10 +98,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use coffre_core::ChunkId;
 pub use copy::{copy_packs, CopyReport};
 pub use daemon_lock::{DaemonLock, DAEMON};
-pub use key_file::MAX_KEY_FILE;
 pub use durable::{sync_dir, write_atomic};
 pub use error::{Error, Result};
 pub use gc::{GcOptions, GcReport};
+pub use key_file::MAX_KEY_FILE;
 pub use layout::{ACCOUNT_FILE, CATALOG_FILE, SUBSCRIBERS_DIR};
 pub use pack::{
     parse_pack_index, read_pack_index, PackEntry, PackWriter, PACK_MAGIC, PACK_TARGET_SIZE,

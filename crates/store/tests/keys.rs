@@ -35,7 +35,11 @@ fn key_path(env: &Env, s: &Session) -> PathBuf {
 /// The key file in the catalogue and on disk: they must agree.
 fn stored(env: &Env, s: &Session) -> Vec<u8> {
     let row = env.store.key(s).unwrap().expect("a key file");
-    assert_eq!(fs::read(key_path(env, s)).unwrap(), row, "file and row differ");
+    assert_eq!(
+        fs::read(key_path(env, s)).unwrap(),
+        row,
+        "file and row differ"
+    );
     row
 }
 
@@ -93,7 +97,11 @@ fn a_backup_device_may_not_replace_the_key_file() {
         .replace_key(&pc, &hash(&old), &wrap("mine now"))
         .unwrap_err();
     assert!(matches!(e, Error::Forbidden { .. }), "{e:?}");
-    assert!(e.to_string().contains("changing the structure's passphrase"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("changing the structure's passphrase"),
+        "{e}"
+    );
     assert_eq!(stored(&env, &pc), old);
 }
 
@@ -109,7 +117,12 @@ fn a_wrong_expected_hash_or_a_garbage_key_file_changes_nothing() {
 
     let mut damaged = wrap("new passphrase");
     damaged[6..10].copy_from_slice(&u32::MAX.to_le_bytes()); // 4 TiB of Argon2 memory
-    for garbage in [&b"CFKY garbage"[..], &[0u8; 2000][..], &damaged[..], &[][..]] {
+    for garbage in [
+        &b"CFKY garbage"[..],
+        &[0u8; 2000][..],
+        &damaged[..],
+        &[][..],
+    ] {
         let e = env
             .store
             .replace_key(&laptop, &hash(&old), garbage)

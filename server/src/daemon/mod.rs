@@ -273,10 +273,7 @@ fn error_reply(e: &coffre_store::Error) -> ErrorReply {
             format!("{what} already exists: nothing was changed"),
         ),
         E::NotFound { what } => (ErrorCode::NotFound, format!("{what} not found")),
-        E::Conflict { what } => (
-            ErrorCode::Conflict,
-            format!("{what}: nothing was changed"),
-        ),
+        E::Conflict { what } => (ErrorCode::Conflict, format!("{what}: nothing was changed")),
         E::UnknownDevice => (
             ErrorCode::UnknownDevice,
             "unknown device: this credential is not enrolled on this server".into(),
