@@ -125,6 +125,10 @@ pub enum Command {
     /// collection; routine clean-up is the server's retention policy.
     Forget(ForgetArgs),
 
+    /// The structure's key: change its passphrase (admin devices only).
+    #[command(subcommand)]
+    Key(KeyCommand),
+
     /// Run the backup every night through the OS scheduler.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -403,6 +407,37 @@ pub enum ScheduleCommand {
     Remove(ScheduleScopeArgs),
     /// Show when the next backup runs and how the last one went.
     Status(ScheduleScopeArgs),
+}
+
+/// `coffre key ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Change the structure's passphrase, for the day a volunteer who knew it leaves.
+    ///
+    /// From the technician's laptop (an admin device): fetches the key file
+    /// the server keeps, unlocks it with the current passphrase, checks it
+    /// holds this PC's key, wraps the same key under the new passphrase
+    /// (asked twice, at least 8 characters) and replaces the server's copy.
+    /// From then on a new PC enrols with the new passphrase only; the PCs
+    /// already enrolled keep working untouched (they hold the key). It does
+    /// not change the key itself: whoever copied the key or an enrolled PC's
+    /// files still has it (revoke their devices with `coffre-server device
+    /// revoke`). For scripts: --passphrase-file or COFFRE_PASSPHRASE for the
+    /// current passphrase, --new-passphrase-file or COFFRE_NEW_PASSPHRASE for
+    /// the new one.
+    Passwd(KeyPasswdArgs),
+}
+
+/// Options of `coffre key passwd`.
+#[derive(Debug, Args)]
+pub struct KeyPasswdArgs {
+    /// Read the current passphrase from this file (else COFFRE_PASSPHRASE, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// Read the new passphrase from this file (else COFFRE_NEW_PASSPHRASE, else a prompt, twice).
+    #[arg(long, value_name = "FILE")]
+    pub new_passphrase_file: Option<PathBuf>,
 }
 
 /// Options of `coffre schedule install`.

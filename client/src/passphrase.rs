@@ -1,7 +1,8 @@
 //! The structure's passphrase: from `--passphrase-file`, the
 //! `COFFRE_PASSPHRASE` environment variable, or a prompt on the terminal, in
 //! that order. `enrol` needs it: it unwraps (or, for the first device,
-//! wraps) the subscriber's master key.
+//! wraps) the subscriber's master key; `key passwd` asks the current one and
+//! a new one (`--new-passphrase-file`, `COFFRE_NEW_PASSPHRASE`, or a prompt).
 //!
 //! [`obtain`] gives one passphrase; [`unlock`] gives them to a check until
 //! one opens the key: a person at a terminal may mistype, so they are asked
@@ -26,6 +27,21 @@ pub enum Purpose {
     Unlock,
     /// Protect a new key: asked twice on a terminal.
     Create,
+    /// The new passphrase of an existing key (`coffre key passwd`): asked
+    /// twice on a terminal; from `--new-passphrase-file` or
+    /// `COFFRE_NEW_PASSPHRASE` (never `COFFRE_PASSPHRASE`, which holds the
+    /// current one).
+    Change,
+}
+
+impl Purpose {
+    /// The environment variable that gives this passphrase.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Purpose::Unlock | Purpose::Create => "COFFRE_PASSPHRASE",
+            Purpose::Change => "COFFRE_NEW_PASSPHRASE",
+        }
+    }
 }
 
 /// How many times a person at a terminal may type the passphrase that
@@ -44,7 +60,7 @@ pub fn unlock<T>(
     subscriber: &str,
     check: impl FnMut(&str) -> Result<Option<T>>,
 ) -> Result<T> {
-    if let Some((pass, source)) = from_source(file)? {
+    if let Some((pass, source)) = from_source(file, Purpose::Unlock)? {
         return once(&pass, &source, subscriber, check);
     }
     terminal_ready(subscriber)?;
@@ -106,9 +122,10 @@ fn retry<T>(
     )
 }
 
-/// The passphrase of `--passphrase-file` or `COFFRE_PASSPHRASE`, and a
-/// description of where it came from.
-fn from_source(file: Option<&Path>) -> Result<Option<(String, String)>> {
+/// The passphrase of `file` (`--passphrase-file`, `--new-passphrase-file`)
+/// or of `purpose`'s environment variable, and a description of where it
+/// came from.
+fn from_source(file: Option<&Path>, purpose: Purpose) -> Result<Option<(String, String)>> {
     if let Some(path) = file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the passphrase file {}", path.display()))?;
@@ -118,21 +135,20 @@ fn from_source(file: Option<&Path>) -> Result<Option<(String, String)>> {
             format!("from the file {}", path.display()),
         )));
     }
-    Ok(std::env::var("COFFRE_PASSPHRASE")
-        .ok()
-        .map(|p| (p, "from COFFRE_PASSPHRASE".to_string())))
+    let var = purpose.env_var();
+    Ok(std::env::var(var).ok().map(|p| (p, format!("from {var}"))))
 }
 
 /// Obtains the passphrase (one try: see [`unlock`] to ask again when it is wrong).
 pub fn obtain(file: Option<&Path>, purpose: Purpose, subscriber: &str) -> Result<String> {
-    let pass = match from_source(file)? {
+    let pass = match from_source(file, purpose)? {
         Some((p, _)) => p,
         None => prompt(purpose, subscriber)?,
     };
     if pass.is_empty() {
         bail!("the passphrase is empty");
     }
-    if purpose == Purpose::Create && pass.chars().count() < MIN_LEN {
+    if purpose != Purpose::Unlock && pass.chars().count() < MIN_LEN {
         bail!(
             "the passphrase must have at least {MIN_LEN} characters: it protects every backup of {subscriber}"
         );
@@ -142,16 +158,25 @@ pub fn obtain(file: Option<&Path>, purpose: Purpose, subscriber: &str) -> Result
 
 /// Fails unless a person can type the passphrase.
 fn terminal_ready(subscriber: &str) -> Result<()> {
+    terminal_ready_for(Purpose::Unlock, subscriber)
+}
+
+/// Fails unless a person can type the passphrase for `purpose`.
+fn terminal_ready_for(purpose: Purpose, subscriber: &str) -> Result<()> {
     if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
+        let new = purpose == Purpose::Change;
         bail!(
-            "the passphrase of {subscriber} is needed: type it in a terminal, or set COFFRE_PASSPHRASE, or pass --passphrase-file FILE"
+            "the {}passphrase of {subscriber} is needed: type it in a terminal, or set {}, or pass --{}passphrase-file FILE",
+            if new { "new " } else { "" },
+            purpose.env_var(),
+            if new { "new-" } else { "" },
         );
     }
     Ok(())
 }
 
 fn prompt(purpose: Purpose, subscriber: &str) -> Result<String> {
-    terminal_ready(subscriber)?;
+    terminal_ready_for(purpose, subscriber)?;
     match purpose {
         Purpose::Unlock => Ok(rpassword::prompt_password(format!(
             "Passphrase of {subscriber}: "
@@ -166,6 +191,20 @@ fn prompt(purpose: Purpose, subscriber: &str) -> Result<String> {
             let b = rpassword::prompt_password("Same passphrase again: ")?;
             if a != b {
                 bail!("the two passphrases differ: nothing was created, run `coffre enrol` again");
+            }
+            Ok(a)
+        }
+        Purpose::Change => {
+            eprintln!(
+                "Choose the new passphrase of {subscriber} (at least {MIN_LEN} characters). Write \
+                 it down and keep it safe: from now on, a new PC enrols with it, not the old one."
+            );
+            let a = rpassword::prompt_password("New passphrase: ")?;
+            let b = rpassword::prompt_password("Same passphrase again: ")?;
+            if a != b {
+                bail!(
+                    "the two passphrases differ: nothing was changed, run `coffre key passwd` again"
+                );
             }
             Ok(a)
         }

@@ -96,6 +96,10 @@ fn explain(r: &ErrorReply) -> String {
             r.message
         ),
         ErrorCode::Busy => "the server is busy: try again in a few minutes".into(),
+        ErrorCode::Conflict => format!(
+            "the server refused: {} (another technician changed the structure's passphrase              at the same time?): run the command again, with the passphrase now in force",
+            r.message
+        ),
         ErrorCode::Superseded => format!(
             "this credential was replaced on {}, by another installation of this device (a copy \
              of this PC's disk, or its token enrolled on another machine) or by the operator: \
@@ -186,7 +190,8 @@ pub struct Remote {
     /// What it may do.
     pub role: Role,
     /// The protocol version both sides speak (the server's answer to our
-    /// hello): below 2, no `GetChunks`; below 3, no `Rekey`.
+    /// hello): below 2, no `GetChunks`; below 3, no `Rekey`; below 4, no
+    /// `ReplaceKey`.
     pub version: u16,
 }
 
@@ -611,6 +616,36 @@ impl Remote {
     pub async fn key(&self) -> Result<Option<Vec<u8>>, RemoteError> {
         match self.call(&Request::GetKey).await? {
             Response::Key { key_file } => Ok(key_file),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Replaces the subscriber's key file with `key_file` (admin devices
+    /// only; protocol version 4), if BLAKE3 of the one the server holds is
+    /// `expected`: else [`ErrorCode::Conflict`], and nothing changed. A
+    /// server older than version 4 cannot do it: refused here, before
+    /// anything is sent.
+    pub async fn replace_key(
+        &self,
+        expected: [u8; 32],
+        key_file: Vec<u8>,
+    ) -> Result<(), RemoteError> {
+        if self.version < 4 {
+            return Err(RemoteError::Refused(ErrorReply {
+                code: ErrorCode::UnsupportedVersion,
+                message: format!(
+                    "the server speaks protocol version {}, and changing the passphrase needs                      version 4: upgrade the server",
+                    self.version
+                ),
+                used: 0,
+                quota: 0,
+            }));
+        }
+        match self
+            .call(&Request::ReplaceKey { expected, key_file })
+            .await?
+        {
+            Response::KeyReplaced => Ok(()),
             other => Err(unexpected(&other)),
         }
     }

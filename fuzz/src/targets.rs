@@ -633,6 +633,10 @@ fn sample_requests() -> Vec<Request> {
             id: [4; 32],
             copy: 1,
         },
+        Request::ReplaceKey {
+            expected: [5; 32],
+            key_file: vec![6; 106],
+        },
     ]
 }
 
@@ -677,6 +681,7 @@ fn sample_responses() -> Vec<Response> {
             last_backup: Some(1_700_000_000),
         },
         Response::Rekeyed { current: false },
+        Response::KeyReplaced,
         Response::ChunkTrust {
             states: vec![
                 ChunkState::Absent,

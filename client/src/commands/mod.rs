@@ -7,6 +7,7 @@ pub mod check;
 pub mod demo;
 pub mod dump;
 pub mod enrol;
+pub mod key;
 pub mod restore;
 pub mod schedule;
 pub mod status;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Check(args) => check::run(&config, &args),
         Command::Status(args) => status::run(&config, &args).map(|()| 0),
         Command::Forget(args) => browse::forget(&config, &args).map(|()| 0),
+        Command::Key(cmd) => key::run(&config, &cmd).map(|()| 0),
         Command::Schedule(cmd) => schedule::run(&config, &cmd).map(|()| 0),
         Command::Benchmark(args) => benchmark::run(&args).map(|()| 0),
         Command::Demo(args) => demo::run(&args).map(|()| 0),

@@ -83,6 +83,10 @@ error_codes! {
     /// installation (a cloned disk, a token enrolled twice) or a credential the
     /// operator reissued. `used` holds when it was replaced (Unix seconds).
     Superseded = 13, "credential superseded";
+    /// 14: what the request meant to change changed since the device read it
+    /// (protocol version 4: a `ReplaceKey` whose expected hash is not the
+    /// key file's any more); nothing was changed.
+    Conflict = 14, "conflict";
 }
 
 impl fmt::Display for ErrorCode {

@@ -74,8 +74,11 @@ pub const HELLO_MAGIC: [u8; 6] = *b"COFFRE";
 ///   copied one is refused) and the error code `Superseded`; `ChunkTrust`,
 ///   `Vouch` and `GetChunkCopy` (dedup trust: a device skips another
 ///   device's chunk only after it verified that copy).
-/// - 4: the server reads snapshot manifests of version 2 (a public count
-///   of the run's problems, for the board), so a client seals them only
+/// - 4: adds `ReplaceKey` (an admin device changes the structure's
+///   passphrase: the same master key wrapped anew, swapped on the server only
+///   if the key file is still the one the device read) and the error code
+///   `Conflict`; the server reads snapshot manifests of version 2 (a public
+///   count of the run's problems, for the board), so a client seals them only
 ///   for a server of version 4 or later (issue 18).
 pub const PROTOCOL_VERSION: u16 = 4;
 
@@ -417,6 +420,7 @@ mod tests {
         // A PC not upgraded yet: the server speaks its version.
         assert_eq!(decode_hello(&encode_hello_at(1)), Ok(1));
         assert_eq!(decode_hello(&encode_hello_at(2)), Ok(2));
+        assert_eq!(decode_hello(&encode_hello_at(3)), Ok(3));
         // A newer peer: this build speaks its own newest.
         assert_eq!(decode_hello(&encode_hello_at(9)), Ok(PROTOCOL_VERSION));
     }

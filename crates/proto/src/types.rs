@@ -358,6 +358,19 @@ messages! {
             /// Which copy: 0, 1, ... (NotFound past the last).
             copy: u32,
         },
+        /// Replace the subscriber's key file with `key_file`, the same master
+        /// key wrapped under a new passphrase (protocol version 4; admin devices
+        /// only). A compare-and-swap: the server replaces it only if BLAKE3 of
+        /// the key file it holds is `expected`, so of two technicians changing
+        /// the passphrase at once one wins and the other is refused with
+        /// `Conflict`.
+        [REPLACE_KEY = 0x0014, "ReplaceKey request", cap ID_LEN + LEN_LEN + MAX_KEY_FILE_LEN]
+        ReplaceKey {
+            /// BLAKE3 of the key file this device read with `GetKey`.
+            expected: Id as hex,
+            /// The new key file, at most [`MAX_KEY_FILE_LEN`] bytes.
+            key_file: Vec<u8> as len,
+        },
     }
 
     /// What the server answers: the response matching the request, or
@@ -477,6 +490,10 @@ messages! {
             /// The blob as stored.
             blob: Vec<u8> as len,
         },
+        /// Answers [`Request::ReplaceKey`]: the new key file is durable, and the
+        /// old one is gone from the server.
+        [KEY_REPLACED = 0x8014, "KeyReplaced response", cap 0]
+        KeyReplaced,
         /// The request was refused; may answer any request.
         [ERROR = 0x8000, "Error response", cap 2 + 8 + 8 + LEN_LEN + MAX_ERROR_MESSAGE_LEN]
         Error(reply: ErrorReply),

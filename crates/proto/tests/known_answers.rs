@@ -23,10 +23,10 @@ fn frozen_frame(wire: &[u8], expected: &str) -> (u16, Vec<u8>) {
 
 #[test]
 fn hello() {
-    // Version 4 since manifests of version 2 (3 since Rekey, ChunkTrust,
-    // Vouch and GetChunkCopy, 2 since
-    // GetChunks); a version-1 or version-2 hello (every client of the earlier
-    // releases) is still read, and answered in kind.
+    // Version 4 since ReplaceKey and manifests of version 2 (3 since Rekey,
+    // ChunkTrust, Vouch and GetChunkCopy, 2 since GetChunks); a hello of
+    // versions 1 to 3 (every client of the earlier releases) is still read,
+    // and answered in kind.
     assert_eq!(hex(&encode_hello()), "434f464652450004");
     assert_eq!(hex(&encode_hello_at(3)), "434f464652450003");
     assert_eq!(decode_hello(&encode_hello_at(3)), Ok(3));
@@ -89,6 +89,53 @@ fn superseded_error_response() {
             "0000000000000000", // quota = 0
             "03000000",         // message length
             "6f6c64",           // "old"
+        ),
+    );
+    assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
+}
+
+#[test]
+fn replace_key_request_and_response() {
+    let req = Request::ReplaceKey {
+        expected: [0x6B; 32],
+        key_file: b"CFKY".to_vec(),
+    };
+    let wire = encode_request(&req).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "0000002a",                                                         // frame length: 2 + 40
+            "0014",                                                             // ReplaceKey
+            "6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b", // expected: BLAKE3 of the current key file
+            "04000000", // key file length, u32 LE
+            "43464b59", // the key file ("CFKY")
+        ),
+    );
+    assert_eq!(decode_request(msg_type, &payload).unwrap(), req);
+
+    let wire = encode_response(&Response::KeyReplaced).unwrap();
+    let (msg_type, payload) = frozen_frame(&wire, "000000028014");
+    assert_eq!(
+        decode_response(msg_type, &payload).unwrap(),
+        Response::KeyReplaced
+    );
+}
+
+#[test]
+fn conflict_error_response() {
+    // Code 14 (protocol version 4).
+    let resp = Response::Error(ErrorReply::new(ErrorCode::Conflict, "x"));
+    let wire = encode_response(&resp).unwrap();
+    let (msg_type, payload) = frozen_frame(
+        &wire,
+        concat!(
+            "00000019",         // frame length: 2 + 23
+            "8000",             // Error
+            "0e00",             // code 14 = Conflict, u16 LE
+            "0000000000000000", // used
+            "0000000000000000", // quota
+            "01000000",         // message length
+            "78",               // "x"
         ),
     );
     assert_eq!(decode_response(msg_type, &payload).unwrap(), resp);
@@ -340,7 +387,7 @@ fn enrolment_token() {
 #[test]
 fn caps_are_those_in_the_protocol_table() {
     use coffre_proto::{max_request_len, max_response_len, CONTINUATION};
-    let table: [(u16, usize, usize); 17] = [
+    let table: [(u16, usize, usize); 18] = [
         (0x01, 32, 519),
         (0x02, 2_097_156, 8_196),
         (0x03, 13_631_524, 1),
@@ -358,6 +405,7 @@ fn caps_are_those_in_the_protocol_table() {
         (0x11, 2_097_156, 65_540),
         (0x12, 2_097_156, 8),
         (0x13, 36, 13_631_492),
+        (0x14, 1_060, 0),
     ];
     for (n, request, response) in table {
         assert_eq!(max_request_len(n), Some(request), "request {n:#06x}");

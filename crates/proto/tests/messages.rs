@@ -7,7 +7,8 @@ use coffre_proto::{
     encode_request, encode_response, max_request_len, max_response_len, Assembler, ChunkState,
     ErrorCode, ErrorReply, FrameError, ProtoError, Request, Response, Role, SnapshotEntry,
     CONTINUATION, MAX_BLOBS_PER_PUT, MAX_BLOB_LEN, MAX_CHUNKS_REPLY_BLOBS_LEN, MAX_IDS_PER_GET,
-    MAX_IDS_PER_REQUEST, MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PAYLOAD_LEN, MAX_PUT_BLOBS_LEN,
+    MAX_IDS_PER_REQUEST, MAX_KEY_FILE_LEN, MAX_MANIFEST_LEN, MAX_NAME_LEN, MAX_PAYLOAD_LEN,
+    MAX_PUT_BLOBS_LEN,
 };
 use proptest::prelude::*;
 
@@ -91,6 +92,10 @@ fn one_of_each_request() -> Vec<Request> {
             id: [4; 32],
             copy: 2,
         },
+        Request::ReplaceKey {
+            expected: [5; 32],
+            key_file: vec![6; 106],
+        },
     ]
 }
 
@@ -151,6 +156,7 @@ fn one_of_each_response() -> Vec<Response> {
         Response::ChunkCopy {
             blob: b"copy".to_vec(),
         },
+        Response::KeyReplaced,
         Response::Error(ErrorReply::quota_exceeded(10, 5)),
     ]
 }
@@ -176,6 +182,7 @@ fn request_index(r: &Request) -> usize {
         Request::ChunkTrust { .. } => 14,
         Request::Vouch { .. } => 15,
         Request::GetChunkCopy { .. } => 16,
+        Request::ReplaceKey { .. } => 17,
     }
 }
 
@@ -198,7 +205,8 @@ fn response_index(r: &Response) -> usize {
         Response::ChunkTrust { .. } => 14,
         Response::Vouched { .. } => 15,
         Response::ChunkCopy { .. } => 16,
-        Response::Error(_) => 17,
+        Response::KeyReplaced => 17,
+        Response::Error(_) => 18,
     }
 }
 
@@ -225,13 +233,13 @@ fn every_variant_round_trips() {
     let requests = one_of_each_request();
     let mut seen: Vec<_> = requests.iter().map(request_index).collect();
     seen.dedup();
-    assert_eq!(seen, (0..17).collect::<Vec<_>>());
+    assert_eq!(seen, (0..18).collect::<Vec<_>>());
     requests.iter().for_each(check_request);
 
     let responses = one_of_each_response();
     let mut seen: Vec<_> = responses.iter().map(response_index).collect();
     seen.dedup();
-    assert_eq!(seen, (0..18).collect::<Vec<_>>());
+    assert_eq!(seen, (0..19).collect::<Vec<_>>());
     responses.iter().for_each(check_response);
     check_response(&Response::Key { key_file: None });
     check_response(&Response::Rekeyed { current: false });
@@ -447,6 +455,29 @@ fn the_largest_allowed_fields_encode_and_one_more_is_refused() {
     })
     .unwrap_err();
     assert_eq!(err.error_code(), ErrorCode::TooLarge);
+
+    check_request(&Request::ReplaceKey {
+        expected: [1; 32],
+        key_file: vec![0; MAX_KEY_FILE_LEN],
+    });
+    let err = encode_request(&Request::ReplaceKey {
+        expected: [1; 32],
+        key_file: vec![0; MAX_KEY_FILE_LEN + 1],
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProtoError::FieldTooLarge {
+                field: "key_file",
+                len: 1025,
+                max: 1024,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("ReplaceKey request"), "{err}");
 }
 
 #[test]
@@ -758,6 +789,8 @@ fn arb_request() -> impl Strategy<Value = Request> {
         prop::collection::vec(arb_id(), 0..50).prop_map(|ids| Request::ChunkTrust { ids }),
         prop::collection::vec(arb_id(), 0..50).prop_map(|ids| Request::Vouch { ids }),
         (arb_id(), any::<u32>()).prop_map(|(id, copy)| Request::GetChunkCopy { id, copy }),
+        (arb_id(), arb_bytes(1025))
+            .prop_map(|(expected, key_file)| Request::ReplaceKey { expected, key_file }),
     ]
 }
 
@@ -827,6 +860,7 @@ fn arb_response() -> impl Strategy<Value = Response> {
         }),
         any::<u64>().prop_map(|recorded| Response::Vouched { recorded }),
         arb_bytes(3000).prop_map(|blob| Response::ChunkCopy { blob }),
+        Just(Response::KeyReplaced),
         (any::<u16>(), arb_name(), any::<u64>(), any::<u64>()).prop_map(
             |(code, message, used, quota)| Response::Error(ErrorReply {
                 code: ErrorCode::from_u16(code),

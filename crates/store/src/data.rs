@@ -6,8 +6,7 @@ use std::fs;
 use std::io;
 
 use coffre_core::blob::{self, MAX_BLOB_SIZE};
-use coffre_core::keyfile::KEY_FILE_LEN;
-use coffre_core::{snapshot_id, ChunkId, KeyFile, Manifest};
+use coffre_core::{snapshot_id, ChunkId, Manifest};
 
 use crate::catalog::{CommitOutcome, DeleteOutcome, SnapshotRow};
 use crate::durable;
@@ -17,9 +16,6 @@ use crate::pending::lock;
 use crate::retention::{Policy, DEFAULT_POLICY};
 use crate::store::Store;
 use crate::types::{Dispute, Presence, Role, Session, SnapshotInfo, Status};
-
-/// The largest key file accepted.
-pub const MAX_KEY_FILE: usize = 1024;
 
 impl Store {
     /// For each id, whether this device may skip the chunk: sealed in a pack
@@ -454,54 +450,6 @@ impl Store {
             loc.entry.length,
             &loc.entry.checksum,
         )
-    }
-
-    /// Stores the subscriber's key file (the master key wrapped by the
-    /// passphrase), once: the first device to enrol does it. Storing the same
-    /// bytes again succeeds; different bytes are [`Error::AlreadyExists`].
-    /// The key file is kept both in the catalogue and as
-    /// `subscribers/<id>/key`.
-    pub fn put_key(&self, s: &Session, key_file: &[u8]) -> Result<()> {
-        if key_file.len() > MAX_KEY_FILE {
-            return Err(Error::BadRequest(format!(
-                "a key file of {} bytes is refused: a key file has {KEY_FILE_LEN} bytes",
-                key_file.len()
-            )));
-        }
-        KeyFile::from_bytes(key_file)
-            .map_err(|e| Error::BadRequest(format!("the key file is not valid: {e}")))?;
-        let state = self.pending.subscriber(s.subscriber_id);
-        let _commit = lock(&state.commit);
-        let exists = |stored: &[u8]| {
-            if stored == key_file {
-                Ok(())
-            } else {
-                Err(Error::AlreadyExists {
-                    what: format!(
-                        "a key file for {:?} (another device created it: enrol with that \
-                         subscriber's passphrase)",
-                        s.subscriber
-                    ),
-                })
-            }
-        };
-        if let Some(stored) = self.catalog.key(s.subscriber_id)? {
-            return exists(&stored);
-        }
-        let path = self.key_path(s.subscriber_id);
-        let dir = self.subscriber_dir(s.subscriber_id);
-        durable::create_dir_all(&dir)
-            .and_then(|()| durable::write_atomic(&path, key_file))
-            .map_err(|e| Error::io(&path, e))?;
-        match self.catalog.insert_key(s.subscriber_id, key_file)? {
-            None => Ok(()),
-            Some(stored) => exists(&stored),
-        }
-    }
-
-    /// The subscriber's key file, if a device stored one.
-    pub fn key(&self, s: &Session) -> Result<Option<Vec<u8>>> {
-        self.catalog.key(s.subscriber_id)
     }
 
     /// Forgets a snapshot: admin devices only ([`Error::Forbidden`] for backup

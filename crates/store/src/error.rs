@@ -45,6 +45,15 @@ pub enum Error {
         what: String,
     },
 
+    /// What the request meant to change is no longer what the device read
+    /// (another device changed it meanwhile): nothing was changed.
+    #[error("{what}: nothing was changed; read it again and retry")]
+    Conflict {
+        /// What changed, e.g. `the key file of "asso" changed since this
+        /// device read it`.
+        what: String,
+    },
+
     /// A subscriber or device name breaks the naming rule.
     #[error(
         "invalid {kind} name {name:?}: use 1 to 64 characters among A-Z a-z 0-9 . _ -, \

@@ -55,6 +55,7 @@
 //! | `seal_pack` | everything | file durable first, then one `IMMEDIATE` transaction (pack row, chunk rows, `used_bytes`) |
 //! | `seal_full` of a session's full pack (`write_chunk` handed it out) | that session's `write_chunk`s, everything else | the full pack left the open pack under the writer's lock and is a separate file; until sealed its ids stay the session's (`has_chunks` sees them) and its bytes stay reserved; `seal_writer` and `commit_writer` wait until no full pack of the writer is out |
 //! | `commit_snapshot` | puts, seals and commits of other subscribers; puts of the same subscriber | commits, forgets and key uploads of one subscriber are serialised (a per-subscriber lock); the chunk check is valid for the GC epoch it read, and is redone inside the write transaction if a GC ran meanwhile |
+//! | `replace_key` (admin devices) | everything but commits, forgets and key uploads of the same subscriber | in the subscriber's commit lock: the expected hash is compared with the catalogue's key file, the file `subscribers/<id>/key` is replaced (temp, fsync, rename), then the row by a compare-and-swap in one `IMMEDIATE` transaction; an acknowledged replace is in both, and a crash between them leaves the old row (the request was not acknowledged: the device retries) |
 //! | `forget_snapshot` (admin devices) | everything | row deleted before the manifest file, in the subscriber's commit lock; chunks are not touched |
 //! | `remove_snapshot` (retention, from `coffre-server prune`, maybe another process) | everything | as `forget_snapshot`; it only removes committed snapshots, which no commit rewrites |
 //! | admin commands (`add_subscriber`, `set_subscriber`, `add_device`, `revoke_device`, `reissue_device`) from another process | the daemon | one `IMMEDIATE` transaction each; a quota change applies to the next `put_chunk`; a revocation to the next `authenticate`, `commit_snapshot` or `forget_snapshot`; a reissue to the next `authenticate` |
@@ -80,6 +81,7 @@ mod data;
 pub mod durable;
 mod error;
 pub mod gc;
+mod key_file;
 mod layout;
 pub mod pack;
 mod pending;
@@ -96,10 +98,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use coffre_core::ChunkId;
 pub use copy::{copy_packs, CopyReport};
 pub use daemon_lock::{DaemonLock, DAEMON};
-pub use data::MAX_KEY_FILE;
 pub use durable::{sync_dir, write_atomic};
 pub use error::{Error, Result};
 pub use gc::{GcOptions, GcReport};
+pub use key_file::MAX_KEY_FILE;
 pub use layout::{ACCOUNT_FILE, CATALOG_FILE, SUBSCRIBERS_DIR};
 pub use pack::{
     parse_pack_index, read_pack_index, PackEntry, PackWriter, PACK_MAGIC, PACK_TARGET_SIZE,

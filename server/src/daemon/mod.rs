@@ -273,6 +273,7 @@ fn error_reply(e: &coffre_store::Error) -> ErrorReply {
             format!("{what} already exists: nothing was changed"),
         ),
         E::NotFound { what } => (ErrorCode::NotFound, format!("{what} not found")),
+        E::Conflict { what } => (ErrorCode::Conflict, format!("{what}: nothing was changed")),
         E::UnknownDevice => (
             ErrorCode::UnknownDevice,
             "unknown device: this credential is not enrolled on this server".into(),
@@ -765,6 +766,12 @@ async fn handle(
         Request::GetKey => Response::Key {
             key_file: blocking(move || store.key(&s)).await?,
         },
+        Request::ReplaceKey { expected, key_file } => {
+            let (subscriber, device) = (s.subscriber.clone(), s.device.clone());
+            blocking(move || store.replace_key(&s, &expected, &key_file)).await?;
+            info!("key file of {subscriber} replaced by device {device}");
+            Response::KeyReplaced
+        }
         Request::Forget { snapshot } => {
             let id = ChunkId::from_bytes(snapshot);
             blocking(move || store.forget_snapshot(&s, &id)).await?;

@@ -50,6 +50,10 @@ impl Payload for Request {
             Request::PutKey { key_file } => {
                 s.put_bytes(m, "key_file", key_file, MAX_KEY_FILE_LEN)?
             }
+            Request::ReplaceKey { expected, key_file } => {
+                s.put(expected);
+                s.put_bytes(m, "key_file", key_file, MAX_KEY_FILE_LEN)?
+            }
         }
         Ok(())
     }
@@ -128,6 +132,10 @@ pub fn decode_request(msg_type: u16, payload: &[u8]) -> Result<Request, ProtoErr
         GET_CHUNK_COPY => Request::GetChunkCopy {
             id: r.id("id")?,
             copy: r.u32("copy")?,
+        },
+        REPLACE_KEY => Request::ReplaceKey {
+            expected: r.id("expected")?,
+            key_file: r.bytes("key_file", MAX_KEY_FILE_LEN)?.to_vec(),
         },
         _ => return Err(ProtoError::UnknownMessage(msg_type)),
     };

@@ -65,7 +65,7 @@ impl Payload for Response {
                     }
                 }
             }
-            Response::KeyStored | Response::Forgotten => {}
+            Response::KeyStored | Response::Forgotten | Response::KeyReplaced => {}
             Response::Key { key_file } => {
                 s.put_bool(key_file.is_some());
                 if let Some(key_file) = key_file {
@@ -203,6 +203,7 @@ pub fn decode_response(msg_type: u16, payload: &[u8]) -> Result<Response, ProtoE
             },
         },
         FORGOTTEN => Response::Forgotten,
+        KEY_REPLACED => Response::KeyReplaced,
         STATUS_REPLY => Response::Status {
             subscriber: r.string("subscriber", MAX_NAME_LEN)?,
             quota_bytes: r.u64("quota_bytes")?,

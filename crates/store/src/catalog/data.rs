@@ -220,35 +220,6 @@ impl Catalog {
         self.write(|tx| delete_snapshot_row(tx, sub, id))
     }
 
-    pub(crate) fn key(&self, sub: i64) -> Result<Option<Vec<u8>>> {
-        self.read(|tx| {
-            Ok(tx
-                .prepare_cached("SELECT key_file FROM keys WHERE subscriber_id = ?1")?
-                .query_row([sub], |r| r.get(0))
-                .optional()?)
-        })
-    }
-
-    /// Stores the key file unless one is there (then returns the stored one).
-    pub(crate) fn insert_key(&self, sub: i64, key_file: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.write(|tx| {
-            let existing: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT key_file FROM keys WHERE subscriber_id = ?1",
-                    [sub],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if existing.is_none() {
-                tx.execute(
-                    "INSERT INTO keys (subscriber_id, key_file) VALUES (?1, ?2)",
-                    params![sub, key_file],
-                )?;
-            }
-            Ok(existing)
-        })
-    }
-
     pub(crate) fn status(&self, sub: i64, device: i64) -> Result<Status> {
         self.read(|tx| {
             tx.prepare_cached(
@@ -384,7 +355,7 @@ fn quota_used(tx: &Transaction<'_>, sub: i64) -> Result<(u64, u64)> {
         .ok_or_else(|| Error::not_found("this subscriber"))
 }
 
-fn device_revoked(tx: &Transaction<'_>, sub: i64, device: i64) -> Result<bool> {
+pub(super) fn device_revoked(tx: &Transaction<'_>, sub: i64, device: i64) -> Result<bool> {
     let revoked: Option<Option<i64>> = tx
         .prepare_cached("SELECT revoked FROM devices WHERE id = ?1 AND subscriber_id = ?2")?
         .query_row([device, sub], |r| r.get(0))

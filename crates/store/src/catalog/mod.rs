@@ -34,7 +34,8 @@
 //! | `schema.rs` | the forward-only migrations and `migrate` |
 //! | `admin.rs` | subscribers, devices, authentication, usage summaries |
 //! | `credentials.rs` | a device's pending and retired secrets (rolling credentials) |
-//! | `data.rs` | the data path: has/put checks, packs, snapshots, chunk locations, keys, status |
+//! | `data.rs` | the data path: has/put checks, packs, snapshots, chunk locations, status |
+//! | `keys.rs` | the subscriber's key file: stored once, read, replaced by compare-and-swap |
 //! | `gc.rs` | sessions, garbage collection, repack, maintenance runs |
 //! | `accounts.rs` | account files and what a catalogue rebuild writes |
 //! | `trust.rs` | dedup trust: copies of a chunk, their writers, vouches, disputes (issue 17) |
@@ -48,6 +49,7 @@ mod admin;
 mod credentials;
 mod data;
 mod gc;
+mod keys;
 mod rows;
 mod schema;
 mod trust;
@@ -65,6 +67,7 @@ pub(crate) use accounts::Account;
 pub(crate) use credentials::{Installed, Presented};
 pub(crate) use data::{CommitOutcome, DeleteOutcome, SnapshotRow};
 pub(crate) use gc::{PackRow, SweepOutcome};
+pub(crate) use keys::KeySwap;
 pub(crate) use rows::Location;
 
 /// How long a connection waits for another process's lock before failing.
