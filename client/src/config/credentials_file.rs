@@ -241,6 +241,7 @@ mod tests {
             exclude: vec![],
             threads: 0,
             uploads: 8,
+            hooks: Default::default(),
         }
     }
 
