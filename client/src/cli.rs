@@ -76,11 +76,14 @@ pub enum Command {
     /// Restore all or part of a snapshot into a folder.
     ///
     /// Example: bring back the Compta folder as it was in a snapshot of last
-    /// Tuesday (see `coffre snapshots`):
+    /// Tuesday (see `coffre snapshots`), as /tmp/restored/Compta:
+    ///
     ///   coffre restore 3f9a2c --path /home/alice/Documents/Compta --target /tmp/restored
-    /// gives /tmp/restored/Compta. Only the spreadsheets of 2025:
-    ///   coffre restore latest --path /home/alice/Documents/Compta/2025 \
-    ///     --include '*.ods' --include '*.xlsx' --target /tmp/tableurs
+    ///
+    /// Only the spreadsheets of 2025:
+    ///
+    ///   coffre restore latest --path /home/alice/Documents/Compta/2025 --include '*.ods' --include '*.xlsx' --target /tmp/tableurs
+    ///
     /// Every chunk is verified. Existing files are never replaced unless
     /// --overwrite; nothing is ever written outside the target, and a link
     /// found there is never followed. Ctrl-C stops cleanly (exit 130); a
