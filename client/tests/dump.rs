@@ -290,3 +290,19 @@ fn on_a_terminal_binary_and_folders_are_refused_and_text_is_shown() {
         shown.len()
     );
 }
+
+#[test]
+fn dump_help_teaches_the_two_examples() {
+    let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["dump", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for example in [
+        "coffre dump latest /home/alice/Documents/budget.ods > budget-lastweek.ods",
+        "coffre dump 3f9a2c1d /home/alice/Compta | tar -x -C /tmp/x",
+        "redirect to a file or a pipe",
+    ] {
+        assert!(text.contains(example), "{text}");
+    }
+}
