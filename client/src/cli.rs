@@ -91,21 +91,25 @@ pub enum Command {
     /// restored.
     Restore(RestoreArgs),
 
-    /// Write one file of a snapshot to standard output, or a folder as a tar stream.
+    /// Write one file of a snapshot to standard output, or a folder as a tar stream
     ///
-    /// For the quick "send me last week's version", without restoring into
-    /// a folder:
+    /// For the quick "send me last week's version", without restoring into a folder:
+    ///
     ///   coffre dump latest /home/alice/Documents/budget.ods > budget-lastweek.ods
     ///   coffre dump 3f9a2c1d /home/alice/Compta | tar -x -C /tmp/x
-    /// PATH is the path as it was on the backed-up PC (`coffre find NAME`
-    /// and `coffre ls SNAPSHOT` show it). A folder comes as a tar stream
-    /// whose names start with the folder's own (Compta/...), with
-    /// permissions, dates and symbolic links (kept as links, never
-    /// followed). Every chunk is verified as restore does: a damaged one
-    /// stops the output with an error and exit status 1, never garbage
-    /// (what was written before is incomplete: delete it). A folder, or a
-    /// file that is not text, is not written to a terminal: redirect to a
-    /// file or a pipe, or pass --force.
+    ///
+    /// PATH is the path as it was on the backed-up PC (`coffre find NAME` and
+    /// `coffre ls SNAPSHOT` show it). A folder comes as a tar stream whose names
+    /// start with the folder's own (Compta/...), with permissions, dates and
+    /// symbolic links (kept as links, never followed).
+    ///
+    /// Every chunk is verified as restore does: a damaged one stops the output
+    /// with an error and exit status 1, never garbage (what was written before
+    /// it is incomplete: delete it).
+    ///
+    /// A folder, or a file that is not text, is not written to a terminal:
+    /// redirect to a file or a pipe, or pass --force. A text file is shown.
+    #[command(verbatim_doc_comment)]
     Dump(DumpArgs),
 
     /// Check that every snapshot is complete on the server (--read-data: and decrypt everything).
@@ -114,18 +118,24 @@ pub enum Command {
     /// Show this member structure's quota and usage, and this PC's last backup.
     Status(StatusArgs),
 
-    /// Delete a snapshot (admin devices only: a backup PC can only add).
+    /// Delete a snapshot (admin devices only: a backup PC can only add)
     ///
-    /// Give the id as `coffre snapshots` shows it: at least 8 hex digits
-    /// that match exactly one snapshot, for instance
+    /// Give the id as `coffre snapshots` shows it, 8 hex digits that match
+    /// exactly one snapshot:
+    ///
     ///   coffre forget 3f9a2c1d
-    /// It shows what it deletes (id, time, device, size, paths) and then
-    /// deletes it. A shorter prefix, or `latest`, is refused, showing what
-    /// it names and the command to delete it, unless --yes; a prefix that
-    /// matches several snapshots is always refused, listing them. A damaged
-    /// snapshot (see `coffre snapshots`) can be deleted like any other. The
-    /// chunks only this snapshot used are freed by the server's garbage
+    ///
+    /// It shows what it deletes (id, time, device, files, size, paths), then
+    /// deletes it. So that a slip cannot delete the wrong snapshot:
+    ///   - a shorter prefix (`coffre forget 3`), or `latest`, deletes nothing
+    ///     unless --yes: it shows what it names and the command to delete it;
+    ///   - a prefix that matches several snapshots deletes nothing, even with
+    ///     --yes: it lists them.
+    ///
+    /// A damaged snapshot (see `coffre snapshots`) is deleted like any other.
+    /// The chunks only this snapshot used are freed by the server's garbage
     /// collection; routine clean-up is the server's retention policy.
+    #[command(verbatim_doc_comment)]
     Forget(ForgetArgs),
 
     /// The structure's key: change its passphrase (admin devices only).

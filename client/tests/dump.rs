@@ -3,7 +3,8 @@
 //! for byte on standard output; a folder comes as a tar stream that both
 //! the system's `tar` and the `tar` crate unpack into the same tree (bytes,
 //! permissions, modification times, a symbolic link kept as a link, a name
-//! longer than tar's 100 bytes); a missing path, a link and a damaged chunk
+//! longer than tar's 100 bytes, a name that is not UTF-8), and the whole
+//! snapshot comes from its top-level names; a missing path, a link and a damaged chunk
 //! are clear errors (the output of a damaged file stops, it never holds a
 //! byte that was not verified); on a terminal a binary file and a folder
 //! are refused and a text file is shown.
@@ -12,6 +13,7 @@ mod support;
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
@@ -70,6 +72,15 @@ fn make_compta(compta: &Path) {
     );
     write(compta, LONG, &text_bytes(5_000, 10), 0o644, 1_700_000_400);
     fs::create_dir_all(compta.join("vide")).unwrap();
+    // A name that is not UTF-8 (an old Windows share copied as Latin-1).
+    let latin1 = std::ffi::OsStr::from_bytes(b"r\xe9sum\xe9.txt");
+    fs::write(compta.join(latin1), b"ete").unwrap();
+    let f = fs::File::options()
+        .write(true)
+        .open(compta.join(latin1))
+        .unwrap();
+    f.set_modified(UNIX_EPOCH + Duration::from_secs(1_700_000_500))
+        .unwrap();
     std::os::unix::fs::symlink("bilan 2026.ods", compta.join("dernier bilan")).unwrap();
 }
 
@@ -175,6 +186,18 @@ fn a_file_and_a_folder_come_back_byte_for_byte_and_a_folder_as_tar() {
         names.iter().any(|n| n.ends_with("14 mars.odt")),
         "{names:?}"
     );
+
+    // The whole snapshot: its top-level names, then everything below.
+    let whole = dump(&pc, &["latest", "/"]);
+    let names: Vec<PathBuf> = tar::Archive::new(&whole[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().into_owned())
+        .collect();
+    let top = compta.components().nth(1).unwrap().as_os_str();
+    assert_eq!(names[0].as_os_str(), top, "{names:?}");
+    let inner = compta.strip_prefix("/").unwrap().join("bilan 2026.ods");
+    assert!(names.contains(&inner), "{names:?}");
 
     // What is not there, and a link, are clear one-line errors.
     let err = one_line_error(&pc.run(&["dump", "latest", s(&compta.join("absent.ods"))]));
@@ -289,4 +312,20 @@ fn on_a_terminal_binary_and_folders_are_refused_and_text_is_shown() {
         "--force writes it: {} bytes",
         shown.len()
     );
+}
+
+#[test]
+fn dump_help_teaches_the_two_examples() {
+    let out = Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["dump", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for example in [
+        "coffre dump latest /home/alice/Documents/budget.ods > budget-lastweek.ods",
+        "coffre dump 3f9a2c1d /home/alice/Compta | tar -x -C /tmp/x",
+        "redirect to a file or a pipe",
+    ] {
+        assert!(text.contains(example), "{text}");
+    }
 }

@@ -446,3 +446,18 @@ fn forget_refuses_a_slip_and_deletes_what_it_shows() {
     assert!(!ids(&laptop).contains(&victim));
     assert_eq!(ids(&laptop).len(), count - 2);
 }
+
+#[test]
+fn forget_help_says_eight_digits_or_yes() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffre"))
+        .args(["forget", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("coffre forget 3f9a2c1d")
+            && text.contains("8 hex digits")
+            && text.contains("--yes"),
+        "{text}"
+    );
+}
