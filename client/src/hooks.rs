@@ -332,11 +332,14 @@ fn kill_tree(pid: u32) {
 
 /// "90 s", "10 min", "1 h 30 min".
 fn show_secs(secs: u64) -> String {
-    match secs {
-        0..120 => format!("{secs} s"),
-        _ if secs % 3600 == 0 => format!("{} h", secs / 3600),
-        0..3600 => format!("{} min", secs / 60),
-        _ => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+    if secs < 120 {
+        format!("{secs} s")
+    } else if secs.is_multiple_of(3600) {
+        format!("{} h", secs / 3600)
+    } else if secs < 3600 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{} h {} min", secs / 3600, secs % 3600 / 60)
     }
 }
 

@@ -36,9 +36,10 @@ pub fn run(config: &Path, args: &BackupArgs) -> Result<u8> {
     }
     let sink = sink(&inst, args.scheduled);
     let mut after_failed = Vec::new();
+    let mut before_failed = Vec::new();
     let outcome = locked(&inst, || {
-        let before = hooks::run_all(&inst.config.hooks, Stage::Before, &[], &sink);
-        let outcome = backup_with_retry(config, args, before);
+        before_failed = hooks::run_all(&inst.config.hooks, Stage::Before, &[], &sink);
+        let outcome = backup_with_retry(config, args, before_failed.clone());
         let (status, snapshot) = match &outcome {
             Ok(r) if r.problems() > 0 => ("problems", r.snapshot.to_hex()),
             Ok(r) => ("ok", r.snapshot.to_hex()),
@@ -52,7 +53,14 @@ pub fn run(config: &Path, args: &BackupArgs) -> Result<u8> {
         outcome
     });
     let finished = Timestamp::now().secs;
-    let (record, status) = record(&outcome, &after_failed, started, finished, args.scheduled);
+    let (record, status) = record(
+        &outcome,
+        &before_failed,
+        &after_failed,
+        started,
+        finished,
+        args.scheduled,
+    );
     if let Err(e) = record.save(&inst) {
         eprintln!("coffre: warning: cannot record the outcome: {e:#}");
     }
@@ -93,6 +101,7 @@ fn sink(inst: &Installation, scheduled: bool) -> Sink {
 /// The run's record and exit status.
 fn record(
     outcome: &Result<Report>,
+    before_failed: &[Failure],
     after_failed: &[Failure],
     started: i64,
     finished: i64,
@@ -145,7 +154,12 @@ fn record(
                 scheduled,
                 snapshot: None,
                 message: format!("{e:#}"),
-                problems: after_lines.collect(),
+                // The snapshot that would have recorded them was not made.
+                problems: before_failed
+                    .iter()
+                    .map(|f| format!("before hook {} failed: {}", f.name, f.why))
+                    .chain(after_lines)
+                    .collect(),
             },
             1,
         ),

@@ -125,7 +125,7 @@ pub fn run(config: &Path, args: &CheckArgs) -> Result<u8> {
         let read_note = if args.read_data {
             format!(
                 ", {} downloaded and decrypted",
-                crate::display::count(read as u64, "chunk")
+                crate::display::count(read, "chunk")
             )
         } else {
             String::new()
