@@ -161,7 +161,7 @@ impl Installation {
         let inst = Installation::at(config_path, config)?;
         layout::ensure_state_dir(&inst.state)?;
         if migration::migrate(&inst)? {
-            eprintln!(
+            errln!(
                 "coffre: moved this installation's credentials and caches from {} into its own \
                  state folder {}",
                 inst.config_dir().display(),

@@ -64,7 +64,7 @@ where
         match connect().await {
             Err(e) if e.code() == Some(ErrorCode::Busy) && start.elapsed() < BUSY_PATIENCE => {
                 if !told {
-                    eprintln!(
+                    errln!(
                         "coffre: the server is busy; trying again for up to {} s",
                         BUSY_PATIENCE.as_secs()
                     );

@@ -5,6 +5,10 @@
 //! to the crate: the binary calls [`main`], and the list below is what other
 //! crates use (the end-to-end tests, the benches).
 
+// `outln!`, `out!` and `errln!`: what the commands print (coffre_core::console).
+#[macro_use]
+extern crate coffre_core;
+
 mod backup;
 mod cli;
 mod commands;
@@ -52,15 +56,24 @@ pub fn main() -> ExitCode {
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            eprintln!("coffre: error: {reason} (see --help)");
+            errln!("coffre: error: {reason} (see --help)");
             return ExitCode::from(2);
         }
     };
     match commands::run(cli) {
         Ok(status) => ExitCode::from(status),
+        // `coffre dump … | head -c 100`: the reader had what it wanted.
+        Err(e) if reader_gone(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("coffre: error: {e:#}");
+            errln!("coffre: error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `e` comes from writing to a pipe whose reader has gone.
+fn reader_gone(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(coffre_core::console::reader_gone)
 }

@@ -70,7 +70,7 @@ pub fn unlock<T>(
                 "Passphrase of {subscriber}: "
             ))?)
         },
-        |line| eprintln!("{line}"),
+        |line| errln!("{line}"),
         subscriber,
         check,
     )
@@ -182,7 +182,7 @@ fn prompt(purpose: Purpose, subscriber: &str) -> Result<String> {
             "Passphrase of {subscriber}: "
         ))?),
         Purpose::Create => {
-            eprintln!(
+            errln!(
                 "{subscriber} has no key yet: this PC creates it. Choose the structure's passphrase \
                  (at least {MIN_LEN} characters). Write it down and keep it safe: without it, \
                  a new PC cannot restore anything."
@@ -195,7 +195,7 @@ fn prompt(purpose: Purpose, subscriber: &str) -> Result<String> {
             Ok(a)
         }
         Purpose::Change => {
-            eprintln!(
+            errln!(
                 "Choose the new passphrase of {subscriber} (at least {MIN_LEN} characters). Write \
                  it down and keep it safe: from now on, a new PC enrols with it, not the old one."
             );

@@ -200,7 +200,7 @@ impl Session {
             // time is unreadable) were skipped.
             let newer = |(_, d): &&(i64, Damaged)| d.time.is_none_or(|t| t > m.public.time);
             for (received, d) in skipped.iter().filter(newer) {
-                eprintln!(
+                errln!(
                     "coffre: warning: `latest` skips snapshot {} ({}), newer than {}: {}; tell your technician (`coffre check` lists every damaged snapshot)",
                     d.id.short(),
                     local_time(*received),

@@ -23,6 +23,10 @@
 //! report: rows, statuses, the board's order), `maintenance`, `retention`,
 //! `config`, `cli`, and `commands/` with one module per subcommand.
 
+// `outln!`, `out!` and `errln!`: what the commands print (coffre_core::console).
+#[macro_use]
+extern crate coffre_core;
+
 mod cli;
 mod combiner;
 mod commands;
@@ -69,7 +73,7 @@ pub fn main() -> ExitCode {
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            eprintln!("coffre-server: error: {reason} (see --help)");
+            errln!("coffre-server: error: {reason} (see --help)");
             return ExitCode::from(2);
         }
     };
@@ -83,7 +87,7 @@ pub fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("coffre-server: error: {e:#}");
+            errln!("coffre-server: error: {e:#}");
             if e.downcast_ref::<commands::verify::DamageFound>().is_some() {
                 ExitCode::from(3)
             } else {

@@ -37,7 +37,7 @@ pub(super) fn files_cache(inst: &Installation, keys: &Keys, use_caches: bool) ->
         (FilesCache::default(), None)
     };
     if let Some(w) = warning {
-        eprintln!("coffre: warning: {w}");
+        errln!("coffre: warning: {w}");
     }
     cache
 }
@@ -72,7 +72,7 @@ pub(super) fn chunks(
             Err(e) if e.code() == Some(ErrorCode::NotFound) => continue,
             // The server cannot read its copy: a hint lost, not the backup.
             Err(e) if e.code() == Some(ErrorCode::Internal) => {
-                eprintln!(
+                errln!(
                     "coffre: warning: snapshot {} of {} cannot be fetched from the server ({e}): its chunks are sent or checked again like new ones",
                     id.short(),
                     s.device
@@ -87,7 +87,7 @@ pub(super) fn chunks(
         // warning: one damaged snapshot must not stop the nightly backup.
         match damaged::open(&session.keys, &id, &bytes) {
             Ok(m) => known.extend(m.public.chunks),
-            Err(d) => eprintln!(
+            Err(d) => errln!(
                 "coffre: warning: {}: its chunks are sent or checked again like new ones",
                 Damaged {
                     device: s.device.clone(),

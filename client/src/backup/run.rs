@@ -95,7 +95,7 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
         None => 0,
         Some(_) if opts.use_caches && !cache.is_empty() => deleted::from_cache(&cache, &tonight),
         Some(parent) => deleted::from_parent(session, &parent, &tonight).unwrap_or_else(|e| {
-            eprintln!(
+            errln!(
                 "coffre: warning: cannot count the files deleted since the last snapshot \
                  (reading it: {e:#}); the backup goes on"
             );
@@ -432,7 +432,7 @@ fn manifest(inst: &Installation, opts: &Options, snapshot: Snapshot<'_>) -> Mani
 /// needed.
 fn remember(inst: &Installation, keys: &Keys, new_cache: &FilesCache) {
     if let Err(e) = new_cache.save(&inst.files_cache_path(), keys) {
-        eprintln!("coffre: warning: cannot write the files cache: {e:#}");
+        errln!("coffre: warning: cannot write the files cache: {e:#}");
     }
     journal::clear(&inst.uploaded_path());
 }

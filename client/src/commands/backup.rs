@@ -62,7 +62,7 @@ pub fn run(config: &Path, args: &BackupArgs) -> Result<u8> {
         args.scheduled,
     );
     if let Err(e) = record.save(&inst) {
-        eprintln!("coffre: warning: cannot record the outcome: {e:#}");
+        errln!("coffre: warning: cannot record the outcome: {e:#}");
     }
     if args.scheduled {
         for line in &record.problems {
@@ -75,14 +75,14 @@ pub fn run(config: &Path, args: &BackupArgs) -> Result<u8> {
     }
     let report = outcome?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json(&report, &after_failed))?
         );
     } else {
-        println!("{}", report.summary());
+        outln!("{}", report.summary());
         for f in &after_failed {
-            println!("after hook {} failed: {}", f.name, f.why);
+            outln!("after hook {} failed: {}", f.name, f.why);
         }
     }
     Ok(status)
@@ -94,7 +94,7 @@ fn sink(inst: &Installation, scheduled: bool) -> Sink {
         let log = inst.log_path();
         Arc::new(move |line: &str| run_record::log(&log, line))
     } else {
-        Arc::new(|line: &str| eprintln!("coffre: {line}"))
+        Arc::new(|line: &str| errln!("coffre: {line}"))
     }
 }
 
@@ -211,7 +211,7 @@ fn backup_with_retry(
                 && e.downcast_ref::<RemoteError>().and_then(RemoteError::code)
                     == Some(ErrorCode::MissingChunks) =>
         {
-            eprintln!(
+            errln!(
                 "coffre: the server no longer has some data this PC's cache listed (snapshots were deleted): \
                  backing up again without the cache"
             );

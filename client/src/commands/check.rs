@@ -117,10 +117,10 @@ pub fn run(config: &Path, args: &CheckArgs) -> Result<u8> {
             "ok": problems.is_empty(),
             "problems": problems.iter().map(|(w, p)| json!({"what": w, "problem": p})).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for (what, p) in &problems {
-            println!("DAMAGED {what}: {p}");
+            outln!("DAMAGED {what}: {p}");
         }
         let read_note = if args.read_data {
             format!(
@@ -131,12 +131,12 @@ pub fn run(config: &Path, args: &CheckArgs) -> Result<u8> {
             String::new()
         };
         if problems.is_empty() {
-            println!(
+            outln!(
                 "checked {}{read_note}: all complete",
                 crate::display::count(list.len() as u64, "snapshot")
             );
         } else {
-            println!(
+            outln!(
                 "checked {}{read_note}: {} (above); tell your technician, and run `coffre backup` so that missing data is sent again",
                 crate::display::count(list.len() as u64, "snapshot"),
                 crate::display::count(problems.len() as u64, "problem")

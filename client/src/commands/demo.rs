@@ -28,7 +28,7 @@ impl Drop for Server {
 
 fn show(program: &Path, args: &[&str]) {
     let name = program.file_name().unwrap_or_default().to_string_lossy();
-    println!("\n$ {name} {}", args.join(" "));
+    outln!("\n$ {name} {}", args.join(" "));
 }
 
 /// Runs a program, echoing its command line; returns its stdout.
@@ -41,7 +41,7 @@ fn step(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
         .output()
         .with_context(|| format!("running {}", program.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    print!("{stdout}");
+    out!("{stdout}");
     if !out.status.success() {
         bail!(
             "{} {} failed ({})",
@@ -100,13 +100,13 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         folder.display().to_string(),
         restored.display().to_string(),
     );
-    println!(
+    outln!(
         "coffre demo: a server in {}, this PC enrolled, {} backed up and restored.",
         work.display(),
         folder.display()
     );
 
-    println!(
+    outln!(
         "\n# 1. The association's server: a data directory, a member structure, a device token."
     );
     step(
@@ -165,9 +165,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    println!(
-        "\n# 2. On the member's PC: enrol (the first PC creates the structure's key), back up."
-    );
+    outln!("\n# 2. On the member's PC: enrol (the first PC creates the structure's key), back up.");
     let pass = "demo passphrase, choose a real one";
     let env = [("COFFRE_PASSPHRASE", pass)];
     let short = format!("{}…", &token[..token.len().min(24)]);
@@ -179,17 +177,17 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .args(["--config", &config_s, "enrol", &token, "--path", &folder_s])
         .envs(env)
         .output()?;
-    print!("{}", String::from_utf8_lossy(&out.stdout));
+    out!("{}", String::from_utf8_lossy(&out.stdout));
     if !out.status.success() {
         bail!("enrol failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     step(&coffre, &["--config", &config_s, "backup"], &[])?;
-    println!("\n# A second backup of the unchanged folder reads and sends nothing new:");
+    outln!("\n# A second backup of the unchanged folder reads and sends nothing new:");
     step(&coffre, &["--config", &config_s, "backup"], &[])?;
     step(&coffre, &["--config", &config_s, "snapshots"], &[])?;
     step(&coffre, &["--config", &config_s, "status"], &[])?;
 
-    println!("\n# 3. The technician restores the folder from the latest snapshot.");
+    outln!("\n# 3. The technician restores the folder from the latest snapshot.");
     step(
         &coffre,
         &[
@@ -222,16 +220,16 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             crate::display::count(in_snapshot, "file")
         );
     }
-    println!(
+    outln!(
         "\nEvery restored file is identical to its original in {}: {}, {}, every byte compared.",
         folder.display(),
         crate::display::count(files, "file"),
         format_size(bytes)
     );
-    println!("Demo done in {:.1} s.", started.elapsed().as_secs_f64());
+    outln!("Demo done in {:.1} s.", started.elapsed().as_secs_f64());
     if args.keep {
         let kept = tmp.keep();
-        println!(
+        outln!(
             "Kept {} (server data, client config, restored copy).",
             kept.display()
         );

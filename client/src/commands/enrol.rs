@@ -85,21 +85,23 @@ pub fn run(config_path: &Path, args: &EnrolArgs) -> Result<()> {
         Role::Admin => "admin device: may also delete snapshots",
         _ => "backup device",
     };
-    println!(
+    outln!(
         "enrolled {} of {} ({role}) with the server at {}",
-        inst.config.device, inst.config.subscriber, inst.config.server
+        inst.config.device,
+        inst.config.subscriber,
+        inst.config.server
     );
-    println!("configuration: {}", inst.config_path.display());
-    println!(
+    outln!("configuration: {}", inst.config_path.display());
+    outln!(
         "state:         {} (credentials, caches, log; this config file's alone)",
         inst.state_dir().display()
     );
     for p in &inst.config.paths {
-        println!("backs up:      {}", p.display());
+        outln!("backs up:      {}", p.display());
     }
-    println!("next: `coffre backup` now, and `coffre schedule install` for every night");
+    outln!("next: `coffre backup` now, and `coffre schedule install` for every night");
     if visible {
-        eprintln!(
+        errln!(
             "coffre: note: the token was visible to every user of this machine in the process \
              list while enrol ran (it is used up now); next time give it as `-` (standard input) \
              or with --token-file FILE"

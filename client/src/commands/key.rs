@@ -51,12 +51,12 @@ fn passwd(config_path: &Path, args: &KeyPasswdArgs) -> Result<()> {
     let subscriber = remote.subscriber.clone();
     rt.block_on(remote.close());
     changed?;
-    println!(
+    outln!(
         "the passphrase of {subscriber} is changed: a new PC enrols with the new one, the old \
          one no longer opens the server's key file. The PCs already enrolled keep working as \
          they are."
     );
-    println!(
+    outln!(
         "it does not change the key itself: revoke the devices of whoever leaves \
          (`coffre-server device revoke {subscriber} DEVICE`)"
     );
@@ -90,13 +90,15 @@ async fn change(remote: &Remote, mine: &MasterKey, args: &KeyPasswdArgs) -> Resu
     };
     let key_file =
         KeyFile::from_bytes(&current).context("the key file stored on the server is damaged")?;
-    let (master, old_pass) = passphrase::unlock(args.passphrase_file.as_deref(), subscriber, |pass| {
-        match key_file.unwrap_key(pass.as_bytes()) {
+    let (master, old_pass) = passphrase::unlock(
+        args.passphrase_file.as_deref(),
+        subscriber,
+        |pass| match key_file.unwrap_key(pass.as_bytes()) {
             Ok(master) => Ok(Some((master, pass.to_string()))),
             Err(coffre_core::Error::WrongPassphrase) => Ok(None),
             Err(other) => Err(other.into()),
-        }
-    })?;
+        },
+    )?;
     if master != *mine {
         bail!(
             "the server's key file does not hold this PC's key: the passphrase opened it, but it \

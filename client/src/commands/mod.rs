@@ -29,6 +29,13 @@ pub fn run(cli: Cli) -> Result<Status> {
         None if matches!(cli.command, Command::Benchmark(_) | Command::Demo(_)) => PathBuf::new(),
         None => default_config_path()?,
     };
+    if matches!(
+        cli.command,
+        Command::Snapshots(_) | Command::Ls(_) | Command::Find(_) | Command::Diff(_)
+    ) {
+        // A listing piped into `head` ends when `head` has read enough.
+        coffre_core::console::stop_when_unread();
+    }
     match cli.command {
         Command::Enrol(args) => enrol::run(&config, &args).map(|()| 0),
         Command::Backup(args) => backup::run(&config, &args),

@@ -18,7 +18,7 @@ pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
     let snap = session.resolve(&args.snapshot, args.device.as_deref())?;
     let id = ChunkId::from_bytes(snap.id);
     if !args.json {
-        println!(
+        outln!(
             "restoring snapshot {} of {} ({}){}",
             id.short(),
             local_time(snap.time),
@@ -43,14 +43,14 @@ pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
     )?;
     session.close();
     if report.interrupted {
-        eprintln!(
+        errln!(
             "interrupted: {} files restored, run the same command again to finish",
             report.files
         );
         return Ok(restore::interrupt::EXIT_STATUS);
     }
     for (path, why) in &report.failed {
-        eprintln!("coffre: could not restore {}: {why}", path.display());
+        errln!("coffre: could not restore {}: {why}", path.display());
     }
     if args.json {
         let v = serde_json::json!({
@@ -65,7 +65,7 @@ pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
             "failed": report.failed.iter().map(|(p, e)| serde_json::json!({"path": p.display().to_string(), "error": e})).collect::<Vec<_>>(),
             "seconds": report.duration.as_secs_f64(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         use crate::display::count;
         let mut line = format!(
@@ -89,7 +89,7 @@ pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
                 crate::display::count_with(report.failed.len() as u64, "file could", "files could")
             ));
         }
-        println!("{line}");
+        outln!("{line}");
     }
     Ok(if report.failed.is_empty() { 0 } else { 1 })
 }

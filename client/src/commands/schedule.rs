@@ -33,27 +33,27 @@ pub fn run(config: &Path, cmd: &ScheduleCommand) -> Result<()> {
                 config: inst.config_path.clone(),
                 scope: scope(args.scope.system),
             })?;
-            println!(
+            outln!(
                 "the backup of this PC runs every day at {hour:02}:{minute:02} ({})",
                 installed.backend
             );
             for f in &installed.files {
-                println!("wrote {}", f.display());
+                outln!("wrote {}", f.display());
             }
             if let Some(next) = &installed.next_run {
-                println!("next run: {next}");
+                outln!("next run: {next}");
             }
             if !installed.detail.is_empty() {
-                println!("{}", installed.detail);
+                outln!("{}", installed.detail);
             }
-            println!(
+            outln!(
                 "each run appends to {} and `coffre status` shows its outcome",
                 inst.log_path().display()
             );
         }
         ScheduleCommand::Remove(args) => {
             let removed = schedule::remove(&inst.config_path, scope(args.system))?;
-            println!("{removed}");
+            outln!("{removed}");
         }
         ScheduleCommand::Status(args) => {
             let st = schedule::status(&inst.config_path, scope(args.system))?;
@@ -63,18 +63,18 @@ pub fn run(config: &Path, cmd: &ScheduleCommand) -> Result<()> {
                     .map(|(h, m)| format!(" at {h:02}:{m:02}"))
                     .unwrap_or_default();
                 let backend = st.backend.map(|b| b.to_string()).unwrap_or_default();
-                println!("nightly backup{at}: installed ({backend})");
+                outln!("nightly backup{at}: installed ({backend})");
                 if let Some(next) = &st.next_run {
-                    println!("next run:  {next}");
+                    outln!("next run:  {next}");
                 }
             } else {
-                println!("no nightly backup is scheduled: `coffre schedule install [--at HH:MM]`");
+                outln!("no nightly backup is scheduled: `coffre schedule install [--at HH:MM]`");
             }
             if !st.detail.is_empty() {
-                println!("{}", st.detail);
+                outln!("{}", st.detail);
             }
             match RunRecord::load(&inst) {
-                Some(r) => println!(
+                Some(r) => outln!(
                     "last run:  {} ({}){}: {}: {}",
                     local_time(r.finished),
                     age(r.finished),
@@ -86,9 +86,9 @@ pub fn run(config: &Path, cmd: &ScheduleCommand) -> Result<()> {
                     r.result,
                     r.message
                 ),
-                None => println!("last run:  none yet"),
+                None => outln!("last run:  none yet"),
             }
-            println!("log:       {}", inst.log_path().display());
+            outln!("log:       {}", inst.log_path().display());
         }
     }
     Ok(())

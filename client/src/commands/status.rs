@@ -45,12 +45,12 @@ pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
             }
             Err(e) => v["server_error"] = json!(format!("{e:#}")),
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("subscriber   {}", inst.config.subscriber);
-    println!("device       {}", inst.config.device);
-    println!("server       {}", inst.config.server);
+    outln!("subscriber   {}", inst.config.subscriber);
+    outln!("device       {}", inst.config.device);
+    outln!("server       {}", inst.config.server);
     match &server {
         Ok((st, role)) => {
             let pct = if st.quota_bytes > 0 {
@@ -65,25 +65,26 @@ pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
             } else {
                 ""
             };
-            println!("role         {role}");
-            println!(
+            outln!("role         {role}");
+            outln!(
                 "storage      {} of {} used ({pct:.0} %){warn}",
                 format_size(st.used_bytes),
                 format_size(st.quota_bytes)
             );
-            println!(
+            outln!(
                 "snapshots    {} (all devices of {})",
-                st.snapshots, inst.config.subscriber
+                st.snapshots,
+                inst.config.subscriber
             );
             match st.last_backup {
-                Some(t) => println!("last backup  {} ({}), on the server", local_time(t), age(t)),
-                None => println!("last backup  never, on the server"),
+                Some(t) => outln!("last backup  {} ({}), on the server", local_time(t), age(t)),
+                None => outln!("last backup  never, on the server"),
             }
         }
-        Err(e) => println!("server       unreachable: {e:#}"),
+        Err(e) => outln!("server       unreachable: {e:#}"),
     }
     match &last_run {
-        Some(r) => println!(
+        Some(r) => outln!(
             "last run     {} ({}){}: {}: {}",
             local_time(r.finished),
             age(r.finished),
@@ -91,12 +92,12 @@ pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
             r.result,
             r.message
         ),
-        None => println!("last run     no backup has run on this PC yet"),
+        None => outln!("last run     no backup has run on this PC yet"),
     }
     if let Some(r) = &last_run {
         for (i, p) in r.problems.iter().enumerate() {
             let label = if i == 0 { "problems" } else { "" };
-            println!("{label:<12} {p}");
+            outln!("{label:<12} {p}");
         }
     }
     Ok(())

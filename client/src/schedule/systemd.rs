@@ -703,11 +703,11 @@ mod tests {
     #[test]
     fn real_systemctl_without_systemd_running() {
         if Path::new("/run/systemd/system").exists() {
-            println!("skipped: systemd runs here, and this test must not talk to the real service manager");
+            outln!("skipped: systemd runs here, and this test must not talk to the real service manager");
             return;
         }
         if host::run("systemctl".as_ref(), &["--version"], None).is_err() {
-            println!("skipped: no systemctl program on this machine");
+            outln!("skipped: no systemctl program on this machine");
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -724,7 +724,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("removed again"), "{text}");
-        println!("{text}");
+        outln!("{text}");
         assert_eq!(
             ls(host.systemd_user_dir.as_ref().unwrap()),
             Vec::<String>::new()
@@ -881,7 +881,7 @@ mod tests {
     #[test]
     fn systemd_analyze_verify_accepts_the_units() {
         if host::run("systemd-analyze".as_ref(), &["--version"], None).is_err() {
-            println!("skipped: systemd-analyze is not installed here");
+            outln!("skipped: systemd-analyze is not installed here");
             return;
         }
         let dir = tempfile::tempdir().unwrap();

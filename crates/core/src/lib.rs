@@ -7,7 +7,8 @@
 //! - [`ChunkId`]: keyed BLAKE3;
 //! - [`blob`]: compress (zstd, or raw), pad (Padmé), encrypt (XChaCha20-Poly1305);
 //! - [`tree`] and [`manifest`]: directory listings and snapshots;
-//! - [`pipeline`]: all of the above on all cores with bounded memory.
+//! - [`pipeline`]: all of the above on all cores with bounded memory;
+//! - [`console`]: what the programs print, ending quietly when the reader of a pipe has gone.
 //!
 //! Every format is specified byte by byte in `docs/format.md` and frozen by the
 //! known-answer tests in `src/known_answers.rs`.
@@ -17,6 +18,7 @@ pub mod benchmark;
 pub mod blob;
 pub mod chunker;
 mod codec;
+pub mod console;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

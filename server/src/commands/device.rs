@@ -31,10 +31,10 @@ pub fn run(cmd: DeviceCommand) -> Result<()> {
             // fails before the device is added.
             let origin = Origin::read(&data.data)?;
             let secret = open_store(&data.data)?.add_device(&subscriber, &device, role)?;
-            eprintln!("enrolled device {device} ({role}) of {subscriber}; on that PC run:");
-            eprintln!();
-            eprintln!("    coffre enrol TOKEN");
-            eprintln!();
+            errln!("enrolled device {device} ({role}) of {subscriber}; on that PC run:");
+            errln!();
+            errln!("    coffre enrol TOKEN");
+            errln!();
             origin.print_token(subscriber, device, secret)?;
         }
         DeviceCommand::Reissue {
@@ -44,13 +44,13 @@ pub fn run(cmd: DeviceCommand) -> Result<()> {
         } => {
             let origin = Origin::read(&data.data)?;
             let secret = open_store(&data.data)?.reissue_device(&subscriber, &device)?;
-            eprintln!(
+            errln!(
                 "new token for device {device} of {subscriber}: its backups and history stay; \
                  every earlier credential of it is refused from now on. On the PC run:"
             );
-            eprintln!();
-            eprintln!("    coffre enrol TOKEN --force");
-            eprintln!();
+            errln!();
+            errln!("    coffre enrol TOKEN --force");
+            errln!();
             origin.print_token(subscriber, device, secret)?;
         }
         DeviceCommand::List {
@@ -60,16 +60,19 @@ pub fn run(cmd: DeviceCommand) -> Result<()> {
         } => {
             let list = open_store(&data.data)?.list_devices(subscriber.as_deref())?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({ "devices": list }))?
                 );
             } else if list.is_empty() {
-                println!("no devices: enrol one with `coffre-server device add SUBSCRIBER DEVICE`");
+                outln!("no devices: enrol one with `coffre-server device add SUBSCRIBER DEVICE`");
             } else {
-                println!(
+                outln!(
                     "{:<24} {:<20} {:<7} {:<8} last backup",
-                    "subscriber", "device", "role", "state"
+                    "subscriber",
+                    "device",
+                    "role",
+                    "state"
                 );
                 for d in list {
                     let state = match (d.revoked, d.token_live) {
@@ -81,7 +84,7 @@ pub fn run(cmd: DeviceCommand) -> Result<()> {
                         0 => String::new(),
                         n => format!("  refused copies: {n}, last {}", when(d.last_clone_refusal)),
                     };
-                    println!(
+                    outln!(
                         "{:<24} {:<20} {:<7} {:<8} {}{refused}",
                         d.subscriber,
                         d.name,
@@ -90,7 +93,7 @@ pub fn run(cmd: DeviceCommand) -> Result<()> {
                         when(d.last_backup)
                     );
                 }
-                println!(
+                outln!(
                     "state token: its enrolment token still works (not enrolled yet, or a client \
                      older than protocol 3); refused copies: connections with a replaced \
                      credential of the device (a cloned disk, a token pasted twice: \
@@ -104,7 +107,7 @@ pub fn run(cmd: DeviceCommand) -> Result<()> {
             data,
         } => {
             open_store(&data.data)?.revoke_device(&subscriber, &device)?;
-            println!("revoked {device} of {subscriber}: it is refused from its next connection; its backups stay");
+            outln!("revoked {device} of {subscriber}: it is refused from its next connection; its backups stay");
         }
     }
     Ok(())
@@ -138,11 +141,11 @@ impl Origin {
             device,
             secret,
         };
-        eprintln!(
+        errln!(
             "with this token (it is a password: send it privately; it is one-time: `coffre \
              enrol` consumes it, and the PC then holds its own credential):"
         );
-        println!("{}", token.encode()?);
+        outln!("{}", token.encode()?);
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ pub fn run(data: &Path, only: Option<&str>, opts: &GcOptions, json: bool) -> Res
         timed(&store, "gc", || collect_garbage(&store, only, opts))?
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "dry_run": opts.dry_run,
@@ -26,13 +26,19 @@ pub fn run(data: &Path, only: Option<&str>, opts: &GcOptions, json: bool) -> Res
             }))?
         );
     } else {
-        println!(
+        outln!(
             "{:<20} {:>10} {:>10} {:>8} {:>8} {:>11} {:>11}  note",
-            "subscriber", "chunks", "freed", "packs-", "repacked", "used before", "used after"
+            "subscriber",
+            "chunks",
+            "freed",
+            "packs-",
+            "repacked",
+            "used before",
+            "used after"
         );
         for c in &all {
             match (&c.report, &c.error) {
-                (Some(r), _) => println!(
+                (Some(r), _) => outln!(
                     "{:<20} {:>10} {:>10} {:>8} {:>8} {:>11} {:>11}  {}",
                     c.subscriber,
                     r.deleted_chunks,
@@ -43,7 +49,7 @@ pub fn run(data: &Path, only: Option<&str>, opts: &GcOptions, json: bool) -> Res
                     format_size(r.used_after),
                     note(r)
                 ),
-                (None, e) => println!(
+                (None, e) => outln!(
                     "{:<20} failed: {}",
                     c.subscriber,
                     e.as_deref().unwrap_or_default()
@@ -56,12 +62,12 @@ pub fn run(data: &Path, only: Option<&str>, opts: &GcOptions, json: bool) -> Res
             .map(|r| r.used_before.saturating_sub(r.used_after))
             .sum();
         if opts.dry_run {
-            println!(
+            outln!(
                 "dry run: about {} would be freed; nothing was changed",
                 format_size(freed)
             );
         } else {
-            println!("freed {}", format_size(freed));
+            outln!("freed {}", format_size(freed));
         }
     }
     let failed: Vec<&str> = all

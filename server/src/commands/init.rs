@@ -42,22 +42,22 @@ pub fn run(
     identity.save(&dir.tls_dir())?;
     let config = Config::with_storage(listen, public_address, storage_config);
     dir.write_config(&config)?;
-    println!("created the coffre data directory {}", data.display());
-    println!("  listens on       {} (UDP)", config.listen);
-    println!(
+    outln!("created the coffre data directory {}", data.display());
+    outln!("  listens on       {} (UDP)", config.listen);
+    outln!(
         "  clients dial     {} (change public_address in config.toml if that is wrong)",
         config.public_address
     );
-    println!("  packs            {}", pack_storage.describe());
-    println!(
+    outln!("  packs            {}", pack_storage.describe());
+    outln!(
         "  certificate      BLAKE3 {}",
         hex::encode(identity.fingerprint())
     );
-    println!(
+    outln!(
         "  board's page     with `run --dashboard 127.0.0.1:8080`; password: dashboard_token in {}",
         dir.config_path().display()
     );
-    println!(
+    outln!(
         "next: coffre-server subscriber add NAME --quota 50GiB --data {}",
         data.display()
     );

@@ -16,10 +16,19 @@ use std::path::Path;
 use anyhow::Result;
 use coffre_store::Store;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DeviceCommand, SubscriberCommand};
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> Result<()> {
+    if matches!(
+        cli.command,
+        Command::Usage { .. }
+            | Command::Subscriber(SubscriberCommand::List { .. } | SubscriberCommand::Show { .. })
+            | Command::Device(DeviceCommand::List { .. })
+    ) {
+        // A listing piped into `head` ends when `head` has read enough.
+        coffre_core::console::stop_when_unread();
+    }
     match cli.command {
         Command::Init {
             data,

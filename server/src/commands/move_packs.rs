@@ -34,7 +34,7 @@ pub fn run(data: &Path, to: &str, json: bool) -> Result<()> {
     config.storage = (to != "local").then_some(section);
     dir.write_config(&config)?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "copied": report.copied,
@@ -44,14 +44,14 @@ pub fn run(data: &Path, to: &str, json: bool) -> Result<()> {
             }))?
         );
     } else {
-        println!(
+        outln!(
             "{} copied ({}), {} already there; config.toml now keeps the packs at {}",
             coffre_core::units::count(report.copied, "pack"),
             format_size(report.bytes),
             report.already_there,
             target.describe()
         );
-        println!(
+        outln!(
             "next: coffre-server verify --data {}; then start the daemon; the old packs stay \
              where they were until you remove them",
             data.display()

@@ -18,7 +18,7 @@ pub fn run(data: &Path, only: Option<&str>, dry_run: bool, json: bool) -> Result
         timed(&store, "prune", || retention::apply(&store, &decisions))?
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "dry_run": dry_run,
@@ -29,12 +29,17 @@ pub fn run(data: &Path, only: Option<&str>, dry_run: bool, json: bool) -> Result
         return Ok(());
     }
     if dry_run {
-        println!(
+        outln!(
             "{:<20} {:<16} {:<10} {:<22} {:<22} {:<7} kept by",
-            "subscriber", "device", "snapshot", "received", "PC's time", "action"
+            "subscriber",
+            "device",
+            "snapshot",
+            "received",
+            "PC's time",
+            "action"
         );
         for d in &decisions {
-            println!(
+            outln!(
                 "{:<20} {:<16} {:<10} {:<22} {:<22} {:<7} {}",
                 d.subscriber,
                 d.device,
@@ -45,16 +50,16 @@ pub fn run(data: &Path, only: Option<&str>, dry_run: bool, json: bool) -> Result
                 d.rules.join(", ")
             );
         }
-        println!(
+        outln!(
             "retention goes by when this server received each snapshot; the PC's time is shown only"
         );
         let to_remove = decisions.iter().filter(|d| !d.keep).count();
-        println!(
+        outln!(
             "dry run: {to_remove} of {} snapshots would be removed; nothing was changed",
             decisions.len()
         );
     } else {
-        println!(
+        outln!(
             "removed {removed} of {} snapshots; the space only they used is freed by the next garbage collection (`coffre-server gc`, or the daemon's nightly run)",
             decisions.len()
         );

@@ -19,13 +19,13 @@ pub fn run(data: &Path, replace: bool, json: bool) -> Result<()> {
     super::tighten(data)?;
     let reports = coffre_store::rebuild_catalog_with(data, &storage, replace)?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "subscribers": reports }))?
         );
     } else {
         for r in &reports {
-            println!(
+            outln!(
                 "{}: {}, {} ({}), {}, {} used{}",
                 r.subscriber,
                 count(r.devices, "device"),
@@ -40,13 +40,13 @@ pub fn run(data: &Path, replace: bool, json: bool) -> Result<()> {
                 }
             );
             for p in &r.problems {
-                println!("  {p}");
+                outln!("  {p}");
             }
             for (id, n) in &r.incomplete_snapshots {
-                println!("  snapshot {} misses {}", &id[..10], count(*n, "chunk"));
+                outln!("  snapshot {} misses {}", &id[..10], count(*n, "chunk"));
             }
         }
-        println!("catalogue rebuilt: {}", count(reports.len(), "subscriber"));
+        outln!("catalogue rebuilt: {}", count(reports.len(), "subscriber"));
     }
     let incomplete: usize = reports
         .iter()

@@ -18,11 +18,11 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
         } => {
             let store = open_store(&data.data)?;
             store.add_subscriber(&name, quota, retention.as_deref())?;
-            println!(
+            outln!(
                 "added subscriber {name} with a quota of {}",
                 format_size(quota)
             );
-            println!(
+            outln!(
                 "next: coffre-server device add {name} DEVICE --data {}",
                 data.data.display()
             );
@@ -30,19 +30,23 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
         SubscriberCommand::List { data, json } => {
             let list = open_store(&data.data)?.list_subscribers()?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({ "subscribers": list }))?
                 );
             } else if list.is_empty() {
-                println!("no subscribers yet: add one with `coffre-server subscriber add NAME --quota 50GiB`");
+                outln!("no subscribers yet: add one with `coffre-server subscriber add NAME --quota 50GiB`");
             } else {
-                println!(
+                outln!(
                     "{:<24} {:>12} {:>12} {:>10} {:>8}  last backup",
-                    "subscriber", "quota", "used", "snapshots", "devices"
+                    "subscriber",
+                    "quota",
+                    "used",
+                    "snapshots",
+                    "devices"
                 );
                 for s in list {
-                    println!(
+                    outln!(
                         "{:<24} {:>12} {:>12} {:>10} {:>8}  {}",
                         s.name,
                         format_size(s.quota_bytes),
@@ -59,33 +63,33 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
             let s = store.subscriber(&name)?;
             let devices = store.list_devices(Some(&name))?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(
                         &serde_json::json!({ "subscriber": s, "devices": devices })
                     )?
                 );
             } else {
-                println!("subscriber  {}", s.name);
-                println!("quota       {}", format_size(s.quota_bytes));
-                println!(
+                outln!("subscriber  {}", s.name);
+                outln!("quota       {}", format_size(s.quota_bytes));
+                outln!(
                     "used        {} ({:.1} %)",
                     format_size(s.used_bytes),
                     percent(s.used_bytes, s.quota_bytes)
                 );
-                println!(
+                outln!(
                     "retention   {}",
                     s.retention.as_deref().unwrap_or("(default)")
                 );
-                println!("snapshots   {}", s.snapshots);
-                println!("devices:");
+                outln!("snapshots   {}", s.snapshots);
+                outln!("devices:");
                 for d in devices {
                     let state = if d.revoked.is_some() {
                         "revoked"
                     } else {
                         "active"
                     };
-                    println!(
+                    outln!(
                         "  {:<20} {:<7} {:<8} last backup {}",
                         d.name,
                         d.role,
@@ -105,7 +109,7 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
                 anyhow::bail!("nothing to change: give --quota SIZE and/or --retention POLICY");
             }
             open_store(&data.data)?.set_subscriber(&name, quota, retention.as_deref())?;
-            println!("updated subscriber {name}");
+            outln!("updated subscriber {name}");
         }
     }
     Ok(())

@@ -59,15 +59,15 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "subscribers": rows }))?
         );
     } else if csv {
-        println!("name,quota_bytes,used_bytes,percent,protected_bytes,saving_ratio,snapshots,devices,last_backup,status,clock_wrong");
+        outln!("name,quota_bytes,used_bytes,percent,protected_bytes,saving_ratio,snapshots,devices,last_backup,status,clock_wrong");
         for r in &rows {
             let u = &r.usage;
-            println!(
+            outln!(
                 "{},{},{},{:.1},{},{},{},{},{},\"{}\",\"{}\"",
                 u.name,
                 u.quota_bytes,
@@ -90,13 +90,19 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
             );
         }
     } else {
-        println!(
+        outln!(
             "{:<20} {:>10} {:>10} {:>6} {:>10} {:>6} {:>5}  status",
-            "subscriber", "quota", "stored", "used", "data", "saving", "snaps"
+            "subscriber",
+            "quota",
+            "stored",
+            "used",
+            "data",
+            "saving",
+            "snaps"
         );
         for r in &rows {
             let u = &r.usage;
-            println!(
+            outln!(
                 "{:<20} {:>10} {:>10} {:>5.0}% {:>10} {:>6} {:>5}  {}",
                 u.name,
                 format_size(u.quota_bytes),
@@ -127,7 +133,7 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                     0 => String::new(),
                     n => format!(" (incomplete: {})", coffre_core::units::count(n, "problem")),
                 };
-                println!(
+                outln!(
                     "    {:<24} last backup {}{}{problems}{clock}{copies}",
                     d.name,
                     when(d.last_backup),
@@ -135,7 +141,7 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                 );
             }
         }
-        println!(
+        outln!(
             "stored = what each structure costs on disk (after dedup, compression, encryption); \
              data = its PCs' latest snapshots; saving = data / stored; \
              last backup = when this server received it"

@@ -48,7 +48,7 @@ pub fn run(data: &Path, only: Option<&str>, opts: &VerifyOptions, json: bool) ->
     timed(&store, "verify", || {
         let reports = verify_all(&store, only, opts)?;
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({ "subscribers": reports }))?
             );
@@ -75,7 +75,7 @@ pub fn problems(r: &VerifyReport) -> usize {
 }
 
 fn print(r: &VerifyReport) {
-    println!(
+    outln!(
         "{}: {} ({}), {}, {} checked in {:.1} s: {}",
         r.subscriber,
         coffre_core::units::count(r.packs, "pack"),
@@ -86,7 +86,7 @@ fn print(r: &VerifyReport) {
         if r.is_clean() { "ok" } else { "DAMAGE FOUND" }
     );
     for d in &r.damaged {
-        println!(
+        outln!(
             "  damaged chunk {} in pack {}: {}",
             &d.chunk[..16],
             d.pack,
@@ -94,13 +94,13 @@ fn print(r: &VerifyReport) {
         );
     }
     for i in &r.damaged_indexes {
-        println!("  damaged pack index: {i}");
+        outln!("  damaged pack index: {i}");
     }
     for m in &r.damaged_manifests {
-        println!("  damaged manifest: {m}");
+        outln!("  damaged manifest: {m}");
     }
     for a in &r.affected {
-        println!(
+        outln!(
             "  affects snapshot {} of {} ({}): {} damaged, {} missing chunks",
             &a.snapshot[..10],
             a.device,
@@ -110,12 +110,13 @@ fn print(r: &VerifyReport) {
         );
     }
     for d in &r.disputes {
-        println!("  warning: {d}");
+        outln!("  warning: {d}");
     }
     if r.quarantined > 0 {
-        println!(
+        outln!(
             "  quarantined {} chunks, rewrote {} packs",
-            r.quarantined, r.packs_rewritten
+            r.quarantined,
+            r.packs_rewritten
         );
     }
 }

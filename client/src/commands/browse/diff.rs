@@ -132,17 +132,17 @@ pub fn diff(config: &Path, args: &DiffArgs) -> Result<()> {
             .iter()
             .map(|(c, p, dir)| json!({"change": c.word(), "path": display(p), "dir": dir}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "changes": v }))?
         );
         return Ok(());
     }
     for (c, p, dir) in &changes {
-        println!("{} {}{}", c.mark(), display(p), if *dir { "/" } else { "" });
+        outln!("{} {}{}", c.mark(), display(p), if *dir { "/" } else { "" });
     }
     let count = |k: Change| changes.iter().filter(|(c, _, _)| *c == k).count();
-    println!(
+    outln!(
         "{} added, {} removed, {} modified, {} with new metadata (a folder counts once with everything in it)",
         count(Change::Added),
         count(Change::Removed),

@@ -71,7 +71,7 @@ pub fn find(config: &Path, args: &FindArgs) -> Result<()> {
     drop(trees);
     session.close();
     for (id, _, why) in &skipped {
-        eprintln!(
+        errln!(
             "coffre: warning: snapshot {} was not searched: {why}; run `coffre check` and tell your technician",
             id.short()
         );
@@ -92,14 +92,14 @@ pub fn find(config: &Path, args: &FindArgs) -> Result<()> {
             .iter()
             .map(|(id, d, why)| json!({"snapshot": id.to_hex(), "device": d, "reason": why}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "matches": v, "skipped": skipped }))?
         );
         return Ok(());
     }
     if matches.is_empty() {
-        println!(
+        outln!(
             "nothing matches {:?} in {}",
             args.glob,
             crate::display::count((rows.len() - skipped.len()) as u64, "snapshot")
@@ -109,10 +109,10 @@ pub fn find(config: &Path, args: &FindArgs) -> Result<()> {
     let mut last: Option<&[u8]> = None;
     for (p, t, id, d, e) in &matches {
         if last != Some(&p[..]) {
-            println!("{}{}", display(p), if kind(e) == "dir" { "/" } else { "" });
+            outln!("{}{}", display(p), if kind(e) == "dir" { "/" } else { "" });
             last = Some(p);
         }
-        println!(
+        outln!(
             "    snapshot {} {} {:<12} {:>10}  modified {}",
             id.short(),
             local_time(*t),

@@ -79,10 +79,10 @@ fn choose(list: &[SnapshotEntry], spec: &str, device: Option<&str>, yes: bool) -
 
 /// Prints `rows` as the `snapshots` table does.
 fn show(title: &str, rows: &[Row]) {
-    println!("{title}");
-    println!("  {}", header());
+    outln!("{title}");
+    outln!("  {}", header());
     for r in rows {
-        println!("  {}", r.line());
+        outln!("  {}", r.line());
     }
 }
 
@@ -143,7 +143,7 @@ pub fn forget(config: &Path, args: &ForgetArgs) -> Result<()> {
     show("forgetting:", &rows(&session, vec![snap.clone()], None)?);
     session.block_on(session.remote.forget(&id))?;
     session.close();
-    println!(
+    outln!(
         "forgot snapshot {} of {} ({}); the chunks only it used are freed by the server's garbage collection",
         id.short(),
         local_time(snap.time),

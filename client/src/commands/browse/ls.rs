@@ -46,13 +46,13 @@ pub fn ls(config: &Path, args: &LsArgs) -> Result<()> {
     session.close();
     if args.json {
         let v: Vec<_> = rows.iter().map(|(p, e)| entry_json(p, e)).collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "entries": v }))?
         );
     } else {
         for (p, e) in &rows {
-            println!("{}", entry_line(p, e));
+            outln!("{}", entry_line(p, e));
         }
     }
     Ok(())

@@ -19,25 +19,25 @@ pub fn snapshots(config: &Path, args: &SnapshotsArgs) -> Result<()> {
     session.close();
     if args.json {
         let v: Vec<_> = rows.iter().map(|r| r.json()).collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "snapshots": v }))?
         );
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no snapshot yet: run `coffre backup`");
+        outln!("no snapshot yet: run `coffre backup`");
         return Ok(());
     }
-    println!("{}", header());
+    outln!("{}", header());
     for r in &rows {
-        println!("{}", r.line());
+        outln!("{}", r.line());
     }
     let damaged = rows.iter().filter(|r| r.manifest.is_err()).count();
     if damaged == 0 {
-        println!("{}", crate::display::count(rows.len() as u64, "snapshot"));
+        outln!("{}", crate::display::count(rows.len() as u64, "snapshot"));
     } else {
-        println!(
+        outln!(
             "{}, {damaged} of them damaged: their files cannot be read, the others' can; \
              tell your technician (an admin device can delete a damaged one with `coffre forget ID`)",
             crate::display::count(rows.len() as u64, "snapshot")
