@@ -419,12 +419,14 @@ pub fn manifest(data: &[u8]) -> String {
                     assert_eq!(&data[ids_at + 32 * i..ids_at + 32 * (i + 1)], id.as_bytes());
                 }
             }
-            // Canonical public part: sealing it again gives the same prefix.
+            // Canonical public part: sealing it again, in the version it
+            // was read in, gives the same prefix.
+            let (_, _, version) = Manifest::read_public_versioned(data).unwrap();
             let again = Manifest {
                 public: p.clone(),
                 private: Manifest::bare("x", Timestamp { secs: 0, nanos: 0 }, vec![]).private,
             }
-            .seal(keys())
+            .seal_as(keys(), version)
             .unwrap();
             assert_eq!(again[..*at], data[..*at], "public part is not canonical");
             "pub-ok".to_string()

@@ -103,7 +103,7 @@ fn verify_reports_damage_with_exit_status_3_and_repair_quarantines_it() {
 
     let clean = ok(&server(&data, &["verify"]));
     assert!(
-        clean.contains("jardins: 1 packs") && clean.contains(": ok"),
+        clean.contains("jardins: 1 pack ") && clean.contains(": ok"),
         "{clean}"
     );
 
@@ -131,7 +131,7 @@ fn verify_reports_damage_with_exit_status_3_and_repair_quarantines_it() {
     let out = server(&data, &["verify", "--repair"]);
     assert_eq!(out.status.code(), Some(3));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("quarantined 1 chunks"), "{text}");
+    assert!(text.contains("quarantined 1 chunk,"), "{text}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("send the missing data again"));
     // Now only the snapshot's missing chunk is reported, until a backup
     // sends it again.
@@ -164,7 +164,7 @@ fn rebuild_catalog_brings_back_a_deleted_catalogue() {
     }
     let out = ok(&server(&data, &["rebuild-catalog"]));
     assert!(
-        out.contains("jardins: 1 devices, 1 packs (3 chunks), 1 snapshots"),
+        out.contains("jardins: 1 device, 1 pack (3 chunks), 1 snapshot"),
         "{out}"
     );
     let store = Store::open(&data).unwrap();

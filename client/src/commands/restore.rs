@@ -44,8 +44,8 @@ pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
     session.close();
     if report.interrupted {
         errln!(
-            "interrupted: {} files restored, run the same command again to finish",
-            report.files
+            "interrupted: {} restored, run the same command again to finish",
+            crate::display::count(report.files, "file")
         );
         return Ok(restore::interrupt::EXIT_STATUS);
     }

@@ -55,13 +55,13 @@ pub fn run(data: &Path, only: Option<&str>, dry_run: bool, json: bool) -> Result
         );
         let to_remove = decisions.iter().filter(|d| !d.keep).count();
         outln!(
-            "dry run: {to_remove} of {} snapshots would be removed; nothing was changed",
-            decisions.len()
+            "dry run: {to_remove} of {} would be removed; nothing was changed",
+            coffre_core::units::count(decisions.len(), "snapshot")
         );
     } else {
         outln!(
-            "removed {removed} of {} snapshots; the space only they used is freed by the next garbage collection (`coffre-server gc`, or the daemon's nightly run)",
-            decisions.len()
+            "removed {removed} of {}; the space only they used is freed by the next garbage collection (`coffre-server gc`, or the daemon's nightly run)",
+            coffre_core::units::count(decisions.len(), "snapshot")
         );
     }
     Ok(())

@@ -114,9 +114,9 @@ fn print(r: &VerifyReport) {
     }
     if r.quarantined > 0 {
         outln!(
-            "  quarantined {} chunks, rewrote {} packs",
-            r.quarantined,
-            r.packs_rewritten
+            "  quarantined {}, rewrote {}",
+            coffre_core::units::count(r.quarantined, "chunk"),
+            coffre_core::units::count(r.packs_rewritten, "pack")
         );
     }
 }

@@ -256,6 +256,7 @@ mod tests {
             ("credentials.rs", include_str!("credentials.rs")),
             ("data.rs", include_str!("data.rs")),
             ("gc.rs", include_str!("gc.rs")),
+            ("keys.rs", include_str!("keys.rs")),
             ("mod.rs", include_str!("mod.rs")),
             ("rows.rs", include_str!("rows.rs")),
             ("schema.rs", include_str!("schema.rs")),
