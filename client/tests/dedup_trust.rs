@@ -24,10 +24,10 @@ use std::fs;
 use std::path::Path;
 
 use coffre_core::benchmark::random_bytes;
-use coffre_core::{BlobKind, ChunkId, KeyFile, Keys, Manifest, Sealer, Timestamp};
+use coffre_core::{BlobKind, ChunkId, Keys, Manifest, Sealer, Timestamp};
 use coffre_proto::{ChunkState, Request, Response, Token};
 use coffre_store::{GcOptions, Role, VerifyOptions};
-use support::{assert_same_tree, Client, Server, PASSPHRASE};
+use support::{assert_same_tree, Client, Server};
 
 const QUOTA: u64 = 10 << 30;
 
@@ -41,33 +41,9 @@ struct Attacker {
 
 impl Attacker {
     fn enrol(server: &Server, device: &str) -> Attacker {
-        let token = Token::parse(&server.token("asso", QUOTA, device, Role::Backup)).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let remote = rt
-            .block_on(coffre_client::Remote::connect(
-                &server.addr,
-                server.fingerprint,
-                token.secret,
-            ))
-            .unwrap();
-        let Response::Key {
-            key_file: Some(key_file),
-        } = rt.block_on(remote.call(&Request::GetKey)).unwrap()
-        else {
-            panic!("the honest PC stored the key file at its enrolment");
-        };
-        let master = KeyFile::from_bytes(&key_file)
-            .unwrap()
-            .unwrap_key(PASSPHRASE.as_bytes())
-            .unwrap();
-        Attacker {
-            rt,
-            remote,
-            keys: Keys::derive(&master),
-        }
+        let (rt, remote) = support::hand_made_device(server, device, QUOTA, Role::Backup);
+        let keys = support::subscriber_keys(&rt, &remote);
+        Attacker { rt, remote, keys }
     }
 
     fn call(&self, req: Request) -> Response {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use coffre_core::benchmark::random_bytes;
 use coffre_core::{KdfParams, KeyFile, MasterKey};
-use coffre_proto::{ErrorCode, Request, Response, Token};
+use coffre_proto::{ErrorCode, Request, Response};
 use coffre_store::Role;
 use support::{assert_same_tree, one_line_error, Client, Server, PASSPHRASE};
 
@@ -266,18 +266,7 @@ struct Hostile {
 
 impl Hostile {
     fn connect(server: &Server, device: &str, role: Role) -> Hostile {
-        let token = Token::parse(&server.token("asso", QUOTA, device, role)).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let remote = rt
-            .block_on(coffre_client::Remote::connect(
-                &server.addr,
-                server.fingerprint,
-                token.secret,
-            ))
-            .unwrap();
+        let (rt, remote) = support::hand_made_device(server, device, QUOTA, role);
         assert_eq!(remote.version, coffre_proto::PROTOCOL_VERSION);
         Hostile { rt, remote }
     }

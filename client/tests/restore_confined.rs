@@ -22,10 +22,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use coffre_core::benchmark::random_bytes;
-use coffre_core::{BlobKind, ChunkId, KeyFile, Keys, Manifest, Sealer, Timestamp};
-use coffre_proto::{Request, Response, Token};
+use coffre_core::{BlobKind, ChunkId, Keys, Manifest, Sealer, Timestamp};
+use coffre_proto::{Request, Response};
 use coffre_store::Role;
-use support::{assert_same_tree, Client, Server, PASSPHRASE};
+use support::{assert_same_tree, Client, Server};
 
 const QUOTA: u64 = 10 << 30;
 
@@ -47,32 +47,12 @@ enum Raw {
 
 impl Hostile {
     fn enrol(server: &Server) -> Hostile {
-        let token = Token::parse(&server.token("asso", QUOTA, "pc-hostile", Role::Backup)).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let remote = rt
-            .block_on(coffre_client::Remote::connect(
-                &server.addr,
-                server.fingerprint,
-                token.secret,
-            ))
-            .unwrap();
-        let Response::Key {
-            key_file: Some(key_file),
-        } = rt.block_on(remote.call(&Request::GetKey)).unwrap()
-        else {
-            panic!("the honest PC stored the key file at its enrolment");
-        };
-        let master = KeyFile::from_bytes(&key_file)
-            .unwrap()
-            .unwrap_key(PASSPHRASE.as_bytes())
-            .unwrap();
+        let (rt, remote) = support::hand_made_device(server, "pc-hostile", QUOTA, Role::Backup);
+        let keys = support::subscriber_keys(&rt, &remote);
         Hostile {
             rt,
             remote,
-            keys: Keys::derive(&master),
+            keys,
             ids: Vec::new(),
         }
     }

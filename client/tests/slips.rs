@@ -23,10 +23,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use coffre_core::benchmark::{random_bytes, text_bytes};
-use coffre_core::{ChunkId, KeyFile, Keys, Manifest, MasterKey, Timestamp};
-use coffre_proto::{Request, Response, Token};
+use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Timestamp};
+use coffre_proto::{Request, Response};
 use coffre_store::Role;
-use support::{assert_same_tree, one_line_error, Client, Server, PASSPHRASE};
+use support::{assert_same_tree, one_line_error, Client, Server};
 
 const QUOTA: u64 = 10 << 30;
 
@@ -42,32 +42,12 @@ struct Device {
 
 impl Device {
     fn enrol(server: &Server, name: &str) -> Device {
-        let token = Token::parse(&server.token("asso", QUOTA, name, Role::Backup)).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let remote = rt
-            .block_on(coffre_client::Remote::connect(
-                &server.addr,
-                server.fingerprint,
-                token.secret,
-            ))
-            .unwrap();
-        let Response::Key {
-            key_file: Some(key_file),
-        } = rt.block_on(remote.call(&Request::GetKey)).unwrap()
-        else {
-            panic!("the honest PC stored the key file at its enrolment");
-        };
-        let master = KeyFile::from_bytes(&key_file)
-            .unwrap()
-            .unwrap_key(PASSPHRASE.as_bytes())
-            .unwrap();
+        let (rt, remote) = support::hand_made_device(server, name, QUOTA, Role::Backup);
+        let keys = support::subscriber_keys(&rt, &remote);
         Device {
             rt,
             remote,
-            keys: Keys::derive(&master),
+            keys,
             name: name.into(),
         }
     }

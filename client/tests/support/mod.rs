@@ -296,3 +296,47 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
         assert_eq!(va.3, vb.3, "{}: mtime", k.display());
     }
 }
+
+/// A device of subscriber "asso" (quota `quota`) that speaks the protocol
+/// by hand, as a compromised or hostile PC does: its own runtime and
+/// connection (`coffre_client::Remote`, real QUIC).
+pub fn hand_made_device(
+    server: &Server,
+    name: &str,
+    quota: u64,
+    role: coffre_store::Role,
+) -> (tokio::runtime::Runtime, coffre_client::Remote) {
+    let token = coffre_proto::Token::parse(&server.token("asso", quota, name, role)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let remote = rt
+        .block_on(coffre_client::Remote::connect(
+            &server.addr,
+            server.fingerprint,
+            token.secret,
+        ))
+        .unwrap();
+    (rt, remote)
+}
+
+/// The subscriber's keys, from the key file an honest PC stored at its
+/// enrolment, unwrapped with the test passphrase.
+pub fn subscriber_keys(
+    rt: &tokio::runtime::Runtime,
+    remote: &coffre_client::Remote,
+) -> coffre_core::Keys {
+    use coffre_proto::{Request, Response};
+    let Response::Key {
+        key_file: Some(key_file),
+    } = rt.block_on(remote.call(&Request::GetKey)).unwrap()
+    else {
+        panic!("the honest PC stored the key file at its enrolment");
+    };
+    let master = coffre_core::KeyFile::from_bytes(&key_file)
+        .unwrap()
+        .unwrap_key(PASSPHRASE.as_bytes())
+        .unwrap();
+    coffre_core::Keys::derive(&master)
+}
