@@ -112,9 +112,29 @@ fn latest_per_device(list: &[SnapshotEntry]) -> impl Iterator<Item = &SnapshotEn
 }
 
 /// The latest snapshot of `device` in `list`: the new snapshot's parent.
-pub(super) fn parent(list: &[SnapshotEntry], device: &str) -> Option<ChunkId> {
-    list.iter()
-        .filter(|s| s.device == device)
-        .max_by_key(|s| (s.time, s.id))
-        .map(|s| ChunkId::from_bytes(s.id))
+/// The server's list dates snapshots to the second; two runs of one second
+/// (a script, a test, a retry) are told apart by the nanoseconds in their
+/// manifests, fetched only for that tie. A tied manifest that does not open
+/// ranks below those that do.
+pub(super) fn parent(session: &Session, list: &[SnapshotEntry], device: &str) -> Option<ChunkId> {
+    let mine: Vec<&SnapshotEntry> = list.iter().filter(|s| s.device == device).collect();
+    let newest = mine.iter().map(|s| s.time).max()?;
+    let tied: Vec<SnapshotEntry> = mine
+        .into_iter()
+        .filter(|s| s.time == newest)
+        .cloned()
+        .collect();
+    if tied.len() == 1 {
+        return Some(ChunkId::from_bytes(tied[0].id));
+    }
+    let opened = session.opened(&tied).unwrap_or_default();
+    let nanos = |i: usize| {
+        opened
+            .get(i)
+            .and_then(|o| o.as_ref().ok())
+            .map(|m| m.public.time)
+    };
+    (0..tied.len())
+        .max_by_key(|&i| (nanos(i).map(|t| (t.secs, t.nanos)), tied[i].id))
+        .map(|i| ChunkId::from_bytes(tied[i].id))
 }

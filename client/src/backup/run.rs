@@ -80,7 +80,7 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
     // 2. What is known to be on the server already.
     let cache = known::files_cache(inst, keys, opts.use_caches);
     let list = session.snapshots()?;
-    let parent = known::parent(&list, &inst.config.device);
+    let parent = known::parent(session, &list, &inst.config.device);
     let known = known::chunks(session, &list, &cache, opts.use_caches)?;
 
     // 3. Which files must be read.
