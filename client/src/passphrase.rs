@@ -21,9 +21,8 @@ pub const MIN_LEN: usize = 8;
 /// What the passphrase is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
-    /// Unlock the key the subscriber already has (`enrol` goes through
-    /// [`unlock`], which asks again; kept for the callers of [`obtain`]).
-    #[allow(dead_code)]
+    /// Unlock the key the subscriber already has (through [`unlock`], which
+    /// asks again on a terminal).
     Unlock,
     /// Protect a new key: asked twice on a terminal.
     Create,
@@ -63,13 +62,8 @@ pub fn unlock<T>(
     if let Some((pass, source)) = from_source(file, Purpose::Unlock)? {
         return once(&pass, &source, subscriber, check);
     }
-    terminal_ready(subscriber)?;
     retry(
-        || {
-            Ok(rpassword::prompt_password(format!(
-                "Passphrase of {subscriber}: "
-            ))?)
-        },
+        || prompt(Purpose::Unlock, subscriber),
         |line| errln!("{line}"),
         subscriber,
         check,
@@ -156,13 +150,8 @@ pub fn obtain(file: Option<&Path>, purpose: Purpose, subscriber: &str) -> Result
     Ok(pass)
 }
 
-/// Fails unless a person can type the passphrase.
-fn terminal_ready(subscriber: &str) -> Result<()> {
-    terminal_ready_for(Purpose::Unlock, subscriber)
-}
-
 /// Fails unless a person can type the passphrase for `purpose`.
-fn terminal_ready_for(purpose: Purpose, subscriber: &str) -> Result<()> {
+fn terminal_ready(purpose: Purpose, subscriber: &str) -> Result<()> {
     if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
         let new = purpose == Purpose::Change;
         bail!(
@@ -176,7 +165,7 @@ fn terminal_ready_for(purpose: Purpose, subscriber: &str) -> Result<()> {
 }
 
 fn prompt(purpose: Purpose, subscriber: &str) -> Result<String> {
-    terminal_ready_for(purpose, subscriber)?;
+    terminal_ready(purpose, subscriber)?;
     match purpose {
         Purpose::Unlock => Ok(rpassword::prompt_password(format!(
             "Passphrase of {subscriber}: "

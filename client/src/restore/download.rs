@@ -16,8 +16,9 @@ use crate::copies;
 use crate::progress::Progress;
 use crate::remote::Remote;
 
-/// Chunks fetched ahead within one file.
-const WINDOW: usize = 8;
+/// Chunks fetched ahead within one file (also `dump`'s window: one file
+/// streams as fast as restore writes it).
+pub(crate) const WINDOW: usize = 8;
 /// Files restored at once.
 const FILES_AT_ONCE: usize = 8;
 /// Chunks fetched and not yet written, over all files: what bounds memory on

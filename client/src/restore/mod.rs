@@ -27,6 +27,7 @@
 //! `download` (fetching, verifying, writing), `interrupt`.
 
 mod download;
+pub(crate) use download::WINDOW;
 pub mod interrupt;
 pub mod names;
 mod plan;

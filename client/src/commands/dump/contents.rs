@@ -16,11 +16,8 @@ use coffre_core::{BlobKind, ChunkId, Content, Entry};
 use tokio::task::JoinHandle;
 
 use crate::copies;
+use crate::restore::WINDOW;
 use crate::session::Session;
-
-/// Chunks fetched ahead: restore's window for one file (`restore.rs`,
-/// `WINDOW`), so one file streams as fast as restore writes it.
-pub const WINDOW: usize = 8;
 
 /// The verified contents of one file, chunk by chunk.
 #[derive(Debug)]
