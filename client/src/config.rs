@@ -290,16 +290,7 @@ impl Installation {
     /// is dropped: one command at a time connects and rolls the device secret.
     pub fn lock_credentials(&self) -> Result<fs::File> {
         layout::ensure_state_dir(&self.state)?;
-        let path = self.credentials_lock_path();
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        file.lock()
-            .with_context(|| format!("locking {}", path.display()))?;
-        Ok(file)
+        migration::lock_file(&self.credentials_lock_path())
     }
 
     /// The folder holding the config file (and, in the old layout, its state).

@@ -55,7 +55,7 @@ pub fn migrate(inst: &Installation) -> Result<bool> {
     if fs::symlink_metadata(&old).is_err() {
         return Ok(false);
     }
-    let _one_at_a_time = lock(&dir.join(OLD_LOCK))?;
+    let _one_at_a_time = lock_file(&dir.join(OLD_LOCK))?;
     let text = match fs::read_to_string(&old) {
         Ok(t) => t,
         // Moved meanwhile by another command, or unreadable: the
@@ -97,8 +97,9 @@ pub fn migrate(inst: &Installation) -> Result<bool> {
     Ok(moved)
 }
 
-/// Holds the lock file at `path` until the returned file is dropped.
-fn lock(path: &Path) -> Result<fs::File> {
+/// Waits for, then holds, the lock file at `path` until the returned file
+/// is dropped (the credentials lock, old or new layout).
+pub(super) fn lock_file(path: &Path) -> Result<fs::File> {
     let file = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
