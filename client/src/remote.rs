@@ -222,6 +222,7 @@ pub fn client_config(fingerprint: [u8; 32]) -> Result<quinn::ClientConfig, Remot
     let mut mtu = quinn::MtuDiscoveryConfig::default();
     mtu.upper_bound(16 * 1024);
     transport.mtu_discovery_config(Some(mtu));
+    coffre_transport::congestion(&mut transport);
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
@@ -331,6 +332,11 @@ impl Remote {
                 "unexpected answer to Auth: {other:?}"
             ))),
         }
+    }
+
+    /// The connection's congestion controller, as it is now (a copy).
+    pub fn congestion(&self) -> Box<dyn quinn::congestion::Controller> {
+        self.conn.congestion_state()
     }
 
     /// One request, one response, on a fresh stream.
