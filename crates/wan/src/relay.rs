@@ -66,7 +66,7 @@ impl Shared {
 /// A running relay. Dropping it stops it.
 #[derive(Debug)]
 pub struct Relay {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -88,8 +88,25 @@ impl Relay {
         upstream: SocketAddr,
         profile: Profile,
     ) -> io::Result<Relay> {
-        let front = bind(listen)?;
-        let addr = front.local_addr()?;
+        Relay::spawn_routes(&[(listen, upstream)], profile)
+    }
+
+    /// Starts one line that several servers sit behind: each
+    /// (listen, upstream) route has its own port, and all share the
+    /// line's rate, queue and losses (a backup beside another flow of the
+    /// office). [`Relay::addrs`] lists the ports in the routes' order.
+    pub fn spawn_routes(
+        routes: &[(SocketAddr, SocketAddr)],
+        profile: Profile,
+    ) -> io::Result<Relay> {
+        let mut fronts = Vec::new();
+        for (listen, upstream) in routes {
+            fronts.push((bind(*listen)?, *upstream));
+        }
+        let addrs = fronts
+            .iter()
+            .map(|(f, _)| f.local_addr())
+            .collect::<io::Result<Vec<_>>>()?;
         let shared = Arc::new(Shared {
             up: Mutex::new(Link::new(profile.up, UDP_OVERHEAD, profile.seed)),
             down: Mutex::new(Link::new(
@@ -111,34 +128,55 @@ impl Relay {
             .name("coffre-wan relay".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let front = match UdpSocket::from_std(front) {
-                        Ok(f) => Arc::new(f),
-                        Err(e) => {
-                            eprintln!("coffre-wan: {e}");
-                            return;
-                        }
-                    };
+                    let (up_tx, up_rx) = mpsc::unbounded_channel::<InFlight<Arc<UdpSocket>>>();
+                    let (down_tx, down_rx) = mpsc::unbounded_channel::<InFlight<Back>>();
+                    tokio::spawn(deliver(up_rx, |bytes, to: &Arc<UdpSocket>| {
+                        let _ = to.try_send(bytes);
+                    }));
+                    tokio::spawn(deliver(down_rx, |bytes, (front, to): &Back| {
+                        let _ = front.try_send_to(bytes, *to);
+                    }));
+                    let mut routes = tokio::task::JoinSet::new();
+                    for (front, upstream) in fronts {
+                        let front = match UdpSocket::from_std(front) {
+                            Ok(f) => Arc::new(f),
+                            Err(e) => {
+                                eprintln!("coffre-wan: {e}");
+                                return;
+                            }
+                        };
+                        routes.spawn(run(
+                            front,
+                            upstream,
+                            s.clone(),
+                            up_tx.clone(),
+                            down_tx.clone(),
+                        ));
+                    }
                     tokio::select! {
                         _ = stopped => {}
-                        r = run(front, upstream, s) => {
-                            if let Err(e) = r {
-                                eprintln!("coffre-wan: the relay stopped: {e}");
-                            }
+                        Some(Ok(Err(e))) = routes.join_next() => {
+                            eprintln!("coffre-wan: the relay stopped: {e}");
                         }
                     }
                 });
             })?;
         Ok(Relay {
-            addr,
+            addrs,
             shared,
             stop: Some(stop),
             thread: Some(thread),
         })
     }
 
-    /// The address clients dial.
+    /// The address clients dial (the first route's).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs[0]
+    }
+
+    /// Every route's address, in the order given.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
     }
 
     /// Takes the link down for `length` from now: both directions drop
@@ -208,16 +246,17 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
 /// A packet on its way: when it arrives, its bytes, where it goes.
 type InFlight<T> = (Instant, Vec<u8>, T);
 
-async fn run(front: Arc<UdpSocket>, upstream: SocketAddr, shared: Arc<Shared>) -> io::Result<()> {
-    let (up_tx, up_rx) = mpsc::unbounded_channel::<InFlight<Arc<UdpSocket>>>();
-    let (down_tx, down_rx) = mpsc::unbounded_channel::<InFlight<SocketAddr>>();
-    tokio::spawn(deliver(up_rx, |bytes, to: &Arc<UdpSocket>| {
-        let _ = to.try_send(bytes);
-    }));
-    let f = front.clone();
-    tokio::spawn(deliver(down_rx, move |bytes, to: &SocketAddr| {
-        let _ = f.try_send_to(bytes, *to);
-    }));
+/// Where a packet from a server goes: out of its route's port, to a client.
+type Back = (Arc<UdpSocket>, SocketAddr);
+
+/// One route: its clients' datagrams up the line, each flow's answers down.
+async fn run(
+    front: Arc<UdpSocket>,
+    upstream: SocketAddr,
+    shared: Arc<Shared>,
+    up_tx: mpsc::UnboundedSender<InFlight<Arc<UdpSocket>>>,
+    down_tx: mpsc::UnboundedSender<InFlight<Back>>,
+) -> io::Result<()> {
     let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut buf = vec![0u8; 65536];
     loop {
@@ -241,7 +280,12 @@ async fn run(front: Arc<UdpSocket>, upstream: SocketAddr, shared: Arc<Shared>) -
                 };
                 let s = Arc::new(UdpSocket::from_std(self::bind(bind)?)?);
                 s.connect(upstream).await?;
-                tokio::spawn(back(s.clone(), from, shared.clone(), down_tx.clone()));
+                tokio::spawn(back(
+                    s.clone(),
+                    (front.clone(), from),
+                    shared.clone(),
+                    down_tx.clone(),
+                ));
                 flows.insert(from, s.clone());
                 s
             }
@@ -258,9 +302,9 @@ async fn run(front: Arc<UdpSocket>, upstream: SocketAddr, shared: Arc<Shared>) -
 /// The server's datagrams of one flow, through the down link.
 async fn back(
     sock: Arc<UdpSocket>,
-    client: SocketAddr,
+    client: Back,
     shared: Arc<Shared>,
-    tx: mpsc::UnboundedSender<InFlight<SocketAddr>>,
+    tx: mpsc::UnboundedSender<InFlight<Back>>,
 ) {
     let mut buf = vec![0u8; 65536];
     loop {
@@ -273,7 +317,7 @@ async fn back(
         let down = shared.is_down(now);
         let fate = shared.down.lock().unwrap().offer(n, now, down);
         if let Fate::Deliver(at) = fate {
-            if tx.send((at, buf[..n].to_vec(), client)).is_err() {
+            if tx.send((at, buf[..n].to_vec(), client.clone())).is_err() {
                 return;
             }
         }
