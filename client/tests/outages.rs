@@ -108,12 +108,12 @@ impl Setup {
     }
 
     /// Bytes the relay delivered towards the server so far.
-    fn up(&self) -> u64 {
+    fn crossed_up(&self) -> u64 {
         self.relay.counters().up.bytes
     }
 
     /// Bytes the relay delivered towards the client so far.
-    fn down(&self) -> u64 {
+    fn crossed_down(&self) -> u64 {
         self.relay.counters().down.bytes
     }
 }
@@ -159,9 +159,9 @@ fn a_backup_goes_on_across_an_outage_longer_than_the_idle_timeout_and_sends_noth
     wait_for(
         "half of the data to cross",
         Duration::from_secs(120),
-        || s.up() > 24 * MIB,
+        || s.crossed_up() > 24 * MIB,
     );
-    let before = s.up();
+    let before = s.crossed_up();
     s.relay.outage(Duration::from_secs(4));
     let out = finish(run);
     let report = json(&out);
@@ -175,7 +175,7 @@ fn a_backup_goes_on_across_an_outage_longer_than_the_idle_timeout_and_sends_noth
 
     // Nothing sent twice beyond what was in flight at the loss.
     let sent = u(&report["bytes_sent"]);
-    let crossed = s.up();
+    let crossed = s.crossed_up();
     eprintln!(
         "outage after {before} bytes: {crossed} bytes crossed for {sent} bytes of blobs, \
          {} blobs answered \"had it\", {} s",
@@ -209,7 +209,7 @@ fn an_outage_longer_than_the_patience_fails_clearly_and_the_rerun_sends_only_wha
     wait_for(
         "half of the data to cross",
         Duration::from_secs(120),
-        || s.up() > 24 * MIB,
+        || s.crossed_up() > 24 * MIB,
     );
     s.relay.set_down(true);
     let out = finish(run);
@@ -225,13 +225,13 @@ fn an_outage_longer_than_the_patience_fails_clearly_and_the_rerun_sends_only_wha
         "{err}"
     );
     assert!(all.contains("link lost (timed out), retrying (for up to 3 s)"));
-    let first = s.up();
+    let first = s.crossed_up();
 
     // The line is back: the rerun resumes.
     s.relay.set_down(false);
     let rerun = s.command(&["backup", "--json"], "3s").output().unwrap();
     let report = json(&rerun);
-    let again = s.up() - first;
+    let again = s.crossed_up() - first;
     let sent = u(&report["bytes_sent"]);
     eprintln!("first run: {first} bytes crossed; the rerun: {again} crossed, {sent} of blobs");
     assert_eq!(
@@ -267,7 +267,7 @@ fn a_restore_across_an_outage_finishes_byte_identical() {
     let snapshot = s.client.backup_id();
     s.relay.set_profile(Profile::parse(LINE).unwrap());
     let target = tempfile::tempdir().unwrap();
-    let start = s.down();
+    let start = s.crossed_down();
     let run = s.spawn(
         &[
             "restore",
@@ -281,7 +281,7 @@ fn a_restore_across_an_outage_finishes_byte_identical() {
     wait_for(
         "a third of the data to come back",
         Duration::from_secs(120),
-        || s.down() - start > 16 * MIB,
+        || s.crossed_down() - start > 16 * MIB,
     );
     s.relay.outage(Duration::from_secs(4));
     let out = finish(run);

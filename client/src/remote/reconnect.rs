@@ -362,14 +362,15 @@ impl Link {
 /// a broken handshake, or a server too busy to seat us; not a refusal of
 /// this device or a certificate that is not the pinned one.
 fn passing(e: &RemoteError) -> bool {
-    match e {
-        RemoteError::Unreachable { .. } | RemoteError::Connection(_) => true,
-        RemoteError::Refused(ErrorReply {
-            code: ErrorCode::Busy,
-            ..
-        }) => true,
-        _ => false,
-    }
+    matches!(
+        e,
+        RemoteError::Unreachable { .. }
+            | RemoteError::Connection(_)
+            | RemoteError::Refused(ErrorReply {
+                code: ErrorCode::Busy,
+                ..
+            })
+    )
 }
 
 #[cfg(test)]
