@@ -135,6 +135,7 @@ impl TransportLimits {
         t.receive_window((64u32 << 20).into());
         t.send_window(16 << 20);
         t.mtu_discovery_config(Some(mtu_discovery()));
+        coffre_transport::congestion(&mut t);
         t
     }
 }

@@ -136,6 +136,7 @@ pub fn client_config(fingerprint: [u8; 32]) -> Result<quinn::ClientConfig, Remot
     let mut mtu = quinn::MtuDiscoveryConfig::default();
     mtu.upper_bound(16 * 1024);
     transport.mtu_discovery_config(Some(mtu));
+    coffre_transport::congestion(&mut transport);
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

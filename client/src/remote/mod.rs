@@ -259,6 +259,11 @@ impl Remote {
         self.link.outages()
     }
 
+    /// The connection's congestion controller, as it is now (a copy).
+    pub fn congestion(&self) -> Box<dyn quinn::congestion::Controller> {
+        self.link.connection().congestion_state()
+    }
+
     /// One request, one response, on a fresh stream; sent again on a new
     /// connection if the link is lost and the request is safe to repeat.
     pub async fn call(&self, request: &Request) -> Result<Response, RemoteError> {

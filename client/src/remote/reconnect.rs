@@ -239,6 +239,11 @@ impl Link {
         }
     }
 
+    /// The connection now, up or not.
+    pub(super) fn connection(&self) -> quinn::Connection {
+        self.state.lock().unwrap().conn.clone()
+    }
+
     /// Whether a lost connection is dialled again.
     pub(super) fn reconnects(&self) -> bool {
         !self.patience.lock().unwrap().is_zero()

@@ -1,0 +1,385 @@
+//! `Line`: a congestion controller for an association's access line.
+//!
+//! QUIC's usual controllers (Cubic, NewReno) take every lost packet as a
+//! sign that a queue overflowed and cut the window. On an ADSL, 4G or
+//! Wi-Fi hop, packets are also lost at random with an empty queue: a
+//! backup over a 20 Mbit/s line with 1% random loss then runs at a sixth
+//! of the line (docs/performance.md, "Over an association's line").
+//!
+//! `Line` is quinn's Cubic with one change: it tells the two losses apart
+//! (as TCP Veno does) and passes only congestion to Cubic. A loss is
+//! **congestion** when
+//!
+//! - the queue in front of the line is filling: the lowest of the last 8 round-trip
+//!   samples stands above the connection's lowest by at least half of
+//!   the highest queue seen (the line's buffer, learnt when it overflowed;
+//!   fading slowly) and by more than the noise of such samples (a quarter
+//!   of the lowest round trip, at least 5 ms): a drop-tail queue only
+//!   drops when it is full, so a loss with a short queue is not an
+//!   overflow;
+//! - or the recent loss rate is above [`LineConfig::tolerated_loss`] (a
+//!   policer drops without queueing; a broken line loses a lot);
+//! - or the loss is persistent congestion (everything sent over a period
+//!   lost: an outage), or an ECN mark.
+//!
+//! Other losses are **random**: QUIC sends the data again, the window
+//! stays. So a lone backup fills the line whatever its random loss, and
+//! beside another flow (an office's TCP download) the queue fills, every
+//! loss then counts as congestion and `Line` backs off exactly as Cubic,
+//! hence TCP, does: the flows share the line (measured in
+//! docs/performance.md; tested in `tests/tests/wan_share.rs`).
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quinn::congestion::{Controller, ControllerFactory, ControllerMetrics, CubicConfig};
+use quinn_proto::RttEstimator;
+
+/// How `Line` tells random loss from congestion.
+#[derive(Debug, Clone)]
+pub struct LineConfig {
+    /// Above this share of lost bytes (recently), every loss is congestion.
+    pub tolerated_loss: f64,
+    /// The Cubic it drives.
+    pub cubic: Arc<CubicConfig>,
+}
+
+impl Default for LineConfig {
+    fn default() -> Self {
+        LineConfig {
+            tolerated_loss: 0.03,
+            cubic: Arc::new(CubicConfig::default()),
+        }
+    }
+}
+
+impl ControllerFactory for LineConfig {
+    fn build(self: Arc<Self>, now: Instant, current_mtu: u16) -> Box<dyn Controller> {
+        Box::new(Line {
+            cubic: self.cubic.clone().build(now, current_mtu),
+            judge: Judge::new(self.tolerated_loss, current_mtu),
+        })
+    }
+}
+
+/// Round-trip samples whose lowest is the queue's measure: a few packets,
+/// so that one delayed acknowledgement does not count as a queue and the
+/// measure follows the queue as it drains after a cut.
+const RECENT: usize = 8;
+
+/// Packets over which the loss rate is measured (older ones fade out).
+const LOSS_MEMORY_PACKETS: f64 = 1000.0;
+
+/// Tells random loss from congestion, from round-trip samples and losses
+/// (sans-IO: no clock of its own).
+#[derive(Debug, Clone)]
+pub struct Judge {
+    tolerated_loss: f64,
+    /// The last few round-trip samples (a ring).
+    recent: [Duration; RECENT],
+    /// Samples taken (the ring's next slot is this modulo [`RECENT`]).
+    samples: u64,
+    /// The connection's lowest round trip.
+    min_rtt: Duration,
+    /// The highest queueing delay seen: the line's buffer, once it
+    /// overflowed. It fades by 0.1% a round trip.
+    max_queue: Duration,
+    /// When it last faded.
+    faded: Option<Instant>,
+    /// Bytes acknowledged, and lost, lately.
+    acked: f64,
+    lost: f64,
+    mtu: u64,
+    /// Losses judged random, and congestion, so far.
+    random: u64,
+    congestion: u64,
+}
+
+impl Judge {
+    /// A judge for a connection of this MTU.
+    pub fn new(tolerated_loss: f64, mtu: u16) -> Judge {
+        Judge {
+            tolerated_loss,
+            recent: [Duration::ZERO; RECENT],
+            samples: 0,
+            min_rtt: Duration::ZERO,
+            max_queue: Duration::ZERO,
+            faded: None,
+            acked: 0.0,
+            lost: 0.0,
+            mtu: u64::from(mtu),
+            random: 0,
+            congestion: 0,
+        }
+    }
+
+    /// A packet of `bytes` was acknowledged at `now`, `sample` after it was
+    /// sent; the connection's smoothed and lowest round trips.
+    pub fn acked(
+        &mut self,
+        now: Instant,
+        sample: Duration,
+        bytes: u64,
+        srtt: Duration,
+        min_rtt: Duration,
+    ) {
+        self.remember(bytes, 0);
+        self.min_rtt = min_rtt;
+        self.recent[(self.samples % RECENT as u64) as usize] = sample;
+        self.samples += 1;
+        // The highest queue fades by 0.1% a round trip (by half in 700):
+        // a path or a neighbour that changed is learnt again.
+        if self.faded.is_none_or(|f| now >= f + srtt) {
+            self.faded = Some(now);
+            self.max_queue = self.max_queue.mul_f64(0.999);
+        }
+        self.max_queue = self.max_queue.max(self.queue());
+    }
+
+    /// Packets of `bytes` were lost (0: an ECN mark); whether that is
+    /// congestion (see the module doc).
+    pub fn lost(&mut self, bytes: u64, persistent: bool) -> bool {
+        self.remember(0, bytes);
+        let congestion = persistent
+            || bytes == 0
+            || self.min_rtt.is_zero()
+            || self.full()
+            || self.loss_rate() > self.tolerated_loss;
+        if congestion {
+            self.congestion += 1;
+        } else {
+            self.random += 1;
+        }
+        congestion
+    }
+
+    /// The queueing delay now: the lowest of the last few round-trip
+    /// samples above the lowest round trip of the connection.
+    pub fn queue(&self) -> Duration {
+        let n = (self.samples as usize).min(RECENT);
+        match self.recent[..n].iter().min() {
+            Some(recent) => recent.saturating_sub(self.min_rtt),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// Whether the line's buffer is full: the queue is at least half of
+    /// the highest seen, and more than the noise of round-trip samples
+    /// (timers, delayed acknowledgements).
+    fn full(&self) -> bool {
+        let noise = (self.min_rtt / 4).max(Duration::from_millis(5));
+        self.queue() >= (self.max_queue / 2).max(noise)
+    }
+
+    /// The share of lost bytes lately.
+    pub fn loss_rate(&self) -> f64 {
+        let all = self.acked + self.lost;
+        if all < 20.0 * self.mtu as f64 {
+            return 0.0;
+        }
+        self.lost / all
+    }
+
+    fn remember(&mut self, acked: u64, lost: u64) {
+        self.acked += acked as f64;
+        self.lost += lost as f64;
+        let memory = LOSS_MEMORY_PACKETS * self.mtu as f64;
+        if self.acked + self.lost > memory {
+            self.acked /= 2.0;
+            self.lost /= 2.0;
+        }
+    }
+
+    /// Losses judged random, and congestion, so far.
+    pub fn losses(&self) -> (u64, u64) {
+        (self.random, self.congestion)
+    }
+}
+
+/// Cubic that lets random loss pass (see the module doc).
+pub struct Line {
+    cubic: Box<dyn Controller>,
+    judge: Judge,
+}
+
+impl Clone for Line {
+    fn clone(&self) -> Self {
+        Line {
+            cubic: self.cubic.clone_box(),
+            judge: self.judge.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Line")
+            .field("window", &self.cubic.window())
+            .field("judge", &self.judge)
+            .finish()
+    }
+}
+
+impl Line {
+    /// Losses let pass as random, and passed to Cubic as congestion, so far.
+    pub fn losses(&self) -> (u64, u64) {
+        self.judge.losses()
+    }
+}
+
+impl Controller for Line {
+    fn on_sent(&mut self, now: Instant, bytes: u64, last_packet_number: u64) {
+        self.cubic.on_sent(now, bytes, last_packet_number);
+    }
+
+    fn on_ack(
+        &mut self,
+        now: Instant,
+        sent: Instant,
+        bytes: u64,
+        app_limited: bool,
+        rtt: &RttEstimator,
+    ) {
+        self.cubic.on_ack(now, sent, bytes, app_limited, rtt);
+        let sample = now.saturating_duration_since(sent);
+        self.judge.acked(now, sample, bytes, rtt.get(), rtt.min());
+    }
+
+    fn on_end_acks(
+        &mut self,
+        now: Instant,
+        in_flight: u64,
+        app_limited: bool,
+        largest_packet_num_acked: Option<u64>,
+    ) {
+        self.cubic
+            .on_end_acks(now, in_flight, app_limited, largest_packet_num_acked);
+    }
+
+    fn on_congestion_event(
+        &mut self,
+        now: Instant,
+        sent: Instant,
+        is_persistent_congestion: bool,
+        lost_bytes: u64,
+    ) {
+        if self.judge.lost(lost_bytes, is_persistent_congestion) {
+            self.cubic
+                .on_congestion_event(now, sent, is_persistent_congestion, lost_bytes);
+        }
+    }
+
+    fn on_mtu_update(&mut self, new_mtu: u16) {
+        self.judge.mtu = u64::from(new_mtu);
+        self.cubic.on_mtu_update(new_mtu);
+    }
+
+    fn window(&self) -> u64 {
+        self.cubic.window()
+    }
+
+    fn metrics(&self) -> ControllerMetrics {
+        self.cubic.metrics()
+    }
+
+    fn clone_box(&self) -> Box<dyn Controller> {
+        Box::new(self.clone())
+    }
+
+    fn initial_window(&self) -> u64 {
+        self.cubic.initial_window()
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A judge after a flow of 1200-byte packets acknowledged every
+    /// millisecond, each with the round trip `rtt(i)`.
+    fn after(n: u64, rtt: impl Fn(u64) -> Duration) -> Judge {
+        let mut j = Judge::new(0.03, 1200);
+        let t0 = Instant::now();
+        let mut min = Duration::MAX;
+        for i in 0..n {
+            let r = rtt(i);
+            min = min.min(r);
+            j.acked(t0 + MS * i as u32, r, 1200, 40 * MS, min);
+        }
+        j
+    }
+
+    #[test]
+    fn a_loss_with_an_empty_queue_is_random() {
+        let mut j = after(2000, |i| 40 * MS + MS * (i % 3) as u32);
+        // 1% of the packets lost, one at a time: the window stays.
+        let t = Instant::now();
+        for i in 0..2000u32 {
+            if i % 100 == 0 {
+                assert!(!j.lost(1200, false), "loss {i}");
+            }
+            j.acked(t + MS * i, 41 * MS, 1200, 40 * MS, 40 * MS);
+        }
+        assert_eq!(j.losses(), (20, 0));
+    }
+
+    #[test]
+    fn a_loss_when_the_queue_is_as_full_as_ever_is_congestion() {
+        // The queue grew to 200 ms (the buffer), drained, and grows again.
+        let mut j = after(3000, |i| match i {
+            0..1000 => 40 * MS + MS * (i / 5) as u32,
+            1000..2000 => 40 * MS,
+            _ => 40 * MS + MS * ((i - 2000) / 5) as u32,
+        });
+        assert!(j.queue() > 150 * MS);
+        assert!(j.lost(1200, false), "the buffer overflows again");
+        // Half full is full enough: a neighbour's flow keeps it there.
+        let mut j = after(2500, |i| match i {
+            0..1000 => 40 * MS + MS * (i / 5) as u32,
+            _ => 150 * MS,
+        });
+        assert!(j.lost(1200, false));
+        // A quarter full is not.
+        let mut j = after(2500, |i| match i {
+            0..1000 => 40 * MS + MS * (i / 5) as u32,
+            _ => 90 * MS,
+        });
+        assert!(!j.lost(1200, false));
+    }
+
+    #[test]
+    fn a_queue_within_the_noise_of_samples_is_no_queue() {
+        // 8 ms above the lowest at 40 ms: under a quarter of the round trip.
+        let mut j = after(2000, |i| if i == 0 { 40 * MS } else { 48 * MS });
+        assert!(!j.lost(1200, false));
+    }
+
+    #[test]
+    fn much_loss_is_congestion_whatever_the_queue() {
+        // A policer drops without queueing: past 3% every loss counts.
+        let mut j = after(2000, |_| 40 * MS);
+        let mut judged = Vec::new();
+        for _ in 0..100 {
+            judged.push(j.lost(1200, false));
+        }
+        assert!(judged[..5].iter().all(|c| !c), "the first few pass");
+        assert!(
+            judged[90..].iter().all(|c| *c),
+            "then the rate says congestion"
+        );
+    }
+
+    #[test]
+    fn an_outage_and_an_ecn_mark_are_congestion() {
+        let mut j = after(2000, |_| 40 * MS);
+        assert!(j.lost(1200, true));
+        assert!(j.lost(0, false));
+    }
+}
