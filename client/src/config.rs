@@ -31,8 +31,10 @@
 mod credentials_file;
 mod layout;
 mod migration;
+mod network;
 
 pub use credentials_file::Credentials;
+pub use network::Network;
 
 use std::fs;
 use std::io::Write;
@@ -85,6 +87,10 @@ pub struct Config {
     /// Commands run before and after a backup (`[hooks]`: see `hooks.rs`).
     #[serde(default, skip_serializing_if = "HooksConfig::is_empty")]
     pub hooks: HooksConfig,
+    /// Outages: how long to reconnect, until when to try again at night
+    /// (`[network]`: see `config/network.rs`).
+    #[serde(default, skip_serializing_if = "Network::is_default")]
+    pub network: Network,
 }
 
 fn default_uploads() -> usize {
@@ -158,6 +164,7 @@ impl Installation {
             )
         })?;
         config.fingerprint_bytes()?;
+        config.network.check()?;
         let inst = Installation::at(config_path, config)?;
         layout::ensure_state_dir(&inst.state)?;
         if migration::migrate(&inst)? {
@@ -404,6 +411,7 @@ mod tests {
             threads: 0,
             uploads: 8,
             hooks: HooksConfig::default(),
+            network: Default::default(),
         }
     }
 

@@ -22,15 +22,26 @@
 //! would retire the one the first saved. So [`connect`] holds the
 //! installation's `credentials.lock` while it reads the secret, connects
 //! and rolls; the work itself runs without it.
+//!
+//! A connection lost during the run is dialled again (`remote/reconnect.rs`)
+//! with the secret as it is then: the one this command rolled to, or one a
+//! later command of the installation rolled to meanwhile, read from the
+//! credentials file under the same lock ([`Saved`]).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use coffre_proto::ErrorCode;
 
 use crate::config::{Credentials, Installation};
-use crate::remote::{replaced_on, Remote, RemoteError};
+use crate::remote::{replaced_on, Backoff, Remote, RemoteError, SecretSource};
 
-/// Connects `inst` to its server with its credential, and rolls it.
+/// Connects `inst` to its server with its credential, and rolls it; a
+/// connection lost later is dialled again for up to `[network]
+/// reconnect_for`.
 pub fn connect(inst: &Installation, rt: &tokio::runtime::Runtime) -> Result<(Remote, Credentials)> {
+    let patience = inst.config.network.reconnect_for()?;
     let _one_at_a_time = inst.lock_credentials()?;
     let creds = inst.credentials()?;
     let fingerprint = inst.config.fingerprint_bytes()?;
@@ -40,14 +51,28 @@ pub fn connect(inst: &Installation, rt: &tokio::runtime::Runtime) -> Result<(Rem
         }))
         .map_err(|e| refused(e, inst))?;
     rt.block_on(roll(inst, &remote))?;
+    remote.reconnect_for(patience, Some(Arc::new(Saved(inst.clone()))));
     Ok((remote, creds))
+}
+
+/// The installation's secret as its credentials file holds it now, read
+/// under its credentials lock, which the redial holds while it
+/// authenticates (so no other command rolls the secret meanwhile).
+struct Saved(Installation);
+
+impl SecretSource for Saved {
+    fn current(&self) -> Result<(Box<dyn Send>, [u8; 32]), String> {
+        let lock = self.0.lock_credentials().map_err(|e| format!("{e:#}"))?;
+        let creds = self.0.credentials().map_err(|e| format!("{e:#}"))?;
+        Ok((Box::new(lock), creds.secret))
+    }
 }
 
 /// How long a command keeps trying while the server says it is busy (its
 /// connection caps are full: many PCs of one office behind one address at
 /// 02:00, or a flood the server is holding off). Past it, the command fails
 /// with the server's "busy" sentence; a scheduled run tries again later.
-pub const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+pub const BUSY_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Runs `connect` again while the server answers `Busy`, with a random
 /// back-off (0.5 s doubling to 8 s, jittered so that PCs refused together
@@ -58,7 +83,7 @@ where
     Fut: std::future::Future<Output = Result<Remote, RemoteError>>,
 {
     let start = tokio::time::Instant::now();
-    let mut wait = std::time::Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(8));
     let mut told = false;
     loop {
         match connect().await {
@@ -70,13 +95,7 @@ where
                     );
                     told = true;
                 }
-                let mut r = [0u8; 2];
-                let jitter = match getrandom::fill(&mut r) {
-                    Ok(()) => u64::from(u16::from_le_bytes(r)) % (wait.as_millis() as u64 + 1),
-                    Err(_) => 0,
-                };
-                tokio::time::sleep(wait / 2 + std::time::Duration::from_millis(jitter / 2)).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(8));
+                tokio::time::sleep(backoff.next_wait()).await;
             }
             other => return other,
         }
@@ -109,6 +128,8 @@ pub async fn roll(inst: &Installation, remote: &Remote) -> Result<()> {
         current,
         "the server did not make the new device credential current: run the command again"
     );
+    // A redial authenticates with the new secret (the old one is retired).
+    remote.set_secret(secret);
     Ok(())
 }
 

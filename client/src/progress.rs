@@ -50,6 +50,14 @@ impl Progress {
         }
     }
 
+    /// Runs `f` with the bar hidden, so that what it prints lands above it.
+    pub fn suspend(&self, f: &dyn Fn()) {
+        match &self.0 {
+            Some(b) => b.suspend(f),
+            None => f(),
+        }
+    }
+
     /// Removes the bar.
     pub fn finish(&self) {
         if let Some(b) = &self.0 {

@@ -43,6 +43,8 @@ pub(crate) struct Report {
     pub excluded: u64,
     /// Wall time.
     pub duration: Duration,
+    /// Times the connection was lost and came back during the run.
+    pub outages: u64,
 }
 
 impl Report {
@@ -120,6 +122,12 @@ impl Report {
             format_size(s.bytes_sent),
             self.duration.as_secs_f64()
         );
+        if self.outages > 0 {
+            line.push_str(&format!(
+                "; the link dropped {}, the run went on",
+                crate::display::count_with(self.outages, "time", "times")
+            ));
+        }
         if self.problems() > 0 {
             line.push_str(&format!(
                 "; saved with problems: {} (recorded in the snapshot)",

@@ -105,6 +105,8 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
 
     // 4. Read, chunk, seal and upload.
     let progress = progress(&scan, &missing, &to_read, opts.progress);
+    let bar = progress.clone();
+    let _link_news = session.remote.notices_around(move |show| bar.suspend(show));
     let sent = Arc::new(AtomicU64::new(0));
     let journal = Journal::open(&inst.uploaded_path(), opts.use_caches)?;
     let (remote, uploads, taken) = (session.remote.clone(), opts.uploads.max(1), sent.clone());
@@ -197,6 +199,7 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
         special: scan.tally.special.clone(),
         excluded: scan.tally.excluded,
         duration: started.elapsed(),
+        outages: session.remote.outages(),
     })
 }
 

@@ -21,6 +21,7 @@ use crate::config::Installation;
 use crate::hooks::{self, Failure, Sink, Stage};
 use crate::remote::RemoteError;
 use crate::run_record::{self, RunRecord};
+use crate::schedule::retry;
 use crate::session::Session;
 
 /// Exit status when the snapshot was saved with problems, or an after hook
@@ -39,7 +40,14 @@ pub fn run(config: &Path, args: &BackupArgs) -> Result<u8> {
     let mut before_failed = Vec::new();
     let outcome = locked(&inst, || {
         before_failed = hooks::run_all(&inst.config.hooks, Stage::Before, &[], &sink);
-        let outcome = backup_with_retry(config, args, before_failed.clone());
+        let once = || backup_with_retry(config, args, before_failed.clone());
+        // A scheduled run that fails on the link tries again later in the night.
+        let outcome = if args.scheduled {
+            let until = inst.config.network.retry_until()?;
+            retry::tonight(&jiff::ZonedDateTime::now(), until, &*sink, once)
+        } else {
+            once()
+        };
         let (status, snapshot) = match &outcome {
             Ok(r) if r.problems() > 0 => ("problems", r.snapshot.to_hex()),
             Ok(r) => ("ok", r.snapshot.to_hex()),
@@ -188,6 +196,14 @@ fn backup_with_retry(
     hooks_failed: Vec<Failure>,
 ) -> Result<Report> {
     let session = Session::open(config)?;
+    if args.scheduled {
+        // "link lost, retrying" and "link back" in the log too.
+        let log = session.inst.log_path();
+        session.remote.on_link(Arc::new(move |e| {
+            errln!("coffre: {e}");
+            run_record::log(&log, &e.to_string());
+        }));
+    }
     let c = &session.inst.config;
     let mut excludes = c.exclude.clone();
     excludes.extend(args.exclude.iter().cloned());
@@ -249,5 +265,6 @@ fn json(r: &Report, after_failed: &[Failure]) -> serde_json::Value {
             .chain(after_failed.iter().map(|f| serde_json::json!({"hook": f.name, "stage": "after", "error": f.why})))
             .collect::<Vec<_>>(),
         "seconds": r.duration.as_secs_f64(),
+        "outages": r.outages,
     })
 }

@@ -57,6 +57,8 @@ pub async fn restore_files(
     files: Vec<Todo>,
     progress: Progress,
 ) -> Vec<Outcome> {
+    let bar = progress.clone();
+    let _link_news = remote.notices_around(move |show| bar.suspend(show));
     let permits = Arc::new(tokio::sync::Semaphore::new(FILES_AT_ONCE));
     let chunks = Arc::new(tokio::sync::Semaphore::new(CHUNKS_IN_FLIGHT));
     let mut tasks = tokio::task::JoinSet::new();

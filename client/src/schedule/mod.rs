@@ -35,6 +35,7 @@ mod cron;
 mod host;
 mod job;
 mod launchd;
+pub(crate) mod retry;
 mod systemd;
 mod time;
 mod windows;

@@ -8,7 +8,7 @@
 //! another code.
 //!
 //! The protocol carries codes, not advice: the sentence a user reads for a
-//! code is the client's (`client/src/remote.rs`, `RemoteError`), in one
+//! code is the client's (`client/src/remote/mod.rs`, `RemoteError`), in one
 //! place. This module imports nothing of the crate.
 
 use std::fmt;

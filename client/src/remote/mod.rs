@@ -5,37 +5,31 @@
 //! Every failure is a [`RemoteError`] whose message tells the user what happened
 //! and what to do: unreachable server, pinned-certificate mismatch, revoked
 //! device, full quota...
+//!
+//! | file | what it does |
+//! | --- | --- |
+//! | `mod.rs` | [`Remote`]: one method per request, which requests are safe to repeat, the errors and their sentences |
+//! | `dial` | one connection: QUIC with the certificate pinned, hello and `Auth`; the transport settings (idle timeout, windows) |
+//! | `reconnect` | the link: a lost connection dialled again with back-off for up to the patience, one redial for every request that met the loss, the notices |
 
-use std::net::SocketAddr;
+mod dial;
+mod reconnect;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use coffre_core::units::format_size;
 use coffre_core::ChunkId;
 use coffre_proto::{ChunkState, ErrorCode, ErrorReply, Request, Response, Role, SnapshotEntry};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 
-/// The TLS name the server's certificate carries.
-const SERVER_NAME: &str = "coffre-server";
-const ALPN: &[u8] = b"coffre/1";
-/// How long to wait for the server to answer, unless `COFFRE_CONNECT_TIMEOUT`
-/// (seconds) says otherwise (slow satellite links want more, tests less).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+pub use dial::client_config;
+pub(crate) use reconnect::{span, Backoff, LinkEvent, Notice, SecretSource};
 
-fn connect_timeout() -> Duration {
-    std::env::var("COFFRE_CONNECT_TIMEOUT")
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(CONNECT_TIMEOUT)
-}
+use dial::dial;
+use reconnect::{ended, Ended, Link};
 
 /// Why talking to the server failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RemoteError {
     /// DNS or network failure, or no server answering.
     #[error("cannot reach the coffre server at {server}: {detail} (check the network connection, and that the server is running)")]
@@ -60,6 +54,20 @@ pub enum RemoteError {
     /// The connection broke or the server sent something unreadable.
     #[error("lost the connection to the server: {0} (run the command again; nothing already sent is lost)")]
     Connection(String),
+    /// The connection was lost and did not come back within the patience
+    /// (`[network] reconnect_for`).
+    #[error(
+        "lost the connection to the server, and it did not come back within {} ({detail}): \
+         check this PC's network connection and that the server is running, then run the \
+         command again: nothing the server already confirmed is sent again",
+        span(*.patience)
+    )]
+    LinkDown {
+        /// How long the run kept trying.
+        patience: Duration,
+        /// The last attempt's failure.
+        detail: String,
+    },
 }
 
 impl RemoteError {
@@ -68,6 +76,20 @@ impl RemoteError {
         match self {
             RemoteError::Refused(r) => Some(r.code),
             _ => None,
+        }
+    }
+
+    /// Whether the network is to blame, not the server's answer: the
+    /// server could not be reached, the connection broke, or it did not
+    /// come back in time; a busy server counts (its caps are full for now).
+    /// Such a failure is worth trying again later; a refusal is not.
+    pub fn is_the_links(&self) -> bool {
+        match self {
+            RemoteError::Unreachable { .. }
+            | RemoteError::Connection(_)
+            | RemoteError::LinkDown { .. } => true,
+            RemoteError::Refused(r) => r.code == ErrorCode::Busy,
+            RemoteError::CertificateMismatch { .. } => false,
         }
     }
 }
@@ -118,71 +140,12 @@ pub(crate) fn replaced_on(r: &ErrorReply) -> String {
     coffre_core::utc_minute(i64::try_from(r.used).unwrap_or(i64::MAX))
 }
 
-/// Accepts exactly the certificate whose BLAKE3 fingerprint is pinned.
-#[derive(Debug)]
-struct Pinned {
-    fingerprint: [u8; 32],
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if *blake3::hash(end_entity.as_ref()).as_bytes() == self.fingerprint {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "coffre: pinned certificate mismatch".into(),
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// An authenticated connection to the server.
+/// An authenticated connection to the server. Once [`Remote::reconnect_for`]
+/// gave it a patience, a lost connection is dialled again and the requests
+/// safe to repeat are sent again on the new one (`reconnect.rs`).
 #[derive(Debug)]
 pub struct Remote {
-    endpoint: quinn::Endpoint,
-    conn: quinn::Connection,
+    link: Link,
     /// The subscriber this device belongs to.
     pub subscriber: String,
     /// This device's name.
@@ -195,36 +158,42 @@ pub struct Remote {
     pub version: u16,
 }
 
-/// The QUIC client configuration that accepts only the certificate with this
-/// BLAKE3 fingerprint (public for tests that speak raw bytes to the server).
-pub fn client_config(fingerprint: [u8; 32]) -> Result<quinn::ClientConfig, RemoteError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| RemoteError::Connection(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned {
-            fingerprint,
-            provider,
-        }))
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![ALPN.to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|e| RemoteError::Connection(e.to_string()))?;
-    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(Duration::from_secs(60).try_into().expect("60 s fits")));
-    transport.keep_alive_interval(Some(Duration::from_secs(15)));
-    transport.stream_receive_window((16u32 << 20).into());
-    transport.receive_window((32u32 << 20).into());
-    transport.send_window(64 << 20);
-    // Datagrams up to 16 KiB where the path allows it (see the server's tls.rs).
-    let mut mtu = quinn::MtuDiscoveryConfig::default();
-    mtu.upper_bound(16 * 1024);
-    transport.mtu_discovery_config(Some(mtu));
-    coffre_transport::congestion(&mut transport);
-    config.transport_config(Arc::new(transport));
-    Ok(config)
+/// Puts back the way link notices were shown before
+/// [`Remote::notices_around`].
+pub(crate) struct NoticesAround<'r> {
+    remote: &'r Remote,
+    previous: Notice,
+}
+
+impl Drop for NoticesAround<'_> {
+    fn drop(&mut self) {
+        self.remote.link.set_notice(self.previous.clone());
+    }
+}
+
+/// Whether a request may be sent again on a new connection when the
+/// answer was lost with the old one: asking and fetching change nothing;
+/// a chunk stored twice is stored once, a vouch twice is one vouch, and a
+/// manifest committed twice is one snapshot (the store answers the
+/// existing id). Never a credential roll, a key replaced or stored, a
+/// snapshot forgotten, nor the authentication itself.
+fn repeatable(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::HasChunks { .. }
+            | Request::ChunkTrust { .. }
+            | Request::Vouch { .. }
+            | Request::PutChunk { .. }
+            | Request::PutChunks { .. }
+            | Request::GetChunk { .. }
+            | Request::GetChunks { .. }
+            | Request::GetChunkCopy { .. }
+            | Request::GetManifest { .. }
+            | Request::ListSnapshots
+            | Request::Status
+            | Request::GetKey
+            | Request::Commit { .. }
+    )
 }
 
 impl Remote {
@@ -235,159 +204,99 @@ impl Remote {
         fingerprint: [u8; 32],
         secret: [u8; 32],
     ) -> Result<Remote, RemoteError> {
-        let unreachable = |detail: String| RemoteError::Unreachable {
-            server: server.to_string(),
-            detail,
-        };
-        let addr: SocketAddr = tokio::net::lookup_host(server)
-            .await
-            .map_err(|e| unreachable(format!("cannot resolve the address: {e}")))?
-            .next()
-            .ok_or_else(|| unreachable("the name has no address".into()))?;
-        let bind: SocketAddr = if addr.is_ipv4() {
-            "0.0.0.0:0".parse().unwrap()
-        } else {
-            "[::]:0".parse().unwrap()
-        };
-        let mut endpoint = quinn::Endpoint::client(bind)
-            .map_err(|e| unreachable(format!("cannot open a UDP socket: {e}")))?;
-        endpoint.set_default_client_config(client_config(fingerprint)?);
-        let connecting = endpoint
-            .connect(addr, SERVER_NAME)
-            .map_err(|e| unreachable(e.to_string()))?;
-        let timeout = connect_timeout();
-        let conn = match tokio::time::timeout(timeout, connecting).await {
-            Err(_) => {
-                return Err(unreachable(format!(
-                    "no answer within {} s",
-                    timeout.as_secs_f64()
-                )))
-            }
-            Ok(Err(e)) if e.to_string().contains("pinned certificate mismatch") => {
-                return Err(RemoteError::CertificateMismatch {
-                    server: server.to_string(),
-                })
-            }
-            // The daemon refuses past max_connections (a QUIC
-            // CONNECTION_REFUSED; older daemons closed with "server busy").
-            Ok(Err(quinn::ConnectionError::ConnectionClosed(c)))
-                if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED
-                    || c.reason.as_ref() == b"server busy" =>
-            {
-                return Err(RemoteError::Refused(ErrorReply {
-                    code: ErrorCode::Busy,
-                    message: "too many connections".into(),
-                    used: 0,
-                    quota: 0,
-                }))
-            }
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
-            Ok(Ok(c)) => c,
-        };
-        // Hello and Auth on the first stream.
-        let (mut send, mut recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| RemoteError::Connection(e.to_string()))?;
-        let io = |e: coffre_proto::stream::ReadError| RemoteError::Connection(e.to_string());
-        send.write_all(&coffre_proto::encode_hello())
-            .await
-            .map_err(|e| RemoteError::Connection(e.to_string()))?;
-        coffre_proto::stream::write_request(&mut send, &Request::Auth { secret })
-            .await
-            .map_err(|e| RemoteError::Connection(e.to_string()))?;
-        send.finish()
-            .map_err(|e| RemoteError::Connection(e.to_string()))?;
-        let mut hello = [0u8; coffre_proto::HELLO_LEN];
-        recv.read_exact(&mut hello)
-            .await
-            .map_err(|e| RemoteError::Connection(e.to_string()))?;
-        let response = read_response(&mut recv).await.map_err(io)?;
-        let version = match coffre_proto::decode_hello(&hello) {
-            Ok(v) => v,
-            Err(e) => {
-                return Err(RemoteError::Refused(ErrorReply {
-                    code: ErrorCode::UnsupportedVersion,
-                    message: e.to_string(),
-                    used: 0,
-                    quota: 0,
-                }))
-            }
-        };
-        match response {
-            Response::AuthOk {
-                subscriber,
-                device,
-                role,
-            } => Ok(Remote {
-                endpoint,
-                conn,
-                subscriber,
-                device,
-                role,
-                version,
-            }),
-            Response::Error(e) => Err(RemoteError::Refused(e)),
-            other => Err(RemoteError::Connection(format!(
-                "unexpected answer to Auth: {other:?}"
-            ))),
+        let d = dial(server, fingerprint, secret).await?;
+        Ok(Remote {
+            link: Link::new(server, fingerprint, secret, &d),
+            subscriber: d.subscriber,
+            device: d.device,
+            role: d.role,
+            version: d.version,
+        })
+    }
+
+    /// From now on, a lost connection is dialled again for up to
+    /// `patience` (zero: never), authenticating with the secret `source`
+    /// reads at that time (else the one given to [`Remote::connect`] or
+    /// [`Remote::set_secret`]).
+    pub(crate) fn reconnect_for(&self, patience: Duration, source: Option<Arc<dyn SecretSource>>) {
+        self.link.set_patience(patience);
+        if let Some(source) = source {
+            self.link.set_source(source);
         }
+    }
+
+    /// The device's secret is now `secret` (the credential rolled): a
+    /// redial authenticates with it.
+    pub(crate) fn set_secret(&self, secret: [u8; 32]) {
+        self.link.set_secret(secret);
+    }
+
+    /// Where the news of the link goes from now on ("link lost, retrying",
+    /// "link back"); returns where it went until now. By default, stderr.
+    pub(crate) fn on_link(&self, notice: Notice) -> Notice {
+        self.link.set_notice(notice)
+    }
+
+    /// While the returned guard lives, each notice of the link is shown
+    /// through `around`, given the way it was shown until now (a progress
+    /// bar hides itself around it, so the line lands above the bar).
+    pub(crate) fn notices_around(
+        &self,
+        around: impl Fn(&dyn Fn()) + Send + Sync + 'static,
+    ) -> NoticesAround<'_> {
+        let previous = self.link.notice();
+        let show = previous.clone();
+        self.link
+            .set_notice(Arc::new(move |e: &LinkEvent| around(&|| show(e))));
+        NoticesAround {
+            remote: self,
+            previous,
+        }
+    }
+
+    /// How many times the connection was lost during this run.
+    pub fn outages(&self) -> u64 {
+        self.link.outages()
     }
 
     /// The connection's congestion controller, as it is now (a copy).
     pub fn congestion(&self) -> Box<dyn quinn::congestion::Controller> {
-        self.conn.congestion_state()
+        self.link.connection().congestion_state()
     }
 
-    /// One request, one response, on a fresh stream.
+    /// One request, one response, on a fresh stream; sent again on a new
+    /// connection if the link is lost and the request is safe to repeat.
     pub async fn call(&self, request: &Request) -> Result<Response, RemoteError> {
         let wire = coffre_proto::encode_request(request)
             .map_err(|e| RemoteError::Connection(e.to_string()))?;
-        self.exchange(&wire, Vec::new()).await
+        self.exchange(&wire, Vec::new(), repeatable(request)).await
     }
 
     /// Writes `head`, then the pieces of `body` from their own buffers, on a
     /// fresh stream and reads the response; a server error becomes
-    /// [`RemoteError::Refused`].
+    /// [`RemoteError::Refused`]. If the connection is lost and the request
+    /// is `repeatable`, it is sent again once the link is back.
     async fn exchange(
         &self,
         head: &[u8],
-        mut body: Vec<bytes::Bytes>,
+        body: Vec<bytes::Bytes>,
+        repeatable: bool,
     ) -> Result<Response, RemoteError> {
-        let lost = |e: String| self.lost(e);
-        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| lost(e.to_string()))?;
-        send.write_all(head)
-            .await
-            .map_err(|e| lost(e.to_string()))?;
-        send.write_all_chunks(&mut body)
-            .await
-            .map_err(|e| lost(e.to_string()))?;
-        send.finish().map_err(|e| lost(e.to_string()))?;
-        match read_response(&mut recv)
-            .await
-            .map_err(|e| lost(e.to_string()))?
-        {
-            Response::Error(e) => Err(RemoteError::Refused(e)),
-            r => Ok(r),
-        }
-    }
-
-    /// The error for a request that lost its connection: "revoked" if the
-    /// server closed it because the device was revoked while connected
-    /// ([`coffre_proto::REVOKED_CLOSE_CODE`]), else the connection's error.
-    fn lost(&self, detail: String) -> RemoteError {
-        match self.conn.close_reason() {
-            Some(quinn::ConnectionError::ApplicationClosed(c))
-                if c.error_code == coffre_proto::REVOKED_CLOSE_CODE.into() =>
-            {
-                RemoteError::Refused(ErrorReply {
-                    code: ErrorCode::Revoked,
-                    message: "device revoked".into(),
-                    used: 0,
-                    quota: 0,
-                })
+        loop {
+            let (conn, generation) = self.link.current()?;
+            // Cloning the pieces shares their buffers.
+            let detail = match exchange_on(&conn, head, body.clone()).await {
+                Ok(Response::Error(e)) => return Err(RemoteError::Refused(e)),
+                Ok(r) => return Ok(r),
+                Err(detail) => detail,
+            };
+            match ended(&conn) {
+                Ended::Revoked => return Err(revoked()),
+                Ended::Lost(cause) if repeatable && self.link.reconnects() => {
+                    self.link.recover(generation, &cause).await?
+                }
+                _ => return Err(RemoteError::Connection(detail)),
             }
-            _ => RemoteError::Connection(detail),
         }
     }
 
@@ -493,7 +402,7 @@ impl Remote {
         let prefix = coffre_proto::put_chunk_prefix(id.as_bytes(), blob.len())
             .map_err(|e| RemoteError::Connection(e.to_string()))?;
         match self
-            .exchange(&prefix, vec![bytes::Bytes::from(blob)])
+            .exchange(&prefix, vec![bytes::Bytes::from(blob)], true)
             .await?
         {
             Response::Stored { new } => Ok(new),
@@ -529,7 +438,7 @@ impl Remote {
         )
         .map_err(|e| RemoteError::Connection(e.to_string()))?;
         let pieces = pieces.into_iter().map(bytes::Bytes::from).collect();
-        match self.exchange(&[], pieces).await? {
+        match self.exchange(&[], pieces, true).await? {
             Response::StoredChunks { new } if new.len() == n => Ok(new),
             other => Err(unexpected(&other)),
         }
@@ -701,8 +610,7 @@ impl Remote {
 
     /// Closes the connection cleanly (the server then seals what was uploaded).
     pub async fn close(self) {
-        self.conn.close(0u32.into(), b"bye");
-        self.endpoint.wait_idle().await;
+        self.link.close().await;
     }
 }
 
@@ -719,6 +627,32 @@ pub struct ServerStatus {
     pub snapshots: u64,
     /// This device's last backup (Unix seconds).
     pub last_backup: Option<i64>,
+}
+
+/// One request on a fresh stream of `conn`: its response, or what broke.
+async fn exchange_on(
+    conn: &quinn::Connection,
+    head: &[u8],
+    mut body: Vec<bytes::Bytes>,
+) -> Result<Response, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    send.write_all(head).await.map_err(|e| e.to_string())?;
+    send.write_all_chunks(&mut body)
+        .await
+        .map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())?;
+    read_response(&mut recv).await.map_err(|e| e.to_string())
+}
+
+/// The error of a request whose connection the server closed because the
+/// device was revoked while connected ([`coffre_proto::REVOKED_CLOSE_CODE`]).
+fn revoked() -> RemoteError {
+    RemoteError::Refused(ErrorReply {
+        code: ErrorCode::Revoked,
+        message: "device revoked".into(),
+        used: 0,
+        quota: 0,
+    })
 }
 
 fn unexpected(r: &Response) -> RemoteError {
