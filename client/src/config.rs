@@ -42,6 +42,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::hooks::HooksConfig;
+use crate::limits::LimitsConfig;
 
 /// Excludes written into a new configuration: caches, trash and temporary
 /// files that nobody wants back (gitignore syntax).
@@ -85,6 +86,9 @@ pub struct Config {
     /// Commands run before and after a backup (`[hooks]`: see `hooks.rs`).
     #[serde(default, skip_serializing_if = "HooksConfig::is_empty")]
     pub hooks: HooksConfig,
+    /// Bandwidth limits (`[limits]`, optional `[limits.daytime]`: see `limits/`).
+    #[serde(default, skip_serializing_if = "LimitsConfig::is_empty")]
+    pub limits: LimitsConfig,
 }
 
 fn default_uploads() -> usize {
@@ -404,6 +408,7 @@ mod tests {
             threads: 0,
             uploads: 8,
             hooks: HooksConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::limits::Limiter;
 use coffre_core::units::format_size;
 use coffre_core::ChunkId;
 use coffre_proto::{ChunkState, ErrorCode, ErrorReply, Request, Response, Role, SnapshotEntry};
@@ -193,6 +194,8 @@ pub struct Remote {
     /// hello): below 2, no `GetChunks`; below 3, no `Rekey`; below 4, no
     /// `ReplaceKey`.
     pub version: u16,
+    /// The bandwidth limits its requests and responses take their turn in.
+    limits: Arc<Limiter>,
 }
 
 /// The QUIC client configuration that accepts only the certificate with this
@@ -222,6 +225,8 @@ pub fn client_config(fingerprint: [u8; 32]) -> Result<quinn::ClientConfig, Remot
     let mut mtu = quinn::MtuDiscoveryConfig::default();
     mtu.upper_bound(16 * 1024);
     transport.mtu_discovery_config(Some(mtu));
+    // A download limit narrows the receive window (limits/mod.rs).
+    crate::limits::current().tune(&mut transport);
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
@@ -301,7 +306,7 @@ impl Remote {
         recv.read_exact(&mut hello)
             .await
             .map_err(|e| RemoteError::Connection(e.to_string()))?;
-        let response = read_response(&mut recv).await.map_err(io)?;
+        let response = read_response(&mut recv, None).await.map_err(io)?;
         let version = match coffre_proto::decode_hello(&hello) {
             Ok(v) => v,
             Err(e) => {
@@ -325,6 +330,7 @@ impl Remote {
                 device,
                 role,
                 version,
+                limits: crate::limits::current(),
             }),
             Response::Error(e) => Err(RemoteError::Refused(e)),
             other => Err(RemoteError::Connection(format!(
@@ -346,18 +352,16 @@ impl Remote {
     async fn exchange(
         &self,
         head: &[u8],
-        mut body: Vec<bytes::Bytes>,
+        body: Vec<bytes::Bytes>,
     ) -> Result<Response, RemoteError> {
         let lost = |e: String| self.lost(e);
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| lost(e.to_string()))?;
-        send.write_all(head)
-            .await
-            .map_err(|e| lost(e.to_string()))?;
-        send.write_all_chunks(&mut body)
+        self.limits
+            .write(&self.conn, &mut send, head, body)
             .await
             .map_err(|e| lost(e.to_string()))?;
         send.finish().map_err(|e| lost(e.to_string()))?;
-        match read_response(&mut recv)
+        match read_response(&mut recv, Some((&self.limits, &self.conn)))
             .await
             .map_err(|e| lost(e.to_string()))?
         {
@@ -693,6 +697,12 @@ impl Remote {
         }
     }
 
+    /// Makes the requests of this connection take their turn in `limits`
+    /// instead of the process's (`limits::current`, what it had at connection).
+    pub fn set_limits(&mut self, limits: Arc<Limiter>) {
+        self.limits = limits;
+    }
+
     /// Closes the connection cleanly (the server then seals what was uploaded).
     pub async fn close(self) {
         self.conn.close(0u32.into(), b"bye");
@@ -720,9 +730,11 @@ fn unexpected(r: &Response) -> RemoteError {
 }
 
 /// Reads one response with quinn's zero-copy chunks (the assembler makes the
-/// only copy), within the caps of its type.
+/// only copy), within the caps of its type; each chunk takes its turn in the
+/// download limit of `limits`, if given.
 async fn read_response(
     recv: &mut quinn::RecvStream,
+    limits: Option<(&Limiter, &quinn::Connection)>,
 ) -> Result<Response, coffre_proto::stream::ReadError> {
     let mut assembler = coffre_proto::Assembler::for_responses();
     loop {
@@ -730,6 +742,9 @@ async fn read_response(
             .read_chunk(usize::MAX, true)
             .await
             .map_err(std::io::Error::from)?;
+        if let (Some((limits, conn)), Some(c)) = (limits, &chunk) {
+            limits.received(conn, c.bytes.len()).await;
+        }
         if let Some(response) = coffre_proto::stream::feed_response(
             &mut assembler,
             chunk.as_ref().map(|c| &c.bytes[..]),
