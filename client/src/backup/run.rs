@@ -197,6 +197,7 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
         special: scan.tally.special.clone(),
         excluded: scan.tally.excluded,
         duration: started.elapsed(),
+        upload_rate: crate::limits::current().sent().average(),
     })
 }
 

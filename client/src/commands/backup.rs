@@ -249,5 +249,6 @@ fn json(r: &Report, after_failed: &[Failure]) -> serde_json::Value {
             .chain(after_failed.iter().map(|f| serde_json::json!({"hook": f.name, "stage": "after", "error": f.why})))
             .collect::<Vec<_>>(),
         "seconds": r.duration.as_secs_f64(),
+        "upload_bytes_per_second": r.upload_rate,
     })
 }
