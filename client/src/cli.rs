@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::limits::{self, Limit};
 use crate::schedule;
 
 /// coffre: encrypted, deduplicated backups of this PC to your association's server.
@@ -233,6 +234,43 @@ pub struct BackupArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// The bandwidth limits of a command that moves data (backup, restore,
+/// dump, check).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Bandwidth")]
+pub struct LimitArgs {
+    /// Send at most RATE on the link (backup), so the office's other
+    /// traffic keeps its share: as links are sold ("2Mbit/s",
+    /// "500kbit/s") or in bytes ("200kB/s", "1.5MB/s", "1,5 Mo/s"); `off`
+    /// for none. A bare number is refused: bits or bytes? Wins over
+    /// config.toml's [limits], its daytime hours included (see the user
+    /// guide, "Limiting the bandwidth").
+    #[arg(long, value_name = "RATE", value_parser = parse_limit)]
+    pub limit_upload: Option<Limit>,
+
+    /// Receive at most RATE on the link (restore, dump, check
+    /// --read-data); the same forms as --limit-upload.
+    #[arg(long, value_name = "RATE", value_parser = parse_limit)]
+    pub limit_download: Option<Limit>,
+}
+
+impl LimitArgs {
+    /// The limits for `limits::set_options`.
+    pub fn options(&self) -> limits::Options {
+        limits::Options {
+            upload: self.limit_upload,
+            download: self.limit_download,
+        }
+    }
+}
+
+fn parse_limit(text: &str) -> Result<Limit, String> {
+    text.parse()
 }
 
 /// Options of `coffre snapshots`.
@@ -349,6 +387,9 @@ pub struct RestoreArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Options of `coffre dump`.
@@ -369,6 +410,9 @@ pub struct DumpArgs {
     /// Write to a terminal even what is not text (a tar stream, a binary file).
     #[arg(long)]
     pub force: bool,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Options of `coffre check`.
@@ -381,6 +425,9 @@ pub struct CheckArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Options of `coffre status`.

@@ -44,6 +44,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::hooks::HooksConfig;
+use crate::limits::LimitsConfig;
 
 /// Excludes written into a new configuration: caches, trash and temporary
 /// files that nobody wants back (gitignore syntax).
@@ -91,6 +92,9 @@ pub struct Config {
     /// (`[network]`: see `config/network.rs`).
     #[serde(default, skip_serializing_if = "Network::is_default")]
     pub network: Network,
+    /// Bandwidth limits (`[limits]`, optional `[limits.daytime]`: see `limits/`).
+    #[serde(default, skip_serializing_if = "LimitsConfig::is_empty")]
+    pub limits: LimitsConfig,
 }
 
 fn default_uploads() -> usize {
@@ -412,6 +416,7 @@ mod tests {
             uploads: 8,
             hooks: HooksConfig::default(),
             network: Default::default(),
+            limits: LimitsConfig::default(),
         }
     }
 

@@ -45,6 +45,7 @@ pub fn connect(inst: &Installation, rt: &tokio::runtime::Runtime) -> Result<(Rem
     let _one_at_a_time = inst.lock_credentials()?;
     let creds = inst.credentials()?;
     let fingerprint = inst.config.fingerprint_bytes()?;
+    crate::limits::install(&inst.config.limits);
     let remote = rt
         .block_on(patiently(|| {
             Remote::connect(&inst.config.server, fingerprint, creds.secret)

@@ -19,6 +19,7 @@ mod display;
 mod files_cache;
 mod fsmeta;
 mod hooks;
+mod limits;
 mod passphrase;
 mod progress;
 mod remote;

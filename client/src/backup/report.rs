@@ -45,6 +45,9 @@ pub(crate) struct Report {
     pub duration: Duration,
     /// Times the connection was lost and came back during the run.
     pub outages: u64,
+    /// The average upload rate, from the first byte sent to the last
+    /// (bytes per second; `None` if too little was sent to say).
+    pub upload_rate: Option<u64>,
 }
 
 impl Report {
@@ -110,7 +113,7 @@ impl Report {
         use coffre_core::units::format_size;
         let s = &self.stats;
         let mut line = format!(
-            "snapshot {} saved: {} ({} new, {} changed, {} unchanged, {} deleted), {} in total, read {}, sent {}, {:.1} s",
+            "snapshot {} saved: {} ({} new, {} changed, {} unchanged, {} deleted), {} in total, read {}, sent {}{}, {:.1} s",
             self.snapshot.short(),
             count(self.files, "file"),
             s.files_new,
@@ -120,6 +123,9 @@ impl Report {
             format_size(self.logical_bytes),
             format_size(s.bytes_read),
             format_size(s.bytes_sent),
+            self.upload_rate
+                .map(|r| format!(" at {}", coffre_core::units::format_rate(r)))
+                .unwrap_or_default(),
             self.duration.as_secs_f64()
         );
         if self.outages > 0 {

@@ -200,6 +200,7 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
         excluded: scan.tally.excluded,
         duration: started.elapsed(),
         outages: session.remote.outages(),
+        upload_rate: crate::limits::current().sent().average(),
     })
 }
 

@@ -266,5 +266,6 @@ fn json(r: &Report, after_failed: &[Failure]) -> serde_json::Value {
             .collect::<Vec<_>>(),
         "seconds": r.duration.as_secs_f64(),
         "outages": r.outages,
+        "upload_bytes_per_second": r.upload_rate,
     })
 }

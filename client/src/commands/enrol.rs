@@ -63,6 +63,7 @@ pub fn run(config_path: &Path, args: &EnrolArgs) -> Result<()> {
         uploads: 8,
         hooks: Default::default(),
         network: Default::default(),
+        limits: Default::default(),
     };
     let inst = Installation::create(
         config_path,

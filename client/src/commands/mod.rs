@@ -36,6 +36,14 @@ pub fn run(cli: Cli) -> Result<Status> {
         // A listing piped into `head` ends when `head` has read enough.
         coffre_core::console::stop_when_unread();
     }
+    // The bandwidth limits of the command line, for every connection of the run.
+    crate::limits::set_options(match &cli.command {
+        Command::Backup(a) => a.limits.options(),
+        Command::Restore(a) => a.limits.options(),
+        Command::Dump(a) => a.limits.options(),
+        Command::Check(a) => a.limits.options(),
+        _ => Default::default(),
+    });
     match cli.command {
         Command::Enrol(args) => enrol::run(&config, &args).map(|()| 0),
         Command::Backup(args) => backup::run(&config, &args),

@@ -243,6 +243,7 @@ mod tests {
             uploads: 8,
             hooks: Default::default(),
             network: Default::default(),
+            limits: Default::default(),
         }
     }
 

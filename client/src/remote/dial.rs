@@ -137,6 +137,8 @@ pub fn client_config(fingerprint: [u8; 32]) -> Result<quinn::ClientConfig, Remot
     mtu.upper_bound(16 * 1024);
     transport.mtu_discovery_config(Some(mtu));
     coffre_transport::congestion(&mut transport);
+    // A download limit narrows the receive window (limits/mod.rs).
+    crate::limits::current().tune(&mut transport);
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
@@ -226,7 +228,7 @@ pub(super) async fn dial(
     recv.read_exact(&mut hello)
         .await
         .map_err(|e| RemoteError::Connection(e.to_string()))?;
-    let response = read_response(&mut recv).await.map_err(io)?;
+    let response = read_response(&mut recv, None).await.map_err(io)?;
     let version = match coffre_proto::decode_hello(&hello) {
         Ok(v) => v,
         Err(e) => {

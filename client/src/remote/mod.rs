@@ -18,6 +18,7 @@ mod reconnect;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::limits::Limiter;
 use coffre_core::units::format_size;
 use coffre_core::ChunkId;
 use coffre_proto::{ChunkState, ErrorCode, ErrorReply, Request, Response, Role, SnapshotEntry};
@@ -156,6 +157,8 @@ pub struct Remote {
     /// hello): below 2, no `GetChunks`; below 3, no `Rekey`; below 4, no
     /// `ReplaceKey`.
     pub version: u16,
+    /// The bandwidth limits its requests and responses take their turn in.
+    limits: Arc<Limiter>,
 }
 
 /// Puts back the way link notices were shown before
@@ -211,6 +214,7 @@ impl Remote {
             device: d.device,
             role: d.role,
             version: d.version,
+            limits: crate::limits::current(),
         })
     }
 
@@ -285,7 +289,7 @@ impl Remote {
         loop {
             let (conn, generation) = self.link.current()?;
             // Cloning the pieces shares their buffers.
-            let detail = match exchange_on(&conn, head, body.clone()).await {
+            let detail = match exchange_on(&conn, head, body.clone(), &self.limits).await {
                 Ok(Response::Error(e)) => return Err(RemoteError::Refused(e)),
                 Ok(r) => return Ok(r),
                 Err(detail) => detail,
@@ -608,6 +612,12 @@ impl Remote {
         }
     }
 
+    /// Makes the requests of this connection take their turn in `limits`
+    /// instead of the process's (`limits::current`, what it had at connection).
+    pub fn set_limits(&mut self, limits: Arc<Limiter>) {
+        self.limits = limits;
+    }
+
     /// Closes the connection cleanly (the server then seals what was uploaded).
     pub async fn close(self) {
         self.link.close().await;
@@ -630,18 +640,23 @@ pub struct ServerStatus {
 }
 
 /// One request on a fresh stream of `conn`: its response, or what broke.
+/// Its body is written, and its response read, within the bandwidth
+/// `limits`.
 async fn exchange_on(
     conn: &quinn::Connection,
     head: &[u8],
-    mut body: Vec<bytes::Bytes>,
+    body: Vec<bytes::Bytes>,
+    limits: &Limiter,
 ) -> Result<Response, String> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    send.write_all(head).await.map_err(|e| e.to_string())?;
-    send.write_all_chunks(&mut body)
+    limits
+        .write(conn, &mut send, head, body)
         .await
         .map_err(|e| e.to_string())?;
     send.finish().map_err(|e| e.to_string())?;
-    read_response(&mut recv).await.map_err(|e| e.to_string())
+    read_response(&mut recv, Some((limits, conn)))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The error of a request whose connection the server closed because the
@@ -660,9 +675,11 @@ fn unexpected(r: &Response) -> RemoteError {
 }
 
 /// Reads one response with quinn's zero-copy chunks (the assembler makes the
-/// only copy), within the caps of its type.
+/// only copy), within the caps of its type; each chunk takes its turn in the
+/// download limit of `limits`, if given.
 async fn read_response(
     recv: &mut quinn::RecvStream,
+    limits: Option<(&Limiter, &quinn::Connection)>,
 ) -> Result<Response, coffre_proto::stream::ReadError> {
     let mut assembler = coffre_proto::Assembler::for_responses();
     loop {
@@ -670,6 +687,9 @@ async fn read_response(
             .read_chunk(usize::MAX, true)
             .await
             .map_err(std::io::Error::from)?;
+        if let (Some((limits, conn)), Some(c)) = (limits, &chunk) {
+            limits.received(conn, c.bytes.len()).await;
+        }
         if let Some(response) = coffre_proto::stream::feed_response(
             &mut assembler,
             chunk.as_ref().map(|c| &c.bytes[..]),

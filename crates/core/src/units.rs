@@ -1,5 +1,7 @@
-//! Sizes as people write them: `50GiB`, `500MB`, `1.5 TB`, `1024`; and
-//! counts in correct English ([`count`]: "1 file", "2 files").
+//! Sizes as people write them: `50GiB`, `500MB`, `1.5 TB`, `1024`; rates
+//! as access links are sold (`2 Mbit/s`) or as file managers show them
+//! (`1.5 MB/s`, `200 Ko/s`): [`parse_rate`], [`format_rate`]; and counts in
+//! correct English ([`count`]: "1 file", "2 files").
 
 /// Parses a size: a number (decimals allowed) and an optional unit, B, kB/KB,
 /// MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), any case.
@@ -71,6 +73,105 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
+/// The examples every refused rate shows.
+const RATE_EXAMPLES: &str =
+    "write it like 2Mbit/s or 500kbit/s (as links are sold), or 1.5MB/s, 200KiB/s, 1,5 Mo/s (bytes)";
+
+/// Parses a rate; returns bytes per second (rounded, at least 1).
+///
+/// A number (`.` or `,` for decimals) and a unit, spaces allowed:
+/// - **bits** per second, as access links are sold: `bit/s`, `kbit/s`,
+///   `Mbit/s`, `Gbit/s` (any case), also `kbps`, `Mbps`, `Mb/s`, `kb/s`
+///   (a small `b` is a bit);
+/// - **bytes** per second: `B/s`, `kB/s`/`KB/s`, `MB/s`, `GB/s` (a capital
+///   `B`), `KiB/s`, `MiB/s`, `GiB/s`, and the French octets `o/s`, `ko/s`,
+///   `Ko/s`, `Mo/s`, `Go/s`, `Kio/s`, `Mio/s`, `Gio/s`.
+///
+/// `k`, `M`, `G` are powers of 1000, `Ki`, `Mi`, `Gi` powers of 1024. The
+/// `/s` may be left out (`20mbit`, as `tc` writes it). A bare number, or a
+/// bare prefix (`20M`: bits or bytes?), is refused with examples: the two
+/// readings differ eightfold.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
+        .unwrap_or(t.len());
+    let (num, unit) = (&t[..split], t[split..].trim());
+    let value: f64 = num
+        .replace(',', ".")
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate: {RATE_EXAMPLES}"))?;
+    if unit.is_empty() {
+        return Err(format!(
+            "{text:?} has no unit: bits or bytes per second? {RATE_EXAMPLES}"
+        ));
+    }
+    let per_second = unit
+        .strip_suffix("/s")
+        .or_else(|| unit.strip_suffix("/S"))
+        .or_else(|| unit.strip_suffix("ps"))
+        .unwrap_or(unit)
+        .trim_end();
+    let unknown = || format!("unknown rate unit {unit:?} in {text:?}: {RATE_EXAMPLES}");
+    // The quantity: bits or bytes, and what is left of the unit (the prefix).
+    let lower = per_second.to_ascii_lowercase();
+    let (bits, prefix) = if lower.ends_with("bit") {
+        (true, &per_second[..per_second.len() - 3])
+    } else if let Some(p) = per_second.strip_suffix('b') {
+        (true, p)
+    } else if let Some(p) = per_second.strip_suffix('B') {
+        (false, p)
+    } else if lower.ends_with('o') {
+        (false, &per_second[..per_second.len() - 1])
+    } else if matches!(lower.as_str(), "k" | "m" | "g" | "ki" | "mi" | "gi") {
+        return Err(format!(
+            "{text:?} is ambiguous: {num}{per_second}bit/s (bits, as links are sold) or \
+             {num}{per_second}B/s (bytes)? Write the unit in full"
+        ));
+    } else {
+        return Err(unknown());
+    };
+    let mult: f64 = match prefix.to_ascii_lowercase().as_str() {
+        "" => 1.0,
+        "k" => 1e3,
+        "m" => 1e6,
+        "g" => 1e9,
+        "ki" => 1024.0,
+        "mi" => 1024.0 * 1024.0,
+        "gi" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(unknown()),
+    };
+    let bytes = value * mult / if bits { 8.0 } else { 1.0 };
+    if !bytes.is_finite() || bytes > u64::MAX as f64 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    if bytes < 0.5 {
+        return Err(format!(
+            "{text:?} is no rate at all: write a rate above zero ({RATE_EXAMPLES})"
+        ));
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// Formats a rate (bytes per second) for people, in bits per second as
+/// access links are sold, one decimal at most: `3.9 Mbit/s`, `850 kbit/s`,
+/// `20 Mbit/s`; [`parse_rate`] reads it back.
+pub fn format_rate(bytes_per_second: u64) -> String {
+    const UNITS: [&str; 5] = ["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"];
+    let mut v = bytes_per_second as f64 * 8.0;
+    let mut u = 0;
+    while v >= 999.5 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 || v >= 99.95 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        let one = format!("{v:.1}");
+        format!("{} {}", one.trim_end_matches(".0"), UNITS[u])
+    }
+}
+
 /// A count and its noun in correct English: `count(1, "file")` is "1
 /// file", `count(0, "file")` and `count(2, "file")` "0 files", "2 files".
 /// The plural is the noun plus "s"; nouns that do not follow the rule go
@@ -132,6 +233,63 @@ mod tests {
         assert_eq!(format_size(512), "512 B");
         assert_eq!(format_size(1536), "1.5 KiB");
         assert_eq!(format_size(50 << 30), "50.0 GiB");
+    }
+
+    #[test]
+    fn rates_parse_in_bits_and_bytes() {
+        // Bits, as links are sold.
+        assert_eq!(parse_rate("2Mbit/s"), Ok(250_000));
+        assert_eq!(parse_rate("2 Mbit/s"), Ok(250_000));
+        assert_eq!(parse_rate("500kbit/s"), Ok(62_500));
+        assert_eq!(parse_rate("20mbit"), Ok(2_500_000));
+        assert_eq!(parse_rate("8 Mbps"), Ok(1_000_000));
+        assert_eq!(parse_rate("8 Mb/s"), Ok(1_000_000));
+        assert_eq!(parse_rate("1 Gbit/s"), Ok(125_000_000));
+        assert_eq!(parse_rate("800 bit/s"), Ok(100));
+        // Bytes, in English and in French.
+        assert_eq!(parse_rate("1.5MB/s"), Ok(1_500_000));
+        assert_eq!(parse_rate("200KiB/s"), Ok(204_800));
+        assert_eq!(parse_rate("200 kB/s"), Ok(200_000));
+        assert_eq!(parse_rate("1,5 Mo/s"), Ok(1_500_000));
+        assert_eq!(parse_rate("300 Ko/s"), Ok(300_000));
+        assert_eq!(parse_rate("2 Mio/s"), Ok(2 << 20));
+        assert_eq!(parse_rate("1MB"), Ok(1_000_000));
+    }
+
+    #[test]
+    fn ambiguous_or_bare_rates_are_refused_with_examples() {
+        for bare in ["20", "1.5", " 3 "] {
+            let e = parse_rate(bare).unwrap_err();
+            assert!(
+                e.contains("no unit") && e.contains("2Mbit/s") && e.contains("MB/s"),
+                "{e}"
+            );
+        }
+        let e = parse_rate("20M").unwrap_err();
+        assert!(
+            e.contains("ambiguous") && e.contains("20Mbit/s") && e.contains("20MB/s"),
+            "{e}"
+        );
+        for bad in ["fast", "", "2 Xbit/s", "3 MHz", "Mbit/s"] {
+            assert!(parse_rate(bad).unwrap_err().contains("2Mbit/s"), "{bad}");
+        }
+        assert!(parse_rate("0 Mbit/s").unwrap_err().contains("above zero"));
+    }
+
+    #[test]
+    fn rates_format_as_links_are_sold() {
+        assert_eq!(format_rate(250_000), "2 Mbit/s");
+        assert_eq!(format_rate(487_500), "3.9 Mbit/s");
+        assert_eq!(format_rate(2_500_000), "20 Mbit/s");
+        assert_eq!(format_rate(106_250), "850 kbit/s");
+        assert_eq!(format_rate(12), "96 bit/s");
+        assert_eq!(format_rate(0), "0 bit/s");
+        assert_eq!(format_rate(1_531), "12.2 kbit/s");
+        assert_eq!(format_rate(125_000_000), "1 Gbit/s");
+        // What it prints, it reads back.
+        for r in [62_500u64, 250_000, 2_500_000, 125_000_000] {
+            assert_eq!(parse_rate(&format_rate(r)), Ok(r));
+        }
     }
 
     #[test]
