@@ -85,6 +85,9 @@ pub struct Config {
     /// Commands run before and after a backup (`[hooks]`: see `hooks.rs`).
     #[serde(default, skip_serializing_if = "HooksConfig::is_empty")]
     pub hooks: HooksConfig,
+    /// The backup's checkpoints (`[backup]`: see `backup/checkpoint.rs`).
+    #[serde(default, skip_serializing_if = "crate::backup::BackupConfig::is_empty")]
+    pub backup: crate::backup::BackupConfig,
 }
 
 fn default_uploads() -> usize {
@@ -404,6 +407,7 @@ mod tests {
             threads: 0,
             uploads: 8,
             hooks: HooksConfig::default(),
+            backup: Default::default(),
         }
     }
 

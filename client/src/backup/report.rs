@@ -41,6 +41,8 @@ pub(crate) struct Report {
     pub special: Vec<PathBuf>,
     /// Items excluded.
     pub excluded: u64,
+    /// Checkpoints committed on the way (a long backup, issue 19).
+    pub checkpoints: u32,
     /// Wall time.
     pub duration: Duration,
 }
@@ -120,6 +122,13 @@ impl Report {
             format_size(s.bytes_sent),
             self.duration.as_secs_f64()
         );
+        if self.checkpoints > 0 {
+            line.push_str(&format!(
+                " ({} committed on the way; the server's nightly maintenance replaces {} by this snapshot)",
+                count(u64::from(self.checkpoints), "checkpoint"),
+                if self.checkpoints == 1 { "it" } else { "them" }
+            ));
+        }
         if self.problems() > 0 {
             line.push_str(&format!(
                 "; saved with problems: {} (recorded in the snapshot)",

@@ -62,6 +62,7 @@ pub fn run(config_path: &Path, args: &EnrolArgs) -> Result<()> {
         threads: 0,
         uploads: 8,
         hooks: Default::default(),
+        backup: Default::default(),
     };
     let inst = Installation::create(
         config_path,

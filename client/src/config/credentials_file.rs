@@ -242,6 +242,7 @@ mod tests {
             threads: 0,
             uploads: 8,
             hooks: Default::default(),
+            backup: Default::default(),
         }
     }
 

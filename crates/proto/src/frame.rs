@@ -80,7 +80,11 @@ pub const HELLO_MAGIC: [u8; 6] = *b"COFFRE";
 ///   `Conflict`; the server reads snapshot manifests of version 2 (a public
 ///   count of the run's problems, for the board), so a client seals them only
 ///   for a server of version 4 or later (issue 18).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// - 5: the server reads snapshot manifests of version 3 (a public
+///   `checkpoint` flag: a partial snapshot of a long first backup, which
+///   retention replaces by the final one), so a client makes checkpoints
+///   only for a server of version 5 or later (issue 19). No message changes.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The oldest protocol version this build still speaks: a server upgraded
 /// first keeps serving the PCs not upgraded yet.
