@@ -446,7 +446,7 @@ mod tests {
         assert_eq!(s[0].attention(), Attention::Watch);
         assert!(
             s[0].to_string()
-                .starts_with("first backup in progress: pc (12.0 GB sent, last checkpoint"),
+                .starts_with("first backup in progress: pc (11.2 GiB sent, last checkpoint"),
             "{}",
             s[0]
         );

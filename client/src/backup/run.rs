@@ -12,8 +12,9 @@
 //!    outbox, uploaded meanwhile (`bridge`, `upload`); every so often a
 //!    checkpoint of the files done (`checkpoint`, protocol 5);
 //! 5. `trees`: the trees bottom-up, then the end of the upload;
-//! 6. [`manifest`] and the commit (a version 2 manifest, with its count of
-//!    problems, for a server of protocol 4 or later; version 1 before);
+//! 6. [`manifest`] and the commit (a version 3 manifest for a server of
+//!    protocol 5 or later, version 2, with its count of problems, for 4,
+//!    version 1 before);
 //! 7. [`remember`]: the files cache for next time, the journal cleared.
 //!
 //! Nothing here blocks on the runtime except through the session's
@@ -214,11 +215,12 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
             hooks_failed: &opts.hooks_failed,
         },
     );
-    // A server older than protocol 4 does not read version 2.
-    let version = if session.remote.version >= 4 {
-        Version::V2
-    } else {
-        Version::V1
+    // A server older than protocol 5 does not read version 3, older than 4
+    // not version 2.
+    let version = match session.remote.version {
+        v if v >= checkpoint::CHECKPOINT_PROTOCOL => Version::V3,
+        4 => Version::V2,
+        _ => Version::V1,
     };
     let sealed = manifest.seal_as(keys, version)?;
     let snapshot = session.block_on(session.remote.commit(sealed))?;

@@ -415,7 +415,7 @@ mod tests {
     #[test]
     fn hello_round_trips() {
         let hello = encode_hello();
-        assert_eq!(&hello, b"COFFRE\x00\x04");
+        assert_eq!(&hello, b"COFFRE\x00\x05");
         assert_eq!(decode_hello(&hello), Ok(PROTOCOL_VERSION));
     }
 
@@ -452,7 +452,7 @@ mod tests {
         assert_eq!(err, FrameError::UnsupportedVersion { version: 0 });
         assert_eq!(
             err.to_string(),
-            "unsupported protocol version 0 (this build speaks 1 to 4): \
+            "unsupported protocol version 0 (this build speaks 1 to 5): \
              upgrade the peer to this program's release"
         );
     }
