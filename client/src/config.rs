@@ -95,6 +95,9 @@ pub struct Config {
     /// Bandwidth limits (`[limits]`, optional `[limits.daytime]`: see `limits/`).
     #[serde(default, skip_serializing_if = "LimitsConfig::is_empty")]
     pub limits: LimitsConfig,
+    /// The backup's checkpoints (`[backup]`: see `backup/checkpoint.rs`).
+    #[serde(default, skip_serializing_if = "crate::backup::BackupConfig::is_empty")]
+    pub backup: crate::backup::BackupConfig,
 }
 
 fn default_uploads() -> usize {
@@ -417,6 +420,7 @@ mod tests {
             hooks: HooksConfig::default(),
             network: Default::default(),
             limits: LimitsConfig::default(),
+            backup: Default::default(),
         }
     }
 

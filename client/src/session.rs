@@ -162,8 +162,10 @@ impl Session {
     /// this device, or, when this device has never backed up (a technician's
     /// laptop), of the whole subscriber. A damaged snapshot (its manifest
     /// does not open) is never `latest`: the newest readable one is, and a
-    /// warning on stderr names each newer one skipped. A prefix names its
-    /// snapshot, damaged or not.
+    /// warning on stderr names each newer one skipped. A checkpoint (a
+    /// partial snapshot of a backup on its way, issue 19) is `latest` only
+    /// when no complete snapshot is readable (a note says so). A prefix
+    /// names its snapshot, damaged, checkpoint or not.
     pub fn resolve(&self, spec: &str, device: Option<&str>) -> Result<SnapshotEntry> {
         self.resolve_in(&self.snapshots()?, spec, device)
     }
@@ -183,6 +185,9 @@ impl Session {
         };
         // (the server's second, why) of each damaged one met.
         let mut skipped: Vec<(i64, Damaged)> = Vec::new();
+        // The newest checkpoint met: `latest` only if nothing complete is
+        // older (issue 19: a checkpoint holds only the files sent so far).
+        let mut checkpoint: Option<(SnapshotEntry, Manifest)> = None;
         // One second of the server's list at a time, newest first.
         for second in newest_first.chunk_by(|a, b| a.time == b.time) {
             let mut readable = Vec::new();
@@ -191,6 +196,15 @@ impl Session {
                     Ok(m) => readable.push((m.public.time, i, m)),
                     Err(d) => skipped.push((second[i].time, d)),
                 }
+            }
+            let (partial, readable): (Vec<_>, Vec<_>) = readable
+                .into_iter()
+                .partition(|(_, _, m)| m.public.checkpoint);
+            if checkpoint.is_none() {
+                checkpoint = partial
+                    .into_iter()
+                    .max_by_key(|(t, i, _)| (*t, *i))
+                    .map(|(_, i, m)| (second[i].clone(), m));
             }
             let Some((_, i, m)) = readable.into_iter().max_by_key(|(t, i, _)| (*t, *i)) else {
                 continue;
@@ -208,6 +222,16 @@ impl Session {
                     d.summary()
                 );
             }
+            *self.resolved.lock().unwrap() = Some((ChunkId::from_bytes(chosen.id), m));
+            return Ok(chosen);
+        }
+        if let Some((chosen, m)) = checkpoint {
+            errln!(
+                "coffre: note: `latest` is checkpoint {} ({}): a backup still on its way, \
+                 with only the files sent so far; there is no complete snapshot yet",
+                ChunkId::from_bytes(chosen.id).short(),
+                local_time(chosen.time)
+            );
             *self.resolved.lock().unwrap() = Some((ChunkId::from_bytes(chosen.id), m));
             return Ok(chosen);
         }

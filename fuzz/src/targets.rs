@@ -804,6 +804,11 @@ fn sample_manifests() -> Vec<Vec<u8>> {
         full.seal_as(keys(), coffre_core::manifest::Version::V1)
             .unwrap(),
         full.seal(keys()).unwrap(),
+        {
+            let mut checkpoint = full.clone();
+            checkpoint.public.checkpoint = true;
+            checkpoint.seal(keys()).unwrap()
+        },
     ]
 }
 

@@ -27,6 +27,10 @@ pub struct Decision {
     /// When the PC says it was made (Unix seconds, the PC's clock): shown
     /// only.
     pub pc_time: i64,
+    /// A checkpoint (a partial snapshot of a long backup, issue 19): kept
+    /// only while it is the device's newest and newer than every complete
+    /// one, and never counted by the policy.
+    pub checkpoint: bool,
     /// Kept or removed.
     pub keep: bool,
     /// The rules that keep it (empty: removed).
@@ -62,13 +66,18 @@ pub fn plan(store: &Store, only: Option<&str>) -> Result<Vec<Decision>> {
         for device in devices {
             let mine: Vec<_> = snapshots.iter().filter(|s| s.device == device).collect();
             let times: Vec<i64> = mine.iter().map(|s| local_seconds(s.received)).collect();
-            for (s, rules) in mine.iter().zip(policy.apply(&times)) {
+            let checkpoints: Vec<bool> = mine.iter().map(|s| s.checkpoint).collect();
+            for (s, rules) in mine
+                .iter()
+                .zip(policy.apply_with_checkpoints(&times, &checkpoints))
+            {
                 decisions.push(Decision {
                     subscriber: name.clone(),
                     device: device.to_string(),
                     id: s.id.to_hex(),
                     received: s.received,
                     pc_time: s.time,
+                    checkpoint: s.checkpoint,
                     keep: !rules.is_empty(),
                     rules: rules.iter().map(Rule::to_string).collect(),
                     snapshot: s.id,

@@ -87,6 +87,20 @@ pub enum Status {
         /// How many problems.
         problems: u64,
     },
+    /// A device (not revoked) without a complete backup within the stale
+    /// days has committed a checkpoint within them: a long backup (a first
+    /// one over a slow line) on its way (issue 19). Something to watch, not
+    /// to act on; a checkpoint older than the stale days is stale.
+    InProgress {
+        /// The device.
+        device: String,
+        /// Whether the device has no complete backup at all (its first).
+        first: bool,
+        /// What the newest checkpoint holds: the bytes backed up so far.
+        bytes: u64,
+        /// When the server received it (Unix seconds, its clock).
+        at: i64,
+    },
     /// Nothing to report.
     Ok,
 }
@@ -113,7 +127,7 @@ impl Status {
             | Status::ClockWrong { .. }
             | Status::CopyRefused { .. }
             | Status::Incomplete { .. } => Attention::Act,
-            Status::NearQuota => Attention::Watch,
+            Status::NearQuota | Status::InProgress { .. } => Attention::Watch,
             Status::Ok => Attention::None,
         }
     }
@@ -149,6 +163,18 @@ impl fmt::Display for Status {
                 f,
                 "incomplete: last backup of {device} incomplete ({})",
                 coffre_core::units::count(*problems, "problem")
+            ),
+            Status::InProgress {
+                device,
+                first,
+                bytes,
+                at,
+            } => write!(
+                f,
+                "{} in progress: {device} ({} sent, last checkpoint {})",
+                if *first { "first backup" } else { "backup" },
+                coffre_core::units::format_size(*bytes),
+                crate::commands::when(Some(*at))
             ),
             Status::Ok => f.write_str("ok"),
         }
@@ -222,16 +248,34 @@ pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
     } else if pct >= NEAR_QUOTA_PERCENT {
         out.push(Status::NearQuota);
     }
+    let stale = i64::from(stale_days) * 86_400;
     for d in u.device_backups.iter().filter(|d| !d.revoked) {
-        match d.last_backup {
-            Some(t) if now - t > i64::from(stale_days) * 86_400 => out.push(Status::Stale {
+        // A checkpoint within the stale days says a long backup is moving;
+        // it counts only when the last complete backup is not recent.
+        let moving = d.checkpoint.filter(|c| now - c.received <= stale);
+        match (d.last_backup, moving) {
+            (Some(t), _) if now - t <= stale => {}
+            (_, Some(c)) => out.push(Status::InProgress {
+                device: d.name.clone(),
+                first: d.last_backup.is_none(),
+                bytes: c.bytes,
+                at: c.received,
+            }),
+            (Some(t), None) => out.push(Status::Stale {
                 device: d.name.clone(),
                 days: (now - t) / 86_400,
             }),
-            Some(_) => {}
-            None => out.push(Status::NeverBackedUp {
-                device: d.name.clone(),
-            }),
+            // A first backup that stopped sending: stale since its last
+            // checkpoint.
+            (None, None) => match d.checkpoint {
+                Some(c) => out.push(Status::Stale {
+                    device: d.name.clone(),
+                    days: (now - c.received) / 86_400,
+                }),
+                None => out.push(Status::NeverBackedUp {
+                    device: d.name.clone(),
+                }),
+            },
         }
     }
     for d in u.device_backups.iter().filter(|d| clock_wrong(d)) {
@@ -368,9 +412,63 @@ mod tests {
                     clone_refusals: 0,
                     last_clone_refusal: None,
                     latest_problems: 0,
+                    checkpoint: None,
                 })
                 .collect(),
         }
+    }
+
+    /// Issue 19: a device whose only snapshots are checkpoints is "first
+    /// backup in progress" while they keep coming, stale once they stop;
+    /// a later long run shows only once the last complete backup is old.
+    #[test]
+    fn checkpoints_say_a_backup_is_in_progress_until_they_stop() {
+        let now = 100 * 86_400;
+        let at = |received: i64| {
+            Some(coffre_store::CheckpointUsage {
+                received,
+                bytes: 12_000_000_000,
+                files: 40,
+            })
+        };
+        let mut u = usage(10, vec![("pc", None, false)]);
+        u.device_backups[0].checkpoint = at(now - 3_600);
+        let s = statuses(&u, now, 3);
+        assert_eq!(
+            s,
+            [Status::InProgress {
+                device: "pc".into(),
+                first: true,
+                bytes: 12_000_000_000,
+                at: now - 3_600
+            }]
+        );
+        assert_eq!(s[0].attention(), Attention::Watch);
+        assert!(
+            s[0].to_string()
+                .starts_with("first backup in progress: pc (11.2 GiB sent, last checkpoint"),
+            "{}",
+            s[0]
+        );
+        // Stopped for five days: stale, counted from the last checkpoint.
+        u.device_backups[0].checkpoint = at(now - 5 * 86_400);
+        assert_eq!(
+            statuses(&u, now, 3),
+            [Status::Stale {
+                device: "pc".into(),
+                days: 5
+            }]
+        );
+        // A recent complete backup: nothing to say about a later run.
+        u.device_backups[0].last_backup = Some(now - 86_400);
+        u.device_backups[0].checkpoint = at(now - 60);
+        assert_eq!(statuses(&u, now, 3), [Status::Ok]);
+        // An old complete backup and a moving run: in progress, not stale.
+        u.device_backups[0].last_backup = Some(now - 10 * 86_400);
+        assert!(matches!(
+            statuses(&u, now, 3)[..],
+            [Status::InProgress { first: false, .. }]
+        ));
     }
 
     fn said(u: &Usage, now: i64) -> Vec<String> {

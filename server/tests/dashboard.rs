@@ -405,6 +405,7 @@ fn names_are_escaped() {
             clone_refusals: 0,
             last_clone_refusal: None,
             latest_problems: 0,
+            checkpoint: None,
         }],
     };
     for lang in [Lang::Fr, Lang::En] {

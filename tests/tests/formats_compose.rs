@@ -112,6 +112,7 @@ fn backup(keys: &Keys, root: &Path, store: &mut Store) -> (Vec<u8>, usize) {
             logical_bytes: 0,
             file_count: by_path.len() as u64,
             problems: 0,
+            checkpoint: false,
             chunks: store.keys().copied().collect(),
         },
         private: PrivatePart {

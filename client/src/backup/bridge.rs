@@ -22,6 +22,11 @@
 //!   A rerun trusts only what reached the file; the server's has-chunks
 //!   answer covers the rest, so a write that lags behind costs at most
 //!   a blob sealed again, never one sent twice.
+//! - **What the server has, for checkpoints**: the journal's thread also
+//!   adds each batch to [`Confirmations`], which the pipeline's thread reads
+//!   to commit a checkpoint of confirmed files only (`checkpoint`), and
+//!   waits on for the checkpoint's trees; it is closed when the journal's
+//!   thread ends, so a wait never outlives the uploader.
 //! - **The end**: [`Upload::finish`] closes the outbox and waits for the
 //!   uploader, then for the journal thread (which ends once the uploader
 //!   has dropped every [`Confirmed`]). The first cause wins: a journal
@@ -101,6 +106,55 @@ impl Confirmed {
     }
 }
 
+/// The ids the server confirmed in this run, as the journal's thread
+/// recorded them, and whether that thread has ended.
+#[derive(Debug, Default)]
+pub(super) struct Confirmations {
+    ids: std::sync::Mutex<(std::collections::HashSet<ChunkId>, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl Confirmations {
+    fn add(&self, batch: &[ChunkId]) {
+        self.ids.lock().unwrap().0.extend(batch.iter().copied());
+        self.changed.notify_all();
+    }
+
+    fn close(&self) {
+        self.ids.lock().unwrap().1 = true;
+        self.changed.notify_all();
+    }
+
+    /// Whether the server confirmed `id` in this run.
+    pub(super) fn has(&self, id: &ChunkId) -> bool {
+        self.ids.lock().unwrap().0.contains(id)
+    }
+
+    /// Waits until the server confirmed every id of `ids`; an error if the
+    /// upload ended first. Sync side.
+    pub(super) fn wait_for<'a>(&self, ids: impl Iterator<Item = &'a ChunkId>) -> Result<()> {
+        let mut guard = self.ids.lock().unwrap();
+        for id in ids {
+            while !guard.0.contains(id) {
+                if guard.1 {
+                    return Err(anyhow!("the upload stopped"));
+                }
+                guard = self.changed.wait(guard).unwrap();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Closes [`Confirmations`] when the journal's thread ends, however.
+struct CloseOnDrop(Arc<Confirmations>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// The running upload: the uploader task (whose result is a `T`) and the
 /// journal's thread.
 #[derive(Debug)]
@@ -120,6 +174,7 @@ impl<T: Send + 'static> Upload<T> {
         rt: &tokio::runtime::Handle,
         blobs: usize,
         mut journal: Journal,
+        confirmations: Arc<Confirmations>,
         uploader: impl FnOnce(mpsc::Receiver<Outgoing>, Confirmed) -> F,
     ) -> Result<(Outbox, Upload<T>)>
     where
@@ -129,8 +184,10 @@ impl<T: Send + 'static> Upload<T> {
         let journal = std::thread::Builder::new()
             .name("coffre-journal".into())
             .spawn(move || {
+                let confirmations = CloseOnDrop(confirmations);
                 for batch in ids {
                     journal.record(batch.iter())?;
+                    confirmations.0.add(&batch);
                 }
                 Ok(())
             })?;

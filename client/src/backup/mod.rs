@@ -21,6 +21,7 @@
 //! | `plan` | which files must be read (the files cache decides) |
 //! | `bridge` | **the one sync/async crossing**: the outbox (pipeline → uploader), confirmed ids (uploader → journal thread), the end of the upload |
 //! | `upload` | the uploader task: has-chunks per batch, small blobs grouped, puts in flight |
+//! | `checkpoint` | checkpoints of a long backup: every 30 minutes or 1 GiB sent, a snapshot of the files done whose chunks the server confirmed, marked as a checkpoint (protocol 5) |
 //! | `journal` | the journal of confirmed uploads (`cache/uploaded`) |
 //! | `trees` | the trees, bottom-up, and the next files cache |
 //! | `deleted` | the files deleted since the last run (from the files cache, else the parent's trees) |
@@ -38,6 +39,7 @@
 //! again without the caches.
 
 mod bridge;
+mod checkpoint;
 mod deleted;
 mod journal;
 mod known;
@@ -47,5 +49,6 @@ mod run;
 mod trees;
 mod upload;
 
+pub use checkpoint::BackupConfig;
 pub(crate) use report::Report;
 pub(crate) use run::{run, Options};

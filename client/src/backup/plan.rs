@@ -16,7 +16,7 @@ use crate::fsmeta;
 use crate::walk::{Item, Kind};
 
 /// Where a file's chunks come from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum Slot {
     /// The files cache: unchanged.
     Cached(Vec<ChunkId>),

@@ -41,6 +41,8 @@ pub(crate) struct Report {
     pub special: Vec<PathBuf>,
     /// Items excluded.
     pub excluded: u64,
+    /// Checkpoints committed on the way (a long backup, issue 19).
+    pub checkpoints: u32,
     /// Wall time.
     pub duration: Duration,
     /// Times the connection was lost and came back during the run.
@@ -128,6 +130,13 @@ impl Report {
                 .unwrap_or_default(),
             self.duration.as_secs_f64()
         );
+        if self.checkpoints > 0 {
+            line.push_str(&format!(
+                " ({} committed on the way; the server's nightly maintenance replaces {} by this snapshot)",
+                count(u64::from(self.checkpoints), "checkpoint"),
+                if self.checkpoints == 1 { "it" } else { "them" }
+            ));
+        }
         if self.outages > 0 {
             line.push_str(&format!(
                 "; the link dropped {}, the run went on",

@@ -9,10 +9,12 @@
 //!    known to be on the server;
 //! 3. `plan`: which files must be read;
 //! 4. [`read_and_seal`]: `pipeline::run` on all cores, new blobs into the
-//!    outbox, uploaded meanwhile (`bridge`, `upload`);
+//!    outbox, uploaded meanwhile (`bridge`, `upload`); every so often a
+//!    checkpoint of the files done (`checkpoint`, protocol 5);
 //! 5. `trees`: the trees bottom-up, then the end of the upload;
-//! 6. [`manifest`] and the commit (a version 2 manifest, with its count of
-//!    problems, for a server of protocol 4 or later; version 1 before);
+//! 6. [`manifest`] and the commit (a version 3 manifest for a server of
+//!    protocol 5 or later, version 2, with its count of problems, for 4,
+//!    version 1 before);
 //! 7. [`remember`]: the files cache for next time, the journal cleared.
 //!
 //! Nothing here blocks on the runtime except through the session's
@@ -30,7 +32,8 @@ use coffre_core::manifest::{PrivatePart, PublicPart, Statistics, Version};
 use coffre_core::pipeline::{self, Config as PipelineConfig, Event, Input, SeenSet};
 use coffre_core::{ChunkId, Keys, Manifest, Timestamp};
 
-use super::bridge::{Outbox, Upload};
+use super::bridge::{Confirmations, Outbox, Upload};
+use super::checkpoint::{self, Checkpoints, Every};
 use super::deleted::{self, Tonight};
 use super::journal::{self, Journal};
 use super::known;
@@ -65,6 +68,8 @@ pub(crate) struct Options {
     pub tags: Vec<String>,
     /// Before hooks that failed: problems recorded in the snapshot.
     pub hooks_failed: Vec<Failure>,
+    /// When to commit a checkpoint (`[backup]` in config.toml).
+    pub checkpoints: Every,
 }
 
 /// Runs one backup.
@@ -111,23 +116,61 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
     let journal = Journal::open(&inst.uploaded_path(), opts.use_caches)?;
     let (remote, uploads, taken) = (session.remote.clone(), opts.uploads.max(1), sent.clone());
     let upload_keys = session.keys.clone();
+    let confirmations = Arc::new(Confirmations::default());
     let (outbox, upload) = Upload::start(
         session.rt.handle(),
         upload::BATCH,
         journal,
+        confirmations.clone(),
         move |rx, confirmed| upload::run(remote, upload_keys, rx, uploads, confirmed, taken),
     )?;
-    let dedup = SeenSet::with_known(known);
+    let dedup = SeenSet::with_known(known.iter().copied());
     let mut errors = missing.unreadable.clone();
     errors.extend(scan.tally.errors.iter().cloned());
+    // The run's manifest but for its trees and totals: what a checkpoint is.
+    let template = manifest(
+        inst,
+        opts,
+        Snapshot {
+            time,
+            root: ChunkId::from_bytes([0; 32]),
+            chunks: HashSet::new(),
+            files: 0,
+            logical: 0,
+            paths: &paths,
+            parent,
+            stats: &stats,
+            errors: &errors,
+            missing: &missing.missing,
+            hooks_failed: &opts.hooks_failed,
+        },
+    );
+    let mut checkpoints = Checkpoints::new(
+        opts.checkpoints,
+        checkpoint::Context {
+            session,
+            keys,
+            dedup: &dedup,
+            root: &scan.root,
+            slots: &slots,
+            template,
+        },
+        &known,
+        confirmations,
+    );
+    drop(known);
     let (read, bytes_read) = match read_and_seal(
-        keys,
-        opts.threads,
-        &to_read,
-        &dedup,
-        &outbox,
-        &progress,
-        &sent,
+        Reading {
+            keys,
+            threads: opts.threads,
+            to_read: &to_read,
+            dedup: &dedup,
+            outbox: &outbox,
+            progress: &progress,
+            sent: &sent,
+        },
+        inst,
+        &mut checkpoints,
     ) {
         Ok(read) => read,
         Err(e) => {
@@ -136,6 +179,7 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
             return Err(upload.fail(outbox, e));
         }
     };
+    let checkpoints = checkpoints.committed;
     errors.extend(read.failed.iter().cloned());
     stats.bytes_read = bytes_read;
 
@@ -173,11 +217,12 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
             hooks_failed: &opts.hooks_failed,
         },
     );
-    // A server older than protocol 4 does not read version 2.
-    let version = if session.remote.version >= 4 {
-        Version::V2
-    } else {
-        Version::V1
+    // A server older than protocol 5 does not read version 3, older than 4
+    // not version 2.
+    let version = match session.remote.version {
+        v if v >= checkpoint::CHECKPOINT_PROTOCOL => Version::V3,
+        4 => Version::V2,
+        _ => Version::V1,
     };
     let sealed = manifest.seal_as(keys, version)?;
     let snapshot = session.block_on(session.remote.commit(sealed))?;
@@ -198,6 +243,7 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
         hooks_failed: opts.hooks_failed.clone(),
         special: scan.tally.special.clone(),
         excluded: scan.tally.excluded,
+        checkpoints,
         duration: started.elapsed(),
         outages: session.remote.outages(),
         upload_rate: crate::limits::current().sent().average(),
@@ -278,18 +324,37 @@ struct Read {
     failed: Vec<(PathBuf, String)>,
 }
 
-/// Step 4: reads, chunks and seals the files of `to_read` on all cores
-/// (`threads`, 0: one per core); each new blob goes to `outbox`. Returns
-/// what was read, and the bytes read.
-fn read_and_seal(
-    keys: &Keys,
+/// What step 4 reads with.
+struct Reading<'a> {
+    keys: &'a Keys,
+    /// Hot-path threads (0: one per core).
     threads: usize,
-    to_read: &[(PathBuf, u64)],
-    dedup: &SeenSet,
-    outbox: &Outbox,
-    progress: &Progress,
-    sent: &AtomicU64,
+    to_read: &'a [(PathBuf, u64)],
+    dedup: &'a SeenSet,
+    outbox: &'a Outbox,
+    progress: &'a Progress,
+    /// Bytes sent so far.
+    sent: &'a AtomicU64,
+}
+
+/// Step 4: reads, chunks and seals the files of `to_read` on all cores
+/// (`threads`, 0: one per core); each new blob goes to `outbox`; after each
+/// file, a checkpoint if one is due. Returns what was read, and the bytes
+/// read.
+fn read_and_seal(
+    reading: Reading<'_>,
+    inst: &Installation,
+    checkpoints: &mut Checkpoints<'_>,
 ) -> Result<(Read, u64)> {
+    let Reading {
+        keys,
+        threads,
+        to_read,
+        dedup,
+        outbox,
+        progress,
+        sent,
+    } = reading;
     let threads = if threads == 0 {
         PipelineConfig::default().threads
     } else {
@@ -328,6 +393,12 @@ fn read_and_seal(
                 Event::FileDone { file, bytes, .. } => {
                     sizes[file] = Some(bytes);
                     files_done += 1;
+                    let sent_now = sent.load(Ordering::Relaxed);
+                    if let Some(line) =
+                        checkpoints.after_file(inst, outbox, &contents, &sizes, sent_now)
+                    {
+                        progress.println(&line);
+                    }
                     progress.message(|| {
                         format!(
                             "{files_done}/{}, sent {}",
@@ -397,6 +468,7 @@ fn manifest(inst: &Installation, opts: &Options, snapshot: Snapshot<'_>) -> Mani
             file_count: snapshot.files,
             problems: (snapshot.errors.len() + snapshot.missing.len() + snapshot.hooks_failed.len())
                 as u64,
+            checkpoint: false,
             chunks,
         },
         private: PrivatePart {

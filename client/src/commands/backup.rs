@@ -220,6 +220,7 @@ fn backup_with_retry(
         use_caches: !args.no_cache,
         tags: args.tag.clone(),
         hooks_failed,
+        checkpoints: c.backup.every()?,
     };
     let report = match backup::run(&session, &opts) {
         Err(e)
@@ -253,6 +254,7 @@ fn json(r: &Report, after_failed: &[Failure]) -> serde_json::Value {
         "bytes_read": r.stats.bytes_read,
         "bytes_sent": r.stats.bytes_sent,
         "blobs_sent": r.blobs_sent,
+        "checkpoints": r.checkpoints,
         "blobs_duplicate": r.blobs_duplicate,
         "chunks_verified": r.chunks_verified,
         "bytes_verified": r.bytes_verified,

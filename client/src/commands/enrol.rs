@@ -64,6 +64,7 @@ pub fn run(config_path: &Path, args: &EnrolArgs) -> Result<()> {
         hooks: Default::default(),
         network: Default::default(),
         limits: Default::default(),
+        backup: Default::default(),
     };
     let inst = Installation::create(
         config_path,

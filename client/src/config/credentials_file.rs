@@ -244,6 +244,7 @@ mod tests {
             hooks: Default::default(),
             network: Default::default(),
             limits: Default::default(),
+            backup: Default::default(),
         }
     }
 

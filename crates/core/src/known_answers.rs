@@ -152,6 +152,7 @@ pub(crate) fn sample_manifest() -> Manifest {
             logical_bytes: 1_390_000_000,
             file_count: 3952,
             problems: 0,
+            checkpoint: false,
             chunks: vec![ChunkId::from_bytes([1; 32]), ChunkId::from_bytes([2; 32])],
         },
         private: PrivatePart {
@@ -217,6 +218,48 @@ fn manifest_v2_encoding() {
     );
     let (public, _, version) = Manifest::read_public_versioned(&bytes).unwrap();
     assert_eq!((public.problems, version), (2, Version::V2));
+}
+
+/// The sample as a checkpoint of version 3 (issue 19).
+fn sample_manifest_v3() -> Manifest {
+    let mut m = sample_manifest_v2();
+    m.public.checkpoint = true;
+    m
+}
+
+/// Version 3 (issue 19): the public checkpoint flag (one byte, 1) after the
+/// count of problems; the private part as in version 2.
+#[test]
+fn manifest_v3_encoding() {
+    let k = Keys::derive(&master());
+    let bytes = sample_manifest_v3()
+        .seal_with_nonce(&k, Version::V3, &[6; 24])
+        .unwrap();
+    assert_eq!(hex::encode(&bytes), "43464d460360000000804e2269000000000500000009636f6d7074612d706380efe69605f01e020102010101010101010101010101010101010101010101010101010101010101010102020202020202020202020202020202020202020202020202020202020202020606060606060606060606060606060606060606060606061a8ade2ee1544756db1e275958282fc6690582692f87f23cb7fea984bf8b7ff62b2c9fbae4e2f04daaabb98da712db7c5e2fde2be62913058c45a69027cd86f05e68b939d8ee4ab64eab3071a0f7eb291204849295e70d58b9e6407aef43e60c872b2daa1908e4e4f448ee0a1b3c267defcfefda2d5c7b061af5f00062c7ec733d0d3c164cf1636bee0ed17c4fafe42c1a8a30d72da8ef74391e991120c894ce142d3bc4420f1bf0421abbff821a796311299085");
+    assert_eq!(
+        crate::snapshot_id(&bytes).to_hex(),
+        "e4504f8cb09aaa976463a3016bd2fd5600f730bdedea0b789e92b285c65f9c39"
+    );
+    assert_eq!(
+        Manifest::open(&k, &hex::decode("43464d460360000000804e2269000000000500000009636f6d7074612d706380efe69605f01e020102010101010101010101010101010101010101010101010101010101010101010102020202020202020202020202020202020202020202020202020202020202020606060606060606060606060606060606060606060606061a8ade2ee1544756db1e275958282fc6690582692f87f23cb7fea984bf8b7ff62b2c9fbae4e2f04daaabb98da712db7c5e2fde2be62913058c45a69027cd86f05e68b939d8ee4ab64eab3071a0f7eb291204849295e70d58b9e6407aef43e60c872b2daa1908e4e4f448ee0a1b3c267defcfefda2d5c7b061af5f00062c7ec733d0d3c164cf1636bee0ed17c4fafe42c1a8a30d72da8ef74391e991120c894ce142d3bc4420f1bf0421abbff821a796311299085").unwrap()).unwrap(),
+        sample_manifest_v3()
+    );
+    let (public, _, version) = Manifest::read_public_versioned(&bytes).unwrap();
+    assert_eq!((public.checkpoint, version), (true, Version::V3));
+    // A version 2 manifest reads as a complete snapshot.
+    let v2 = sample_manifest_v2()
+        .seal_with_nonce(&k, Version::V2, &[6; 24])
+        .unwrap();
+    assert!(!Manifest::read_public(&v2).unwrap().0.checkpoint);
+    // A flag other than 0 or 1 is refused, not read as either.
+    let mut bad = bytes.clone();
+    let at = 9 + 8 + 4 + 1 + 9 + 5 + 2 + 1;
+    assert_eq!(bad[at], 1, "the flag's offset");
+    bad[at] = 2;
+    assert!(Manifest::read_public(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("checkpoint flag 2"));
 }
 
 #[test]

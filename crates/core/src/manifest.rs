@@ -1,7 +1,7 @@
 //! Snapshot manifests: what a snapshot is.
 //!
 //! ```text
-//! "CFMF" | version (1 or 2) | public length (u32 LE) | public part | nonce (24) | encrypted private part | tag (16)
+//! "CFMF" | version (1, 2 or 3) | public length (u32 LE) | public part | nonce (24) | encrypted private part | tag (16)
 //! public part (the server reads it; no file names, no keys):
 //!   time          i64 LE seconds, u32 LE nanoseconds
 //!   device        bytes (UTF-8), the device name given at enrolment
@@ -9,6 +9,10 @@
 //!   file count    varint
 //!   problems      varint, version 2 only: paths missing + files unreadable
 //!                 + hooks failed (a count, no names)
+//!   checkpoint    u8, version 3 only: 0 a complete snapshot, 1 a checkpoint
+//!                 (a partial snapshot a long first backup commits on its
+//!                 way: the files sent so far; the server's retention
+//!                 replaces it by the run's final snapshot)
 //!   chunk ids     count (varint), then 32-byte ids, strictly increasing:
 //!                 every data and tree blob the snapshot needs
 //! private part (XChaCha20-Poly1305 under the subscriber's encryption key,
@@ -27,7 +31,10 @@
 //!
 //! Version 1 is still read: its `problems` and `files deleted` read as 0.
 //! A client seals version 2 only for a server of protocol 4 or later
-//! ([`Manifest::seal_as`]), which is the first to read it.
+//! ([`Manifest::seal_as`]), which is the first to read it. Version 3 is
+//! version 2 with the public `checkpoint` flag (issue 19), sealed for a
+//! server of protocol 5 or later; versions 1 and 2 read as complete
+//! snapshots. The private part of version 3 is that of version 2.
 //!
 //! The snapshot id is the unkeyed BLAKE3 hash of the whole manifest, which the
 //! server can compute and check.
@@ -48,16 +55,19 @@ pub enum Version {
     V1 = 1,
     /// Adds the public count of problems and `files_deleted` (issue 18).
     V2 = 2,
+    /// Adds the public `checkpoint` flag (issue 19).
+    V3 = 3,
 }
 
 impl Version {
     /// The newest version, what [`Manifest::seal`] writes.
-    pub const LATEST: Version = Version::V2;
+    pub const LATEST: Version = Version::V3;
 
     fn from_byte(v: u8) -> Option<Version> {
         match v {
             1 => Some(Version::V1),
             2 => Some(Version::V2),
+            3 => Some(Version::V3),
             _ => None,
         }
     }
@@ -82,6 +92,10 @@ pub struct PublicPart {
     /// Problems of the run (paths missing, files unreadable, a hook
     /// failed): a count, never a name. Version 1 manifests read as 0.
     pub problems: u64,
+    /// A checkpoint: a partial snapshot of a backup still running (the files
+    /// sent so far), replaced by its final snapshot. Versions 1 and 2 read
+    /// as `false`; only version 3 can say `true`.
+    pub checkpoint: bool,
     /// Every blob the snapshot needs, sorted and unique.
     pub chunks: Vec<ChunkId>,
 }
@@ -143,6 +157,9 @@ fn encode_public(p: &PublicPart, version: Version, w: &mut Writer) {
     if version >= Version::V2 {
         w.varint(p.problems);
     }
+    if version >= Version::V3 {
+        w.u8(u8::from(p.checkpoint));
+    }
     w.varint(p.chunks.len() as u64);
     p.chunks.iter().for_each(|id| w.id(id));
 }
@@ -160,7 +177,11 @@ fn decode_public(r: &mut Reader<'_>, version: Version) -> Result<PublicPart> {
     let file_count = r.varint("file count")?;
     let problems = match version {
         Version::V1 => 0,
-        Version::V2 => r.varint("problems")?,
+        Version::V2 | Version::V3 => r.varint("problems")?,
+    };
+    let checkpoint = match version {
+        Version::V1 | Version::V2 => false,
+        Version::V3 => checkpoint_flag(r)?,
     };
     let n = r.count("chunk count", ChunkId::LEN)?;
     let mut chunks = Vec::with_capacity(n);
@@ -177,8 +198,18 @@ fn decode_public(r: &mut Reader<'_>, version: Version) -> Result<PublicPart> {
         logical_bytes,
         file_count,
         problems,
+        checkpoint,
         chunks,
     })
+}
+
+/// The checkpoint byte of a version 3 public part: 0 or 1, nothing else.
+fn checkpoint_flag(r: &mut Reader<'_>) -> Result<bool> {
+    match r.u8("checkpoint flag")? {
+        0 => Ok(false),
+        1 => Ok(true),
+        f => Err(r.err(format!("checkpoint flag {f} (0 or 1 expected)"))),
+    }
 }
 
 fn encode_private(p: &PrivatePart, version: Version) -> Vec<u8> {
@@ -258,7 +289,7 @@ fn decode_private(data: &[u8], version: Version) -> Result<PrivatePart> {
         bytes_sent: v[5],
         files_deleted: match version {
             Version::V1 => 0,
-            Version::V2 => r.varint("files deleted")?,
+            Version::V2 | Version::V3 => r.varint("files deleted")?,
         },
     };
     let n = r.count("error count", 2)?;
@@ -287,7 +318,9 @@ impl Manifest {
 
     /// Encodes and encrypts the manifest in format `version` (for a server
     /// too old to read the newest: what version 1 lacks, the count of
-    /// problems and of deleted files, is left out).
+    /// problems and of deleted files, is left out). A checkpoint needs
+    /// version 3 (in an older one it would read as a complete snapshot):
+    /// the caller never seals one for an older server.
     pub fn seal_as(&self, keys: &Keys, version: Version) -> Result<Vec<u8>> {
         self.seal_with_nonce(keys, version, &aead::random_nonce()?)
     }
@@ -298,6 +331,10 @@ impl Manifest {
         version: Version,
         nonce: &[u8; NONCE_LEN],
     ) -> Result<Vec<u8>> {
+        debug_assert!(
+            !self.public.checkpoint || version >= Version::V3,
+            "a checkpoint sealed as version {version:?} would read as complete"
+        );
         let mut public = self.public.clone();
         public.chunks.sort_unstable();
         public.chunks.dedup();
@@ -348,6 +385,7 @@ impl Manifest {
                 logical_bytes: 0,
                 file_count: 0,
                 problems: 0,
+                checkpoint: false,
                 chunks,
             },
         }
@@ -398,6 +436,9 @@ impl Manifest {
         r.varint("file count")?;
         if version >= Version::V2 {
             r.varint("problems")?;
+        }
+        if version >= Version::V3 {
+            checkpoint_flag(&mut r)?;
         }
         let count = r.varint("chunk count")?;
         let at = prefix.len() - r.remaining();

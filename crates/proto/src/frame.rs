@@ -80,7 +80,11 @@ pub const HELLO_MAGIC: [u8; 6] = *b"COFFRE";
 ///   `Conflict`; the server reads snapshot manifests of version 2 (a public
 ///   count of the run's problems, for the board), so a client seals them only
 ///   for a server of version 4 or later (issue 18).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// - 5: the server reads snapshot manifests of version 3 (a public
+///   `checkpoint` flag: a partial snapshot of a long first backup, which
+///   retention replaces by the final one), so a client makes checkpoints
+///   only for a server of version 5 or later (issue 19). No message changes.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The oldest protocol version this build still speaks: a server upgraded
 /// first keeps serving the PCs not upgraded yet.
@@ -411,7 +415,7 @@ mod tests {
     #[test]
     fn hello_round_trips() {
         let hello = encode_hello();
-        assert_eq!(&hello, b"COFFRE\x00\x04");
+        assert_eq!(&hello, b"COFFRE\x00\x05");
         assert_eq!(decode_hello(&hello), Ok(PROTOCOL_VERSION));
     }
 
@@ -448,7 +452,7 @@ mod tests {
         assert_eq!(err, FrameError::UnsupportedVersion { version: 0 });
         assert_eq!(
             err.to_string(),
-            "unsupported protocol version 0 (this build speaks 1 to 4): \
+            "unsupported protocol version 0 (this build speaks 1 to 5): \
              upgrade the peer to this program's release"
         );
     }

@@ -23,11 +23,14 @@ fn frozen_frame(wire: &[u8], expected: &str) -> (u16, Vec<u8>) {
 
 #[test]
 fn hello() {
-    // Version 4 since ReplaceKey and manifests of version 2 (3 since Rekey,
-    // ChunkTrust, Vouch and GetChunkCopy, 2 since GetChunks); a hello of
-    // versions 1 to 3 (every client of the earlier releases) is still read,
-    // and answered in kind.
-    assert_eq!(hex(&encode_hello()), "434f464652450004");
+    // Version 5 since manifests of version 3 (checkpoints), 4 since
+    // ReplaceKey and manifests of version 2 (3 since Rekey, ChunkTrust,
+    // Vouch and GetChunkCopy, 2 since GetChunks); a hello of versions 1 to
+    // 4 (every client of the earlier releases) is still read, and answered
+    // in kind.
+    assert_eq!(hex(&encode_hello()), "434f464652450005");
+    assert_eq!(hex(&encode_hello_at(4)), "434f464652450004");
+    assert_eq!(decode_hello(&encode_hello_at(4)), Ok(4));
     assert_eq!(hex(&encode_hello_at(3)), "434f464652450003");
     assert_eq!(decode_hello(&encode_hello_at(3)), Ok(3));
     assert_eq!(hex(&encode_hello_at(2)), "434f464652450002");

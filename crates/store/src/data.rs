@@ -277,6 +277,7 @@ impl Store {
             logical_bytes: public.logical_bytes,
             file_count: public.file_count,
             problems: public.problems,
+            checkpoint: public.checkpoint,
             manifest_bytes: needed,
             chunks: &public.chunks,
         };

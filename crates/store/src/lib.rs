@@ -115,8 +115,8 @@ pub use session_writer::{FullPack, SessionWriter};
 pub use storage::{PackStorage, RawPacks, S3Config};
 pub use store::Store;
 pub use types::{
-    DeviceInfo, DeviceUsage, Dispute, MaintenanceRun, Presence, Role, Session, SnapshotInfo,
-    Status, SubscriberInfo, Usage, MAX_NAME_LEN,
+    CheckpointUsage, DeviceInfo, DeviceUsage, Dispute, MaintenanceRun, Presence, Role, Session,
+    SnapshotInfo, Status, SubscriberInfo, Usage, MAX_NAME_LEN,
 };
 pub use verify::{VerifyOptions, VerifyReport};
 

@@ -263,6 +263,7 @@ fn rebuild_subscriber(
             logical_bytes: public.logical_bytes,
             file_count: public.file_count,
             problems: public.problems,
+            checkpoint: public.checkpoint,
             manifest_bytes: len,
             chunks: &public.chunks,
         })?;

@@ -29,6 +29,15 @@
 //! newest of them is no newer than D'. (A plain "N newest" would let N
 //! commits in a minute push out N nights of history.)
 //!
+//! **Checkpoints** (issue 19: partial snapshots a long first backup commits
+//! on its way, [`Policy::apply_with_checkpoints`]) spend no count and
+//! occupy no period: the rules above decide the complete snapshots as if
+//! no checkpoint existed, so a compromised device making checkpoints pushes
+//! out no complete snapshot (a proptest below). Of the checkpoints, only
+//! the newest is kept, and only while it is newer than every complete
+//! snapshot of the device ([`Rule::Checkpoint`]): once the final snapshot
+//! is in, the night's prune removes the run's checkpoints.
+//!
 //! Periods are counted in civil time: the caller gives each snapshot's time
 //! as "local seconds" (Unix seconds plus the UTC offset at that instant), so
 //! "daily" follows the association's days, not UTC's. The engine itself
@@ -69,6 +78,9 @@ pub enum Rule {
     Yearly,
     /// Made within the duration before the newest.
     Within,
+    /// The device's newest checkpoint, newer than all its complete
+    /// snapshots: a backup on its way (issue 19). Not a rule of a policy.
+    Checkpoint,
 }
 
 impl Rule {
@@ -82,6 +94,7 @@ impl Rule {
             Rule::Monthly => "monthly",
             Rule::Yearly => "yearly",
             Rule::Within => "within",
+            Rule::Checkpoint => "checkpoint",
         }
     }
 
@@ -89,7 +102,7 @@ impl Rule {
     fn bucket(self, local: i64) -> i64 {
         let day = local.div_euclid(86_400);
         match self {
-            Rule::Last | Rule::Within => local,
+            Rule::Last | Rule::Within | Rule::Checkpoint => local,
             Rule::Hourly => local.div_euclid(3_600),
             Rule::Daily => day,
             // 1970-01-01 was a Thursday: shift so that weeks start on Monday.
@@ -247,6 +260,34 @@ impl Policy {
                 if local_times[i] >= limit {
                     reasons[i].push(Rule::Within);
                 }
+            }
+        }
+        reasons
+    }
+
+    /// [`Policy::apply`] for snapshots of which some are checkpoints
+    /// (`checkpoint[i]`, same order as `local_times`): the complete ones
+    /// are decided as if the checkpoints were not there; a checkpoint is
+    /// kept ([`Rule::Checkpoint`]) only if it is the newest checkpoint and
+    /// newer than every complete snapshot (ties: the later in the input,
+    /// the commit order, is the newer).
+    pub fn apply_with_checkpoints(
+        &self,
+        local_times: &[i64],
+        checkpoint: &[bool],
+    ) -> Vec<Vec<Rule>> {
+        assert_eq!(local_times.len(), checkpoint.len());
+        let (checkpoints, complete): (Vec<usize>, Vec<usize>) =
+            (0..local_times.len()).partition(|&i| checkpoint[i]);
+        let mut reasons = vec![Vec::new(); local_times.len()];
+        let times: Vec<i64> = complete.iter().map(|&i| local_times[i]).collect();
+        for (&i, rules) in complete.iter().zip(self.apply(&times)) {
+            reasons[i] = rules;
+        }
+        let newest = |of: &[usize]| of.iter().map(|&i| (local_times[i], i)).max();
+        if let Some((t, i)) = newest(&checkpoints) {
+            if newest(&complete).is_none_or(|c| (t, i) > c) {
+                reasons[i].push(Rule::Checkpoint);
             }
         }
         reasons
@@ -433,14 +474,15 @@ mod tests {
         /// any snapshots at any rate until the prune at D', removes through
         /// retention only snapshots received before D that honest backups at
         /// D, at the end of every day from D's to D''s, and at D' would
-        /// also have removed.
+        /// also have removed. Some of its snapshots may be checkpoints
+        /// (issue 19): they change nothing of this.
         #[test]
         fn a_compromised_device_removes_no_more_than_honest_nights(
             policy in any_policy(),
             mut history in proptest::collection::vec(1i64..90 * DAY, 0..40),
             compromised_at in 0i64..DAY,
             span in 0i64..12 * DAY,
-            attack in proptest::collection::vec(0i64..=1_000, 0..80),
+            attack in proptest::collection::vec((0i64..=1_000, proptest::bool::ANY), 0..80),
             burst in 0usize..40,
         ) {
             let policy = Policy::parse(&policy).unwrap();
@@ -453,8 +495,11 @@ mod tests {
             // The attacker: any receipt times from D to D', and a burst of
             // commits in one second at D'.
             let mut attacked = history.clone();
-            attacked.extend(attack.iter().map(|k| d + span * k / 1_000));
+            attacked.extend(attack.iter().map(|(k, _)| d + span * k / 1_000));
             attacked.extend(std::iter::repeat_n(prune, burst));
+            let mut flags = vec![false; n];
+            flags.extend(attack.iter().map(|(_, checkpoint)| *checkpoint));
+            flags.extend(std::iter::repeat_n(false, burst));
             // The honest nights it is compared with.
             let mut honest = history.clone();
             honest.push(d);
@@ -464,7 +509,10 @@ mod tests {
                 day += 1;
             }
             honest.push(prune);
-            let under_attack = kept_of_first(&policy, &attacked, n);
+            let under_attack: Vec<bool> = policy.apply_with_checkpoints(&attacked, &flags)[..n]
+                .iter()
+                .map(|r| !r.is_empty())
+                .collect();
             let under_honesty = kept_of_first(&policy, &honest, n);
             for i in 0..n {
                 proptest::prop_assert!(
@@ -473,6 +521,66 @@ mod tests {
                      but kept had the device been honest",
                     d - history[i]
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_newest_checkpoint_after_the_last_complete_snapshot_is_kept() {
+        let p = Policy::parse("last=3").unwrap();
+        // Three nights, then a long run's checkpoints (one an hour).
+        let mut times = nightly(3);
+        times.extend((1..=4).map(|h| MONDAY + h * 3_600));
+        let flags = [false, false, false, true, true, true, true];
+        let r = p.apply_with_checkpoints(&times, &flags);
+        let kept: Vec<usize> = (0..7).filter(|&i| !r[i].is_empty()).collect();
+        assert_eq!(kept, [0, 1, 2, 6], "the nights and the newest checkpoint");
+        assert_eq!(r[6], [Rule::Checkpoint]);
+        // The final snapshot arrives: every checkpoint goes.
+        times.push(MONDAY + 5 * 3_600);
+        let flags = [false, false, false, true, true, true, true, false];
+        let r = p.apply_with_checkpoints(&times, &flags);
+        assert!(r[3..7].iter().all(Vec::is_empty), "{r:?}");
+        // last=3 keeps the three newest days: the final is on Monday with
+        // the night before; the two older nights stay too.
+        assert!(!r[7].is_empty() && !r[2].is_empty());
+        // A device with only checkpoints keeps its newest; a tie of time
+        // goes to the later commit.
+        let r = p.apply_with_checkpoints(&[MONDAY, MONDAY], &[true, true]);
+        assert_eq!(r, [vec![], vec![Rule::Checkpoint]]);
+        // A checkpoint older than the newest complete snapshot goes even if
+        // it is the newest checkpoint.
+        let r = p.apply_with_checkpoints(&[MONDAY, MONDAY + 1], &[true, false]);
+        assert!(r[0].is_empty());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// Checkpoints, any number at any times (a compromised device makes
+        /// as many as it likes), change no decision about a complete
+        /// snapshot; at most one checkpoint is kept, newer than every
+        /// complete snapshot.
+        #[test]
+        fn checkpoints_push_out_no_complete_snapshot(
+            policy in any_policy(),
+            snapshots in proptest::collection::vec((0i64..60 * DAY, proptest::bool::ANY), 0..60),
+        ) {
+            let policy = Policy::parse(&policy).unwrap();
+            let times: Vec<i64> = snapshots.iter().map(|(t, _)| MONDAY + t).collect();
+            let flags: Vec<bool> = snapshots.iter().map(|(_, c)| *c).collect();
+            let with = policy.apply_with_checkpoints(&times, &flags);
+            let complete: Vec<usize> = (0..times.len()).filter(|&i| !flags[i]).collect();
+            let alone = policy.apply(&complete.iter().map(|&i| times[i]).collect::<Vec<_>>());
+            for (k, &i) in complete.iter().enumerate() {
+                proptest::prop_assert_eq!(&with[i], &alone[k]);
+            }
+            let kept: Vec<usize> = (0..times.len()).filter(|&i| flags[i] && !with[i].is_empty()).collect();
+            proptest::prop_assert!(kept.len() <= 1);
+            for &c in &kept {
+                for &i in &complete {
+                    proptest::prop_assert!((times[c], c) > (times[i], i));
+                }
             }
         }
     }

@@ -189,6 +189,9 @@ pub struct SnapshotInfo {
     pub file_count: u64,
     /// Size of the manifest (counted in the quota).
     pub manifest_bytes: u64,
+    /// A checkpoint: a partial snapshot of a long backup, which retention
+    /// replaces by the final one (issue 19).
+    pub checkpoint: bool,
 }
 
 /// What `coffre status` shows a device.
@@ -245,7 +248,8 @@ pub struct DeviceUsage {
     pub last_backup: Option<i64>,
     /// Its snapshots kept.
     pub snapshots: u64,
-    /// Its latest snapshot's logical size.
+    /// Its latest complete snapshot's logical size (without one, its latest
+    /// checkpoint's: the files it protects so far).
     pub latest_bytes: u64,
     /// Its clock minus the server's at its last commit (seconds; `None`
     /// before its first commit since the catalogue learnt it).
@@ -257,8 +261,23 @@ pub struct DeviceUsage {
     pub last_clone_refusal: Option<i64>,
     /// The problems its latest snapshot declares (paths missing, files
     /// unreadable, a hook failed: a count its manifest's public part
-    /// carries, no names); 0 without a snapshot.
+    /// carries, no names); 0 without a snapshot. Of its latest complete
+    /// snapshot: a checkpoint is a run still going.
     pub latest_problems: u64,
+    /// Its newest checkpoint committed after its latest complete snapshot
+    /// (or with none): a long backup on its way (issue 19).
+    pub checkpoint: Option<CheckpointUsage>,
+}
+
+/// A device's newest checkpoint, for the board: a backup in progress.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct CheckpointUsage {
+    /// When the server received it (Unix seconds, its clock).
+    pub received: i64,
+    /// The logical size of the files it holds: what is backed up so far.
+    pub bytes: u64,
+    /// How many files it holds.
+    pub files: u64,
 }
 
 fn hex_id<S: Serializer>(id: &ChunkId, s: S) -> std::result::Result<S::Ok, S::Error> {

@@ -55,6 +55,7 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                         "clone_refusals": d.clone_refusals,
                         "last_clone_refusal": d.last_clone_refusal,
                         "latest_problems": d.latest_problems,
+                        "checkpoint": d.checkpoint,
                     })).collect::<Vec<_>>(),
                 })
             })
@@ -133,8 +134,17 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                     0 => String::new(),
                     n => format!(" (incomplete: {})", coffre_core::units::count(n, "problem")),
                 };
+                // A long backup on its way (issue 19).
+                let checkpoint = match d.checkpoint {
+                    Some(c) => format!(
+                        " (in progress: {} sent, last checkpoint {})",
+                        format_size(c.bytes),
+                        when(Some(c.received))
+                    ),
+                    None => String::new(),
+                };
                 outln!(
-                    "    {:<24} last backup {}{}{problems}{clock}{copies}",
+                    "    {:<24} last backup {}{}{checkpoint}{problems}{clock}{copies}",
                     d.name,
                     when(d.last_backup),
                     if d.revoked { " (revoked)" } else { "" }

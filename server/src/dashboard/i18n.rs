@@ -261,6 +261,7 @@ impl Lang {
             Status::ClockWrong { .. } => t.clock_wrong,
             Status::CopyRefused { .. } => t.copy_refused,
             Status::Incomplete { .. } => t.incomplete,
+            Status::InProgress { .. } => t.in_progress,
             Status::Ok => t.ok,
         }
     }
@@ -341,7 +342,39 @@ impl Lang {
                  rest is backed up; “coffre status” on that PC says what.",
                 self.problems(*problems)
             ),
+            (Lang::Fr, Status::InProgress { device, .. }) => format!(
+                "La sauvegarde de «{NBSP}{device}{NBSP}» est longue (une première sauvegarde \
+                 sur une ligne lente prend des jours)\u{a0}: ce qui est envoyé est gardé à \
+                 chaque point d’étape et elle reprend là où elle s’est arrêtée. Laissez le PC \
+                 allumé la nuit."
+            ),
+            (Lang::En, Status::InProgress { device, .. }) => format!(
+                "The backup of “{device}” is long (a first backup over a slow line takes \
+                 days): what is sent is kept at every checkpoint, and it goes on where it \
+                 stopped. Leave the PC on at night."
+            ),
         })
+    }
+
+    /// "première sauvegarde en cours (12 Go envoyés, dernier point
+    /// d’étape il y a 2 heures)" / "first backup in progress (12 GB sent,
+    /// last checkpoint 2 hours ago)".
+    pub fn in_progress(self, first: bool, bytes: u64, ago: i64) -> String {
+        let (size, ago) = (self.bytes(bytes), self.ago(ago));
+        match (self, first) {
+            (Lang::Fr, true) => format!(
+                "première sauvegarde en cours ({size} envoyés, dernier point d’étape {ago})"
+            ),
+            (Lang::Fr, false) => {
+                format!("sauvegarde en cours ({size} envoyés, dernier point d’étape {ago})")
+            }
+            (Lang::En, true) => {
+                format!("first backup in progress ({size} sent, last checkpoint {ago})")
+            }
+            (Lang::En, false) => {
+                format!("backup in progress ({size} sent, last checkpoint {ago})")
+            }
+        }
     }
 
     /// "dernière sauvegarde de pc incomplète (1 problème)" / "last backup
@@ -667,6 +700,8 @@ pub struct Text {
     pub copy_refused: &'static str,
     /// A device's latest snapshot has problems.
     pub incomplete: &'static str,
+    /// A long backup on its way (checkpoints).
+    pub in_progress: &'static str,
     /// The last backup, in a tooltip.
     pub last_backup: &'static str,
 }
@@ -691,6 +726,7 @@ static FR: Text = Text {
     clock_wrong: "Horloge du PC fausse",
     copy_refused: "Copie refusée",
     incomplete: "Sauvegarde incomplète",
+    in_progress: "Sauvegarde en cours",
     last_backup: "Dernière sauvegarde",
 };
 
@@ -714,6 +750,7 @@ static EN: Text = Text {
     clock_wrong: "PC clock wrong",
     copy_refused: "Copy refused",
     incomplete: "Backup incomplete",
+    in_progress: "Backup in progress",
     last_backup: "Last backup",
 };
 

@@ -81,6 +81,7 @@ fn class(status: &Status) -> &'static str {
         | Status::ClockWrong { .. }
         | Status::Incomplete { .. } => "late",
         Status::CopyRefused { .. } => "over",
+        Status::InProgress { .. } => "near",
         Status::Ok => "ok",
     }
 }
@@ -173,14 +174,38 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
             .status
             .iter()
             .any(|s| matches!(s, Status::CopyRefused { device, .. } if *device == d.name));
-        let when = match d.last_backup {
-            Some(at) => format!(
+        // A long backup on its way: "first backup in progress (12 GB sent,
+        // last checkpoint 2 hours ago)" where the last backup would be.
+        let progress = row.status.iter().find_map(|s| match s {
+            Status::InProgress {
+                device,
+                first,
+                bytes,
+                at,
+            } if *device == d.name => Some((*first, *bytes, *at)),
+            _ => None,
+        });
+        let clock = match progress {
+            Some((false, bytes, at)) => format!(
+                "{clock} · {}",
+                escape(&lang.in_progress(false, bytes, now - at))
+            ),
+            _ => clock,
+        };
+        let when = match (d.last_backup, progress) {
+            (None, Some((_, bytes, at))) => format!(
+                "<time datetime=\"{}\" title=\"{}\">{}</time>",
+                at,
+                escape(&lang.date_time(at)),
+                escape(&lang.in_progress(true, bytes, now - at))
+            ),
+            (Some(at), _) => format!(
                 "<time datetime=\"{}\" title=\"{}\">{}</time>",
                 at,
                 escape(&format!("{}: {}", t.last_backup, lang.date_time(at))),
                 escape(&lang.ago(now - at))
             ),
-            None => escape(t.never),
+            (None, None) => escape(t.never),
         };
         let (class, mut revoked) = match (d.revoked, late) {
             (true, _) => (" class=\"revoked\"", format!(" ({})", escape(t.revoked))),
@@ -276,6 +301,7 @@ mod tests {
                     clone_refusals: 0,
                     last_clone_refusal: None,
                     latest_problems: 0,
+                    checkpoint: None,
                 })
                 .collect(),
         };

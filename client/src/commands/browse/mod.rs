@@ -75,7 +75,13 @@ impl Row {
                 } else {
                     format!("  ({} unreadable)", m.private.errors.len())
                 };
-                format!("{}{warn}", paths.join(", "))
+                // A partial snapshot of a backup on its way (issue 19).
+                let partial = if m.public.checkpoint {
+                    "(checkpoint: a backup in progress) "
+                } else {
+                    ""
+                };
+                format!("{partial}{}{warn}", paths.join(", "))
             }
             Err(d) => d.summary(),
         };
@@ -104,6 +110,7 @@ impl Row {
         match &self.manifest {
             Ok(m) => {
                 v["damaged"] = json!(false);
+                v["checkpoint"] = json!(m.public.checkpoint);
                 v["hostname"] = json!(m.private.hostname);
                 v["paths"] = json!(m
                     .private

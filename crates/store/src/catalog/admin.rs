@@ -9,7 +9,7 @@ use rusqlite::{params, OptionalExtension};
 use super::rows::{parse_role, subscriber_id, to_u64};
 use super::Catalog;
 use crate::error::{Error, Result};
-use crate::types::{DeviceInfo, DeviceUsage, Role, SubscriberInfo, Usage};
+use crate::types::{CheckpointUsage, DeviceInfo, DeviceUsage, Role, SubscriberInfo, Usage};
 
 impl Catalog {
     // ---------------------------------------------------------------- admin
@@ -110,12 +110,21 @@ impl Catalog {
                           WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id),
                         (SELECT sn.logical_bytes FROM snapshots sn
                           WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
-                          ORDER BY sn.received DESC, sn.seq DESC LIMIT 1),
+                          ORDER BY sn.checkpoint, sn.received DESC, sn.seq DESC LIMIT 1),
                         d.clock_skew, d.clone_refusals, d.last_clone_refusal,
                         (SELECT sn.problems FROM snapshots sn
                           WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
-                          ORDER BY sn.received DESC, sn.seq DESC LIMIT 1)
+                            AND sn.checkpoint = 0
+                          ORDER BY sn.received DESC, sn.seq DESC LIMIT 1),
+                        c.received, c.logical_bytes, c.file_count
                  FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
+                 LEFT JOIN snapshots c ON c.subscriber_id = d.subscriber_id AND c.seq =
+                        (SELECT MAX(sn.seq) FROM snapshots sn
+                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
+                            AND sn.checkpoint = 1
+                            AND sn.seq > COALESCE((SELECT MAX(k.seq) FROM snapshots k
+                                  WHERE k.subscriber_id = d.subscriber_id
+                                    AND k.device_id = d.id AND k.checkpoint = 0), 0))
                  ORDER BY s.name, d.name",
             )?;
             let rows = stmt.query_map([], |r| {
@@ -131,6 +140,14 @@ impl Catalog {
                         clone_refusals: to_u64(r.get(7)?),
                         last_clone_refusal: r.get(8)?,
                         latest_problems: to_u64(r.get::<_, Option<i64>>(9)?.unwrap_or(0)),
+                        checkpoint: match r.get::<_, Option<i64>>(10)? {
+                            None => None,
+                            Some(received) => Some(CheckpointUsage {
+                                received,
+                                bytes: to_u64(r.get(11)?),
+                                files: to_u64(r.get(12)?),
+                            }),
+                        },
                     },
                 ))
             })?;

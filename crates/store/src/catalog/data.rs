@@ -118,7 +118,7 @@ impl Catalog {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
                 "SELECT sn.id, sn.time, sn.received, d.name, sn.logical_bytes, sn.file_count,
-                        sn.manifest_bytes
+                        sn.manifest_bytes, sn.checkpoint
                  FROM snapshots sn JOIN devices d ON d.id = sn.device_id
                  WHERE sn.subscriber_id = ?1
                  ORDER BY sn.time, sn.seq, sn.id",
@@ -132,10 +132,11 @@ impl Catalog {
                     r.get::<_, i64>(4)?,
                     r.get::<_, i64>(5)?,
                     r.get::<_, i64>(6)?,
+                    r.get::<_, bool>(7)?,
                 ))
             })?;
             rows.map(|row| {
-                let (id, time, received, device, logical, files, manifest) = row?;
+                let (id, time, received, device, logical, files, manifest, checkpoint) = row?;
                 Ok(SnapshotInfo {
                     id: parse_id(id)?,
                     time,
@@ -144,6 +145,7 @@ impl Catalog {
                     logical_bytes: to_u64(logical),
                     file_count: to_u64(files),
                     manifest_bytes: to_u64(manifest),
+                    checkpoint,
                 })
             })
             .collect()
@@ -259,6 +261,9 @@ pub(crate) struct SnapshotRow<'a> {
     pub(crate) file_count: u64,
     /// The problems its manifest declares (0 for a version 1 manifest).
     pub(crate) problems: u64,
+    /// A checkpoint (its manifest's public flag, version 3): a partial
+    /// snapshot; it does not make the device's `last_backup`.
+    pub(crate) checkpoint: bool,
     pub(crate) manifest_bytes: u64,
     /// The chunks it references (checked again if a GC ran meanwhile).
     pub(crate) chunks: &'a [ChunkId],
@@ -287,14 +292,15 @@ pub(crate) enum DeleteOutcome {
 /// manifest to `used_bytes` and counts it in `activity` if it is new, and
 /// makes the device's `last_backup` at least `row.received`; if this is the
 /// device's latest commit, records its clock's skew (manifest time minus
-/// received time, saturating: a manifest may say any second). Returns
-/// whether the row is new.
+/// received time, saturating: a manifest may say any second). A checkpoint
+/// touches neither: `last_backup` is the last complete backup (issue 19).
+/// Returns whether the row is new.
 pub(super) fn add_snapshot_row(tx: &Transaction<'_>, row: &SnapshotRow<'_>) -> Result<bool> {
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO snapshots
            (subscriber_id, id, device_id, time, received, logical_bytes, file_count,
-            manifest_bytes, problems, seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+            manifest_bytes, problems, checkpoint, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
                  (SELECT COALESCE(MAX(seq), 0) + 1 FROM snapshots WHERE subscriber_id = ?1))",
         params![
             row.subscriber_id,
@@ -305,7 +311,8 @@ pub(super) fn add_snapshot_row(tx: &Transaction<'_>, row: &SnapshotRow<'_>) -> R
             to_i64(row.logical_bytes),
             to_i64(row.file_count),
             to_i64(row.manifest_bytes),
-            to_i64(row.problems)
+            to_i64(row.problems),
+            row.checkpoint
         ],
     )? == 1;
     if inserted {
@@ -314,6 +321,9 @@ pub(super) fn add_snapshot_row(tx: &Transaction<'_>, row: &SnapshotRow<'_>) -> R
              WHERE id = ?1",
             params![row.subscriber_id, to_i64(row.manifest_bytes)],
         )?;
+    }
+    if row.checkpoint {
+        return Ok(inserted);
     }
     // Both SET expressions read the row as it was.
     tx.execute(

@@ -209,6 +209,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE snapshots ADD COLUMN problems INTEGER NOT NULL DEFAULT 0;
     ",
+    // Issue 19: whether a snapshot is a checkpoint (a partial snapshot of a
+    // long first backup, its manifest's public flag, version 3), which
+    // retention replaces by the final one and the board shows as progress.
+    // Every snapshot before is of a version 1 or 2 manifest: complete, 0.
+    // A catalogue rebuild reads it from the manifests.
+    "
+    ALTER TABLE snapshots ADD COLUMN checkpoint INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The newest schema version this build knows.
@@ -503,5 +511,38 @@ mod tests {
             .query_row("SELECT problems FROM snapshots", [], |r| r.get(0))
             .unwrap();
         assert_eq!(problems, 0);
+    }
+
+    /// Issue 19's migration: every snapshot from before is complete.
+    #[test]
+    fn snapshots_from_before_checkpoints_are_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        let mine = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("ADD COLUMN checkpoint"))
+            .unwrap();
+        let conn = Connection::open(&path).unwrap();
+        for (i, sql) in MIGRATIONS[..mine].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", i as u32 + 1)
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO subscribers (id, name, quota_bytes, created) VALUES (1, 'asso', 1000, 0);
+             INSERT INTO devices (id, subscriber_id, name, role, secret_hash, created)
+                 VALUES (1, 1, 'pc', 'backup', randomblob(32), 0);
+             INSERT INTO snapshots (subscriber_id, id, device_id, time, logical_bytes,
+                                    file_count, manifest_bytes, seq)
+                 VALUES (1, randomblob(32), 1, 5, 0, 0, 0, 1);",
+        )
+        .unwrap();
+        drop(conn);
+        let c = Catalog::open(&path, false).unwrap();
+        let db = lock(&c.writer);
+        let checkpoint: i64 = db
+            .query_row("SELECT checkpoint FROM snapshots", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(checkpoint, 0);
     }
 }
