@@ -10,8 +10,8 @@
 //! (as TCP Veno does) and passes only congestion to Cubic. A loss is
 //! **congestion** when
 //!
-//! - the queue in front of the line is filling: the lowest of the last 8 round-trip
-//!   samples stands above the connection's lowest by at least half of
+//! - the queue in front of the line is filling: the lowest round-trip sample of the
+//!   last half to whole round trip stands above the connection's lowest by at least half of
 //!   the highest queue seen (the line's buffer, learnt when it overflowed;
 //!   fading slowly) and by more than the noise of such samples (a quarter
 //!   of the lowest round trip, at least 5 ms): a drop-tail queue only
@@ -63,11 +63,6 @@ impl ControllerFactory for LineConfig {
     }
 }
 
-/// Round-trip samples whose lowest is the queue's measure: a few packets,
-/// so that one delayed acknowledgement does not count as a queue and the
-/// measure follows the queue as it drains after a cut.
-const RECENT: usize = 8;
-
 /// Packets over which the loss rate is measured (older ones fade out).
 const LOSS_MEMORY_PACKETS: f64 = 1000.0;
 
@@ -76,10 +71,14 @@ const LOSS_MEMORY_PACKETS: f64 = 1000.0;
 #[derive(Debug, Clone)]
 pub struct Judge {
     tolerated_loss: f64,
-    /// The last few round-trip samples (a ring).
-    recent: [Duration; RECENT],
-    /// Samples taken (the ring's next slot is this modulo [`RECENT`]).
-    samples: u64,
+    /// The lowest round-trip sample since `bucket_start`, and in the
+    /// half round trip before: the queue's measure spans half a round
+    /// trip to one, long enough that a line's jitter and a delayed
+    /// acknowledgement do not count as a queue, short enough to follow
+    /// the queue as it drains after a cut.
+    bucket_min: Option<Duration>,
+    last_bucket_min: Option<Duration>,
+    bucket_start: Option<Instant>,
     /// The connection's lowest round trip.
     min_rtt: Duration,
     /// The highest queueing delay seen: the line's buffer, once it
@@ -101,8 +100,9 @@ impl Judge {
     pub fn new(tolerated_loss: f64, mtu: u16) -> Judge {
         Judge {
             tolerated_loss,
-            recent: [Duration::ZERO; RECENT],
-            samples: 0,
+            bucket_min: None,
+            last_bucket_min: None,
+            bucket_start: None,
             min_rtt: Duration::ZERO,
             max_queue: Duration::ZERO,
             faded: None,
@@ -126,8 +126,13 @@ impl Judge {
     ) {
         self.remember(bytes, 0);
         self.min_rtt = min_rtt;
-        self.recent[(self.samples % RECENT as u64) as usize] = sample;
-        self.samples += 1;
+        if self.bucket_start.is_none_or(|b| now >= b + srtt / 2) {
+            self.last_bucket_min = self.bucket_min;
+            self.bucket_min = Some(sample);
+            self.bucket_start = Some(now);
+        } else {
+            self.bucket_min = Some(self.bucket_min.map_or(sample, |m| m.min(sample)));
+        }
         // The highest queue fades by 0.1% a round trip (by half in 700):
         // a path or a neighbour that changed is learnt again.
         if self.faded.is_none_or(|f| now >= f + srtt) {
@@ -154,14 +159,15 @@ impl Judge {
         congestion
     }
 
-    /// The queueing delay now: the lowest of the last few round-trip
-    /// samples above the lowest round trip of the connection.
+    /// The queueing delay now: the lowest round-trip sample of the last
+    /// half to whole round trip above the lowest of the connection.
     pub fn queue(&self) -> Duration {
-        let n = (self.samples as usize).min(RECENT);
-        match self.recent[..n].iter().min() {
-            Some(recent) => recent.saturating_sub(self.min_rtt),
-            None => Duration::ZERO,
-        }
+        let recent = match (self.bucket_min, self.last_bucket_min) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => return Duration::ZERO,
+        };
+        recent.saturating_sub(self.min_rtt)
     }
 
     /// Whether the line's buffer is full: the queue is at least half of
