@@ -28,11 +28,14 @@
 //! of the old layout (state beside the config file) moves into its state
 //! folder when it is loaded (`migration.rs`).
 
+mod backup;
 mod credentials_file;
 mod layout;
 mod migration;
 mod network;
 
+pub use crate::places::default_config_path;
+pub use backup::{BackupConfig, Every};
 pub use credentials_file::Credentials;
 pub use network::Network;
 
@@ -96,8 +99,8 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "LimitsConfig::is_empty")]
     pub limits: LimitsConfig,
     /// The backup's checkpoints (`[backup]`: see `backup/checkpoint.rs`).
-    #[serde(default, skip_serializing_if = "crate::backup::BackupConfig::is_empty")]
-    pub backup: crate::backup::BackupConfig,
+    #[serde(default, skip_serializing_if = "BackupConfig::is_empty")]
+    pub backup: BackupConfig,
 }
 
 fn default_uploads() -> usize {
@@ -123,19 +126,6 @@ pub struct Installation {
     pub config: Config,
     /// This installation's own state folder (`layout.rs`).
     state: PathBuf,
-}
-
-/// The configuration `coffre` uses without `--config`:
-/// `$XDG_CONFIG_HOME/coffre/config.toml` (default `~/.config/coffre/config.toml`)
-/// on Linux and BSD, `~/Library/Application Support/coffre/config.toml` on
-/// macOS, `%APPDATA%\coffre\config.toml` on Windows (the OS configuration
-/// directory, as `dirs::config_dir` finds it). The scheduler names its entry
-/// after it (`schedule`: plain `coffre-backup` for this one).
-pub fn default_config_path() -> Result<PathBuf> {
-    let base = dirs::config_dir().context(
-        "cannot find this user's configuration directory (no HOME?): pass --config PATH",
-    )?;
-    Ok(base.join("coffre").join("config.toml"))
 }
 
 impl Installation {

@@ -21,6 +21,7 @@ mod fsmeta;
 mod hooks;
 mod limits;
 mod passphrase;
+mod places;
 mod progress;
 mod remote;
 mod restore;

@@ -174,7 +174,7 @@ impl fmt::Display for Status {
                 "{} in progress: {device} ({} sent, last checkpoint {})",
                 if *first { "first backup" } else { "backup" },
                 coffre_core::units::format_size(*bytes),
-                crate::commands::when(Some(*at))
+                coffre_core::utc_minute(*at)
             ),
             Status::Ok => f.write_str("ok"),
         }

@@ -49,6 +49,5 @@ mod run;
 mod trees;
 mod upload;
 
-pub use checkpoint::BackupConfig;
 pub(crate) use report::Report;
 pub(crate) use run::{run, Options};

@@ -33,7 +33,7 @@ use coffre_core::pipeline::{self, Config as PipelineConfig, Event, Input, SeenSe
 use coffre_core::{ChunkId, Keys, Manifest, Timestamp};
 
 use super::bridge::{Confirmations, Outbox, Upload};
-use super::checkpoint::{self, Checkpoints, Every};
+use super::checkpoint::{self, Checkpoints};
 use super::deleted::{self, Tonight};
 use super::journal::{self, Journal};
 use super::known;
@@ -41,6 +41,7 @@ use super::plan::Plan;
 use super::report::Report;
 use super::trees::{self, Built, ReadFiles};
 use super::upload;
+use crate::config::Every;
 use crate::config::Installation;
 use crate::files_cache::FilesCache;
 use crate::fsmeta;

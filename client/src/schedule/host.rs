@@ -86,7 +86,7 @@ impl Host {
             launch_daemons_dir: PathBuf::from("/Library/LaunchDaemons"),
             schtasks: OsString::from("schtasks"),
             temp_dir: std::env::temp_dir(),
-            default_config: crate::config::default_config_path().ok(),
+            default_config: crate::places::default_config_path().ok(),
             user: ["USER", "LOGNAME", "USERNAME"]
                 .iter()
                 .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty())),

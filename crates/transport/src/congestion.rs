@@ -26,8 +26,8 @@
 //! stays. So a lone backup fills the line whatever its random loss, and
 //! beside another flow (an office's TCP download) the queue fills, every
 //! loss then counts as congestion and `Line` backs off exactly as Cubic,
-//! hence TCP, does: the flows share the line (measured in
-//! docs/performance.md; tested in `tests/tests/wan_share.rs`).
+//! hence TCP, does: the flows share the line (measured with
+//! `benches/examples/wan_share.rs`, docs/performance.md).
 
 use std::any::Any;
 use std::sync::Arc;
