@@ -479,15 +479,15 @@ mod tests {
         assert_eq!(mode, "wal");
     }
 
-    /// Issue 18's migration: every snapshot from before declares no problem
-    /// (its manifest is of version 1), and new rows keep their count.
-    #[test]
-    fn snapshots_from_before_problems_were_counted_have_none() {
+    /// A catalogue whose one snapshot was written before the migration
+    /// that adds `column`, then opened (so migrated): that column's value
+    /// for it.
+    fn value_for_a_snapshot_from_before(column: &str) -> i64 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalog.sqlite");
         let mine = MIGRATIONS
             .iter()
-            .position(|m| m.contains("ADD COLUMN problems"))
+            .position(|m| m.contains(&format!("ADD COLUMN {column}")))
             .unwrap();
         let conn = Connection::open(&path).unwrap();
         for (i, sql) in MIGRATIONS[..mine].iter().enumerate() {
@@ -507,42 +507,20 @@ mod tests {
         drop(conn);
         let c = Catalog::open(&path, false).unwrap();
         let db = lock(&c.writer);
-        let problems: i64 = db
-            .query_row("SELECT problems FROM snapshots", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(problems, 0);
+        db.query_row(&format!("SELECT {column} FROM snapshots"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Issue 18's migration: every snapshot from before declares no problem
+    /// (its manifest is of version 1).
+    #[test]
+    fn snapshots_from_before_problems_were_counted_have_none() {
+        assert_eq!(value_for_a_snapshot_from_before("problems"), 0);
     }
 
     /// Issue 19's migration: every snapshot from before is complete.
     #[test]
     fn snapshots_from_before_checkpoints_are_complete() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("catalog.sqlite");
-        let mine = MIGRATIONS
-            .iter()
-            .position(|m| m.contains("ADD COLUMN checkpoint"))
-            .unwrap();
-        let conn = Connection::open(&path).unwrap();
-        for (i, sql) in MIGRATIONS[..mine].iter().enumerate() {
-            conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", i as u32 + 1)
-                .unwrap();
-        }
-        conn.execute_batch(
-            "INSERT INTO subscribers (id, name, quota_bytes, created) VALUES (1, 'asso', 1000, 0);
-             INSERT INTO devices (id, subscriber_id, name, role, secret_hash, created)
-                 VALUES (1, 1, 'pc', 'backup', randomblob(32), 0);
-             INSERT INTO snapshots (subscriber_id, id, device_id, time, logical_bytes,
-                                    file_count, manifest_bytes, seq)
-                 VALUES (1, randomblob(32), 1, 5, 0, 0, 0, 1);",
-        )
-        .unwrap();
-        drop(conn);
-        let c = Catalog::open(&path, false).unwrap();
-        let db = lock(&c.writer);
-        let checkpoint: i64 = db
-            .query_row("SELECT checkpoint FROM snapshots", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(checkpoint, 0);
+        assert_eq!(value_for_a_snapshot_from_before("checkpoint"), 0);
     }
 }
