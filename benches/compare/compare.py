@@ -21,6 +21,12 @@ Peak memory is the child's ru_maxrss from wait4(2). coffre is a client and a
 server: the server's peak is its VmHWM, reset before every phase through
 /proc/PID/clear_refs, and the table shows client + server.
 
+With --wan LINE[,LINE...] (Linux, root) the same sequence runs for coffre and
+restic over an emulated association line: `coffre-wan netns` makes a client
+and a server network namespace joined by the line, coffre-server and restic's
+REST server (`rclone serve restic`) run in the server's, the clients in the
+client's; the table adds how much of the line each phase used.
+
 Standard library only (python 3.11). See README.md in this directory.
 """
 
@@ -80,6 +86,9 @@ class Measure:
     # coffre only: the server during the same phase
     server_peak_rss_bytes: int | None = None
     server_cpu_s: float | None = None
+    # --wan only: IP bytes that crossed the line each way during the phase
+    line_up_bytes: int | None = None
+    line_down_bytes: int | None = None
 
     @property
     def cpu_s(self) -> float:
@@ -100,6 +109,9 @@ class Measure:
             d["server_peak_rss_bytes"] = self.server_peak_rss_bytes
             d["server_cpu_s"] = round(self.server_cpu_s or 0.0, 3)
             d["total_peak_rss_bytes"] = self.total_peak_rss_bytes
+        if self.line_up_bytes is not None:
+            d["line_up_bytes"] = self.line_up_bytes
+            d["line_down_bytes"] = self.line_down_bytes
         return d
 
 
@@ -243,6 +255,90 @@ class Ctx:
     tree: Path          # the dataset, same path for every tool
     home: Path          # HOME / XDG dirs of every tool: nothing leaks into the user's own
     base_env: dict = field(default_factory=dict)
+    wan: "Wan | None" = None  # the emulated line, or None: everything on loopback
+
+    def client(self, cmd: list[str]) -> list[str]:
+        """cmd as run on the PC: in the client's namespace over a line."""
+        return self.wan.client_prefix() + cmd if self.wan else cmd
+
+    def server(self, cmd: list[str]) -> list[str]:
+        """cmd as run on the server host."""
+        return self.wan.server_prefix() + cmd if self.wan else cmd
+
+    @property
+    def server_host(self) -> str:
+        return self.wan.server_ip if self.wan else "127.0.0.1"
+
+
+# --------------------------------------------------------------------------
+# the line (--wan): coffre-wan netns
+
+
+COUNTER_KEYS = ("packets", "bytes", "lost", "queue_full", "down", "too_big")
+
+
+class Wan:
+    """A `coffre-wan netns` running: two namespaces joined by the emulated line."""
+
+    CLIENT_NS = "coffre-cmp-c"
+    SERVER_NS = "coffre-cmp-s"
+
+    def __init__(self, binary: str, profile: str, logfile: Path, tcp: str):
+        self.profile = profile
+        self.tcp = tcp
+        self.proc = subprocess.Popen(
+            [binary, "netns", "--client", self.CLIENT_NS, "--server", self.SERVER_NS, "--profile", profile],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(logfile, "ab"), text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready "):
+            self.proc.wait(timeout=10)
+            raise BenchError(f"coffre-wan netns did not start (exit {self.proc.returncode}):\n{tail(logfile)}")
+        words = dict(w.split("=", 1) for w in line.split() if "=" in w and not w.startswith("("))
+        self.up_bps = int(words["up_bps"])
+        self.down_bps = int(words["down_bps"])
+        self.server_ip = line.split("server=")[1].split()[1]
+        # TCP's congestion control is the namespace's own: both hosts use `tcp` (a Windows PC and
+        # most Linux servers use Cubic; this machine may default to something else). A namespace
+        # may only pick one that the host allows.
+        try:
+            allowed = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
+            names = allowed.read_text().split()
+            if tcp not in names:
+                run(["sysctl", "-q", "-w", f"net.ipv4.tcp_allowed_congestion_control={' '.join(names + [tcp])}"])
+            for prefix in (self.client_prefix(), self.server_prefix()):
+                run(prefix + ["sysctl", "-q", "-w", f"net.ipv4.tcp_congestion_control={tcp}"])
+        except BaseException:
+            self.stop()
+            raise
+
+    def client_prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.CLIENT_NS]
+
+    def server_prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.SERVER_NS]
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """What crossed the line so far, each way (SIGUSR1 makes coffre-wan print it)."""
+        self.proc.send_signal(signal.SIGUSR1)
+        line = self.proc.stdout.readline()
+        out = {}
+        for part in line.split("|"):
+            words = part.split()
+            if not words:
+                continue
+            out[words[0]] = {k: int(v) for k, v in (w.split("=") for w in words[1:])}
+        if set(out) != {"up", "down"}:
+            raise BenchError(f"coffre-wan printed {line!r}, expected its counters")
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 class Tool:
@@ -282,7 +378,14 @@ class Tool:
         pass
 
     def m(self, cmd: list[str], cwd: Path | None = None) -> Measure:
-        return measured(cmd, env=self.env, cwd=cwd, logfile=self.logfile)
+        wan = self.ctx.wan
+        before = wan.counters() if wan else None
+        meas = measured(self.ctx.client(cmd), env=self.env, cwd=cwd, logfile=self.logfile)
+        if wan:
+            after = wan.counters()
+            meas.line_up_bytes = after["up"]["bytes"] - before["up"]["bytes"]
+            meas.line_down_bytes = after["down"]["bytes"] - before["down"]["bytes"]
+        return meas
 
 
 def inside(target: Path, tree: Path) -> Path:
@@ -295,7 +398,14 @@ class Restic(Tool):
 
     def prepare(self) -> None:
         super().prepare()
-        self.env.update(RESTIC_REPOSITORY=str(self.repo), RESTIC_PASSWORD=PASSWORD)
+        self.rest: subprocess.Popen | None = None
+        if self.ctx.wan:
+            # over the line: restic's REST protocol, served by rclone on the server host
+            self.rest_port = 8000
+            location = f"rest:http://{self.ctx.server_host}:{self.rest_port}/"
+        else:
+            location = str(self.repo)
+        self.env.update(RESTIC_REPOSITORY=location, RESTIC_PASSWORD=PASSWORD)
         self.cache = self.dir / "cache"
         help_init = run([self.bin["restic"], "help", "init"])
         # repository format 2 (compression) since 0.14; "stable" meant 1 until 0.16
@@ -306,14 +416,29 @@ class Restic(Tool):
         return version_of([self.bin["restic"], "version"])
 
     def notes(self) -> str:
-        return ("repository v2, compression auto" if self.repo_v2
-                else "repository v1 (no compression in this version)")
+        fmt = ("repository v2, compression auto" if self.repo_v2
+               else "repository v1 (no compression in this version)")
+        if self.ctx.wan:
+            fmt += f"; over REST: {version_of([self.bin['rclone'], 'version'])} `serve restic` on the server host"
+        return fmt
 
     def g(self) -> list[str]:
         return [self.bin["restic"], "--cache-dir", str(self.cache)]
 
     def init(self) -> Measure:
+        if self.ctx.wan:
+            self.repo.mkdir(parents=True, exist_ok=True)
+            out = open(self.dir / "rest-server-log.txt", "ab")
+            self.rest = subprocess.Popen(
+                self.ctx.server([self.bin["rclone"], "serve", "restic", "--addr",
+                                 f"{self.ctx.server_host}:{self.rest_port}", str(self.repo)]),
+                env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+            out.close()
+            wait_listening(self.rest, "rclone serve restic", "tcp", self.rest_port, self.dir / "rest-server-log.txt")
         return self.m(self.g() + ["init"] + self.extra_init)
+
+    def cleanup(self) -> None:
+        stop_process(self.rest, "rclone serve restic")
 
     def backup(self, phase: str) -> Measure:
         return self.m(self.g() + ["backup", str(self.ctx.tree)])
@@ -383,19 +508,44 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-def udp_listening(port: int) -> bool:
+def listening(pid: int, proto: str, port: int) -> bool:
+    """Whether a socket of `proto` (udp or tcp) is bound to port in pid's network namespace."""
     want = f":{port:04X}"
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
+    for table in (f"/proc/{pid}/net/{proto}", f"/proc/{pid}/net/{proto}6"):
         try:
             with open(table) as f:
                 next(f)
                 for line in f:
-                    local = line.split()[1]
-                    if local.endswith(want):
+                    cols = line.split()
+                    # tcp: only a listening socket (state 0A)
+                    if cols[1].endswith(want) and (proto == "udp" or cols[3] == "0A"):
                         return True
         except OSError:
             pass
     return False
+
+
+def wait_listening(proc: subprocess.Popen, name: str, proto: str, port: int, logfile: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not listening(proc.pid, proto, port):
+        if proc.poll() is not None:
+            raise BenchError(f"{name} exited with {proc.returncode}:\n{tail(logfile)}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"nothing listens on {proto.upper()} {port} after 60 s:\n{tail(logfile)}")
+        time.sleep(0.05)
+
+
+def stop_process(proc: "subprocess.Popen | None", name: str) -> None:
+    """SIGTERM, then SIGKILL after 20 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        log(f"{name} did not stop within 20 s of SIGTERM: killing it")
+        proc.kill()
+        proc.wait()
 
 
 class Coffre(Tool):
@@ -435,6 +585,8 @@ class Coffre(Tool):
         return f"{v} ({commit})" if commit else v
 
     def notes(self) -> str:
+        if self.ctx.wan:
+            return f"QUIC over the line ({self.ctx.wan.profile})"
         return "client and server on this machine, QUIC over 127.0.0.1"
 
     def server_cmd(self, *args: str) -> str:
@@ -444,23 +596,18 @@ class Coffre(Tool):
     def init(self) -> Measure:
         port = free_udp_port()
         self.port = port
-        extra = ["--public-address", f"127.0.0.1:{port}"] if self.init_has_public else []
-        self.server_cmd("init", "--listen", f"127.0.0.1:{port}", *extra)
+        host = self.ctx.server_host
+        extra = ["--public-address", f"{host}:{port}"] if self.init_has_public else []
+        self.server_cmd("init", "--listen", f"{host}:{port}", *extra)
         self.server_cmd("subscriber", "add", "bench", "--quota", "1TiB")
         token = self.server_cmd("device", "add", "bench", "pc", "--role", "admin").strip()
         if not token or len(token.split()) != 1:
             raise BenchError(f"`coffre-server device add` printed {token!r}, expected the token alone")
         out = open(self.server_log, "ab")
-        self.server = subprocess.Popen([self.bin["coffre-server"], "run", "--data", str(self.srv)],
+        self.server = subprocess.Popen(self.ctx.server([self.bin["coffre-server"], "run", "--data", str(self.srv)]),
                                        env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         out.close()
-        deadline = time.monotonic() + 60
-        while not udp_listening(port):
-            if self.server.poll() is not None:
-                raise BenchError(f"coffre-server exited with {self.server.returncode}:\n{tail(self.server_log)}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"coffre-server does not listen on UDP {port} after 60 s:\n{tail(self.server_log)}")
-            time.sleep(0.05)
+        wait_listening(self.server, "coffre-server", "udp", port, self.server_log)
         cmd = [self.bin["coffre"], "enrol", token, "--config", str(self.cfg)]
         if self.enrol_has_path:
             cmd += ["--path", str(self.ctx.tree)]
@@ -624,7 +771,10 @@ def fmt_mb(b: int) -> str:
     return f"{b / 1e6:.0f} MB"
 
 
-def table(results: list[Result]) -> tuple[str, list[dict]]:
+LINE_ROWS = {"line_first": ("first", "up"), "line_day1": ("day1", "up"), "line_restore": ("restore", "down")}
+
+
+def table(results: list[Result], wan: "Wan | None" = None) -> tuple[str, list[dict]]:
     names = [r.name for r in results]
     peers = [r for r in results if r.name in PEERS]
     coffre = next((r for r in results if r.name == "coffre"), None)
@@ -654,6 +804,17 @@ def table(results: list[Result]) -> tuple[str, list[dict]]:
             return (m.cpu_s, fmt_s(m.cpu_s)) if m else (None, "")
         if key == "repo":
             return (r.repo_bytes, fmt_mb(r.repo_bytes)) if r.repo_bytes is not None else (None, "")
+        if key in LINE_ROWS:
+            phase, way = LINE_ROWS[key]
+            m = r.phases.get(phase)
+            if not m or m.line_up_bytes is None or wan is None:
+                return None, ""
+            sent = m.line_up_bytes if way == "up" else m.line_down_bytes
+            rate = wan.up_bps if way == "up" else wan.down_bps
+            if not rate:
+                return None, f"{sent * 8 / m.wall_s / 1e6:.1f} Mbit/s"
+            share = sent * 8 / (m.wall_s * rate)
+            return share, f"{100 * share:.1f}% ({sent / 1e6:.0f} MB {way})"
         raise KeyError(key)
 
     rows = [
@@ -669,6 +830,12 @@ def table(results: list[Result]) -> tuple[str, list[dict]]:
         ("CPU time (user+sys), day-1 backup", "cpu_day1"),
         ("CPU time (user+sys), full restore", "cpu_restore"),
     ]
+    if wan is not None:
+        rows[4:4] = [
+            ("line used, first backup (of the up rate)", "line_first"),
+            ("line used, day-1 backup (of the up rate)", "line_day1"),
+            ("line used, full restore (of the down rate)", "line_restore"),
+        ]
     head = ["", *names] + (["coffre ÷ best peer"] if with_ratio else ["best"])
     lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
     out_rows = []
@@ -676,7 +843,9 @@ def table(results: list[Result]) -> tuple[str, list[dict]]:
         vals = {r.name: value(r, key) for r in results}
         cells = [vals[n][1] for n in names]
         peer_vals = [(vals[p.name][0], p.name) for p in peers if vals[p.name][0] is not None]
-        best = min(peer_vals) if peer_vals else None
+        # smaller is better, but for the share of the line used
+        pick = max if key in LINE_ROWS else min
+        best = pick(peer_vals) if peer_vals else None
         row = {"row": title, "key": key,
                "values": {n: (round(v, 3) if isinstance(v, float) else v) for n, (v, _) in vals.items()}}
         if with_ratio:
@@ -690,7 +859,7 @@ def table(results: list[Result]) -> tuple[str, list[dict]]:
                 cells.append("")
         else:
             allv = [(v[0], n) for n, v in vals.items() if v[0] is not None]
-            cells.append(min(allv)[1] if allv else "")
+            cells.append(pick(allv)[1] if allv else "")
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
         out_rows.append(row)
     return "\n".join(lines), out_rows
@@ -713,6 +882,16 @@ def cpu_model() -> str:
 
 def find_binaries(tools: list[str], args) -> dict[str, str]:
     bins: dict[str, str] = {}
+    if args.wan:
+        if os.geteuid() != 0:
+            raise SystemExit("--wan makes network namespaces and TUN devices: run it as root")
+        for exe, pkg in (("rclone", "rclone"), ("ip", "iproute2")):
+            path = shutil.which(exe)
+            if not path:
+                raise SystemExit(f"--wan needs {exe}: apt-get install {pkg} (install-peers.sh does)")
+            bins[exe] = path
+        if not args.coffre_bin_dir and "coffre" not in tools:
+            raise SystemExit("--wan needs coffre-wan: keep coffre in --tools or give --coffre-bin-dir")
     for t in tools:
         if t == "coffre":
             continue
@@ -723,20 +902,20 @@ def find_binaries(tools: list[str], args) -> dict[str, str]:
             raise SystemExit(f"{exe} not found on PATH: run benches/compare/install-peers.sh first, "
                              f"or leave it out with --tools")
         bins[t] = path
-    if "coffre" in tools:
+    if "coffre" in tools or args.wan:
         if args.coffre_bin_dir:
             bin_dir = Path(args.coffre_bin_dir)
         else:
-            log("building coffre: cargo build --release --bin coffre --bin coffre-server")
-            res = subprocess.run(["cargo", "build", "--release", "--bin", "coffre", "--bin", "coffre-server"],
-                                 cwd=REPO_ROOT)
+            log("building coffre: cargo build --release --bin coffre --bin coffre-server --bin coffre-wan")
+            res = subprocess.run(["cargo", "build", "--release", "--bin", "coffre", "--bin", "coffre-server",
+                                  "--bin", "coffre-wan"], cwd=REPO_ROOT)
             if res.returncode != 0:
                 raise SystemExit("cargo build of coffre failed (see above); or give --coffre-bin-dir")
             meta = json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
                                              cwd=REPO_ROOT, capture_output=True, check=True).stdout)
             bin_dir = Path(meta["target_directory"]) / "release"
             bins["coffre-built-here"] = "yes"
-        for exe in ("coffre", "coffre-server"):
+        for exe in (("coffre", "coffre-server") if "coffre" in tools else ()) + (("coffre-wan",) if args.wan else ()):
             p = bin_dir / exe
             if not (p.is_file() and os.access(p, os.X_OK)):
                 raise SystemExit(f"{p} is not an executable")
@@ -745,6 +924,11 @@ def find_binaries(tools: list[str], args) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------
+
+
+def safe_name(line: str) -> str:
+    """A directory name for a line's runs."""
+    return "line-" + "".join(c if c.isalnum() or c in "-._" else "_" for c in line)
 
 
 def main() -> int:
@@ -763,9 +947,27 @@ def main() -> int:
     ap.add_argument("--json-out", metavar="FILE", help="also write the results as JSON here")
     ap.add_argument("--coffre-bin-dir", metavar="DIR",
                     help="take coffre and coffre-server from DIR instead of building them with cargo")
+    ap.add_argument("--wan", metavar="LINE[,LINE...]",
+                    help="run over each of these emulated lines (`coffre-wan --help` names them: vdsl-0.1, "
+                         "vdsl-1, adsl, 4g...; a line with spaces alone: --wan 'vdsl loss=2%%'), coffre and "
+                         "restic over REST only; Linux, as root")
+    ap.add_argument("--tcp", default="cubic", metavar="NAME",
+                    help="TCP congestion control of both hosts with --wan (`sysctl "
+                         "net.ipv4.tcp_available_congestion_control` lists them) [default: %(default)s, "
+                         "as on Windows and most Linux]")
     args = ap.parse_args()
 
+    if args.wan is not None and "," in args.wan and " " not in args.wan:
+        lines = [w.strip() for w in args.wan.split(",") if w.strip()]
+    elif args.wan is not None:
+        lines = [args.wan.strip()]
+    else:
+        lines = [None]
+    if args.wan is not None and "--tools" not in sys.argv:
+        args.tools = "coffre,restic"
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    if args.wan is not None and any(t not in ("coffre", "restic") for t in tools):
+        ap.error("--wan compares coffre and restic over REST: --tools coffre,restic (or one of them)")
     unknown = [t for t in tools if t not in ALL_TOOLS]
     if unknown or not tools:
         ap.error(f"--tools: unknown {unknown}; choose among {','.join(ALL_TOOLS)}")
@@ -802,7 +1004,7 @@ def main() -> int:
 
     started = datetime.datetime.now(datetime.timezone.utc)
     load_start = os.getloadavg()
-    results: list[Result] = []
+    runs: list[tuple[str | None, Wan | None, list[Result]]] = []
     try:
         pristine = work / "day0"
         log(f"make-dataset {pristine} --scale {args.scale}")
@@ -813,23 +1015,38 @@ def main() -> int:
         day0 = tree_stats(day0_manifest)
         log(f"day 0: {day0['bytes'] / 1e6:.0f} MB in {day0['files']} files")
         reference = None
-        for name in tools:
-            tool = TOOL_CLASSES[name](ctx, bins)
-            res, day1_manifest = run_tool(tool, ctx, pristine, make_dataset, args.scale, day0_manifest,
-                                          reference, args.keep)
-            if reference is None and day1_manifest is not None:
-                reference = day1_manifest
-            results.append(res)
+        for line in lines:
+            if line is not None:
+                log(f"the line: coffre-wan netns --profile {line!r}")
+                ctx.wan = Wan(bins["coffre-wan"], line, work / "wan-log.txt", args.tcp)
+            try:
+                results: list[Result] = []
+                for name in tools:
+                    if line is not None:
+                        ctx.work = work / safe_name(line)
+                    tool = TOOL_CLASSES[name](ctx, bins)
+                    res, day1_manifest = run_tool(tool, ctx, pristine, make_dataset, args.scale, day0_manifest,
+                                                  reference, args.keep)
+                    if reference is None and day1_manifest is not None:
+                        reference = day1_manifest
+                    results.append(res)
+                runs.append((line, ctx.wan, results))
+            finally:
+                if ctx.wan:
+                    ctx.wan.stop()
+                    ctx.wan = None
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
     day1 = tree_stats(reference) if reference else None
-    tbl, rows = table(results)
     nproc = len(os.sched_getaffinity(0))
     load_end = os.getloadavg()
-    lines = [
-        f"## coffre vs restic, rustic, borg — {started.strftime('%Y-%m-%d %H:%M UTC')}",
+    all_results = [r for _, _, results in runs for r in results]
+    title = ("coffre vs restic over REST, over an emulated line" if args.wan is not None
+             else "coffre vs restic, rustic, borg")
+    out = [
+        f"## {title} — {started.strftime('%Y-%m-%d %H:%M UTC')}",
         "",
         f"Machine: {nproc} cores available (`nproc`) of {cpu_model()}, "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; "
@@ -843,20 +1060,34 @@ def main() -> int:
         "Times are wall-clock seconds; memory is peak RSS in MB (10^6 bytes) of the process "
         "(coffre: client + server, each its own peak during the phase); "
         "CPU is user+sys of the process (coffre: client + server).",
-        "",
-        "Versions:",
     ]
-    for r in results:
-        lines.append(f"- {r.name}: {r.version or 'unknown'}" + (f" — {r.notes}" if r.notes else ""))
-    lines += ["", tbl, ""]
-    for r in results:
-        if r.verified:
-            lines.append(f"- {r.name}: restore verified byte-identical to the day-1 tree"
-                         + (f" ({len(r.restore_warnings)} mode differences)" if r.restore_warnings else ""))
-        elif r.error:
-            first = r.error.splitlines()[0]
-            lines.append(f"- {r.name}: FAILED: {first}")
-    report = "\n".join(lines)
+    if args.wan is not None:
+        out.append("Over the line: `coffre-wan netns` joins a client and a server network namespace; the "
+                   "share of the line is the IP bytes that crossed it during the phase (headers and "
+                   "retransmissions included) over the line's rate times the wall time. "
+                   f"TCP congestion control of both hosts: {args.tcp}.")
+    out += ["", "Versions:"]
+    seen = set()
+    for r in all_results:
+        if r.name not in seen:
+            seen.add(r.name)
+            out.append(f"- {r.name}: {r.version or 'unknown'}" + (f" — {r.notes}" if r.notes else ""))
+    tables = []
+    for line, wan, results in runs:
+        tbl, rows = table(results, wan)
+        tables.append({"line": line, "rows": rows})
+        out.append("")
+        if line is not None:
+            out += [f"### Line `{line}`", ""]
+        out += [tbl, ""]
+        for r in results:
+            if r.verified:
+                out.append(f"- {r.name}: restore verified byte-identical to the day-1 tree"
+                           + (f" ({len(r.restore_warnings)} mode differences)" if r.restore_warnings else ""))
+            elif r.error:
+                first = r.error.splitlines()[0]
+                out.append(f"- {r.name}: FAILED: {first}")
+    report = "\n".join(out)
     print(report)
 
     if args.json_out:
@@ -869,25 +1100,33 @@ def main() -> int:
             "scale": args.scale,
             "order": "sequential: each tool's whole sequence, then the next tool",
             "dataset": {"day0": day0, "day1": day1},
-            "tools": {
-                r.name: {
-                    "version": r.version,
-                    "notes": r.notes,
-                    "phases": {p: m.to_json() for p, m in r.phases.items()},
-                    "repo_bytes": r.repo_bytes,
-                    "restore_verified": r.verified,
-                    "restore_mode_warnings": r.restore_warnings,
-                    "error": r.error,
+            "runs": [
+                {
+                    "line": line,
+                    "line_up_bps": wan.up_bps if wan else None,
+                    "line_down_bps": wan.down_bps if wan else None,
+                    "tools": {
+                        r.name: {
+                            "version": r.version,
+                            "notes": r.notes,
+                            "phases": {p: m.to_json() for p, m in r.phases.items()},
+                            "repo_bytes": r.repo_bytes,
+                            "restore_verified": r.verified,
+                            "restore_mode_warnings": r.restore_warnings,
+                            "error": r.error,
+                        }
+                        for r in results
+                    },
                 }
-                for r in results
-            },
-            "table": rows,
+                for line, wan, results in runs
+            ],
+            "tables": tables,
             "markdown": report,
         }
         Path(args.json_out).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         log(f"JSON written to {args.json_out}")
 
-    failed = [r for r in results if r.error]
+    failed = [r for r in all_results if r.error]
     if failed:
         for r in failed:
             print(f"\n{r.name} FAILED:\n{r.error}", file=sys.stderr)

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Install the programs that benches/compare/compare.py measures coffre against:
-# restic and borg from Debian, rustic from crates.io, GNU time for peak memory.
+# restic and borg from Debian, rustic from crates.io, GNU time for peak memory,
+# and for the --wan mode rclone (restic's REST server: `rclone serve restic`)
+# and iproute2 (network namespaces).
 # Idempotent: anything already on PATH is left alone. Prints the versions at the end.
 #
 #   sh benches/compare/install-peers.sh
@@ -21,6 +23,8 @@ fi
 missing=""
 have restic || missing="$missing restic"
 have borg || missing="$missing borgbackup"
+have rclone || missing="$missing rclone"
+have ip || missing="$missing iproute2"
 [ -x /usr/bin/time ] || missing="$missing time"
 if [ -n "$missing" ]; then
     echo "installing from Debian:$missing"
@@ -28,7 +32,7 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
 else
-    echo "restic, borg and GNU time already installed"
+    echo "restic, borg, rclone, iproute2 and GNU time already installed"
 fi
 
 if have rustic; then
@@ -48,5 +52,6 @@ echo
 echo "versions:"
 restic version
 borg --version
+rclone version | head -n 1
 rustic --version 2>/dev/null || "$HOME/.cargo/bin/rustic" --version
 echo "GNU time $(dpkg-query -W -f='${Version}' time 2>/dev/null || echo present)"

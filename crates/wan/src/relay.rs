@@ -9,65 +9,28 @@
 //! (or a test with none) is not disturbed; dropping the [`Relay`] stops it.
 //! Time is tokio's: deliveries are made to the millisecond, in order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::link::{Counters, Fate, Link, UDP_OVERHEAD};
+use crate::line::{deliver, InFlight, Line, Traffic, Way};
+use crate::link::{Fate, UDP_OVERHEAD};
 use crate::profile::Profile;
 
 /// Most client addresses (flows) one relay serves; more are dropped.
 const MAX_FLOWS: usize = 4096;
 
-/// What crossed each way.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Traffic {
-    /// Client towards server.
-    pub up: Counters,
-    /// Server towards client.
-    pub down: Counters,
-}
-
-/// The state both the relay's thread and its handle see.
-#[derive(Debug)]
-struct Shared {
-    up: Mutex<Link>,
-    down: Mutex<Link>,
-    started: Instant,
-    outages: Mutex<Vec<(Duration, Duration)>>,
-    down_until: Mutex<Option<Instant>>,
-    forced_down: AtomicBool,
-}
-
-impl Shared {
-    fn is_down(&self, now: Instant) -> bool {
-        if self.forced_down.load(Ordering::Relaxed) {
-            return true;
-        }
-        if self.down_until.lock().unwrap().is_some_and(|u| now < u) {
-            return true;
-        }
-        let since = now - self.started;
-        self.outages
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(at, len)| since >= *at && since < *at + *len)
-    }
-}
-
 /// A running relay. Dropping it stops it.
 #[derive(Debug)]
 pub struct Relay {
     addrs: Vec<SocketAddr>,
-    shared: Arc<Shared>,
+    shared: Arc<Line>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -107,18 +70,7 @@ impl Relay {
             .iter()
             .map(|(f, _)| f.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
-        let shared = Arc::new(Shared {
-            up: Mutex::new(Link::new(profile.up, UDP_OVERHEAD, profile.seed)),
-            down: Mutex::new(Link::new(
-                profile.down,
-                UDP_OVERHEAD,
-                profile.seed.wrapping_add(1),
-            )),
-            started: Instant::now(),
-            outages: Mutex::new(profile.outages),
-            down_until: Mutex::new(None),
-            forced_down: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Line::new(profile, UDP_OVERHEAD));
         let (stop, stopped) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -182,33 +134,23 @@ impl Relay {
     /// Takes the link down for `length` from now: both directions drop
     /// everything (a router rebooting). Outages overlap into one.
     pub fn outage(&self, length: Duration) {
-        let until = Instant::now() + length;
-        let mut d = self.shared.down_until.lock().unwrap();
-        *d = Some(d.map_or(until, |u| u.max(until)));
+        self.shared.outage(length);
     }
 
     /// Takes the link down, or brings it back, until told otherwise.
     pub fn set_down(&self, down: bool) {
-        self.shared.forced_down.store(down, Ordering::Relaxed);
-        if !down {
-            *self.shared.down_until.lock().unwrap() = None;
-        }
+        self.shared.set_down(down);
     }
 
     /// Reshapes the link from now on (its scheduled outages included,
     /// counted from the relay's start).
     pub fn set_profile(&self, profile: Profile) {
-        self.shared.up.lock().unwrap().set_direction(profile.up);
-        self.shared.down.lock().unwrap().set_direction(profile.down);
-        *self.shared.outages.lock().unwrap() = profile.outages;
+        self.shared.set_profile(profile);
     }
 
     /// What crossed each way so far.
     pub fn counters(&self) -> Traffic {
-        Traffic {
-            up: self.shared.up.lock().unwrap().counters(),
-            down: self.shared.down.lock().unwrap().counters(),
-        }
+        self.shared.counters()
     }
 }
 
@@ -243,9 +185,6 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(s.into())
 }
 
-/// A packet on its way: when it arrives, its bytes, where it goes.
-type InFlight<T> = (Instant, Vec<u8>, T);
-
 /// Where a packet from a server goes: out of its route's port, to a client.
 type Back = (Arc<UdpSocket>, SocketAddr);
 
@@ -253,7 +192,7 @@ type Back = (Arc<UdpSocket>, SocketAddr);
 async fn run(
     front: Arc<UdpSocket>,
     upstream: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<Line>,
     up_tx: mpsc::UnboundedSender<InFlight<Arc<UdpSocket>>>,
     down_tx: mpsc::UnboundedSender<InFlight<Back>>,
 ) -> io::Result<()> {
@@ -290,9 +229,7 @@ async fn run(
                 s
             }
         };
-        let now = Instant::now();
-        let down = shared.is_down(now);
-        let fate = shared.up.lock().unwrap().offer(n, now, down);
+        let fate = shared.offer(Way::Up, n);
         if let Fate::Deliver(at) = fate {
             let _ = up_tx.send((at, buf[..n].to_vec(), sock));
         }
@@ -303,7 +240,7 @@ async fn run(
 async fn back(
     sock: Arc<UdpSocket>,
     client: Back,
-    shared: Arc<Shared>,
+    shared: Arc<Line>,
     tx: mpsc::UnboundedSender<InFlight<Back>>,
 ) {
     let mut buf = vec![0u8; 65536];
@@ -313,33 +250,10 @@ async fn back(
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
             Err(_) => return,
         };
-        let now = Instant::now();
-        let down = shared.is_down(now);
-        let fate = shared.down.lock().unwrap().offer(n, now, down);
+        let fate = shared.offer(Way::Down, n);
         if let Fate::Deliver(at) = fate {
             if tx.send((at, buf[..n].to_vec(), client.clone())).is_err() {
                 return;
-            }
-        }
-    }
-}
-
-/// Sends each packet when it is due, in order.
-async fn deliver<T>(mut rx: mpsc::UnboundedReceiver<InFlight<T>>, send: impl Fn(&[u8], &T)) {
-    let mut queue: VecDeque<InFlight<T>> = VecDeque::new();
-    loop {
-        let next = queue.front().map(|(at, _, _)| *at);
-        tokio::select! {
-            m = rx.recv() => match m {
-                Some(p) => queue.push_back(p),
-                None => return,
-            },
-            _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now).into()), if next.is_some() => {
-                let now = Instant::now();
-                while queue.front().is_some_and(|(at, _, _)| *at <= now) {
-                    let (_, bytes, to) = queue.pop_front().expect("a packet");
-                    send(&bytes, &to);
-                }
             }
         }
     }
