@@ -23,6 +23,9 @@ use support::{Client, Server};
 
 const FILES: u64 = 24;
 const FILE_SIZE: usize = 1 << 20;
+/// The quota of the interrupted runs, in quarters of the data (see the
+/// first test).
+const QUOTA_SHARE: u64 = 3;
 
 /// 24 files of 1 MiB of incompressible bytes.
 fn tree(home: &Path) {
@@ -56,11 +59,14 @@ fn an_interrupted_first_backup_keeps_its_checkpoint_and_the_rerun_sends_only_the
     let home = fs::canonicalize(dir.path()).unwrap().join("home");
     tree(&home);
     let pc = Client::new();
-    // A quota of about half the data: the first run stops half-way, the
-    // way a reboot or a cut line stops it (deterministically here).
+    // A quota of three quarters of the data: the first run stops part-way,
+    // the way a reboot or a cut line stops it (deterministically here).
+    // Not half: the reader runs up to the outbox and the puts in flight
+    // (about 10 MiB) ahead of the server, so the first checkpoint's trees
+    // reach it after about 12 MiB, and must fit.
     let total = FILES * FILE_SIZE as u64;
     pc.enrol(
-        &server.token("jardins", total / 2, "pc", Role::Backup),
+        &server.token("jardins", QUOTA_SHARE * total / 4, "pc", Role::Backup),
         &[&home],
     );
     checkpoint_every(&pc, "3MiB");
@@ -139,18 +145,20 @@ fn garbage_collection_keeps_a_checkpoints_data_and_a_rebuild_its_mark() {
     let pc = Client::new();
     let total = FILES * FILE_SIZE as u64;
     pc.enrol(
-        &server.token("jardins", total / 2, "pc", Role::Backup),
+        &server.token("jardins", QUOTA_SHARE * total / 4, "pc", Role::Backup),
         &[&home],
     );
     checkpoint_every(&pc, "3MiB");
-    assert!(!pc.run(&["backup"]).status.success());
+    let out = pc.run(&["backup"]);
+    assert!(!out.status.success(), "the quota stops the first run");
+    let said = String::from_utf8_lossy(&out.stderr);
     let newest = server
         .store
         .snapshots_of("jardins")
         .unwrap()
         .into_iter()
         .max_by_key(|s| s.file_count)
-        .unwrap();
+        .unwrap_or_else(|| panic!("no checkpoint on the server:\n{said}"));
     assert!(newest.checkpoint && newest.file_count > 0, "{newest:?}");
     // A restart ends the PC's sessions (a killed PC's connection lingers
     // until its idle timeout), so nothing postpones the collection.
