@@ -27,6 +27,13 @@
 //! with the secret as it is then: the one this command rolled to, or one a
 //! later command of the installation rolled to meanwhile, read from the
 //! credentials file under the same lock ([`Saved`]).
+//!
+//! A command that moves data (backup, restore, dump) and starts while the
+//! link is down waits for it as for a lost link ([`AtStart::Wait`]): the
+//! same loop, back-off and patience (`reconnect::keep_trying`); each
+//! attempt takes the lock and reads the secret afresh, and only the one
+//! that connects keeps the lock through the roll, so a quick command of the
+//! installation is not held up by a backup waiting for the router.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,25 +42,106 @@ use anyhow::{Context, Result};
 use coffre_proto::ErrorCode;
 
 use crate::config::{Credentials, Installation};
-use crate::remote::{replaced_on, Backoff, Remote, RemoteError, SecretSource};
+use crate::remote::{
+    keep_trying, link_down, replaced_on, Backoff, GaveUp, LinkEvent, Notice, Remote, RemoteError,
+    SecretSource,
+};
+
+/// How a command meets a link that is down when it starts
+/// (docs/decisions.md, "The link down when a command starts").
+#[derive(Clone)]
+pub enum AtStart {
+    /// Say at once that the server cannot be reached: the quick commands a
+    /// person types (`snapshots`, `status`, `ls`...).
+    FailFast,
+    /// Wait for the link as for one lost during the run (the same back-off,
+    /// for up to `[network] reconnect_for`), telling `notice` "link down,
+    /// retrying" and "link back after N s": backup, restore, dump. The
+    /// connection's later notices go there too.
+    Wait(Notice),
+}
 
 /// Connects `inst` to its server with its credential, and rolls it; a
 /// connection lost later is dialled again for up to `[network]
-/// reconnect_for`.
-pub fn connect(inst: &Installation, rt: &tokio::runtime::Runtime) -> Result<(Remote, Credentials)> {
+/// reconnect_for`, and so is a link down at the start if `at_start` says
+/// to wait. A refusal (revoked, superseded, a full quota) fails at once.
+pub fn connect(
+    inst: &Installation,
+    rt: &tokio::runtime::Runtime,
+    at_start: &AtStart,
+) -> Result<(Remote, Credentials)> {
     let patience = inst.config.network.reconnect_for()?;
-    let _one_at_a_time = inst.lock_credentials()?;
-    let creds = inst.credentials()?;
+    // Checked before any connection: credentials of another installation
+    // are refused here, not retried.
+    inst.credentials()?;
     let fingerprint = inst.config.fingerprint_bytes()?;
     crate::limits::install(&inst.config.limits);
-    let remote = rt
-        .block_on(patiently(|| {
-            Remote::connect(&inst.config.server, fingerprint, creds.secret)
-        }))
-        .map_err(|e| refused(e, inst))?;
+    let (wait, notice) = match at_start {
+        AtStart::FailFast => (Duration::ZERO, None),
+        AtStart::Wait(notice) => (patience, Some(notice.clone())),
+    };
+    let server = inst.config.server.as_str();
+    // One attempt: the lock, the secret as the file holds it now, a dial
+    // (which waits out a busy server); the lock is kept only with the
+    // connection, through the roll.
+    let attempt = move || async move {
+        let lock = inst.lock_credentials()?;
+        let creds = inst.credentials()?;
+        let remote = patiently(|| Remote::connect(server, fingerprint, creds.secret))
+            .await
+            .map_err(|e| refused(e, inst))?;
+        Ok::<_, anyhow::Error>((remote, creds, lock))
+    };
+    let the_links = |e: &anyhow::Error| e.downcast_ref::<RemoteError>().is_some_and(link_down);
+    let start = tokio::time::Instant::now();
+    let mut told = false;
+    let tried = rt.block_on(keep_trying(
+        wait,
+        the_links,
+        attempt,
+        |e: &anyhow::Error| {
+            if let (false, Some(notice)) = (told, &notice) {
+                notice(&LinkEvent::Down {
+                    cause: cause(e),
+                    patience: wait,
+                });
+                told = true;
+            }
+        },
+    ));
+    let (remote, creds, _one_at_a_time) = match tried {
+        Ok(connected) => connected,
+        Err(GaveUp::Final(e)) => return Err(e),
+        Err(GaveUp::Spent(e)) if wait.is_zero() => return Err(e),
+        Err(GaveUp::Spent(e)) => {
+            return Err(RemoteError::NotReached {
+                server: server.to_string(),
+                patience: wait,
+                detail: cause(&e),
+            }
+            .into())
+        }
+    };
+    if let Some(notice) = notice {
+        if told {
+            notice(&LinkEvent::Back {
+                after: start.elapsed(),
+            });
+        }
+        remote.on_link(notice);
+    }
     rt.block_on(roll(inst, &remote))?;
     remote.reconnect_for(patience, Some(Arc::new(Saved(inst.clone()))));
     Ok((remote, creds))
+}
+
+/// What a failed first dial met, in a few words ("no answer within 15 s").
+fn cause(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<RemoteError>() {
+        Some(RemoteError::Unreachable { detail, .. }) => detail.clone(),
+        Some(RemoteError::Connection(detail)) => detail.clone(),
+        _ => format!("{e:#}"),
+    }
 }
 
 /// The installation's secret as its credentials file holds it now, read

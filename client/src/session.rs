@@ -11,9 +11,14 @@ use coffre_core::{ChunkId, Keys, Manifest};
 use coffre_proto::SnapshotEntry;
 
 use crate::config::Installation;
-use crate::credential;
+use crate::credential::{self, AtStart};
 use crate::display::local_time;
-use crate::remote::{Remote, RemoteError};
+use crate::remote::{LinkEvent, Notice, Remote, RemoteError};
+
+/// Where a command's link notices go by default: standard error.
+pub fn stderr_notice() -> Notice {
+    Arc::new(|e: &LinkEvent| errln!("coffre: {e}"))
+}
 
 pub mod damaged;
 
@@ -50,11 +55,24 @@ pub struct Session {
 
 impl Session {
     /// Loads the installation at `config_path`, connects to its server and
-    /// rolls its device credential (`credential.rs`).
+    /// rolls its device credential (`credential.rs`). A server that cannot
+    /// be reached fails it at once (the quick commands).
     pub fn open(config_path: &Path) -> Result<Session> {
+        Session::open_with(config_path, &AtStart::FailFast)
+    }
+
+    /// [`Session::open`] for a command that moves data (backup, restore,
+    /// dump): a link down at the start is waited for as a lost one is, for
+    /// up to `[network] reconnect_for`, and `notice` hears of it (and of
+    /// the link during the run).
+    pub fn open_waiting(config_path: &Path, notice: Notice) -> Result<Session> {
+        Session::open_with(config_path, &AtStart::Wait(notice))
+    }
+
+    fn open_with(config_path: &Path, at_start: &AtStart) -> Result<Session> {
         let inst = Installation::load(config_path)?;
         let rt = runtime()?;
-        let (remote, creds) = credential::connect(&inst, &rt)?;
+        let (remote, creds) = credential::connect(&inst, &rt, at_start)?;
         let keys = Arc::new(Keys::derive(&creds.master));
         Ok(Session {
             inst,

@@ -318,6 +318,12 @@ fn a_scheduled_run_that_fails_on_the_link_tries_again_and_a_refusal_does_not() {
         text.contains("cannot reach the coffre server") && text.contains("trying again at"),
         "{text}"
     );
+    // The first attempt waited for the link for its patience, and said so
+    // in the log.
+    assert!(
+        text.contains(down_notice("3 s").trim_start_matches("coffre: ")),
+        "{text}"
+    );
     let ok = text.lines().last().unwrap();
     assert!(ok.contains(" ok: snapshot "), "{text}");
     let record: serde_json::Value = serde_json::from_str(
@@ -370,4 +376,130 @@ fn the_network_section_of_config_toml_is_checked_when_loaded() {
     )
     .unwrap();
     client.ok(&["status"]);
+}
+
+/// The notice a command that starts with the link down shows, with the
+/// test's connect timeout (2 s) and `patience`.
+fn down_notice(patience: &str) -> String {
+    format!("coffre: link down (no answer within 2 s), retrying (for up to {patience})")
+}
+
+#[test]
+fn a_backup_that_starts_while_the_link_is_down_waits_for_it_and_completes() {
+    let s = Setup::new();
+    // The router is still rebooting when the night's run starts.
+    s.relay.set_down(true);
+    let run = s.spawn(&["backup", "--json"], "60s");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(s.crossed_up(), 0, "nothing crossed while down");
+    s.relay.set_down(false);
+    let out = finish(run);
+    let report = json(&out);
+    let err = stderr(&out);
+    assert!(err.contains(&down_notice("60 s")), "{err}");
+    assert!(err.contains("coffre: link back after "), "{err}");
+    // Told once, however many attempts it took.
+    assert_eq!(err.matches("link down").count(), 1, "{err}");
+    assert_eq!(u(&report["outages"]), 0, "no loss during the run: {report}");
+
+    let target = tempfile::tempdir().unwrap();
+    s.client
+        .restore_to(report["snapshot"].as_str().unwrap(), target.path());
+    let restored = target.path().join(s.data.path().strip_prefix("/").unwrap());
+    assert_same_tree(s.data.path(), &restored);
+}
+
+#[test]
+fn a_restore_that_starts_while_the_link_is_down_waits_for_it_and_completes() {
+    let s = Setup::new();
+    s.relay.set_profile(Profile::unlimited());
+    let snapshot = s.client.backup_id();
+    s.relay.set_down(true);
+    let target = tempfile::tempdir().unwrap();
+    let run = s.spawn(
+        &[
+            "restore",
+            &snapshot,
+            "--target",
+            target.path().to_str().unwrap(),
+            "--quiet",
+        ],
+        "60s",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    s.relay.set_down(false);
+    let out = finish(run);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&down_notice("60 s")), "{err}");
+    assert!(err.contains("coffre: link back after "), "{err}");
+    let restored = target.path().join(s.data.path().strip_prefix("/").unwrap());
+    assert_same_tree(s.data.path(), &restored);
+}
+
+#[test]
+fn a_link_down_past_the_patience_fails_clearly_quick_commands_and_refusals_fail_at_once() {
+    let s = Setup::new();
+    s.relay.set_down(true);
+    let target = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["backup"],
+        vec![
+            "restore",
+            "latest",
+            "--target",
+            target.path().to_str().unwrap(),
+        ],
+    ] {
+        let start = Instant::now();
+        let out = s.command(&args, "3s").output().unwrap();
+        let took = start.elapsed();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let all = stderr(&out);
+        assert!(all.contains(&down_notice("3 s")), "{args:?}: {all}");
+        // The notice, then the error in one line.
+        let err = all.lines().last().unwrap();
+        assert!(
+            err.starts_with(&format!(
+                "coffre: error: cannot reach the coffre server at {}, tried for 3 s \
+                 (no answer within 2 s)",
+                s.relay.addr()
+            )) && err.contains("check this PC's network connection"),
+            "{args:?}: {all}"
+        );
+        assert_eq!(all.lines().count(), 2, "{args:?}: {all}");
+        // Attempts start within the patience: the last ends one connect
+        // timeout later.
+        assert!(
+            took >= Duration::from_secs(3) && took < Duration::from_secs(8),
+            "{args:?} took {took:?}"
+        );
+    }
+
+    // A quick command says at once that the server cannot be reached.
+    let start = Instant::now();
+    let out = s.command(&["snapshots"], "60s").output().unwrap();
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!stderr(&out).contains("link down"), "{}", stderr(&out));
+    let err = one_line_error(&out);
+    assert!(
+        err.starts_with("coffre: error: cannot reach the coffre server at")
+            && err.contains("no answer within 2 s"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(5), "snapshots took {took:?}");
+
+    // The link up, a refusal is final: a revoked device is told at once,
+    // however long the patience.
+    s.relay.set_down(false);
+    s.server.store.revoke_device("asso", "pc").unwrap();
+    let start = Instant::now();
+    let out = s.command(&["backup"], "60s").output().unwrap();
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!stderr(&out).contains("link down"), "{}", stderr(&out));
+    let err = one_line_error(&out);
+    assert!(err.contains("this device has been revoked"), "{err}");
+    assert!(took < Duration::from_secs(5), "backup took {took:?}");
 }

@@ -76,7 +76,26 @@ pub(super) async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     let mut blobs = 0u64;
     let mut done = Uploaded::default();
-    while let Some(first) = rx.recv().await {
+    loop {
+        // A put that failed (a full quota, the link down past its
+        // patience) ends the upload when no blob is waiting, not only at
+        // the next blob: the reading side may be waiting for a
+        // confirmation that will never come (a checkpoint waits for its
+        // trees, which were the last blobs sent), and only the end of the
+        // upload tells it. While blobs wait, they go first, as before: the
+        // error is met at the next group (a checkpoint's small trees may
+        // still fit in a quota that refused a large chunk).
+        let first = tokio::select! {
+            biased;
+            next = rx.recv() => match next {
+                Some(first) => first,
+                None => break,
+            },
+            Some(put) = tasks.join_next(), if !tasks.is_empty() => {
+                put??;
+                continue;
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < BATCH {
             match rx.try_recv() {

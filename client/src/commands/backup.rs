@@ -8,7 +8,7 @@
 //! all the same (issue 18).
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -19,7 +19,7 @@ use crate::backup::{self, Options, Report};
 use crate::cli::BackupArgs;
 use crate::config::Installation;
 use crate::hooks::{self, Failure, Sink, Stage};
-use crate::remote::RemoteError;
+use crate::remote::{LinkEvent, Notice, RemoteError};
 use crate::run_record::{self, RunRecord};
 use crate::schedule::retry;
 use crate::session::Session;
@@ -40,7 +40,8 @@ pub fn run(config: &Path, args: &BackupArgs) -> Result<u8> {
     let mut before_failed = Vec::new();
     let outcome = locked(&inst, || {
         before_failed = hooks::run_all(&inst.config.hooks, Stage::Before, &[], &sink);
-        let once = || backup_with_retry(config, args, before_failed.clone());
+        let log = args.scheduled.then(|| inst.log_path());
+        let once = || backup_with_retry(config, args, before_failed.clone(), log.clone());
         // A scheduled run that fails on the link tries again later in the night.
         let outcome = if args.scheduled {
             let until = inst.config.network.retry_until()?;
@@ -190,20 +191,23 @@ fn locked<T>(inst: &Installation, f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
+/// One backup; `log`: the scheduled run's log, which hears of the link too.
 fn backup_with_retry(
     config: &Path,
     args: &BackupArgs,
     hooks_failed: Vec<Failure>,
+    log: Option<PathBuf>,
 ) -> Result<Report> {
-    let session = Session::open(config)?;
-    if args.scheduled {
-        // "link lost, retrying" and "link back" in the log too.
-        let log = session.inst.log_path();
-        session.remote.on_link(Arc::new(move |e| {
+    let notice: Notice = match log {
+        // "link down", "link lost, retrying" and "link back" in the log too.
+        Some(log) => Arc::new(move |e: &LinkEvent| {
             errln!("coffre: {e}");
             run_record::log(&log, &e.to_string());
-        }));
-    }
+        }),
+        None => crate::session::stderr_notice(),
+    };
+    // A link down at the start is waited for as a lost one is.
+    let session = Session::open_waiting(config, notice)?;
     let c = &session.inst.config;
     let mut excludes = c.exclude.clone();
     excludes.extend(args.exclude.iter().cloned());

@@ -36,7 +36,7 @@ const BUFFER: usize = 1 << 20;
 
 /// Runs `coffre dump`.
 pub fn run(config: &Path, args: &DumpArgs) -> Result<()> {
-    let session = Session::open(config)?;
+    let session = Session::open_waiting(config, crate::session::stderr_notice())?;
     let snap = session.resolve(&args.snapshot, args.device.as_deref())?;
     let id = ChunkId::from_bytes(snap.id);
     let manifest = session.manifest(&id)?;

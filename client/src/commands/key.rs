@@ -46,7 +46,7 @@ pub fn run(config_path: &Path, cmd: &KeyCommand) -> Result<()> {
 fn passwd(config_path: &Path, args: &KeyPasswdArgs) -> Result<()> {
     let inst = Installation::load(config_path)?;
     let rt = runtime()?;
-    let (remote, creds) = credential::connect(&inst, &rt)?;
+    let (remote, creds) = credential::connect(&inst, &rt, &credential::AtStart::FailFast)?;
     let changed = rt.block_on(change(&remote, &creds.master, args));
     let subscriber = remote.subscriber.clone();
     rt.block_on(remote.close());

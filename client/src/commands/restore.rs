@@ -14,7 +14,7 @@ use crate::session::Session;
 /// Runs `coffre restore`; exit status 1 if some files could not be
 /// restored, 130 if interrupted (Ctrl-C, SIGTERM).
 pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
-    let session = Session::open(config)?;
+    let session = Session::open_waiting(config, crate::session::stderr_notice())?;
     let snap = session.resolve(&args.snapshot, args.device.as_deref())?;
     let id = ChunkId::from_bytes(snap.id);
     if !args.json {

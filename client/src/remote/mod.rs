@@ -24,7 +24,9 @@ use coffre_core::ChunkId;
 use coffre_proto::{ChunkState, ErrorCode, ErrorReply, Request, Response, Role, SnapshotEntry};
 
 pub use dial::client_config;
-pub(crate) use reconnect::{span, Backoff, LinkEvent, Notice, SecretSource};
+pub(crate) use reconnect::{
+    keep_trying, link_down, span, Backoff, GaveUp, LinkEvent, Notice, SecretSource,
+};
 
 use dial::dial;
 use reconnect::{ended, Ended, Link};
@@ -69,6 +71,21 @@ pub enum RemoteError {
         /// The last attempt's failure.
         detail: String,
     },
+    /// The link was down when the command started and did not come up
+    /// within the patience (`[network] reconnect_for`).
+    #[error(
+        "cannot reach the coffre server at {server}, tried for {} ({detail}): check this PC's \
+         network connection and that the server is running, then run the command again",
+        span(*.patience)
+    )]
+    NotReached {
+        /// The address dialled.
+        server: String,
+        /// How long the command kept trying.
+        patience: Duration,
+        /// The last attempt's failure.
+        detail: String,
+    },
 }
 
 impl RemoteError {
@@ -88,7 +105,8 @@ impl RemoteError {
         match self {
             RemoteError::Unreachable { .. }
             | RemoteError::Connection(_)
-            | RemoteError::LinkDown { .. } => true,
+            | RemoteError::LinkDown { .. }
+            | RemoteError::NotReached { .. } => true,
             RemoteError::Refused(r) => r.code == ErrorCode::Busy,
             RemoteError::CertificateMismatch { .. } => false,
         }

@@ -35,8 +35,15 @@
 //! - **Told.** A [`LinkEvent`] goes to the notice callback when the link is
 //!   lost and when it is back; the command decides where it shows (stderr,
 //!   above the progress bar, the scheduled run's log).
+//! - **Down from the start.** A backup, restore or dump that starts while
+//!   the link is down (the router still rebooting at 02:00) waits for it
+//!   the same way: `credential::connect` dials through [`keep_trying`],
+//!   the loop [`Link::recover`] runs, with the same back-off and patience,
+//!   and tells [`LinkEvent::Down`] then [`LinkEvent::Back`]. Quick
+//!   commands (`snapshots`, `status`...) fail at once.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -64,6 +71,14 @@ pub enum LinkEvent {
         /// How long the run keeps trying.
         patience: Duration,
     },
+    /// The link was down when the command started (the first dial got no
+    /// answer); it is being dialled again for up to `patience`.
+    Down {
+        /// What happened ("no answer within 15 s").
+        cause: String,
+        /// How long the command keeps trying.
+        patience: Duration,
+    },
     /// The link is back, after `after` of trying.
     Back {
         /// From the loss to the new connection.
@@ -77,6 +92,11 @@ impl fmt::Display for LinkEvent {
             LinkEvent::Lost { cause, patience } => write!(
                 f,
                 "link lost ({cause}), retrying (for up to {})",
+                span(*patience)
+            ),
+            LinkEvent::Down { cause, patience } => write!(
+                f,
+                "link down ({cause}), retrying (for up to {})",
                 span(*patience)
             ),
             LinkEvent::Back { after } => write!(f, "link back after {} s", after.as_secs()),
@@ -131,6 +151,64 @@ impl Backoff {
         self.step = (self.step * 2).min(self.max);
         wait
     }
+}
+
+/// Why [`keep_trying`] stopped without a connection.
+#[derive(Debug)]
+pub(crate) enum GaveUp<E> {
+    /// A failure that trying again would not change (a refusal, another
+    /// certificate than the pinned one).
+    Final(E),
+    /// The patience was spent; the last attempt's failure.
+    Spent(E),
+}
+
+/// Runs `attempt` until it succeeds, fails in a way `again` does not pass,
+/// or no next attempt would start within `patience` (from the first): the
+/// waits between attempts are a [`Backoff`] of 0.5 s doubling to 10 s. Each
+/// failure tried again is given to `retrying` first (the first one's
+/// notice). The one loop of a redial ([`Link::recover`]) and of a first
+/// dial that waits for the link (`credential::connect`); a zero patience
+/// makes one attempt.
+pub(crate) async fn keep_trying<T, E, F, Fut>(
+    patience: Duration,
+    again: impl Fn(&E) -> bool,
+    mut attempt: F,
+    mut retrying: impl FnMut(&E),
+) -> Result<T, GaveUp<E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let start = tokio::time::Instant::now();
+    let mut backoff = Backoff::new(FIRST_WAIT, MAX_WAIT);
+    loop {
+        let error = match attempt().await {
+            Ok(t) => return Ok(t),
+            Err(e) => e,
+        };
+        if !again(&error) {
+            return Err(GaveUp::Final(error));
+        }
+        let wait = backoff.next_wait();
+        if start.elapsed() + wait >= patience {
+            return Err(GaveUp::Spent(error));
+        }
+        retrying(&error);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Whether a first dial's failure is the link's, worth waiting for: no
+/// answer (or no address: the router is not up yet), or a handshake that
+/// broke. A refusal (revoked, superseded, a full quota), a busy server
+/// (`credential::patiently` waits for it on its own terms) or another
+/// certificate than the pinned one is final.
+pub(crate) fn link_down(e: &RemoteError) -> bool {
+    matches!(
+        e,
+        RemoteError::Unreachable { .. } | RemoteError::Connection(_)
+    )
 }
 
 /// The connection now, and how to get another.
@@ -299,38 +377,29 @@ impl Link {
             patience,
         });
         let start = tokio::time::Instant::now();
-        let mut backoff = Backoff::new(FIRST_WAIT, MAX_WAIT);
-        let failed = loop {
-            let error = match self.dial_now().await {
-                Ok(d) if d.version != self.version => RemoteError::Connection(format!(
-                    "the server changed its protocol version during the run ({} to {}): \
-                     it was upgraded",
-                    self.version, d.version
-                )),
-                Ok(d) => {
-                    let mut s = self.state.lock().unwrap();
-                    s.endpoint = d.endpoint;
-                    s.conn = d.conn;
-                    s.generation += 1;
-                    drop(s);
-                    self.tell(&LinkEvent::Back {
-                        after: start.elapsed(),
-                    });
-                    return Ok(());
-                }
-                Err(e) => e,
-            };
-            if !passing(&error) {
-                break error;
+        let failed = match keep_trying(patience, passing, || self.dial_now(), |_| {}).await {
+            // Final: the run chose its requests by the first version.
+            Ok(d) if d.version != self.version => RemoteError::Connection(format!(
+                "the server changed its protocol version during the run ({} to {}): \
+                 it was upgraded",
+                self.version, d.version
+            )),
+            Ok(d) => {
+                let mut s = self.state.lock().unwrap();
+                s.endpoint = d.endpoint;
+                s.conn = d.conn;
+                s.generation += 1;
+                drop(s);
+                self.tell(&LinkEvent::Back {
+                    after: start.elapsed(),
+                });
+                return Ok(());
             }
-            let wait = backoff.next_wait();
-            if start.elapsed() + wait >= patience {
-                break RemoteError::LinkDown {
-                    patience,
-                    detail: error.to_string(),
-                };
-            }
-            tokio::time::sleep(wait).await;
+            Err(GaveUp::Final(e)) => e,
+            Err(GaveUp::Spent(e)) => RemoteError::LinkDown {
+                patience,
+                detail: e.to_string(),
+            },
         };
         self.state.lock().unwrap().down = Some(failed.clone());
         Err(failed)
@@ -408,8 +477,85 @@ mod tests {
             after: Duration::from_millis(93_400),
         };
         assert_eq!(back.to_string(), "link back after 93 s");
+        let down = LinkEvent::Down {
+            cause: "no answer within 15 s".into(),
+            patience: Duration::from_secs(600),
+        };
+        assert_eq!(
+            down.to_string(),
+            "link down (no answer within 15 s), retrying (for up to 10 min)"
+        );
         assert_eq!(span(Duration::from_secs(90)), "90 s");
         assert_eq!(span(Duration::from_secs(150)), "3 min");
+    }
+
+    #[test]
+    fn keep_trying_retries_what_it_is_told_to_within_the_patience_and_nothing_else() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let unreachable = || RemoteError::Unreachable {
+            server: "s:1".into(),
+            detail: "no answer within 2 s".into(),
+        };
+        // Two failures of the link, then an answer: three attempts, two
+        // told.
+        let (mut attempts, mut told) = (0, 0);
+        let got = rt.block_on(keep_trying(
+            Duration::from_secs(30),
+            link_down,
+            || {
+                attempts += 1;
+                let n = attempts;
+                async move {
+                    if n < 3 {
+                        Err(unreachable())
+                    } else {
+                        Ok(n)
+                    }
+                }
+            },
+            |_| told += 1,
+        ));
+        assert_eq!(got.unwrap(), 3);
+        assert_eq!(told, 2);
+        // A refusal: one attempt, final.
+        let mut attempts = 0;
+        let got: Result<(), _> = rt.block_on(keep_trying(
+            Duration::from_secs(30),
+            link_down,
+            || {
+                attempts += 1;
+                async {
+                    Err(RemoteError::Refused(ErrorReply {
+                        code: ErrorCode::Revoked,
+                        message: String::new(),
+                        used: 0,
+                        quota: 0,
+                    }))
+                }
+            },
+            |_| {},
+        ));
+        assert!(matches!(got, Err(GaveUp::Final(RemoteError::Refused(_)))));
+        assert_eq!(attempts, 1);
+        // No patience: one attempt, spent.
+        let mut attempts = 0;
+        let got: Result<(), _> = rt.block_on(keep_trying(
+            Duration::ZERO,
+            link_down,
+            || {
+                attempts += 1;
+                async { Err(unreachable()) }
+            },
+            |_| panic!("nothing is tried again"),
+        ));
+        assert!(matches!(
+            got,
+            Err(GaveUp::Spent(RemoteError::Unreachable { .. }))
+        ));
+        assert_eq!(attempts, 1);
     }
 
     #[test]
@@ -428,6 +574,10 @@ mod tests {
         }));
         assert!(passing(&RemoteError::Connection("reset".into())));
         assert!(passing(&refused(ErrorCode::Busy)));
+        // At the start, a busy server is credential::patiently's to wait for.
+        assert!(link_down(&RemoteError::Connection("reset".into())));
+        assert!(!link_down(&refused(ErrorCode::Busy)));
+        assert!(!link_down(&refused(ErrorCode::Revoked)));
         assert!(!passing(&refused(ErrorCode::Revoked)));
         assert!(!passing(&refused(ErrorCode::Superseded)));
         assert!(!passing(&refused(ErrorCode::QuotaExceeded)));
