@@ -1,7 +1,8 @@
 //! A restore fetches each chunk once (docs/decisions.md, "Restore fetches
 //! each chunk once"), end to end: the real daemon on loopback, the real
 //! `coffre` program. A tree with the same PDF in three folders, the same
-//! small note in three folders, and a database beside an edited copy of it
+//! small note in three folders, a database beside an edited copy of it, and
+//! a disk image that repeats itself
 //! comes back byte for byte while the client receives about what the server
 //! stores once (the packs' bytes), not what the files add up to; a restore
 //! killed midway and run again still does; and a first copy damaged on disk
@@ -31,7 +32,8 @@ struct World {
 }
 
 /// A PC whose tree repeats itself: `db` MiB of database and its edited
-/// copy, a 5 MiB PDF and a 100 KiB note in three folders each, 2 MiB alone.
+/// copy, a 5 MiB PDF and a 100 KiB note in three folders each, a disk image
+/// of four times the same 2 MiB, 2 MiB alone.
 /// Returns the world and the snapshot's id.
 fn world(db: usize) -> (World, String) {
     let work = tempfile::tempdir().unwrap();
@@ -53,6 +55,8 @@ fn world(db: usize) -> (World, String) {
     }
     fs::write(root.join("compta-copie.db"), &base).unwrap();
     fs::write(root.join("unique.bin"), random_bytes(2 * MIB, 4)).unwrap();
+    // A disk image repeating itself: its chunks recur within the one file.
+    fs::write(root.join("disque.img"), random_bytes(2 * MIB, 5).repeat(4)).unwrap();
     let server = Server::start();
     let pc = Client::new();
     pc.enrol(
@@ -139,11 +143,12 @@ fn identical_and_shared_files_come_back_with_each_chunk_fetched_once() {
     let target = w.work.path().join("t");
     let report = w.restore(&snap[..12], &target);
     assert_same_tree(&w.root, &target.join("pc"));
-    assert_eq!(report["files"], 9, "{report}");
+    assert_eq!(report["files"], 10, "{report}");
     assert_eq!(report["failed"].as_array().unwrap().len(), 0, "{report}");
     w.assert_fetched_once(&report);
-    // Two copies of the PDF (5 chunks or so each) and most of the edited
-    // database were read back; the notes came in one group request once.
+    // Two copies of the PDF (5 chunks or so each), most of the edited
+    // database and three quarters of the disk image were read back; the
+    // notes came in one group request once.
     let copied = report["chunks_copied"].as_u64().unwrap();
     assert!(copied >= 10, "{report}");
     assert!(

@@ -2,8 +2,8 @@
 //! written through the confined writer (target.rs), largest first, small
 //! files of one chunk in groups (one `GetChunks`, one blocking hop).
 
-use std::collections::{HashMap, VecDeque};
-use std::io::Write;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -409,6 +409,11 @@ async fn restore_file(
     let mut pending = VecDeque::new();
     let mut next = ids.iter().peekable();
     let mut written = 0u64;
+    // The chunks this file holds more than once (and no other file owns):
+    // fetched at their first place, read back from it at the others.
+    let repeated = repeated_in(&ctx.sharing, index, ids);
+    let mut seen: HashSet<ChunkId> = HashSet::new();
+    let mut places: HashMap<ChunkId, (u64, usize)> = HashMap::new();
     loop {
         while pending.len() < WINDOW {
             let Some(&&id) = next.peek() else { break };
@@ -424,14 +429,20 @@ async fn restore_file(
                 }
             };
             next.next();
+            // A chunk met again in this file is read back from what this
+            // file wrote of it, when its turn to be written comes.
+            let again = repeated.contains(&id) && !seen.insert(id);
             let ctx = ctx.clone();
             pending.push_back(tokio::spawn(async move {
+                if again {
+                    return Ok((id, None, permit));
+                }
                 // Opened here, so the chunks of a file decrypt in parallel; a
                 // blob that fails to open is looked for in the chunk's other
                 // copies (copies.rs) before it counts as damage. A chunk
                 // another file owns is read back from it (shared.rs).
                 let data = get_chunk(&ctx, index, id).await?;
-                Ok::<_, anyhow::Error>((id, data, permit))
+                Ok::<_, anyhow::Error>((id, Some(data), permit))
             }));
         }
         let Some(task) = pending.pop_front() else {
@@ -445,6 +456,37 @@ async fn restore_file(
                     target.temps.discard(f);
                 }
                 return Err(e);
+            }
+        };
+        let data = match data {
+            Some(d) => d,
+            None => {
+                let mut got = None;
+                match (places.get(&id).copied(), file.take()) {
+                    (Some((offset, len)), Some(f)) => {
+                        let (k, t) = (ctx.keys.clone(), target.clone());
+                        let (f, d) =
+                            blocking(move || read_own(&t, f, offset, len, &k, &id)).await?;
+                        file = Some(f);
+                        got = d;
+                    }
+                    (_, f) => file = f,
+                }
+                match got {
+                    Some(d) => {
+                        ctx.sharing.copied_one();
+                        d
+                    }
+                    None => match get_chunk(ctx, index, id).await {
+                        Ok(d) => d,
+                        Err(e) => {
+                            if let Some(f) = file.take() {
+                                target.temps.discard(f);
+                            }
+                            return Err(e);
+                        }
+                    },
+                }
             }
         };
         let last = pending.is_empty() && next.peek().is_none();
@@ -483,6 +525,9 @@ async fn restore_file(
         })
         .await?;
         file = f;
+        if repeated.contains(&id) {
+            places.entry(id).or_insert((written, n as usize));
+        }
         written += n;
         progress.inc(n);
     }
@@ -505,6 +550,40 @@ async fn restore_file(
         .await?;
     }
     Ok(())
+}
+
+/// The chunks `ids` of file `index` holds more than once and no other file
+/// owns.
+fn repeated_in(sharing: &Sharing, index: usize, ids: &[ChunkId]) -> HashSet<ChunkId> {
+    let mut once = HashSet::new();
+    ids.iter()
+        .filter(|id| !sharing.borrows(index, id) && !once.insert(**id))
+        .copied()
+        .collect()
+}
+
+/// `len` bytes at `offset` of the temporary file being written, if they are
+/// chunk `id` (keyed BLAKE3); the file is given back with its position at
+/// its end, where writing goes on (or discarded if that fails).
+fn read_own(
+    target: &Target,
+    mut temp: TempFile,
+    offset: u64,
+    len: usize,
+    keys: &Keys,
+    id: &ChunkId,
+) -> Result<(TempFile, Option<Vec<u8>>)> {
+    let mut data = vec![0; len];
+    let read = temp
+        .file
+        .seek(SeekFrom::Start(offset))
+        .and_then(|_| temp.file.read_exact(&mut data));
+    if let Err(e) = temp.file.seek(SeekFrom::End(0)) {
+        target.temps.discard(temp);
+        return Err(e).context("reading back a chunk of the file being written");
+    }
+    let good = read.is_ok() && ChunkId::compute(keys, &data) == *id;
+    Ok((temp, good.then_some(data)))
 }
 
 /// Runs file system work on the blocking pool.

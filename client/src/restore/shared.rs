@@ -19,9 +19,10 @@
 //! - A file already in place (an interrupted restore run again) owns its
 //!   chunks too: when another file needs one, it is read once and cut again
 //!   with the backup's chunker to find where its chunks lie, each checked by
-//!   its id.
-//! - Not covered: a chunk repeated within one file and nowhere else is
-//!   fetched at each place, as before.
+//!   its id (up to the last of them it owns).
+//! - A chunk repeated within one file (and no other file's) is fetched at
+//!   its first place and read back from the file's temporary file at the
+//!   others, checked the same way (download.rs).
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -60,6 +61,9 @@ struct Source {
     places: Mutex<HashMap<ChunkId, (u64, usize)>>,
     /// A file in place is cut into chunks once, when first needed.
     indexed: OnceLock<()>,
+    /// How many shared chunks it owns (cutting a file in place stops once
+    /// all are found).
+    owned: usize,
 }
 
 /// What one file of the restore owns and borrows.
@@ -145,12 +149,14 @@ impl Sharing {
                     state: watch::channel(state).0,
                     places: Mutex::new(HashMap::new()),
                     indexed: OnceLock::new(),
+                    owned: 0,
                 });
                 if let Some(t) = todo_index {
                     sharing.roles[t].own = Some(s);
                 }
             }
             sharing.owner.insert(id, s);
+            sharing.sources[s].owned += 1;
         }
         for (t, todo) in todo.iter().enumerate() {
             let own = sharing.roles[t].own;
@@ -267,7 +273,7 @@ impl Sharing {
         if ChunkId::compute(keys, &data) != *id {
             return None;
         }
-        self.copied.fetch_add(1, Ordering::Relaxed);
+        self.copied_one();
         Some(data)
     }
 
@@ -281,7 +287,10 @@ impl Sharing {
         let mut chunker = Chunker::new(file, keys.gear(), Some(size));
         let mut offset = 0u64;
         let mut found = HashMap::new();
-        while let Ok(Some(chunk)) = chunker.next_chunk() {
+        while found.len() < source.owned {
+            let Ok(Some(chunk)) = chunker.next_chunk() else {
+                break;
+            };
             let id = ChunkId::compute(keys, &chunk);
             if self.owner.get(&id) == Some(&s) {
                 found.entry(id).or_insert((offset, chunk.len()));
@@ -290,6 +299,11 @@ impl Sharing {
         }
         let mut places = source.places.lock().unwrap_or_else(|e| e.into_inner());
         places.extend(found);
+    }
+
+    /// A chunk was read back instead of downloaded.
+    pub fn copied_one(&self) {
+        self.copied.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A blob of `bytes` was downloaded.
