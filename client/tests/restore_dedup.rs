@@ -151,9 +151,13 @@ fn identical_and_shared_files_come_back_with_each_chunk_fetched_once() {
     // notes came in one group request once.
     let copied = report["chunks_copied"].as_u64().unwrap();
     assert!(copied >= 10, "{report}");
-    assert!(
-        report["received_bytes"].as_u64().unwrap() < logical * 2 / 3,
-        "{report}"
+    let received = report["received_bytes"].as_u64().unwrap();
+    assert!(received < logical * 2 / 3, "{report}");
+    // The figures of docs/performance.md (`-- --nocapture`).
+    eprintln!(
+        "restore: {logical} bytes of files, {stored} bytes stored, {received} received, \
+         {} chunks downloaded, {copied} read back",
+        report["chunks_downloaded"]
     );
 }
 
@@ -252,7 +256,7 @@ fn a_first_copy_damaged_on_disk_is_not_copied_into_the_others() {
     // The chunks of the damaged file that still check were read back from
     // it; the damaged one (two if the damage moved a cut) was fetched for
     // each copy, which both borrow from the file in place.
-    assert!(report["chunks_copied"].as_u64().unwrap() >= 4, "{report}");
+    assert!(report["chunks_copied"].as_u64().unwrap() >= 2, "{report}");
     let fetched = report["chunks_downloaded"].as_u64().unwrap();
     assert!((1..=4).contains(&fetched), "{report}");
 }
