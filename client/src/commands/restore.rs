@@ -64,6 +64,10 @@ pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
             "stale_temporary_files_removed": report.stale_removed,
             "failed": report.failed.iter().map(|(p, e)| serde_json::json!({"path": p.display().to_string(), "error": e})).collect::<Vec<_>>(),
             "seconds": report.duration.as_secs_f64(),
+            "chunks_downloaded": report.chunks_downloaded,
+            "chunk_bytes_downloaded": report.chunk_bytes_downloaded,
+            "chunks_copied": report.chunks_copied,
+            "received_bytes": report.received_bytes,
         });
         outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {

@@ -17,6 +17,10 @@
 //!   `--overwrite`. A link or file standing where the snapshot has a folder
 //!   is never entered: without `--overwrite` that folder is reported and the
 //!   rest restored; with it, the link itself is replaced by a folder.
+//! - A chunk several files share (identical files, an edited copy) is
+//!   downloaded once: the first file that has it writes it, the others read
+//!   it back from that file and check it by its id, or download it if it
+//!   does not check (shared.rs).
 //! - A file that cannot be restored (a damaged chunk on the server, a
 //!   damaged entry) is reported; the others are restored.
 //! - Ctrl-C or SIGTERM removes the temporary files and exits 130
@@ -31,11 +35,13 @@ pub(crate) use download::WINDOW;
 pub mod interrupt;
 pub mod names;
 mod plan;
+mod shared;
 mod target;
 mod temp;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +53,7 @@ use crate::session::Session;
 use crate::trees::{self, Found, Trees};
 use download::Todo;
 use plan::{Item, Planner, Selection};
+use shared::Sharing;
 use target::{Existing, Target};
 
 /// What to restore where.
@@ -90,6 +97,15 @@ pub struct Report {
     /// Stopped by Ctrl-C or SIGTERM: the temporary files were removed and
     /// what is counted above is what was restored before.
     pub interrupted: bool,
+    /// Chunks downloaded (each distinct chunk at most once, shared.rs).
+    pub chunks_downloaded: u64,
+    /// Bytes of the blobs downloaded.
+    pub chunk_bytes_downloaded: u64,
+    /// Chunks read back from a file already restored instead.
+    pub chunks_copied: u64,
+    /// Bytes received from the server during the restore (listings,
+    /// chunks and protocol, as the link's meter counts them).
+    pub received_bytes: u64,
 }
 
 /// What a folder of the plan is in the target, before anything is written.
@@ -108,6 +124,7 @@ enum DirState {
 /// Restores `snapshot` as `opts` says.
 pub fn run(session: &Session, snapshot: &ChunkId, opts: &Options) -> Result<Report> {
     let started = Instant::now();
+    let received = crate::limits::current().received_meter().bytes();
     let manifest = session.manifest(snapshot)?;
     let selection = Selection::new(&opts.include, &opts.exclude)?;
     let mut trees = Trees::new(session);
@@ -196,6 +213,7 @@ pub fn run(session: &Session, snapshot: &ChunkId, opts: &Options) -> Result<Repo
         states.insert(d.rel.clone(), state);
     }
     let mut todo = Vec::new();
+    let mut in_place = Vec::new();
     let mut conflicts = Vec::new();
     for f in plan.files {
         match state_of(&states, &f.rel) {
@@ -212,7 +230,12 @@ pub fn run(session: &Session, snapshot: &ChunkId, opts: &Options) -> Result<Repo
                 Ok(Existing::File { size, mtime })
                     if size == f.entry.size && mtime == f.entry.mtime =>
                 {
-                    report.already += 1
+                    report.already += 1;
+                    // Its chunks may serve the files still to restore
+                    // (read back and checked, shared.rs).
+                    if let Content::File(ids) = f.entry.content {
+                        in_place.push((f.rel, size, ids));
+                    }
                 }
                 Ok(Existing::Dir) => conflicts.push(f.rel),
                 Ok(_) if opts.overwrite => todo.push(Todo {
@@ -294,10 +317,14 @@ pub fn run(session: &Session, snapshot: &ChunkId, opts: &Options) -> Result<Repo
     todo.sort_by_key(|t| std::cmp::Reverse(t.entry.size));
     let total: u64 = todo.iter().map(|t| t.entry.size).sum();
     let progress = Progress::bytes(total, "restore", opts.progress);
+    // Which chunks several files share: fetched once, read back by the others.
+    let sharing = Arc::new(Sharing::plan(&in_place, &todo));
+    drop(in_place);
     let downloads = download::restore_files(
         target.clone(),
         session.remote.clone(),
         session.keys.clone(),
+        sharing.clone(),
         todo,
         progress.clone(),
     );
@@ -308,6 +335,13 @@ pub fn run(session: &Session, snapshot: &ChunkId, opts: &Options) -> Result<Repo
         }
     });
     progress.finish();
+    report.chunks_downloaded = sharing.fetched.load(Ordering::Relaxed);
+    report.chunk_bytes_downloaded = sharing.fetched_bytes.load(Ordering::Relaxed);
+    report.chunks_copied = sharing.copied.load(Ordering::Relaxed);
+    report.received_bytes = crate::limits::current()
+        .received_meter()
+        .bytes()
+        .saturating_sub(received);
     let Some(results) = results else {
         // The downloads were dropped; a file task still on the blocking pool
         // can no longer create a temporary file once the registry is closed.

@@ -153,6 +153,28 @@ impl Target {
         self.temps.create(&dir, name)
     }
 
+    /// Opens the file `rel` for reading, not following a link at any step
+    /// (a file restored earlier, to read a shared chunk back: shared.rs).
+    pub fn open_read(&self, rel: &Path) -> io::Result<std::fs::File> {
+        let (parent, name) = split(rel)?;
+        let mut options = OpenOptions::new();
+        options.read(true).follow(FollowSymlinks::No);
+        // A FIFO planted at the name must not block the open.
+        #[cfg(unix)]
+        cap_std::fs::OpenOptionsExt::custom_flags(
+            &mut options,
+            rustix::fs::OFlags::NONBLOCK.bits() as i32,
+        );
+        let file = self.dir(parent)?.open_with(name, &options)?.into_std();
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        Ok(file)
+    }
+
     /// Gives a written temporary file the entry's mtime, then its owner and
     /// mode (all on the open handle), then its final name `rel`.
     pub fn finish(&self, temp: TempFile, rel: &Path, entry: &Entry) -> io::Result<()> {

@@ -119,7 +119,10 @@ impl Registry {
     /// restore is interrupted.
     pub fn create(&self, dir: &Arc<Dir>, final_name: &OsStr) -> io::Result<TempFile> {
         let mut options = OpenOptions::new();
+        // Readable too: a chunk repeated within the file is read back from
+        // its first place (download.rs).
         options
+            .read(true)
             .write(true)
             .create_new(true)
             .follow(FollowSymlinks::No);
