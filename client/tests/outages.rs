@@ -18,6 +18,7 @@
 mod support;
 
 use std::fs;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,33 @@ struct Setup {
 }
 
 impl Setup {
+    /// Restores `snapshot` into a new folder: the data, byte for byte.
+    fn assert_restores(&self, snapshot: &str) {
+        let target = tempfile::tempdir().unwrap();
+        self.client.restore_to(snapshot, target.path());
+        self.assert_restored(target.path());
+    }
+
+    /// The data, byte for byte, restored into `target`.
+    fn assert_restored(&self, target: &Path) {
+        let restored = target.join(self.data.path().strip_prefix("/").unwrap());
+        assert_same_tree(self.data.path(), &restored);
+    }
+
+    /// `coffre restore SNAPSHOT --target TARGET`, started with a patience of 60 s.
+    fn spawn_restore(&self, snapshot: &str, target: &Path) -> Child {
+        self.spawn(
+            &[
+                "restore",
+                snapshot,
+                "--target",
+                target.to_str().unwrap(),
+                "--quiet",
+            ],
+            "60s",
+        )
+    }
+
     /// 48 MB that does not compress, in files of 1 to 8 MB.
     fn new() -> Setup {
         let server = Server::start();
@@ -253,11 +281,7 @@ fn an_outage_longer_than_the_patience_fails_clearly_and_the_rerun_sends_only_wha
         "the rerun sent {sent} bytes of blobs after {first} crossed in the first run"
     );
 
-    let target = tempfile::tempdir().unwrap();
-    s.client
-        .restore_to(report["snapshot"].as_str().unwrap(), target.path());
-    let restored = target.path().join(s.data.path().strip_prefix("/").unwrap());
-    assert_same_tree(s.data.path(), &restored);
+    s.assert_restores(report["snapshot"].as_str().unwrap());
 }
 
 #[test]
@@ -268,16 +292,7 @@ fn a_restore_across_an_outage_finishes_byte_identical() {
     s.relay.set_profile(Profile::parse(LINE).unwrap());
     let target = tempfile::tempdir().unwrap();
     let start = s.crossed_down();
-    let run = s.spawn(
-        &[
-            "restore",
-            &snapshot,
-            "--target",
-            target.path().to_str().unwrap(),
-            "--quiet",
-        ],
-        "60s",
-    );
+    let run = s.spawn_restore(&snapshot, target.path());
     wait_for(
         "a third of the data to come back",
         Duration::from_secs(120),
@@ -289,8 +304,7 @@ fn a_restore_across_an_outage_finishes_byte_identical() {
     let err = stderr(&out);
     assert!(err.contains("link lost (timed out), retrying"), "{err}");
     assert!(err.contains("link back after"), "{err}");
-    let restored = target.path().join(s.data.path().strip_prefix("/").unwrap());
-    assert_same_tree(s.data.path(), &restored);
+    s.assert_restored(target.path());
 }
 
 #[test]
@@ -402,11 +416,7 @@ fn a_backup_that_starts_while_the_link_is_down_waits_for_it_and_completes() {
     assert_eq!(err.matches("link down").count(), 1, "{err}");
     assert_eq!(u(&report["outages"]), 0, "no loss during the run: {report}");
 
-    let target = tempfile::tempdir().unwrap();
-    s.client
-        .restore_to(report["snapshot"].as_str().unwrap(), target.path());
-    let restored = target.path().join(s.data.path().strip_prefix("/").unwrap());
-    assert_same_tree(s.data.path(), &restored);
+    s.assert_restores(report["snapshot"].as_str().unwrap());
 }
 
 #[test]
@@ -416,16 +426,7 @@ fn a_restore_that_starts_while_the_link_is_down_waits_for_it_and_completes() {
     let snapshot = s.client.backup_id();
     s.relay.set_down(true);
     let target = tempfile::tempdir().unwrap();
-    let run = s.spawn(
-        &[
-            "restore",
-            &snapshot,
-            "--target",
-            target.path().to_str().unwrap(),
-            "--quiet",
-        ],
-        "60s",
-    );
+    let run = s.spawn_restore(&snapshot, target.path());
     std::thread::sleep(Duration::from_secs(3));
     s.relay.set_down(false);
     let out = finish(run);
@@ -433,8 +434,7 @@ fn a_restore_that_starts_while_the_link_is_down_waits_for_it_and_completes() {
     let err = stderr(&out);
     assert!(err.contains(&down_notice("60 s")), "{err}");
     assert!(err.contains("coffre: link back after "), "{err}");
-    let restored = target.path().join(s.data.path().strip_prefix("/").unwrap());
-    assert_same_tree(s.data.path(), &restored);
+    s.assert_restored(target.path());
 }
 
 #[test]

@@ -25,7 +25,7 @@ use coffre_core::benchmark::random_bytes;
 use coffre_core::{BlobKind, ChunkId, Keys, Manifest, Sealer, Timestamp};
 use coffre_proto::{Request, Response};
 use coffre_store::Role;
-use support::{assert_same_tree, Client, Server};
+use support::{assert_same_tree, temp_files, Client, Server};
 
 const QUOTA: u64 = 10 << 30;
 
@@ -505,26 +505,6 @@ fn include_and_exclude_choose_what_comes_back() {
         .join(root.strip_prefix("/").unwrap())
         .join("b.txt")
         .exists());
-}
-
-/// Every temporary name left under `dir`.
-fn temp_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                todo.push(p);
-            } else if p.to_string_lossy().contains(".coffre-restore") {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// Starts a restore of a large file and waits until its temporary file

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use coffre_core::benchmark::random_bytes;
 use coffre_store::Role;
-use support::{assert_same_tree, stored_packs, Client, Server};
+use support::{assert_same_tree, stored_packs, temp_files, Client, Server};
 
 const QUOTA: u64 = 10 << 30;
 const MIB: usize = 1 << 20;
@@ -159,26 +159,6 @@ fn identical_and_shared_files_come_back_with_each_chunk_fetched_once() {
          {} chunks downloaded, {copied} read back",
         report["chunks_downloaded"]
     );
-}
-
-/// Every temporary name left under `dir`.
-fn temp_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                todo.push(p);
-            } else if p.to_string_lossy().contains(".coffre-restore") {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[test]

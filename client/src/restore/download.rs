@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use coffre_core::{blob, BlobKind, ChunkId, Content, Entry, Keys};
+use coffre_core::{blob, BlobKind, ChunkId, Content, Keys};
 
+use super::plan::Todo;
 use super::shared::{Settle, Sharing};
 use super::target::Target;
 use super::temp::TempFile;
@@ -40,15 +41,6 @@ const GROUP_BYTES: u64 = 2 * 1024 * 1024;
 
 /// A file's outcome: its path below the target, its size, and how it went.
 pub type Outcome = (PathBuf, u64, Result<()>);
-
-/// A file to write.
-#[derive(Debug)]
-pub struct Todo {
-    /// Its path below the target.
-    pub rel: PathBuf,
-    /// What the snapshot says of it.
-    pub entry: Entry,
-}
 
 /// What every file task of a restore shares.
 #[derive(Clone)]

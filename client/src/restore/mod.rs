@@ -51,7 +51,7 @@ use coffre_core::{ChunkId, Content};
 use crate::progress::Progress;
 use crate::session::Session;
 use crate::trees::{self, Found, Trees};
-use download::Todo;
+use plan::Todo;
 use plan::{Item, Planner, Selection};
 use shared::Sharing;
 use target::{Existing, Target};

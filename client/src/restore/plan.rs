@@ -221,3 +221,12 @@ impl<'a, 't> Planner<'a, 't> {
         }
     }
 }
+
+/// A file to write: what the plan hands to the downloads.
+#[derive(Debug)]
+pub struct Todo {
+    /// Its path below the target.
+    pub rel: PathBuf,
+    /// What the snapshot says of it.
+    pub entry: Entry,
+}

@@ -34,7 +34,7 @@ use coffre_core::chunker::Chunker;
 use coffre_core::{ChunkId, Content, Keys};
 use tokio::sync::watch;
 
-use super::download::Todo;
+use super::plan::Todo;
 use super::target::Target;
 
 /// Whether an owner's chunks can be read back yet.

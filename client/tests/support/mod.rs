@@ -340,3 +340,23 @@ pub fn subscriber_keys(
         .unwrap();
     coffre_core::Keys::derive(&master)
 }
+
+/// Every temporary name a restore left under `dir` (`.coffre-restore...`).
+pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(p);
+            } else if p.to_string_lossy().contains(".coffre-restore") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

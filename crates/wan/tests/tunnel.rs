@@ -92,7 +92,10 @@ fn tcp_crosses_the_line_at_its_rate() {
     // The IP packets that crossed: the payload and TCP/IP headers.
     assert!(c.up.bytes >= bytes as u64, "{c:?}");
     let rate = c.up.bytes as f64 * 8.0 / secs;
-    eprintln!("{bytes} bytes in {secs:.2} s: {:.2} Mbit/s on the wire; {c:?}", rate / 1e6);
+    eprintln!(
+        "{bytes} bytes in {secs:.2} s: {:.2} Mbit/s on the wire; {c:?}",
+        rate / 1e6
+    );
     // At most the line's rate (a little above for the first packets,
     // which find the queue empty), and TCP fills most of it.
     assert!(rate <= 8.0e6 * 1.05, "{rate} bit/s over an 8 Mbit/s line");
