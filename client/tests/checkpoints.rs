@@ -19,12 +19,12 @@ use std::path::Path;
 
 use coffre_core::benchmark::random_bytes;
 use coffre_store::{GcOptions, Role};
-use support::{Client, Server};
+use support::{wait_for, Client, Server};
 
 const FILES: u64 = 24;
 const FILE_SIZE: usize = 1 << 20;
-/// The quota of the interrupted runs, in quarters of the data (see the
-/// first test).
+/// The quota of the interrupted runs, in quarters of the data (see
+/// `stopped_by_the_quota`).
 const QUOTA_SHARE: u64 = 3;
 
 /// 24 files of 1 MiB of incompressible bytes.
@@ -52,18 +52,25 @@ fn checkpoint_every(pc: &Client, bytes: &str) {
     .unwrap();
 }
 
-#[test]
-fn an_interrupted_first_backup_keeps_its_checkpoint_and_the_rerun_sends_only_the_rest() {
-    let server = Server::start();
+/// A first backup that the quota stopped part-way, and what it said.
+struct Stopped {
+    dir: tempfile::TempDir,
+    home: std::path::PathBuf,
+    pc: Client,
+    said: String,
+}
+
+/// The tree backed up with a checkpoint every 3 MiB under a quota of
+/// three quarters of the data: the run stops part-way, the way a reboot
+/// or a cut line stops it (deterministically here). Not half: the reader
+/// runs up to the outbox and the puts in flight (about 10 MiB) ahead of
+/// the server, so the first checkpoint's trees reach it after about
+/// 12 MiB, and must fit.
+fn stopped_by_the_quota(server: &Server) -> Stopped {
     let dir = tempfile::tempdir().unwrap();
     let home = fs::canonicalize(dir.path()).unwrap().join("home");
     tree(&home);
     let pc = Client::new();
-    // A quota of three quarters of the data: the first run stops part-way,
-    // the way a reboot or a cut line stops it (deterministically here).
-    // Not half: the reader runs up to the outbox and the puts in flight
-    // (about 10 MiB) ahead of the server, so the first checkpoint's trees
-    // reach it after about 12 MiB, and must fit.
     let total = FILES * FILE_SIZE as u64;
     pc.enrol(
         &server.token("jardins", QUOTA_SHARE * total / 4, "pc", Role::Backup),
@@ -72,7 +79,25 @@ fn an_interrupted_first_backup_keeps_its_checkpoint_and_the_rerun_sends_only_the
     checkpoint_every(&pc, "3MiB");
     let out = pc.run(&["backup"]);
     assert!(!out.status.success(), "the quota stops the first run");
-    let said = String::from_utf8_lossy(&out.stderr);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    Stopped {
+        dir,
+        home,
+        pc,
+        said,
+    }
+}
+
+#[test]
+fn an_interrupted_first_backup_keeps_its_checkpoint_and_the_rerun_sends_only_the_rest() {
+    let server = Server::start();
+    let Stopped {
+        dir,
+        home,
+        pc,
+        said,
+    } = stopped_by_the_quota(&server);
+    let total = FILES * FILE_SIZE as u64;
     assert!(said.contains("checkpoint"), "{said}");
 
     // A checkpoint on the server, marked; no complete snapshot.
@@ -139,19 +164,12 @@ fn an_interrupted_first_backup_keeps_its_checkpoint_and_the_rerun_sends_only_the
 #[test]
 fn garbage_collection_keeps_a_checkpoints_data_and_a_rebuild_its_mark() {
     let mut server = Server::start();
-    let dir = tempfile::tempdir().unwrap();
-    let home = fs::canonicalize(dir.path()).unwrap().join("home");
-    tree(&home);
-    let pc = Client::new();
-    let total = FILES * FILE_SIZE as u64;
-    pc.enrol(
-        &server.token("jardins", QUOTA_SHARE * total / 4, "pc", Role::Backup),
-        &[&home],
-    );
-    checkpoint_every(&pc, "3MiB");
-    let out = pc.run(&["backup"]);
-    assert!(!out.status.success(), "the quota stops the first run");
-    let said = String::from_utf8_lossy(&out.stderr);
+    let Stopped {
+        dir,
+        home,
+        pc,
+        said,
+    } = stopped_by_the_quota(&server);
     let newest = server
         .store
         .snapshots_of("jardins")
@@ -222,18 +240,6 @@ fn garbage_collection_keeps_a_checkpoints_data_and_a_rebuild_its_mark() {
 
 /// How many files of 1 MiB the killed run's tree holds (32 MiB).
 const KILL_FILES: u64 = 30;
-
-/// Waits until `f` gives `Some`, at most `limit` (then fails, naming `what`).
-fn wait_for<T>(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(t) = f() {
-            return t;
-        }
-        assert!(start.elapsed() < limit, "waited {limit:?} for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-}
 
 #[test]
 fn a_killed_first_backup_resumes_from_its_checkpoint_with_the_changes_made_meanwhile() {

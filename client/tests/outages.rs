@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use coffre_core::benchmark::random_bytes;
 use coffre_store::Role;
 use coffre_wan::{Profile, Relay};
-use support::{assert_same_tree, one_line_error, Client, Server};
+use support::{assert_same_tree, one_line_error, wait_until, Client, Server};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -146,15 +146,6 @@ impl Setup {
     }
 }
 
-/// Waits until `f` holds, at most `limit` (then fails, naming `what`).
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "waited {limit:?} for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Waits for `child`; its output.
 fn finish(child: Child) -> Output {
     child.wait_with_output().unwrap()
@@ -184,7 +175,7 @@ fn a_backup_goes_on_across_an_outage_longer_than_the_idle_timeout_and_sends_noth
     let s = Setup::new();
     let run = s.spawn(&["backup", "--json"], "60s");
     // Half of the data crossed: the line goes down for 4 s.
-    wait_for(
+    wait_until(
         "half of the data to cross",
         Duration::from_secs(120),
         || s.crossed_up() > 24 * MIB,
@@ -234,7 +225,7 @@ fn an_outage_longer_than_the_patience_fails_clearly_and_the_rerun_sends_only_wha
 ) {
     let s = Setup::new();
     let run = s.spawn(&["backup", "--json"], "3s");
-    wait_for(
+    wait_until(
         "half of the data to cross",
         Duration::from_secs(120),
         || s.crossed_up() > 24 * MIB,
@@ -293,7 +284,7 @@ fn a_restore_across_an_outage_finishes_byte_identical() {
     let target = tempfile::tempdir().unwrap();
     let start = s.crossed_down();
     let run = s.spawn_restore(&snapshot, target.path());
-    wait_for(
+    wait_until(
         "a third of the data to come back",
         Duration::from_secs(120),
         || s.crossed_down() - start > 16 * MIB,
@@ -321,7 +312,7 @@ fn a_scheduled_run_that_fails_on_the_link_tries_again_and_a_refusal_does_not() {
             .stderr(Stdio::piped());
         c.spawn().unwrap()
     };
-    wait_for("the first attempt to fail", Duration::from_secs(60), || {
+    wait_until("the first attempt to fail", Duration::from_secs(60), || {
         read_log().contains("attempt 1 failed on the link")
     });
     s.relay.set_down(false);

@@ -360,3 +360,20 @@ pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Waits until `f` gives `Some`, at most `limit` (then fails, naming `what`).
+pub fn wait_for<T>(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(start.elapsed() < limit, "waited {limit:?} for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Waits until `f` holds, at most `limit` (then fails, naming `what`).
+pub fn wait_until(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> bool) {
+    wait_for(what, limit, || f().then_some(()))
+}
