@@ -7,11 +7,14 @@
 //! is here, once.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::link::{Counters, Fate, Link};
 use crate::profile::Profile;
@@ -117,6 +120,56 @@ impl Line {
         Traffic {
             up: self.up.lock().unwrap().counters(),
             down: self.down.lock().unwrap().counters(),
+        }
+    }
+}
+
+/// A relay's own thread and single-threaded runtime, so that a test's
+/// runtime (or a test with none) is not disturbed. It runs its task until
+/// the task ends or the [`Worker`] is dropped.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Runs the future `task` makes on a new thread named `name`.
+    pub(crate) fn spawn<F>(
+        name: &str,
+        task: impl FnOnce() -> F + Send + 'static,
+    ) -> io::Result<Worker>
+    where
+        F: Future<Output = ()>,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    tokio::select! {
+                        _ = stopped => {}
+                        _ = task() => {}
+                    }
+                });
+            })?;
+        Ok(Worker {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }

@@ -13,13 +13,12 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::line::{deliver, InFlight, Line, Traffic, Way};
+use crate::line::{deliver, InFlight, Line, Traffic, Way, Worker};
 use crate::link::{Fate, UDP_OVERHEAD};
 use crate::profile::Profile;
 
@@ -31,8 +30,8 @@ const MAX_FLOWS: usize = 4096;
 pub struct Relay {
     addrs: Vec<SocketAddr>,
     shared: Arc<Line>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// The relay's thread: dropping it stops the relay.
+    _worker: Worker,
 }
 
 impl Relay {
@@ -71,53 +70,46 @@ impl Relay {
             .map(|(f, _)| f.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
         let shared = Arc::new(Line::new(profile, UDP_OVERHEAD));
-        let (stop, stopped) = oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let s = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("coffre-wan relay".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let (up_tx, up_rx) = mpsc::unbounded_channel::<InFlight<Arc<UdpSocket>>>();
-                    let (down_tx, down_rx) = mpsc::unbounded_channel::<InFlight<Back>>();
-                    tokio::spawn(deliver(up_rx, |bytes, to: &Arc<UdpSocket>| {
-                        let _ = to.try_send(bytes);
-                    }));
-                    tokio::spawn(deliver(down_rx, |bytes, (front, to): &Back| {
-                        let _ = front.try_send_to(bytes, *to);
-                    }));
-                    let mut routes = tokio::task::JoinSet::new();
-                    for (front, upstream) in fronts {
-                        let front = match UdpSocket::from_std(front) {
-                            Ok(f) => Arc::new(f),
-                            Err(e) => {
-                                eprintln!("coffre-wan: {e}");
-                                return;
-                            }
-                        };
-                        routes.spawn(run(
-                            front,
-                            upstream,
-                            s.clone(),
-                            up_tx.clone(),
-                            down_tx.clone(),
-                        ));
+        let worker = Worker::spawn("coffre-wan relay", move || async move {
+            let (up_tx, up_rx) = mpsc::unbounded_channel::<InFlight<Arc<UdpSocket>>>();
+            let (down_tx, down_rx) = mpsc::unbounded_channel::<InFlight<Back>>();
+            tokio::spawn(deliver(up_rx, |bytes, to: &Arc<UdpSocket>| {
+                let _ = to.try_send(bytes);
+            }));
+            tokio::spawn(deliver(down_rx, |bytes, (front, to): &Back| {
+                let _ = front.try_send_to(bytes, *to);
+            }));
+            let mut routes = tokio::task::JoinSet::new();
+            for (front, upstream) in fronts {
+                let front = match UdpSocket::from_std(front) {
+                    Ok(f) => Arc::new(f),
+                    Err(e) => {
+                        eprintln!("coffre-wan: {e}");
+                        return;
                     }
-                    tokio::select! {
-                        _ = stopped => {}
-                        Some(Ok(Err(e))) = routes.join_next() => {
-                            eprintln!("coffre-wan: the relay stopped: {e}");
-                        }
-                    }
-                });
-            })?;
+                };
+                routes.spawn(run(
+                    front,
+                    upstream,
+                    s.clone(),
+                    up_tx.clone(),
+                    down_tx.clone(),
+                ));
+            }
+            // Until dropped, or a route fails.
+            while let Some(r) = routes.join_next().await {
+                if let Ok(Err(e)) = r {
+                    eprintln!("coffre-wan: the relay stopped: {e}");
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        })?;
         Ok(Relay {
             addrs,
             shared,
-            stop: Some(stop),
-            thread: Some(thread),
+            _worker: worker,
         })
     }
 
@@ -151,17 +143,6 @@ impl Relay {
     /// What crossed each way so far.
     pub fn counters(&self) -> Traffic {
         self.shared.counters()
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

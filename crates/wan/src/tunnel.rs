@@ -19,13 +19,12 @@
 
 use std::io;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tun_rs::{AsyncDevice, DeviceBuilder};
 
-use crate::line::{deliver, InFlight, Line, Traffic, Way};
+use crate::line::{deliver, InFlight, Line, Traffic, Way, Worker};
 use crate::link::Fate;
 use crate::profile::Profile;
 
@@ -37,8 +36,9 @@ const TX_QUEUE: u32 = 10_000;
 #[derive(Debug)]
 pub struct Tunnel {
     line: Arc<Line>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// The tunnel's thread: dropping it stops the tunnel (and the
+    /// devices go with their file descriptors).
+    _worker: Worker,
 }
 
 impl Tunnel {
@@ -62,39 +62,28 @@ impl Tunnel {
         let client = open(client_dev)?;
         let server = open(server_dev)?;
         let line = Arc::new(Line::new(profile, 0));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (stop, stopped) = oneshot::channel();
         let l = line.clone();
-        let thread = std::thread::Builder::new()
-            .name("coffre-wan tunnel".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let devices =
-                        AsyncDevice::new(client).and_then(|c| Ok((c, AsyncDevice::new(server)?)));
-                    let (client, server) = match devices {
-                        Ok((c, s)) => (Arc::new(c), Arc::new(s)),
-                        Err(e) => {
-                            eprintln!("coffre-wan: {e}");
-                            return;
-                        }
-                    };
-                    tokio::select! {
-                        _ = stopped => {}
-                        e = relay(client.clone(), server.clone(), l.clone(), Way::Up) => {
-                            eprintln!("coffre-wan: the tunnel stopped (client side): {e}");
-                        }
-                        e = relay(server, client, l, Way::Down) => {
-                            eprintln!("coffre-wan: the tunnel stopped (server side): {e}");
-                        }
-                    }
-                });
-            })?;
+        let worker = Worker::spawn("coffre-wan tunnel", move || async move {
+            let devices = AsyncDevice::new(client).and_then(|c| Ok((c, AsyncDevice::new(server)?)));
+            let (client, server) = match devices {
+                Ok((c, s)) => (Arc::new(c), Arc::new(s)),
+                Err(e) => {
+                    eprintln!("coffre-wan: {e}");
+                    return;
+                }
+            };
+            tokio::select! {
+                e = relay(client.clone(), server.clone(), l.clone(), Way::Up) => {
+                    eprintln!("coffre-wan: the tunnel stopped (client side): {e}");
+                }
+                e = relay(server, client, l, Way::Down) => {
+                    eprintln!("coffre-wan: the tunnel stopped (server side): {e}");
+                }
+            }
+        })?;
         Ok(Tunnel {
             line,
-            stop: Some(stop),
-            thread: Some(thread),
+            _worker: worker,
         })
     }
 
@@ -111,17 +100,6 @@ impl Tunnel {
     /// What crossed each way so far (IP packets, their own length).
     pub fn counters(&self) -> Traffic {
         self.line.counters()
-    }
-}
-
-impl Drop for Tunnel {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
