@@ -285,7 +285,6 @@ class Wan:
 
     def __init__(self, binary: str, profile: str, logfile: Path, tcp: str):
         self.profile = profile
-        self.tcp = tcp
         self.proc = subprocess.Popen(
             [binary, "netns", "--client", self.CLIENT_NS, "--server", self.SERVER_NS, "--profile", profile],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(logfile, "ab"), text=True)

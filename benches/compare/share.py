@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare  # noqa: E402
-from compare import BenchError, Ctx, Wan, log, run  # noqa: E402
+from compare import BenchError, Ctx, Wan, log  # noqa: E402
 
 WARMUP_S = 5.0
 
