@@ -11,7 +11,7 @@
 //! | --- | --- |
 //! | [`profile`] | `Profile` (both directions) and `Direction` (rate, delay, jitter, loss, queue, MTU), parsed from `up=20mbit down=100mbit rtt=40ms loss=0.1%` or a named line (`vdsl`, `adsl`, `4g`...) |
 //! | [`link`] | `Link`: one direction's fate of each packet, sans-IO (a clock and a seeded random generator in, a delivery time or a drop reason out) |
-//! | [`line`] | both directions' links, the outages and the delivery of each packet when it is due: what the two relays share |
+//! | [`line`] | both directions' links, the outages, the delivery of each packet when it is due and the relay's own thread (`Worker`): what the two relays share |
 //! | [`relay`] | `Relay`: a UDP relay on loopback (no root: it runs in `cargo test`), one upstream socket per client address, outages on demand, counters |
 //! | [`tunnel`] | `Tunnel` (Linux, root): the same line between two TUN devices, for whole IP packets (TCP too: restic over REST in the benchmarks) |
 //! | [`netns`] | `Namespaces` (Linux, root): a client and a server network namespace whose only route to each other is a `Tunnel` |
