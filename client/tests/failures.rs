@@ -169,6 +169,23 @@ fn a_full_quota_fails_plainly(storage: PackStorage) {
         .as_str()
         .unwrap()
         .contains("quota"));
+    assert!(!err.contains("forget old snapshots"), "{err}");
+    // The server recorded the refusal for the board (issue 20): when, what
+    // the quota lacked, and what the unfinished backup left, counted.
+    let usage = server.store.usage().unwrap();
+    let d = &usage[0].device_backups[0];
+    assert_eq!(d.quota_refusals, 1, "one refusal a minute at most: {d:?}");
+    assert!(d.refused_unfinished(), "{d:?}");
+    assert!(d.quota_missing > 0 && d.quota_missing <= 5_000_000, "{d:?}");
+    assert!(
+        d.leftover_bytes > 0 && d.leftover_bytes <= usage[0].used_bytes,
+        "what it sent before the refusal: {d:?}"
+    );
+    let now = server.store.now();
+    let row = coffre_server::usage::Row::new(usage[0].clone(), now, 3);
+    assert_eq!(row.attention(), coffre_server::usage::Attention::Alarm);
+    let words = coffre_server::status_words(&usage[0], now, 3);
+    assert!(words[0].starts_with("backup refused: pc at "), "{words:?}");
     let snaps = pc.json(&["snapshots"]);
     assert_eq!(snaps["snapshots"].as_array().unwrap().len(), 1);
     let target = work.path().join("r");

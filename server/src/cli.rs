@@ -229,7 +229,10 @@ pub enum SubscriberCommand {
     Add {
         /// Short name: letters, digits, '.', '_' and '-' (e.g. "asso-jardins").
         name: String,
-        /// Hard quota, e.g. 50GiB or 500MB: bytes stored after dedup, compression and encryption.
+        /// Hard quota: bytes stored after dedup, compression and encryption.
+        /// With a unit: 50GB or 50Go (10^9 bytes), 50GiB or 50Gio (2^30),
+        /// 500MB, 500Mo, 1.5TB, 1,5To; a bare number is refused (12 bytes or
+        /// 12 GB?), 0 aside (refuses every backup).
         #[arg(long, value_parser = parse_size)]
         quota: u64,
         /// Retention policy, e.g. "last=3,daily=7,weekly=4,monthly=12,within=14d" (see `prune --help`).
@@ -260,7 +263,9 @@ pub enum SubscriberCommand {
     Set {
         /// The subscriber.
         name: String,
-        /// New hard quota, e.g. 100GiB. Lowering it below the current use refuses new data, never deletes.
+        /// New hard quota, with a unit as for `add` (100GB, 100Go, 100GiB).
+        /// Lowering it below the current use refuses new backups, never
+        /// deletes: the command echoes the new value and warns.
         #[arg(long, value_parser = parse_size)]
         quota: Option<u64>,
         /// New retention policy ("default" for the server's default; see `prune --help`).

@@ -36,7 +36,7 @@ mod dashboard;
 mod maintenance;
 mod retention;
 mod tls;
-mod usage;
+pub mod usage;
 
 pub use cli::Cli;
 pub use commands::move_packs::run as move_packs;

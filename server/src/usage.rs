@@ -27,15 +27,9 @@ pub const NEAR_QUOTA_PERCENT: f64 = 90.0;
 /// `stale_days` in config.toml or `--stale-days` says otherwise.
 pub const DEFAULT_STALE_DAYS: u32 = 3;
 
-/// How far (seconds, either way) a PC's clock may be from the server's at
-/// its last commit before the board says "this PC's clock is wrong": one
-/// day. A PC kept on time by NTP is within seconds; a day still tolerates a
-/// PC that was off for weeks and drifted, or one whose time zone is set
-/// wrong (at most 14 hours); beyond it the times the PC writes in its
-/// snapshots are not to be believed (a dead CMOS battery says 2001, a
-/// compromised PC says anything). Its snapshots are accepted and kept all
-/// the same: retention dates them by their receipt.
-pub const CLOCK_SKEW_LIMIT: i64 = 86_400;
+/// How far a PC's clock may be from the server's before the board says it
+/// is wrong: [`coffre_store::CLOCK_SKEW_LIMIT`] (one day; its doc says why).
+pub use coffre_store::CLOCK_SKEW_LIMIT;
 
 /// A refused copy of a device's credential is reported for this many days
 /// after the last one.
@@ -44,8 +38,23 @@ pub const COPY_REFUSED_DAYS: i64 = 30;
 /// One thing the board should know about a subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
-    /// Used bytes reached the quota: new backups are refused.
+    /// Used bytes reached the quota, or the quota is 0: new backups are
+    /// refused.
     OverQuota,
+    /// A device's (not revoked) last backup was refused for quota and it
+    /// has committed nothing since (issue 20).
+    BackupRefused {
+        /// The device.
+        device: String,
+        /// When the last request was refused (Unix seconds, server clock).
+        at: i64,
+        /// How many bytes the quota lacked for that request: at least this
+        /// much more is needed.
+        missing: u64,
+        /// What the unfinished backup uploaded before the refusal, counted
+        /// in the quota and kept so that it resumes.
+        leftover: u64,
+    },
     /// [`NEAR_QUOTA_PERCENT`] or more of the quota is used.
     NearQuota,
     /// A device (not revoked) has no backup for more than the stale days.
@@ -109,7 +118,11 @@ pub enum Status {
 /// most urgent first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Attention {
-    /// Over quota, stale or never backed up: something to do now.
+    /// Backups are being refused (over quota, a backup refused) or a copy
+    /// of a credential was refused: red, first.
+    Alarm,
+    /// Stale, never backed up, a wrong clock, an incomplete backup:
+    /// something to do now.
     Act,
     /// Near quota: something to plan.
     Watch,
@@ -121,11 +134,12 @@ impl Status {
     /// How urgent this status is.
     pub fn attention(&self) -> Attention {
         match self {
-            Status::OverQuota
-            | Status::Stale { .. }
+            Status::OverQuota | Status::BackupRefused { .. } | Status::CopyRefused { .. } => {
+                Attention::Alarm
+            }
+            Status::Stale { .. }
             | Status::NeverBackedUp { .. }
             | Status::ClockWrong { .. }
-            | Status::CopyRefused { .. }
             | Status::Incomplete { .. } => Attention::Act,
             Status::NearQuota | Status::InProgress { .. } => Attention::Watch,
             Status::Ok => Attention::None,
@@ -140,6 +154,27 @@ impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Status::OverQuota => f.write_str("over quota"),
+            Status::BackupRefused {
+                device,
+                at,
+                missing,
+                leftover,
+            } => {
+                write!(
+                    f,
+                    "backup refused: {device} at {} (quota full, at least {} more needed",
+                    coffre_core::utc_minute(*at),
+                    coffre_core::units::format_size_like(*missing, *missing)
+                )?;
+                if *leftover > 0 {
+                    write!(
+                        f,
+                        "; {} it sent is kept for its next run",
+                        coffre_core::units::format_size_like(*leftover, *leftover)
+                    )?;
+                }
+                f.write_str(")")
+            }
             Status::NearQuota => f.write_str("near quota"),
             Status::Stale { device, days } => {
                 write!(
@@ -243,13 +278,30 @@ impl fmt::Display for Skew {
 pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
     let mut out = Vec::new();
     let pct = percent(u.used_bytes, u.quota_bytes);
-    if u.used_bytes >= u.quota_bytes && u.quota_bytes > 0 {
+    // A quota of 0, or one lowered below the use, refuses every backup.
+    if u.used_bytes >= u.quota_bytes {
         out.push(Status::OverQuota);
     } else if pct >= NEAR_QUOTA_PERCENT {
         out.push(Status::NearQuota);
     }
-    let stale = i64::from(stale_days) * 86_400;
     for d in u.device_backups.iter().filter(|d| !d.revoked) {
+        if d.refused_unfinished() {
+            out.push(Status::BackupRefused {
+                device: d.name.clone(),
+                at: d.last_quota_refusal.unwrap_or_default(),
+                missing: d.quota_missing,
+                leftover: d.leftover_bytes,
+            });
+        }
+    }
+    let stale = i64::from(stale_days) * 86_400;
+    // A technician's admin device restores and manages: it is never
+    // expected to back up, so it is never stale nor "never backed up".
+    for d in u
+        .device_backups
+        .iter()
+        .filter(|d| !d.revoked && d.role == coffre_store::Role::Backup)
+    {
         // A checkpoint within the stale days says a long backup is moving;
         // it counts only when the last complete backup is not recent.
         let moving = d.checkpoint.filter(|c| now - c.received <= stale);
@@ -377,12 +429,38 @@ pub(crate) fn words(status: &[Status]) -> Vec<String> {
     status.iter().map(ToString::to_string).collect()
 }
 
-/// `used / quota` in percent (0 when there is no quota).
+/// `used / quota` in percent; with a quota of 0, 0 when nothing is used
+/// and infinite otherwise (over quota either way: see [`statuses`]).
 pub(crate) fn percent(used: u64, quota: u64) -> f64 {
-    if quota == 0 {
-        0.0
+    match (used, quota) {
+        (0, 0) => 0.0,
+        (_, 0) => f64::INFINITY,
+        _ => used as f64 * 100.0 / quota as f64,
+    }
+}
+
+/// The whole percentage people read, the same on the page and in `usage`
+/// (issue 20): below the quota it is rounded down, so neither ever says
+/// 100 % of a quota not yet reached nor 99 % where the other says 98 %;
+/// from the quota up, rounded. `None` for a quota of 0 with data (no
+/// percentage means anything: the page and `usage` say "quota 0").
+pub fn whole_percent(p: f64) -> Option<u64> {
+    if !p.is_finite() {
+        None
+    } else if p < 100.0 {
+        Some(p.max(0.0).floor() as u64)
     } else {
-        used as f64 * 100.0 / quota as f64
+        Some(p.round() as u64)
+    }
+}
+
+/// [`whole_percent`] as `usage` prints it: "<1%" for a sliver, "98%",
+/// "quota 0".
+pub fn percent_text(p: f64) -> String {
+    match whole_percent(p) {
+        None => "quota 0".into(),
+        Some(0) if p > 0.0 => "<1%".into(),
+        Some(n) => format!("{n}%"),
     }
 }
 
@@ -403,16 +481,9 @@ mod tests {
             device_backups: devices
                 .into_iter()
                 .map(|(n, t, revoked)| DeviceUsage {
-                    name: n.into(),
                     revoked,
                     last_backup: t,
-                    snapshots: 0,
-                    latest_bytes: 0,
-                    clock_skew: None,
-                    clone_refusals: 0,
-                    last_clone_refusal: None,
-                    latest_problems: 0,
-                    checkpoint: None,
+                    ..DeviceUsage::named(n)
                 })
                 .collect(),
         }
@@ -532,7 +603,7 @@ mod tests {
             said(&u, now),
             ["copy refused: 2 connections with a replaced credential of pc"]
         );
-        assert_eq!(Row::new(u.clone(), now, 3).attention(), Attention::Act);
+        assert_eq!(Row::new(u.clone(), now, 3).attention(), Attention::Alarm);
         u.device_backups[0].last_clone_refusal = Some(now - 31 * 86_400);
         assert_eq!(said(&u, now), ["ok"]);
     }
@@ -558,16 +629,95 @@ mod tests {
         assert_eq!(
             names,
             [
+                "e-over",
                 "c-stale",
                 "d-never",
-                "e-over",
                 "f-near-and-stale",
                 "b-near",
                 "a-ok"
             ]
         );
-        assert_eq!(rows[0].attention(), Attention::Act);
+        assert_eq!(rows[0].attention(), Attention::Alarm);
+        assert_eq!(rows[1].attention(), Attention::Act);
         assert_eq!(rows[4].attention(), Attention::Watch);
         assert_eq!(rows[5].attention(), Attention::None);
+    }
+
+    /// Issue 20: a quota of 0, or one below the use, is red whatever the
+    /// percentage says; and the percentage people read is the same on the
+    /// page and in `usage`.
+    #[test]
+    fn a_quota_of_zero_or_below_use_is_over_quota() {
+        let now = 100 * 86_400;
+        let mut u = usage(0, vec![("pc", Some(now), false)]);
+        u.quota_bytes = 0;
+        assert_eq!(statuses(&u, now, 3), [Status::OverQuota]);
+        u.used_bytes = 12;
+        let row = Row::new(u.clone(), now, 3);
+        assert_eq!(row.status, [Status::OverQuota]);
+        assert_eq!(row.attention(), Attention::Alarm);
+        assert_eq!(percent_text(row.percent), "quota 0");
+        u.quota_bytes = 10;
+        assert_eq!(statuses(&u, now, 3), [Status::OverQuota]);
+        assert_eq!(percent_text(Row::new(u, now, 3).percent), "120%");
+        // 98.96 % reads 98 % everywhere, 99.99 % never 100 %.
+        assert_eq!(whole_percent(98.96), Some(98));
+        assert_eq!(whole_percent(99.99), Some(99));
+        assert_eq!(whole_percent(100.4), Some(100));
+        assert_eq!(percent_text(0.2), "<1%");
+        for p in [0.2, 12.5, 98.96, 99.99, 100.0, 130.6] {
+            let page = crate::dashboard::i18n::Lang::En.percent(p);
+            assert_eq!(page, percent_text(p), "{p}");
+        }
+    }
+
+    /// Issue 20: a technician's admin device never backs up and never
+    /// raises "never backed up" nor "stale"; a backup device does.
+    #[test]
+    fn an_admin_device_is_never_late() {
+        let now = 100 * 86_400;
+        let mut u = usage(10, vec![("pc", Some(now), false), ("laptop", None, false)]);
+        u.device_backups[1].role = coffre_store::Role::Admin;
+        assert_eq!(statuses(&u, now, 3), [Status::Ok]);
+        u.device_backups[1].last_backup = Some(now - 40 * 86_400);
+        assert_eq!(statuses(&u, now, 3), [Status::Ok]);
+        u.device_backups[1].role = coffre_store::Role::Backup;
+        assert!(matches!(statuses(&u, now, 3)[..], [Status::Stale { .. }]));
+    }
+
+    /// Issue 20: a backup refused for quota shows until the device commits
+    /// again, red, first, with what was missing and what it left.
+    #[test]
+    fn a_refused_backup_shows_until_the_next_commit() {
+        let now = 100 * 86_400;
+        let mut u = usage(500, vec![("pc", Some(now - 86_400), false)]);
+        let d = &mut u.device_backups[0];
+        d.quota_refusals = 3;
+        d.last_quota_refusal = Some(now - 3_600);
+        d.quota_missing = 2_000_000;
+        d.leftover_bytes = 40_000_000;
+        let s = statuses(&u, now, 3);
+        assert_eq!(
+            s,
+            [Status::BackupRefused {
+                device: "pc".into(),
+                at: now - 3_600,
+                missing: 2_000_000,
+                leftover: 40_000_000
+            }]
+        );
+        assert_eq!(s[0].attention(), Attention::Alarm);
+        assert_eq!(
+            s[0].to_string(),
+            "backup refused: pc at 1970-04-10 23:00 UTC (quota full, at least 2 MB more needed; \
+             40 MB it sent is kept for its next run)"
+        );
+        // The next commit clears it (the count stays for /metrics).
+        u.device_backups[0].last_backup = Some(now - 60);
+        assert_eq!(statuses(&u, now, 3), [Status::Ok]);
+        // A revoked device's refusal is history.
+        u.device_backups[0].last_backup = Some(now - 86_400);
+        u.device_backups[0].revoked = true;
+        assert_eq!(statuses(&u, now, 3), [Status::Ok]);
     }
 }

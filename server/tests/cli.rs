@@ -105,13 +105,75 @@ fn an_operator_sets_up_subscribers_and_devices() {
     assert!(csv.starts_with("name,quota_bytes,used_bytes"), "{csv}");
     let table = ok(&server(&data, &["usage"]));
     assert!(
-        table.contains("asso-jardins") && table.contains("50.0 GiB"),
+        table.contains("asso-jardins") && table.contains("50 GiB"),
         "{table}"
     );
     let show = ok(&server(&data, &["subscriber", "show", "asso-jardins"]));
     assert!(
         show.contains("technicien") && show.contains("revoked"),
         "{show}"
+    );
+}
+
+/// Issue 20: a quota reads back in the unit it was given in, the French
+/// units the page writes are accepted, a bare number is refused with both
+/// readings, and `subscriber set` echoes the new value and warns below use.
+#[test]
+fn quotas_read_back_as_typed_and_a_bare_number_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(&server(&data, &["init", "--listen", "127.0.0.1:7443"]));
+    let added = ok(&server(
+        &data,
+        &["subscriber", "add", "asso", "--quota", "500MB"],
+    ));
+    assert!(
+        added.contains("quota of 500 MB (500000000 bytes)"),
+        "{added}"
+    );
+    let bare = one_line_error(&server(
+        &data,
+        &["subscriber", "add", "bare", "--quota", "12"],
+    ));
+    assert!(bare.contains("12B") && bare.contains("12GB"), "{bare}");
+    let french = ok(&server(
+        &data,
+        &["subscriber", "add", "coop", "--quota", "50Go"],
+    ));
+    assert!(
+        french.contains("quota of 50 GB (50000000000 bytes)"),
+        "{french}"
+    );
+    let set = ok(&server(
+        &data,
+        &["subscriber", "set", "coop", "--quota", "2GiB"],
+    ));
+    assert!(
+        set.contains("quota of coop: 2 GiB (2147483648 bytes), was 50 GB"),
+        "{set}"
+    );
+    assert!(set.contains("coop uses 0 bytes (0%)"), "{set}");
+    let zero = ok(&server(
+        &data,
+        &["subscriber", "set", "coop", "--quota", "0"],
+    ));
+    assert!(
+        zero.contains("warning") && zero.contains("quota of 0"),
+        "{zero}"
+    );
+    let usage = ok(&server(&data, &["usage"]));
+    let coop = usage.lines().find(|l| l.starts_with("coop")).unwrap();
+    assert!(
+        coop.contains("over quota"),
+        "a quota of 0 refuses everything: {usage}"
+    );
+    let retention = ok(&server(
+        &data,
+        &["subscriber", "set", "asso", "--retention", "last=3"],
+    ));
+    assert!(
+        retention.contains("retention of asso: last=3, was the server's default"),
+        "{retention}"
     );
 }
 

@@ -395,18 +395,7 @@ fn names_are_escaped() {
         last_backup: Some(0),
         devices: 1,
         protected_bytes: 10,
-        device_backups: vec![DeviceUsage {
-            name: "<img src=x>".into(),
-            revoked: false,
-            last_backup: None,
-            snapshots: 0,
-            latest_bytes: 0,
-            clock_skew: None,
-            clone_refusals: 0,
-            last_clone_refusal: None,
-            latest_problems: 0,
-            checkpoint: None,
-        }],
+        device_backups: vec![DeviceUsage::named("<img src=x>")],
     };
     for lang in [Lang::Fr, Lang::En] {
         let html = render_page(vec![Row::new(usage.clone(), 1_000, 3)], lang, 1_000, 3);
@@ -562,7 +551,7 @@ async fn metrics_for_prometheus() {
             let labels = [("subscriber", u.name.as_str()), ("device", d.name.as_str())];
             assert_eq!(
                 value("coffre_device_last_backup_timestamp_seconds", &labels),
-                d.last_backup.map(|t| t as f64),
+                Some(d.last_backup.unwrap_or(0) as f64),
                 "{}/{}",
                 u.name,
                 d.name
@@ -583,11 +572,21 @@ async fn metrics_for_prometheus() {
         ),
         Some(1_500_000.0)
     );
-    assert!(value(
-        "coffre_device_last_backup_timestamp_seconds",
-        &[("subscriber", "ecole"), ("device", "pc-classe")]
-    )
-    .is_none());
+    // Never backed up: 0, so an alert on its age fires (issue 20).
+    assert_eq!(
+        value(
+            "coffre_device_last_backup_timestamp_seconds",
+            &[("subscriber", "ecole"), ("device", "pc-classe")]
+        ),
+        Some(0.0)
+    );
+    // The nightly verify never ran here: its metrics exist all the same,
+    // saying "never".
+    assert_eq!(
+        value("coffre_verify_last_run_timestamp_seconds", &[]),
+        Some(0.0)
+    );
+    assert_eq!(value("coffre_verify_last_run_success", &[]), Some(0.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,7 +122,8 @@ fn explain(r: &ErrorReply) -> String {
         ErrorCode::QuotaExceeded => format!(
             "the storage quota is full: {} of {} used. Nothing already backed up was touched, \
              and what this backup sent is kept: it will not be sent again. Ask your association \
-             to raise the quota (or a technician to forget old snapshots), then run the backup again",
+             to raise the quota (forgetting old snapshots rarely frees enough: files are shared \
+             between snapshots), then run the backup again",
             format_size(r.used),
             format_size(r.quota)
         ),

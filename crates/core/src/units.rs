@@ -1,33 +1,53 @@
-//! Sizes as people write them: `50GiB`, `500MB`, `1.5 TB`, `1024`; rates
+//! Sizes as people write them: `50GiB`, `500MB`, `1.5 TB`, `50Go`, `1024B`
+//! ([`parse_size`]), and written back in the same units ([`format_size_like`]); rates
 //! as access links are sold (`2 Mbit/s`) or as file managers show them
 //! (`1.5 MB/s`, `200 Ko/s`): [`parse_rate`], [`format_rate`]; and counts in
 //! correct English ([`count`]: "1 file", "2 files").
 
-/// Parses a size: a number (decimals allowed) and an optional unit, B, kB/KB,
-/// MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), any case.
+/// The examples every refused size shows.
+const SIZE_EXAMPLES: &str = "write it like 50GB, 50Go, 500MB, 500Mo or 50GiB (or 1024B for bytes)";
+
+/// Parses a size: a number (`.` or `,` for decimals) and a unit, spaces
+/// allowed, any case:
+/// - powers of 1000: `B`, `kB`/`KB`, `MB`, `GB`, `TB`, and the French
+///   octets `o`, `ko`/`Ko`, `Mo`, `Go`, `To`;
+/// - powers of 1024: `KiB`, `MiB`, `GiB`, `TiB`, and `Kio`, `Mio`, `Gio`, `Tio`.
+///
+/// A bare number is refused, `0` aside: `--quota 12` could mean 12 bytes
+/// or 12 GB, and the two differ a billionfold (issue 20). The error says
+/// how to write either.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
         .unwrap_or(t.len());
     let (num, unit) = (&t[..split], t[split..].trim());
     let value: f64 = num
+        .replace(',', ".")
         .parse()
-        .map_err(|_| format!("{text:?} is not a size: write it like 50GiB, 500MB or 1024"))?;
-    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "m" | "mb" => 1_000_000,
-        "g" | "gb" => 1_000_000_000,
-        "t" | "tb" => 1_000_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "tib" => 1 << 40,
+        .map_err(|_| format!("{text:?} is not a size: {SIZE_EXAMPLES}"))?;
+    let lower = unit.to_ascii_lowercase();
+    let mult: u64 = match lower.as_str() {
+        "" if value == 0.0 => 1,
+        "" => {
+            return Err(format!(
+                "{text:?} has no unit: {num} bytes? write {num}B; {num} gigabytes? write {num}GB \
+                 (or {num}Go); {SIZE_EXAMPLES}"
+            ))
+        }
+        "b" | "o" | "byte" | "bytes" | "octet" | "octets" => 1,
+        "k" | "kb" | "ko" => 1_000,
+        "m" | "mb" | "mo" => 1_000_000,
+        "g" | "gb" | "go" => 1_000_000_000,
+        "t" | "tb" | "to" => 1_000_000_000_000,
+        "kib" | "kio" => 1 << 10,
+        "mib" | "mio" => 1 << 20,
+        "gib" | "gio" => 1 << 30,
+        "tib" | "tio" => 1 << 40,
         _ => {
             return Err(format!(
-            "unknown size unit {unit:?} in {text:?}: use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
-        ))
+                "unknown size unit {unit:?} in {text:?}: {SIZE_EXAMPLES}"
+            ))
         }
     };
     let bytes = value * mult as f64;
@@ -35,6 +55,55 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         return Err(format!("{text:?} is out of range"));
     }
     Ok(bytes.round() as u64)
+}
+
+/// How a size is best written back: in powers of 1024 (`GiB`) when it is a
+/// whole number of MiB that is no whole number of MB (what `50GiB` gives),
+/// otherwise in powers of 1000 (`GB`, what disks and the board's page use).
+/// So a quota reads back in the unit it was given in: `500MB` as "500 MB",
+/// `2GiB` as "2 GiB", never "476.8 MiB" or "2.1 GB" (issue 20).
+pub fn is_binary_size(bytes: u64) -> bool {
+    bytes != 0 && bytes % (1 << 20) == 0 && bytes % 1_000_000 != 0
+}
+
+/// Formats a size in the family [`is_binary_size`] chooses for `like`
+/// (usually a quota, so that the use beside it reads in the same units),
+/// in English: "500 MB", "1.5 GB", "2 GiB", "512 bytes". At most three
+/// significant digits, no trailing ".0".
+pub fn format_size_like(bytes: u64, like: u64) -> String {
+    let (base, units): (f64, [&str; 6]) = if is_binary_size(like) {
+        (1024.0, ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"])
+    } else {
+        (1000.0, ["bytes", "kB", "MB", "GB", "TB", "PB"])
+    };
+    let (number, unit) = scaled(bytes, base);
+    if unit == 0 {
+        return format!("{bytes} {}", if bytes == 1 { "byte" } else { "bytes" });
+    }
+    format!("{number} {}", units[unit])
+}
+
+/// `bytes` in its largest unit of `base` that keeps it at least 1, with at
+/// most three significant digits (one decimal below 100), as text with a
+/// `.` for decimals and without a trailing `.0`; and the unit's index (0:
+/// bytes, 1: k, 2: M...). [`format_size_like`] and the board's page share it.
+pub fn scaled(bytes: u64, base: f64) -> (String, usize) {
+    if (bytes as f64) < base {
+        return (bytes.to_string(), 0);
+    }
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= base - 0.5 && u < 5 {
+        v /= base;
+        u += 1;
+    }
+    let text = if v >= 99.95 {
+        format!("{:.0}", v.round())
+    } else {
+        let one = format!("{v:.1}");
+        one.strip_suffix(".0").map(str::to_string).unwrap_or(one)
+    };
+    (text, u)
 }
 
 /// Parses a duration as people write it: `0`, `90s`, `30m`, `12h`, `1d`,
@@ -208,11 +277,54 @@ mod tests {
         assert_eq!(parse_size("50GiB"), Ok(50 << 30));
         assert_eq!(parse_size("500MB"), Ok(500_000_000));
         assert_eq!(parse_size("1.5 TB"), Ok(1_500_000_000_000));
-        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("1024B"), Ok(1024));
         assert_eq!(parse_size("2 mib"), Ok(2 << 20));
+        assert_eq!(parse_size("0"), Ok(0));
         assert!(parse_size("lots").unwrap_err().contains("50GiB"));
         assert!(parse_size("5 XB").unwrap_err().contains("unit"));
         assert!(parse_size("").is_err());
+    }
+
+    /// Issue 20: the French units the board's page writes are accepted, and
+    /// a bare number is refused with both readings spelt out.
+    #[test]
+    fn french_units_and_no_bare_numbers() {
+        assert_eq!(parse_size("50Go"), Ok(50_000_000_000));
+        assert_eq!(parse_size("1,5 To"), Ok(1_500_000_000_000));
+        assert_eq!(parse_size("500 Mo"), Ok(500_000_000));
+        assert_eq!(parse_size("200Ko"), Ok(200_000));
+        assert_eq!(parse_size("2 Gio"), Ok(2 << 30));
+        assert_eq!(parse_size("12 octets"), Ok(12));
+        let e = parse_size("12").unwrap_err();
+        assert!(
+            e.contains("12B") && e.contains("12GB") && e.contains("12Go"),
+            "{e}"
+        );
+        assert!(parse_size("5 Xo").unwrap_err().contains("unit"));
+    }
+
+    /// A size reads back in the unit it was given in.
+    #[test]
+    fn sizes_read_back_in_their_own_units() {
+        for (typed, shown) in [
+            ("500MB", "500 MB"),
+            ("2GiB", "2 GiB"),
+            ("50Go", "50 GB"),
+            ("1.5TB", "1.5 TB"),
+            ("100GiB", "100 GiB"),
+            ("1GiB", "1 GiB"),
+            ("12B", "12 bytes"),
+            ("1o", "1 byte"),
+            ("999.9MB", "1 GB"),
+            ("99.94MB", "99.9 MB"),
+        ] {
+            let b = parse_size(typed).unwrap();
+            assert_eq!(format_size_like(b, b), shown, "{typed}");
+        }
+        // The use beside a quota, in the quota's units.
+        assert_eq!(format_size_like(1_610_612_736, 2 << 30), "1.5 GiB");
+        assert_eq!(format_size_like(1_500_000_000, 2_000_000_000), "1.5 GB");
+        assert_eq!(format_size_like(999_960_000, 10_000_000_000), "1 GB");
     }
 
     #[test]

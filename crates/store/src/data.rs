@@ -141,11 +141,8 @@ impl Store {
             }
             let used = used.saturating_add(*pending);
             if used.saturating_add(needed) > quota {
-                return Err(Error::QuotaExceeded {
-                    used,
-                    quota,
-                    needed,
-                });
+                drop(pending);
+                return Err(self.quota_refused(s, &state, used, quota, needed));
             }
             *pending += needed;
         }
@@ -248,11 +245,8 @@ impl Store {
             let (quota, used) = self.catalog.quota(s.subscriber_id)?;
             let used = used.saturating_add(*pending);
             if used.saturating_add(needed) > quota {
-                return Err(Error::QuotaExceeded {
-                    used,
-                    quota,
-                    needed,
-                });
+                drop(pending);
+                return Err(self.quota_refused(s, &state, used, quota, needed));
             }
             *pending += needed;
         }
@@ -288,7 +282,21 @@ impl Store {
             outcome
         };
         let failed = match outcome {
-            Ok(CommitOutcome::Committed) => return Ok(id),
+            Ok(CommitOutcome::Committed) => {
+                let skew = row.time.saturating_sub(row.received);
+                if !row.checkpoint && skew.unsigned_abs() > crate::CLOCK_SKEW_LIMIT.unsigned_abs() {
+                    tracing::warn!(
+                        subscriber = %s.subscriber,
+                        device = %s.device,
+                        skew_seconds = skew,
+                        "the clock of this PC is wrong: its snapshot says {} but the server \
+                         received it at {} (kept, and dated by its receipt)",
+                        coffre_core::utc_minute(row.time),
+                        coffre_core::utc_minute(row.received)
+                    );
+                }
+                return Ok(id);
+            }
             Ok(CommitOutcome::Revoked) => Error::Revoked {
                 subscriber: s.subscriber.clone(),
                 device: s.device.clone(),
@@ -300,6 +308,53 @@ impl Store {
         // serialised): remove it so that used_bytes keeps matching the disk.
         let _ = durable::remove_file(&path);
         Err(failed)
+    }
+
+    /// The error for a request of `s` refused for quota, recorded for the
+    /// board and logged (issue 20) at most once a minute per device, so that
+    /// the puts in flight of one refused backup, or a device that keeps
+    /// trying, make one line. A failure to record is logged, never hides the
+    /// refusal.
+    fn quota_refused(
+        &self,
+        s: &Session,
+        state: &crate::pending::SubscriberState,
+        used: u64,
+        quota: u64,
+        needed: u64,
+    ) -> Error {
+        let now = self.now();
+        let missing = used.saturating_add(needed).saturating_sub(quota);
+        let due = {
+            let mut recorded = lock(&state.refusals_recorded);
+            let due = recorded
+                .get(&s.device_id)
+                .is_none_or(|last| now - last >= 60 || now < *last);
+            if due {
+                recorded.insert(s.device_id, now);
+            }
+            due
+        };
+        if due {
+            tracing::warn!(
+                subscriber = %s.subscriber,
+                device = %s.device,
+                used,
+                quota,
+                needed,
+                "backup refused: quota exceeded ({used} bytes used of {quota}, {needed} more \
+                 needed); raise it with `coffre-server subscriber set {} --quota SIZE`",
+                s.subscriber
+            );
+            if let Err(e) = self.catalog.record_quota_refusal(s.device_id, now, missing) {
+                tracing::warn!(subscriber = %s.subscriber, device = %s.device, "cannot record a quota refusal: {e}");
+            }
+        }
+        Error::QuotaExceeded {
+            used,
+            quota,
+            needed,
+        }
     }
 
     /// This subscriber's snapshots, oldest first.

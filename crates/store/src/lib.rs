@@ -95,6 +95,16 @@ mod types;
 pub mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+
+/// How far (seconds, either way) a PC's clock may be from the server's at a
+/// commit before the server says "this PC's clock is wrong" (its log at
+/// commit, the board's page): one day. A PC kept on time by NTP is within
+/// seconds; a day still tolerates a PC that was off for weeks and drifted,
+/// or one whose time zone is set wrong (at most 14 hours); beyond it the
+/// times the PC writes in its snapshots are not to be believed (a dead CMOS
+/// battery says 2001, a compromised PC says anything). Its snapshots are
+/// accepted and kept all the same: retention dates them by their receipt.
+pub const CLOCK_SKEW_LIMIT: i64 = 86_400;
 pub use coffre_core::ChunkId;
 pub use copy::{copy_packs, CopyReport};
 pub use daemon_lock::{DaemonLock, DAEMON};

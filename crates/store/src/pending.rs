@@ -37,6 +37,9 @@ pub(crate) struct SubscriberState {
     pub(crate) pending_bytes: Mutex<u64>,
     /// Serialises commits, forgets and key uploads of this subscriber.
     pub(crate) commit: Mutex<()>,
+    /// When a quota refusal of each of its devices was last recorded (by
+    /// device row id): at most one a minute reaches the catalogue and the log.
+    pub(crate) refusals_recorded: Mutex<HashMap<i64, i64>>,
 }
 
 /// See the module documentation.

@@ -242,6 +242,9 @@ pub struct Usage {
 pub struct DeviceUsage {
     /// The device.
     pub name: String,
+    /// A backup device, or a technician's admin device (which restores and
+    /// manages, and is never expected to back up).
+    pub role: Role,
     /// Revoked devices no longer back up (and are never "stale").
     pub revoked: bool,
     /// Its last successful backup (Unix seconds).
@@ -267,6 +270,56 @@ pub struct DeviceUsage {
     /// Its newest checkpoint committed after its latest complete snapshot
     /// (or with none): a long backup on its way (issue 19).
     pub checkpoint: Option<CheckpointUsage>,
+    /// Its backups refused for quota since the catalogue learnt them
+    /// (issue 20): requests refused, counted at most once a minute.
+    pub quota_refusals: u64,
+    /// When the last was refused (Unix seconds, the server's clock).
+    pub last_quota_refusal: Option<i64>,
+    /// How many bytes the quota lacked then: used plus what the refused
+    /// request needed, minus the quota. What this one request lacked: the
+    /// rest of the backup may need more.
+    pub quota_missing: u64,
+    /// When the last refusal came after its last commit (the refused backup
+    /// never finished): the bytes it uploaded since that commit, still
+    /// counted in the quota and kept so that the backup resumes where it
+    /// stopped (freed by garbage collection after its grace period if it
+    /// never does). 0 otherwise.
+    pub leftover_bytes: u64,
+}
+
+impl DeviceUsage {
+    /// A backup device of this name with nothing recorded yet (tests and
+    /// examples fill in what they need).
+    pub fn named(name: &str) -> DeviceUsage {
+        DeviceUsage {
+            name: name.to_string(),
+            role: Role::Backup,
+            revoked: false,
+            last_backup: None,
+            snapshots: 0,
+            latest_bytes: 0,
+            clock_skew: None,
+            clone_refusals: 0,
+            last_clone_refusal: None,
+            latest_problems: 0,
+            checkpoint: None,
+            quota_refusals: 0,
+            last_quota_refusal: None,
+            quota_missing: 0,
+            leftover_bytes: 0,
+        }
+    }
+
+    /// Whether its last backup was refused for quota and it has committed
+    /// nothing since (neither a snapshot nor a checkpoint).
+    pub fn refused_unfinished(&self) -> bool {
+        let last_commit = self.last_backup.max(self.checkpoint.map(|c| c.received));
+        match (self.last_quota_refusal, last_commit) {
+            (Some(r), Some(c)) => r >= c,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
 }
 
 /// A device's newest checkpoint, for the board: a backup in progress.

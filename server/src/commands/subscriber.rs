@@ -1,11 +1,11 @@
 //! `coffre-server subscriber add|list|show|set`.
 
 use anyhow::Result;
-use coffre_core::units::format_size;
+use coffre_core::units::format_size_like;
 
 use super::{open_store, when};
 use crate::cli::SubscriberCommand;
-use crate::usage::percent;
+use crate::usage::{percent, percent_text, NEAR_QUOTA_PERCENT};
 
 /// Runs a `subscriber` subcommand.
 pub fn run(cmd: SubscriberCommand) -> Result<()> {
@@ -19,9 +19,12 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
             let store = open_store(&data.data)?;
             store.add_subscriber(&name, quota, retention.as_deref())?;
             outln!(
-                "added subscriber {name} with a quota of {}",
-                format_size(quota)
+                "added subscriber {name} with a quota of {} ({quota} bytes)",
+                format_size_like(quota, quota)
             );
+            if quota == 0 {
+                outln!("warning: a quota of 0 refuses every backup: set one with `coffre-server subscriber set {name} --quota 50GB`");
+            }
             outln!(
                 "next: coffre-server device add {name} DEVICE --data {}",
                 data.data.display()
@@ -49,8 +52,8 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
                     outln!(
                         "{:<24} {:>12} {:>12} {:>10} {:>8}  {}",
                         s.name,
-                        format_size(s.quota_bytes),
-                        format_size(s.used_bytes),
+                        format_size_like(s.quota_bytes, s.quota_bytes),
+                        format_size_like(s.used_bytes, s.quota_bytes),
                         s.snapshots,
                         s.devices,
                         when(s.last_backup)
@@ -71,11 +74,15 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
                 );
             } else {
                 outln!("subscriber  {}", s.name);
-                outln!("quota       {}", format_size(s.quota_bytes));
                 outln!(
-                    "used        {} ({:.1} %)",
-                    format_size(s.used_bytes),
-                    percent(s.used_bytes, s.quota_bytes)
+                    "quota       {} ({} bytes)",
+                    format_size_like(s.quota_bytes, s.quota_bytes),
+                    s.quota_bytes
+                );
+                outln!(
+                    "used        {} ({})",
+                    format_size_like(s.used_bytes, s.quota_bytes),
+                    percent_text(percent(s.used_bytes, s.quota_bytes))
                 );
                 outln!(
                     "retention   {}",
@@ -108,8 +115,50 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
             if quota.is_none() && retention.is_none() {
                 anyhow::bail!("nothing to change: give --quota SIZE and/or --retention POLICY");
             }
-            open_store(&data.data)?.set_subscriber(&name, quota, retention.as_deref())?;
-            outln!("updated subscriber {name}");
+            let store = open_store(&data.data)?;
+            let before = store.subscriber(&name)?;
+            store.set_subscriber(&name, quota, retention.as_deref())?;
+            let after = store.subscriber(&name)?;
+            if quota.is_some() {
+                outln!(
+                    "quota of {name}: {} ({} bytes), was {}",
+                    format_size_like(after.quota_bytes, after.quota_bytes),
+                    after.quota_bytes,
+                    format_size_like(before.quota_bytes, before.quota_bytes)
+                );
+                let used = format_size_like(after.used_bytes, after.quota_bytes);
+                let p = percent(after.used_bytes, after.quota_bytes);
+                if after.used_bytes >= after.quota_bytes {
+                    outln!(
+                        "warning: {name} already uses {used}, {}: every backup of its PCs is \
+                         refused until the quota is raised above it (nothing stored is deleted)",
+                        if after.quota_bytes == 0 {
+                            "and a quota of 0 allows nothing".to_string()
+                        } else {
+                            format!("{} of the new quota", percent_text(p))
+                        }
+                    );
+                } else if p >= NEAR_QUOTA_PERCENT {
+                    outln!(
+                        "warning: {name} already uses {used}, {} of the new quota: its next \
+                         backups may be refused",
+                        percent_text(p)
+                    );
+                } else {
+                    outln!("{name} uses {used} ({})", percent_text(p));
+                }
+            }
+            if retention.is_some() {
+                outln!(
+                    "retention of {name}: {}, was {} (applied at the next nightly run, or \
+                     `coffre-server prune {name}`)",
+                    after.retention.as_deref().unwrap_or("the server's default"),
+                    before
+                        .retention
+                        .as_deref()
+                        .unwrap_or("the server's default")
+                );
+            }
         }
     }
     Ok(())

@@ -13,11 +13,11 @@
 use std::path::Path;
 
 use anyhow::Result;
-use coffre_core::units::format_size;
+use coffre_core::units::{format_size, format_size_like};
 use serde_json::json;
 
 use super::{open_store, when};
-use crate::usage::{clock_wrong, rows, words, Skew};
+use crate::usage::{clock_wrong, percent_text, rows, whole_percent, words, Skew};
 
 /// Prints usage per subscriber as a table, JSON or CSV. Without
 /// `--stale-days`, `stale_days` from config.toml.
@@ -37,7 +37,11 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                     "name": u.name,
                     "quota_bytes": u.quota_bytes,
                     "used_bytes": u.used_bytes,
-                    "percent": (r.percent * 10.0).round() / 10.0,
+                    // Rounded down below the quota, as the page and the
+                    // table: never 99.0 where they say 98 %; null for a
+                    // quota of 0 with data.
+                    "percent": tenths(r.percent),
+                    "percent_shown": whole_percent(r.percent),
                     "protected_bytes": u.protected_bytes,
                     "saving_ratio": r.saving_ratio,
                     "snapshots": u.snapshots,
@@ -56,6 +60,11 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                         "last_clone_refusal": d.last_clone_refusal,
                         "latest_problems": d.latest_problems,
                         "checkpoint": d.checkpoint,
+                        "role": d.role,
+                        "quota_refusals": d.quota_refusals,
+                        "last_quota_refusal": d.last_quota_refusal,
+                        "quota_missing_bytes": d.quota_missing,
+                        "leftover_bytes": d.leftover_bytes,
                     })).collect::<Vec<_>>(),
                 })
             })
@@ -69,11 +78,13 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
         for r in &rows {
             let u = &r.usage;
             outln!(
-                "{},{},{},{:.1},{},{},{},{},{},\"{}\",\"{}\"",
+                "{},{},{},{},{},{},{},{},{},\"{}\",\"{}\"",
                 u.name,
                 u.quota_bytes,
                 u.used_bytes,
-                r.percent,
+                tenths(r.percent)
+                    .map(|p| format!("{p:.1}"))
+                    .unwrap_or_default(),
                 u.protected_bytes,
                 r.saving_ratio
                     .map(|r| format!("{r:.2}"))
@@ -104,12 +115,12 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
         for r in &rows {
             let u = &r.usage;
             outln!(
-                "{:<20} {:>10} {:>10} {:>5.0}% {:>10} {:>6} {:>5}  {}",
+                "{:<20} {:>10} {:>10} {:>6} {:>10} {:>6} {:>5}  {}",
                 u.name,
-                format_size(u.quota_bytes),
-                format_size(u.used_bytes),
-                r.percent,
-                format_size(u.protected_bytes),
+                format_size_like(u.quota_bytes, u.quota_bytes),
+                format_size_like(u.used_bytes, u.quota_bytes),
+                percent_text(r.percent),
+                format_size_like(u.protected_bytes, u.quota_bytes),
                 r.saving_ratio
                     .map(|r| format!("{r:.1}×"))
                     .unwrap_or_else(|| "-".into()),
@@ -143,10 +154,32 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                     ),
                     None => String::new(),
                 };
+                // A refused backup that never finished (issue 20).
+                let refused = match (d.refused_unfinished(), d.last_quota_refusal) {
+                    (true, Some(at)) => format!(
+                        " (backup refused {}: quota full, at least {} more needed{})",
+                        when(Some(at)),
+                        format_size_like(d.quota_missing, u.quota_bytes),
+                        if d.leftover_bytes > 0 {
+                            format!(
+                                "; {} it sent is kept for its next run",
+                                format_size_like(d.leftover_bytes, u.quota_bytes)
+                            )
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    _ => String::new(),
+                };
+                let last = match (d.last_backup, d.role) {
+                    (None, coffre_store::Role::Admin) => {
+                        "-- (technician's admin device: does not back up)".to_string()
+                    }
+                    (t, _) => format!("last backup {}", when(t)),
+                };
                 outln!(
-                    "    {:<24} last backup {}{}{checkpoint}{problems}{clock}{copies}",
+                    "    {:<24} {last}{}{refused}{checkpoint}{problems}{clock}{copies}",
                     d.name,
-                    when(d.last_backup),
                     if d.revoked { " (revoked)" } else { "" }
                 );
             }
@@ -158,4 +191,16 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
         );
     }
     Ok(())
+}
+
+/// A percentage to one decimal, rounded down below the quota as the page
+/// rounds it ([`whole_percent`]); `None` for a quota of 0 with data.
+fn tenths(p: f64) -> Option<f64> {
+    if !p.is_finite() {
+        None
+    } else if p < 100.0 {
+        Some((p * 10.0).floor() / 10.0)
+    } else {
+        Some((p * 10.0).round() / 10.0)
+    }
 }

@@ -3,7 +3,7 @@
 //!
 //! Everything here returns plain text: the page escapes it.
 
-use crate::usage::{Skew, SkewUnit, Status, NEAR_QUOTA_PERCENT};
+use crate::usage::{whole_percent, Skew, SkewUnit, Status, NEAR_QUOTA_PERCENT};
 
 /// The page's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,39 +117,43 @@ impl Lang {
     /// Bytes in decimal units (1 GB = 10^9 bytes), as people read them:
     /// "512 octets", "1,5 Go", "123 Go" / "512 bytes", "1.5 GB", "123 GB".
     pub fn bytes(self, bytes: u64) -> String {
-        let units: [&str; 6] = match self {
-            Lang::Fr => ["octets", "ko", "Mo", "Go", "To", "Po"],
-            Lang::En => ["bytes", "kB", "MB", "GB", "TB", "PB"],
-        };
-        if bytes < 1000 {
-            return format!("{bytes}{NBSP}{}", units[0]);
-        }
-        let mut v = bytes as f64;
-        let mut u = 0;
-        while v >= 999.95 && u < units.len() - 1 {
-            v /= 1000.0;
-            u += 1;
-        }
-        let number = if v >= 99.95 {
-            self.integer(v.round() as u64)
-        } else {
-            self.decimal(v)
-        };
-        format!("{number}{NBSP}{}", units[u])
+        self.bytes_like(bytes, 0)
     }
 
-    /// A percentage of quota: "25 %" / "25%". Below the quota it is rounded
-    /// down, so the page never says 100 % of a quota not yet reached.
+    /// [`Lang::bytes`] in the units `like` reads best in (usually the
+    /// quota: [`coffre_core::units::is_binary_size`]), so that a quota given
+    /// as `2GiB` reads "2 Gio" / "2 GiB" and the use beside it in the same
+    /// units, and one given as `50GB` or `50Go` reads "50 Go" (issue 20).
+    pub fn bytes_like(self, bytes: u64, like: u64) -> String {
+        let binary = coffre_core::units::is_binary_size(like);
+        let units: [&str; 6] = match (self, binary) {
+            (Lang::Fr, false) => ["octets", "ko", "Mo", "Go", "To", "Po"],
+            (Lang::En, false) => ["bytes", "kB", "MB", "GB", "TB", "PB"],
+            (Lang::Fr, true) => ["octets", "Kio", "Mio", "Gio", "Tio", "Pio"],
+            (Lang::En, true) => ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"],
+        };
+        let (number, unit) =
+            coffre_core::units::scaled(bytes, if binary { 1024.0 } else { 1000.0 });
+        let number = match number.parse::<u64>() {
+            Ok(whole) => self.integer(whole),
+            Err(_) => match self {
+                Lang::Fr => number.replace('.', ","),
+                Lang::En => number,
+            },
+        };
+        format!("{number}{NBSP}{}", units[unit])
+    }
+
+    /// A percentage of quota: "25 %" / "25%", rounded as
+    /// [`whole_percent`] says (down below the quota), as `usage` prints it.
     pub fn percent(self, p: f64) -> String {
-        let number = if p > 0.0 && p < 1.0 {
-            match self {
+        let number = match whole_percent(p) {
+            Some(0) if p > 0.0 => match self {
                 Lang::Fr => format!("<{NBSP}1"),
                 Lang::En => "<1".to_string(),
-            }
-        } else if p < 100.0 {
-            p.floor().to_string()
-        } else {
-            self.integer(p.round() as u64)
+            },
+            Some(n) => self.integer(n),
+            None => "∞".to_string(),
         };
         match self {
             Lang::Fr => format!("{number}{NBSP}%"),
@@ -255,6 +259,7 @@ impl Lang {
         let t = self.text();
         match status {
             Status::OverQuota => t.over_quota,
+            Status::BackupRefused { .. } => t.backup_refused,
             Status::NearQuota => t.near_quota,
             Status::Stale { .. } => t.stale,
             Status::NeverBackedUp { .. } => t.never_backed_up,
@@ -272,13 +277,74 @@ impl Lang {
         Some(match (self, status) {
             (_, Status::Ok) => return None,
             (Lang::Fr, Status::OverQuota) => {
-                "Quota dépassé\u{a0}: les nouvelles sauvegardes sont refusées. \
-                Augmentez le quota, ou voyez avec le technicien ce qui peut être retiré."
+                "Quota dépassé (ou égal à 0)\u{a0}: les nouvelles sauvegardes sont refusées. \
+                 Ce qui libère vraiment de la place, c’est d’augmenter le quota. Oublier \
+                 d’anciennes sauvegardes ne libère que ce qu’elles seules contiennent (souvent \
+                 peu, les fichiers étant partagés entre sauvegardes), et seulement après le \
+                 ménage de la nuit."
                     .into()
             }
-            (Lang::En, Status::OverQuota) => "Over quota: new backups are refused. \
-                Raise the quota, or ask the technician what can be removed."
+            (Lang::En, Status::OverQuota) => "Over quota (or a quota of 0): new backups are \
+                 refused. What really frees space is raising the quota. Forgetting old backups \
+                 frees only what they alone hold (often little: files are shared between \
+                 backups), and only after the night’s clean-up."
                 .into(),
+            (
+                Lang::Fr,
+                Status::BackupRefused {
+                    device,
+                    at,
+                    missing,
+                    leftover,
+                },
+            ) => {
+                let mut text = format!(
+                    "La sauvegarde de «{NBSP}{device}{NBSP}» a été refusée le {}\u{a0}: quota \
+                     plein, il manquait au moins {}.",
+                    self.date_time(*at),
+                    self.bytes(*missing)
+                );
+                if *leftover > 0 {
+                    text.push_str(&format!(
+                        " Ce qu’elle avait déjà envoyé ({}) est gardé et compte dans le quota\u{a0}: \
+                         elle reprendra là où elle s’est arrêtée.",
+                        self.bytes(*leftover)
+                    ));
+                }
+                text.push_str(
+                    " Pour qu’elle passe, augmentez le quota\u{a0}; retirer d’anciennes \
+                     sauvegardes n’y suffit presque jamais.",
+                );
+                text
+            }
+            (
+                Lang::En,
+                Status::BackupRefused {
+                    device,
+                    at,
+                    missing,
+                    leftover,
+                },
+            ) => {
+                let mut text = format!(
+                    "The backup of “{device}” was refused on {}: the quota is full, at least {} \
+                     more was needed.",
+                    self.date_time(*at),
+                    self.bytes(*missing)
+                );
+                if *leftover > 0 {
+                    text.push_str(&format!(
+                        " What it had already sent ({}) is kept and counts in the quota: it \
+                         will go on where it stopped.",
+                        self.bytes(*leftover)
+                    ));
+                }
+                text.push_str(
+                    " For it to pass, raise the quota; removing old backups almost never \
+                     frees enough.",
+                );
+                text
+            }
             (Lang::Fr, Status::NearQuota) => format!(
                 "Plus de {near}{NBSP}% du quota est utilisé\u{a0}: prévoyez de l’augmenter \
                  avant que les sauvegardes soient refusées."
@@ -444,10 +510,38 @@ impl Lang {
     }
 
     /// The saving of dedup and compression in words: "Ses données (31,8 Go)
-    /// occupent 12,3 Go ici : 2,6 fois moins."
-    pub fn saving(self, ratio: Option<f64>, data_bytes: u64, used_bytes: u64) -> String {
-        let (data, used) = (self.bytes(data_bytes), self.bytes(used_bytes));
+    /// occupent 12,3 Go ici : 2,6 fois moins." When an unfinished (refused)
+    /// backup left `leftover` bytes, they are named for what they are, never
+    /// called "backup history" (issue 20).
+    pub fn saving(
+        self,
+        ratio: Option<f64>,
+        data_bytes: u64,
+        used_bytes: u64,
+        leftover: u64,
+    ) -> String {
+        let (data, used, left) = (
+            self.bytes(data_bytes),
+            self.bytes(used_bytes),
+            self.bytes(leftover),
+        );
         match (self, ratio) {
+            (Lang::Fr, _) if leftover > 0 && data_bytes == 0 => format!(
+                "aucune sauvegarde terminée\u{a0}; {used} occupés ici, dont {left} envoyés par \
+                 une sauvegarde inachevée, gardés pour qu’elle reprenne."
+            ),
+            (Lang::En, _) if leftover > 0 && data_bytes == 0 => format!(
+                "no backup finished yet; {used} taken here, of which {left} sent by an \
+                 unfinished backup, kept for it to go on."
+            ),
+            (Lang::Fr, Some(_)) if leftover > 0 => format!(
+                "ses données ({data}) occupent {used} ici, dont {left} envoyés par une \
+                 sauvegarde inachevée, gardés pour qu’elle reprenne."
+            ),
+            (Lang::En, Some(_)) if leftover > 0 => format!(
+                "its data ({data}) takes {used} here, of which {left} sent by an unfinished \
+                 backup, kept for it to go on."
+            ),
             (Lang::Fr, None) => "pas encore de données.".into(),
             (Lang::En, None) => "no data yet.".into(),
             (Lang::Fr, Some(r)) if r >= 1.1 => format!(
@@ -613,12 +707,21 @@ impl Lang {
         }
     }
 
-    /// "12,3 Go utilisés sur 50 Go (25 %)".
+    /// "12,3 Go utilisés sur 50 Go (25 %)", in the quota's units; with a
+    /// quota of 0, "12 Mo utilisés, quota de 0 : toute sauvegarde est refusée".
     pub fn used_of_quota(self, used: u64, quota: u64, percent: f64) -> String {
-        let (u, q, p) = (self.bytes(used), self.bytes(quota), self.percent(percent));
-        match self {
-            Lang::Fr => format!("{u} utilisés sur {q} ({p})"),
-            Lang::En => format!("{u} used of {q} ({p})"),
+        let (u, q, p) = (
+            self.bytes_like(used, quota),
+            self.bytes_like(quota, quota),
+            self.percent(percent),
+        );
+        match (self, quota) {
+            (Lang::Fr, 0) => {
+                format!("{u} utilisés, quota de 0{NBSP}: toute sauvegarde est refusée")
+            }
+            (Lang::En, 0) => format!("{u} used, a quota of 0: every backup is refused"),
+            (Lang::Fr, _) => format!("{u} utilisés sur {q} ({p})"),
+            (Lang::En, _) => format!("{u} used of {q} ({p})"),
         }
     }
 }
@@ -691,6 +794,10 @@ pub struct Text {
     /// Status words.
     pub over_quota: &'static str,
     /// Status words.
+    pub backup_refused: &'static str,
+    /// Beside a technician's admin device, instead of its last backup.
+    pub admin_device: &'static str,
+    /// Status words.
     pub stale: &'static str,
     /// Status words.
     pub never_backed_up: &'static str,
@@ -721,6 +828,8 @@ static FR: Text = Text {
     ok: "OK",
     near_quota: "Quota presque atteint",
     over_quota: "Quota dépassé",
+    backup_refused: "Sauvegarde refusée",
+    admin_device: "poste du technicien (ne sauvegarde pas)",
     stale: "Sauvegarde en retard",
     never_backed_up: "Jamais sauvegardé",
     clock_wrong: "Horloge du PC fausse",
@@ -745,6 +854,8 @@ static EN: Text = Text {
     ok: "OK",
     near_quota: "Near quota",
     over_quota: "Over quota",
+    backup_refused: "Backup refused",
+    admin_device: "technician’s device (does not back up)",
     stale: "Stale backup",
     never_backed_up: "Never backed up",
     clock_wrong: "PC clock wrong",
@@ -846,9 +957,11 @@ mod tests {
         );
         assert_eq!(Fr.summary(1, 0, 0), "1\u{a0}structure, tout va bien.");
         assert!(En
-            .saving(Some(2.6), 2_600_000_000, 1_000_000_000)
+            .saving(Some(2.6), 2_600_000_000, 1_000_000_000, 0)
             .contains("2.6\u{a0}times less"));
-        assert!(En.saving(Some(0.8), 800, 1000).contains("history"));
-        assert_eq!(Fr.saving(None, 0, 0), "pas encore de données.");
+        assert!(En.saving(Some(0.8), 800, 1000, 0).contains("history"));
+        assert!(En.saving(Some(0.8), 800, 1000, 300).contains("unfinished"));
+        assert!(Fr.saving(None, 0, 1000, 1000).contains("inachevée"));
+        assert_eq!(Fr.saving(None, 0, 0, 0), "pas encore de données.");
     }
 }

@@ -57,18 +57,69 @@ fn subscribers(out: &mut Exposition, usage: &[Usage]) {
     let name = "coffre_device_last_backup_timestamp_seconds";
     out.family(
         name,
-        "Unix time of the device's last successful backup (server clock); absent if it never backed up.",
+        "Unix time of the device's last successful backup (server clock); 0 if it never backed up (so `time() - this > 3*86400` fires for it too); absent for a technician's admin device that never backed up (it is not expected to).",
         "gauge",
     );
     for u in usage {
         for d in &u.device_backups {
-            if let Some(t) = d.last_backup {
-                out.sample(name, &[("subscriber", &u.name), ("device", &d.name)], t);
+            match (d.last_backup, d.role) {
+                (Some(t), _) => {
+                    out.sample(name, &[("subscriber", &u.name), ("device", &d.name)], t);
+                }
+                (None, coffre_store::Role::Backup) => {
+                    out.sample(name, &[("subscriber", &u.name), ("device", &d.name)], 0);
+                }
+                (None, coffre_store::Role::Admin) => {}
             }
         }
     }
+    refusals(out, usage);
     clocks(out, usage);
     copies(out, usage);
+}
+
+/// Backups refused for quota (issue 20): a counter per device, the time of
+/// the last (0: never), and per subscriber the devices whose last backup was
+/// refused and that committed nothing since (alert on it above 0).
+fn refusals(out: &mut Exposition, usage: &[Usage]) {
+    let name = "coffre_device_quota_refusals_total";
+    out.family(
+        name,
+        "Requests of the device refused because its subscriber's quota was full (counted at most once a minute).",
+        "counter",
+    );
+    for u in usage {
+        for d in &u.device_backups {
+            let labels = [("subscriber", u.name.as_str()), ("device", d.name.as_str())];
+            out.sample(name, &labels, d.quota_refusals);
+        }
+    }
+    let name = "coffre_device_last_quota_refusal_timestamp_seconds";
+    out.family(
+        name,
+        "Unix time the device was last refused for quota; 0 if never.",
+        "gauge",
+    );
+    for u in usage {
+        for d in &u.device_backups {
+            let labels = [("subscriber", u.name.as_str()), ("device", d.name.as_str())];
+            out.sample(name, &labels, d.last_quota_refusal.unwrap_or(0));
+        }
+    }
+    let name = "coffre_subscriber_backups_refused";
+    out.family(
+        name,
+        "Devices (not revoked) whose last backup was refused for quota and that committed nothing since.",
+        "gauge",
+    );
+    for u in usage {
+        let refused = u
+            .device_backups
+            .iter()
+            .filter(|d| !d.revoked && d.refused_unfinished())
+            .count();
+        out.sample(name, &[("subscriber", &u.name)], refused);
+    }
 }
 
 /// Copies of a device's credential refused (issue 17, a cloned disk or a
@@ -89,14 +140,13 @@ fn copies(out: &mut Exposition, usage: &[Usage]) {
     let name = "coffre_device_last_copy_refused_timestamp_seconds";
     out.family(
         name,
-        "Unix time of the last connection refused with a replaced credential of the device; absent if none was.",
+        "Unix time of the last connection refused with a replaced credential of the device; 0 if none was.",
         "gauge",
     );
     for u in usage {
         for d in &u.device_backups {
-            if let Some(t) = d.last_clone_refusal {
-                out.sample(name, &[("subscriber", &u.name), ("device", &d.name)], t);
-            }
+            let labels = [("subscriber", u.name.as_str()), ("device", d.name.as_str())];
+            out.sample(name, &labels, d.last_clone_refusal.unwrap_or(0));
         }
     }
 }
@@ -169,34 +219,41 @@ fn maintenance(out: &mut Exposition, store: &Store) {
     };
     type Field = fn(&coffre_store::MaintenanceRun) -> f64;
     let families: [(&str, &str, Field); 3] = [
-        ("duration_seconds", "How long the last run took.", |r| {
-            r.seconds
-        }),
+        (
+            "duration_seconds",
+            "How long the last run took; 0 before the first run.",
+            |r| r.seconds,
+        ),
         (
             "last_run_timestamp_seconds",
-            "Unix time the last run started.",
+            "Unix time the last run started; 0 if it never ran (so an alert on its age fires on a server whose nightly run never happened).",
             |r| r.started as f64,
         ),
         (
             "last_run_success",
-            "1 if the last run ended without error, 0 if it failed.",
+            "1 if the last run ended without error, 0 if it failed or never ran.",
             |r| f64::from(u8::from(r.ok)),
         ),
     ];
+    // Every task's metrics exist from the daemon's start (issue 20): a task
+    // that never ran reads as a run at time 0 that did not succeed.
+    let never = |task: &str| coffre_store::MaintenanceRun {
+        task: task.to_string(),
+        started: 0,
+        seconds: 0.0,
+        ok: false,
+    };
     for (suffix, help, field) in families {
         for task in ["prune", "gc", "verify"] {
             let name = format!("coffre_{task}_{suffix}");
-            let mine: Vec<_> = runs.iter().filter(|r| r.task == task).collect();
-            if mine.is_empty() {
-                continue;
-            }
             out.family(
                 &name,
                 &format!("{} ({task}).", help.trim_end_matches('.')),
                 "gauge",
             );
-            for r in mine {
-                out.sample(&name, &[], field(r));
+            match runs.iter().find(|r| r.task == task) {
+                Some(r) => out.sample(&name, &[], field(r)),
+                None => out.sample(&name, &[], field(&never(task))),
             }
         }
     }

@@ -55,7 +55,11 @@ pub fn render(mut rows: Vec<Row>, lang: Lang, now: i64, stale_days: u32) -> Stri
     let _ = writeln!(
         html,
         "<p class=\"summary\">{}</p>\n</header>\n<main>",
-        escape(&lang.summary(rows.len(), count(Attention::Act), count(Attention::Watch)))
+        escape(&lang.summary(
+            rows.len(),
+            count(Attention::Alarm) + count(Attention::Act),
+            count(Attention::Watch)
+        ))
     );
     if rows.is_empty() {
         let _ = writeln!(html, "<p>{}</p>", escape(t.empty));
@@ -74,7 +78,7 @@ pub fn render(mut rows: Vec<Row>, lang: Lang, now: i64, stale_days: u32) -> Stri
 /// The CSS class of a status: its colour.
 fn class(status: &Status) -> &'static str {
     match status {
-        Status::OverQuota => "over",
+        Status::OverQuota | Status::BackupRefused { .. } => "over",
         Status::NearQuota => "near",
         Status::Stale { .. }
         | Status::NeverBackedUp { .. }
@@ -96,7 +100,12 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
     let quota = row
         .status
         .iter()
-        .find(|s| matches!(s, Status::OverQuota | Status::NearQuota))
+        .find(|s| {
+            matches!(
+                s,
+                Status::OverQuota | Status::NearQuota | Status::BackupRefused { .. }
+            )
+        })
         .map_or("ok", class);
     let _ = write!(
         html,
@@ -134,7 +143,12 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
         escape(&lang.label(t.snapshots)),
         escape(&lang.integer(u.snapshots)),
         escape(&lang.label(t.saving)),
-        escape(&lang.saving(row.saving_ratio, u.protected_bytes, u.used_bytes)),
+        escape(&lang.saving(
+            row.saving_ratio,
+            u.protected_bytes,
+            u.used_bytes,
+            u.device_backups.iter().map(|d| d.leftover_bytes).sum()
+        )),
         escape(lang.label(t.devices).trim_end()),
     );
     if u.device_backups.is_empty() {
@@ -145,7 +159,8 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
             Status::Stale { device, .. }
             | Status::NeverBackedUp { device }
             | Status::ClockWrong { device, .. }
-            | Status::Incomplete { device, .. } => *device == d.name,
+            | Status::Incomplete { device, .. }
+            | Status::BackupRefused { device, .. } => *device == d.name,
             _ => false,
         });
         // The last backup is when the server received it (its clock), so a
@@ -205,6 +220,7 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
                 escape(&format!("{}: {}", t.last_backup, lang.date_time(at))),
                 escape(&lang.ago(now - at))
             ),
+            (None, None) if d.role == coffre_store::Role::Admin => escape(t.admin_device),
             (None, None) => escape(t.never),
         };
         let (class, mut revoked) = match (d.revoked, late) {
@@ -292,16 +308,10 @@ mod tests {
             device_backups: devices
                 .into_iter()
                 .map(|(n, t)| DeviceUsage {
-                    name: n.into(),
-                    revoked: false,
                     last_backup: t,
                     snapshots: 2,
                     latest_bytes: used,
-                    clock_skew: None,
-                    clone_refusals: 0,
-                    last_clone_refusal: None,
-                    latest_problems: 0,
-                    checkpoint: None,
+                    ..DeviceUsage::named(n)
                 })
                 .collect(),
         };

@@ -6,7 +6,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::rows::{parse_role, subscriber_id, to_u64};
+use super::rows::{parse_role, subscriber_id, to_i64, to_u64};
 use super::Catalog;
 use crate::error::{Error, Result};
 use crate::types::{CheckpointUsage, DeviceInfo, DeviceUsage, Role, SubscriberInfo, Usage};
@@ -116,7 +116,11 @@ impl Catalog {
                           WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
                             AND sn.checkpoint = 0
                           ORDER BY sn.received DESC, sn.seq DESC LIMIT 1),
-                        c.received, c.logical_bytes, c.file_count
+                        c.received, c.logical_bytes, c.file_count,
+                        d.role, d.quota_refusals, d.last_quota_refusal, d.quota_missing,
+                        d.id, d.subscriber_id,
+                        (SELECT MAX(sn.received) FROM snapshots sn
+                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id)
                  FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
                  LEFT JOIN snapshots c ON c.subscriber_id = d.subscriber_id AND c.seq =
                         (SELECT MAX(sn.seq) FROM snapshots sn
@@ -128,10 +132,12 @@ impl Catalog {
                  ORDER BY s.name, d.name",
             )?;
             let rows = stmt.query_map([], |r| {
+                let role: String = r.get(13)?;
                 Ok((
                     r.get::<_, String>(0)?,
                     DeviceUsage {
                         name: r.get(1)?,
+                        role: role.parse().unwrap_or(Role::Backup),
                         revoked: r.get(2)?,
                         last_backup: r.get(3)?,
                         snapshots: to_u64(r.get(4)?),
@@ -148,10 +154,57 @@ impl Catalog {
                                 files: to_u64(r.get(12)?),
                             }),
                         },
+                        quota_refusals: to_u64(r.get(14)?),
+                        last_quota_refusal: r.get(15)?,
+                        quota_missing: to_u64(r.get(16)?),
+                        leftover_bytes: 0,
                     },
+                    (
+                        r.get::<_, i64>(17)?,
+                        r.get::<_, i64>(18)?,
+                        r.get::<_, Option<i64>>(19)?,
+                    ),
                 ))
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            // The leftovers of a refused backup, only for the few devices
+            // whose last request was refused and that committed nothing
+            // since: what they wrote in packs sealed after their last commit.
+            let mut leftovers = tx.prepare_cached(
+                "SELECT COALESCE(SUM(c.length), 0) FROM packs p
+                   JOIN chunks c ON c.pack_id = p.id
+                  WHERE p.subscriber_id = ?1 AND p.created >= ?2 AND c.writer = ?3",
+            )?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (sub, mut d, (device_id, subscriber_id, last_commit)) in rows {
+                if d.refused_unfinished() {
+                    d.leftover_bytes = to_u64(leftovers.query_row(
+                        params![subscriber_id, last_commit.unwrap_or(i64::MIN), device_id],
+                        |r| r.get(0),
+                    )?);
+                }
+                out.push((sub, d));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records that device `device_id` was refused for quota at `now`, the
+    /// quota lacking `missing` bytes (issue 20).
+    pub(crate) fn record_quota_refusal(
+        &self,
+        device_id: i64,
+        now: i64,
+        missing: u64,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE devices SET quota_refusals = quota_refusals + 1,
+                        last_quota_refusal = ?2, quota_missing = ?3
+                  WHERE id = ?1",
+                params![device_id, now, to_i64(missing)],
+            )?;
+            Ok(())
         })
     }
 

@@ -217,6 +217,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE snapshots ADD COLUMN checkpoint INTEGER NOT NULL DEFAULT 0;
     ",
+    // Issue 20: backups refused for quota, per device, so the board shows
+    // when and by how much (and the leftovers they left): how many in all,
+    // when the last was, and how many bytes the quota lacked then (used plus
+    // what the refused request needed, minus the quota). Recorded at most
+    // once a minute per device. A catalogue rebuild cannot know them: 0.
+    "
+    ALTER TABLE devices ADD COLUMN quota_refusals INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN last_quota_refusal INTEGER;
+    ALTER TABLE devices ADD COLUMN quota_missing INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The newest schema version this build knows.
