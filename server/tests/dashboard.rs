@@ -48,11 +48,12 @@ fn backup(store: &Store, secret: &[u8; 32], device: &str, seed: u64, chunks: u64
     store.commit_snapshot(&s, &mut pack, &manifest).unwrap();
 }
 
-/// An association of five structures, one per status:
+/// An association of six structures, one per status:
 ///
 /// | subscriber   | status                                      |
 /// | ------------ | ------------------------------------------- |
-/// | asso-jardins | ok (backed up just now)                     |
+/// | asso-jardins | ok (backed up just now; the technician's admin laptop never backs up) |
+/// | radio-libre  | backup refused for quota 2 hours ago (40 MB left, 2 MB missing) |
 /// | coop-velo    | stale (pc-bureau: 5 days), never (pc-neuf)  |
 /// | ecole        | never backed up (pc-classe)                 |
 /// | petite-asso  | near quota (95 %)                           |
@@ -60,13 +61,7 @@ fn backup(store: &Store, secret: &[u8; 32], device: &str, seed: u64, chunks: u64
 fn association(data: &Path) -> Store {
     let store = Store::create(data).unwrap();
     let gb = 1_000_000_000;
-    for name in [
-        "asso-jardins",
-        "coop-velo",
-        "ecole",
-        "petite-asso",
-        "zz-plein",
-    ] {
+    for name in NAMES {
         store.add_subscriber(name, gb, None).unwrap();
     }
     let device = |sub: &str, dev: &str| store.add_device(sub, dev, Role::Backup).unwrap();
@@ -89,6 +84,11 @@ fn association(data: &Path) -> Store {
     device("ecole", "pc-classe");
     backup(&store, &device("petite-asso", "pc"), "pc", 3, 4);
     backup(&store, &device("zz-plein", "pc"), "pc", 4, 2);
+    backup(&store, &device("radio-libre", "studio"), "studio", 5, 2);
+    // The technician's laptop: an admin device, never a backup (issue 20).
+    store
+        .add_device("asso-jardins", "portable-technicien", Role::Admin)
+        .unwrap();
     // Near and over quota: quotas lowered below what is stored (never deletes).
     let used = |name: &str| store.subscriber(name).unwrap().used_bytes;
     let near = used("petite-asso") * 100 / 95;
@@ -106,14 +106,26 @@ fn association(data: &Path) -> Store {
         )
         .unwrap();
     assert_eq!(changed, 1);
+    // radio-libre backed up a day ago; its backup an hour ago was refused
+    // for quota (how the daemon records it: client/tests/failures.rs).
+    for sql in [
+        "UPDATE snapshots SET received = received - 86400
+          WHERE device_id = (SELECT id FROM devices WHERE name = 'studio')",
+        "UPDATE devices SET last_backup = last_backup - 86400 WHERE name = 'studio'",
+        "UPDATE devices SET quota_refusals = 3, last_quota_refusal = last_backup + 82800,
+                quota_missing = 2000000 WHERE name = 'studio'",
+    ] {
+        assert!(db.execute(sql, []).unwrap() >= 1, "{sql}");
+    }
     store
 }
 
-const NAMES: [&str; 5] = [
+const NAMES: [&str; 6] = [
     "asso-jardins",
     "coop-velo",
     "ecole",
     "petite-asso",
+    "radio-libre",
     "zz-plein",
 ];
 
@@ -350,12 +362,14 @@ async fn every_subscriber_appears_what_needs_action_first() {
         html.find(&format!("<h2>{name}</h2>"))
             .unwrap_or_else(|| panic!("{name} is missing"))
     };
-    // Over quota, stale and never backed up first (by name), then near
-    // quota, then ok.
+    // Backups refused (over quota, a backup refused) first, then stale and
+    // never backed up (by name), then near quota, then ok: the technician's
+    // admin laptop does not make asso-jardins late (issue 20).
     let order = [
+        "radio-libre",
+        "zz-plein",
         "coop-velo",
         "ecole",
-        "zz-plein",
         "petite-asso",
         "asso-jardins",
     ];
@@ -376,7 +390,10 @@ async fn every_subscriber_appears_what_needs_action_first() {
         !html.to_ascii_lowercase().contains("<script"),
         "no JavaScript"
     );
-    assert!(html.contains("5\u{a0}structures\u{a0}: 3 demandent une action, 1 à surveiller."));
+    assert!(html.contains("6\u{a0}structures\u{a0}: 4 demandent une action, 1 à surveiller."));
+    assert!(html.contains("poste du technicien (ne sauvegarde pas)"));
+    assert!(html.contains("Sauvegarde refusée"));
+    assert!(html.contains("il manquait au moins 2\u{a0}Mo."), "{html}");
 }
 
 #[test]
@@ -551,7 +568,11 @@ async fn metrics_for_prometheus() {
             let labels = [("subscriber", u.name.as_str()), ("device", d.name.as_str())];
             assert_eq!(
                 value("coffre_device_last_backup_timestamp_seconds", &labels),
-                Some(d.last_backup.unwrap_or(0) as f64),
+                // 0 for never; an admin device that never backed up is absent.
+                match (d.last_backup, d.role) {
+                    (None, Role::Admin) => None,
+                    (t, _) => Some(t.unwrap_or(0) as f64),
+                },
                 "{}/{}",
                 u.name,
                 d.name

@@ -63,7 +63,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// So a quota reads back in the unit it was given in: `500MB` as "500 MB",
 /// `2GiB` as "2 GiB", never "476.8 MiB" or "2.1 GB" (issue 20).
 pub fn is_binary_size(bytes: u64) -> bool {
-    bytes != 0 && bytes % (1 << 20) == 0 && bytes % 1_000_000 != 0
+    bytes != 0 && bytes.is_multiple_of(1 << 20) && !bytes.is_multiple_of(1_000_000)
 }
 
 /// Formats a size in the family [`is_binary_size`] chooses for `like`

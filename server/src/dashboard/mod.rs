@@ -19,6 +19,7 @@ pub mod i18n;
 pub mod listener;
 pub mod metrics;
 pub mod page;
+pub mod view;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -144,7 +145,7 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         (header::X_FRAME_OPTIONS, "DENY"),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         ),
     ] {
         h.insert(name, HeaderValue::from_static(value));
@@ -152,9 +153,13 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
+/// `?lang=fr|en&q=NAME&status=alarm|act|watch|ok&page=N` ([`view`]).
 #[derive(Debug, Deserialize)]
 struct PageQuery {
     lang: Option<String>,
+    q: Option<String>,
+    status: Option<String>,
+    page: Option<String>,
 }
 
 async fn board_page(
@@ -174,11 +179,16 @@ async fn board_page(
             )
         });
     let stale_days = state.options.stale_days;
+    let view = view::View::parse(
+        query.q.as_deref(),
+        query.status.as_deref(),
+        query.page.as_deref(),
+    );
     let html = blocking(state.store, move |store| {
         // The store's clock: the page and the nightly task agree on "now".
         let now = store.now();
         let rows = usage::rows(store, now, stale_days)?;
-        Ok(page::render(rows, lang, now, stale_days))
+        Ok(page::render_view(rows, &view, lang, now, stale_days))
     })
     .await;
     match html {

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use crate::usage::{Attention, Row, Status};
 
 use super::i18n::Lang;
+use super::view::{self, View, SMALL_BOARD};
 
 /// Escapes text for HTML content and quoted attribute values.
 pub fn escape(text: &str) -> String {
@@ -25,8 +26,21 @@ pub fn escape(text: &str) -> String {
 }
 
 /// The page: `rows` in the board's order (what needs action first), in
-/// `lang`, as of `now` (Unix seconds).
-pub fn render(mut rows: Vec<Row>, lang: Lang, now: i64, stale_days: u32) -> String {
+/// `lang`, as of `now` (Unix seconds), every card (up to a page of them).
+pub fn render(rows: Vec<Row>, lang: Lang, now: i64, stale_days: u32) -> String {
+    render_view(rows, &View::default(), lang, now, stale_days)
+}
+
+/// [`render`] of what `view` selects: the summary and totals count every
+/// structure; the cards are those the search, filter and page select
+/// ([`view`]).
+pub fn render_view(
+    mut rows: Vec<Row>,
+    view: &View,
+    lang: Lang,
+    now: i64,
+    stale_days: u32,
+) -> String {
     rows.sort_by(Row::board_order);
     let t = lang.text();
     let count = |a| rows.iter().filter(|r| r.attention() == a).count();
@@ -37,12 +51,16 @@ pub fn render(mut rows: Vec<Row>, lang: Lang, now: i64, stale_days: u32) -> Stri
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"robots\" content=\"noindex\">\n\
          <title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<header>\n\
-         <nav><a href=\"?lang={other_code}\" hreflang=\"{other_code}\" lang=\"{other_code}\">{other}</a></nav>\n\
+         <nav><a href=\"{other_href}\" hreflang=\"{other_code}\" lang=\"{other_code}\">{other}</a></nav>\n\
          <h1>{title}</h1>\n<p class=\"when\">{generated}</p>\n",
         code = lang.code(),
         title = escape(t.title),
         other = escape(t.other_language.0),
         other_code = t.other_language.1,
+        other_href = escape(&view::href(
+            Lang::from_code(t.other_language.1).unwrap_or(lang),
+            view
+        )),
         generated = escape(&lang.generated(now)),
     );
     let _ = writeln!(html, "<p class=\"intro\">{}</p>", escape(lang.intro()));
@@ -54,22 +72,33 @@ pub fn render(mut rows: Vec<Row>, lang: Lang, now: i64, stale_days: u32) -> Stri
     html.push_str("</ul></details>\n");
     let _ = writeln!(
         html,
-        "<p class=\"summary\">{}</p>\n</header>\n<main>",
+        "<p class=\"summary\">{}</p>\n<p class=\"totals\">{}</p>",
         escape(&lang.summary(
             rows.len(),
             count(Attention::Alarm) + count(Attention::Act),
             count(Attention::Watch)
-        ))
+        )),
+        escape(&view::totals(&rows, lang))
     );
+    // An association's dozen stays one glance; a hoster's thousands get a
+    // search, filters and pages.
+    if rows.len() > SMALL_BOARD {
+        view::controls(&mut html, &rows, view, lang);
+    }
+    let selection = view::select(&rows, view);
+    view::position(&mut html, &selection, view, lang);
+    html.push_str("</header>\n<main>\n");
     if rows.is_empty() {
         let _ = writeln!(html, "<p>{}</p>", escape(t.empty));
     }
-    for row in &rows {
+    for row in &selection.shown {
         card(&mut html, row, lang, now);
     }
+    html.push_str("</main>\n<footer>\n");
+    view::position(&mut html, &selection, view, lang);
     let _ = write!(
         html,
-        "</main>\n<footer><p>{}</p></footer>\n</body>\n</html>\n",
+        "<p>{}</p></footer>\n</body>\n</html>\n",
         escape(t.footer)
     );
     html
@@ -288,6 +317,16 @@ p.k{margin-bottom:.1rem}
 .devices .copy{color:var(--over);font-weight:700}
 .dev{overflow-wrap:anywhere}
 footer{color:var(--muted);font-size:.9rem;padding-bottom:2rem}
+.totals{margin:-.6rem 0 .8rem;color:var(--muted)}
+.find{display:flex;flex-wrap:wrap;gap:.4rem;align-items:center;margin:.4rem 0}
+.find input[type=search]{flex:1 1 12rem;font:inherit;padding:.35rem .5rem;border:1px solid #9aa1ad;border-radius:.35rem}
+.find button{font:inherit;padding:.35rem .9rem;border-radius:.35rem;border:1px solid #1f4fa3;background:#1f4fa3;color:#fff}
+.filters{display:flex;flex-wrap:wrap;gap:.35rem;margin:.5rem 0}
+.chip{padding:.15rem .65rem;border-radius:1rem;text-decoration:none;color:var(--ink);background:#fff;border:1px solid #c9cdd5}
+.chip.over{border-color:var(--over)}.chip.late{border-color:#b38f00}.chip.near{border-color:var(--near)}.chip.ok{border-color:var(--ok)}
+.chip[aria-current]{background:var(--ink);color:#fff}
+.pages{display:flex;flex-wrap:wrap;gap:.3rem .8rem;margin:.6rem 0;color:var(--muted)}
+.pages a{color:#1f4fa3}
 ";
 
 #[cfg(test)]
@@ -382,5 +421,76 @@ mod tests {
         let en = render(vec![r], Lang::En, now, 3);
         assert!(en.contains("Copy refused"), "{en}");
         assert!(en.contains("3 connections refused"), "{en}");
+    }
+
+    /// Issue 20: a hoster's 10,000 structures make a page of 50 cards with
+    /// a search, filters with counts, totals and links to the other pages;
+    /// an association's dozen stays one page without any of it.
+    #[test]
+    fn ten_thousand_structures_make_a_small_page() {
+        let now = 1_800_000_000;
+        let rows: Vec<Row> = (0..10_000)
+            .map(|i| {
+                let used = if i % 100 == 7 { 1_000_000 } else { 100_000 };
+                row(
+                    &format!("asso-{i:05}"),
+                    used,
+                    vec![("pc", Some(now - 3600))],
+                    now,
+                )
+            })
+            .collect();
+        let html = render_view(rows.clone(), &View::default(), Lang::Fr, now, 3);
+        assert_eq!(html.matches("<article").count(), view::PAGE_SIZE);
+        assert!(html.len() < 200_000, "{} bytes", html.len());
+        // The red cards first, and the counts that filter them.
+        let first = html.find("<article").unwrap();
+        assert!(html[first..].starts_with("<article class=\"card over\">\n<h2>asso-00007</h2>"));
+        assert!(
+            html.contains("Sauvegardes refusées <b>100</b>"),
+            "the filter's count"
+        );
+        assert!(html.contains("Toutes <b>10\u{202f}000</b>"));
+        assert!(html.contains("page 1 sur 200"));
+        assert!(html.contains("href=\"?lang=fr&amp;page=2\" rel=\"next\""));
+        assert!(html.contains("<input id=\"q\" name=\"q\" type=\"search\""));
+        // Totals count everything, not the page: 9,900 × 100 kB + 100 × 1 MB.
+        assert!(
+            html.contains("1,1\u{a0}Go utilisés sur 10\u{a0}Go attribués (10\u{a0}%)"),
+            "totals"
+        );
+        // A search narrows; the page says how many match.
+        let found = render_view(
+            rows.clone(),
+            &View::parse(Some("asso-0999"), None, None),
+            Lang::En,
+            now,
+            3,
+        );
+        assert_eq!(found.matches("<article").count(), 10);
+        assert!(
+            found.contains("Structures 1 to 10 of 10 matching."),
+            "{found}"
+        );
+        let none = render_view(
+            rows,
+            &View::parse(Some("zzz"), None, None),
+            Lang::En,
+            now,
+            3,
+        );
+        assert!(none.contains("No structure matches."));
+        assert!(none.contains(">show all</a>"));
+
+        // Twelve: one glance, no form.
+        let few: Vec<Row> = (0..12)
+            .map(|i| row(&format!("asso-{i}"), 100_000, vec![("pc", Some(now))], now))
+            .collect();
+        let html = render_view(few, &View::parse(None, None, Some("2")), Lang::Fr, now, 3);
+        assert_eq!(html.matches("<article").count(), 12);
+        assert!(
+            !html.contains("<form") && !html.contains("class=\"pages\""),
+            "{html}"
+        );
     }
 }

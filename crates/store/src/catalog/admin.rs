@@ -169,11 +169,12 @@ impl Catalog {
             let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
             // The leftovers of a refused backup, only for the few devices
             // whose last request was refused and that committed nothing
-            // since: what they wrote in packs sealed after their last commit.
+            // since: what they wrote in packs sealed after their last commit
+            // (a commit's own packs are sealed before it, never after).
             let mut leftovers = tx.prepare_cached(
                 "SELECT COALESCE(SUM(c.length), 0) FROM packs p
                    JOIN chunks c ON c.pack_id = p.id
-                  WHERE p.subscriber_id = ?1 AND p.created >= ?2 AND c.writer = ?3",
+                  WHERE p.subscriber_id = ?1 AND p.created > ?2 AND c.writer = ?3",
             )?;
             let mut out = Vec::with_capacity(rows.len());
             for (sub, mut d, (device_id, subscriber_id, last_commit)) in rows {
