@@ -112,6 +112,8 @@ fn association(data: &Path) -> Store {
         "UPDATE snapshots SET received = received - 86400
           WHERE device_id = (SELECT id FROM devices WHERE name = 'studio')",
         "UPDATE devices SET last_backup = last_backup - 86400 WHERE name = 'studio'",
+        "UPDATE packs SET created = created - 86400
+          WHERE subscriber_id = (SELECT id FROM subscribers WHERE name = 'radio-libre')",
         "UPDATE devices SET quota_refusals = 3, last_quota_refusal = last_backup + 82800,
                 quota_missing = 2000000 WHERE name = 'studio'",
     ] {
@@ -670,12 +672,20 @@ fn chromium(args: &[String]) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-/// Where the screenshots go: beside the build, for a person to look at.
+/// Where the screenshots go: `COFFRE_SCREENSHOTS` (relative to the
+/// workspace), or beside the build, for a person to look at.
 fn screenshot_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join(name)
+    match std::env::var_os("COFFRE_SCREENSHOTS") {
+        Some(dir) => {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            dir.join(name)
+        }
+        None => Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .unwrap()
+            .join(name),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -699,7 +709,10 @@ async fn headless_chromium_shows_every_subscriber() {
         "{}",
         String::from_utf8_lossy(&dom.stderr)
     );
-    let dom = String::from_utf8(dom.stdout).unwrap();
+    // Chromium writes a no-break space back as `&nbsp;`.
+    let dom = String::from_utf8(dom.stdout)
+        .unwrap()
+        .replace("&nbsp;", "\u{a0}");
     assert!(
         dom.contains("Sauvegardes des structures adhérentes"),
         "{dom}"
@@ -707,11 +720,46 @@ async fn headless_chromium_shows_every_subscriber() {
     for name in NAMES {
         assert!(dom.contains(&format!("<h2>{name}</h2>")), "{name} in {dom}");
     }
+    // What a board member checks (issue 20): the red card comes first, and
+    // the summary's counts are the cards' colours.
+    let cards: Vec<&str> = dom
+        .match_indices("<article class=\"card ")
+        .map(|(i, _)| dom[i + 21..].split('"').next().unwrap())
+        .collect();
+    assert_eq!(cards.len(), NAMES.len(), "{cards:?}");
+    assert_eq!(cards[0], "over", "the red card first: {cards:?}");
+    let act = cards.iter().filter(|c| matches!(**c, "over" | "late")).count();
+    let watch = cards.iter().filter(|c| **c == "near").count();
+    assert!(
+        dom.contains(&format!(
+            "{}\u{a0}structures\u{a0}: {act} demandent une action, {watch} à surveiller.",
+            NAMES.len()
+        )),
+        "{cards:?}"
+    );
+    // The totals are the sum of every structure's use and quota.
+    let usage = b.store.usage().unwrap();
+    let fr = coffre_server::Lang::Fr;
+    let used: u64 = usage.iter().map(|u| u.used_bytes).sum();
+    let quota: u64 = usage.iter().map(|u| u.quota_bytes).sum();
+    assert!(
+        dom.contains(&format!(
+            "Au total\u{a0}: {} utilisés sur {} attribués",
+            fr.bytes(used),
+            fr.bytes(quota)
+        )),
+        "{dom}"
+    );
 
+    // The board guide's pictures: French and English, a phone and a
+    // desktop. `COFFRE_SCREENSHOTS=docs/board` writes them there (how the
+    // guide's copies were made); otherwise beside the build.
     for (file, size, query) in [
-        ("dashboard-screenshot.png", "390,900", ""),
-        ("dashboard-screenshot-phone-whole.png", "390,2900", ""),
-        ("dashboard-screenshot-desktop.png", "1280,900", "?lang=en"),
+        ("board-fr-phone.png", "390,900", "?lang=fr"),
+        ("board-fr-phone-whole.png", "390,3600", "?lang=fr"),
+        ("board-fr-desktop.png", "1280,1000", "?lang=fr"),
+        ("board-en-phone.png", "390,900", "?lang=en"),
+        ("board-en-desktop.png", "1280,1000", "?lang=en"),
     ] {
         let path = screenshot_path(file);
         let _ = std::fs::remove_file(&path);
