@@ -393,6 +393,18 @@ async fn every_subscriber_appears_what_needs_action_first() {
         "no JavaScript"
     );
     assert!(html.contains("6\u{a0}structures\u{a0}: 4 demandent une action, 1 à surveiller."));
+    // The query narrows the cards (a bookmark of a search): the summary
+    // still counts every structure.
+    let r = get(
+        b.addr,
+        "/?lang=en&q=RADIO&status=alarm",
+        &[("Authorization", &bearer())],
+    )
+    .await;
+    assert_eq!(r.body.matches("<article").count(), 1, "{}", r.body);
+    assert!(r.body.contains("<h2>radio-libre</h2>"));
+    assert!(r.body.contains("6 structures: 4 need action, 1 to watch."));
+    assert!(r.body.contains("Structures 1 to 1 of 1 matching."));
     assert!(html.contains("poste du technicien (ne sauvegarde pas)"));
     assert!(html.contains("Sauvegarde refusée"));
     assert!(html.contains("il manquait au moins 2\u{a0}Mo."), "{html}");
@@ -728,7 +740,10 @@ async fn headless_chromium_shows_every_subscriber() {
         .collect();
     assert_eq!(cards.len(), NAMES.len(), "{cards:?}");
     assert_eq!(cards[0], "over", "the red card first: {cards:?}");
-    let act = cards.iter().filter(|c| matches!(**c, "over" | "late")).count();
+    let act = cards
+        .iter()
+        .filter(|c| matches!(**c, "over" | "late"))
+        .count();
     let watch = cards.iter().filter(|c| **c == "near").count();
     assert!(
         dom.contains(&format!(

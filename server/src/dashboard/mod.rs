@@ -15,6 +15,7 @@
 //! also bounds the reading of headers, and a lifetime.
 
 mod auth;
+mod html;
 pub mod i18n;
 pub mod listener;
 pub mod metrics;

@@ -6,24 +6,9 @@ use std::fmt::Write;
 
 use crate::usage::{Attention, Row, Status};
 
+pub use super::html::escape;
 use super::i18n::Lang;
 use super::view::{self, View, SMALL_BOARD};
-
-/// Escapes text for HTML content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The page: `rows` in the board's order (what needs action first), in
 /// `lang`, as of `now` (Unix seconds), every card (up to a page of them).

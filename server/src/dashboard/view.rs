@@ -11,8 +11,8 @@ use std::fmt::Write;
 
 use crate::usage::{Attention, Row};
 
+use super::html::escape;
 use super::i18n::Lang;
-use super::page::escape;
 
 /// Cards per page.
 pub const PAGE_SIZE: usize = 50;
