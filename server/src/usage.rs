@@ -439,20 +439,9 @@ pub(crate) fn percent(used: u64, quota: u64) -> f64 {
     }
 }
 
-/// The whole percentage people read, the same on the page and in `usage`
-/// (issue 20): below the quota it is rounded down, so neither ever says
-/// 100 % of a quota not yet reached nor 99 % where the other says 98 %;
-/// from the quota up, rounded. `None` for a quota of 0 with data (no
-/// percentage means anything: the page and `usage` say "quota 0").
-pub fn whole_percent(p: f64) -> Option<u64> {
-    if !p.is_finite() {
-        None
-    } else if p < 100.0 {
-        Some(p.max(0.0).floor() as u64)
-    } else {
-        Some(p.round() as u64)
-    }
-}
+/// The whole percentage people read, the same on the page, in `usage` and
+/// in the client's `coffre status`: [`coffre_core::units::whole_percent`].
+pub use coffre_core::units::whole_percent;
 
 /// [`whole_percent`] as `usage` prints it: "<1%" for a sliver, "98%",
 /// "quota 0".

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use coffre_core::units::format_size;
+use coffre_core::units::{format_size_like, whole_percent};
 use serde_json::json;
 
 use crate::cli::StatusArgs;
@@ -53,10 +53,15 @@ pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
     outln!("server       {}", inst.config.server);
     match &server {
         Ok((st, role)) => {
+            // A quota of 0 refuses everything: full, whatever a share says.
             let pct = if st.quota_bytes > 0 {
                 st.used_bytes as f64 * 100.0 / st.quota_bytes as f64
             } else {
-                0.0
+                f64::INFINITY
+            };
+            let shown = match whole_percent(pct) {
+                Some(n) => format!("{n} %"),
+                None => "a quota of 0".to_string(),
             };
             let warn = if pct >= 100.0 {
                 "  QUOTA FULL: backups are refused; ask the association"
@@ -67,9 +72,9 @@ pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
             };
             outln!("role         {role}");
             outln!(
-                "storage      {} of {} used ({pct:.0} %){warn}",
-                format_size(st.used_bytes),
-                format_size(st.quota_bytes)
+                "storage      {} of {} used ({shown}){warn}",
+                format_size_like(st.used_bytes, st.quota_bytes),
+                format_size_like(st.quota_bytes, st.quota_bytes)
             );
             outln!(
                 "snapshots    {} (all devices of {})",

@@ -142,6 +142,21 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
+/// The whole percentage people read (issue 20), the same on the board's
+/// page, in `coffre-server usage` and in `coffre status`: below the quota
+/// it is rounded down, so none ever says 100 % of a quota not yet reached
+/// nor 99 % where another says 98 %; from the quota up, rounded. `None` for
+/// an infinite share (a quota of 0 with data).
+pub fn whole_percent(p: f64) -> Option<u64> {
+    if !p.is_finite() {
+        None
+    } else if p < 100.0 {
+        Some(p.max(0.0).floor() as u64)
+    } else {
+        Some(p.round() as u64)
+    }
+}
+
 /// The examples every refused rate shows.
 const RATE_EXAMPLES: &str =
     "write it like 2Mbit/s or 500kbit/s (as links are sold), or 1.5MB/s, 200KiB/s, 1,5 Mo/s (bytes)";
