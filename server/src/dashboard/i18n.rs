@@ -913,6 +913,19 @@ mod tests {
         assert_eq!(En.percent(0.2), "<1%");
         assert_eq!(En.percent(0.0), "0%");
         assert_eq!(En.percent(112.4), "112%");
+        // Issue 20: a quota given in GiB reads in GiB (Gio), with the use
+        // beside it; one given in GB (or Go) in GB.
+        assert_eq!(Fr.bytes_like(2 << 30, 2 << 30), "2\u{a0}Gio");
+        assert_eq!(En.bytes_like(1_610_612_736, 2 << 30), "1.5\u{a0}GiB");
+        assert_eq!(Fr.bytes_like(50_000_000_000, 50_000_000_000), "50\u{a0}Go");
+        assert_eq!(
+            Fr.used_of_quota(12_000_000, 0, f64::INFINITY),
+            "12\u{a0}Mo utilisés, quota de 0\u{a0}: toute sauvegarde est refusée"
+        );
+        assert_eq!(
+            En.used_of_quota(1_610_612_736, 2 << 30, 75.0),
+            "1.5\u{a0}GiB used of 2\u{a0}GiB (75%)"
+        );
         assert_eq!(Fr.decimal(2.62), "2,6");
     }
 
