@@ -598,9 +598,11 @@ impl Lang {
                      qu’une fois), compressés et chiffrés. C’est ce que limite le quota."
                         .into(),
                     format!(
-                        "Quota presque atteint\u{a0}: {near}{NBSP}% ou plus. Quota dépassé\u{a0}: \
-                         les nouvelles sauvegardes sont refusées, rien de ce qui est déjà gardé \
-                         n’est effacé."
+                        "Quota presque atteint\u{a0}: {near}{NBSP}% ou plus. Quota dépassé (ou \
+                         quota de 0)\u{a0}: les nouvelles sauvegardes sont refusées, rien de ce \
+                         qui est déjà gardé n’est effacé. Sauvegarde refusée\u{a0}: la dernière \
+                         sauvegarde d’un ordinateur a été refusée faute de place\u{a0}; augmenter \
+                         le quota la laisse passer. Les cartes rouges viennent en premier."
                     ),
                     format!(
                         "Sauvegarde en retard\u{a0}: un ordinateur sans sauvegarde réussie depuis \
@@ -632,8 +634,10 @@ impl Lang {
                      limits."
                         .into(),
                     format!(
-                        "Near quota: {near}% or more. Over quota: new backups are refused; \
-                         nothing already kept is deleted."
+                        "Near quota: {near}% or more. Over quota (or a quota of 0): new backups \
+                         are refused; nothing already kept is deleted. Backup refused: a \
+                         computer’s last backup was refused for lack of space; raising the quota \
+                         lets it through. Red cards come first."
                     ),
                     format!(
                         "Stale backup: a computer without a successful backup for more than \
