@@ -14,10 +14,14 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
             name,
             quota,
             retention,
+            contact,
             data,
         } => {
             let store = open_store(&data.data)?;
             store.add_subscriber(&name, quota, retention.as_deref())?;
+            if let Some(c) = &contact {
+                store.set_contact(&name, Some(check_contact(c)?.as_str()))?;
+            }
             outln!(
                 "added subscriber {name} with a quota of {}",
                 format_size(quota)
@@ -82,6 +86,12 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
                     s.retention.as_deref().unwrap_or("(default)")
                 );
                 outln!("snapshots   {}", s.snapshots);
+                outln!(
+                    "contact     {}",
+                    s.contact
+                        .as_deref()
+                        .unwrap_or("(none: only the operator hears of its alerts)")
+                );
                 outln!("devices:");
                 for d in devices {
                     let state = if d.revoked.is_some() {
@@ -103,14 +113,41 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
             name,
             quota,
             retention,
+            contact,
             data,
         } => {
-            if quota.is_none() && retention.is_none() {
-                anyhow::bail!("nothing to change: give --quota SIZE and/or --retention POLICY");
+            if quota.is_none() && retention.is_none() && contact.is_none() {
+                anyhow::bail!(
+                    "nothing to change: give --quota SIZE, --retention POLICY and/or --contact ADDR"
+                );
             }
-            open_store(&data.data)?.set_subscriber(&name, quota, retention.as_deref())?;
+            let store = open_store(&data.data)?;
+            if quota.is_some() || retention.is_some() {
+                store.set_subscriber(&name, quota, retention.as_deref())?;
+            }
+            if let Some(c) = &contact {
+                store.set_contact(&name, Some(check_contact(c)?.as_str()))?;
+            }
             outln!("updated subscriber {name}");
         }
     }
     Ok(())
+}
+
+/// A contact list, checked and written back plainly: "a@x, https://h/t"
+/// → "a@x,https://h/t"; "" stays "" (no contact). Each address is a mail
+/// address or an http(s) URL.
+fn check_contact(list: &str) -> Result<String> {
+    let all = crate::alerts::addresses(list);
+    for a in &all {
+        if crate::alerts::is_webhook(a) {
+            continue;
+        }
+        a.parse::<lettre::Address>().map_err(|e| {
+            anyhow::anyhow!(
+                "--contact: {a:?} is neither a mail address ({e}) nor an http(s):// webhook URL"
+            )
+        })?;
+    }
+    Ok(all.join(","))
 }
