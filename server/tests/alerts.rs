@@ -31,16 +31,18 @@ const VELO: &str = "contact@velo.example";
 
 // ------------------------------------------------------- a real SMTP server
 
-/// The SMTP server: aiosmtpd with STARTTLS required and a login; each mail
-/// it accepts is parsed by Python's `email` package and written as one
-/// JSON file (recipients, decoded subject and text, TLS, login).
+/// The SMTP server: aiosmtpd with STARTTLS required and a login
+/// (`starttls`), or TLS from the first byte and a login (`tls`), or neither
+/// (`plain`, a local relay); each mail it accepts is parsed by Python's
+/// `email` package and written as one JSON file (recipients, decoded
+/// subject and text, whether it came over TLS, whether it logged in).
 const SMTP_SERVER: &str = r#"
-import json, os, ssl, sys, email, email.policy, warnings
-warnings.simplefilter("ignore", DeprecationWarning)  # aiosmtpd 1.4's own login_data
+import json, logging, os, ssl, sys, email, email.policy
+logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd 1.4 warns about its own login_data
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-cert, key, out, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+cert, key, out, port, mode = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 ctx.load_cert_chain(cert, key)
 
@@ -57,7 +59,7 @@ class Save:
             "from": envelope.mail_from,
             "subject": str(msg["subject"]),
             "text": msg.get_content(),
-            "tls": session.ssl is not None,
+            "tls": server.transport.get_extra_info("ssl_object") is not None,
             "authenticated": bool(session.authenticated),
         }
         tmp = os.path.join(out, ".tmp")
@@ -66,9 +68,15 @@ class Save:
         os.rename(tmp, os.path.join(out, "mail-%03d.json" % Save.count))
         return "250 OK"
 
-c = Controller(Save(), hostname="127.0.0.1", port=port, tls_context=ctx,
-               require_starttls=True, authenticator=login, auth_require_tls=True,
-               server_hostname="localhost")
+if mode == "starttls":
+    c = Controller(Save(), hostname="127.0.0.1", port=port, tls_context=ctx,
+                   require_starttls=True, authenticator=login, auth_require_tls=True,
+                   server_hostname="localhost")
+elif mode == "tls":
+    c = Controller(Save(), hostname="127.0.0.1", port=port, ssl_context=ctx,
+                   authenticator=login, auth_require_tls=False, server_hostname="localhost")
+else:
+    c = Controller(Save(), hostname="127.0.0.1", port=port, server_hostname="localhost")
 c.start()
 print("ready", flush=True)
 sys.stdin.read()
@@ -93,7 +101,15 @@ struct Smtp {
 }
 
 impl Smtp {
+    /// The STARTTLS server with a login, in `dir`.
     fn start(dir: &Path) -> Smtp {
+        Smtp::start_as(dir, "starttls")
+    }
+
+    /// The server in `mode` ("starttls", "tls" or "plain"), in `dir/mode`.
+    fn start_as(dir: &Path, mode: &str) -> Smtp {
+        let dir = &dir.join(mode);
+        std::fs::create_dir_all(dir).unwrap();
         let probe = Command::new(PYTHON)
             .args(["-c", "import aiosmtpd"])
             .output();
@@ -115,6 +131,7 @@ impl Smtp {
             .arg(&script)
             .args([&ca, &key, &out])
             .arg(port.to_string())
+            .arg(mode)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -670,4 +687,97 @@ fn alerts_test_says_which_recipient_worked_and_why_not() {
         "{stdout}"
     );
     assert_eq!(smtp.mails().len(), 3, "nothing more arrived");
+
+    // A structure's contact is shown, refused when it is no address, and removed with "".
+    let show = common::ok(&server(&data, &["subscriber", "show", "coop-velo"]));
+    assert!(show.contains(&format!("contact     {VELO}\n")), "{show}");
+    let bad = server(
+        &data,
+        &[
+            "subscriber",
+            "set",
+            "coop-velo",
+            "--contact",
+            "pas une adresse",
+        ],
+    );
+    let err = common::one_line_error(&bad);
+    assert!(err.contains("is neither a mail address"), "{err}");
+    common::ok(&server(
+        &data,
+        &["subscriber", "set", "coop-velo", "--contact", ""],
+    ));
+    let show = common::ok(&server(&data, &["subscriber", "show", "coop-velo"]));
+    assert!(
+        show.contains("contact     (none: only the operator hears of its alerts)"),
+        "{show}"
+    );
+}
+
+/// Edits `[alerts.mail]` of config.toml.
+fn set_mail(data: &Path, edit: impl FnOnce(&mut toml::Table)) {
+    let path = data.join("config.toml");
+    let mut config: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mail = config["alerts"]["mail"].as_table().unwrap().clone();
+    let mut mail = mail;
+    edit(&mut mail);
+    config["alerts"].as_table_mut().unwrap()["mail"] = mail.into();
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+}
+
+/// Mail also leaves by TLS from the first byte (port 465's way) and through
+/// a plain local relay; a server that does not offer STARTTLS is refused
+/// when STARTTLS is asked for: nothing, the login least of all, goes in clear.
+#[test]
+fn mail_leaves_by_implicit_tls_or_a_plain_relay_and_never_in_clear_by_mistake() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    association(&data);
+    let tls = Smtp::start_as(tmp.path(), "tls");
+    let relay = Smtp::start_as(tmp.path(), "plain");
+    configure(&data, &tls, &[OPERATOR], "en");
+    let test = |data: &Path| {
+        let out = server(data, &["alerts", "test", "--to", OPERATOR]);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+
+    set_mail(&data, |m| {
+        m.insert("security".into(), "tls".into());
+    });
+    let (ok, stdout) = test(&data);
+    assert!(ok, "{stdout}");
+    let mails = tls.wait_for(1);
+    assert!(mails[0].tls && mails[0].authenticated, "{:?}", mails[0]);
+    assert_eq!(mails[0].subject, "[coffre] test message");
+
+    // STARTTLS asked of a server that does not offer it: refused, nothing sent.
+    set_mail(&data, |m| {
+        m.insert("port".into(), i64::from(relay.port).into());
+        m.insert("security".into(), "starttls".into());
+    });
+    let (ok, stdout) = test(&data);
+    assert!(!ok);
+    assert!(
+        stdout.contains(&format!(
+            "FAILED   {OPERATOR} (mail): STARTTLS refused by localhost:{} (STARTTLS)",
+            relay.port
+        )),
+        "{stdout}"
+    );
+    assert!(relay.mails().is_empty());
+
+    // A plain local relay, without a login, when the operator says so.
+    set_mail(&data, |m| {
+        m.insert("security".into(), "plain".into());
+        m.remove("username");
+        m.remove("password");
+    });
+    let (ok, stdout) = test(&data);
+    assert!(ok, "{stdout}");
+    let mails = relay.wait_for(1);
+    assert!(!mails[0].tls && !mails[0].authenticated, "{:?}", mails[0]);
+    assert_eq!(mails[0].to, [OPERATOR]);
 }
