@@ -38,7 +38,8 @@ const VELO: &str = "contact@velo.example";
 /// subject and text, whether it came over TLS, whether it logged in).
 const SMTP_SERVER: &str = r#"
 import json, logging, os, ssl, sys, email, email.policy
-logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd 1.4 warns about its own login_data
+# Quiet: aiosmtpd 1.4 warns about its own login_data, and a refused handshake is a test's point.
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
@@ -108,6 +109,11 @@ impl Smtp {
 
     /// The server in `mode` ("starttls", "tls" or "plain"), in `dir/mode`.
     fn start_as(dir: &Path, mode: &str) -> Smtp {
+        Smtp::start_on(dir, mode, free_port())
+    }
+
+    /// [`Smtp::start_as`] on `port`.
+    fn start_on(dir: &Path, mode: &str, port: u16) -> Smtp {
         let dir = &dir.join(mode);
         std::fs::create_dir_all(dir).unwrap();
         let probe = Command::new(PYTHON)
@@ -118,15 +124,18 @@ impl Smtp {
             "{PYTHON} cannot import aiosmtpd: install Debian's SMTP server for this test \
              (apt-get install python3-aiosmtpd); {probe:?}"
         );
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
         let (ca, key) = (dir.join("smtp-cert.pem"), dir.join("smtp-key.pem"));
-        std::fs::write(&ca, certified.cert.pem()).unwrap();
-        std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+        if !ca.exists() {
+            // A server started again in the same folder keeps its certificate.
+            let certified =
+                rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+            std::fs::write(&ca, certified.cert.pem()).unwrap();
+            std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+        }
         let out = dir.join("mail");
         std::fs::create_dir_all(&out).unwrap();
         let script = dir.join("smtp.py");
         std::fs::write(&script, SMTP_SERVER).unwrap();
-        let port = free_port();
         let mut child = Command::new(PYTHON)
             .arg(&script)
             .args([&ca, &key, &out])
@@ -368,6 +377,7 @@ fn run(data: &Path) -> Daemon {
         .args(["run", "--data"])
         .arg(data)
         .env("COFFRE_LOG", "info")
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -712,6 +722,75 @@ fn alerts_test_says_which_recipient_worked_and_why_not() {
         show.contains("contact     (none: only the operator hears of its alerts)"),
         "{show}"
     );
+}
+
+/// A mail server that is down when the alert is due: the daemon logs it,
+/// keeps serving, and sends the alert once the server is back, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_cannot_leave_is_tried_again_at_the_next_look() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    association(&data);
+    let used = Store::open(&data)
+        .unwrap()
+        .subscriber("coop-velo")
+        .unwrap()
+        .used_bytes;
+    common::ok(&server(
+        &data,
+        &[
+            "subscriber",
+            "set",
+            "coop-velo",
+            "--quota",
+            &(used / 2).to_string(),
+        ],
+    ));
+    // The mail server, configured, then stopped before the daemon starts.
+    let smtp = Smtp::start(tmp.path());
+    let port = smtp.port;
+    configure(&data, &smtp, &[OPERATOR], "en");
+    drop(smtp);
+    let daemon_log = tmp.path().join("daemon.log");
+    let mut daemon = Daemon {
+        child: Command::new(env!("CARGO_BIN_EXE_coffre-server"))
+            .args(["run", "--data"])
+            .arg(&data)
+            .env("COFFRE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&daemon_log).unwrap())
+            .spawn()
+            .unwrap(),
+        addr: String::new(),
+    };
+    let logged = |what: &str| std::fs::read_to_string(&daemon_log).unwrap().contains(what);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !logged("alert not delivered") {
+        assert!(
+            Instant::now() < deadline,
+            "no failed delivery logged: {}",
+            std::fs::read_to_string(&daemon_log).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon goes on"
+    );
+
+    // Back, on the same port with the same certificate.
+    let smtp = Smtp::start_on(tmp.path(), "starttls", port);
+    let mails = smtp.arrived(2).await;
+    let mut to: Vec<&str> = mails.iter().map(|m| m.to[0].as_str()).collect();
+    to.sort();
+    assert_eq!(to, [VELO, OPERATOR]);
+    for m in &mails {
+        assert_eq!(m.subject, "[coffre] coop-velo: backups refused, quota full");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.mails().len(), 2, "sent once to each");
+    assert!(logged("alert sent"));
+    daemon.stop();
 }
 
 /// Edits `[alerts.mail]` of config.toml.
