@@ -320,7 +320,7 @@ pub enum AlertsCommand {
     Preview {
         #[command(flatten)]
         data: DataArg,
-        /// The language: fr or en [default: [alerts] lang, fr if absent].
+        /// The language: fr or en [default: each recipient's, from [alerts] languages and lang].
         #[arg(long, value_name = "LANG")]
         lang: Option<String>,
     },

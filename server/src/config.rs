@@ -81,6 +81,7 @@ pub struct Config {
 /// [alerts]
 /// operator = ["tech@asso.example", "https://ntfy.sh/asso-coffre"]
 /// lang = "fr"
+/// languages = { "board@asso.example" = "en" }
 /// board_url = "https://coffre.asso.example/"
 /// [alerts.mail]
 /// host = "mail.asso.example"
@@ -100,6 +101,9 @@ pub struct AlertsConfig {
     /// The language of the messages: "fr" (default) or "en".
     #[serde(default = "default_alerts_lang")]
     pub lang: String,
+    /// Another language for some addresses: `{ "board@asso.example" = "en" }`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub languages: std::collections::BTreeMap<String, String>,
     /// The board's web page, linked from every message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub board_url: Option<String>,
@@ -123,6 +127,7 @@ impl std::fmt::Debug for AlertsConfig {
         f.debug_struct("AlertsConfig")
             .field("operator", &self.operator)
             .field("lang", &self.lang)
+            .field("languages", &self.languages)
             .field("board_url", &self.board_url)
             .field("check_every", &self.check_every)
             .field("repeat_days", &self.repeat_days)

@@ -618,9 +618,16 @@ async fn the_digest_tells_what_is_new_in_french_or_english_and_nothing_twice() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.mails().len(), 2);
 
-    // In English, for a new address: everything is new to it; coop-velo's
-    // contact, told already, hears nothing again.
-    configure(&data, &smtp, &["board@amie.example"], "en");
+    // In English, for a new address that reads English (`languages`):
+    // everything is new to it; coop-velo's contact, told already, hears
+    // nothing again.
+    configure(&data, &smtp, &[OPERATOR, "board@amie.example"], "fr");
+    let path = data.join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[alerts]\n",
+        "[alerts]\nlanguages = { \"board@amie.example\" = \"en\" }\n",
+    );
+    std::fs::write(&path, text).unwrap();
     assert_eq!(digest(data.clone()).await, 1);
     let mails = smtp.arrived(3).await;
     let m = &mails[2];

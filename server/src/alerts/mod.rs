@@ -43,6 +43,8 @@ use webhook::Poster;
 pub struct Alerts {
     config: AlertsConfig,
     lang: Lang,
+    /// The addresses that read another language.
+    languages: BTreeMap<String, Lang>,
     data: PathBuf,
     stale_days: u32,
     mailer: Option<Mailer>,
@@ -85,6 +87,13 @@ impl Alerts {
         };
         let lang = Lang::from_code(&c.lang)
             .ok_or_else(|| anyhow!("[alerts] lang = {:?}: write \"fr\" or \"en\"", c.lang))?;
+        let mut languages = BTreeMap::new();
+        for (address, code) in &c.languages {
+            let l = Lang::from_code(code).ok_or_else(|| {
+                anyhow!("[alerts] languages: {address:?} = {code:?}: write \"fr\" or \"en\"")
+            })?;
+            languages.insert(address.clone(), l);
+        }
         if c.check_every == 0 {
             bail!("[alerts] check_every = 0: give a number of seconds, e.g. 300");
         }
@@ -101,6 +110,7 @@ impl Alerts {
         let poster = Poster::new(c.webhook.as_ref())?;
         Ok(Some(Alerts {
             lang,
+            languages,
             data: data.to_path_buf(),
             stale_days: config.stale_days,
             mailer,
@@ -110,9 +120,10 @@ impl Alerts {
         }))
     }
 
-    /// The language of the messages.
-    pub fn lang(&self) -> Lang {
-        self.lang
+    /// The language of the messages to `to`: its own (`[alerts]
+    /// languages`), else `[alerts] lang`.
+    pub fn lang_of(&self, to: &str) -> Lang {
+        self.languages.get(to).copied().unwrap_or(self.lang)
     }
 
     /// Reads the report, the maintenance runs and the contacts (blocking).
@@ -191,7 +202,8 @@ impl Alerts {
             let urgent: Vec<&Event> = events.iter().copied().filter(|e| e.urgent()).collect();
             let new = state.changes(to, &urgent, look.now, None).new;
             if !new.is_empty() {
-                let message = digest::immediate(self.lang, &new, self.config.board_url.as_deref());
+                let message =
+                    digest::immediate(self.lang_of(to), &new, self.config.board_url.as_deref());
                 match self.deliver(to, &message).await {
                     Ok(()) => {
                         info!(to = %to, subject = %message.subject, "alert sent");
@@ -232,7 +244,7 @@ impl Alerts {
     async fn digest_to(&self, state: &mut State, to: &str, events: &[&Event], now: i64) -> bool {
         let changes = state.changes(to, events, now, self.config.repeat_days);
         let Some(message) = digest::digest(
-            self.lang,
+            self.lang_of(to),
             &changes.new,
             &changes.still,
             self.config.board_url.as_deref(),
@@ -258,8 +270,9 @@ impl Alerts {
     }
 
     /// What tonight's digest would send to each recipient (nothing for one
-    /// with nothing new), without sending or recording anything.
-    pub fn preview(&self, look: &Look, lang: Lang) -> Vec<(String, Option<Message>)> {
+    /// with nothing new), in `lang` or each one's own, without sending or
+    /// recording anything.
+    pub fn preview(&self, look: &Look, lang: Option<Lang>) -> Vec<(String, Option<Message>)> {
         let state = self.state.blocking_lock();
         self.audience(look)
             .into_iter()
@@ -267,6 +280,7 @@ impl Alerts {
                 let mut s = state.clone();
                 s.forget_gone(&to, &events);
                 let c = s.changes(&to, &events, look.now, self.config.repeat_days);
+                let lang = lang.unwrap_or_else(|| self.lang_of(&to));
                 let m = digest::digest(lang, &c.new, &c.still, self.config.board_url.as_deref());
                 (to, m)
             })
@@ -280,8 +294,8 @@ impl Alerts {
     }
 
     /// The test message to `to`.
-    pub fn test_message(&self) -> Message {
-        digest::test(self.lang, self.config.board_url.as_deref())
+    pub fn test_message(&self, to: &str) -> Message {
+        digest::test(self.lang_of(to), self.config.board_url.as_deref())
     }
 
     async fn save(&self, state: &State) {

@@ -50,14 +50,13 @@ fn test(data: &Path, to: Option<&str>) -> Result<()> {
              (coffre-server subscriber set NAME --contact ADDRESS)"
         );
     }
-    let message = alerts.test_message();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let mut failed = 0;
     for r in &recipients {
         let how = if is_webhook(r) { "webhook" } else { "mail" };
-        match runtime.block_on(alerts.deliver(r, &message)) {
+        match runtime.block_on(alerts.deliver(r, &alerts.test_message(r))) {
             Ok(()) => outln!("sent     {r} ({how})"),
             Err(e) => {
                 failed += 1;
@@ -81,9 +80,9 @@ fn test(data: &Path, to: Option<&str>) -> Result<()> {
 fn preview(data: &Path, lang: Option<&str>) -> Result<()> {
     let (alerts, config) = alerts(data)?;
     let lang = match lang {
-        None => alerts.lang(),
+        None => None,
         Some(code) => {
-            Lang::from_code(code).ok_or_else(|| anyhow!("--lang {code:?}: write fr or en"))?
+            Some(Lang::from_code(code).ok_or_else(|| anyhow!("--lang {code:?}: write fr or en"))?)
         }
     };
     let store = open_store(data)?;
