@@ -867,3 +867,127 @@ fn mail_leaves_by_implicit_tls_or_a_plain_relay_and_never_in_clear_by_mistake() 
     assert!(!mails[0].tls && !mails[0].authenticated, "{:?}", mails[0]);
     assert_eq!(mails[0].to, [OPERATOR]);
 }
+
+/// A webhook receiver over HTTPS (Python's `http.server` in an `ssl`
+/// context over a certificate made here): each POST kept as one JSON file
+/// (path, Authorization, Content-Type, body).
+const HTTPS_RECEIVER: &str = r#"
+import http.server, json, os, ssl, sys
+cert, key, out, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+class Keep(http.server.BaseHTTPRequestHandler):
+    count = 0
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        Keep.count += 1
+        record = {"path": self.path, "auth": self.headers.get("Authorization"),
+                  "type": self.headers.get("Content-Type"), "body": json.loads(body)}
+        tmp = os.path.join(out, ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(record, f)
+        os.rename(tmp, os.path.join(out, "post-%03d.json" % Keep.count))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", port), Keep)
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(cert, key)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print("ready", flush=True)
+server.serve_forever()
+"#;
+
+/// A webhook over HTTPS: its server's certificate trusted through
+/// `[alerts.webhook] ca_file`, the token sent as a bearer token; without
+/// the CA, refused, and said so.
+#[test]
+fn a_webhook_over_https_trusts_its_ca_file_and_sends_its_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    association(&data);
+    // The receiver: Python's standard library only.
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (ca, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&ca, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (script, out) = (tmp.path().join("https.py"), tmp.path().join("posts"));
+    std::fs::write(&script, HTTPS_RECEIVER).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let port = free_port();
+    let mut child = Command::new(PYTHON)
+        .arg(&script)
+        .args([&ca, &key, &out])
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let receiver = Reaped(child);
+    assert_eq!(line.trim(), "ready");
+
+    let url = format!("https://localhost:{port}/coffre?topic=amie");
+    let path = data.join("config.toml");
+    let mut config: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let alerts: toml::Table = toml::from_str(&format!(
+        "operator = [{url:?}]\n[webhook]\ntoken = \"tk_secret\"\nca_file = {:?}\n",
+        ca.display().to_string()
+    ))
+    .unwrap();
+    config.insert("alerts".into(), alerts.into());
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+
+    let out_of = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).to_string();
+    let sent = server(&data, &["alerts", "test", "--to", &url]);
+    assert!(sent.status.success(), "{}", out_of(&sent));
+    assert!(out_of(&sent).contains(&format!("sent     {url} (webhook)")));
+    let posted: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("post-001.json")).unwrap()).unwrap();
+    assert_eq!(posted["path"], "/coffre?topic=amie");
+    assert_eq!(posted["auth"], "Bearer tk_secret");
+    assert_eq!(posted["type"], "application/json");
+    let body = &posted["body"];
+    assert_eq!(body["title"], "message d’essai");
+    assert_eq!(
+        (&body["priority"], &body["urgent"]),
+        (&3.into(), &false.into())
+    );
+    assert_eq!(body["topic"], "amie");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("les alertes vous parviennent"));
+
+    // Without the CA, the certificate is not trusted: nothing is sent.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("ca_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    let refused = server(&data, &["alerts", "test", "--to", &url]);
+    assert!(!refused.status.success());
+    let said = out_of(&refused);
+    assert!(
+        said.contains(&format!("FAILED   {url} (webhook): POST {url} failed"))
+            && said.to_lowercase().contains("certificate"),
+        "{said}"
+    );
+    assert!(!out.join("post-002.json").exists());
+    drop(receiver);
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
