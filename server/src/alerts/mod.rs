@@ -187,6 +187,23 @@ impl Alerts {
         }
     }
 
+    /// [`Alerts::deliver`] within one look: once the mail server failed,
+    /// the other mails of the look wait for the next one rather than each
+    /// waiting for the same timeout (webhooks go on).
+    async fn deliver_in(&self, mail: &mut MailInLook, to: &str, message: &Message) -> Result<()> {
+        if is_webhook(to) {
+            return self.deliver(to, message).await;
+        }
+        if let Some(why) = &mail.failed {
+            bail!("the mail server failed earlier in this look ({why})");
+        }
+        let result = self.deliver(to, message).await;
+        if let Err(e) = &result {
+            mail.failed = Some(format!("{e:#}"));
+        }
+        result
+    }
+
     /// One look for what cannot wait: each new urgent fact is sent once to
     /// each of its recipients; a digest owed since a failed one is tried
     /// again. Returns how many messages left.
@@ -194,6 +211,7 @@ impl Alerts {
         let look = self.look_async(store).await?;
         let audience = self.audience(&look);
         let mut state = self.state.lock().await;
+        let mut look_mail = MailInLook::default();
         let before = state.clone();
         state.recipients.retain(|to, _| audience.contains_key(to));
         let mut sent = 0;
@@ -204,7 +222,7 @@ impl Alerts {
             if !new.is_empty() {
                 let message =
                     digest::immediate(self.lang_of(to), &new, self.config.board_url.as_deref());
-                match self.deliver(to, &message).await {
+                match self.deliver_in(&mut look_mail, to, &message).await {
                     Ok(()) => {
                         info!(to = %to, subject = %message.subject, "alert sent");
                         state.told(to, &new, look.now);
@@ -216,7 +234,10 @@ impl Alerts {
                 }
             }
             if state.recipient(to).digest_owed {
-                sent += usize::from(self.digest_to(&mut state, to, events, look.now).await);
+                sent += usize::from(
+                    self.digest_to(&mut state, &mut look_mail, to, events, look.now)
+                        .await,
+                );
             }
         }
         if *state != before {
@@ -231,17 +252,28 @@ impl Alerts {
         let look = self.look_async(store).await?;
         let audience = self.audience(&look);
         let mut state = self.state.lock().await;
+        let mut look_mail = MailInLook::default();
         let mut sent = 0;
         for (to, events) in &audience {
             state.forget_gone(to, events);
-            sent += usize::from(self.digest_to(&mut state, to, events, look.now).await);
+            sent += usize::from(
+                self.digest_to(&mut state, &mut look_mail, to, events, look.now)
+                    .await,
+            );
         }
         self.save(&state).await;
         Ok(sent)
     }
 
     /// The digest to `to`: sent if something is new (then recorded), owed if it fails.
-    async fn digest_to(&self, state: &mut State, to: &str, events: &[&Event], now: i64) -> bool {
+    async fn digest_to(
+        &self,
+        state: &mut State,
+        mail: &mut MailInLook,
+        to: &str,
+        events: &[&Event],
+        now: i64,
+    ) -> bool {
         let changes = state.changes(to, events, now, self.config.repeat_days);
         let Some(message) = digest::digest(
             self.lang_of(to),
@@ -252,7 +284,7 @@ impl Alerts {
             state.recipient(to).digest_owed = false;
             return false;
         };
-        match self.deliver(to, &message).await {
+        match self.deliver_in(mail, to, &message).await {
             Ok(()) => {
                 info!(to = %to, subject = %message.subject, "digest sent");
                 state.told(to, &changes.new, now);
@@ -311,6 +343,13 @@ impl Alerts {
     pub fn check_every(&self) -> Duration {
         Duration::from_secs(self.config.check_every)
     }
+}
+
+/// What one look learnt of the mail server.
+#[derive(Debug, Default)]
+struct MailInLook {
+    /// Why it failed, if it did.
+    failed: Option<String>,
 }
 
 /// The daemon's watcher: a look at once, then every `check_every`. Never
