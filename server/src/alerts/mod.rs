@@ -150,24 +150,32 @@ impl Alerts {
     }
 
     /// Who hears of what: each operator address everything, each contact
-    /// address its structures' facts.
+    /// address its structures' facts (one pass over the events, one lookup
+    /// per contact: a national service's 10,000 structures stay cheap).
     pub fn audience<'a>(&self, look: &'a Look) -> BTreeMap<String, Vec<&'a Event>> {
+        let mut by_structure: BTreeMap<&str, Vec<&'a Event>> = BTreeMap::new();
+        for e in &look.events {
+            if let Some(s) = &e.subscriber {
+                by_structure.entry(s).or_default().push(e);
+            }
+        }
         let mut out: BTreeMap<String, Vec<&'a Event>> = BTreeMap::new();
         for a in &self.config.operator {
             out.insert(a.clone(), look.events.iter().collect());
         }
         for (name, list) in &look.contacts {
+            let theirs = by_structure.get(name.as_str());
+            let mut seen: Vec<&str> = Vec::new();
             for a in list {
-                let theirs = out.entry(a.clone()).or_default();
-                for e in look
-                    .events
-                    .iter()
-                    .filter(|e| e.subscriber.as_deref() == Some(name))
-                {
-                    if !theirs.iter().any(|t| std::ptr::eq(*t, e)) {
-                        theirs.push(e);
-                    }
+                // The operator hears of everything already; an address listed
+                // twice for one structure hears of it once.
+                if self.config.operator.contains(a) || seen.contains(&a.as_str()) {
+                    continue;
                 }
+                seen.push(a);
+                out.entry(a.clone())
+                    .or_default()
+                    .extend(theirs.into_iter().flatten());
             }
         }
         out
@@ -365,5 +373,91 @@ pub async fn watch(alerts: Arc<Alerts>, store: Arc<Store>) {
             warn!("alerts: cannot read the report: {e:#}");
         }
         tokio::time::sleep(alerts.check_every()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events::Kind;
+
+    fn event(subscriber: Option<&str>, kind: Kind) -> Event {
+        Event {
+            kind,
+            subscriber: subscriber.map(str::to_string),
+            device: None,
+            value: String::new(),
+            status: None,
+            used_bytes: None,
+            quota_bytes: None,
+            since: None,
+        }
+    }
+
+    #[test]
+    fn the_operator_hears_of_everything_and_a_contact_of_its_own_structure_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new("127.0.0.1:1".parse().unwrap(), "h:1".into());
+        config.alerts = Some(
+            toml::from_str(
+                r#"operator = ["op@x.example", "https://hook.example/t"]
+                   [mail]
+                   host = "localhost"
+                   from = "coffre@x.example""#,
+            )
+            .unwrap(),
+        );
+        let alerts = Alerts::new(dir.path(), &config).unwrap().unwrap();
+        let look = Look {
+            now: 0,
+            events: vec![
+                event(Some("a"), Kind::OverQuota),
+                event(Some("b"), Kind::Stale),
+                event(None, Kind::TaskFailed),
+                event(Some("a"), Kind::NearQuota),
+            ],
+            contacts: vec![
+                (
+                    "a".into(),
+                    addresses("ca@x.example, op@x.example,ca@x.example"),
+                ),
+                ("b".into(), addresses("cb@x.example")),
+                ("c".into(), addresses("cc@x.example")),
+            ],
+        };
+        let heard: Vec<(String, Vec<String>)> = alerts
+            .audience(&look)
+            .into_iter()
+            .map(|(to, events)| (to, events.iter().map(|e| e.key()).collect()))
+            .collect();
+        let all = [
+            "a/over_quota/-",
+            "b/stale/-",
+            "-/task_failed/-",
+            "a/near_quota/-",
+        ];
+        assert_eq!(
+            heard,
+            [
+                (
+                    "ca@x.example".into(),
+                    vec!["a/over_quota/-".into(), "a/near_quota/-".into()]
+                ),
+                ("cb@x.example".into(), vec!["b/stale/-".into()]),
+                ("cc@x.example".into(), vec![]),
+                (
+                    "https://hook.example/t".into(),
+                    all.map(String::from).to_vec()
+                ),
+                ("op@x.example".into(), all.map(String::from).to_vec()),
+            ]
+        );
+        // A mail address without [alerts.mail] is refused at start, with where to look.
+        config.alerts.as_mut().unwrap().mail = None;
+        let e = Alerts::new(dir.path(), &config).unwrap_err().to_string();
+        assert!(
+            e.contains("\"op@x.example\"") && e.contains("[alerts.mail]"),
+            "{e}"
+        );
     }
 }

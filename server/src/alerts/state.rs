@@ -109,8 +109,8 @@ impl State {
     /// Forgets, for `to`, every fact not among `current`: when it comes back, it is new.
     pub fn forget_gone(&mut self, to: &str, current: &[&Event]) {
         if let Some(r) = self.recipients.get_mut(to) {
-            r.told
-                .retain(|key, _| current.iter().any(|e| &e.key() == key));
+            let keys: std::collections::HashSet<String> = current.iter().map(|e| e.key()).collect();
+            r.told.retain(|key, _| keys.contains(key));
         }
     }
 
