@@ -311,7 +311,8 @@ impl Alerts {
 
     /// What tonight's digest would send to each recipient (nothing for one
     /// with nothing new), in `lang` or each one's own, without sending or
-    /// recording anything.
+    /// recording anything. For the `alerts preview` command: it waits for
+    /// the state's lock, so it is not for async code.
     pub fn preview(&self, look: &Look, lang: Option<Lang>) -> Vec<(String, Option<Message>)> {
         let state = self.state.blocking_lock();
         self.audience(look)
