@@ -176,19 +176,19 @@ pub fn digest(
         }
     }
     let n = new.len();
+    // A subject stays short: three names, then how many more.
+    let mut who = names.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+    if names.len() > 3 {
+        who.push_str(&format!(", +{}", names.len() - 3));
+    }
     let title = match lang {
         Lang::Fr => format!(
-            "{}{} nouveauté{} ({})",
+            "{}{} nouveauté{} ({who})",
             lang.label("Résumé de la nuit"),
             n,
             s(n),
-            names.join(", ")
         ),
-        Lang::En => format!(
-            "{}{n} new ({})",
-            lang.label("Nightly digest"),
-            names.join(", ")
-        ),
+        Lang::En => format!("{}{n} new ({who})", lang.label("Nightly digest")),
     };
     let mut text = String::from(match lang {
         Lang::Fr => "Nouveau depuis le dernier résumé\u{a0}:\n",
@@ -358,6 +358,18 @@ mod tests {
             .text
             .contains("Still: asso-lumiere: backups refused, quota full."));
         assert_eq!(m.events.len(), 2);
+        let many: Vec<Event> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|name| Event {
+                subscriber: Some((*name).into()),
+                ..stale()
+            })
+            .collect();
+        let refs: Vec<&Event> = many.iter().collect();
+        assert_eq!(
+            digest(Lang::En, &refs, &[], None).unwrap().subject,
+            "[coffre] Nightly digest: 5 new (a, b, c, +2)"
+        );
         let m = digest(Lang::Fr, &[&stale()], &[], None).unwrap();
         assert!(m
             .text
