@@ -31,6 +31,10 @@ pub struct Message {
 
 const PREFIX: &str = "[coffre] ";
 
+/// The "still" part names this many facts at most, then how many more: it
+/// is a reminder, the page has the rest.
+const STILL_SHOWN: usize = 20;
+
 /// The short phrase of an event, for a subject or a list line:
 /// "asso : sauvegardes refusées, quota plein".
 pub fn headline(lang: Lang, e: &Event) -> String {
@@ -203,8 +207,22 @@ pub fn digest(
             Lang::Fr => "Toujours vrai",
             Lang::En => "Still",
         }));
-        let list: Vec<String> = still.iter().map(|e| headline(lang, e)).collect();
-        text.push_str(&list.join("\u{a0}; "));
+        let mut list: Vec<String> = still
+            .iter()
+            .take(STILL_SHOWN)
+            .map(|e| headline(lang, e))
+            .collect();
+        if still.len() > STILL_SHOWN {
+            let more = still.len() - STILL_SHOWN;
+            list.push(match lang {
+                Lang::Fr => format!("et {more} autre{} (voir la page)", s(more)),
+                Lang::En => format!("and {more} more (see the page)"),
+            });
+        }
+        text.push_str(&list.join(match lang {
+            Lang::Fr => "\u{a0}; ",
+            Lang::En => "; ",
+        }));
         text.push_str(".\n");
     }
     footer(&mut text, lang, board_url);
@@ -366,6 +384,12 @@ mod tests {
             })
             .collect();
         let refs: Vec<&Event> = many.iter().collect();
+        let long = digest(Lang::En, &refs[..1], &[&over(); 22], None).unwrap();
+        assert!(
+            long.text.contains("quota full; and 2 more (see the page)."),
+            "{}",
+            long.text
+        );
         assert_eq!(
             digest(Lang::En, &refs, &[], None).unwrap().subject,
             "[coffre] Nightly digest: 5 new (a, b, c, +2)"
