@@ -68,6 +68,19 @@ pub enum Command {
     /// Manage member structures (subscribers) and their quotas.
     #[command(subcommand)]
     Subscriber(SubscriberCommand),
+    /// Try the alerts (mail, webhooks) and see tonight's digest before it leaves.
+    ///
+    /// With an [alerts] section in config.toml, the daemon tells people
+    /// what the board's page shows: at once, within `check_every` seconds,
+    /// what cannot wait (backups refused because the quota is full, a copy
+    /// of a PC refused, a nightly task failed or found damage); after the
+    /// nightly run, one digest per recipient of what is new since the last
+    /// one, with a short "still" part, and nothing when nothing is new. The
+    /// operator's addresses ([alerts] operator) hear of everything, each
+    /// structure's contact (`subscriber set NAME --contact ADDRESS`) of its
+    /// own structure. See docs/operator-guide.md, "Alerts: mail and webhooks".
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// Enrol, list, reissue and revoke devices (PCs).
     #[command(subcommand)]
     Device(DeviceCommand),
@@ -238,6 +251,11 @@ pub enum SubscriberCommand {
         /// Retention policy, e.g. "last=3,daily=7,weekly=4,monthly=12,within=14d" (see `prune --help`).
         #[arg(long)]
         retention: Option<String>,
+        /// Who hears about this structure's alerts (its own only): mail
+        /// addresses and webhook URLs, comma-separated, e.g.
+        /// "presidente@asso.example,https://ntfy.sh/?topic=asso".
+        #[arg(long, value_name = "ADDR[,ADDR]")]
+        contact: Option<String>,
         #[command(flatten)]
         data: DataArg,
     },
@@ -259,7 +277,7 @@ pub enum SubscriberCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Change a subscriber's quota or retention.
+    /// Change a subscriber's quota, retention or contact.
     Set {
         /// The subscriber.
         name: String,
@@ -271,8 +289,45 @@ pub enum SubscriberCommand {
         /// New retention policy ("default" for the server's default; see `prune --help`).
         #[arg(long)]
         retention: Option<String>,
+        /// Who hears about this structure's alerts: mail addresses and
+        /// webhook URLs, comma-separated; "" removes them (the operator
+        /// still hears of everything).
+        #[arg(long, value_name = "ADDR[,ADDR]")]
+        contact: Option<String>,
         #[command(flatten)]
         data: DataArg,
+    },
+}
+
+/// `coffre-server alerts ...`
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Send a test message to every recipient and say which worked and why not.
+    ///
+    /// Every address of [alerts] operator and every structure's contact
+    /// gets one message (or only --to). Each line says "sent" or "FAILED"
+    /// with the reason, e.g. "STARTTLS refused by mail.example.org:587:
+    /// ..." or "POST https://ntfy.sh/ answered 403". Exit status 1 if one
+    /// failed. Records nothing: the daemon's alerts are not affected.
+    Test {
+        #[command(flatten)]
+        data: DataArg,
+        /// Only this address (a mail address or a webhook URL).
+        #[arg(long, value_name = "ADDRESS")]
+        to: Option<String>,
+    },
+    /// Print what tonight's digest would say to each recipient, without sending it.
+    ///
+    /// The digest tells what is new since the last one (in full) and what
+    /// is still true (one short line); a recipient with nothing new gets
+    /// nothing. What cannot wait has already left, at once, and shows here
+    /// under "still".
+    Preview {
+        #[command(flatten)]
+        data: DataArg,
+        /// The language: fr or en [default: each recipient's, from [alerts] languages and lang].
+        #[arg(long, value_name = "LANG")]
+        lang: Option<String>,
     },
 }
 

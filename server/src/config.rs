@@ -8,6 +8,7 @@
 //! DATA/daemon.lock       held by the running daemon (coffre_store::DaemonLock)
 //! DATA/catalog.sqlite    the catalogue (coffre-store; see docs/store.md)
 //! DATA/subscribers/      packs and manifests, one folder per subscriber
+//! DATA/alerts.json       what the alerts told whom ([`crate::alerts`])
 //! ```
 //!
 //! The directory is 0700 and every file in it 0600, from creation.
@@ -68,6 +69,155 @@ pub struct Config {
     /// S3-compatible bucket (`[storage]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageConfig>,
+    /// Who is told what, by mail and webhooks (`[alerts]`); absent: nobody
+    /// (docs/operator-guide.md, "Alerts: mail and webhooks").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertsConfig>,
+}
+
+/// `[alerts]` in config.toml: who is told what, and how.
+///
+/// ```toml
+/// [alerts]
+/// operator = ["tech@asso.example", "https://ntfy.sh/asso-coffre"]
+/// lang = "fr"
+/// languages = { "board@asso.example" = "en" }
+/// board_url = "https://coffre.asso.example/"
+/// [alerts.mail]
+/// host = "mail.asso.example"
+/// port = 587
+/// security = "starttls"
+/// username = "coffre@asso.example"
+/// password = "..."
+/// from = "coffre <coffre@asso.example>"
+/// ```
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The operator's addresses: mail addresses and webhook URLs
+    /// (`http://`, `https://`). The operator is told everything.
+    #[serde(default)]
+    pub operator: Vec<String>,
+    /// The language of the messages: "fr" (default) or "en".
+    #[serde(default = "default_alerts_lang")]
+    pub lang: String,
+    /// Another language for some addresses: `{ "board@asso.example" = "en" }`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub languages: std::collections::BTreeMap<String, String>,
+    /// The board's web page, linked from every message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board_url: Option<String>,
+    /// Seconds between two looks for what cannot wait (default 300).
+    #[serde(default = "default_check_every")]
+    pub check_every: u64,
+    /// Tell an unchanged fact again in the nightly digest after this many
+    /// days (absent: never; it stays in the digest's short "still" part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_days: Option<u32>,
+    /// How mail leaves (needed when an address is a mail address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<MailConfig>,
+    /// Options of the webhooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookConfig>,
+}
+
+impl std::fmt::Debug for AlertsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertsConfig")
+            .field("operator", &self.operator)
+            .field("lang", &self.lang)
+            .field("languages", &self.languages)
+            .field("board_url", &self.board_url)
+            .field("check_every", &self.check_every)
+            .field("repeat_days", &self.repeat_days)
+            .field("mail", &self.mail)
+            .field("webhook", &self.webhook)
+            .finish()
+    }
+}
+
+/// `[alerts.mail]`: the association's mail server (submission).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// The mail server's host name (also the name its certificate must bear).
+    pub host: String,
+    /// Its port [default: 587 for starttls, 465 for tls, 25 for plain].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// "starttls" (default), "tls" (implicit TLS, port 465) or "plain" (a
+    /// relay on this machine or network only: nothing is encrypted).
+    #[serde(default)]
+    pub security: MailSecurity,
+    /// The login, if the server asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Its password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The sender, e.g. "coffre <coffre@asso.example>".
+    pub from: String,
+    /// A PEM file of certificate authorities to trust besides the system's
+    /// (a private CA, or the server's own self-signed certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for MailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("from", &self.from)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// How the connection to the mail server is protected.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MailSecurity {
+    /// Plain first, then STARTTLS, required (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on this machine or a trusted network.
+    Plain,
+}
+
+/// `[alerts.webhook]`: options of every webhook.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Sent as "Authorization: Bearer TOKEN" (ntfy and Gotify access tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A PEM file of certificate authorities to trust besides the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+fn default_alerts_lang() -> String {
+    "fr".into()
+}
+
+fn default_check_every() -> u64 {
+    300
 }
 
 /// `[storage]` in config.toml: an S3-compatible bucket for the packs.
@@ -157,6 +307,7 @@ impl Config {
             dashboard: None,
             dashboard_token: Some(new_dashboard_token()),
             storage,
+            alerts: None,
         }
     }
 }

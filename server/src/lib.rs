@@ -19,14 +19,19 @@
 //! - The command line: [`Cli`] and [`run`] (what [`main`] calls), and
 //!   [`move_packs`] (the `move-packs` command, which a test drives).
 //!
+//! - Alerts by mail and webhooks ([`Alerts`]): the daemon's watcher sends
+//!   what cannot wait, its nightly run the digest; the tests send a digest
+//!   through it too.
+//!
 //! Inside: `daemon`, `combiner`, `tls`, `dashboard/`, `usage` (the board's
-//! report: rows, statuses, the board's order), `maintenance`, `retention`,
+//! report: rows, statuses, the board's order), `alerts/`, `maintenance`, `retention`,
 //! `config`, `cli`, and `commands/` with one module per subcommand.
 
 // `outln!`, `out!` and `errln!`: what the commands print (coffre_core::console).
 #[macro_use]
 extern crate coffre_core;
 
+mod alerts;
 mod cli;
 mod combiner;
 mod commands;
@@ -38,6 +43,7 @@ mod retention;
 mod tls;
 pub mod usage;
 
+pub use alerts::Alerts;
 pub use cli::Cli;
 pub use commands::move_packs::run as move_packs;
 pub use commands::run;

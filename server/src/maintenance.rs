@@ -17,6 +17,7 @@ use coffre_store::{GcOptions, GcReport, MaintenanceRun, Store, VerifyOptions, Ve
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::alerts::Alerts;
 use crate::retention;
 
 /// The collection of one subscriber: its report, or why it failed.
@@ -92,9 +93,9 @@ pub fn timed<T>(store: &Store, task: &str, f: impl FnOnce() -> Result<T>) -> Res
 }
 
 /// The daemon's nightly upkeep: sleeps until `at` local time, applies every
-/// retention policy, then collects the garbage, logs what it did, and again
-/// the next night. Never returns.
-pub async fn nightly(store: Arc<Store>, at: (i8, i8)) {
+/// retention policy, then collects the garbage, logs what it did, sends the
+/// alerts' digest (with `[alerts]`), and again the next night. Never returns.
+pub async fn nightly(store: Arc<Store>, at: (i8, i8), alerts: Option<Arc<Alerts>>) {
     loop {
         let wait = match next_night(store.now(), at) {
             Ok((next, wait)) => {
@@ -107,10 +108,16 @@ pub async fn nightly(store: Arc<Store>, at: (i8, i8)) {
             }
         };
         tokio::time::sleep(wait).await;
-        let store = store.clone();
-        let done = tokio::task::spawn_blocking(move || night(&store)).await;
+        let night_store = store.clone();
+        let done = tokio::task::spawn_blocking(move || night(&night_store)).await;
         if let Err(e) = done {
             warn!("nightly task failed: {e}");
+        }
+        if let Some(alerts) = &alerts {
+            match alerts.digest(&store).await {
+                Ok(sent) => info!(sent, "alerts: nightly digest done"),
+                Err(e) => warn!("alerts: no digest tonight: {e:#}"),
+            }
         }
     }
 }

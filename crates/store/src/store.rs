@@ -228,6 +228,16 @@ impl Store {
         self.save_account(self.catalog.subscriber_id_of(name)?)
     }
 
+    /// Sets who hears about a subscriber's alerts besides the operator (mail
+    /// addresses and webhook URLs, comma-separated), or with `None` or an
+    /// empty text removes it. Kept in its account file too, so a catalogue
+    /// rebuild restores it.
+    pub fn set_contact(&self, name: &str, contact: Option<&str>) -> Result<()> {
+        let contact = contact.map(str::trim).filter(|c| !c.is_empty());
+        self.catalog.update_contact(name, contact)?;
+        self.save_account(self.catalog.subscriber_id_of(name)?)
+    }
+
     /// One subscriber with its counters.
     pub fn subscriber(&self, name: &str) -> Result<SubscriberInfo> {
         self.catalog.subscriber(name)

@@ -140,6 +140,9 @@ pub struct SubscriberInfo {
     pub last_backup: Option<i64>,
     /// When it was added (Unix seconds).
     pub created: i64,
+    /// Who hears about its alerts besides the operator: mail addresses and
+    /// webhook URLs, comma-separated (issue 20); `None` for nobody.
+    pub contact: Option<String>,
 }
 
 /// A device, for `coffre-server device list`.

@@ -59,6 +59,22 @@ fn subscribers_add_list_show_set() {
     let s = st.subscriber("acme").unwrap();
     assert_eq!((s.quota_bytes, s.retention), (GIB, None));
 
+    // Issue 20: the contact, set, kept by the other changes, removed by "".
+    assert_eq!(s.contact, None);
+    st.set_contact("acme", Some(" boss@acme.example ")).unwrap();
+    st.set_subscriber("acme", Some(2 * GIB), None).unwrap();
+    let s = st.subscriber("acme").unwrap();
+    assert_eq!(s.contact.as_deref(), Some("boss@acme.example"));
+    assert_eq!(
+        st.list_subscribers().unwrap()[0].contact.as_deref(),
+        Some("boss@acme.example")
+    );
+    st.set_contact("acme", Some("")).unwrap();
+    assert_eq!(st.subscriber("acme").unwrap().contact, None);
+    st.set_subscriber("acme", Some(GIB), None).unwrap();
+    let e = st.set_contact("nobody", Some("a@b.example")).unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+
     let e = st.set_subscriber("nobody", Some(1), None).unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
     let e = st.subscriber("nobody").unwrap_err();

@@ -39,6 +39,10 @@ fn a_deleted_catalogue_is_rebuilt_whole() {
     env.store
         .set_subscriber("acme", Some(2 * GIB), Some("last=5,daily=3"))
         .unwrap();
+    // Issue 20: who hears of its alerts lives in the account file too.
+    env.store
+        .set_contact("acme", Some("boss@acme.example,https://ntfy.example/acme"))
+        .unwrap();
     let secret_2 = env.store.add_device("acme", "pc-2", Role::Admin).unwrap();
     let a2 = env.store.authenticate(&secret_2).unwrap();
     env.store.add_device("acme", "old", Role::Backup).unwrap();
@@ -82,17 +86,24 @@ fn a_deleted_catalogue_is_rebuilt_whole() {
                 before.quota_bytes,
                 before.used_bytes,
                 &before.retention,
-                before.snapshots
+                before.snapshots,
+                &before.contact
             ),
             (
                 &after.name,
                 after.quota_bytes,
                 after.used_bytes,
                 &after.retention,
-                after.snapshots
+                after.snapshots,
+                &after.contact
             )
         );
     }
+    assert_eq!(
+        rebuilt_subs[0].contact.as_deref(),
+        Some("boss@acme.example,https://ntfy.example/acme")
+    );
+    assert_eq!(rebuilt_subs[1].contact, None);
     let rebuilt_devices = store.list_devices(None).unwrap();
     for (before, after) in devices.iter().zip(&rebuilt_devices) {
         assert_eq!(

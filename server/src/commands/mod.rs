@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod alerts;
 pub mod device;
 pub mod gc;
 pub mod init;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<()> {
         } => init::run(&data.data, listen, public_address, &storage),
         Command::Run { data, dashboard } => run::run(&data.data, dashboard),
         Command::Subscriber(c) => subscriber::run(c),
+        Command::Alerts(c) => alerts::run(c),
         Command::Device(c) => device::run(c),
         Command::Usage {
             data,

@@ -39,6 +39,9 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
     let server_config = identity.server_config(&transport)?;
     let nightly = crate::retention::parse_nightly(&config.nightly_at)
         .map_err(|e| anyhow::anyhow!("{}: {e}", dir.config_path().display()))?;
+    let alerts = crate::alerts::Alerts::new(data, &config)
+        .map_err(|e| anyhow::anyhow!("{}: {e:#}", dir.config_path().display()))?
+        .map(Arc::new);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
@@ -61,15 +64,22 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
                 let _ = stopped.await;
             }))
         });
+        // The alerts' watcher: its own task, stopped when serving ends.
+        let watcher = alerts
+            .clone()
+            .map(|a| tokio::spawn(crate::alerts::watch(a, store.clone())));
         let serving = daemon::serve(endpoint, store.clone(), limits(&config), shutdown);
         let result = match nightly {
             // The nightly work never ends by itself: serving decides when to stop.
             Some(at) => tokio::select! {
                 r = serving => r,
-                () = crate::maintenance::nightly(store, at) => Ok(()),
+                () = crate::maintenance::nightly(store, at, alerts) => Ok(()),
             },
             None => serving.await,
         };
+        if let Some(w) = watcher {
+            w.abort();
+        }
         let _ = stop.send(());
         if let Some(mut task) = dashboard {
             match tokio::time::timeout(DASHBOARD_GRACE, &mut task).await {

@@ -14,10 +14,14 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
             name,
             quota,
             retention,
+            contact,
             data,
         } => {
             let store = open_store(&data.data)?;
             store.add_subscriber(&name, quota, retention.as_deref())?;
+            if let Some(c) = &contact {
+                store.set_contact(&name, Some(check_contact(c)?.as_str()))?;
+            }
             outln!(
                 "added subscriber {name} with a quota of {} ({quota} bytes)",
                 format_size_like(quota, quota)
@@ -89,6 +93,12 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
                     s.retention.as_deref().unwrap_or("(default)")
                 );
                 outln!("snapshots   {}", s.snapshots);
+                outln!(
+                    "contact     {}",
+                    s.contact
+                        .as_deref()
+                        .unwrap_or("(none: only the operator hears of its alerts)")
+                );
                 outln!("devices:");
                 for d in devices {
                     let state = if d.revoked.is_some() {
@@ -110,14 +120,22 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
             name,
             quota,
             retention,
+            contact,
             data,
         } => {
-            if quota.is_none() && retention.is_none() {
-                anyhow::bail!("nothing to change: give --quota SIZE and/or --retention POLICY");
+            if quota.is_none() && retention.is_none() && contact.is_none() {
+                anyhow::bail!(
+                    "nothing to change: give --quota SIZE, --retention POLICY and/or --contact ADDR"
+                );
             }
             let store = open_store(&data.data)?;
             let before = store.subscriber(&name)?;
-            store.set_subscriber(&name, quota, retention.as_deref())?;
+            if quota.is_some() || retention.is_some() {
+                store.set_subscriber(&name, quota, retention.as_deref())?;
+            }
+            if let Some(c) = &contact {
+                store.set_contact(&name, Some(check_contact(c)?.as_str()))?;
+            }
             let after = store.subscriber(&name)?;
             if quota.is_some() {
                 outln!(
@@ -159,7 +177,35 @@ pub fn run(cmd: SubscriberCommand) -> Result<()> {
                         .unwrap_or("the server's default")
                 );
             }
+            if contact.is_some() {
+                outln!(
+                    "contact of {name}: {}",
+                    after
+                        .contact
+                        .as_deref()
+                        .filter(|c| !c.is_empty())
+                        .unwrap_or("none (only the operator is told)")
+                );
+            }
         }
     }
     Ok(())
+}
+
+/// A contact list, checked and written back plainly: "a@x, https://h/t"
+/// → "a@x,https://h/t"; "" stays "" (no contact). Each address is a mail
+/// address or an http(s) URL.
+fn check_contact(list: &str) -> Result<String> {
+    let all = crate::alerts::addresses(list);
+    for a in &all {
+        if crate::alerts::is_webhook(a) {
+            continue;
+        }
+        a.parse::<lettre::Address>().map_err(|e| {
+            anyhow::anyhow!(
+                "--contact: {a:?} is neither a mail address ({e}) nor an http(s):// webhook URL"
+            )
+        })?;
+    }
+    Ok(all.join(","))
 }

@@ -20,7 +20,8 @@ impl Catalog {
         self.read(|tx| {
             let mut account = tx
                 .prepare_cached(
-                    "SELECT id, name, quota_bytes, retention, created FROM subscribers WHERE id = ?1",
+                    "SELECT id, name, quota_bytes, retention, created, contact
+                     FROM subscribers WHERE id = ?1",
                 )?
                 .query_row([sub], |r| {
                     Ok(Account {
@@ -30,6 +31,7 @@ impl Catalog {
                         quota_bytes: r.get(2)?,
                         retention: r.get(3)?,
                         created: r.get(4)?,
+                        contact: r.get(5)?,
                         devices: Vec::new(),
                     })
                 })
@@ -54,10 +56,7 @@ impl Catalog {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             for d in &mut account.devices {
-                d.pending_hashes = pending_hashes(tx, d.id)?
-                    .iter()
-                    .map(hex::encode)
-                    .collect();
+                d.pending_hashes = pending_hashes(tx, d.id)?.iter().map(hex::encode).collect();
             }
             Ok(account)
         })
@@ -78,9 +77,16 @@ impl Catalog {
     pub(crate) fn insert_account(&self, a: &Account) -> Result<()> {
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO subscribers (id, name, quota_bytes, retention, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![a.id, a.name, a.quota_bytes, a.retention, a.created],
+                "INSERT INTO subscribers (id, name, quota_bytes, retention, created, contact)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    a.id,
+                    a.name,
+                    a.quota_bytes,
+                    a.retention,
+                    a.created,
+                    a.contact
+                ],
             )?;
             for d in &a.devices {
                 let hash = hex::decode(&d.secret_hash).map_err(|_| {
@@ -149,6 +155,10 @@ pub(crate) struct Account {
     pub(crate) quota_bytes: i64,
     pub(crate) retention: Option<String>,
     pub(crate) created: i64,
+    /// Who hears about its alerts (issue 20): absent in files written
+    /// before, and when nobody but the operator does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) contact: Option<String>,
     pub(crate) devices: Vec<AccountDevice>,
 }
 

@@ -61,6 +61,20 @@ impl Catalog {
         })
     }
 
+    /// Sets (or with `None` removes) who hears about the subscriber's alerts.
+    pub(crate) fn update_contact(&self, name: &str, contact: Option<&str>) -> Result<()> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE subscribers SET contact = ?2 WHERE name = ?1",
+                params![name, contact],
+            )?;
+            if changed == 0 {
+                return Err(Error::not_found(format!("subscriber {name:?}")));
+            }
+            Ok(())
+        })
+    }
+
     /// One subscriber with its counters (index lookups only).
     pub(crate) fn subscriber(&self, name: &str) -> Result<SubscriberInfo> {
         self.read(|tx| {
@@ -69,7 +83,8 @@ impl Catalog {
                         (SELECT COUNT(*) FROM snapshots WHERE subscriber_id = s.id),
                         (SELECT TOTAL(logical_bytes) FROM snapshots WHERE subscriber_id = s.id),
                         (SELECT COUNT(*) FROM devices WHERE subscriber_id = s.id AND revoked IS NULL),
-                        (SELECT MAX(last_backup) FROM devices WHERE subscriber_id = s.id)
+                        (SELECT MAX(last_backup) FROM devices WHERE subscriber_id = s.id),
+                        s.contact
                  FROM subscribers s WHERE s.name = ?1",
             )?
             .query_row([name], summary_row)
@@ -86,7 +101,7 @@ impl Catalog {
             let mut stmt = tx.prepare_cached(
                 "SELECT s.name, s.quota_bytes, s.used_bytes, s.retention, s.created,
                         COALESCE(sn.n, 0), COALESCE(sn.logical, 0.0),
-                        COALESCE(d.active, 0), d.last_backup
+                        COALESCE(d.active, 0), d.last_backup, s.contact
                  FROM subscribers s
                  LEFT JOIN (SELECT subscriber_id, COUNT(*) AS n, TOTAL(logical_bytes) AS logical
                             FROM snapshots GROUP BY subscriber_id) sn ON sn.subscriber_id = s.id
@@ -380,6 +395,7 @@ pub(crate) struct Summary {
     logical: f64,
     devices: i64,
     last_backup: Option<i64>,
+    contact: Option<String>,
 }
 
 impl Summary {
@@ -393,6 +409,7 @@ impl Summary {
             devices: to_u64(self.devices),
             last_backup: self.last_backup,
             created: self.created,
+            contact: self.contact,
         }
     }
 
@@ -423,6 +440,7 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
         logical: r.get(6)?,
         devices: r.get(7)?,
         last_backup: r.get(8)?,
+        contact: r.get(9)?,
     })
 }
 

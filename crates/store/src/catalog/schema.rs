@@ -227,6 +227,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE devices ADD COLUMN last_quota_refusal INTEGER;
     ALTER TABLE devices ADD COLUMN quota_missing INTEGER NOT NULL DEFAULT 0;
     ",
+    // Issue 20: who hears about a structure's alerts (mail addresses and
+    // webhook URLs, comma-separated), NULL for nobody but the operator. It
+    // is kept in the account file too, so a catalogue rebuild restores it.
+    "
+    ALTER TABLE subscribers ADD COLUMN contact TEXT;
+    ",
 ];
 
 /// The newest schema version this build knows.
