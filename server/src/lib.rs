@@ -10,7 +10,8 @@
 //!   pin) and [`TransportLimits`].
 //! - [`serve_dashboard`]: the board's web page and `/metrics` over HTTP,
 //!   beside the daemon (`run --dashboard`); the tests call it too, and render
-//!   the page alone ([`render_page`]) from the usage report ([`Row`]).
+//!   the page alone ([`render_page`]) from the usage report ([`Row`]), or
+//!   with the history's charts ([`render_page_with`], [`Charts`]).
 //! - Maintenance as the nightly task runs it: [`night`], [`collect_garbage`],
 //!   [`plan_retention`] and [`apply_retention`], [`timed`] (records a run
 //!   for `/metrics`).
@@ -20,7 +21,8 @@
 //!   [`move_packs`] (the `move-packs` command, which a test drives).
 //!
 //! Inside: `daemon`, `combiner`, `tls`, `dashboard/`, `usage` (the board's
-//! report: rows, statuses, the board's order), `maintenance`, `retention`,
+//! report: rows, statuses, the board's order), `history` (recording the
+//! daily usage history), `forecast` ("full by"), `maintenance`, `retention`,
 //! `config`, `cli`, and `commands/` with one module per subcommand.
 
 // `outln!`, `out!` and `errln!`: what the commands print (coffre_core::console).
@@ -33,6 +35,8 @@ mod commands;
 mod config;
 mod daemon;
 mod dashboard;
+mod forecast;
+mod history;
 mod maintenance;
 mod retention;
 mod tls;
@@ -45,7 +49,8 @@ pub use config::{Config, DataDir, StorageConfig};
 pub use daemon::{serve, Limits, HANDSHAKE_TIMEOUT, REQUEST_STALL, REVOCATION_POLL};
 pub use dashboard::i18n::Lang;
 pub use dashboard::listener::Limits as DashboardLimits;
-pub use dashboard::page::render as render_page;
+pub use dashboard::chart::Charts;
+pub use dashboard::page::{render as render_page, render_with as render_page_with};
 pub use dashboard::{
     bind as bind_dashboard, serve as serve_dashboard, serve_within as serve_dashboard_within,
 };

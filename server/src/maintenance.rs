@@ -17,6 +17,7 @@ use coffre_store::{GcOptions, GcReport, MaintenanceRun, Store, VerifyOptions, Ve
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::history::{record_logged, Recorder};
 use crate::retention;
 
 /// The collection of one subscriber: its report, or why it failed.
@@ -92,9 +93,10 @@ pub fn timed<T>(store: &Store, task: &str, f: impl FnOnce() -> Result<T>) -> Res
 }
 
 /// The daemon's nightly upkeep: sleeps until `at` local time, applies every
-/// retention policy, then collects the garbage, logs what it did, and again
-/// the next night. Never returns.
-pub async fn nightly(store: Arc<Store>, at: (i8, i8)) {
+/// retention policy, then collects the garbage, logs what it did, records
+/// the day's line of the usage history (what GC freed shows the same day),
+/// and again the next night. Never returns.
+pub async fn nightly(store: Arc<Store>, at: (i8, i8), recorder: Recorder) {
     loop {
         let wait = match next_night(store.now(), at) {
             Ok((next, wait)) => {
@@ -108,7 +110,12 @@ pub async fn nightly(store: Arc<Store>, at: (i8, i8)) {
         };
         tokio::time::sleep(wait).await;
         let store = store.clone();
-        let done = tokio::task::spawn_blocking(move || night(&store)).await;
+        let recorder = recorder.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            night(&store);
+            record_logged(&store, &recorder);
+        })
+        .await;
         if let Err(e) = done {
             warn!("nightly task failed: {e}");
         }

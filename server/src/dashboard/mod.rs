@@ -15,6 +15,8 @@
 //! also bounds the reading of headers, and a lifetime.
 
 mod auth;
+pub mod chart;
+mod html;
 pub mod i18n;
 pub mod listener;
 pub mod metrics;
@@ -178,7 +180,9 @@ async fn board_page(
         // The store's clock: the page and the nightly task agree on "now".
         let now = store.now();
         let rows = usage::rows(store, now, stale_days)?;
-        Ok(page::render(rows, lang, now, stale_days))
+        // The history of the shown structures: one query for all.
+        let charts = chart::Charts::load(store, &rows, now)?;
+        Ok(page::render_with(rows, lang, now, stale_days, &charts))
     })
     .await;
     match html {

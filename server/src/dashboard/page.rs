@@ -6,27 +6,25 @@ use std::fmt::Write;
 
 use crate::usage::{Attention, Row, Status};
 
+use super::chart::{self, Charts};
+pub use super::html::escape;
 use super::i18n::Lang;
 
-/// Escapes text for HTML content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// The page: `rows` in the board's order (what needs action first), in
+/// `lang`, as of `now` (Unix seconds), without the history's charts.
+pub fn render(rows: Vec<Row>, lang: Lang, now: i64, stale_days: u32) -> String {
+    render_with(rows, lang, now, stale_days, &Charts::default())
 }
 
-/// The page: `rows` in the board's order (what needs action first), in
-/// `lang`, as of `now` (Unix seconds).
-pub fn render(mut rows: Vec<Row>, lang: Lang, now: i64, stale_days: u32) -> String {
+/// [`render`] with each card's 12-month chart and "full by" date, and the
+/// server's line in the header ([`chart`]).
+pub fn render_with(
+    mut rows: Vec<Row>,
+    lang: Lang,
+    now: i64,
+    stale_days: u32,
+    charts: &Charts,
+) -> String {
     rows.sort_by(Row::board_order);
     let t = lang.text();
     let count = |a| rows.iter().filter(|r| r.attention() == a).count();
@@ -45,6 +43,7 @@ pub fn render(mut rows: Vec<Row>, lang: Lang, now: i64, stale_days: u32) -> Stri
         other_code = t.other_language.1,
         generated = escape(&lang.generated(now)),
     );
+    chart::server_line(&mut html, charts, lang);
     let _ = writeln!(html, "<p class=\"intro\">{}</p>", escape(lang.intro()));
     let (help, items) = lang.help(stale_days);
     let _ = write!(html, "<details><summary>{}</summary><ul>", escape(help));
@@ -61,7 +60,7 @@ pub fn render(mut rows: Vec<Row>, lang: Lang, now: i64, stale_days: u32) -> Stri
         let _ = writeln!(html, "<p>{}</p>", escape(t.empty));
     }
     for row in &rows {
-        card(&mut html, row, lang, now);
+        card(&mut html, row, lang, now, charts);
     }
     let _ = write!(
         html,
@@ -87,7 +86,7 @@ fn class(status: &Status) -> &'static str {
 }
 
 /// One subscriber's card.
-fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
+fn card(html: &mut String, row: &Row, lang: Lang, now: i64, charts: &Charts) {
     let t = lang.text();
     let u = &row.usage;
     // The card's edge takes the colour of its worst status; the bar, the
@@ -127,6 +126,7 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
     for advice in row.status.iter().filter_map(|s| lang.advice(s)) {
         let _ = writeln!(html, "<p class=\"advice\">{}</p>", escape(&advice));
     }
+    chart::card(html, charts, row, lang);
     let _ = write!(
         html,
         "<p><span class=\"k\">{}</span>{}</p>\n<p><span class=\"k\">{}</span>{}</p>\n\
