@@ -73,11 +73,17 @@ pub fn main() -> ExitCode {
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
             let text = e.to_string();
-            let reason = text
-                .lines()
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
+            // "the following required arguments were not provided:" names
+            // them on the next line: keep it on the one line.
+            let reason = match (first.ends_with(':'), lines.next()) {
+                (true, Some(next)) => format!("{first} {next}"),
+                _ => first.to_string(),
+            };
             errln!("coffre-server: error: {reason} (see --help)");
             return ExitCode::from(2);
         }

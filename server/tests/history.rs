@@ -386,7 +386,7 @@ fn the_page_of_many_structures_with_a_year_each_builds_in_seconds() {
     drop(Store::create(tmp.path()).unwrap());
     fill(tmp.path(), n, today);
     let clock = Arc::new(ManualClock::new(now));
-    let store = Store::open_with_clock(tmp.path(), &PackStorage::Local, clock).unwrap();
+    let store = Store::open_with_clock(tmp.path(), &PackStorage::Local, clock.clone()).unwrap();
 
     let started = Instant::now();
     let rows: Vec<Row> = store
@@ -417,6 +417,32 @@ fn the_page_of_many_structures_with_a_year_each_builds_in_seconds() {
         "every card and the server have a date"
     );
     assert!(total < Duration::from_secs(60), "{total:?}");
+
+    // Recording: today's first line thins the year of daily lines to what
+    // the store keeps (100 daily, then weekly); the next day's is the daily
+    // case (a few lines a subscriber to thin).
+    let t = Instant::now();
+    let first = store.record_history(Space::default()).unwrap();
+    let first_took = t.elapsed();
+    clock.advance(DAY_SECONDS);
+    let t = Instant::now();
+    let next = store.record_history(Space::default()).unwrap();
+    let next_took = t.elapsed();
+    let kept = store.history(None, 0).unwrap();
+    let lines: usize = kept.subscribers.values().map(Vec::len).sum::<usize>() + kept.server.len();
+    let db = rusqlite::Connection::open(tmp.path().join("catalog.sqlite")).unwrap();
+    let pragma = |p: &str| -> i64 { db.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0)).unwrap() };
+    let used_bytes = (pragma("page_count") - pragma("freelist_count")) * pragma("page_size");
+    eprintln!(
+        "recording {n} structures: first of the day with a year to thin {first_took:.2?} \
+         ({} lines removed), the next day {next_took:.2?} ({} removed); {lines} lines kept, \
+         catalogue {used_bytes} bytes in use ({} per line, subscribers' rows included)",
+        first.thinned,
+        next.thinned,
+        used_bytes / lines as i64
+    );
+    assert!(kept.subscribers.values().all(|l| l.len() <= coffre_store::history::MAX_LINES));
+    assert_eq!(first.lines, n as u64 + 1);
 }
 
 /// `n` subscribers with 365 days of growth each, and the server's days,

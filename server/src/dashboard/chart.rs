@@ -276,25 +276,18 @@ fn svg(html: &mut String, today: i64, trend: &Trend, name: &str, lang: Lang) {
     let top = nice_ceiling(if with_data { base.max(max_data) } else { base });
     let x = |day: i64| X0 + (day - start) as f64 / CHART_DAYS as f64 * (X1 - X0);
     let y = |bytes: u64| BOTTOM - bytes as f64 / top as f64 * (BOTTOM - TOP);
-    let points = |f: fn(&DayUsage) -> u64| {
-        let mut out = String::with_capacity(lines.len() * 8);
-        for l in lines {
-            let _ = write!(out, "{:.0},{:.1} ", x(l.day), y(f(l)));
-        }
-        out.pop();
-        out
-    };
+    let points = |f: fn(&DayUsage) -> u64| path(lines.iter().map(|l| (x(l.day), y(f(l)))));
     // The quota in steps: it changes at the day it was set.
-    let mut quota = String::new();
+    let mut steps = Vec::with_capacity(lines.len() + 4);
     let mut last: Option<u64> = None;
     for l in lines {
         if let Some(q) = last.filter(|&q| q != l.quota_bytes) {
-            let _ = write!(quota, "{:.0},{:.1} ", x(l.day), y(q));
+            steps.push((x(l.day), y(q)));
         }
-        let _ = write!(quota, "{:.0},{:.1} ", x(l.day), y(l.quota_bytes));
+        steps.push((x(l.day), y(l.quota_bytes)));
         last = Some(l.quota_bytes);
     }
-    quota.pop();
+    let quota = path(steps.into_iter());
 
     let (first, now) = (lines[0], lines[lines.len() - 1]);
     let (title, label, legend) = match lang {
@@ -380,8 +373,7 @@ fn svg(html: &mut String, today: i64, trend: &Trend, name: &str, lang: Lang) {
     }
     let _ = write!(
         html,
-        "<polyline points=\"{}\" fill=\"none\" stroke=\"{QUOTA}\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"/>",
-        quota
+        "<polyline points=\"{quota}\" fill=\"none\" stroke=\"{QUOTA}\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"/>"
     );
     if with_data {
         let _ = write!(
@@ -409,6 +401,35 @@ fn svg(html: &mut String, today: i64, trend: &Trend, name: &str, lang: Lang) {
         );
     }
     html.push_str("</p>\n");
+}
+
+/// A polyline's `points`, as small as the drawing allows: whole units (a
+/// card is about 300 px wide, the chart 120 units high), one point per x
+/// (the later), and the inner points of a level run dropped (a quota that
+/// never changed is two points).
+fn path(points: impl Iterator<Item = (f64, f64)>) -> String {
+    let mut kept: Vec<(i64, i64)> = Vec::new();
+    for (x, y) in points {
+        let p = (x.round() as i64, y.round() as i64);
+        let n = kept.len();
+        if n > 0 && kept[n - 1].0 == p.0 {
+            kept[n - 1] = p;
+        } else {
+            kept.push(p);
+        }
+        let n = kept.len();
+        if n >= 3 && kept[n - 3].1 == kept[n - 2].1 && kept[n - 2].1 == kept[n - 1].1 {
+            kept.remove(n - 2);
+        }
+    }
+    let mut out = String::with_capacity(kept.len() * 7);
+    for (x, y) in kept {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let _ = write!(out, "{x},{y}");
+    }
+    out
 }
 
 /// The smallest of 1, 2, 2.5, 5 × 10^k (in bytes) at or above `v`, so the
@@ -484,6 +505,13 @@ mod tests {
         assert_eq!(nice_ceiling(50 * GB), 50 * GB);
         assert_eq!(nice_ceiling(21 * GB), 25 * GB);
         assert_eq!(nice_ceiling(1), 1);
+        // A level run is its two ends; one point per whole x.
+        let flat = (0..100).map(|i| (f64::from(i) * 0.5, 14.0));
+        assert_eq!(path(flat), "0,14 50,14");
+        assert_eq!(
+            path([(1.0, 10.0), (1.2, 12.34), (2.0, 9.0)].into_iter()),
+            "1,12 2,9"
+        );
     }
 
     #[test]
@@ -515,7 +543,7 @@ mod tests {
         assert!(html.contains("Full by "), "{html}");
         assert!(html.contains("at the current pace"), "{html}");
         assert!(!html.contains("<script"));
-        assert!(html.len() < 4_500, "{} bytes", html.len());
+        assert!(html.len() < 4_500, "{} bytes: {html}", html.len());
         // Used grows 40 MB a day: 33.4 GB left at 16.6 GB, 835 days.
         let trend = charts.of("jardins").unwrap();
         assert_eq!(trend.forecast.full_by(), Some(today + 835));

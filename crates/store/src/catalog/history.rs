@@ -130,6 +130,11 @@ impl Catalog {
     pub(crate) fn history(&self, only: Option<&[String]>, since: i64) -> Result<History> {
         self.read(|tx| {
             let mut out = History::default();
+            // Rows come grouped by subscriber (one range of the key each),
+            // so the map is looked up once per subscriber, not per row; no
+            // ORDER BY (it would sort every row): each list is sorted below,
+            // which costs one pass when, as here, it already is.
+            let mut current: Option<(String, Vec<DayUsage>)> = None;
             let mut add = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
                 let name = r.get_ref(0)?.as_str()?;
                 let line = DayUsage {
@@ -139,11 +144,14 @@ impl Catalog {
                     data_bytes: to_u64(r.get(4)?),
                     snapshots: to_u64(r.get(5)?),
                 };
-                match out.subscribers.get_mut(name) {
-                    Some(lines) => lines.push(line),
-                    None => {
-                        out.subscribers.insert(name.to_string(), vec![line]);
+                if let Some((n, lines)) = current.as_mut() {
+                    if n.as_str() == name {
+                        lines.push(line);
+                        return Ok(());
                     }
+                }
+                if let Some((n, lines)) = current.replace((name.to_string(), vec![line])) {
+                    out.subscribers.entry(n).or_default().extend(lines);
                 }
                 Ok(())
             };
@@ -153,7 +161,7 @@ impl Catalog {
                                    JOIN history h ON h.subscriber_id = s.id AND h.day >= ?1";
             match only {
                 None => {
-                    let mut stmt = tx.prepare_cached(&format!("{COLUMNS} ORDER BY s.id, h.day"))?;
+                    let mut stmt = tx.prepare_cached(COLUMNS)?;
                     let mut rows = stmt.query([since])?;
                     while let Some(r) = rows.next()? {
                         add(r)?;
@@ -163,14 +171,19 @@ impl Catalog {
                     let names = serde_json::to_string(names)
                         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
                     let mut stmt = tx.prepare_cached(&format!(
-                        "{COLUMNS} WHERE s.name IN (SELECT value FROM json_each(?2))
-                         ORDER BY s.id, h.day"
+                        "{COLUMNS} WHERE s.name IN (SELECT value FROM json_each(?2))"
                     ))?;
                     let mut rows = stmt.query(params![since, names])?;
                     while let Some(r) = rows.next()? {
                         add(r)?;
                     }
                 }
+            }
+            if let Some((n, lines)) = current {
+                out.subscribers.entry(n).or_default().extend(lines);
+            }
+            for lines in out.subscribers.values_mut() {
+                lines.sort_unstable_by_key(|l| l.day);
             }
             out.server = tx
                 .prepare_cached(
