@@ -236,12 +236,14 @@ impl DataDir {
         let Some(text) = self.config()?.storage.and_then(|s| s.capacity) else {
             return Ok(None);
         };
-        coffre_core::units::parse_size(&text).map(Some).map_err(|e| {
-            anyhow::anyhow!(
+        coffre_core::units::parse_size(&text)
+            .map(Some)
+            .map_err(|e| {
+                anyhow::anyhow!(
                 "{}: capacity = {text:?} in [storage]: {e} (write it like \"20TB\" or \"500GiB\")",
                 self.config_path().display()
             )
-        })
+            })
     }
 
     /// Where the packs are kept, as config.toml says (credentials resolved).

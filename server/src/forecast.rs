@@ -212,7 +212,13 @@ mod tests {
             }
         );
         // Only the last 30 days count: a slower start before changes nothing.
-        let longer = days(60, |i| if i < 30 { i as u64 } else { (i - 20) as u64 * GB });
+        let longer = days(60, |i| {
+            if i < 30 {
+                i as u64
+            } else {
+                (i - 20) as u64 * GB
+            }
+        });
         assert_eq!(
             forecast(&longer, Some(50 * GB), TODAY).full_by(),
             Some(TODAY + 11)

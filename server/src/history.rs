@@ -109,8 +109,7 @@ pub async fn hourly(store: Arc<Store>, recorder: Recorder) {
     loop {
         tick.tick().await;
         let (store, recorder) = (store.clone(), recorder.clone());
-        if let Err(e) =
-            tokio::task::spawn_blocking(move || record_logged(&store, &recorder)).await
+        if let Err(e) = tokio::task::spawn_blocking(move || record_logged(&store, &recorder)).await
         {
             warn!("recording the usage history failed: {e}");
         }

@@ -47,9 +47,9 @@ pub use commands::move_packs::run as move_packs;
 pub use commands::run;
 pub use config::{Config, DataDir, StorageConfig};
 pub use daemon::{serve, Limits, HANDSHAKE_TIMEOUT, REQUEST_STALL, REVOCATION_POLL};
+pub use dashboard::chart::Charts;
 pub use dashboard::i18n::Lang;
 pub use dashboard::listener::Limits as DashboardLimits;
-pub use dashboard::chart::Charts;
 pub use dashboard::page::{render as render_page, render_with as render_page_with};
 pub use dashboard::{
     bind as bind_dashboard, serve as serve_dashboard, serve_within as serve_dashboard_within,

@@ -91,7 +91,11 @@ fn grow(store: &Store, clock: &ManualClock, now: i64) -> Grown {
     assert!(sizes.iter().all(|&s| s == per_day), "{sizes:?}");
     let used_today = store.subscriber("jardins").unwrap().used_bytes;
     store
-        .set_subscriber("jardins", Some(used_today + 50 * per_day + per_day / 2), None)
+        .set_subscriber(
+            "jardins",
+            Some(used_today + 50 * per_day + per_day / 2),
+            None,
+        )
         .unwrap();
     Grown {
         today: day_of(now),
@@ -119,8 +123,7 @@ fn usage_history_gives_the_days_and_the_full_by_date_as_json_csv_and_a_table() {
     // The command reads the system clock: the days end today.
     let now = system_now();
     let clock = Arc::new(ManualClock::new(now));
-    let store =
-        Store::open_with_clock(&data_dir, &PackStorage::Local, clock.clone()).unwrap();
+    let store = Store::open_with_clock(&data_dir, &PackStorage::Local, clock.clone()).unwrap();
     let g = grow(&store, &clock, now);
     let recorded = store.history(None, 0).unwrap();
     drop(store);
@@ -135,7 +138,10 @@ fn usage_history_gives_the_days_and_the_full_by_date_as_json_csv_and_a_table() {
     assert_eq!(j["full_by"], date(full), "{j}");
     assert_eq!(j["full_by_unix"], full * DAY_SECONDS);
     assert_eq!(j["forecast"]["state"], "full_by");
-    assert_eq!(j["forecast"]["bytes_per_day"].as_f64().unwrap().round() as u64, g.per_day);
+    assert_eq!(
+        j["forecast"]["bytes_per_day"].as_f64().unwrap().round() as u64,
+        g.per_day
+    );
     assert_eq!(j["used_bytes"], g.used_today);
     let days = j["days"].as_array().unwrap();
     assert_eq!(days.len(), 21, "20 recorded days and today's");
@@ -148,10 +154,16 @@ fn usage_history_gives_the_days_and_the_full_by_date_as_json_csv_and_a_table() {
     }
     let last = days.last().unwrap();
     assert_eq!(last["date"], date(g.today));
-    assert_eq!(last["used_bytes"], g.used_today, "today's is the live figure");
+    assert_eq!(
+        last["used_bytes"], g.used_today,
+        "today's is the live figure"
+    );
     // Without a week of history: no date, and null.
     let vide = subs.iter().find(|s| s["name"] == "vide").unwrap();
-    assert!(vide["full_by"].is_null() && vide["full_by_unix"].is_null(), "{vide}");
+    assert!(
+        vide["full_by"].is_null() && vide["full_by_unix"].is_null(),
+        "{vide}"
+    );
     assert_eq!(vide["forecast"]["state"], "not_at_this_pace");
     // The server: 1 GB a day, 581 GB free yesterday.
     let s = &v["server"];
@@ -163,7 +175,15 @@ fn usage_history_gives_the_days_and_the_full_by_date_as_json_csv_and_a_table() {
     // --days shows fewer days; the forecast is the same.
     let out = ok(&server(
         &data_dir,
-        &["usage", "--history", "--subscriber", "jardins", "--days", "5", "--json"],
+        &[
+            "usage",
+            "--history",
+            "--subscriber",
+            "jardins",
+            "--days",
+            "5",
+            "--json",
+        ],
     ));
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["subscribers"].as_array().unwrap().len(), 1);
@@ -188,7 +208,10 @@ fn usage_history_gives_the_days_and_the_full_by_date_as_json_csv_and_a_table() {
     assert_eq!(today_row[col("date")], date(g.today));
     assert_eq!(today_row[col("used_bytes")], g.used_today.to_string());
     assert_eq!(today_row[col("full_by")], date(full));
-    assert_eq!(today_row[col("full_by_unix")], (full * DAY_SECONDS).to_string());
+    assert_eq!(
+        today_row[col("full_by_unix")],
+        (full * DAY_SECONDS).to_string()
+    );
     let server_rows: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == "server").collect();
     assert_eq!(server_rows.len(), 20);
     assert_eq!(
@@ -214,7 +237,10 @@ fn usage_history_gives_the_days_and_the_full_by_date_as_json_csv_and_a_table() {
     let e = one_line_error(&server(&data_dir, &["usage", "--days", "3"]));
     assert!(e.contains("--history"), "{e}");
     let help = ok(&server(&data_dir, &["usage", "--help"]));
-    assert!(help.contains("--history") && help.contains("full_by"), "{help}");
+    assert!(
+        help.contains("--history") && help.contains("full_by"),
+        "{help}"
+    );
 }
 
 /// `GET path` with the token; the body.
@@ -242,9 +268,8 @@ async fn the_board_shows_each_chart_and_its_full_by_date_in_french_and_english()
     // 2027-01-15: the dates below do not depend on today.
     let now = 1_800_000_000;
     let clock = Arc::new(ManualClock::new(now));
-    let store = Arc::new(
-        Store::create_with_clock(tmp.path(), &PackStorage::Local, clock.clone()).unwrap(),
-    );
+    let store =
+        Arc::new(Store::create_with_clock(tmp.path(), &PackStorage::Local, clock.clone()).unwrap());
     let g = grow(&store, &clock, now);
     clock.set(now);
     let full = g.today + 51;
@@ -265,14 +290,20 @@ async fn the_board_shows_each_chart_and_its_full_by_date_in_french_and_english()
     }));
 
     let fr = get(addr, "/?lang=fr").await;
-    assert!(fr.contains("<svg class=\"chart\" role=\"img\" aria-label=\"Place utilisée"), "{fr}");
+    assert!(
+        fr.contains("<svg class=\"chart\" role=\"img\" aria-label=\"Place utilisée"),
+        "{fr}"
+    );
     assert!(fr.contains("<title>Place utilisée sur 12 mois\u{a0}: jardins</title>"));
     assert!(
         fr.contains("Plein vers le 7\u{a0}mars 2027 au rythme actuel"),
         "{fr}"
     );
     assert!(fr.contains("Serveur\u{a0}: "), "{fr}");
-    assert!(fr.contains("Disque\u{a0}: 581\u{a0}Go libres sur 1\u{a0}To."), "{fr}");
+    assert!(
+        fr.contains("Disque\u{a0}: 581\u{a0}Go libres sur 1\u{a0}To."),
+        "{fr}"
+    );
     // 581 GB free yesterday, 1 GB a day: full 580 days from today.
     let server_full = coffre_server_date_fr(g.today - 1 + 581);
     assert!(fr.contains(&format!("Plein vers le {server_full}")), "{fr}");
@@ -281,8 +312,14 @@ async fn the_board_shows_each_chart_and_its_full_by_date_in_french_and_english()
     assert!(!fr.contains("<script"));
 
     let en = get(addr, "/?lang=en").await;
-    assert!(en.contains("<title>Space used over 12 months: jardins</title>"), "{en}");
-    assert!(en.contains("Full by 7\u{a0}March 2027 at the current pace"), "{en}");
+    assert!(
+        en.contains("<title>Space used over 12 months: jardins</title>"),
+        "{en}"
+    );
+    assert!(
+        en.contains("Full by 7\u{a0}March 2027 at the current pace"),
+        "{en}"
+    );
     assert!(en.contains("Server: "), "{en}");
     assert!(en.contains("Not full at this pace"), "{en}");
 
@@ -364,7 +401,10 @@ fn a_name_in_the_chart_is_escaped() {
     for lang in [Lang::Fr, Lang::En] {
         let html = render_page_with(rows.clone(), lang, now, 3, &charts);
         assert!(!html.contains("<script"), "{html}");
-        assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;</title>"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;</title>"),
+            "{html}"
+        );
         assert!(html.contains("role=\"img\""));
     }
 }
@@ -431,7 +471,10 @@ fn the_page_of_many_structures_with_a_year_each_builds_in_seconds() {
     let kept = store.history(None, 0).unwrap();
     let lines: usize = kept.subscribers.values().map(Vec::len).sum::<usize>() + kept.server.len();
     let db = rusqlite::Connection::open(tmp.path().join("catalog.sqlite")).unwrap();
-    let pragma = |p: &str| -> i64 { db.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0)).unwrap() };
+    let pragma = |p: &str| -> i64 {
+        db.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))
+            .unwrap()
+    };
     let used_bytes = (pragma("page_count") - pragma("freelist_count")) * pragma("page_size");
     eprintln!(
         "recording {n} structures: first of the day with a year to thin {first_took:.2?} \
@@ -441,7 +484,10 @@ fn the_page_of_many_structures_with_a_year_each_builds_in_seconds() {
         next.thinned,
         used_bytes / lines as i64
     );
-    assert!(kept.subscribers.values().all(|l| l.len() <= coffre_store::history::MAX_LINES));
+    assert!(kept
+        .subscribers
+        .values()
+        .all(|l| l.len() <= coffre_store::history::MAX_LINES));
     assert_eq!(first.lines, n as u64 + 1);
 }
 
@@ -467,12 +513,25 @@ fn fill(data: &Path, n: usize, today: i64) {
         for i in 1..=n as i64 {
             let quota = 30 * GB as i64;
             let per_day = 20_000_000 + i * 1_000;
-            sub.execute(rusqlite::params![i, format!("structure-{i:05}"), quota, 10 * GB as i64 + 365 * per_day])
-                .unwrap();
+            sub.execute(rusqlite::params![
+                i,
+                format!("structure-{i:05}"),
+                quota,
+                10 * GB as i64 + 365 * per_day
+            ])
+            .unwrap();
             for age in 1..=365 {
                 let used = 10 * GB as i64 + (365 - age) * per_day;
-                line.execute(rusqlite::params![i, today - age, used, quota, 2 * used, 30, None::<i64>])
-                    .unwrap();
+                line.execute(rusqlite::params![
+                    i,
+                    today - age,
+                    used,
+                    quota,
+                    2 * used,
+                    30,
+                    None::<i64>
+                ])
+                .unwrap();
             }
         }
         for age in 1..=365 {

@@ -151,9 +151,13 @@ pub fn kept(day: i64, today: i64, days: &[i64]) -> bool {
     if age < DAILY_DAYS {
         true
     } else if age < WEEKLY_DAYS {
-        !days.iter().any(|&d| d < day && d.div_euclid(7) == day.div_euclid(7))
+        !days
+            .iter()
+            .any(|&d| d < day && d.div_euclid(7) == day.div_euclid(7))
     } else if age < KEPT_DAYS {
-        !days.iter().any(|&d| d < day && month_of(d) == month_of(day))
+        !days
+            .iter()
+            .any(|&d| d < day && month_of(d) == month_of(day))
     } else {
         false
     }

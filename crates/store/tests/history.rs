@@ -53,7 +53,10 @@ fn a_day_is_what_usage_says_and_a_second_recording_replaces_it() {
             snapshots: 1,
         }]
     );
-    assert_eq!(usage[0].protected_bytes, 3_000, "1000 logical bytes a chunk");
+    assert_eq!(
+        usage[0].protected_bytes, 3_000,
+        "1000 logical bytes a chunk"
+    );
     assert_eq!(h.of("vide")[0].used_bytes, 0);
     assert_eq!(h.server.len(), 1);
     assert_eq!(h.server[0].stored_bytes, env.used("jardins"));
@@ -69,7 +72,9 @@ fn a_day_is_what_usage_says_and_a_second_recording_replaces_it() {
     clock.advance(3_600);
     let more = env.sealed_pack(&s, &mut c, &[4, 5], 40_000);
     env.commit(&s, &c, T0 + 3_600, &[ids.clone(), more].concat());
-    env.store.set_subscriber("jardins", Some(2 * GIB), None).unwrap();
+    env.store
+        .set_subscriber("jardins", Some(2 * GIB), None)
+        .unwrap();
     env.store.record_history(Space::default()).unwrap();
     let h = env.store.history(None, 0).unwrap();
     let line = h.of("jardins");
@@ -80,7 +85,10 @@ fn a_day_is_what_usage_says_and_a_second_recording_replaces_it() {
         (2 * GIB, 2, 5_000)
     );
     assert_eq!(h.server.len(), 1);
-    assert_eq!(h.server[0].free_bytes, None, "unknown now: not kept from before");
+    assert_eq!(
+        h.server[0].free_bytes, None,
+        "unknown now: not kept from before"
+    );
 
     // The next day is a second line; `since` leaves out older ones.
     clock.advance(DAY_SECONDS);
@@ -210,7 +218,10 @@ fn a_read_returns_exactly_the_asked_subscribers() {
     got.sort_unstable();
     assert_eq!(got, ["b.c", "z"]);
     assert_eq!(some.of("z"), all.of("z"));
-    assert_eq!(some.server, all.server, "the server's lines come with any read");
+    assert_eq!(
+        some.server, all.server,
+        "the server's lines come with any read"
+    );
     let none = env.store.history(Some(&[]), 0).unwrap();
     assert!(none.subscribers.is_empty());
 }

@@ -21,7 +21,13 @@ pub const DEFAULT_DAYS: u32 = 30;
 
 /// Prints the history of the last `days` days (of `only` one subscriber,
 /// or of all) and each forecast.
-pub fn run(data: &Path, only: Option<&str>, days: Option<u32>, json: bool, csv: bool) -> Result<()> {
+pub fn run(
+    data: &Path,
+    only: Option<&str>,
+    days: Option<u32>,
+    json: bool,
+    csv: bool,
+) -> Result<()> {
     let days = i64::from(days.unwrap_or(DEFAULT_DAYS).max(1));
     let store = open_store(data)?;
     let today = day_of(store.now());

@@ -23,8 +23,8 @@ use anyhow::Result;
 use coffre_store::history::{civil, day_of};
 use coffre_store::{DayUsage, ServerDay, Store};
 
-use super::i18n::{Lang, EN_MONTHS, FR_MONTHS};
 use super::html::escape;
+use super::i18n::{Lang, EN_MONTHS, FR_MONTHS};
 use crate::forecast::{self, Forecast, HORIZON_DAYS, MIN_DAYS};
 use crate::usage::Row;
 
@@ -77,8 +77,7 @@ impl Charts {
             .map(|r| {
                 let u = &r.usage;
                 let lines = history.subscribers.remove(&u.name).unwrap_or_default();
-                let (lines, forecast) =
-                    forecast::subscriber(&lines, u, today, today - CHART_DAYS);
+                let (lines, forecast) = forecast::subscriber(&lines, u, today, today - CHART_DAYS);
                 (u.name.clone(), Trend { lines, forecast })
             })
             .collect();
@@ -179,9 +178,7 @@ pub fn full_by(lang: Lang, forecast: &Forecast, limit: Limit) -> String {
         (Lang::Fr, Forecast::NoLimit, _) => {
             "Capacité du stockage inconnue\u{a0}: pas de date de remplissage.".into()
         }
-        (Lang::En, Forecast::NoLimit, _) => {
-            "Storage capacity unknown: no “full by” date.".into()
-        }
+        (Lang::En, Forecast::NoLimit, _) => "Storage capacity unknown: no “full by” date.".into(),
     }
 }
 
@@ -194,7 +191,11 @@ pub fn server_line(html: &mut String, charts: &Charts, lang: Lang) {
     let l = &s.latest;
     let room = match (lang, l.free_bytes, l.capacity_bytes) {
         (Lang::Fr, Some(free), Some(cap)) => {
-            format!(" Disque{NBSP}: {} libres sur {}.", lang.bytes(free), lang.bytes(cap))
+            format!(
+                " Disque{NBSP}: {} libres sur {}.",
+                lang.bytes(free),
+                lang.bytes(cap)
+            )
         }
         (Lang::En, Some(free), Some(cap)) => {
             format!(" Disk: {} free of {}.", lang.bytes(free), lang.bytes(cap))
@@ -225,10 +226,14 @@ pub fn card(html: &mut String, charts: &Charts, row: &Row, lang: Lang) {
         svg(html, charts.today, trend, &row.usage.name, lang);
     } else {
         let first = match lang {
-            Lang::Fr => "La courbe des 12 derniers mois apparaîtra quand le serveur aura noté \
-                         quelques jours.",
-            Lang::En => "The chart of the last 12 months appears once the server has recorded \
-                         a few days.",
+            Lang::Fr => {
+                "La courbe des 12 derniers mois apparaîtra quand le serveur aura noté \
+                         quelques jours."
+            }
+            Lang::En => {
+                "The chart of the last 12 months appears once the server has recorded \
+                         a few days."
+            }
         };
         let _ = writeln!(html, "<p class=\"k\">{}</p>", escape(first));
     }
@@ -364,9 +369,17 @@ fn svg(html: &mut String, today: i64, trend: &Trend, name: &str, lang: Lang) {
             };
             let _ = write!(
                 html,
-                "<text x=\"{tx:.0}\" y=\"{:.0}\" text-anchor=\"middle\">{}</text>",
+                "<text x=\"{tx:.0}\" y=\"{:.0}\" text-anchor=\"{anchor}\">{}</text>",
                 H - 3.0,
-                escape(&text)
+                escape(&text),
+                // Near an edge, the label stays inside the chart.
+                anchor = if tx > W - 30.0 {
+                    "end"
+                } else if tx < 30.0 {
+                    "start"
+                } else {
+                    "middle"
+                }
             );
         }
         month += 1;
@@ -499,8 +512,14 @@ mod tests {
             let (y, m, d) = civil(day);
             assert_eq!(days_from_civil(y, m, d), day);
         }
-        assert_eq!(date(Lang::Fr, days_from_civil(2027, 3, 14)), "14\u{a0}mars 2027");
-        assert_eq!(date(Lang::En, days_from_civil(2027, 3, 14)), "14\u{a0}March 2027");
+        assert_eq!(
+            date(Lang::Fr, days_from_civil(2027, 3, 14)),
+            "14\u{a0}mars 2027"
+        );
+        assert_eq!(
+            date(Lang::En, days_from_civil(2027, 3, 14)),
+            "14\u{a0}March 2027"
+        );
         assert_eq!(nice_ceiling(52 * GB), 100 * GB);
         assert_eq!(nice_ceiling(50 * GB), 50 * GB);
         assert_eq!(nice_ceiling(21 * GB), 25 * GB);
@@ -539,7 +558,10 @@ mod tests {
         assert!(html.contains("role=\"img\""), "{html}");
         assert!(html.contains("<title>Space used over 12 months: jardins</title>"));
         assert!(html.contains("aria-label=\"Space used: "), "{html}");
-        assert!(html.contains("16.6\u{a0}GB today; quota 50\u{a0}GB"), "{html}");
+        assert!(
+            html.contains("16.6\u{a0}GB today; quota 50\u{a0}GB"),
+            "{html}"
+        );
         assert!(html.contains("Full by "), "{html}");
         assert!(html.contains("at the current pace"), "{html}");
         assert!(!html.contains("<script"));
