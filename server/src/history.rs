@@ -103,8 +103,13 @@ pub fn record_logged(store: &Store, recorder: &Recorder) {
 
 /// The daemon's recording: now, then every [`RECORD_EVERY`]. Never returns.
 pub async fn hourly(store: Arc<Store>, recorder: Recorder) {
+    every(store, recorder, RECORD_EVERY).await;
+}
+
+/// Records now, then every `period`. Never returns.
+async fn every(store: Arc<Store>, recorder: Recorder, period: Duration) {
     let recorder = Arc::new(recorder);
-    let mut tick = tokio::time::interval(RECORD_EVERY);
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -113,5 +118,99 @@ pub async fn hourly(store: Arc<Store>, recorder: Recorder) {
         {
             warn!("recording the usage history failed: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, StorageConfig};
+    use coffre_store::history::{day_of, DAY_SECONDS};
+    use coffre_store::ManualClock;
+
+    #[tokio::test]
+    async fn the_daemon_records_at_start_and_again_each_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_800_000_000));
+        let store = Arc::new(
+            Store::create_with_clock(dir.path(), &PackStorage::Local, clock.clone()).unwrap(),
+        );
+        store.add_subscriber("jardins", 1 << 30, None).unwrap();
+        let recorder = Recorder {
+            data: dir.path().to_path_buf(),
+            capacity: None,
+            local: true,
+        };
+        let task = tokio::spawn(every(store.clone(), recorder, Duration::from_millis(20)));
+        let days = |store: &Store| {
+            store
+                .history(None, 0)
+                .unwrap()
+                .of("jardins")
+                .iter()
+                .map(|l| l.day)
+                .collect::<Vec<_>>()
+        };
+        let today = day_of(1_800_000_000);
+        let waited = std::time::Instant::now();
+        while days(&store).is_empty() {
+            assert!(
+                waited.elapsed() < Duration::from_secs(20),
+                "nothing recorded"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(days(&store), [today], "at start");
+        // The same day again and again: still one line; the next day, two.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(days(&store), [today]);
+        clock.advance(DAY_SECONDS);
+        while days(&store).len() < 2 {
+            assert!(waited.elapsed() < Duration::from_secs(20), "no second day");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        task.abort();
+        assert_eq!(days(&store), [today, today + 1]);
+        // The server's line has the data directory's file system.
+        let server = store.history(None, 0).unwrap().server;
+        let last = server.last().unwrap();
+        assert!(last.capacity_bytes.unwrap() > 0, "{last:?}");
+        assert!(last.free_bytes.unwrap() <= last.capacity_bytes.unwrap());
+    }
+
+    #[test]
+    fn a_bucket_has_no_free_space_unless_a_capacity_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let storage = |capacity: Option<&str>| StorageConfig {
+            url: "s3://packs?endpoint=http://127.0.0.1:1&region=garage".into(),
+            access_key_id: Some("id".into()),
+            secret_access_key: Some("secret".into()),
+            capacity: capacity.map(str::to_string),
+        };
+        let write = |storage: Option<StorageConfig>| {
+            let config = Config::with_storage(
+                "127.0.0.1:7443".parse().unwrap(),
+                "localhost:7443".into(),
+                storage,
+            );
+            data.write_config(&config).unwrap();
+        };
+        write(Some(storage(None)));
+        assert_eq!(Recorder::new(dir.path()).unwrap().space(), Space::default());
+        write(Some(storage(Some("20TB"))));
+        assert_eq!(
+            Recorder::new(dir.path()).unwrap().space(),
+            Space {
+                free_bytes: None,
+                capacity_bytes: Some(20_000_000_000_000),
+            }
+        );
+        write(Some(storage(Some("lots"))));
+        let e = format!("{:#}", Recorder::new(dir.path()).unwrap_err());
+        assert!(e.contains("config.toml") && e.contains("20TB"), "{e}");
+        write(None);
+        let local = Recorder::new(dir.path()).unwrap().space();
+        assert!(local.free_bytes.is_some() && local.capacity_bytes.is_some());
     }
 }
