@@ -294,7 +294,11 @@ async fn the_board_shows_each_chart_and_its_full_by_date_in_french_and_english()
         fr.contains("<svg class=\"chart\" role=\"img\" aria-label=\"Place utilisée"),
         "{fr}"
     );
-    assert!(fr.contains("<title>Place utilisée sur 12 mois\u{a0}: jardins</title>"));
+    // Twenty days of history: the chart spans the last 30 days, and says so.
+    assert!(
+        fr.contains("<title>Place utilisée depuis le 16\u{a0}décembre 2026\u{a0}: jardins</title>"),
+        "{fr}"
+    );
     assert!(
         fr.contains("Plein vers le 7\u{a0}mars 2027 au rythme actuel"),
         "{fr}"
@@ -313,7 +317,7 @@ async fn the_board_shows_each_chart_and_its_full_by_date_in_french_and_english()
 
     let en = get(addr, "/?lang=en").await;
     assert!(
-        en.contains("<title>Space used over 12 months: jardins</title>"),
+        en.contains("<title>Space used since 16\u{a0}December 2026: jardins</title>"),
         "{en}"
     );
     assert!(

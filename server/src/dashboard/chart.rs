@@ -267,20 +267,22 @@ const DATA: &str = "#6b7280";
 
 fn svg(html: &mut String, today: i64, trend: &Trend, name: &str, lang: Lang) {
     let lines = &trend.lines;
-    let start = today - CHART_DAYS;
+    // The span: the last 12 months, or since the first line when the
+    // history is younger (at least a month), so a new server's chart is
+    // not a line squeezed against its right edge.
+    let start = lines[0].day.max(today - CHART_DAYS).min(today - 30);
+    let span = (today - start) as f64;
     let max = |f: fn(&DayUsage) -> u64| lines.iter().map(f).max().unwrap_or(0);
-    let (max_used, max_quota, max_data) = (
-        max(|l| l.used_bytes),
-        max(|l| l.quota_bytes),
-        max(|l| l.data_bytes),
-    );
-    let base = max_used.max(max_quota).max(1);
-    // The data size is drawn when it fits a scale at most 1.5 times the
-    // quota's (its saving is said in words on the card anyway).
+    let (max_used, max_data) = (max(|l| l.used_bytes), max(|l| l.data_bytes));
+    // The scale: today's quota and the most used; an older, higher quota
+    // is drawn at the top edge (a lowered quota would flatten the rest).
+    let base = max_used.max(lines[lines.len() - 1].quota_bytes).max(1);
+    // The data size is drawn when it fits a scale at most 1.5 times that
+    // (its saving is said in words on the card anyway).
     let with_data = max_data > 0 && (max_data as f64) <= base as f64 * 1.5;
     let top = nice_ceiling(if with_data { base.max(max_data) } else { base });
-    let x = |day: i64| X0 + (day - start) as f64 / CHART_DAYS as f64 * (X1 - X0);
-    let y = |bytes: u64| BOTTOM - bytes as f64 / top as f64 * (BOTTOM - TOP);
+    let x = |day: i64| X0 + (day - start) as f64 / span * (X1 - X0);
+    let y = |bytes: u64| BOTTOM - bytes.min(top) as f64 / top as f64 * (BOTTOM - TOP);
     let points = |f: fn(&DayUsage) -> u64| path(lines.iter().map(|l| (x(l.day), y(f(l)))));
     // The quota in steps: it changes at the day it was set.
     let mut steps = Vec::with_capacity(lines.len() + 4);
@@ -295,9 +297,17 @@ fn svg(html: &mut String, today: i64, trend: &Trend, name: &str, lang: Lang) {
     let quota = path(steps.into_iter());
 
     let (first, now) = (lines[0], lines[lines.len() - 1]);
+    let whole_year = today - start >= CHART_DAYS;
     let (title, label, legend) = match lang {
         Lang::Fr => (
-            format!("Place utilisée sur 12 mois{NBSP}: {name}"),
+            if whole_year {
+                format!("Place utilisée sur 12 mois{NBSP}: {name}")
+            } else {
+                format!(
+                    "Place utilisée depuis le {}{NBSP}: {name}",
+                    date(lang, start)
+                )
+            },
             format!(
                 "Place utilisée{NBSP}: {} le {}, {} aujourd’hui{NBSP}; quota {}{}.",
                 lang.bytes(first.used_bytes),
@@ -313,7 +323,11 @@ fn svg(html: &mut String, today: i64, trend: &Trend, name: &str, lang: Lang) {
             ["utilisé", "quota", "données"],
         ),
         Lang::En => (
-            format!("Space used over 12 months: {name}"),
+            if whole_year {
+                format!("Space used over 12 months: {name}")
+            } else {
+                format!("Space used since {}: {name}", date(lang, start))
+            },
             format!(
                 "Space used: {} on {}, {} today; quota {}{}.",
                 lang.bytes(first.used_bytes),
@@ -357,7 +371,8 @@ fn svg(html: &mut String, today: i64, trend: &Trend, name: &str, lang: Lang) {
             "<line x1=\"{tx:.0}\" y1=\"{BOTTOM}\" x2=\"{tx:.0}\" y2=\"{:.0}\" stroke=\"#c9ccd3\"/>",
             BOTTOM + 3.0
         );
-        if m % 3 == 0 {
+        // Every month's name on a short span, every third on a year.
+        if span <= 120.0 || m % 3 == 0 {
             let short = match lang {
                 Lang::Fr => FR_SHORT[m as usize],
                 Lang::En => EN_SHORT[m as usize],
@@ -417,26 +432,28 @@ fn svg(html: &mut String, today: i64, trend: &Trend, name: &str, lang: Lang) {
 }
 
 /// A polyline's `points`, as small as the drawing allows: whole units (a
-/// card is about 300 px wide, the chart 120 units high), one point per x
-/// (the later), and the inner points of a level run dropped (a quota that
-/// never changed is two points).
+/// card is about 300 px wide, the chart 120 units high), at most two
+/// points per x (the first and the last: a step stays vertical), and the
+/// inner points of a level run dropped (a quota that never changed is two
+/// points).
 fn path(points: impl Iterator<Item = (f64, f64)>) -> String {
-    let mut kept: Vec<(i64, i64)> = Vec::new();
+    let mut by_x: Vec<(i64, i64)> = Vec::new();
     for (x, y) in points {
         let p = (x.round() as i64, y.round() as i64);
-        let n = kept.len();
-        if n > 0 && kept[n - 1].0 == p.0 {
-            kept[n - 1] = p;
+        let n = by_x.len();
+        if n >= 2 && by_x[n - 2].0 == p.0 && by_x[n - 1].0 == p.0 {
+            by_x[n - 1] = p;
         } else {
-            kept.push(p);
-        }
-        let n = kept.len();
-        if n >= 3 && kept[n - 3].1 == kept[n - 2].1 && kept[n - 2].1 == kept[n - 1].1 {
-            kept.remove(n - 2);
+            by_x.push(p);
         }
     }
-    let mut out = String::with_capacity(kept.len() * 7);
-    for (x, y) in kept {
+    by_x.dedup();
+    let mut out = String::with_capacity(by_x.len() * 7);
+    for (i, &(x, y)) in by_x.iter().enumerate() {
+        let inner = i > 0 && i + 1 < by_x.len() && by_x[i - 1].1 == y && by_x[i + 1].1 == y;
+        if inner {
+            continue;
+        }
         if !out.is_empty() {
             out.push(' ');
         }
@@ -524,12 +541,12 @@ mod tests {
         assert_eq!(nice_ceiling(50 * GB), 50 * GB);
         assert_eq!(nice_ceiling(21 * GB), 25 * GB);
         assert_eq!(nice_ceiling(1), 1);
-        // A level run is its two ends; one point per whole x.
+        // A level run is its two ends; two points at most per whole x.
         let flat = (0..100).map(|i| (f64::from(i) * 0.5, 14.0));
         assert_eq!(path(flat), "0,14 50,14");
         assert_eq!(
             path([(1.0, 10.0), (1.2, 12.34), (2.0, 9.0)].into_iter()),
-            "1,12 2,9"
+            "1,10 1,12 2,9"
         );
     }
 
