@@ -1,6 +1,6 @@
 //! The history on the board's page (issue 20): a 12-month chart on each
 //! structure's card, drawn here as inline SVG (no JavaScript, no file to
-//! fetch, about 2 KB a card), the "full by" sentence under it, and the
+//! fetch, 2 to 3 KB a card), the "full by" sentence under it, and the
 //! server's line in the header. The words of both languages are here, not
 //! in `i18n::Text`.
 //!
