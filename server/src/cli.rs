@@ -219,9 +219,41 @@ pub enum Command {
     /// the snapshots, each device's last backup, and a status in plain words:
     /// ok, near quota (90 %), over quota, stale (a device without a backup
     /// for --stale-days), never backed up.
+    ///
+    /// With --history: the daily history instead (what the board's chart
+    /// draws) and when each quota, and the server's disk or bucket, is full
+    /// at the current pace. The daemon records a line per subscriber every
+    /// hour (the day's last wins) and keeps every day for 100 days, one a
+    /// week to 400 days, one a month to ten years. The forecast fits a
+    /// straight line (least squares) through the last 30 days, after the
+    /// last clean-up (a fall of more than 10 %), from today's use; it needs
+    /// 7 days, and gives no date when use is flat or falling or the date is
+    /// more than 5 years away. Examples:
+    ///
+    ///   coffre-server usage --history                       last 30 days, every subscriber
+    ///
+    ///   coffre-server usage --history --subscriber jardins --days 365 --csv > jardins.csv
+    ///
+    ///   coffre-server usage --history --json | jq '.subscribers[] | {name, full_by}'
+    ///
+    /// "full_by" is a date (YYYY-MM-DD, UTC) and "full_by_unix" its midnight
+    /// in Unix seconds, both null when there is none ("forecast" says why:
+    /// full, not_at_this_pace, too_few_days, no_limit). For the server,
+    /// "used_bytes" in CSV is what fills its storage (the disk's used space,
+    /// or what coffre stores against `capacity` in [storage] of config.toml).
+    #[command(verbatim_doc_comment)]
     Usage {
         #[command(flatten)]
         data: DataArg,
+        /// Print the daily history and the "full by" forecast (see above).
+        #[arg(long)]
+        history: bool,
+        /// With --history: only this subscriber.
+        #[arg(long, value_name = "NAME", requires = "history")]
+        subscriber: Option<String>,
+        /// With --history: the last N days [default: 30].
+        #[arg(long, value_name = "N", requires = "history", value_parser = clap::value_parser!(u32).range(1..=3660))]
+        days: Option<u32>,
         /// Print JSON: {"subscribers": [{"name", "quota_bytes", "used_bytes", "percent", "status", "devices": [...], ...}]}.
         #[arg(long, conflicts_with = "csv")]
         json: bool,

@@ -235,6 +235,12 @@ pub struct StorageConfig {
     /// The secret access key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_access_key: Option<String>,
+    /// How much the packs may take in all, e.g. "20TB" (a bucket's size or
+    /// the share of the cluster bought for it): a bucket has no free space
+    /// to read, so without it the board shows no "full by" for the server.
+    /// On the local disk, it replaces the file system's size and free space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<String>,
 }
 
 impl std::fmt::Debug for StorageConfig {
@@ -246,6 +252,7 @@ impl std::fmt::Debug for StorageConfig {
                 "secret_access_key",
                 &self.secret_access_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("capacity", &self.capacity)
             .finish()
     }
 }
@@ -372,6 +379,22 @@ impl DataDir {
         };
         toml::from_str(&text)
             .with_context(|| format!("{} is not a valid configuration", path.display()))
+    }
+
+    /// `capacity` of `[storage]` in bytes, if set: how much the packs may
+    /// take (see [`StorageConfig::capacity`]).
+    pub fn capacity(&self) -> Result<Option<u64>> {
+        let Some(text) = self.config()?.storage.and_then(|s| s.capacity) else {
+            return Ok(None);
+        };
+        coffre_core::units::parse_size(&text)
+            .map(Some)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                "{}: capacity = {text:?} in [storage]: {e} (write it like \"20TB\" or \"500GiB\")",
+                self.config_path().display()
+            )
+            })
     }
 
     /// Where the packs are kept, as config.toml says (credentials resolved).

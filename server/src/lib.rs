@@ -10,7 +10,8 @@
 //!   pin) and [`TransportLimits`].
 //! - [`serve_dashboard`]: the board's web page and `/metrics` over HTTP,
 //!   beside the daemon (`run --dashboard`); the tests call it too, and render
-//!   the page alone ([`render_page`]) from the usage report ([`Row`]).
+//!   the page alone ([`render_page`]) from the usage report ([`Row`]), or
+//!   with the history's charts ([`render_page_with`], [`Charts`]).
 //! - Maintenance as the nightly task runs it: [`night`], [`collect_garbage`],
 //!   [`plan_retention`] and [`apply_retention`], [`timed`] (records a run
 //!   for `/metrics`).
@@ -24,7 +25,8 @@
 //!   through it too.
 //!
 //! Inside: `daemon`, `combiner`, `tls`, `dashboard/`, `usage` (the board's
-//! report: rows, statuses, the board's order), `alerts/`, `maintenance`, `retention`,
+//! report: rows, statuses, the board's order), `alerts/`, `history` (recording
+//! the daily usage history), `forecast` ("full by"), `maintenance`, `retention`,
 //! `config`, `cli`, and `commands/` with one module per subcommand.
 
 // `outln!`, `out!` and `errln!`: what the commands print (coffre_core::console).
@@ -38,6 +40,8 @@ mod commands;
 mod config;
 mod daemon;
 mod dashboard;
+mod forecast;
+mod history;
 mod maintenance;
 mod retention;
 mod tls;
@@ -49,9 +53,13 @@ pub use commands::move_packs::run as move_packs;
 pub use commands::run;
 pub use config::{Config, DataDir, StorageConfig};
 pub use daemon::{serve, Limits, HANDSHAKE_TIMEOUT, REQUEST_STALL, REVOCATION_POLL};
+pub use dashboard::chart::Charts;
 pub use dashboard::i18n::Lang;
 pub use dashboard::listener::Limits as DashboardLimits;
-pub use dashboard::page::render as render_page;
+pub use dashboard::page::{
+    render as render_page, render_view as render_page_view, render_with as render_page_with,
+};
+pub use dashboard::view::View as PageView;
 pub use dashboard::{
     bind as bind_dashboard, serve as serve_dashboard, serve_within as serve_dashboard_within,
 };
@@ -74,11 +82,17 @@ pub fn main() -> ExitCode {
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
             let text = e.to_string();
-            let reason = text
-                .lines()
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
+            // "the following required arguments were not provided:" names
+            // them on the next line: keep it on the one line.
+            let reason = match (first.ends_with(':'), lines.next()) {
+                (true, Some(next)) => format!("{first} {next}"),
+                _ => first.to_string(),
+            };
             errln!("coffre-server: error: {reason} (see --help)");
             return ExitCode::from(2);
         }

@@ -18,6 +18,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::alerts::Alerts;
+use crate::history::{record_logged, Recorder};
 use crate::retention;
 
 /// The collection of one subscriber: its report, or why it failed.
@@ -93,9 +94,16 @@ pub fn timed<T>(store: &Store, task: &str, f: impl FnOnce() -> Result<T>) -> Res
 }
 
 /// The daemon's nightly upkeep: sleeps until `at` local time, applies every
-/// retention policy, then collects the garbage, logs what it did, sends the
-/// alerts' digest (with `[alerts]`), and again the next night. Never returns.
-pub async fn nightly(store: Arc<Store>, at: (i8, i8), alerts: Option<Arc<Alerts>>) {
+/// retention policy, then collects the garbage, logs what it did, records
+/// the day's line of the usage history (what GC freed shows the same day),
+/// sends the alerts' digest (with `[alerts]`), and again the next night.
+/// Never returns.
+pub async fn nightly(
+    store: Arc<Store>,
+    at: (i8, i8),
+    recorder: Recorder,
+    alerts: Option<Arc<Alerts>>,
+) {
     loop {
         let wait = match next_night(store.now(), at) {
             Ok((next, wait)) => {
@@ -109,7 +117,12 @@ pub async fn nightly(store: Arc<Store>, at: (i8, i8), alerts: Option<Arc<Alerts>
         };
         tokio::time::sleep(wait).await;
         let night_store = store.clone();
-        let done = tokio::task::spawn_blocking(move || night(&night_store)).await;
+        let recorder = recorder.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            night(&night_store);
+            record_logged(&night_store, &recorder);
+        })
+        .await;
         if let Err(e) = done {
             warn!("nightly task failed: {e}");
         }

@@ -60,6 +60,26 @@ async fn the_daemon_serves_a_token_holder_and_stops_on_sigterm() {
     // An admin command works while the daemon runs.
     let usage = ok(&server(&data, &["usage", "--json"]));
     assert!(usage.contains("\"asso\""), "{usage}");
+    // The daemon recorded today's line of the usage history when it
+    // started, with its disk's free space (issue 20).
+    let recorded = loop {
+        let out = ok(&server(&data, &["usage", "--history", "--json"]));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let days = v["server"]["days"].as_array().cloned().unwrap_or_default();
+        if let Some(day) = days.last() {
+            assert_eq!(day["date"], v["today"], "{out}");
+            break day.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no day recorded: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        recorded["capacity_bytes"].as_u64().unwrap() >= recorded["free_bytes"].as_u64().unwrap(),
+        "{recorded}"
+    );
     remote.close().await;
 
     let killed = Command::new("kill")

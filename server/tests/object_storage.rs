@@ -99,6 +99,7 @@ fn init_on_garage_checks_the_bucket_keeps_the_secret_out_and_admin_commands_use_
         url,
         access_key_id: Some(g.key_id.clone()),
         secret_access_key: Some(g.secret.clone()),
+        capacity: None,
     };
     assert!(!format!("{section:?}").contains(&g.secret));
 }

@@ -61,6 +61,7 @@
 //! | admin commands (`add_subscriber`, `set_subscriber`, `add_device`, `revoke_device`, `reissue_device`) from another process | the daemon | one `IMMEDIATE` transaction each; a quota change applies to the next `put_chunk`; a revocation to the next `authenticate`, `commit_snapshot` or `forget_snapshot`; a reissue to the next `authenticate` |
 //! | `authenticate` with a pending or retired secret, `rekey` | everything | one `IMMEDIATE` transaction each: a promotion retires the other secrets of the device in the same transaction, so a device has one current secret at any time; its account file is rewritten under the store's accounts lock |
 //! | `usage`, `list_subscribers`, `list_devices` | everything | one read transaction |
+//! | `record_history`, `history` ([`history`], issue 20) | everything | a usage read, then one `IMMEDIATE` transaction of upserts keyed by (subscriber, day): a second recording of the day replaces the first; the day's first also thins older lines; `history` is one read transaction |
 //! | two daemons on one data directory | — | **refused**: quota reservations and open packs live in one process's memory, so `coffre-server run` holds [`DaemonLock`] (`daemon.lock`) for its life and a second one is refused |
 //! | `rebuild-catalog`, `move-packs` | nothing that writes: refused beside the daemon | they hold [`DaemonLock`] for their run: refused while the daemon runs, and a daemon started meanwhile is refused |
 //! | `gc` (the daemon's nightly run, or `coffre-server gc` in another process) | everything; one collection at a time (`gc.lock`) | see [`gc`]: a subscriber with a session open is postponed; every sweep transaction checks that no session began and no snapshot was committed since the mark; repack moves rows in one transaction and readers look again |
@@ -81,6 +82,7 @@ mod data;
 pub mod durable;
 mod error;
 pub mod gc;
+pub mod history;
 mod key_file;
 mod layout;
 pub mod pack;
@@ -111,6 +113,7 @@ pub use daemon_lock::{DaemonLock, DAEMON};
 pub use durable::{sync_dir, write_atomic};
 pub use error::{Error, Result};
 pub use gc::{GcOptions, GcReport};
+pub use history::{DayUsage, History, Recorded, ServerDay, Space};
 pub use key_file::MAX_KEY_FILE;
 pub use layout::{ACCOUNT_FILE, CATALOG_FILE, SUBSCRIBERS_DIR};
 pub use pack::{

@@ -18,6 +18,7 @@ use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
 use crate::durable;
 use crate::error::{Error, Result};
+use crate::history::{self, DayUsage, History, Recorded, ServerDay, Space};
 use crate::layout::{ACCOUNT_FILE, CATALOG_FILE, KEY_FILE, MANIFESTS_DIR, SUBSCRIBERS_DIR};
 use crate::pending::{lock, Pending};
 use crate::permissions::{self, Tightened};
@@ -369,6 +370,52 @@ impl Store {
             }
         }
         Ok(usage)
+    }
+
+    /// Records today's line of the daily history (`crate::history`): each
+    /// subscriber's used bytes, quota, data size and snapshots from
+    /// [`Store::usage`], and the server's (their sums, with `space`: the free
+    /// space and size of where the packs are, as the caller measured them).
+    /// "Today" is the store's clock's; a second recording the same day
+    /// replaces the first; the first of a day thins the older lines. One
+    /// read, then one `IMMEDIATE` transaction: safe beside the daemon and
+    /// the admin commands.
+    pub fn record_history(&self, space: Space) -> Result<Recorded> {
+        let usage = self.usage()?;
+        let day = history::day_of(self.now());
+        let lines: Vec<(&str, DayUsage)> = usage
+            .iter()
+            .map(|u| {
+                (
+                    u.name.as_str(),
+                    DayUsage {
+                        day,
+                        used_bytes: u.used_bytes,
+                        quota_bytes: u.quota_bytes,
+                        data_bytes: u.protected_bytes,
+                        snapshots: u.snapshots,
+                    },
+                )
+            })
+            .collect();
+        let sum = |f: fn(&Usage) -> u64| usage.iter().map(f).fold(0u64, u64::saturating_add);
+        let server = ServerDay {
+            day,
+            stored_bytes: sum(|u| u.used_bytes),
+            data_bytes: sum(|u| u.protected_bytes),
+            snapshots: sum(|u| u.snapshots),
+            free_bytes: space.free_bytes,
+            capacity_bytes: space.capacity_bytes,
+        };
+        self.catalog.record_history(&lines, &server)
+    }
+
+    /// The daily history from day `since` on (days since 1970-01-01; see
+    /// [`history::day_of`]), of the subscribers named in `only` or of all,
+    /// and the server's: one query for the subscribers, however many, and
+    /// one for the server, in one read transaction.
+    pub fn history(&self, only: Option<&[String]>, since: i64) -> Result<History> {
+        self.catalog.history(only, since)
     }
 }
 

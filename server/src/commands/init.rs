@@ -28,6 +28,7 @@ pub fn run(
         url: storage.to_string(),
         access_key_id: None,
         secret_access_key: None,
+        capacity: None,
     });
     let pack_storage = match &storage_config {
         None => PackStorage::Local,

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod device;
 pub mod gc;
+pub mod history;
 pub mod init;
 pub mod move_packs;
 pub mod prune;
@@ -43,9 +44,19 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Device(c) => device::run(c),
         Command::Usage {
             data,
+            history: true,
+            subscriber,
+            days,
+            json,
+            csv,
+            ..
+        } => history::run(&data.data, subscriber.as_deref(), days, json, csv),
+        Command::Usage {
+            data,
             json,
             csv,
             stale_days,
+            ..
         } => usage::run(&data.data, json, csv, stale_days),
         Command::Gc {
             data,

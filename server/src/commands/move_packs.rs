@@ -23,6 +23,7 @@ pub fn run(data: &Path, to: &str, json: bool) -> Result<()> {
         url: to.to_string(),
         access_key_id: None,
         secret_access_key: None,
+        capacity: None,
     };
     let target = section.pack_storage()?;
     if target == from {

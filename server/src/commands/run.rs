@@ -37,6 +37,7 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
         ..Default::default()
     };
     let server_config = identity.server_config(&transport)?;
+    let recorder = crate::history::Recorder::new(data)?;
     let nightly = crate::retention::parse_nightly(&config.nightly_at)
         .map_err(|e| anyhow::anyhow!("{}: {e}", dir.config_path().display()))?;
     let alerts = crate::alerts::Alerts::new(data, &config)
@@ -69,13 +70,20 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
             .clone()
             .map(|a| tokio::spawn(crate::alerts::watch(a, store.clone())));
         let serving = daemon::serve(endpoint, store.clone(), limits(&config), shutdown);
+        // Today's line of the usage history, now and every hour.
+        let recording = crate::history::hourly(store.clone(), recorder.clone());
         let result = match nightly {
-            // The nightly work never ends by itself: serving decides when to stop.
+            // The nightly work and the recording never end by themselves:
+            // serving decides when to stop.
             Some(at) => tokio::select! {
                 r = serving => r,
-                () = crate::maintenance::nightly(store, at, alerts) => Ok(()),
+                () = crate::maintenance::nightly(store, at, recorder, alerts) => Ok(()),
+                () = recording => Ok(()),
             },
-            None => serving.await,
+            None => tokio::select! {
+                r = serving => r,
+                () = recording => Ok(()),
+            },
         };
         if let Some(w) = watcher {
             w.abort();

@@ -1,6 +1,7 @@
-//! HTML escaping, below the page and its controls: every text that is not a
-//! literal of the dashboard's code goes through [`escape`] (subscriber and
-//! device names are chosen by people; a search is typed by anyone).
+//! HTML escaping, below the page, its controls and the chart: every text
+//! that is not a literal of the dashboard's code goes through [`escape`]
+//! (subscriber and device names are chosen by people; a search is typed by
+//! anyone). Imports nothing.
 
 /// Escapes text for HTML content and quoted attribute values.
 pub fn escape(text: &str) -> String {

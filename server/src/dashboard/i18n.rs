@@ -739,7 +739,7 @@ enum Unit {
     Year,
 }
 
-const FR_MONTHS: [&str; 12] = [
+pub(super) const FR_MONTHS: [&str; 12] = [
     "janvier",
     "février",
     "mars",
@@ -753,7 +753,7 @@ const FR_MONTHS: [&str; 12] = [
     "novembre",
     "décembre",
 ];
-const EN_MONTHS: [&str; 12] = [
+pub(super) const EN_MONTHS: [&str; 12] = [
     "January",
     "February",
     "March",

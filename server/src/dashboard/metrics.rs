@@ -14,8 +14,45 @@ pub fn render(store: &Store, usage: &[Usage]) -> String {
     let mut out = Exposition::default();
     subscribers(&mut out, usage);
     disputes(&mut out, store, usage);
+    forecasts(&mut out, store, usage);
     maintenance(&mut out, store);
     out.text
+}
+
+/// When each quota and the server's storage are full at the current pace
+/// (issue 20; the board's "full by", `crate::forecast`), from the last
+/// month of history: one query. Absent when there is no date.
+fn forecasts(out: &mut Exposition, store: &Store, usage: &[Usage]) {
+    use coffre_store::history::{day_of, DAY_SECONDS};
+    let today = day_of(store.now());
+    let history = match store.history(None, today - crate::forecast::WINDOW_DAYS) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!("metrics: cannot read the usage history: {e}");
+            return;
+        }
+    };
+    let name = "coffre_subscriber_full_by_timestamp_seconds";
+    out.family(
+        name,
+        "When the subscriber's quota is full at the current pace (least squares over the last 30 days, midnight UTC of that day); absent when there is no date (flat or falling use, fewer than 7 days, beyond 5 years, already full).",
+        "gauge",
+    );
+    for u in usage {
+        let (_, f) = crate::forecast::subscriber(history.of(&u.name), u, today, today);
+        if let Some(day) = f.full_by() {
+            out.sample(name, &[("subscriber", &u.name)], day * DAY_SECONDS);
+        }
+    }
+    let name = "coffre_server_full_by_timestamp_seconds";
+    out.family(
+        name,
+        "When the server's disk (or its bucket's `capacity`) is full at the current pace; absent when there is no date.",
+        "gauge",
+    );
+    if let Some(day) = crate::forecast::server(&history.server, today).full_by() {
+        out.sample(name, &[], day * DAY_SECONDS);
+    }
 }
 
 /// Per-subscriber and per-device gauges.

@@ -15,6 +15,7 @@
 //! also bounds the reading of headers, and a lifetime.
 
 mod auth;
+pub mod chart;
 mod html;
 pub mod i18n;
 pub mod listener;
@@ -189,7 +190,10 @@ async fn board_page(
         // The store's clock: the page and the nightly task agree on "now".
         let now = store.now();
         let rows = usage::rows(store, now, stale_days)?;
-        Ok(page::render_view(rows, &view, lang, now, stale_days))
+        // The history of the shown structures only: one query for the page.
+        page::render_view(rows, &view, lang, now, stale_days, |shown| {
+            chart::Charts::load(store, shown.iter().copied(), now)
+        })
     })
     .await;
     match html {

@@ -6,27 +6,48 @@ use std::fmt::Write;
 
 use crate::usage::{Attention, Row, Status};
 
+use super::chart::{self, Charts};
 pub use super::html::escape;
 use super::i18n::Lang;
 use super::view::{self, View, SMALL_BOARD};
 
 /// The page: `rows` in the board's order (what needs action first), in
-/// `lang`, as of `now` (Unix seconds), every card (up to a page of them).
+/// `lang`, as of `now` (Unix seconds), every card (up to a page of them),
+/// without the history's charts.
 pub fn render(rows: Vec<Row>, lang: Lang, now: i64, stale_days: u32) -> String {
-    render_view(rows, &View::default(), lang, now, stale_days)
+    render_with(rows, lang, now, stale_days, &Charts::default())
 }
 
-/// [`render`] of what `view` selects: the summary and totals count every
+/// [`render`] with each card's 12-month chart and "full by" date, and the
+/// server's line in the header ([`chart`]), from charts already loaded.
+pub fn render_with(
+    rows: Vec<Row>,
+    lang: Lang,
+    now: i64,
+    stale_days: u32,
+    charts: &Charts,
+) -> String {
+    render_view(rows, &View::default(), lang, now, stale_days, |_| {
+        Ok(charts.clone())
+    })
+    .expect("charts already loaded")
+}
+
+/// The page of what `view` selects: the summary and totals count every
 /// structure; the cards are those the search, filter and page select
-/// ([`view`]).
+/// ([`view`]), and `charts` loads the history of those only (the dashboard
+/// reads it from the store in one query: [`Charts::load`]).
 pub fn render_view(
     mut rows: Vec<Row>,
     view: &View,
     lang: Lang,
     now: i64,
     stale_days: u32,
-) -> String {
+    charts: impl FnOnce(&[&Row]) -> anyhow::Result<Charts>,
+) -> anyhow::Result<String> {
     rows.sort_by(Row::board_order);
+    let selection = view::select(&rows, view);
+    let charts = charts(&selection.shown)?;
     let t = lang.text();
     let count = |a| rows.iter().filter(|r| r.attention() == a).count();
     let mut html = String::with_capacity(4096 + rows.len() * 2048);
@@ -48,6 +69,7 @@ pub fn render_view(
         )),
         generated = escape(&lang.generated(now)),
     );
+    chart::server_line(&mut html, &charts, lang);
     let _ = writeln!(html, "<p class=\"intro\">{}</p>", escape(lang.intro()));
     let (help, items) = lang.help(stale_days);
     let _ = write!(html, "<details><summary>{}</summary><ul>", escape(help));
@@ -70,14 +92,13 @@ pub fn render_view(
     if rows.len() > SMALL_BOARD {
         view::controls(&mut html, &rows, view, lang);
     }
-    let selection = view::select(&rows, view);
     view::position(&mut html, &selection, view, lang);
     html.push_str("</header>\n<main>\n");
     if rows.is_empty() {
         let _ = writeln!(html, "<p>{}</p>", escape(t.empty));
     }
     for row in &selection.shown {
-        card(&mut html, row, lang, now);
+        card(&mut html, row, lang, now, &charts);
     }
     html.push_str("</main>\n<footer>\n");
     view::position(&mut html, &selection, view, lang);
@@ -86,7 +107,7 @@ pub fn render_view(
         "<p>{}</p></footer>\n</body>\n</html>\n",
         escape(t.footer)
     );
-    html
+    Ok(html)
 }
 
 /// The CSS class of a status: its colour.
@@ -105,7 +126,7 @@ fn class(status: &Status) -> &'static str {
 }
 
 /// One subscriber's card.
-fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
+fn card(html: &mut String, row: &Row, lang: Lang, now: i64, charts: &Charts) {
     let t = lang.text();
     let u = &row.usage;
     // The card's edge takes the colour of its worst status; the bar, the
@@ -150,6 +171,7 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64) {
     for advice in row.status.iter().filter_map(|s| lang.advice(s)) {
         let _ = writeln!(html, "<p class=\"advice\">{}</p>", escape(&advice));
     }
+    chart::card(html, charts, row, lang);
     let _ = write!(
         html,
         "<p><span class=\"k\">{}</span>{}</p>\n<p><span class=\"k\">{}</span>{}</p>\n\
@@ -319,6 +341,11 @@ mod tests {
     use super::*;
     use coffre_store::{DeviceUsage, Usage};
 
+    /// The page without history (the chart's own tests draw it).
+    fn page(rows: Vec<Row>, view: &View, lang: Lang, now: i64) -> String {
+        render_view(rows, view, lang, now, 3, |_| Ok(Charts::default())).unwrap()
+    }
+
     fn row(name: &str, used: u64, devices: Vec<(&str, Option<i64>)>, now: i64) -> Row {
         let usage = Usage {
             name: name.into(),
@@ -425,7 +452,7 @@ mod tests {
                 )
             })
             .collect();
-        let html = render_view(rows.clone(), &View::default(), Lang::Fr, now, 3);
+        let html = page(rows.clone(), &View::default(), Lang::Fr, now);
         assert_eq!(html.matches("<article").count(), view::PAGE_SIZE);
         assert!(html.len() < 200_000, "{} bytes", html.len());
         // The red cards first, and the counts that filter them.
@@ -445,25 +472,18 @@ mod tests {
             "totals"
         );
         // A search narrows; the page says how many match.
-        let found = render_view(
+        let found = page(
             rows.clone(),
             &View::parse(Some("asso-0999"), None, None),
             Lang::En,
             now,
-            3,
         );
         assert_eq!(found.matches("<article").count(), 10);
         assert!(
             found.contains("Structures 1 to 10 of 10 matching."),
             "{found}"
         );
-        let none = render_view(
-            rows,
-            &View::parse(Some("zzz"), None, None),
-            Lang::En,
-            now,
-            3,
-        );
+        let none = page(rows, &View::parse(Some("zzz"), None, None), Lang::En, now);
         assert!(none.contains("No structure matches."));
         assert!(none.contains(">show all</a>"));
 
@@ -471,7 +491,7 @@ mod tests {
         let few: Vec<Row> = (0..12)
             .map(|i| row(&format!("asso-{i}"), 100_000, vec![("pc", Some(now))], now))
             .collect();
-        let html = render_view(few, &View::parse(None, None, Some("2")), Lang::Fr, now, 3);
+        let html = page(few, &View::parse(None, None, Some("2")), Lang::Fr, now);
         assert_eq!(html.matches("<article").count(), 12);
         assert!(
             !html.contains("<form") && !html.contains("class=\"pages\""),

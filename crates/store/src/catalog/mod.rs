@@ -49,6 +49,7 @@ mod admin;
 mod credentials;
 mod data;
 mod gc;
+mod history;
 mod keys;
 mod rows;
 mod schema;
@@ -256,6 +257,7 @@ mod tests {
             ("credentials.rs", include_str!("credentials.rs")),
             ("data.rs", include_str!("data.rs")),
             ("gc.rs", include_str!("gc.rs")),
+            ("history.rs", include_str!("history.rs")),
             ("keys.rs", include_str!("keys.rs")),
             ("mod.rs", include_str!("mod.rs")),
             ("rows.rs", include_str!("rows.rs")),

@@ -233,6 +233,26 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE subscribers ADD COLUMN contact TEXT;
     ",
+    // Issue 20: the daily history of usage, for the board's chart and the
+    // "full by" forecast (`crate::history`: one line per subscriber and
+    // day, thinned to weeks then months, ten years at most). Subscriber id
+    // 0 is the server as a whole: `quota_bytes` is then the capacity of
+    // where the packs are and `free_bytes` their free space (NULL when
+    // unknown); `free_bytes` is NULL for subscribers. No row exists before:
+    // the history starts with the first recording after the upgrade. A
+    // catalogue rebuild starts it again (it is not in the data files).
+    "
+    CREATE TABLE history (
+        subscriber_id INTEGER NOT NULL,
+        day           INTEGER NOT NULL,
+        used_bytes    INTEGER NOT NULL,
+        quota_bytes   INTEGER,
+        data_bytes    INTEGER NOT NULL,
+        snapshots     INTEGER NOT NULL,
+        free_bytes    INTEGER,
+        PRIMARY KEY (subscriber_id, day)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The newest schema version this build knows.
