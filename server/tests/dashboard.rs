@@ -119,6 +119,41 @@ fn association(data: &Path) -> Store {
     ] {
         assert!(db.execute(sql, []).unwrap() >= 1, "{sql}");
     }
+    // Its quota leaves a megabyte free: the refused backup needed two more.
+    let room = used("radio-libre") + 1_000_000;
+    store
+        .set_subscriber("radio-libre", Some(room), None)
+        .unwrap();
+    // Ten months of history, as the daemon records it (one line a day): each
+    // structure grew steadily to what it uses today, so the cards draw their
+    // chart and the near-quota one has a "full by" date.
+    let today = store.now().div_euclid(DAY);
+    for u in store.usage().unwrap() {
+        let id: i64 = db
+            .query_row(
+                "SELECT id FROM subscribers WHERE name = ?1",
+                [&u.name],
+                |r| r.get(0),
+            )
+            .unwrap();
+        for age in 1..=300i64 {
+            let used = u.used_bytes as i64 * (600 - age) / 600;
+            db.execute(
+                "INSERT INTO history (subscriber_id, day, used_bytes, quota_bytes, data_bytes,
+                                      snapshots, free_bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+                rusqlite::params![
+                    id,
+                    today - age,
+                    used,
+                    u.quota_bytes as i64,
+                    2 * used,
+                    u.snapshots as i64
+                ],
+            )
+            .unwrap();
+        }
+    }
     store
 }
 
