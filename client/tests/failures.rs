@@ -188,6 +188,8 @@ fn a_full_quota_fails_plainly(storage: PackStorage) {
     let row = coffre_server::usage::Row::new(usage[0].clone(), now, 3);
     assert_eq!(row.attention(), coffre_server::usage::Attention::Alarm);
     let words = coffre_server::status_words(&usage[0], now, 3);
+    // Worst first: the refusal before "near quota" if the quota is nearly
+    // reached too.
     assert!(words[0].starts_with("backup refused: pc at "), "{words:?}");
     let snaps = pc.json(&["snapshots"]);
     assert_eq!(snaps["snapshots"].as_array().unwrap().len(), 1);

@@ -270,11 +270,13 @@ impl fmt::Display for Skew {
     }
 }
 
-/// The statuses of a subscriber, worst first: over or near quota, then each
-/// stale or never backed-up device (revoked devices are never stale), then
-/// each device whose clock is wrong, then each device whose replaced
-/// credential was refused lately, then each device whose latest snapshot
-/// has problems, or just [`Status::Ok`].
+/// The statuses of a subscriber, worst first ([`Attention`]: backups
+/// refused, then what needs action, then what to watch): over or near
+/// quota, each backup refused, each stale or never backed-up device
+/// (revoked and admin devices are never stale), each device whose clock is
+/// wrong, each device whose replaced credential was refused lately, each
+/// device whose latest snapshot has problems, each long backup in progress;
+/// or just [`Status::Ok`].
 pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
     let mut out = Vec::new();
     let pct = percent(u.used_bytes, u.quota_bytes);
@@ -357,6 +359,10 @@ pub fn statuses(u: &Usage, now: i64, stale_days: u32) -> Vec<Status> {
     if out.is_empty() {
         out.push(Status::Ok);
     }
+    // Worst first (the card takes the colour of the first): a refused
+    // backup before "near quota", a refused copy before a late PC. Stable:
+    // within a level, the order above.
+    out.sort_by_key(Status::attention);
     out
 }
 
@@ -701,6 +707,14 @@ mod tests {
             "backup refused: pc at 1970-04-10 23:00 UTC (quota full, at least 2 MB more needed; \
              40 MB it sent is kept for its next run)"
         );
+        // Near the quota too: the refusal still comes first (the card's
+        // colour is the first status's).
+        u.used_bytes = 950;
+        assert!(matches!(
+            statuses(&u, now, 3)[..],
+            [Status::BackupRefused { .. }, Status::NearQuota]
+        ));
+        u.used_bytes = 500;
         // The next commit clears it (the count stays for /metrics).
         u.device_backups[0].last_backup = Some(now - 60);
         assert_eq!(statuses(&u, now, 3), [Status::Ok]);

@@ -305,4 +305,28 @@ mod tests {
         assert_eq!(self::events(&[later], &[])[0].value, events[1].value);
         assert_eq!(events[3].value, (now - 30).to_string());
     }
+
+    /// A backup refused below the quota is told at once, on its own; over
+    /// quota, the over-quota event says it already (told once).
+    #[test]
+    fn a_refused_backup_is_urgent_unless_over_quota_says_it() {
+        let now = 100 * 86_400;
+        let refused = |used: u64| {
+            let mut r = row("a", used, &[("pc", Some(now - 86_400))], now);
+            let d = &mut r.usage.device_backups[0];
+            d.quota_refusals = 1;
+            d.last_quota_refusal = Some(now - 60);
+            d.quota_missing = 5_000;
+            Row::new(r.usage, now, 3)
+        };
+        let below = events(&[refused(500)], &[]);
+        let keys: Vec<String> = below.iter().map(Event::key).collect();
+        assert_eq!(keys, ["a/backup_refused/pc"]);
+        assert!(below[0].urgent());
+        assert_eq!(below[0].quota_bytes, Some(1000));
+        assert_eq!(below[0].value, (now - 86_400).to_string());
+        let over = events(&[refused(1000)], &[]);
+        let keys: Vec<String> = over.iter().map(Event::key).collect();
+        assert_eq!(keys, ["a/over_quota/-"], "one fact, told once");
+    }
 }
