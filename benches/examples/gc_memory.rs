@@ -21,7 +21,7 @@ use coffre_core::blob::BlobKind;
 use coffre_core::{ChunkId, Keys, Manifest, MasterKey, Sealer, Timestamp};
 use coffre_store::{GcOptions, Role, Store};
 
-#[cfg(not(target_env = "msvc"))]
+#[cfg(not(windows))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

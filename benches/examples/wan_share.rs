@@ -19,7 +19,7 @@ use coffre_server::{serve, Identity, Limits, TransportLimits};
 use coffre_store::{Role, Store};
 use coffre_wan::{Profile, Relay};
 
-#[cfg(not(target_env = "msvc"))]
+#[cfg(not(windows))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -5,7 +5,7 @@
 /// into page faults (the backup ran 4× slower); mimalloc kept freed blocks in
 /// per-thread caches (1.2 GB peak for a restore). jemalloc's arenas did
 /// neither (docs/performance.md, "Allocator").
-#[cfg(not(target_env = "msvc"))]
+#[cfg(not(windows))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
