@@ -170,19 +170,9 @@ pub fn month_of(day: i64) -> i64 {
     y * 12 + i64::from(m) - 1
 }
 
-/// Year, month (1–12) and day of month (1–31) of a day since 1970-01-01.
-pub fn civil(day: i64) -> (i64, u32, u32) {
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+/// Year, month (1–12) and day of month (1–31) of a day since 1970-01-01:
+/// [`coffre_core::civil_from_days`], the workspace's one copy.
+pub use coffre_core::civil_from_days as civil;
 
 #[cfg(test)]
 mod tests {

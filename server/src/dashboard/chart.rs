@@ -306,6 +306,8 @@ fn svg(html: &mut String, today: i64, trend: &Trend, name: &str, lang: Lang) {
     let quota = path(steps.into_iter());
 
     let (first, now) = (lines[0], lines[lines.len() - 1]);
+    // In the quota's units, as the card's own line says it (issue 20).
+    let bytes = |n: u64| lang.bytes_like(n, now.quota_bytes);
     let whole_year = today - start >= CHART_DAYS;
     let (title, label, legend) = match lang {
         Lang::Fr => (
@@ -319,12 +321,12 @@ fn svg(html: &mut String, today: i64, trend: &Trend, name: &str, lang: Lang) {
             },
             format!(
                 "Place utilisée{NBSP}: {} le {}, {} aujourd’hui{NBSP}; quota {}{}.",
-                lang.bytes(first.used_bytes),
+                bytes(first.used_bytes),
                 date(lang, first.day),
-                lang.bytes(now.used_bytes),
-                lang.bytes(now.quota_bytes),
+                bytes(now.used_bytes),
+                bytes(now.quota_bytes),
                 if with_data {
-                    format!("{NBSP}; données {}", lang.bytes(now.data_bytes))
+                    format!("{NBSP}; données {}", bytes(now.data_bytes))
                 } else {
                     String::new()
                 }
@@ -339,12 +341,12 @@ fn svg(html: &mut String, today: i64, trend: &Trend, name: &str, lang: Lang) {
             },
             format!(
                 "Space used: {} on {}, {} today; quota {}{}.",
-                lang.bytes(first.used_bytes),
+                bytes(first.used_bytes),
                 date(lang, first.day),
-                lang.bytes(now.used_bytes),
-                lang.bytes(now.quota_bytes),
+                bytes(now.used_bytes),
+                bytes(now.quota_bytes),
                 if with_data {
-                    format!("; data {}", lang.bytes(now.data_bytes))
+                    format!("; data {}", bytes(now.data_bytes))
                 } else {
                     String::new()
                 }
