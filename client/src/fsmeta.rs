@@ -124,6 +124,19 @@ pub fn os_name(bytes: &[u8]) -> OsString {
     String::from_utf8_lossy(bytes).into_owned().into()
 }
 
+/// The snapshot name of a Windows path's prefix: the drive letter alone
+/// (`C:\Users` is `/C/Users` in a snapshot, as restic names it); `None` for
+/// a network share (`\\server\share`), which the PC that holds it backs up.
+pub fn drive_name(prefix: std::path::Prefix<'_>) -> Option<Vec<u8>> {
+    use std::path::Prefix;
+    match prefix {
+        Prefix::Disk(letter) | Prefix::VerbatimDisk(letter) => {
+            Some(vec![letter.to_ascii_uppercase()])
+        }
+        _ => None,
+    }
+}
+
 /// A whole path as bytes (for the files cache and messages).
 pub fn path_bytes(path: &Path) -> Vec<u8> {
     name_bytes(path.as_os_str())

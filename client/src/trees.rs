@@ -28,12 +28,22 @@ pub struct Trees<'s> {
 }
 
 /// Splits a path as typed ("/home/alice/Documents", or "C:\Users\...")
-/// into the names a snapshot holds.
+/// into the names a snapshot holds: a drive `C:` is the level `C`
+/// (`walk::parts`).
 pub fn components(path: &str) -> Vec<Vec<u8>> {
-    path.split(['/', '\\'])
+    let mut parts: Vec<Vec<u8>> = path
+        .split(['/', '\\'])
         .filter(|p| !p.is_empty() && *p != ".")
         .map(|p| p.as_bytes().to_vec())
-        .collect()
+        .collect();
+    if let Some(first) = parts.first_mut() {
+        if let [letter, b':'] = first[..] {
+            if letter.is_ascii_alphabetic() {
+                *first = vec![letter.to_ascii_uppercase()];
+            }
+        }
+    }
+    parts
 }
 
 /// A path made of names, for display ("/home/alice").
@@ -119,5 +129,30 @@ impl<'s> Trees<'s> {
             prefix.truncate(len);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::components;
+
+    #[test]
+    fn a_path_as_typed_names_the_snapshot_levels_a_drive_by_its_letter() {
+        let v = |parts: &[&str]| {
+            parts
+                .iter()
+                .map(|p| p.as_bytes().to_vec())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            components("/home/ana/Documents"),
+            v(&["home", "ana", "Documents"])
+        );
+        assert_eq!(components(r"C:\Users\ana"), v(&["C", "Users", "ana"]));
+        assert_eq!(components("c:/Users/./ana/"), v(&["C", "Users", "ana"]));
+        assert_eq!(components(r"\C\Users"), v(&["C", "Users"]));
+        // Only a first level of one letter and a colon is a drive.
+        assert_eq!(components("/srv/x:y"), v(&["srv", "x:y"]));
+        assert_eq!(components("ab:/x"), v(&["ab:", "x"]));
     }
 }

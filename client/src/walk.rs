@@ -100,7 +100,8 @@ pub fn normalize(paths: &[PathBuf]) -> Result<Paths> {
     let mut found = Paths::default();
     let mut out = Vec::new();
     for p in paths {
-        match fs::canonicalize(p) {
+        // `C:\x`, not `\\?\C:\x`, where that names the same folder (dunce).
+        match dunce::canonicalize(p) {
             Ok(c) => out.push(c),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => found.missing.push(p.clone()),
             Err(e) => found.unreadable.push((p.clone(), e.to_string())),
@@ -114,6 +115,42 @@ pub fn normalize(paths: &[PathBuf]) -> Result<Paths> {
         }
     }
     Ok(found)
+}
+
+/// One level of a path as a snapshot names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part<'a> {
+    /// The name in the snapshot.
+    pub name: Vec<u8>,
+    /// The name on disk; `None` for a Windows drive (`C:\`, the root itself).
+    pub os: Option<&'a std::ffi::OsStr>,
+}
+
+/// The levels of an absolute path as a snapshot names them: `/home/ana` is
+/// `home`, `ana`; `C:\Users\ana` is `C`, `Users`, `ana` (the drive is the
+/// first level, by its letter: [`fsmeta::drive_name`]).
+pub fn parts(path: &Path) -> Result<Vec<Part<'_>>> {
+    let mut out = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(Part {
+                name: fsmeta::name_bytes(n),
+                os: Some(n),
+            }),
+            Component::Prefix(p) => out.push(Part {
+                name: fsmeta::drive_name(p.kind()).with_context(|| {
+                    format!(
+                        "cannot back up {}: it is a network share; back it up on the machine \
+                         that holds it, or give a local drive's folder (C:\\...)",
+                        path.display()
+                    )
+                })?,
+                os: None,
+            }),
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 /// The root a path hangs from ("/" on Unix, the drive's root on Windows).
@@ -154,15 +191,7 @@ impl Walker {
         // The walk starts at the root: it must be readable.
         fs::symlink_metadata(&top).with_context(|| format!("reading {}", top.display()))?;
         for path in paths {
-            let parts: Vec<Vec<u8>> = path
-                .components()
-                .filter_map(|c| match c {
-                    Component::Normal(n) => Some(fsmeta::name_bytes(n)),
-                    // A Windows drive ("C:") is the first level under the root.
-                    Component::Prefix(p) => Some(fsmeta::name_bytes(p.as_os_str())),
-                    _ => None,
-                })
-                .collect();
+            let parts = parts(path)?;
             if parts.is_empty() {
                 // The whole root (normalize left no other path).
                 root = self.dir(&mut tally, &top);
@@ -181,10 +210,12 @@ impl Walker {
         items: &mut Vec<Item>,
         mut here: PathBuf,
         path: &Path,
-        parts: &[Vec<u8>],
+        parts: &[Part<'_>],
     ) -> Result<()> {
-        let part = &parts[0];
-        here.push(fsmeta::os_name(part));
+        let Part { name: part, os } = &parts[0];
+        if let Some(os) = os {
+            here.push(os);
+        }
         let md = fs::symlink_metadata(&here)
             .with_context(|| format!("cannot back up {}", here.display()))?;
         if parts.len() == 1 {
@@ -323,6 +354,14 @@ fn excluded_by_marker(dir: &Path) -> bool {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_s_levels_are_its_names() {
+        let parts = parts(Path::new("/home/ana/Été")).unwrap();
+        let names: Vec<&[u8]> = parts.iter().map(|p| &p.name[..]).collect();
+        assert_eq!(names, [&b"home"[..], b"ana", "Été".as_bytes()]);
+        assert!(parts.iter().all(|p| p.os.is_some()));
+    }
 
     fn names(items: &[Item]) -> Vec<String> {
         items

@@ -494,3 +494,48 @@ fn a_link_down_past_the_patience_fails_clearly_quick_commands_and_refusals_fail_
     assert!(err.contains("this device has been revoked"), "{err}");
     assert!(took < Duration::from_secs(5), "backup took {took:?}");
 }
+
+/// The plain UDP socket a PC falls back to where the system refuses quinn's
+/// socket options (Wine; `coffre_transport::socket`) carries a backup
+/// across a lossy line and an outage, and the restore over it comes back
+/// byte for byte.
+#[test]
+fn the_plain_udp_socket_carries_a_backup_across_loss_and_an_outage_and_the_restore() {
+    let s = Setup::new();
+    s.relay.set_profile(
+        Profile::parse("up=40mbit down=100mbit rtt=30ms loss=1% queue=100ms").unwrap(),
+    );
+    let mut backup = s.command(&["backup", "--json"], "60s");
+    let run = backup
+        .env("COFFRE_PLAIN_UDP", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "a third of the data to cross",
+        Duration::from_secs(120),
+        || s.crossed_up() > 16 * MIB,
+    );
+    s.relay.outage(Duration::from_secs(4));
+    let out = finish(run);
+    let report = json(&out);
+    let err = stderr(&out);
+    assert!(err.contains("link back after"), "{err}");
+    assert!(u(&report["outages"]) >= 1, "{report}");
+
+    let target = tempfile::tempdir().unwrap();
+    let mut restore = s.command(
+        &[
+            "restore",
+            report["snapshot"].as_str().unwrap(),
+            "--target",
+            target.path().to_str().unwrap(),
+            "--quiet",
+        ],
+        "60s",
+    );
+    let out = restore.env("COFFRE_PLAIN_UDP", "1").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    s.assert_restored(target.path());
+}

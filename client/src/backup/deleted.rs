@@ -19,7 +19,7 @@
 //! form the walk's items and the trees share.
 
 use std::collections::HashSet;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use anyhow::Result;
 use coffre_core::{ChunkId, Content};
@@ -111,14 +111,9 @@ fn collect(items: &[Item], prefix: &mut Vec<u8>, out: &mut HashSet<Vec<u8>>) {
 /// A path of this PC in the snapshot's form, the way the walk names it.
 fn snapshot_form(path: &Path) -> Vec<u8> {
     let mut out = Vec::new();
-    for c in path.components() {
-        let name = match c {
-            Component::Normal(n) => fsmeta::name_bytes(n),
-            Component::Prefix(p) => fsmeta::name_bytes(p.as_os_str()),
-            _ => continue,
-        };
+    for part in crate::walk::parts(path).unwrap_or_default() {
         out.push(b'/');
-        out.extend_from_slice(&name);
+        out.extend_from_slice(&part.name);
     }
     out
 }

@@ -175,7 +175,7 @@ pub(super) async fn dial(
     } else {
         "[::]:0".parse().unwrap()
     };
-    let mut endpoint = quinn::Endpoint::client(bind)
+    let (mut endpoint, _) = coffre_transport::client_endpoint(bind)
         .map_err(|e| unreachable(format!("cannot open a UDP socket: {e}")))?;
     endpoint.set_default_client_config(client_config(fingerprint)?);
     let connecting = endpoint

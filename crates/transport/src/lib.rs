@@ -3,14 +3,17 @@
 //! | module | what it is |
 //! | --- | --- |
 //! | [`congestion`] | `Line`: Cubic that does not mistake an access line's random loss for a full queue |
+//! | [`socket`] | the PC's UDP socket: quinn's, or a plain one where the system refuses quinn's socket options (Wine) |
 //!
 //! Both ends call [`congestion`] on their `quinn::TransportConfig`:
 //! the PC sends a backup, the server sends a restore, and each direction's
 //! sender is the one whose controller counts.
 
 pub mod congestion;
+pub mod socket;
 
 pub use congestion::{Line, LineConfig};
+pub use socket::{client_endpoint, SocketKind};
 
 use std::sync::Arc;
 
