@@ -146,7 +146,7 @@ fn entry(item: &Item, meta: &Meta, content: Content, size: u64) -> Entry {
         gid: meta.gid,
         mtime: meta.mtime,
         size,
-        xattrs: Vec::new(),
+        xattrs: crate::fsmeta::xattrs(meta),
         content,
     }
 }

@@ -353,7 +353,8 @@ fn write_whole(target: &Target, todo: &Todo, data: Vec<u8>) -> Result<()> {
 
 /// Creates the temporary file of `todo`.
 fn create(target: &Target, todo: &Todo) -> Result<TempFile> {
-    target.create_temp(&todo.rel).with_context(|| {
+    let attributes = crate::fsmeta::attributes(&todo.entry.xattrs);
+    target.create_temp(&todo.rel, attributes).with_context(|| {
         format!(
             "creating a temporary file for {}",
             target.display(&todo.rel).display()

@@ -64,6 +64,63 @@ fn platform_name(name: &[u8]) -> OsString {
     escape_windows(name).into()
 }
 
+/// The names given in one restored folder, so that two names that only
+/// differ by case (`Notes.txt`, `notes.txt`: a Linux folder may hold both)
+/// do not land on one file where names ignore case (Windows, macOS).
+#[derive(Debug, Default)]
+pub struct Folder {
+    /// Names given so far, case-folded.
+    taken: std::collections::HashSet<String>,
+}
+
+impl Folder {
+    /// The file name `name` (checked) is restored under in this folder.
+    pub fn name(&mut self, name: &[u8]) -> Result<OsString, BadName> {
+        let os = os_name(name)?;
+        if !CASE_INSENSITIVE {
+            return Ok(os);
+        }
+        let given = distinct(os.to_string_lossy().into_owned(), |n| {
+            self.taken.contains(&fold(n))
+        });
+        self.taken.insert(fold(&given));
+        Ok(given.into())
+    }
+}
+
+/// Whether this platform's file names ignore case (Windows; macOS by
+/// default).
+const CASE_INSENSITIVE: bool = cfg!(any(windows, target_os = "macos"));
+
+/// A name as a case-insensitive file system compares it.
+fn fold(name: &str) -> String {
+    name.chars().flat_map(char::to_uppercase).collect()
+}
+
+/// `name`, or, when `taken` says a name equal to it but for case is used in
+/// the folder, `name` with its first characters escaped (`%XX` per byte),
+/// one more at a time, until it is not taken: `notes.txt` beside
+/// `Notes.txt` becomes `%6Eotes.txt`. [`unescape_windows`] gives the same
+/// bytes back, so the rule stays reversible.
+pub fn distinct(name: String, taken: impl Fn(&str) -> bool) -> String {
+    let mut current = name;
+    let mut from = 0;
+    while taken(&current) && from < current.len() {
+        if current[from..].starts_with('%') {
+            from += 3;
+            continue;
+        }
+        let c = current[from..].chars().next().unwrap_or_default();
+        let mut escaped = String::new();
+        for b in c.to_string().bytes() {
+            push_escaped(&mut escaped, b);
+        }
+        current.replace_range(from..from + c.len_utf8(), &escaped);
+        from += escaped.len();
+    }
+    current
+}
+
 /// The device names Windows reserves, whatever the extension.
 #[cfg_attr(not(windows), allow(dead_code))] // the rule is tested everywhere, applied on Windows
 const RESERVED: [&str; 22] = [
@@ -190,6 +247,29 @@ mod tests {
         assert_eq!(check(b"/etc/x"), Err(BadName::Slash));
         assert_eq!(check(b"a\0b"), Err(BadName::Nul));
         assert!(os_name(b"../x").is_err());
+    }
+
+    #[test]
+    fn names_that_differ_only_by_case_are_kept_apart_reversibly() {
+        let mut taken = std::collections::HashSet::new();
+        for (name, given) in [
+            ("Notes.txt", "Notes.txt"),
+            ("notes.txt", "%6Eotes.txt"),
+            ("NOTES.TXT", "%4EOTES.TXT"),
+            ("%6Eotes.txt", "%256Eotes.txt"),
+            ("été", "été"),
+            ("Été", "%C3%89té"),
+        ] {
+            let escaped = escape_windows(name.as_bytes());
+            let out = distinct(escaped, |n| taken.contains(&fold(n)));
+            assert_eq!(out, given, "{name}");
+            assert!(taken.insert(fold(&out)), "{out} collides");
+            assert_eq!(unescape_windows(&out).as_deref(), Some(name.as_bytes()));
+        }
+        // Nothing taken: the name as escaped.
+        assert_eq!(distinct("a".into(), |_| false), "a");
+        // Everything taken: it ends, fully escaped.
+        assert_eq!(distinct("ab".into(), |_| true), "%61%62");
     }
 
     #[test]

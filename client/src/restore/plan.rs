@@ -157,8 +157,9 @@ impl<'a, 't> Planner<'a, 't> {
             Err(e) => return Err(e),
         };
         let mut kept = false;
+        let mut folder = names::Folder::default();
         for e in &tree.entries {
-            kept |= self.entry(e.clone(), path, rel, whole)?;
+            kept |= self.entry_in(&mut folder, e.clone(), path, rel, whole)?;
         }
         Ok(kept)
     }
@@ -171,7 +172,19 @@ impl<'a, 't> Planner<'a, 't> {
         parent: &Path,
         whole: bool,
     ) -> Result<bool> {
-        let name = match names::os_name(&e.name) {
+        self.entry_in(&mut names::Folder::default(), e, path, parent, whole)
+    }
+
+    /// Plans one entry of a folder whose other names `folder` holds.
+    fn entry_in(
+        &mut self,
+        folder: &mut names::Folder,
+        e: Entry,
+        path: &mut Vec<u8>,
+        parent: &Path,
+        whole: bool,
+    ) -> Result<bool> {
+        let name = match folder.name(&e.name) {
             Ok(n) => n,
             Err(why) => {
                 self.plan.damaged.push((

@@ -146,11 +146,12 @@ impl Target {
         Ok(true)
     }
 
-    /// Creates the temporary file that becomes `rel`.
-    pub fn create_temp(&self, rel: &Path) -> io::Result<TempFile> {
+    /// Creates the temporary file that becomes `rel`, with the Windows
+    /// `attributes` of its entry (hidden, system; nothing elsewhere).
+    pub fn create_temp(&self, rel: &Path, attributes: u32) -> io::Result<TempFile> {
         let (parent, name) = split(rel)?;
         let dir = self.dir(parent)?;
-        self.temps.create(&dir, name)
+        self.temps.create(&dir, name, attributes)
     }
 
     /// Opens the file `rel` for reading, not following a link at any step
@@ -236,6 +237,9 @@ impl Target {
             .read(true)
             .follow(FollowSymlinks::No)
             .maybe_dir(true);
+        // Windows sets a folder's time and attributes through its handle.
+        #[cfg(windows)]
+        cap_std::fs::OpenOptionsExt::access_mode(&mut options, fsmeta::DIR_ACCESS);
         let dir = self.dir(parent)?.open_with(name, &options)?.into_std();
         if !dir.metadata()?.is_dir() {
             return Err(io::Error::new(
@@ -243,7 +247,14 @@ impl Target {
                 "no longer a folder",
             ));
         }
-        fsmeta::set_dir_meta(dir, entry.mode, entry.uid, entry.gid, entry.mtime)
+        fsmeta::set_dir_meta(
+            dir,
+            entry.mode,
+            entry.uid,
+            entry.gid,
+            entry.mtime,
+            fsmeta::attributes(&entry.xattrs),
+        )
     }
 }
 

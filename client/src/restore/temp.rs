@@ -116,8 +116,14 @@ pub struct Registry {
 impl Registry {
     /// Creates a temporary file for `final_name` in `dir`, exclusively and
     /// readable by its owner only until it is finished. Refused once the
-    /// restore is interrupted.
-    pub fn create(&self, dir: &Arc<Dir>, final_name: &OsStr) -> io::Result<TempFile> {
+    /// restore is interrupted. `attributes`: the Windows attributes the
+    /// file is created with (`fsmeta::create_with_attributes`).
+    pub fn create(
+        &self,
+        dir: &Arc<Dir>,
+        final_name: &OsStr,
+        attributes: u32,
+    ) -> io::Result<TempFile> {
         let mut options = OpenOptions::new();
         // Readable too: a chunk repeated within the file is read back from
         // its first place (download.rs).
@@ -128,6 +134,7 @@ impl Registry {
             .follow(FollowSymlinks::No);
         #[cfg(unix)]
         cap_std::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        crate::fsmeta::create_with_attributes(&mut options, attributes);
         // Created under the lock: an interruption either sees the file in
         // the registry or comes before it exists.
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
@@ -221,11 +228,11 @@ mod tests {
         let dir =
             Arc::new(Dir::open_ambient_dir(tmp.path(), cap_std::ambient_authority()).unwrap());
         let reg = Registry::default();
-        let t = reg.create(&dir, OsStr::new("a")).unwrap();
+        let t = reg.create(&dir, OsStr::new("a"), 0).unwrap();
         assert!(tmp.path().join(&t.name).exists());
         assert_eq!(reg.remove_all(), 1);
         assert!(!tmp.path().join(&t.name).exists());
-        assert!(reg.create(&dir, OsStr::new("b")).is_err());
+        assert!(reg.create(&dir, OsStr::new("b"), 0).is_err());
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
 }
