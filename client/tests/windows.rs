@@ -339,13 +339,28 @@ fn a_windows_pc_backs_up_and_restores_names_times_and_attributes_and_a_linux_sna
     let snapshot = linux.backup_id();
     let from_linux = tempfile::tempdir().unwrap();
     let target = from_linux.path().join("restauré");
-    let out = wine.coffre_ok(&[
-        "restore",
-        &snapshot[..8],
-        "--target",
-        &wine.win_path(&target),
-    ]);
+    let restore = run_within(
+        wine.coffre(&[
+            "restore",
+            &snapshot[..8],
+            "--target",
+            &wine.win_path(&target),
+        ]),
+        LIMIT,
+    );
+    let out = ok(&restore, "coffre.exe restore (a Linux snapshot)");
     assert!(out.contains("restored 8 files"), "{out}");
+    // The technician is told, with examples, and where the rule is.
+    let said = String::from_utf8_lossy(&restore.stderr);
+    for needle in [
+        "7 names were restored under an escaped name",
+        r#"a%5Cb (was "a\b")"#,
+        r#"%43ON (was "CON")"#,
+        "and 2 more",
+        "Tree entry names on Windows",
+    ] {
+        assert!(said.contains(needle), "{needle:?} not in {said}");
+    }
     // Only the target was written to.
     assert_eq!(listing(from_linux.path())[0], Path::new("restauré"));
     assert!(listing(from_linux.path())

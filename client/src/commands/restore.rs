@@ -52,6 +52,40 @@ pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
     for (path, why) in &report.failed {
         errln!("coffre: could not restore {}: {why}", path.display());
     }
+    if !report.renamed.is_empty() && !args.json {
+        // A few examples; the rule is one, and reversible.
+        const SHOWN: usize = 5;
+        let examples: Vec<String> = report
+            .renamed
+            .iter()
+            .take(SHOWN)
+            .map(|(path, original)| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                let was: String = original
+                    .chars()
+                    .map(|c| {
+                        if c.is_control() {
+                            c.escape_debug().to_string()
+                        } else {
+                            c.to_string()
+                        }
+                    })
+                    .collect();
+                format!("{name} (was \"{was}\")")
+            })
+            .collect();
+        let more = report.renamed.len().saturating_sub(SHOWN);
+        errln!(
+            "coffre: note: {} restored under an escaped name, as this system cannot hold \
+             {} as {} (or another name of the folder differs only by case): {}{}; each %XX \
+             is one byte of the name in the snapshot (docs/format.md, \"Tree entry names on Windows\")",
+            crate::display::count_with(report.renamed.len() as u64, "name was", "names were"),
+            if report.renamed.len() == 1 { "it" } else { "them" },
+            if report.renamed.len() == 1 { "it is" } else { "they are" },
+            examples.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        );
+    }
     if args.json {
         let v = serde_json::json!({
             "snapshot": id.to_hex(),
@@ -63,6 +97,7 @@ pub fn run(config: &Path, args: &RestoreArgs) -> Result<u8> {
             "already_there": report.already,
             "stale_temporary_files_removed": report.stale_removed,
             "failed": report.failed.iter().map(|(p, e)| serde_json::json!({"path": p.display().to_string(), "error": e})).collect::<Vec<_>>(),
+            "renamed": report.renamed.iter().map(|(p, n)| serde_json::json!({"path": p.display().to_string(), "name_in_snapshot": n})).collect::<Vec<_>>(),
             "seconds": report.duration.as_secs_f64(),
             "chunks_downloaded": report.chunks_downloaded,
             "chunk_bytes_downloaded": report.chunk_bytes_downloaded,

@@ -40,6 +40,11 @@ pub struct Meta {
     pub attributes: u32,
 }
 
+/// Whether this platform's file names ignore case (Windows; macOS by
+/// default): two names of a snapshot's folder that differ only by case are
+/// then kept apart on restore (`restore::names::Folder`).
+pub const NAMES_IGNORE_CASE: bool = cfg!(any(windows, target_os = "macos"));
+
 /// `FILE_ATTRIBUTE_HIDDEN`.
 pub const HIDDEN: u32 = 0x2;
 /// `FILE_ATTRIBUTE_SYSTEM`.

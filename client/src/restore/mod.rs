@@ -90,6 +90,9 @@ pub struct Report {
     pub stale_removed: u64,
     /// Files that could not be restored, with why.
     pub failed: Vec<(PathBuf, String)>,
+    /// Entries restored under an escaped name (names.rs): where they are,
+    /// and the snapshot's name.
+    pub renamed: Vec<(PathBuf, String)>,
     /// Where it went.
     pub root: PathBuf,
     /// Wall time.
@@ -173,6 +176,9 @@ pub fn run(session: &Session, snapshot: &ChunkId, opts: &Options) -> Result<Repo
     };
     for (rel, why) in plan.damaged {
         report.failed.push((target.display(&rel), why));
+    }
+    for (rel, original) in &plan.renamed {
+        report.renamed.push((target.display(rel), original.clone()));
     }
 
     // What is there already, looked at without following any link; conflicts

@@ -77,7 +77,7 @@ impl Folder {
     /// The file name `name` (checked) is restored under in this folder.
     pub fn name(&mut self, name: &[u8]) -> Result<OsString, BadName> {
         let os = os_name(name)?;
-        if !CASE_INSENSITIVE {
+        if !crate::fsmeta::NAMES_IGNORE_CASE {
             return Ok(os);
         }
         let given = distinct(os.to_string_lossy().into_owned(), |n| {
@@ -87,10 +87,6 @@ impl Folder {
         Ok(given.into())
     }
 }
-
-/// Whether this platform's file names ignore case (Windows; macOS by
-/// default).
-const CASE_INSENSITIVE: bool = cfg!(any(windows, target_os = "macos"));
 
 /// A name as a case-insensitive file system compares it.
 fn fold(name: &str) -> String {

@@ -42,6 +42,10 @@ pub struct Plan {
     /// Entries that cannot be restored (a bad name, a damaged listing):
     /// where they would have gone, and why.
     pub damaged: Vec<(PathBuf, String)>,
+    /// Entries restored under another name than the snapshot's (a name
+    /// this platform cannot hold, or one that differs from another of its
+    /// folder only by case: `names`): where they go, and the name they had.
+    pub renamed: Vec<(PathBuf, String)>,
 }
 
 #[derive(Debug)]
@@ -194,10 +198,16 @@ impl<'a, 't> Planner<'a, 't> {
                 return Ok(false);
             }
         };
+        let rel = parent.join(&name);
+        if name.as_encoded_bytes() != e.name.as_slice() {
+            self.plan
+                .renamed
+                .push((rel.clone(), String::from_utf8_lossy(&e.name).into_owned()));
+        }
         let len = path.len();
         path.push(b'/');
         path.extend_from_slice(&e.name);
-        let kept = self.named(e, path, parent.join(name), whole);
+        let kept = self.named(e, path, rel, whole);
         path.truncate(len);
         kept
     }
