@@ -50,10 +50,15 @@ use crate::hooks::HooksConfig;
 use crate::limits::LimitsConfig;
 
 /// Excludes written into a new configuration: caches, trash and temporary
-/// files that nobody wants back (gitignore syntax).
+/// files that nobody wants back (gitignore syntax: a pattern with a `/`
+/// inside is anchored, hence the `**/` of those; on Windows matched
+/// whatever the case, as Windows names are). The Windows ones: a user
+/// profile's temporary files and browser caches, and its registry hive
+/// (`NTUSER.DAT`), which Windows holds open while the user is logged on
+/// and which restoring would not bring back anyway.
 pub const DEFAULT_EXCLUDES: &[&str] = &[
     ".cache/",
-    ".local/share/Trash/",
+    "**/.local/share/Trash/",
     "$RECYCLE.BIN/",
     "System Volume Information/",
     "node_modules/",
@@ -62,6 +67,13 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
     "~$*",
     "Thumbs.db",
     ".DS_Store",
+    "**/AppData/Local/Temp/",
+    "**/AppData/Local/Microsoft/Windows/INetCache/",
+    "**/AppData/Local/Microsoft/Windows/WebCache/",
+    "**/AppData/Local/Google/Chrome/User Data/*/Cache/",
+    "**/AppData/Local/Microsoft/Edge/User Data/*/Cache/",
+    "**/AppData/Local/Mozilla/Firefox/Profiles/*/cache2/",
+    "NTUSER.DAT*",
 ];
 
 /// The contents of `config.toml`.

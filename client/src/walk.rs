@@ -173,6 +173,9 @@ impl Walker {
     /// A walker with gitignore-style `excludes`, never entering `skip`.
     pub fn new(excludes: &[String], skip: Vec<PathBuf>) -> Result<Walker> {
         let mut b = GitignoreBuilder::new("/");
+        // `Thumbs.db` is `thumbs.db` where names ignore case.
+        b.case_insensitive(fsmeta::NAMES_IGNORE_CASE)
+            .context("building the exclude patterns")?;
         for pattern in excludes {
             b.add_line(None, pattern)
                 .with_context(|| format!("exclude pattern {pattern:?} is not valid"))?;
@@ -354,6 +357,61 @@ fn excluded_by_marker(dir: &Path) -> bool {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_excludes_leave_out_caches_trash_and_a_windows_profile_s_temporary_files() {
+        let w = Walker::new(
+            &crate::config::DEFAULT_EXCLUDES
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            Vec::new(),
+        )
+        .unwrap();
+        let out = |p: &str, dir: bool| {
+            w.excludes
+                .matched_path_or_any_parents(Path::new(p), dir)
+                .is_ignore()
+        };
+        for (p, dir) in [
+            ("/home/ana/.cache", true),
+            ("/home/ana/.local/share/Trash", true),
+            ("/home/ana/Documents/Thumbs.db", false),
+            ("/home/ana/Documents/~$Bilan.ods", false),
+            ("/C/Users/Ana/AppData/Local/Temp", true),
+            ("/C/Users/Ana/AppData/Local/Temp/x/y.log", false),
+            (
+                "/C/Users/Ana/AppData/Local/Microsoft/Windows/INetCache",
+                true,
+            ),
+            (
+                "/C/Users/Ana/AppData/Local/Google/Chrome/User Data/Default/Cache",
+                true,
+            ),
+            (
+                "/C/Users/Ana/AppData/Local/Mozilla/Firefox/Profiles/ab.default/cache2",
+                true,
+            ),
+            ("/C/Users/Ana/NTUSER.DAT", false),
+            ("/C/Users/Ana/NTUSER.DAT{53b39e88}.TM.blf", false),
+        ] {
+            assert!(out(p, dir), "{p} is backed up");
+        }
+        for (p, dir) in [
+            ("/home/ana/Documents/Bilan.ods", false),
+            (
+                "/C/Users/Ana/AppData/Roaming/Thunderbird/Profiles/x/Mail",
+                true,
+            ),
+            (
+                "/C/Users/Ana/AppData/Local/Google/Chrome/User Data/Default/Bookmarks",
+                false,
+            ),
+            ("/C/Users/Ana/Documents/Temp", true),
+        ] {
+            assert!(!out(p, dir), "{p} is left out");
+        }
+    }
 
     #[test]
     fn a_path_s_levels_are_its_names() {
