@@ -263,6 +263,15 @@ fn a_windows_pc_backs_up_and_restores_names_times_and_attributes_and_a_linux_sna
     let changed = wine.coffre_json(&["backup"]);
     assert_eq!(changed["files_changed"], 1, "{changed}");
     assert_eq!(changed["bytes_read"], 310_000, "{changed}");
+    for run in [&again, &changed] {
+        assert_eq!(run["files_deleted"], 0, "nothing deleted: {run}");
+    }
+    // What the technician looks at: the snapshots, and the last run.
+    let snaps = wine.coffre_json(&["snapshots"]);
+    assert_eq!(snaps["snapshots"].as_array().unwrap().len(), 3, "{snaps}");
+    let status = wine.coffre_json(&["status"]);
+    assert_eq!(status["last_run"]["result"], "ok", "{status}");
+    assert_eq!(status["device"], "compta-pc", "{status}");
 
     // The whole snapshot, restored to a new folder: below it, the drive
     // (Z) and the path. Wine 8 cannot create a folder deeper than 260
