@@ -94,7 +94,11 @@ fn coffre_exe() -> PathBuf {
         (once: rustup target add x86_64-pc-windows-gnu; apt-get install gcc-mingw-w64-x86-64)";
     if let Some(p) = std::env::var_os("COFFRE_WINDOWS_EXE") {
         let p = PathBuf::from(p);
-        assert!(p.is_file(), "COFFRE_WINDOWS_EXE={} is not a file", p.display());
+        assert!(
+            p.is_file(),
+            "COFFRE_WINDOWS_EXE={} is not a file",
+            p.display()
+        );
         return p;
     }
     let exe = target_dir().join("x86_64-pc-windows-gnu/debug/coffre.exe");
@@ -112,7 +116,7 @@ fn coffre_exe() -> PathBuf {
 /// Runs `command` to its end, within `limit`; its output.
 pub fn run_within(mut command: Command, limit: Duration) -> Output {
     let shown = format!("{command:?}");
-    let mut child = command
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -254,13 +258,13 @@ impl Wine {
 impl Drop for Wine {
     fn drop(&mut self) {
         // The prefix's wineserver goes with it.
-        let wineserver = self.wine.with_file_name(
-            if self.wine.file_name() == Some(OsStr::new("wine64")) {
-                "wineserver64"
-            } else {
-                "wineserver"
-            },
-        );
+        let wineserver =
+            self.wine
+                .with_file_name(if self.wine.file_name() == Some(OsStr::new("wine64")) {
+                    "wineserver64"
+                } else {
+                    "wineserver"
+                });
         let server = if wineserver.is_file() {
             wineserver
         } else {
@@ -272,5 +276,20 @@ impl Drop for Wine {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+impl Wine {
+    /// Builds the Windows program `tests/wine/NAME.c` with MinGW into this
+    /// prefix's `C:\NAME.exe`; its Windows path, for [`Wine::command`].
+    pub fn build_c(&self, name: &str) -> String {
+        let gcc = find_program(&["x86_64-w64-mingw32-gcc"], &[])
+            .expect("x86_64-w64-mingw32-gcc (Debian: apt-get install gcc-mingw-w64-x86-64)");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/wine/{name}.c"));
+        let exe = self.prefix.path().join(format!("drive_c/{name}.exe"));
+        let mut build = Command::new(gcc);
+        build.arg("-O2").arg("-o").arg(&exe).arg(&source);
+        ok(&run_within(build, LIMIT), &format!("building {name}.exe"));
+        format!(r"C:\{name}.exe")
     }
 }
