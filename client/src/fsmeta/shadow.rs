@@ -198,8 +198,13 @@ mod platform {
         let out = run(&super::create_script(drive))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         match out.status.code() {
+            // Wine's powershell.exe is a stub that prints nothing.
             Some(0) => super::parse_created(&stdout).ok_or_else(|| {
-                format!("WMI made a shadow copy of {drive} but did not name it: {stdout}")
+                format!(
+                    "Windows PowerShell did not make one: it printed {:?}, not a shadow \
+                     copy's id and device",
+                    stdout.trim()
+                )
             }),
             Some(2) => Err("coffre is not running as an administrator or SYSTEM: \
                  schedule the backup with `coffre schedule install --system`"
