@@ -68,7 +68,8 @@ impl Pc {
     /// Starts `hold.exe` on `name` (MODE "deny" or "lock", TEXT written
     /// through the held handle), returned once it says "held".
     fn hold(&self, name: &str, mode: &str, text: Option<&str>) -> Holder {
-        let stop = self.path(&format!("{name}.stop"));
+        // Outside the folder backed up.
+        let stop = self.wine.prefix.path().join(format!("{name}.stop"));
         let mut args = vec![
             self.wine.win_path(&self.path(name)),
             self.wine.win_path(&stop),
@@ -192,7 +193,7 @@ fn assert_wine_enforces_share_modes(pc: &Pc, name: &str) {
         &pc.hold,
         &[
             &pc.wine.win_path(&pc.path(name)),
-            &pc.wine.win_path(&pc.path("never.stop")),
+            &pc.wine.win_path(&pc.wine.prefix.path().join("never.stop")),
             "deny",
         ],
     );
@@ -221,6 +222,9 @@ fn a_file_held_through_the_run_keeps_its_previous_version_and_is_taken_once_let_
     let holder = pc.hold("compta.db", "deny", Some("version 2 of the books"));
     assert_wine_enforces_share_modes(&pc, "compta.db");
     std::fs::write(pc.path("lettre.txt"), b"second letter").unwrap();
+    // And a mailbox made since the first backup, held too: nothing to keep.
+    std::fs::write(pc.path("courrier.pst"), b"new mail").unwrap();
+    let mail = pc.hold("courrier.pst", "deny", None);
 
     let (status, report, stderr) = pc.backup("2");
     let win_books = pc.wine.win_path(&pc.path("compta.db"));
@@ -242,30 +246,51 @@ fn a_file_held_through_the_run_keeps_its_previous_version_and_is_taken_once_let_
             && stderr.contains("coffre schedule install --system"),
         "{stderr}"
     );
-    assert_eq!(report["problems"], 1, "{report}");
+    let win_mail = pc.wine.win_path(&pc.path("courrier.pst"));
+    assert!(
+        stderr.contains(&format!(
+            "coffre: warning: {win_mail} is still held by another program"
+        )) && stderr.contains("it is left out: there is no previous version to keep"),
+        "{stderr}"
+    );
+    assert_eq!(report["problems"], 2, "{report}");
     assert_eq!(report["errors"].as_array().unwrap().len(), 0, "{report}");
     let held = report["held_open"].as_array().unwrap();
-    assert_eq!(held.len(), 1, "{report}");
-    assert_eq!(held[0]["path"], win_books.as_str());
-    let why = held[0]["error"].as_str().unwrap();
+    let why = |path: &str| {
+        held.iter()
+            .find(|h| h["path"] == path)
+            .unwrap_or_else(|| panic!("{path} not in held_open: {report}"))["error"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(held.len(), 2, "{report}");
     assert!(
-        why.contains("the previous version is kept (from snapshot"),
-        "{why}"
+        why(&win_books).contains("the previous version is kept (from snapshot"),
+        "{report}"
+    );
+    assert!(
+        why(&win_mail)
+            .contains("left out, no previous version (it is not in the previous snapshot)"),
+        "{report}"
     );
     assert_eq!(
         report["files"], 2,
-        "the held file is in the snapshot: {report}"
+        "the held books are in the snapshot, the new held mailbox is not: {report}"
     );
     // The snapshot holds the books as last backed up, and tonight's letter.
     assert!(pc.restored("compta.db") == v1, "not the previous version");
     assert_eq!(pc.restored("lettre.txt"), b"second letter");
 
-    // Let go: the next backup takes the new books.
+    // Let go: the next backup takes the new books and the mailbox.
     holder.release();
+    mail.release();
     let (status, report, stderr) = pc.backup("2");
     assert_eq!(status, 0, "{report}\n{stderr}");
     assert_eq!(report["problems"], 0, "{report}");
+    assert_eq!(report["files"], 3, "{report}");
     assert_eq!(pc.restored("compta.db"), b"version 2 of the books");
+    assert_eq!(pc.restored("courrier.pst"), b"new mail");
 }
 
 #[test]

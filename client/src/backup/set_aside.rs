@@ -45,7 +45,7 @@ use super::trees::ReadFiles;
 use crate::display::count;
 use crate::fsmeta::{self, shadow::Shadows};
 use crate::session::Session;
-use crate::trees::{Found, Trees};
+use crate::trees::Trees;
 
 /// Attempts at the end of the run.
 pub(super) const ATTEMPTS: usize = 5;
@@ -236,9 +236,11 @@ pub(super) fn keep_previous(
         let previous = match &root {
             None => Err("it is in no earlier snapshot of this PC".to_string()),
             Some(Err(e)) => Err(format!("the previous snapshot cannot be read: {e:#}")),
-            Some(Ok((parent, root))) => previous_entry(&mut trees, root, path)
-                .map(|e| (parent, e))
-                .map_err(|e| format!("{e:#}")),
+            Some(Ok((parent, root))) => match previous_entry(&mut trees, root, path) {
+                Ok(Some(e)) => Ok((parent, e)),
+                Ok(None) => Err("it is not in the previous snapshot".to_string()),
+                Err(e) => Err(format!("the previous snapshot cannot be read: {e:#}")),
+            },
         };
         let (recorded, said) = match previous {
             Ok((parent, entry)) => {
@@ -274,20 +276,37 @@ pub(super) fn keep_previous(
     problems
 }
 
-/// The entry of `path` (a file) in the snapshot whose root tree is `root`.
+/// The entry of `path` (a file) in the snapshot whose root tree is `root`;
+/// `None` if that snapshot has no such file.
 fn previous_entry(
     trees: &mut Trees<'_>,
     root: &ChunkId,
     path: &Path,
-) -> Result<coffre_core::Entry> {
+) -> Result<Option<coffre_core::Entry>> {
     let names: Vec<Vec<u8>> = crate::walk::parts(path)?
         .into_iter()
         .map(|p| p.name)
         .collect();
-    match trees.lookup(root, &names)? {
-        Found::Entry(e) if matches!(e.content, Content::File(_)) => Ok(e),
-        _ => anyhow::bail!("it was not a file in the previous snapshot"),
+    let Some((name, folders)) = names.split_last() else {
+        return Ok(None);
+    };
+    let mut dir = *root;
+    for folder in folders {
+        let tree = trees.get(&dir)?;
+        match tree.entries.iter().find(|e| &e.name == folder) {
+            Some(coffre_core::Entry {
+                content: Content::Dir(id),
+                ..
+            }) => dir = *id,
+            _ => return Ok(None),
+        }
     }
+    let tree = trees.get(&dir)?;
+    Ok(tree
+        .entries
+        .iter()
+        .find(|e| &e.name == name && matches!(e.content, Content::File(_)))
+        .cloned())
 }
 
 #[cfg(test)]
