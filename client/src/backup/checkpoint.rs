@@ -174,6 +174,8 @@ impl<'a> Checkpoints<'a> {
                 .zip(ready)
                 .map(|(s, r)| s.filter(|_| *r))
                 .collect(),
+            // Files still held are decided at the end of the run.
+            previous: Default::default(),
         };
         let built = trees::build(cx.keys, cx.dedup, outbox, cx.root, cx.slots.to_vec(), read);
         let root = built

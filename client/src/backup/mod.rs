@@ -19,6 +19,8 @@
 //! | `run` | the run: its seven steps in order, each a named function; `Options`; a path missing tonight is left out and recorded, the rest backed up |
 //! | `known` | what is known before reading: the files cache, the chunks on the server (files cache, journal, latest manifest of each device), the parent |
 //! | `plan` | which files must be read (the files cache decides) |
+//! | `read` | passes of the hot path over files of the read list (the first over all; then the files set aside) |
+//! | `set_aside` | files another program holds open: set aside, read from a shadow copy or retried at the end of the run, else their previous version kept and said |
 //! | `bridge` | **the one sync/async crossing**: the outbox (pipeline → uploader), confirmed ids (uploader → journal thread), the end of the upload |
 //! | `upload` | the uploader task: has-chunks per batch, small blobs grouped, puts in flight |
 //! | `checkpoint` | checkpoints of a long backup: every 30 minutes or 1 GiB sent, a snapshot of the files done whose chunks the server confirmed, marked as a checkpoint (protocol 5) |
@@ -44,8 +46,10 @@ mod deleted;
 mod journal;
 mod known;
 mod plan;
+mod read;
 mod report;
 mod run;
+mod set_aside;
 mod trees;
 mod upload;
 

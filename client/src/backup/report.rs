@@ -33,6 +33,9 @@ pub(crate) struct Report {
     pub bytes_verified: u64,
     /// Paths that could not be read.
     pub errors: Vec<(PathBuf, String)>,
+    /// Files another program held through the end of the run, with what the
+    /// snapshot keeps of them (`set_aside`): recorded as problems.
+    pub held: Vec<(PathBuf, String)>,
     /// Paths to back up that did not exist (left out, recorded).
     pub missing: Vec<PathBuf>,
     /// Before hooks that failed (recorded).
@@ -54,9 +57,10 @@ pub(crate) struct Report {
 
 impl Report {
     /// The problems recorded in the snapshot: paths missing, paths that
-    /// could not be read, before hooks that failed.
+    /// could not be read, files held by another program, before hooks that
+    /// failed.
     pub(crate) fn problems(&self) -> u64 {
-        (self.missing.len() + self.errors.len() + self.hooks_failed.len()) as u64
+        (self.missing.len() + self.errors.len() + self.held.len() + self.hooks_failed.len()) as u64
     }
 
     /// The problems in a few words: "1 path missing: /media/usb; 2 files or
@@ -81,6 +85,13 @@ impl Report {
                 )
             ));
         }
+        if !self.held.is_empty() {
+            parts.push(format!(
+                "{} held by another program: {}",
+                count(self.held.len() as u64, "file"),
+                list(self.held.iter().map(|(p, _)| p.display().to_string()))
+            ));
+        }
         if !self.hooks_failed.is_empty() {
             parts.push(format!(
                 "{} failed: {}",
@@ -92,7 +103,8 @@ impl Report {
     }
 
     /// One line per problem, for the log: "path missing: /media/usb",
-    /// "cannot read /x: permission denied", "before hook db failed: ...".
+    /// "cannot read /x: permission denied", "C:\\x.pst: held by another
+    /// program ...", "before hook db failed: ...".
     pub(crate) fn problem_lines(&self) -> Vec<String> {
         let missing = self
             .missing
@@ -102,11 +114,15 @@ impl Report {
             .errors
             .iter()
             .map(|(p, why)| format!("cannot read {}: {why}", p.display()));
+        let held = self
+            .held
+            .iter()
+            .map(|(p, why)| format!("{}: {why}", p.display()));
         let hooks = self
             .hooks_failed
             .iter()
             .map(|f| format!("before hook {} failed: {}", f.name, f.why));
-        missing.chain(errors).chain(hooks).collect()
+        missing.chain(errors).chain(held).chain(hooks).collect()
     }
 
     /// The one-line summary: "snapshot 1a2b3c4d saved: 12 files (1 new, 1

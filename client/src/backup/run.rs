@@ -8,9 +8,12 @@
 //! 2. `known`: the files cache, the snapshot list (the parent), the chunks
 //!    known to be on the server;
 //! 3. `plan`: which files must be read;
-//! 4. [`read_and_seal`]: `pipeline::run` on all cores, new blobs into the
-//!    outbox, uploaded meanwhile (`bridge`, `upload`); every so often a
-//!    checkpoint of the files done (`checkpoint`, protocol 5);
+//! 4. [`read_and_seal`]: `pipeline::run` on all cores (`read`), new blobs
+//!    into the outbox, uploaded meanwhile (`bridge`, `upload`); every so
+//!    often a checkpoint of the files done (`checkpoint`, protocol 5); a
+//!    file another program holds is set aside, then read from a shadow copy
+//!    or retried at the end of the pass, and if still held keeps its
+//!    previous version (`set_aside`);
 //! 5. `trees`: the trees bottom-up, then the end of the upload;
 //! 6. [`manifest`] and the commit (a version 3 manifest for a server of
 //!    protocol 5 or later, version 2, with its count of problems, for 4,
@@ -21,7 +24,6 @@
 //! `block_on` (the snapshot list, manifests, the commit) and `bridge`.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,16 +31,18 @@ use std::time::Instant;
 
 use anyhow::Result;
 use coffre_core::manifest::{PrivatePart, PublicPart, Statistics, Version};
-use coffre_core::pipeline::{self, Config as PipelineConfig, Event, Input, SeenSet};
+use coffre_core::pipeline::SeenSet;
 use coffre_core::{ChunkId, Keys, Manifest, Timestamp};
 
-use super::bridge::{Confirmations, Outbox, Upload};
+use super::bridge::{Confirmations, Upload};
 use super::checkpoint::{self, Checkpoints};
 use super::deleted::{self, Tonight};
 use super::journal::{self, Journal};
 use super::known;
 use super::plan::Plan;
+use super::read::{self, Reading};
 use super::report::Report;
+use super::set_aside;
 use super::trees::{self, Built, ReadFiles};
 use super::upload;
 use crate::config::Every;
@@ -160,19 +164,16 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
         confirmations,
     );
     drop(known);
-    let (read, bytes_read) = match read_and_seal(
-        Reading {
-            keys,
-            threads: opts.threads,
-            to_read: &to_read,
-            dedup: &dedup,
-            outbox: &outbox,
-            progress: &progress,
-            sent: &sent,
-        },
-        inst,
-        &mut checkpoints,
-    ) {
+    let reading = Reading {
+        keys,
+        threads: opts.threads,
+        to_read: &to_read,
+        dedup: &dedup,
+        outbox: &outbox,
+        progress: &progress,
+        sent: &sent,
+    };
+    let read = match read_and_seal(&reading, inst, &mut checkpoints) {
         Ok(read) => read,
         Err(e) => {
             progress.finish();
@@ -181,12 +182,37 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
         }
     };
     let checkpoints = checkpoints.committed;
-    errors.extend(read.failed.iter().cloned());
+    let Read {
+        mut files,
+        failed,
+        aside,
+        bytes: mut bytes_read,
+    } = read;
+    errors.extend(failed);
+    // 4b. The files another program held: a shadow copy, else retried; still
+    // held, their previous version is kept.
+    let outcome = match set_aside::second_chance(&reading, aside, &mut files) {
+        Ok((outcome, bytes)) => {
+            bytes_read += bytes;
+            outcome
+        }
+        Err(e) => {
+            progress.finish();
+            return Err(upload.fail(outbox, e));
+        }
+    };
+    errors.extend(
+        outcome
+            .failed
+            .iter()
+            .map(|(i, why)| (to_read[*i].0.clone(), why.clone())),
+    );
+    let held = set_aside::keep_previous(session, parent, &reading, &outcome.still_held, &mut files);
     stats.bytes_read = bytes_read;
 
     // 5. Trees, bottom-up; they dedup like data. Then the outbox is closed
     // and the uploader finishes.
-    let built = trees::build(keys, &dedup, &outbox, &scan.root, slots, read.files);
+    let built = trees::build(keys, &dedup, &outbox, &scan.root, slots, files);
     let uploaded = upload.finish(outbox);
     progress.finish();
     let uploaded = uploaded?;
@@ -200,7 +226,8 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
     let root = root?;
     stats.bytes_sent = sent.load(Ordering::Relaxed);
 
-    // 6. The snapshot.
+    // 6. The snapshot: its problems include the files still held.
+    let recorded: Vec<(PathBuf, String)> = errors.iter().chain(&held).cloned().collect();
     let manifest = manifest(
         inst,
         opts,
@@ -213,7 +240,7 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
             paths: &paths,
             parent,
             stats: &stats,
-            errors: &errors,
+            errors: &recorded,
             missing: &missing.missing,
             hooks_failed: &opts.hooks_failed,
         },
@@ -240,6 +267,7 @@ pub(crate) fn run(session: &Session, opts: &Options) -> Result<Report> {
         chunks_verified: uploaded.verified,
         bytes_verified: uploaded.verified_bytes,
         errors,
+        held,
         missing: missing.missing,
         hooks_failed: opts.hooks_failed.clone(),
         special: scan.tally.special.clone(),
@@ -318,111 +346,71 @@ fn progress(scan: &Scan, missing: &Paths, to_read: &[(PathBuf, u64)], wanted: bo
     progress
 }
 
-/// What step 4 read: each file's chunks and size, and the files that
-/// failed, with why.
+/// What step 4's first pass read: each file's chunks and size, the files
+/// that failed (with why), those set aside because another program held
+/// them (with why), and the bytes read.
 struct Read {
     files: ReadFiles,
     failed: Vec<(PathBuf, String)>,
+    aside: Vec<(usize, String)>,
+    bytes: u64,
 }
 
-/// What step 4 reads with.
-struct Reading<'a> {
-    keys: &'a Keys,
-    /// Hot-path threads (0: one per core).
-    threads: usize,
-    to_read: &'a [(PathBuf, u64)],
-    dedup: &'a SeenSet,
-    outbox: &'a Outbox,
-    progress: &'a Progress,
-    /// Bytes sent so far.
-    sent: &'a AtomicU64,
-}
-
-/// Step 4: reads, chunks and seals the files of `to_read` on all cores
-/// (`threads`, 0: one per core); each new blob goes to `outbox`; after each
-/// file, a checkpoint if one is due. Returns what was read, and the bytes
-/// read.
+/// Step 4's first pass: reads, chunks and seals every file of the read list
+/// on all cores (`read::pass`); each new blob goes to the outbox; after each
+/// file, a checkpoint if one is due. A file another program holds is set
+/// aside (`set_aside`), said at once.
 fn read_and_seal(
-    reading: Reading<'_>,
+    reading: &Reading<'_>,
     inst: &Installation,
     checkpoints: &mut Checkpoints<'_>,
-) -> Result<(Read, u64)> {
-    let Reading {
-        keys,
-        threads,
-        to_read,
-        dedup,
-        outbox,
-        progress,
-        sent,
-    } = reading;
-    let threads = if threads == 0 {
-        PipelineConfig::default().threads
-    } else {
-        threads
-    };
-    let mut contents: Vec<Vec<ChunkId>> = vec![Vec::new(); to_read.len()];
-    let mut sizes: Vec<Option<u64>> = vec![None; to_read.len()];
+) -> Result<Read> {
+    let (to_read, progress, sent) = (reading.to_read, reading.progress, reading.sent);
+    let mut files = read::nothing_read(to_read.len());
     let mut failed = Vec::new();
-    let mut files_done = 0u64;
-    let inputs = to_read.iter().map(|(path, size)| {
-        let f = File::open(path)?;
-        Ok(Input {
-            reader: Box::new(f),
-            size_hint: Some(*size),
-        })
-    });
-    let totals = pipeline::run::<_, anyhow::Error, _>(
-        keys,
-        &PipelineConfig::with_threads(threads),
-        inputs,
-        dedup,
-        |ev| {
-            match ev {
-                Event::Chunk {
-                    file,
-                    id,
-                    len,
-                    blob,
-                } => {
-                    contents[file].push(id);
-                    progress.inc(len as u64);
-                    if let Some(blob) = blob {
-                        outbox.send(id, blob)?;
-                    }
+    let mut aside = Vec::new();
+    let all: Vec<usize> = (0..to_read.len()).collect();
+    let bytes = read::pass(
+        reading,
+        &all,
+        &read::plain,
+        &mut files,
+        &mut |files| {
+            let sent_now = sent.load(Ordering::Relaxed);
+            if let Some(line) = checkpoints.after_file(
+                inst,
+                reading.outbox,
+                &files.contents,
+                &files.sizes,
+                sent_now,
+            ) {
+                progress.println(&line);
+            }
+        },
+        &mut |i, error| {
+            let path = &to_read[i].0;
+            match set_aside::held_now(&error) {
+                Some(why) => {
+                    progress.println(&format!(
+                        "coffre: {} is held by another program ({why}): set aside, \
+                         retrying at the end of the run",
+                        path.display()
+                    ));
+                    aside.push((i, why));
                 }
-                Event::FileDone { file, bytes, .. } => {
-                    sizes[file] = Some(bytes);
-                    files_done += 1;
-                    let sent_now = sent.load(Ordering::Relaxed);
-                    if let Some(line) =
-                        checkpoints.after_file(inst, outbox, &contents, &sizes, sent_now)
-                    {
-                        progress.println(&line);
-                    }
-                    progress.message(|| {
-                        format!(
-                            "{files_done}/{}, sent {}",
-                            crate::display::count(to_read.len() as u64, "file"),
-                            coffre_core::units::format_size(sent.load(Ordering::Relaxed))
-                        )
-                    });
-                }
-                Event::FileFailed { file, error } => {
-                    contents[file].clear();
-                    let path = &to_read[file].0;
+                None => {
                     progress.println(&format!("coffre: cannot read {}: {error}", path.display()));
                     failed.push((path.clone(), error.to_string()));
                 }
             }
-            Ok(())
         },
     )?;
-    let read = Read {
-        files: ReadFiles { contents, sizes },
+    Ok(Read {
+        files,
         failed,
-    };
-    Ok((read, totals.bytes_read))
+        aside,
+        bytes,
+    })
 }
 
 /// The message a missing path has in the manifest's `errors`.

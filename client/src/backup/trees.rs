@@ -6,10 +6,13 @@
 //! neither sealed nor sent again. The builder walks the walk's items in the
 //! order the plan did (`plan`) and takes each file's slot in turn. A file
 //! that could not be read is left out of its tree (it is reported and
-//! recorded in the snapshot); a file whose size changed while it was read
-//! is kept with what was read, but not cached, so it is read again next time.
+//! recorded in the snapshot), unless it is a file another program held
+//! through the end of the run, which keeps its entry of the parent snapshot
+//! (`set_aside`: its previous version), uncached; a file whose size changed
+//! while it was read is kept with what was read, but not cached, so it is
+//! read again next time.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
 use coffre_core::pipeline::Dedup as _;
@@ -44,6 +47,9 @@ pub(super) struct ReadFiles {
     pub contents: Vec<Vec<ChunkId>>,
     /// Each file's size as read; `None` if it could not be read.
     pub sizes: Vec<Option<u64>>,
+    /// Files not read because another program held them to the end: their
+    /// entry in the parent snapshot, kept instead (`set_aside`).
+    pub previous: HashMap<usize, Entry>,
 }
 
 /// Stores the trees of `root` (the walk's items, in walk order) bottom-up;
@@ -105,7 +111,23 @@ impl TreeBuilder<'_> {
                         Slot::Cached(ids) => (ids, item.meta.size),
                         Slot::Read(i) => match self.read.sizes[i] {
                             Some(size) => (std::mem::take(&mut self.read.contents[i]), size),
-                            None => continue, // could not be read: reported
+                            None => match self.read.previous.remove(&i) {
+                                // Held by another program: the previous
+                                // version, as it was (not cached: read next time).
+                                Some(kept) => {
+                                    if let Content::File(ids) = &kept.content {
+                                        self.ids.extend(ids.iter().copied());
+                                    }
+                                    self.files += 1;
+                                    self.logical += kept.size;
+                                    entries.push(Entry {
+                                        name: item.name.clone(),
+                                        ..kept
+                                    });
+                                    continue;
+                                }
+                                None => continue, // could not be read: reported
+                            },
                         },
                     };
                     self.ids.extend(ids.iter().copied());

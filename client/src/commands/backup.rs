@@ -2,8 +2,9 @@
 //! record and, when scheduled, its log.
 //!
 //! The exit status (`backup --help`): 0 done; 1 failed, nothing saved; 3
-//! ([`PARTIAL`]) saved with problems (a path missing, files unreadable, a
-//! before hook failed: all recorded in the snapshot) or an after hook failed.
+//! ([`PARTIAL`]) saved with problems (a path missing, files unreadable or
+//! held by another program, a before hook failed: all recorded in the
+//! snapshot) or an after hook failed.
 //! A failed before hook never stops the backup: the night's data is saved
 //! all the same (issue 18).
 
@@ -265,6 +266,7 @@ fn json(r: &Report, after_failed: &[Failure]) -> serde_json::Value {
         "excluded": r.excluded,
         "special_skipped": r.special.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "errors": r.errors.iter().map(|(p, e)| serde_json::json!({"path": p.display().to_string(), "error": e})).collect::<Vec<_>>(),
+        "held_open": r.held.iter().map(|(p, e)| serde_json::json!({"path": p.display().to_string(), "error": e})).collect::<Vec<_>>(),
         "missing": r.missing.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "problems": r.problems(),
         "hooks_failed": r.hooks_failed.iter().map(|f| serde_json::json!({"hook": f.name, "stage": "before", "error": f.why}))

@@ -1,11 +1,20 @@
 //! File metadata and names across platforms: the one place that knows how a
 //! Unix or Windows file maps to a tree entry, and back.
+//!
+//! `held`: whether another program holds a file (Windows' share modes and
+//! byte-range locks), and a read checked to be whole; `shadow`: Volume
+//! Shadow Copies (Windows), behind this one module.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::path::Path;
 
 use coffre_core::Timestamp;
+
+mod held;
+pub mod shadow;
+
+pub use held::{changed, held, open_steady, CHANGED};
 
 /// What tells the files cache that a file has not changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -278,3 +278,18 @@ impl Drop for Wine {
             .status();
     }
 }
+
+impl Wine {
+    /// Builds the Windows program `tests/wine/NAME.c` with MinGW into this
+    /// prefix's `C:\NAME.exe`; its Windows path, for [`Wine::command`].
+    pub fn build_c(&self, name: &str) -> String {
+        let gcc = find_program(&["x86_64-w64-mingw32-gcc"], &[])
+            .expect("x86_64-w64-mingw32-gcc (Debian: apt-get install gcc-mingw-w64-x86-64)");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/wine/{name}.c"));
+        let exe = self.prefix.path().join(format!("drive_c/{name}.exe"));
+        let mut build = Command::new(gcc);
+        build.arg("-O2").arg("-o").arg(&exe).arg(&source);
+        ok(&run_within(build, LIMIT), &format!("building {name}.exe"));
+        format!(r"C:\{name}.exe")
+    }
+}
