@@ -1,11 +1,14 @@
 //! File metadata and names across platforms: the one place that knows how a
-//! Unix or Windows file maps to a tree entry, and back.
+//! Unix or Windows file maps to a tree entry, and back; and the files only
+//! their owner may read ([`private`]).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::path::Path;
 
 use coffre_core::Timestamp;
+
+pub mod private;
 
 /// What tells the files cache that a file has not changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

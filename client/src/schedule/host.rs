@@ -40,6 +40,9 @@ pub(super) struct Host {
     pub schtasks: OsString,
     /// Where the Task Scheduler XML is written before `schtasks /Create /XML`.
     pub temp_dir: PathBuf,
+    /// `%SystemRoot%\System32\Tasks`: the task store, read only when
+    /// `schtasks /Query /XML` answers nothing (Wine 8: windows.rs).
+    pub tasks_dir: PathBuf,
     /// The configuration `coffre` uses without `--config`: its entry has no hash suffix.
     pub default_config: Option<PathBuf>,
     /// The user's login name, for `loginctl enable-linger` and messages.
@@ -86,6 +89,11 @@ impl Host {
             launch_daemons_dir: PathBuf::from("/Library/LaunchDaemons"),
             schtasks: OsString::from("schtasks"),
             temp_dir: std::env::temp_dir(),
+            tasks_dir: var("SystemRoot")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(r"C:\Windows"))
+                .join("System32")
+                .join("Tasks"),
             default_config: crate::places::default_config_path().ok(),
             user: ["USER", "LOGNAME", "USERNAME"]
                 .iter()
@@ -361,6 +369,7 @@ pub(super) mod testing {
             launch_daemons_dir: root.join("Library/LaunchDaemons"),
             schtasks: absent.into(),
             temp_dir: root.join("tmp"),
+            tasks_dir: root.join("Tasks"),
             default_config: Some(root.join("home/.config/coffre/config.toml")),
             user: Some("member".into()),
             account: None,
@@ -386,6 +395,7 @@ pub(super) mod testing {
             exe,
             config,
             scope,
+            on_battery: true,
         }
     }
 

@@ -64,6 +64,12 @@ pub struct Plan {
     pub config: PathBuf,
     /// For whom the job runs.
     pub scope: Scope,
+    /// Whether it also starts (and goes on) on battery. `false` (`coffre
+    /// schedule install --ac-only`) runs it on mains power only: Task
+    /// Scheduler's `DisallowStartIfOnBatteries` and `StopIfGoingOnBatteries`,
+    /// systemd's `ConditionACPower=true`; cron and launchd cannot tell, and
+    /// refuse it ([`ScheduleError::Unsupported`]).
+    pub on_battery: bool,
 }
 
 /// For whom the scheduled backup runs.
@@ -214,6 +220,9 @@ pub struct Status {
     pub next_run: Option<String>,
     /// The last run as the scheduler reports it, when it does.
     pub last_run: Option<String>,
+    /// Whether it also runs on battery, as the entry says (`None`: not
+    /// installed, or a scheduler that has no such setting).
+    pub on_battery: Option<bool>,
     /// Files that hold the entry.
     pub files: Vec<PathBuf>,
     /// What the user should know, one sentence per line.
@@ -262,6 +271,9 @@ pub enum ScheduleError {
         /// What to do.
         hint: String,
     },
+    /// The scheduler cannot do what was asked (`--ac-only` with cron or launchd).
+    #[error("{0}")]
+    Unsupported(String),
     /// Reading or writing a scheduler file failed.
     #[error("cannot {action} {}: {source}{hint}", .path.display())]
     Io {
@@ -300,6 +312,12 @@ pub fn status(config: &Path, scope: Scope) -> Result<Status, ScheduleError> {
 
 fn install_on(host: &Host, plan: &Plan) -> Result<Installed, ScheduleError> {
     let job = Job::new(host, plan)?;
+    if !job.on_battery && matches!(host.family, Family::Cron | Family::Launchd) {
+        return Err(ScheduleError::Unsupported(format!(
+            "--ac-only needs Windows Task Scheduler or systemd: {} cannot tell mains power from battery; install without --ac-only",
+            if host.family == Family::Cron { "cron" } else { "launchd" }
+        )));
+    }
     match host.family {
         Family::Systemd => systemd::install(host, &job),
         Family::Cron => cron::install(host, &job),
@@ -344,6 +362,7 @@ fn status_on(host: &Host, config: &Path, scope: Scope) -> Result<Status, Schedul
             at: None,
             next_run: None,
             last_run: None,
+            on_battery: None,
             files: Vec::new(),
             detail: format!("no nightly backup can be scheduled here yet: {e}"),
         }),

@@ -94,7 +94,11 @@ fn coffre_exe() -> PathBuf {
         (once: rustup target add x86_64-pc-windows-gnu; apt-get install gcc-mingw-w64-x86-64)";
     if let Some(p) = std::env::var_os("COFFRE_WINDOWS_EXE") {
         let p = PathBuf::from(p);
-        assert!(p.is_file(), "COFFRE_WINDOWS_EXE={} is not a file", p.display());
+        assert!(
+            p.is_file(),
+            "COFFRE_WINDOWS_EXE={} is not a file",
+            p.display()
+        );
         return p;
     }
     let exe = target_dir().join("x86_64-pc-windows-gnu/debug/coffre.exe");
@@ -254,13 +258,13 @@ impl Wine {
 impl Drop for Wine {
     fn drop(&mut self) {
         // The prefix's wineserver goes with it.
-        let wineserver = self.wine.with_file_name(
-            if self.wine.file_name() == Some(OsStr::new("wine64")) {
-                "wineserver64"
-            } else {
-                "wineserver"
-            },
-        );
+        let wineserver =
+            self.wine
+                .with_file_name(if self.wine.file_name() == Some(OsStr::new("wine64")) {
+                    "wineserver64"
+                } else {
+                    "wineserver"
+                });
         let server = if wineserver.is_file() {
             wineserver
         } else {
@@ -272,5 +276,44 @@ impl Drop for Wine {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// Task Scheduler's side (`client/tests/windows_schedule.rs`).
+impl Wine {
+    /// The task store's file of task `name`
+    /// (`C:\windows\system32\tasks\NAME`) on the Linux side.
+    pub fn task_file(&self, name: &str) -> PathBuf {
+        self.prefix
+            .path()
+            .join("drive_c/windows/system32/tasks")
+            .join(name)
+    }
+
+    /// A task store file as text (Wine writes UTF-8 with a byte-order mark,
+    /// Windows UTF-16LE).
+    pub fn read_task(&self, file: &Path) -> String {
+        let bytes =
+            std::fs::read(file).unwrap_or_else(|e| panic!("no task file {}: {e}", file.display()));
+        match bytes.as_slice() {
+            [0xFF, 0xFE, rest @ ..] => String::from_utf16_lossy(
+                &rest
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect::<Vec<_>>(),
+            ),
+            [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8_lossy(rest).into_owned(),
+            other => String::from_utf8_lossy(other).into_owned(),
+        }
+    }
+
+    /// The default configuration's Windows path,
+    /// `C:\users\NAME\AppData\Roaming\coffre\config.toml`.
+    pub fn default_config_win(&self) -> String {
+        let user = self.profile();
+        format!(
+            r"C:\users\{}\AppData\Roaming\coffre\config.toml",
+            user.file_name().unwrap().to_string_lossy()
+        )
     }
 }
