@@ -94,11 +94,7 @@ fn coffre_exe() -> PathBuf {
         (once: rustup target add x86_64-pc-windows-gnu; apt-get install gcc-mingw-w64-x86-64)";
     if let Some(p) = std::env::var_os("COFFRE_WINDOWS_EXE") {
         let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "COFFRE_WINDOWS_EXE={} is not a file",
-            p.display()
-        );
+        assert!(p.is_file(), "COFFRE_WINDOWS_EXE={} is not a file", p.display());
         return p;
     }
     let exe = target_dir().join("x86_64-pc-windows-gnu/debug/coffre.exe");
@@ -258,13 +254,13 @@ impl Wine {
 impl Drop for Wine {
     fn drop(&mut self) {
         // The prefix's wineserver goes with it.
-        let wineserver =
-            self.wine
-                .with_file_name(if self.wine.file_name() == Some(OsStr::new("wine64")) {
-                    "wineserver64"
-                } else {
-                    "wineserver"
-                });
+        let wineserver = self.wine.with_file_name(
+            if self.wine.file_name() == Some(OsStr::new("wine64")) {
+                "wineserver64"
+            } else {
+                "wineserver"
+            },
+        );
         let server = if wineserver.is_file() {
             wineserver
         } else {
