@@ -408,6 +408,20 @@ mod tests {
     }
 
     #[test]
+    fn cron_and_launchd_refuse_ac_only() {
+        use host::testing;
+        let dir = tempfile::tempdir().unwrap();
+        for family in [Family::Cron, Family::Launchd] {
+            let host = testing::host(dir.path(), family);
+            let mut plan = testing::plan(dir.path(), "config.toml", (2, 0), Scope::User);
+            plan.on_battery = false;
+            let e = install_on(&host, &plan).unwrap_err();
+            assert!(matches!(e, ScheduleError::Unsupported(_)), "{e}");
+            assert!(e.to_string().contains("install without --ac-only"), "{e}");
+        }
+    }
+
+    #[test]
     fn errors_are_one_line_and_say_what_to_do() {
         let e = parse_time("25:00").unwrap_err();
         let text = e.to_string();

@@ -580,6 +580,32 @@ mod tests {
     }
 
     #[test]
+    fn ac_only_is_a_condition_of_the_service_read_back_by_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let (host, job) = job_in(dir.path(), "config.toml", (2, 5), Scope::User);
+        assert!(!service_text(&job).contains("ConditionACPower"));
+        let ac_only = Job {
+            on_battery: false,
+            ..job.clone()
+        };
+        let service = service_text(&ac_only);
+        let unit = &service[service.find("[Unit]").unwrap()..service.find("[Service]").unwrap()];
+        assert!(unit.contains("\nConditionACPower=true\n"), "{service}");
+        // status reads it from the unit file (systemctl absent: still a status).
+        let units = unit_dir(&host, Scope::User).unwrap();
+        std::fs::create_dir_all(&units).unwrap();
+        std::fs::write(units.join("coffre-backup.service"), &service).unwrap();
+        std::fs::write(
+            units.join("coffre-backup.timer"),
+            timer_text(&ac_only, "coffre-backup"),
+        )
+        .unwrap();
+        let st = status(&host, &ac_only.target).unwrap();
+        assert_eq!((st.installed, st.on_battery), (true, Some(false)), "{st:?}");
+        assert!(st.detail.contains("ConditionACPower=true"), "{}", st.detail);
+    }
+
+    #[test]
     fn units_say_what_the_contract_says() {
         let dir = tempfile::tempdir().unwrap();
         let (_, job) = job_in(dir.path(), "config.toml", (2, 5), Scope::User);

@@ -481,10 +481,8 @@ mod tests {
         assert_eq!(parse_at(&text), None);
         assert!(!runs_on_battery(&text));
         assert!(setting(&text, "StartWhenAvailable", false));
-        assert_eq!(
-            decode_task_file(&utf16le(wine)),
-            wine.trim_start_matches('\u{feff}')
-        );
+        let plain = wine.trim_start_matches('\u{feff}');
+        assert_eq!(decode_task_file(&utf16le(plain)), plain);
         // Absent elements take the schema's defaults: a task that says
         // nothing about batteries runs on mains only, and does not catch up.
         let bare = "<Task><Triggers><CalendarTrigger><Enabled>false</Enabled></CalendarTrigger></Triggers><Settings/></Task>";
