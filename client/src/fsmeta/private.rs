@@ -406,3 +406,26 @@ mod windows {
         Ok(Privacy::Private)
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_file_made_private_reads_back_private_and_an_open_one_says_how() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        let file = std::fs::File::create(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(check(&path).unwrap(), Privacy::Open("mode 0644".into()));
+        restrict_file(&path, &file).unwrap();
+        assert_eq!(check(&path).unwrap(), Privacy::Private);
+        let sub = dir.path().join("state");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o750)).unwrap();
+        assert_eq!(check(&sub).unwrap(), Privacy::Open("mode 0750".into()));
+        restrict_dir(&sub).unwrap();
+        assert_eq!(check(&sub).unwrap(), Privacy::Private);
+    }
+}

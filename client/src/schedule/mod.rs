@@ -13,6 +13,11 @@
 //! | macOS | [`Backend::LaunchdAgent`] / [`Backend::LaunchdDaemon`] | `~/Library/LaunchAgents/` or `/Library/LaunchDaemons/` | run at wake if asleep; not caught up if off |
 //! | Windows | [`Backend::TaskScheduler`] | the task `coffre-backup` | caught up (`StartWhenAvailable`) |
 //!
+//! The backup runs on battery too unless installed with `--ac-only`
+//! ([`Plan::on_battery`]): Task Scheduler's `DisallowStartIfOnBatteries` and
+//! `StopIfGoingOnBatteries`, systemd's `ConditionACPower=true`; cron and
+//! launchd cannot tell and refuse it. `status` reads it back from the entry.
+//!
 //! Each configuration gets its own entry: the default configuration's is
 //! named `coffre-backup`; any other's carries a short hash of its absolute
 //! path (`coffre-backup-1a2b3c4d`), so two configurations coexist, and
