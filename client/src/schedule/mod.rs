@@ -276,6 +276,14 @@ pub enum ScheduleError {
         /// What to do.
         hint: String,
     },
+    /// The scheduler's command did not answer in time, and was stopped.
+    #[error("{command} did not answer within {seconds} s and was stopped: the scheduler may be stuck; try again, or restart the PC")]
+    TimedOut {
+        /// The command line, shortened.
+        command: String,
+        /// How long it was given.
+        seconds: u64,
+    },
     /// The scheduler cannot do what was asked (`--ac-only` with cron or launchd).
     #[error("{0}")]
     Unsupported(String),
