@@ -352,7 +352,7 @@ mod windows {
                 "GetNamedSecurityInfoW",
             )?;
             let found = read_dacl(dacl, &user, &system);
-            LocalFree(sd as *mut c_void);
+            LocalFree(sd);
             found
         }
     }
