@@ -507,6 +507,13 @@ pub struct ScheduleInstallArgs {
     #[arg(long, default_value_t = schedule::format_time(schedule::DEFAULT_TIME), value_name = "HH:MM")]
     pub at: String,
 
+    /// Back up on mains power only: not started while the PC runs on
+    /// battery (Windows also stops it when unplugged). Without it the backup
+    /// runs on battery too, since laptops are often unplugged at night.
+    /// Windows Task Scheduler and systemd only (cron and launchd refuse it).
+    #[arg(long)]
+    pub ac_only: bool,
+
     #[command(flatten)]
     pub scope: ScheduleScopeArgs,
 }

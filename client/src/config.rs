@@ -14,7 +14,7 @@
 //! DIR/NAME.toml                    server, subscriber, device, paths, excludes (written by `enrol`, edited by hand)
 //! DIR/NAME.state/                  0700, never backed up (its CACHEDIR.TAG, and the walker's own exclusion)
 //!   CACHEDIR.TAG                   the cache-directory standard's marker
-//!   credentials                    whom they are for, the device secret (rolled at every run), the master key (0600)
+//!   credentials                    whom they are for, the device secret (rolled at every run), the master key (0600; Windows: user and SYSTEM only)
 //!   credentials.lock               held while a command connects and rolls the secret
 //!   cache/files                    the files cache (size, mtime, ctime, inode -> chunk ids)
 //!   cache/uploaded                 ids the server confirmed during an unfinished backup
@@ -366,7 +366,7 @@ pub fn atomic_write(path: &Path, data: &[u8], private: bool) -> Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("writing into {}", dir.display()))?;
     if private {
-        restrict(tmp.as_file())?;
+        restrict(tmp.path(), tmp.as_file())?;
     }
     tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
@@ -375,7 +375,8 @@ pub fn atomic_write(path: &Path, data: &[u8], private: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes the credentials file of `inst`, private (0600) and atomically,
+/// Writes the credentials file of `inst`, private (0600; an access list on
+/// Windows: `fsmeta::private`) and atomically,
 /// recording whom they are for.
 fn write_credentials(inst: &Installation, credentials: &Credentials) -> Result<()> {
     let text = credentials_file::render(&inst.config, credentials)?;
@@ -386,17 +387,25 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     atomic_write(path, data, true)
 }
 
-#[cfg(unix)]
-fn restrict(f: &fs::File) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    f.set_permissions(fs::Permissions::from_mode(0o600))?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn restrict(_f: &fs::File) -> Result<()> {
-    // The per-user configuration directory is private to the user on Windows.
-    Ok(())
+/// Makes the file being written readable by its owner only
+/// (`fsmeta::private`). On Unix a failure stops the write. On Windows it is
+/// a warning and the credentials are still written: a FAT or exFAT drive, or
+/// a network share, has no access lists, and losing the credentials would be
+/// worse; `coffre status` then says they are not private.
+fn restrict(path: &Path, f: &fs::File) -> Result<()> {
+    match crate::fsmeta::private::restrict_file(path, f) {
+        Ok(()) => Ok(()),
+        Err(e) if cfg!(windows) => {
+            errln!(
+                "coffre: WARNING: the credentials in {} could not be made readable by you only ({e}); \
+                 they are saved, but other accounts of this PC may read them: keep coffre's folder \
+                 on an NTFS drive of this PC",
+                path.parent().unwrap_or(path).display()
+            );
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("making {} private", path.display())),
+    }
 }
 
 fn hex_decode(text: &str, out: &mut [u8]) -> Result<()> {

@@ -32,6 +32,7 @@ pub fn run(config: &Path, cmd: &ScheduleCommand) -> Result<()> {
                 exe: std::env::current_exe()?,
                 config: inst.config_path.clone(),
                 scope: scope(args.scope.system),
+                on_battery: !args.ac_only,
             })?;
             outln!(
                 "the backup of this PC runs every day at {hour:02}:{minute:02} ({})",
@@ -66,6 +67,11 @@ pub fn run(config: &Path, cmd: &ScheduleCommand) -> Result<()> {
                 outln!("nightly backup{at}: installed ({backend})");
                 if let Some(next) = &st.next_run {
                     outln!("next run:  {next}");
+                }
+                match st.on_battery {
+                    Some(true) => outln!("power:     runs on battery too"),
+                    Some(false) => outln!("power:     mains only (--ac-only)"),
+                    None => {}
                 }
             } else {
                 outln!("no nightly backup is scheduled: `coffre schedule install [--at HH:MM]`");

@@ -1,6 +1,7 @@
 //! `coffre status`: the subscriber's quota and usage, this PC's last backup,
 //! and its problems if it had any (a path missing, files unreadable, a hook
-//! failed), one per line.
+//! failed), one per line; and whether the credentials file is private (its
+//! mode, or on Windows its access list read back: `fsmeta::private`).
 
 use std::path::Path;
 
@@ -11,6 +12,7 @@ use serde_json::json;
 use crate::cli::StatusArgs;
 use crate::config::Installation;
 use crate::display::{age, local_time};
+use crate::fsmeta::private::{self, Privacy};
 use crate::run_record::RunRecord;
 use crate::session::Session;
 
@@ -28,12 +30,17 @@ pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
         Err(e) => (Installation::load(config)?, Err(e)),
     };
     let last_run = RunRecord::load(&inst);
+    let credentials = credentials_privacy(&inst);
     if args.json {
         let mut v = json!({
             "subscriber": inst.config.subscriber,
             "device": inst.config.device,
             "server": inst.config.server,
             "last_run": last_run,
+            "credentials_private": credentials.is_ok(),
+            "credentials_access": match &credentials {
+                Ok(s) | Err(s) => s,
+            },
         });
         match &server {
             Ok((st, role)) => {
@@ -88,6 +95,10 @@ pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
         }
         Err(e) => outln!("server       unreachable: {e:#}"),
     }
+    match &credentials {
+        Ok(s) => outln!("credentials  {s}"),
+        Err(s) => outln!("credentials  NOT PRIVATE: {s}"),
+    }
     match &last_run {
         Some(r) => outln!(
             "last run     {} ({}){}: {}: {}",
@@ -106,4 +117,22 @@ pub fn run(config: &Path, args: &StatusArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether the credentials file is private: `Ok(what)` when it is, `Err(why
+/// not, and what to do)` otherwise.
+fn credentials_privacy(inst: &Installation) -> Result<String, String> {
+    let path = inst.credentials_path();
+    match private::check(&path) {
+        Ok(Privacy::Private) if cfg!(windows) => Ok(format!(
+            "private: only you and SYSTEM may read {}",
+            path.display()
+        )),
+        Ok(Privacy::Private) => Ok(format!("private: only you may read {}", path.display())),
+        Ok(Privacy::Open(who)) => Err(format!(
+            "{} ({who}); the next backup writes it private again, if the drive allows it",
+            path.display()
+        )),
+        Err(e) => Err(format!("cannot tell who may read {}: {e}", path.display())),
+    }
 }

@@ -10,7 +10,8 @@
 //! master_key = "…"               # the subscriber's master key, hex
 //! ```
 //!
-//! The file is written whole, 0600, through a temporary file and a rename.
+//! The file is written whole, 0600 (on Windows an access list for the user
+//! and SYSTEM only: `fsmeta::private`), through a temporary file and a rename.
 //! The first line and the three fields record which installation the
 //! credentials belong to; [`read`] refuses them, before anything connects,
 //! unless they name the subscriber, device and server fingerprint of the

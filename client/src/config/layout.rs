@@ -4,7 +4,8 @@
 //! For a config file `DIR/NAME.toml` (or `DIR/NAME` with any other name) the
 //! state folder is `DIR/NAME.state/`: two config files in one folder
 //! (`asso-a.toml`, `asso-b.toml`) have two state folders and share nothing.
-//! The folder is private to the user (0700 on Unix) and holds a
+//! The folder is private to the user (0700 on Unix, a protected access list
+//! for the user and SYSTEM on Windows: `fsmeta::private`) and holds a
 //! `CACHEDIR.TAG`, so that no backup tool, coffre included, saves it.
 
 use std::ffi::OsString;
@@ -66,7 +67,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let md = fs::metadata(dir)?;
             if md.permissions().mode() & 0o777 != 0o700 {
-                fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+                crate::fsmeta::private::restrict_dir(dir)?;
             }
             Ok(())
         }
@@ -74,10 +75,24 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Windows: the folder gets a protected access list (`fsmeta::private`), made
+/// again when it is not private any more. A failure (a drive without access
+/// lists) is a warning: the folder is still used.
 #[cfg(not(unix))]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    // The per-user configuration folder is private to the user on Windows.
-    fs::create_dir_all(dir)
+    use crate::fsmeta::private;
+    fs::create_dir_all(dir)?;
+    if private::check(dir).is_ok_and(|p| p.is_private()) {
+        return Ok(());
+    }
+    if let Err(e) = private::restrict_dir(dir) {
+        errln!(
+            "coffre: WARNING: the state folder {} could not be made private to you ({e}); \
+             other accounts of this PC may read what it holds",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

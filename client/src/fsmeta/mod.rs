@@ -3,7 +3,8 @@
 //!
 //! `held`: whether another program holds a file (Windows' share modes and
 //! byte-range locks), and a read checked to be whole; `shadow`: Volume
-//! Shadow Copies (Windows), behind this one module.
+//! Shadow Copies (Windows), behind this one module; [`private`]: the files
+//! only their owner may read.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
@@ -12,6 +13,7 @@ use std::path::Path;
 use coffre_core::Timestamp;
 
 mod held;
+pub mod private;
 pub mod shadow;
 
 pub use held::{changed, held, open_steady, CHANGED};
@@ -159,8 +161,7 @@ fn windows_attributes(_md: &Metadata) -> u32 {
 
 /// Asks, on Windows, that a file be created with the Windows attributes
 /// its entry kept (hidden, system): set when it is created, as
-/// `CreateFileW` takes them (no `unsafe` call is needed for it; the
-/// workspace forbids `unsafe`).
+/// `CreateFileW` takes them (no `unsafe` call is needed for it).
 #[cfg(windows)]
 pub fn create_with_attributes(options: &mut cap_std::fs::OpenOptions, kept: u32) {
     if kept & KEPT_ATTRIBUTES != 0 {

@@ -229,6 +229,7 @@ pub(super) fn status(host: &Host, target: &Target) -> Result<Status, ScheduleErr
         at,
         next_run: None,
         last_run: None,
+        on_battery: None,
         files: Vec::new(),
         detail,
     })

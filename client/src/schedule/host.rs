@@ -40,6 +40,9 @@ pub(super) struct Host {
     pub schtasks: OsString,
     /// Where the Task Scheduler XML is written before `schtasks /Create /XML`.
     pub temp_dir: PathBuf,
+    /// `%SystemRoot%\System32\Tasks`: the task store, read only when
+    /// `schtasks /Query /XML` answers nothing (Wine 8: windows.rs).
+    pub tasks_dir: PathBuf,
     /// The configuration `coffre` uses without `--config`: its entry has no hash suffix.
     pub default_config: Option<PathBuf>,
     /// The user's login name, for `loginctl enable-linger` and messages.
@@ -86,6 +89,11 @@ impl Host {
             launch_daemons_dir: PathBuf::from("/Library/LaunchDaemons"),
             schtasks: OsString::from("schtasks"),
             temp_dir: std::env::temp_dir(),
+            tasks_dir: var("SystemRoot")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(r"C:\Windows"))
+                .join("System32")
+                .join("Tasks"),
             default_config: crate::places::default_config_path().ok(),
             user: ["USER", "LOGNAME", "USERNAME"]
                 .iter()
@@ -184,9 +192,23 @@ pub(super) fn first_line(s: &str) -> Option<String> {
     Some(format!("{}...", &line[..end]))
 }
 
+/// How long a scheduler's command may take. `systemctl`, `crontab`,
+/// `launchctl` and `schtasks` answer in well under a second; the first
+/// `schtasks` of a fresh Wine prefix starts Wine's services and took 14 s.
+pub(super) const COMMAND_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// After the program ended, how long its output pipes may stay open: a
+/// process it started may hold them (under Wine, a service that `schtasks`
+/// woke up) and would otherwise keep us waiting for as long as it lives.
+const PIPE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Runs `program args`, feeding `input` on stdin (or nothing), and collects
-/// its output. Err only when it could not be started (`NotFound`: absent).
+/// its output. Err when it could not be started (`NotFound`: absent) or did
+/// not end within [`COMMAND_LIMIT`] (`TimedOut`: it is killed).
 pub(super) fn run(program: &OsStr, args: &[&str], input: Option<&[u8]>) -> std::io::Result<Ran> {
+    use std::io::Read;
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::Instant;
     let spawn = || {
         Command::new(program)
             .args(args)
@@ -212,28 +234,85 @@ pub(super) fn run(program: &OsStr, args: &[&str], input: Option<&[u8]>) -> std::
             other => break other?,
         }
     };
-    let stdin = child.stdin.take();
-    let output = std::thread::scope(|s| {
-        if let (Some(mut pipe), Some(bytes)) = (stdin, input) {
-            // A writer thread, so a child that talks before reading all of
-            // stdin cannot deadlock us; a broken pipe shows in its status.
-            s.spawn(move || {
-                let _ = pipe.write_all(bytes);
-            });
+    if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), input) {
+        // A writer thread, so a child that talks before reading all of
+        // stdin cannot deadlock us; a broken pipe shows in its status.
+        let bytes = bytes.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
+    }
+    // Reader threads fill a shared buffer and say when their pipe closed,
+    // so that a pipe held open by someone else costs PIPE_GRACE, not
+    // forever, and what was read by then is kept.
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<()>();
+        let filled = Arc::clone(&buf);
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            let mut pipe = pipe;
+            while let Some(pipe) = pipe.as_mut() {
+                match pipe.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => filled
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend_from_slice(&chunk[..n]),
+                }
+            }
+            let _ = tx.send(());
+        });
+        (buf, rx)
+    };
+    let stdout = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
         }
-        child.wait_with_output()
-    })?;
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "it did not answer within {} s and was stopped",
+                    COMMAND_LIMIT.as_secs()
+                ),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let grace_end = Instant::now() + PIPE_GRACE;
+    let text = |(buf, rx): (Arc<Mutex<Vec<u8>>>, mpsc::Receiver<()>)| {
+        let _ = rx.recv_timeout(grace_end.saturating_duration_since(Instant::now()));
+        let bytes = buf.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
     Ok(Ran {
-        status: output.status,
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        status,
+        stdout: text(stdout),
+        stderr: text(stderr),
     })
 }
 
 /// A `program args` line for messages.
 /// Runs a scheduler's command (`tool`, found at `program`): a program that is
 /// not installed becomes [`ScheduleError::ToolMissing`] with `missing`'s
-/// advice, any other failure to start it [`ScheduleError::CommandFailed`]
+/// advice, one that hangs [`ScheduleError::TimedOut`], any other failure to
+/// start it [`ScheduleError::CommandFailed`]
 /// naming the command as `shown`. The command's own exit status is the
 /// caller's to judge.
 pub(super) fn run_tool(
@@ -245,7 +324,12 @@ pub(super) fn run_tool(
     missing: impl FnOnce() -> String,
 ) -> Result<Ran, ScheduleError> {
     run(program, args, input).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            ScheduleError::TimedOut {
+                command: shown.to_string(),
+                seconds: COMMAND_LIMIT.as_secs(),
+            }
+        } else if e.kind() == std::io::ErrorKind::NotFound {
             ScheduleError::ToolMissing {
                 tool: tool.into(),
                 hint: missing(),
@@ -361,6 +445,7 @@ pub(super) mod testing {
             launch_daemons_dir: root.join("Library/LaunchDaemons"),
             schtasks: absent.into(),
             temp_dir: root.join("tmp"),
+            tasks_dir: root.join("Tasks"),
             default_config: Some(root.join("home/.config/coffre/config.toml")),
             user: Some("member".into()),
             account: None,
@@ -386,6 +471,7 @@ pub(super) mod testing {
             exe,
             config,
             scope,
+            on_battery: true,
         }
     }
 
@@ -404,6 +490,24 @@ pub(super) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A program that leaves a process holding its output open (as Wine's
+    /// services woken by `schtasks` may) is not waited for beyond the grace.
+    #[cfg(unix)]
+    #[test]
+    fn output_held_open_by_a_grandchild_costs_the_grace_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = testing::script(&dir.path().join("holder"), "echo hello\nsleep 30 &\nexit 3");
+        let start = std::time::Instant::now();
+        let ran = run(&program, &[], None).unwrap();
+        assert!(
+            start.elapsed() < PIPE_GRACE + std::time::Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(ran.stdout, "hello\n");
+        assert_eq!(ran.status.code(), Some(3));
+    }
 
     #[test]
     fn override_names() {

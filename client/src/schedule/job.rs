@@ -54,6 +54,8 @@ pub(super) struct Job {
     pub at: (u8, u8),
     /// The absolute path of the program, as text.
     pub exe_str: String,
+    /// Whether it also runs on battery ([`Plan::on_battery`]).
+    pub on_battery: bool,
 }
 
 impl Job {
@@ -77,6 +79,7 @@ impl Job {
             target,
             at: (plan.hour, plan.minute),
             exe_str,
+            on_battery: plan.on_battery,
         })
     }
 

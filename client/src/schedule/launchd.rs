@@ -262,6 +262,7 @@ pub(super) fn status(host: &Host, target: &Target) -> Result<Status, ScheduleErr
             at: None,
             next_run: None,
             last_run: None,
+            on_battery: None,
             files: Vec::new(),
             detail: format!(
                 "No nightly backup of {} is scheduled: run `coffre schedule install`.",
@@ -284,6 +285,7 @@ pub(super) fn status(host: &Host, target: &Target) -> Result<Status, ScheduleErr
         at: parse_at(&text),
         next_run: None,
         last_run: None,
+        on_battery: None,
         files: vec![path],
         detail: [first, SLEEP.into(), DISK_ACCESS.into()].join("\n"),
     })

@@ -13,6 +13,11 @@
 //! | macOS | [`Backend::LaunchdAgent`] / [`Backend::LaunchdDaemon`] | `~/Library/LaunchAgents/` or `/Library/LaunchDaemons/` | run at wake if asleep; not caught up if off |
 //! | Windows | [`Backend::TaskScheduler`] | the task `coffre-backup` | caught up (`StartWhenAvailable`) |
 //!
+//! The backup runs on battery too unless installed with `--ac-only`
+//! ([`Plan::on_battery`]): Task Scheduler's `DisallowStartIfOnBatteries` and
+//! `StopIfGoingOnBatteries`, systemd's `ConditionACPower=true`; cron and
+//! launchd cannot tell and refuse it. `status` reads it back from the entry.
+//!
 //! Each configuration gets its own entry: the default configuration's is
 //! named `coffre-backup`; any other's carries a short hash of its absolute
 //! path (`coffre-backup-1a2b3c4d`), so two configurations coexist, and
@@ -64,6 +69,12 @@ pub struct Plan {
     pub config: PathBuf,
     /// For whom the job runs.
     pub scope: Scope,
+    /// Whether it also starts (and goes on) on battery. `false` (`coffre
+    /// schedule install --ac-only`) runs it on mains power only: Task
+    /// Scheduler's `DisallowStartIfOnBatteries` and `StopIfGoingOnBatteries`,
+    /// systemd's `ConditionACPower=true`; cron and launchd cannot tell, and
+    /// refuse it ([`ScheduleError::Unsupported`]).
+    pub on_battery: bool,
 }
 
 /// For whom the scheduled backup runs.
@@ -214,6 +225,9 @@ pub struct Status {
     pub next_run: Option<String>,
     /// The last run as the scheduler reports it, when it does.
     pub last_run: Option<String>,
+    /// Whether it also runs on battery, as the entry says (`None`: not
+    /// installed, or a scheduler that has no such setting).
+    pub on_battery: Option<bool>,
     /// Files that hold the entry.
     pub files: Vec<PathBuf>,
     /// What the user should know, one sentence per line.
@@ -262,6 +276,17 @@ pub enum ScheduleError {
         /// What to do.
         hint: String,
     },
+    /// The scheduler's command did not answer in time, and was stopped.
+    #[error("{command} did not answer within {seconds} s and was stopped: the scheduler may be stuck; try again, or restart the PC")]
+    TimedOut {
+        /// The command line, shortened.
+        command: String,
+        /// How long it was given.
+        seconds: u64,
+    },
+    /// The scheduler cannot do what was asked (`--ac-only` with cron or launchd).
+    #[error("{0}")]
+    Unsupported(String),
     /// Reading or writing a scheduler file failed.
     #[error("cannot {action} {}: {source}{hint}", .path.display())]
     Io {
@@ -300,6 +325,12 @@ pub fn status(config: &Path, scope: Scope) -> Result<Status, ScheduleError> {
 
 fn install_on(host: &Host, plan: &Plan) -> Result<Installed, ScheduleError> {
     let job = Job::new(host, plan)?;
+    if !job.on_battery && matches!(host.family, Family::Cron | Family::Launchd) {
+        return Err(ScheduleError::Unsupported(format!(
+            "--ac-only needs Windows Task Scheduler or systemd: {} cannot tell mains power from battery; install without --ac-only",
+            if host.family == Family::Cron { "cron" } else { "launchd" }
+        )));
+    }
     match host.family {
         Family::Systemd => systemd::install(host, &job),
         Family::Cron => cron::install(host, &job),
@@ -344,6 +375,7 @@ fn status_on(host: &Host, config: &Path, scope: Scope) -> Result<Status, Schedul
             at: None,
             next_run: None,
             last_run: None,
+            on_battery: None,
             files: Vec::new(),
             detail: format!("no nightly backup can be scheduled here yet: {e}"),
         }),
@@ -386,6 +418,20 @@ mod tests {
             ..r
         };
         assert_eq!(r.to_string(), "Nothing scheduled.");
+    }
+
+    #[test]
+    fn cron_and_launchd_refuse_ac_only() {
+        use host::testing;
+        let dir = tempfile::tempdir().unwrap();
+        for family in [Family::Cron, Family::Launchd] {
+            let host = testing::host(dir.path(), family);
+            let mut plan = testing::plan(dir.path(), "config.toml", (2, 0), Scope::User);
+            plan.on_battery = false;
+            let e = install_on(&host, &plan).unwrap_err();
+            assert!(matches!(e, ScheduleError::Unsupported(_)), "{e}");
+            assert!(e.to_string().contains("install without --ac-only"), "{e}");
+        }
     }
 
     #[test]

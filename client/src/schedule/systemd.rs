@@ -74,6 +74,12 @@ fn header(job: &Job) -> String {
     )
 }
 
+/// The line of `schedule install --ac-only`: systemd skips the start (the
+/// timer fires again the next night) while the PC runs on battery. A run
+/// already going is not stopped when the PC is unplugged: systemd checks
+/// conditions at start only.
+const AC_ONLY: &str = "ConditionACPower=true";
+
 /// The text of `<name>.service`.
 pub(super) fn service_text(job: &Job) -> String {
     let mut s = header(job);
@@ -86,6 +92,11 @@ pub(super) fn service_text(job: &Job) -> String {
         // The user manager has no network-online.target; the backup retries.
         Scope::User => s.push_str("After=network.target\n"),
         Scope::System => s.push_str("Wants=network-online.target\nAfter=network-online.target\n"),
+    }
+    if !job.on_battery {
+        s.push_str("# --ac-only: not started while the PC runs on battery.\n");
+        s.push_str(AC_ONLY);
+        s.push('\n');
     }
     s.push_str("\n[Service]\nType=oneshot\n");
     if job.target.scope == Scope::System {
@@ -285,6 +296,14 @@ fn linger_sentence(host: &Host, scope: Scope) -> Option<String> {
     })
 }
 
+fn power_sentence(on_battery: bool) -> &'static str {
+    if on_battery {
+        "It runs on battery too."
+    } else {
+        "It starts only on mains power (ConditionACPower=true): a night the PC runs on battery is skipped."
+    }
+}
+
 fn log_sentence(scope: Scope, name: &str) -> String {
     let user = if scope == Scope::User { " --user" } else { "" };
     format!("Logs: `journalctl{user} -u {name}.service`, and the log file written by `coffre backup --scheduled`.")
@@ -364,6 +383,7 @@ pub(super) fn install(host: &Host, job: &Job) -> Result<Installed, ScheduleError
             time::format_time(job.at)
         ),
         "A night missed because the PC was off or asleep runs at the next boot or wake (Persistent=true).".into(),
+        power_sentence(job.on_battery).into(),
     ];
     detail.extend(linger_sentence(host, scope));
     detail.push(log_sentence(scope, &name));
@@ -441,6 +461,7 @@ pub(super) fn status(host: &Host, target: &Target) -> Result<Status, ScheduleErr
             at: None,
             next_run: None,
             last_run: None,
+            on_battery: None,
             files: Vec::new(),
             detail: format!(
                 "No nightly backup of {} is scheduled: run `coffre schedule install`.",
@@ -451,6 +472,9 @@ pub(super) fn status(host: &Host, target: &Target) -> Result<Status, ScheduleErr
     let timer = dir.join(format!("{name}.timer"));
     let service = dir.join(format!("{name}.service"));
     let at = host::read_optional(&timer)?.as_deref().and_then(parse_at);
+    let on_battery = host::read_optional(&service)?
+        .as_deref()
+        .map(|s| !s.lines().any(|l| l.trim() == AC_ONLY));
     let timer_unit = format!("{name}.timer");
     let mut detail = Vec::new();
     let (mut next_run, mut last_run) = (None, None);
@@ -491,6 +515,9 @@ pub(super) fn status(host: &Host, target: &Target) -> Result<Status, ScheduleErr
     detail.push(
         "A night missed because the PC was off or asleep runs at the next boot or wake.".into(),
     );
+    if let Some(on_battery) = on_battery {
+        detail.push(power_sentence(on_battery).into());
+    }
     detail.extend(linger_sentence(host, scope));
     detail.push(log_sentence(scope, &name));
     Ok(Status {
@@ -500,6 +527,7 @@ pub(super) fn status(host: &Host, target: &Target) -> Result<Status, ScheduleErr
         at,
         next_run,
         last_run,
+        on_battery,
         files: vec![service, timer],
         detail: detail.join("\n"),
     })
@@ -549,6 +577,32 @@ mod tests {
             "/Users/José/config.toml"
         );
         assert_eq!(exec_word("", false), "\"\"");
+    }
+
+    #[test]
+    fn ac_only_is_a_condition_of_the_service_read_back_by_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let (host, job) = job_in(dir.path(), "config.toml", (2, 5), Scope::User);
+        assert!(!service_text(&job).contains("ConditionACPower"));
+        let ac_only = Job {
+            on_battery: false,
+            ..job.clone()
+        };
+        let service = service_text(&ac_only);
+        let unit = &service[service.find("[Unit]").unwrap()..service.find("[Service]").unwrap()];
+        assert!(unit.contains("\nConditionACPower=true\n"), "{service}");
+        // status reads it from the unit file (systemctl absent: still a status).
+        let units = unit_dir(&host, Scope::User).unwrap();
+        std::fs::create_dir_all(&units).unwrap();
+        std::fs::write(units.join("coffre-backup.service"), &service).unwrap();
+        std::fs::write(
+            units.join("coffre-backup.timer"),
+            timer_text(&ac_only, "coffre-backup"),
+        )
+        .unwrap();
+        let st = status(&host, &ac_only.target).unwrap();
+        assert_eq!((st.installed, st.on_battery), (true, Some(false)), "{st:?}");
+        assert!(st.detail.contains("ConditionACPower=true"), "{}", st.detail);
     }
 
     #[test]

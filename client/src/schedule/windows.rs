@@ -3,7 +3,20 @@
 //! switches cannot set "run as soon as possible after a scheduled start is
 //! missed" (`StartWhenAvailable`). [`Scope::User`] runs it as the user while
 //! they are logged on; [`Scope::System`] as SYSTEM whether anyone is logged
-//! on or not (needs an administrator prompt).
+//! on or not (needs an administrator prompt). `--ac-only` sets
+//! `DisallowStartIfOnBatteries` and `StopIfGoingOnBatteries`; by default the
+//! task runs on battery too.
+//!
+//! The definition is valid against Microsoft's Task Scheduler schema
+//! (`client/tests/schema/task.xsd`, checked with xmllint by
+//! `client/tests/windows_schedule.rs`): the order of a trigger's elements
+//! matters (`Enabled`, `StartBoundary`, ..., `RandomDelay`, `ScheduleByDay`).
+//!
+//! `status` reads the task back with `schtasks /Query /TN NAME /XML`. Wine 8's
+//! `schtasks` has no `/Query` (it prints nothing and exits 0): then, and only
+//! then, the definition is read from the task store,
+//! `%SystemRoot%\System32\Tasks\NAME` (UTF-16 on Windows, UTF-8 under Wine),
+//! which Windows also keeps but lets only administrators read.
 
 use coffre_core::civil_from_days;
 
@@ -75,8 +88,8 @@ pub(super) fn task_xml(job: &Job, account: Option<&str>, days_since_epoch: i64) 
   </RegistrationInfo>
   <Triggers>
     <CalendarTrigger>
-      <StartBoundary>{start}</StartBoundary>
       <Enabled>true</Enabled>
+      <StartBoundary>{start}</StartBoundary>
       <RandomDelay>PT{RANDOM_DELAY_MINUTES}M</RandomDelay>
       <ScheduleByDay>
         <DaysInterval>1</DaysInterval>
@@ -90,8 +103,8 @@ pub(super) fn task_xml(job: &Job, account: Option<&str>, days_since_epoch: i64) 
   </Principals>
   <Settings>
     <MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>
-    <DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>
-    <StopIfGoingOnBatteries>false</StopIfGoingOnBatteries>
+    <DisallowStartIfOnBatteries>{ac_only}</DisallowStartIfOnBatteries>
+    <StopIfGoingOnBatteries>{ac_only}</StopIfGoingOnBatteries>
     <StartWhenAvailable>true</StartWhenAvailable>
     <RunOnlyIfNetworkAvailable>false</RunOnlyIfNetworkAvailable>
     <IdleSettings>
@@ -118,6 +131,7 @@ pub(super) fn task_xml(job: &Job, account: Option<&str>, days_since_epoch: i64) 
         start = start_boundary(days_since_epoch, job.at),
         command = xml_escape(&format!("\"{}\"", job.exe_str)),
         arguments = xml_escape(&args.join(" ")),
+        ac_only = !job.on_battery,
     )
 }
 
@@ -130,10 +144,49 @@ pub(super) fn utf16le(text: &str) -> Vec<u8> {
     out
 }
 
+/// The text of the first `<name>…</name>` of a task definition.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let len = xml[start..].find(&format!("</{name}>"))?;
+    Some(xml[start..start + len].trim())
+}
+
+/// A boolean of the task's `<Settings>`, or the schema's default when the
+/// element is absent (a trigger has an `<Enabled>` of its own).
+pub(super) fn setting(xml: &str, name: &str, default: bool) -> bool {
+    match element(xml, "Settings").and_then(|s| element(s, name)) {
+        Some(v) => v == "true" || v == "1",
+        None => default,
+    }
+}
+
+/// Whether the task runs on battery: neither kept from starting nor stopped
+/// there (both default to true in the schema: absent means mains only).
+pub(super) fn runs_on_battery(xml: &str) -> bool {
+    !setting(xml, "DisallowStartIfOnBatteries", true)
+        && !setting(xml, "StopIfGoingOnBatteries", true)
+}
+
+/// A task file of the task store as text: UTF-16LE with a byte-order mark
+/// (Windows), or UTF-8 (Wine, with or without a mark).
+pub(super) fn decode_task_file(bytes: &[u8]) -> String {
+    match bytes {
+        [0xFF, 0xFE, rest @ ..] => {
+            let units: Vec<u16> = rest
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            String::from_utf16_lossy(&units)
+        }
+        [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8_lossy(rest).into_owned(),
+        _ => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
 /// `T02:30:00` of `StartBoundary` -> `(2, 30)`.
 pub(super) fn parse_at(xml: &str) -> Option<(u8, u8)> {
-    let start = xml.find("<StartBoundary>")? + "<StartBoundary>".len();
-    let value = &xml[start..start + xml[start..].find("</StartBoundary>")?];
+    let value = element(xml, "StartBoundary")?;
     let clock = &value[value.find('T')? + 1..];
     let mut parts = clock.split(':');
     let (h, m) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
@@ -176,6 +229,14 @@ fn backend() -> Backend {
 
 const CATCH_UP: &str = "A night missed because the PC was off or asleep runs as soon as possible afterwards (StartWhenAvailable).";
 
+fn power(on_battery: bool) -> &'static str {
+    if on_battery {
+        "It runs on battery too."
+    } else {
+        "It runs on mains power only: it does not start on battery, and stops if the PC is unplugged (DisallowStartIfOnBatteries, StopIfGoingOnBatteries)."
+    }
+}
+
 fn who(scope: Scope) -> &'static str {
     match scope {
         Scope::User => "It runs as you, while you are logged on; for a PC where nobody logs on at night, install it with --system from an administrator prompt.",
@@ -185,14 +246,17 @@ fn who(scope: Scope) -> &'static str {
 
 /// The task's XML if a task of that name exists and backs up `config`.
 fn query(host: &Host, name: &str, config: &str) -> Result<Option<String>, ScheduleError> {
-    match schtasks(host, &["/Query", "/TN", name, "/XML"]) {
-        Ok(r) => {
-            let xml = r.stdout.replace('\0', "");
-            Ok(xml.contains(&xml_escape(config)).then_some(xml))
-        }
-        Err(ScheduleError::CommandFailed { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
+    let xml = match schtasks(host, &["/Query", "/TN", name, "/XML"]) {
+        Ok(r) if !r.stdout.replace('\0', "").trim().is_empty() => r.stdout.replace('\0', ""),
+        // Wine 8: `/Query` is not implemented (nothing printed, exit 0).
+        Ok(_) => match std::fs::read(host.tasks_dir.join(name)) {
+            Ok(bytes) => decode_task_file(&bytes),
+            Err(_) => return Ok(None),
+        },
+        Err(ScheduleError::CommandFailed { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(xml.contains(&xml_escape(config)).then_some(xml))
 }
 
 pub(super) fn install(host: &Host, job: &Job) -> Result<Installed, ScheduleError> {
@@ -223,6 +287,7 @@ pub(super) fn install(host: &Host, job: &Job) -> Result<Installed, ScheduleError
                 time::format_time(job.at)
             ),
             CATCH_UP.into(),
+            power(job.on_battery).into(),
             who(job.target.scope).into(),
         ]
         .join("\n"),
@@ -263,6 +328,7 @@ pub(super) fn status(host: &Host, target: &Target) -> Result<Status, ScheduleErr
             at: None,
             next_run: None,
             last_run: None,
+            on_battery: None,
             files: Vec::new(),
             detail: format!(
                 "No nightly backup of {} is scheduled: run `coffre schedule install`.",
@@ -278,15 +344,32 @@ pub(super) fn status(host: &Host, target: &Target) -> Result<Status, ScheduleErr
     } else {
         Scope::User
     };
+    let at = parse_at(&xml);
+    let on_battery = runs_on_battery(&xml);
+    let mut detail = Vec::new();
+    if at.is_none() {
+        detail.push("The task has no daily start time (its trigger is missing or not daily): it will not run by itself; run `coffre schedule install` again.");
+    }
+    if !setting(&xml, "Enabled", true) {
+        detail.push("The task is disabled: it will not run; run `coffre schedule install` again.");
+    }
+    detail.push(if setting(&xml, "StartWhenAvailable", false) {
+        CATCH_UP
+    } else {
+        "A night missed while the PC is off is NOT caught up (StartWhenAvailable is off): run `coffre schedule install` again."
+    });
+    detail.push(power(on_battery));
+    detail.push(who(scope));
     Ok(Status {
         backend: Some(backend()),
         installed: true,
         name: Some(name),
-        at: parse_at(&xml),
+        at,
         next_run,
         last_run: None,
+        on_battery: Some(on_battery),
         files: Vec::new(),
-        detail: [CATCH_UP, who(scope)].join("\n"),
+        detail: detail.join("\n"),
     })
 }
 
@@ -334,6 +417,9 @@ mod tests {
             "<RandomDelay>PT10M</RandomDelay>",
             "<StartWhenAvailable>true</StartWhenAvailable>",
             "<DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>",
+            "<StopIfGoingOnBatteries>false</StopIfGoingOnBatteries>",
+            // The schema's order: a trigger's Enabled comes first.
+            "<Enabled>true</Enabled>\n      <StartBoundary>",
             "<ExecutionTimeLimit>PT12H</ExecutionTimeLimit>",
             "<MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>",
             r"<UserId>PC-COMPTA\ana</UserId>",
@@ -349,6 +435,20 @@ mod tests {
         );
         assert!(xml.contains(&arguments), "{xml}");
         assert_eq!(parse_at(&xml), Some((2, 30)));
+        assert!(runs_on_battery(&xml));
+        assert!(setting(&xml, "StartWhenAvailable", false));
+
+        let ac_only = Job {
+            on_battery: false,
+            ..job.clone()
+        };
+        let xml = task_xml(&ac_only, None, 19_723);
+        assert!(
+            xml.contains("<DisallowStartIfOnBatteries>true</DisallowStartIfOnBatteries>")
+                && xml.contains("<StopIfGoingOnBatteries>true</StopIfGoingOnBatteries>"),
+            "{xml}"
+        );
+        assert!(!runs_on_battery(&xml));
 
         let system = Job {
             target: Target {
@@ -366,6 +466,74 @@ mod tests {
         let bytes = utf16le("<T>é</T>");
         assert_eq!(&bytes[..4], &[0xFF, 0xFE, b'<', 0]);
         assert_eq!(bytes.len(), 2 + 2 * 8);
+    }
+
+    #[test]
+    fn settings_are_read_from_settings_with_the_schema_defaults() {
+        // As Wine 8 stores a task: UTF-8 with a mark, no trigger, no action.
+        let wine = "\u{feff}<!-- Task definition created by Wine -->\n<Task version=\"1.2\">\
+            <RegistrationInfo><Description>Nightly coffre backup of Z:\\c.toml.</Description></RegistrationInfo>\
+            <Triggers/><Settings><DisallowStartIfOnBatteries>true</DisallowStartIfOnBatteries>\
+            <StopIfGoingOnBatteries>true</StopIfGoingOnBatteries><StartWhenAvailable>true</StartWhenAvailable>\
+            <Enabled>true</Enabled></Settings><Actions><Exec/></Actions></Task>";
+        let text = decode_task_file(wine.as_bytes());
+        assert!(text.starts_with("<!--"), "{text}");
+        assert_eq!(parse_at(&text), None);
+        assert!(!runs_on_battery(&text));
+        assert!(setting(&text, "StartWhenAvailable", false));
+        let plain = wine.trim_start_matches('\u{feff}');
+        assert_eq!(decode_task_file(&utf16le(plain)), plain);
+        // Absent elements take the schema's defaults: a task that says
+        // nothing about batteries runs on mains only, and does not catch up.
+        let bare = "<Task><Triggers><CalendarTrigger><Enabled>false</Enabled></CalendarTrigger></Triggers><Settings/></Task>";
+        assert!(!runs_on_battery(bare));
+        assert!(!setting(bare, "StartWhenAvailable", false));
+        assert!(
+            setting(bare, "Enabled", true),
+            "the trigger's Enabled is not the task's"
+        );
+    }
+
+    /// A stand-in for Wine 8's `schtasks`: `/Create` and `/Delete` work on the
+    /// task store, `/Query` prints nothing and succeeds.
+    #[cfg(unix)]
+    #[test]
+    fn status_reads_the_task_store_when_query_answers_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut host = testing::host(dir.path(), Family::TaskScheduler);
+        std::fs::create_dir_all(&host.tasks_dir).unwrap();
+        let store = host.tasks_dir.display().to_string();
+        host.schtasks = testing::script(
+            &dir.path().join("bin/schtasks"),
+            &format!(
+                r#"case "$1" in
+/Create) iconv -f UTF-16 -t UTF-8 "$5" > "{store}/$3" ;;
+/Delete) rm "{store}/$3" || exit 1 ;;
+esac
+exit 0"#
+            ),
+        );
+        let mut plan = testing::plan(dir.path(), "config.toml", (1, 45), Scope::User);
+        plan.on_battery = false;
+        let job = Job::new(&host, &plan).unwrap();
+        let installed = install(&host, &job).unwrap();
+        assert_eq!(installed.name, "coffre-backup");
+        assert!(
+            installed.detail.contains("mains power only"),
+            "{}",
+            installed.detail
+        );
+
+        let st = status(&host, &job.target).unwrap();
+        assert!(st.installed, "{st:?}");
+        assert_eq!(st.at, Some((1, 45)));
+        assert_eq!(st.on_battery, Some(false));
+        assert!(st.detail.contains("StartWhenAvailable"), "{}", st.detail);
+
+        let removed = remove(&host, &job.target).unwrap();
+        assert!(removed.removed);
+        let st = status(&host, &job.target).unwrap();
+        assert!(!st.installed && st.on_battery.is_none(), "{st:?}");
     }
 
     #[test]

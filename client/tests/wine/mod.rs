@@ -293,3 +293,42 @@ impl Wine {
         format!(r"C:\{name}.exe")
     }
 }
+
+/// Task Scheduler's side (`client/tests/windows_schedule.rs`).
+impl Wine {
+    /// The task store's file of task `name`
+    /// (`C:\windows\system32\tasks\NAME`) on the Linux side.
+    pub fn task_file(&self, name: &str) -> PathBuf {
+        self.prefix
+            .path()
+            .join("drive_c/windows/system32/tasks")
+            .join(name)
+    }
+
+    /// A task store file as text (Wine writes UTF-8 with a byte-order mark,
+    /// Windows UTF-16LE).
+    pub fn read_task(&self, file: &Path) -> String {
+        let bytes =
+            std::fs::read(file).unwrap_or_else(|e| panic!("no task file {}: {e}", file.display()));
+        match bytes.as_slice() {
+            [0xFF, 0xFE, rest @ ..] => String::from_utf16_lossy(
+                &rest
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect::<Vec<_>>(),
+            ),
+            [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8_lossy(rest).into_owned(),
+            other => String::from_utf8_lossy(other).into_owned(),
+        }
+    }
+
+    /// The default configuration's Windows path,
+    /// `C:\users\NAME\AppData\Roaming\coffre\config.toml`.
+    pub fn default_config_win(&self) -> String {
+        let user = self.profile();
+        format!(
+            r"C:\users\{}\AppData\Roaming\coffre\config.toml",
+            user.file_name().unwrap().to_string_lossy()
+        )
+    }
+}
