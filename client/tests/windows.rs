@@ -33,7 +33,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use coffre_core::benchmark::{random_bytes, text_bytes};
 use coffre_store::Role;
-use support::{Client, Server, PASSPHRASE};
+use support::{write, Client, Server, PASSPHRASE};
 use wine::{ok, run_within, Wine, LIMIT};
 
 const GIB: u64 = 1 << 30;
@@ -44,13 +44,6 @@ const EXCLUDED: [&str; 3] = [
     "AppData/Local/Temp/setup.log",
     "Réunions/~$Procès-verbal du 3 mars.docx",
 ];
-
-fn write(root: &Path, rel: &str, data: &[u8]) -> PathBuf {
-    let p = root.join(rel);
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(&p, data).unwrap();
-    p
-}
 
 /// Sets a file's modification time (seconds and nanoseconds since 1970).
 fn set_mtime(path: &Path, secs: u64, nanos: u32) {

@@ -119,10 +119,12 @@ pub fn one_line_error(out: &Output) -> String {
     coffre_testkit::one_line_error(out, "coffre")
 }
 
-fn write(root: &Path, rel: &str, data: &[u8]) {
+/// Writes `data` to `root/rel`, making its folders; the file's path.
+pub fn write(root: &Path, rel: &str, data: &[u8]) -> PathBuf {
     let p = root.join(rel);
     fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, data).unwrap();
+    fs::write(&p, data).unwrap();
+    p
 }
 
 /// A small "association PC" tree, shaped like `make-dataset` (office
