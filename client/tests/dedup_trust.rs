@@ -258,7 +258,13 @@ fn a_pc_skips_another_pcs_good_copy_once_it_checked_it() {
 
     // B checks A's copies (fetches them) and sends none of the shared data.
     let report = b.json(&["backup"]);
-    assert!(report["chunks_verified"].as_u64().unwrap() >= 2, "{report}");
+    // The chunking is keyed by the structure's key, random here: the 2 MB
+    // file is one chunk or several, so count its bytes, not its chunks.
+    assert!(report["chunks_verified"].as_u64().unwrap() >= 1, "{report}");
+    assert!(
+        report["bytes_verified"].as_u64().unwrap() >= 2_000_000,
+        "B checked every byte of the shared file: {report}"
+    );
     assert!(
         report["bytes_sent"].as_u64().unwrap() < 100_000,
         "B sent the shared file again: {report}"
