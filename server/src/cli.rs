@@ -48,6 +48,50 @@ pub enum Command {
         /// is checked before anything is created.
         #[arg(long, default_value = "local", value_name = "URL")]
         storage: String,
+        /// Join the service of the --storage bucket as frontend NAME (issue
+        /// 22: several servers over one bucket, each serving the subscribers
+        /// placed on it; docs/operator-guide.md, "A national service"). The
+        /// name is unique in the service; a frontend rebuilt on a new
+        /// machine takes its old name again, then `take-over --from NAME`.
+        #[arg(long, value_name = "NAME", requires = "storage")]
+        frontend: Option<String>,
+        /// Use the TLS identity (cert.der, key.der) of this folder, another
+        /// frontend's DATA/tls: the frontends of a service share one
+        /// identity, so a PC's pinned certificate holds on whichever serves
+        /// it [default: a new identity].
+        #[arg(long, value_name = "DIR")]
+        identity_from: Option<PathBuf>,
+    },
+    /// Serve the subscribers of another frontend of the service, from the
+    /// bucket alone (issue 22).
+    ///
+    /// --from NAME: every subscriber frontend NAME served (its machine is
+    /// lost, or it is being emptied): for each, the bucket's account file is
+    /// rewritten to name this frontend (the old one, if it still runs,
+    /// stops committing and collecting for it), then its devices, key,
+    /// packs and snapshots are read from the bucket into this catalogue.
+    /// --subscriber NAME: one subscriber, wherever it is served (a planned
+    /// move; its PCs are told the new address by the old frontend). Runs
+    /// beside this frontend's daemon; run it again after a failure. Then
+    /// point the old frontend's address at this one, or give its PCs this
+    /// frontend's address (docs/operator-guide.md).
+    TakeOver {
+        #[command(flatten)]
+        data: DataArg,
+        /// The frontend whose subscribers to take over.
+        #[arg(
+            long,
+            value_name = "FRONTEND",
+            required_unless_present = "subscriber",
+            conflicts_with = "subscriber"
+        )]
+        from: Option<String>,
+        /// The one subscriber to take over.
+        #[arg(long, value_name = "NAME")]
+        subscriber: Option<String>,
+        /// Print JSON: [{"id", "rebuilt": {"subscriber", "devices", "packs", "snapshots", ...}, "note"}].
+        #[arg(long)]
+        json: bool,
     },
     /// Run the daemon (QUIC for clients) until Ctrl-C or SIGTERM.
     ///

@@ -41,6 +41,7 @@ mod config;
 mod daemon;
 mod dashboard;
 mod forecast;
+mod frontend;
 mod history;
 mod maintenance;
 mod retention;

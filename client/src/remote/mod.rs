@@ -139,7 +139,8 @@ fn explain(r: &ErrorReply) -> String {
         ),
         ErrorCode::Busy => "the server is busy: try again in a few minutes".into(),
         ErrorCode::Conflict => format!(
-            "the server refused: {} (another technician changed the structure's passphrase              at the same time?): run the command again, with the passphrase now in force",
+            "the server refused: {} (another technician changed the structure's passphrase \
+             at the same time?): run the command again, with the passphrase now in force",
             r.message
         ),
         ErrorCode::Superseded => format!(
@@ -149,6 +150,11 @@ fn explain(r: &ErrorReply) -> String {
              the operator for a new token (`coffre-server device reissue SUBSCRIBER DEVICE`) \
              and run `coffre enrol TOKEN --force`",
             replaced_on(r)
+        ),
+        ErrorCode::Moved => format!(
+            "{}. Nothing was changed: set `server` in this PC's configuration to that address \
+             (or ask your technician), then run the command again",
+            r.message.trim_end_matches('.')
         ),
         _ => format!("the server refused: {}", r.message),
     }

@@ -286,11 +286,17 @@ pub fn state(root: &Path) -> BTreeMap<PathBuf, PathState> {
 
 /// Asserts two trees are the same (names, kinds, bytes, modes, file mtimes).
 pub fn assert_same_tree(expected: &Path, actual: &Path) {
-    let (a, b) = (state(expected), state(actual));
+    assert_same_state(&state(expected), actual);
+}
+
+/// Asserts the tree at `actual` is what `expected` recorded ([`state`] of
+/// the tree when it was backed up).
+pub fn assert_same_state(expected: &BTreeMap<PathBuf, PathState>, actual: &Path) {
+    let (a, b) = (expected, state(actual));
     let names_a: Vec<_> = a.keys().collect();
     let names_b: Vec<_> = b.keys().collect();
     assert_eq!(names_a, names_b, "the restored tree holds other names");
-    for (k, va) in &a {
+    for (k, va) in a {
         let vb = &b[k];
         assert_eq!(va.0, vb.0, "{}: kind", k.display());
         assert!(va.1 == vb.1, "{}: contents differ", k.display());

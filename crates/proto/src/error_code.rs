@@ -87,6 +87,10 @@ error_codes! {
     /// (protocol version 4: a `ReplaceKey` whose expected hash is not the
     /// key file's any more); nothing was changed.
     Conflict = 14, "conflict";
+    /// 15: the device's structure is now served by another frontend of the
+    /// service (issue 22); the message names it and its address. Any client
+    /// shows the message; nothing was changed.
+    Moved = 15, "moved to another server";
 }
 
 impl fmt::Display for ErrorCode {

@@ -69,7 +69,14 @@ impl Store {
                         reissued,
                     })
                 }
-                Presented::Unknown => return Err(Error::UnknownDevice),
+                Presented::Unknown => {
+                    // A device of a structure another frontend took over
+                    // is told where it went (issue 22).
+                    if let Some((_, name, frontend)) = self.catalog.moved_by_secret(&hash)? {
+                        return Err(self.moved_error(&name, &frontend));
+                    }
+                    return Err(Error::UnknownDevice);
+                }
             },
         };
         if row.revoked {

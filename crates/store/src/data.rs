@@ -11,6 +11,7 @@ use coffre_core::{snapshot_id, ChunkId, Manifest};
 use crate::catalog::{CommitOutcome, DeleteOutcome, SnapshotRow};
 use crate::durable;
 use crate::error::{Error, Result};
+use crate::layout::manifest_object;
 use crate::pack::{self, PackWriter};
 use crate::pending::lock;
 use crate::retention::{Policy, DEFAULT_POLICY};
@@ -226,6 +227,9 @@ impl Store {
         }
         let id = snapshot_id(manifest);
         self.seal_pack(s, pack)?;
+        // A frontend that was taken over commits nothing more (issue 22):
+        // the snapshot would be in no catalogue of the one serving it now.
+        self.check_serving(s.subscriber_id)?;
 
         let state = self.pending.subscriber(s.subscriber_id);
         let _commit = lock(&state.commit);
@@ -259,6 +263,14 @@ impl Store {
         {
             release();
             return Err(Error::io(&path, e));
+        }
+        // In the bucket before the catalogue says committed (issue 22): a
+        // committed snapshot is never only on this machine.
+        let object = manifest_object(s.subscriber_id, &id.to_hex());
+        if let Err(e) = self.packs.put_object(&object, manifest) {
+            release();
+            let _ = durable::remove_file(&path);
+            return Err(e);
         }
 
         let row = SnapshotRow {
@@ -307,6 +319,7 @@ impl Store {
         // No row refers to the manifest (commits of a subscriber are
         // serialised): remove it so that used_bytes keeps matching the disk.
         let _ = durable::remove_file(&path);
+        let _ = self.packs.remove_object(&object);
         Err(failed)
     }
 
@@ -538,7 +551,8 @@ impl Store {
         }
         let path = self.manifest_path(s.subscriber_id, id);
         durable::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-        Ok(())
+        self.packs
+            .remove_object(&manifest_object(s.subscriber_id, &id.to_hex()))
     }
 
     /// Every snapshot of the subscriber called `name`, oldest first (for the
@@ -569,6 +583,8 @@ impl Store {
         }
         let path = self.manifest_path(sub, id);
         durable::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        self.packs
+            .remove_object(&manifest_object(sub, &id.to_hex()))?;
         Ok(true)
     }
 

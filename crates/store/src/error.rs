@@ -248,6 +248,22 @@ pub enum Error {
         cause: Box<Error>,
     },
 
+    /// The subscriber is served by another frontend of the service now
+    /// (issue 22): it was taken over or moved. Nothing was changed here.
+    #[error(
+        "the backups of {subscriber:?} are now kept by the server {frontend:?}{}: \
+         connect there (the enrolment is the same)",
+        address.as_deref().map(|a| format!(" at {a}")).unwrap_or_default()
+    )]
+    Moved {
+        /// The subscriber.
+        subscriber: String,
+        /// The frontend that serves it now.
+        frontend: String,
+        /// That frontend's public address, if its record gives one.
+        address: Option<String>,
+    },
+
     /// A catalogue (SQLite) error.
     #[error("catalogue error: {0}: retry; if it persists, run `coffre-server verify`")]
     Sqlite(#[from] rusqlite::Error),

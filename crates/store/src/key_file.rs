@@ -21,6 +21,7 @@ use coffre_core::KeyFile;
 use crate::catalog::KeySwap;
 use crate::durable;
 use crate::error::{Error, Result};
+use crate::layout::{subscriber_object, KEY_FILE};
 use crate::pending::lock;
 use crate::store::Store;
 use crate::types::{Role, Session};
@@ -172,6 +173,10 @@ impl Store {
         let dir = self.subscriber_dir(subscriber_id);
         durable::create_dir_all(&dir)
             .and_then(|()| durable::write_atomic(&path, key_file))
-            .map_err(|e| Error::io(&path, e))
+            .map_err(|e| Error::io(&path, e))?;
+        // And into the bucket (issue 22): another frontend may serve this
+        // subscriber tomorrow, from the bucket alone.
+        self.packs
+            .put_object(&subscriber_object(subscriber_id, KEY_FILE), key_file)
     }
 }

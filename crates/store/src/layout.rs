@@ -17,6 +17,16 @@
 //!     packs/.<name>.pack.tmp       storage the packs being written
 //! ```
 //!
+//! On an object store (issue 22) the bucket holds, relative to its prefix,
+//! the same `subscribers/<id>/` tree (packs, manifests, `key`,
+//! `account.json`: the data directory keeps copies of the small files), and
+//! the service's frontends:
+//!
+//! ```text
+//! frontends/<name>.json            a frontend's record: number, address, subscribers
+//! frontends/<name>/catalog.sqlite.zst  its last catalogue backup
+//! ```
+//!
 //! A pack's `<name>` is 32 lower-case hex digits (16 random bytes, drawn by
 //! the pack writer). On an object store the sealed packs keep the same key
 //! relative to the bucket's prefix: `subscribers/<id>/packs/<name>.pack`.
@@ -43,6 +53,34 @@ pub(crate) const GC_LOCK_FILE: &str = "gc.lock";
 pub(crate) const DAEMON_LOCK_FILE: &str = "daemon.lock";
 /// Where `verify --repair` moves damaged data, in the data directory.
 pub(crate) const QUARANTINE_DIR: &str = "quarantine";
+
+/// The folder of the service's frontends in a bucket.
+pub(crate) const FRONTENDS_DIR: &str = "frontends";
+
+/// The key of a subscriber's file (`account.json`, `key`) in a bucket.
+pub(crate) fn subscriber_object(sub: i64, file: &str) -> String {
+    format!("{SUBSCRIBERS_DIR}/{sub}/{file}")
+}
+
+/// The folder of a subscriber's manifests in a bucket (ends in `/`).
+pub(crate) fn manifests_prefix(sub: i64) -> String {
+    format!("{SUBSCRIBERS_DIR}/{sub}/{MANIFESTS_DIR}/")
+}
+
+/// The key of a subscriber's manifest in a bucket.
+pub(crate) fn manifest_object(sub: i64, id: &str) -> String {
+    format!("{}{id}", manifests_prefix(sub))
+}
+
+/// The key of frontend `name`'s record in a bucket.
+pub(crate) fn frontend_record(name: &str) -> String {
+    format!("{FRONTENDS_DIR}/{name}.json")
+}
+
+/// The key of frontend `name`'s last catalogue backup in a bucket.
+pub(crate) fn catalog_backup(name: &str) -> String {
+    format!("{FRONTENDS_DIR}/{name}/{CATALOG_FILE}.zst")
+}
 
 /// The file name of sealed pack `name`: `<name>.pack`.
 pub(crate) fn pack_file(name: &str) -> String {

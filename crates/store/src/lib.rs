@@ -81,6 +81,7 @@ mod daemon_lock;
 mod data;
 pub mod durable;
 mod error;
+mod frontend;
 pub mod gc;
 pub mod history;
 mod key_file;
@@ -93,6 +94,7 @@ pub mod retention;
 mod session_writer;
 pub mod storage;
 mod store;
+mod take_over;
 mod types;
 pub mod verify;
 
@@ -112,6 +114,7 @@ pub use copy::{copy_packs, CopyReport};
 pub use daemon_lock::{DaemonLock, DAEMON};
 pub use durable::{sync_dir, write_atomic};
 pub use error::{Error, Result};
+pub use frontend::{FrontendRecord, Service, RECORD_VERSION};
 pub use gc::{GcOptions, GcReport};
 pub use history::{DayUsage, History, Recorded, ServerDay, Space};
 pub use key_file::MAX_KEY_FILE;
@@ -127,6 +130,7 @@ pub use rebuild::{
 pub use session_writer::{FullPack, SessionWriter};
 pub use storage::{PackStorage, RawPacks, S3Config};
 pub use store::Store;
+pub use take_over::{TakenOver, TAKE_OVER_THREADS};
 pub use types::{
     CheckpointUsage, DeviceInfo, DeviceUsage, Dispute, MaintenanceRun, Presence, Role, Session,
     SnapshotInfo, Status, SubscriberInfo, Usage, MAX_NAME_LEN,

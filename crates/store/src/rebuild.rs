@@ -116,7 +116,13 @@ pub fn rebuild_catalog_with_clock(
     let catalog = Catalog::open(&building, true)?;
     let mut reports = Vec::new();
     for (id, dir) in subscriber_dirs(&subscribers)? {
-        reports.push(rebuild_subscriber(&catalog, &packs, id, &dir, clock)?);
+        reports.push(rebuild_subscriber(
+            &catalog,
+            &packs,
+            id,
+            &LocalFolder(&dir),
+            clock,
+        )?);
     }
     drop(catalog);
 
@@ -143,46 +149,107 @@ pub fn rebuild_catalog_with_clock(
     Ok(reports)
 }
 
-fn rebuild_subscriber(
-    catalog: &Catalog,
-    packs: &Packs,
-    id: i64,
-    dir: &Path,
-    clock: &dyn Clock,
-) -> Result<RebuildReport> {
-    let mut report = RebuildReport::default();
-    let account_path = dir.join(ACCOUNT_FILE);
-    let account: Account = match fs::read(&account_path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Corrupt(format!("{} is not valid: {e}", account_path.display())))?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+/// Where a subscriber's small files are read from: its folder in the data
+/// directory (a catalogue rebuild) or in the bucket (a take-over, issue 22).
+pub(crate) trait Source {
+    /// Where the files are, for messages.
+    fn describe(&self, file: &str) -> String;
+    /// The account file's bytes, if it exists.
+    fn account(&self) -> Result<Option<Vec<u8>>>;
+    /// The key file's bytes, if it exists.
+    fn key(&self) -> Result<Option<Vec<u8>>>;
+    /// The manifests' names (not temporary ones) and when each was written
+    /// (Unix seconds; `None` if unknown), by name.
+    fn manifests(&self) -> Result<Vec<(String, Option<i64>)>>;
+    /// One manifest's bytes.
+    fn manifest(&self, name: &str) -> Result<Vec<u8>>;
+}
+
+/// A subscriber's folder in the data directory.
+struct LocalFolder<'a>(&'a Path);
+
+impl Source for LocalFolder<'_> {
+    fn describe(&self, file: &str) -> String {
+        self.0.join(file).display().to_string()
+    }
+
+    fn account(&self) -> Result<Option<Vec<u8>>> {
+        read_if_exists(&self.0.join(ACCOUNT_FILE))
+    }
+
+    fn key(&self) -> Result<Option<Vec<u8>>> {
+        read_if_exists(&self.0.join(KEY_FILE))
+    }
+
+    fn manifests(&self) -> Result<Vec<(String, Option<i64>)>> {
+        Ok(files(&self.0.join(MANIFESTS_DIR))?
+            .into_iter()
+            .map(|(name, path)| {
+                let modified = fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .and_then(|d| i64::try_from(d.as_secs()).ok());
+                (name, modified)
+            })
+            .collect())
+    }
+
+    fn manifest(&self, name: &str) -> Result<Vec<u8>> {
+        let path = self.0.join(MANIFESTS_DIR).join(name);
+        fs::read(&path).map_err(|e| Error::io(&path, e))
+    }
+}
+
+fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// The subscriber's account as `source` holds it, checked to be subscriber
+/// `id`'s.
+pub(crate) fn read_account(source: &dyn Source, id: i64) -> Result<Account> {
+    let where_ = source.describe(ACCOUNT_FILE);
+    let account: Account = match source.account()? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Corrupt(format!("{where_} is not valid: {e}")))?,
+        None => {
             return Err(Error::Corrupt(format!(
-                "{} is missing: the subscriber's name, quota and devices cannot be rebuilt \
-                 (restore the file from a backup of the data directory)",
-                account_path.display()
+                "{where_} is missing: the subscriber's name, quota and devices cannot be rebuilt \
+                 (restore the file from a backup of the data directory)"
             )))
         }
-        Err(e) => return Err(Error::io(&account_path, e)),
     };
     if account.id != id {
         return Err(Error::Corrupt(format!(
-            "{} says subscriber #{}, but it is in folder {id}",
-            account_path.display(),
+            "{where_} says subscriber #{}, but it is in folder {id}",
             account.id
         )));
     }
+    Ok(account)
+}
+
+/// Writes subscriber `id`'s rows into `catalog` from `source` (account,
+/// key, manifests) and `packs` (the pack indexes).
+pub(crate) fn rebuild_subscriber(
+    catalog: &Catalog,
+    packs: &Packs,
+    id: i64,
+    source: &dyn Source,
+    clock: &dyn Clock,
+) -> Result<RebuildReport> {
+    let mut report = RebuildReport::default();
+    let account = read_account(source, id)?;
     catalog.insert_account(&account)?;
     report.subscriber = account.name.clone();
     report.devices = account.devices.len() as u64;
 
-    let key_path = dir.join(KEY_FILE);
-    match fs::read(&key_path) {
-        Ok(key) => {
-            catalog.insert_key(id, &key)?;
-            report.key = true;
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&key_path, e)),
+    if let Some(key) = source.key()? {
+        catalog.insert_key(id, &key)?;
+        report.key = true;
     }
 
     for pack in packs.list(id)? {
@@ -215,11 +282,11 @@ fn rebuild_subscriber(
 
     // Manifests, oldest first, so that the commit order is rebuilt.
     let mut snapshots = Vec::new();
-    for (name, path) in files(&dir.join(MANIFESTS_DIR))? {
+    for (name, modified) in source.manifests()? {
         let Some(id_from_name) = ChunkId::from_hex(&name) else {
             continue;
         };
-        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = source.manifest(&name)?;
         if snapshot_id(&bytes) != id_from_name {
             report.problems.push(format!(
                 "manifest {name} left out: it does not match its name"
@@ -228,15 +295,13 @@ fn rebuild_subscriber(
         }
         match Manifest::read_public(&bytes) {
             Ok((public, _)) => {
-                let now = clock.now();
-                let received = fs::metadata(&path)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .and_then(|d| i64::try_from(d.as_secs()).ok())
+                // When the server wrote the file is when it received the
+                // snapshot (a copy has later times): never later than the
+                // manifest's own time, nor now.
+                let received = modified
                     .unwrap_or(public.time.secs)
                     .min(public.time.secs)
-                    .min(now);
+                    .min(clock.now());
                 snapshots.push((id_from_name, bytes.len() as u64, public, received));
             }
             Err(e) => report

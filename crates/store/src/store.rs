@@ -19,7 +19,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::history::{self, DayUsage, History, Recorded, ServerDay, Space};
-use crate::layout::{ACCOUNT_FILE, CATALOG_FILE, KEY_FILE, MANIFESTS_DIR, SUBSCRIBERS_DIR};
+use crate::layout::{
+    subscriber_object, ACCOUNT_FILE, CATALOG_FILE, KEY_FILE, MANIFESTS_DIR, SUBSCRIBERS_DIR,
+};
 use crate::pending::{lock, Pending};
 use crate::permissions::{self, Tightened};
 use crate::storage::{PackStorage, Packs};
@@ -38,7 +40,7 @@ pub struct Store {
     pub(crate) catalog: Catalog,
     pub(crate) pending: Arc<Pending>,
     pub(crate) packs: Arc<Packs>,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     tightened: Tightened,
     /// Held while an account file is read from the catalogue and written,
     /// so that two changes at once never leave the older one on disk.
@@ -209,7 +211,11 @@ impl Store {
             .insert_subscriber(name, quota, retention.as_deref(), self.now())?;
         let dir = self.subscriber_dir(id);
         durable::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        self.save_account(id)
+        self.save_account(id)?;
+        // A frontend's record lists it at once (issue 22): a take-over of
+        // this frontend finds it even if the daemon never ran since.
+        self.publish_frontend(None, None)?;
+        Ok(())
     }
 
     /// Changes a subscriber's quota and/or retention policy (`None` leaves it
@@ -277,16 +283,27 @@ impl Store {
     /// devices' (secret hashes only), the part of the catalogue no pack or
     /// manifest describes, so that `rebuild-catalog` can restore it. Written
     /// after every change, durably.
+    ///
+    /// On a bucket the file is copied there too (issue 22), after checking
+    /// that this frontend still serves the subscriber ([`Error::Moved`]
+    /// if another frontend took it over).
     pub(crate) fn save_account(&self, sub: i64) -> Result<()> {
         let _one_at_a_time = lock(&self.accounts);
-        let account = self.catalog.account(sub)?;
+        let mut account = self.catalog.account(sub)?;
+        account.frontend = self.service()?.map(|s| s.frontend);
         let path = self.account_path(sub);
         let text = serde_json::to_vec_pretty(&account).map_err(|e| {
             Error::Corrupt(format!("encoding the account of {:?}: {e}", account.name))
         })?;
         durable::create_dir_all(&self.subscriber_dir(sub))
             .and_then(|()| durable::write_atomic(&path, &text))
-            .map_err(|e| Error::io(&path, e))
+            .map_err(|e| Error::io(&path, e))?;
+        if self.packs.is_bucket() {
+            self.check_serving(sub)?;
+            self.packs
+                .put_object(&subscriber_object(sub, ACCOUNT_FILE), &text)?;
+        }
+        Ok(())
     }
 
     /// Writes the account files that are missing (data directories made

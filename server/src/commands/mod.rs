@@ -10,6 +10,7 @@ pub mod prune;
 pub mod rebuild;
 pub mod run;
 pub mod subscriber;
+pub mod take_over;
 pub mod usage;
 pub mod verify;
 
@@ -37,7 +38,24 @@ pub fn run(cli: Cli) -> Result<()> {
             listen,
             public_address,
             storage,
-        } => init::run(&data.data, listen, public_address, &storage),
+            frontend,
+            identity_from,
+        } => init::run(
+            &data.data,
+            init::Options {
+                listen,
+                public_address,
+                storage: &storage,
+                frontend: frontend.as_deref(),
+                identity_from: identity_from.as_deref(),
+            },
+        ),
+        Command::TakeOver {
+            data,
+            from,
+            subscriber,
+            json,
+        } => take_over::run(&data.data, from.as_deref(), subscriber.as_deref(), json),
         Command::Run { data, dashboard } => run::run(&data.data, dashboard),
         Command::Subscriber(c) => subscriber::run(c),
         Command::Alerts(c) => alerts::run(c),

@@ -31,6 +31,9 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
         None => None,
     };
     let store = Arc::new(super::open_store(data)?);
+    // A frontend of a service (issue 22): what was taken over meanwhile
+    // leaves, and the service learns this one is up.
+    let frontend = crate::frontend::start(&store, &config.public_address)?;
     let identity = Identity::load(&dir.tls_dir())?;
     let transport = TransportLimits {
         idle_timeout: Duration::from_secs(config.idle_timeout_secs),
@@ -69,6 +72,12 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
         let watcher = alerts
             .clone()
             .map(|a| tokio::spawn(crate::alerts::watch(a, store.clone())));
+        let keeping_up = frontend.then(|| {
+            tokio::spawn(crate::frontend::keep_up(
+                store.clone(),
+                config.public_address.clone(),
+            ))
+        });
         let serving = daemon::serve(endpoint, store.clone(), limits(&config), shutdown);
         // Today's line of the usage history, now and every hour.
         let recording = crate::history::hourly(store.clone(), recorder.clone());
@@ -87,6 +96,9 @@ pub fn run(data: &Path, dashboard_flag: Option<SocketAddr>) -> Result<()> {
         };
         if let Some(w) = watcher {
             w.abort();
+        }
+        if let Some(k) = keeping_up {
+            k.abort();
         }
         let _ = stop.send(());
         if let Some(mut task) = dashboard {

@@ -285,6 +285,9 @@ fn error_reply(e: &coffre_store::Error) -> ErrorReply {
         // A copy of a replaced credential: the sentence names the device and
         // when it was replaced, and what the member does about it.
         E::Superseded { .. } => (ErrorCode::Superseded, e.to_string()),
+        // Where the structure went: a frontend's name and public address,
+        // which its PCs need (issue 22).
+        E::Moved { .. } => (ErrorCode::Moved, e.to_string()),
         E::Forbidden { action, .. } => (
             ErrorCode::Forbidden,
             format!(

@@ -32,6 +32,7 @@ impl Catalog {
                         retention: r.get(3)?,
                         created: r.get(4)?,
                         contact: r.get(5)?,
+                        frontend: None,
                         devices: Vec::new(),
                     })
                 })
@@ -159,6 +160,12 @@ pub(crate) struct Account {
     /// before, and when nobody but the operator does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) contact: Option<String>,
+    /// The frontend of the service that serves it (issue 22): its copy in
+    /// the bucket says who may write for it, and a frontend that finds
+    /// another's name there stops serving it. Absent for a server on its
+    /// own and in files written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) frontend: Option<String>,
     pub(crate) devices: Vec<AccountDevice>,
 }
 

@@ -7,6 +7,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::rows::{parse_role, subscriber_id, to_i64, to_u64};
+use super::service::next_id;
 use super::Catalog;
 use crate::error::{Error, Result};
 use crate::types::{CheckpointUsage, DeviceInfo, DeviceUsage, Role, SubscriberInfo, Usage};
@@ -27,11 +28,14 @@ impl Catalog {
                     what: format!("subscriber {name:?}"),
                 });
             }
+            // Ids come from this frontend's block (issue 22, `service.rs`).
+            let id = next_id(tx, "subscribers")?;
             tx.execute(
-                "INSERT INTO subscribers (name, quota_bytes, retention, created) VALUES (?1, ?2, ?3, ?4)",
-                params![name, quota, retention, now],
+                "INSERT INTO subscribers (id, name, quota_bytes, retention, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, name, quota, retention, now],
             )?;
-            Ok(tx.last_insert_rowid())
+            Ok(id)
         })
     }
 
@@ -249,10 +253,11 @@ impl Catalog {
                     ),
                 });
             }
+            let id = next_id(tx, "devices")?;
             tx.execute(
-                "INSERT INTO devices (subscriber_id, name, role, secret_hash, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![sub, device, role.as_str(), &secret_hash[..], now],
+                "INSERT INTO devices (id, subscriber_id, name, role, secret_hash, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, sub, device, role.as_str(), &secret_hash[..], now],
             )?;
             Ok(())
         })

@@ -53,6 +53,7 @@ mod history;
 mod keys;
 mod rows;
 mod schema;
+mod service;
 mod trust;
 
 use std::path::{Path, PathBuf};
@@ -262,6 +263,7 @@ mod tests {
             ("mod.rs", include_str!("mod.rs")),
             ("rows.rs", include_str!("rows.rs")),
             ("schema.rs", include_str!("schema.rs")),
+            ("service.rs", include_str!("service.rs")),
             ("trust.rs", include_str!("trust.rs")),
         ];
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog");

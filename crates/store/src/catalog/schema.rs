@@ -253,6 +253,33 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (subscriber_id, day)
     ) WITHOUT ROWID;
     ",
+    // Issue 22: a frontend of a service (several `coffre-server`s over one
+    // bucket). `service` holds this data directory's frontend name and
+    // number (no row: a server on its own); the number gives the block of
+    // row ids its new subscribers and devices take
+    // (`number * 1,000,000,000 + 1` onwards), so that ids are unique across
+    // the service and a subscriber keeps its id, and its folder in the
+    // bucket, when another frontend takes it over. `moved` remembers the
+    // subscribers this frontend served and another one took over, and
+    // `moved_secrets` their devices' secret hashes at that time, so that a
+    // PC still calling here is told where its structure went.
+    "
+    CREATE TABLE service (
+        one      INTEGER PRIMARY KEY CHECK (one = 1),
+        frontend TEXT NOT NULL,
+        number   INTEGER NOT NULL CHECK (number >= 0)
+    );
+    CREATE TABLE moved (
+        subscriber_id INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL,
+        frontend      TEXT NOT NULL,
+        moved         INTEGER NOT NULL
+    );
+    CREATE TABLE moved_secrets (
+        hash          BLOB PRIMARY KEY,
+        subscriber_id INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The newest schema version this build knows.

@@ -157,6 +157,9 @@ impl Store {
         let started = Instant::now();
         let _lock = self.gc_lock()?;
         let sub = self.catalog.subscriber_id_of(name)?;
+        // Never delete for a subscriber another frontend serves now (issue
+        // 22): its packs are that one's.
+        self.check_serving(sub)?;
         let mut report = GcReport {
             subscriber: name.to_string(),
             used_before: self.catalog.quota(sub)?.1,

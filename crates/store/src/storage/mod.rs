@@ -1,7 +1,8 @@
 //! Where sealed packs live: the local file system (the default) or an
-//! S3-compatible object store. Everything else the store keeps (the
-//! catalogue, manifests, key files, `account.json`, packs being written)
-//! stays in the data directory: see docs/decisions.md.
+//! S3-compatible object store. On an object store, each subscriber's
+//! manifests, key file and `account.json` are also copied into the bucket
+//! (`bucket.rs`, issue 22); the catalogue and packs being written stay in
+//! the data directory: see docs/decisions.md.
 //!
 //! [`Packs`] is the one door to sealed packs: the data path, GC, repack,
 //! verify, orphans and rebuild go through it, never through a path. A pack is
@@ -12,6 +13,7 @@
 //! catalogue, so invariant 2 holds on both: a chunk row always points to
 //! bytes the storage acknowledged.
 
+mod bucket;
 mod local;
 mod s3;
 

@@ -370,6 +370,20 @@ impl S3Packs {
 
     /// The packs under `dir` (a key ending in `/`), every page of the listing.
     pub(super) fn list(&self, dir: &str) -> Result<Vec<PackObject>> {
+        Ok(self
+            .list_objects(dir)?
+            .into_iter()
+            .filter_map(|mut o| {
+                let name = o.name.strip_suffix(PACK_SUFFIX)?.to_string();
+                o.name = name;
+                Some(o)
+            })
+            .collect())
+    }
+
+    /// The objects directly under `dir` (a key ending in `/`), by file name,
+    /// without temporary ones (a leading dot); every page of the listing.
+    pub(super) fn list_objects(&self, dir: &str) -> Result<Vec<PackObject>> {
         let (store, path) = (self.store.clone(), self.path(dir.trim_end_matches('/')));
         let listed = self
             .call("listing", dir, async move {
@@ -380,15 +394,25 @@ impl S3Packs {
             .objects
             .into_iter()
             .filter_map(|o| {
-                let file = o.location.filename()?.to_string();
-                let name = file.strip_suffix(PACK_SUFFIX)?;
+                let name = o.location.filename()?.to_string();
                 (!name.starts_with('.')).then(|| PackObject {
-                    name: name.to_string(),
+                    name,
                     size: o.size,
                     modified: o.last_modified.timestamp(),
                 })
             })
             .collect())
+    }
+
+    /// Stores `bytes` under `key` (one PUT, replacing the object); returns
+    /// once the store acknowledged it.
+    pub(super) fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        let (store, path) = (self.store.clone(), self.path(key));
+        self.call("storing", key, async move {
+            store.put(&path, PutPayload::from(bytes)).await
+        })?
+        .map(|_| ())
+        .map_err(|e| self.error("storing", key, e))
     }
 
     /// Checks that the bucket answers and the credentials are accepted (a
