@@ -190,12 +190,14 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn a_frontend_lost_with_its_data_directory_is_taken_over_from_the_bucket_and_every_snapshot_restores(
 ) {
+    let t0 = Instant::now();
     let garage = Garage::start();
     let storage = garage.storage("service");
     let rt = runtime();
     let identity = Identity::generate().unwrap();
     let mut fe1 = Frontend::start(&rt, &identity, &storage, "fe1");
     let fe2 = Frontend::start(&rt, &identity, &storage, "fe2");
+    eprintln!("{:?} started", t0.elapsed());
     // fe1's PCs dial its public address, which the operator can move.
     let public = Relay::spawn(fe1.addr.parse().unwrap(), Profile::unlimited()).unwrap();
     let public_addr = public.addr();
@@ -225,8 +227,48 @@ fn a_frontend_lost_with_its_data_directory_is_taken_over_from_the_bucket_and_eve
     assert_eq!(ids(&fe1, "fe1"), [1_000_000_001, 1_000_000_002]);
     assert_eq!(ids(&fe2, "fe2"), [2_000_000_001]);
 
+    eprintln!("{:?} backed up", t0.elapsed());
+    // Each frontend writes its record with its usage (its daemon does at
+    // start and every 5 minutes): every board shows every structure.
+    coffre_server::start_frontend(fe1.store(), &public_addr.to_string()).unwrap();
+    coffre_server::start_frontend(fe2.store(), &fe2.addr).unwrap();
+    let board = |at: i64| -> Vec<(String, Option<String>, Vec<String>)> {
+        coffre_server::usage::rows(fe2.store(), at, 30)
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let words = r.status.iter().map(ToString::to_string).collect();
+                (r.usage.name, r.frontend, words)
+            })
+            .collect()
+    };
+    let now = fe2.store().now();
+    let seen = board(now);
+    let names: Vec<(&str, Option<&str>)> = seen
+        .iter()
+        .map(|(n, f, _)| (n.as_str(), f.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("epicerie", Some("fe1")),
+            ("jardins", Some("fe1")),
+            ("theatre", Some("fe2"))
+        ]
+    );
+    assert!(seen.iter().all(|(_, _, s)| s == &["ok"]), "{seen:?}");
+
     // fe1's machine is lost: daemon, catalogue, manifests, key files, all.
     fe1.lose(&rt);
+    eprintln!("{:?} lost", t0.elapsed());
+    // Twenty minutes later, fe2's board says whose server is silent.
+    let seen = board(now + 20 * 60);
+    for (name, _, status) in &seen {
+        let silent = status
+            .iter()
+            .any(|s| s.starts_with("server silent: frontend fe1"));
+        assert_eq!(silent, name != "theatre", "{seen:?}");
+    }
     let started = Instant::now();
     let taken = fe2.store().take_over("fe1").unwrap();
     let took = started.elapsed();
@@ -245,6 +287,21 @@ fn a_frontend_lost_with_its_data_directory_is_taken_over_from_the_bucket_and_eve
     let names: Vec<&str> = record.subscribers.iter().map(|(_, n)| n.as_str()).collect();
     assert_eq!(names.len(), 3, "{names:?}");
 
+    // fe2's board shows them as its own, and fe1's record lists none.
+    let seen = board(fe2.store().now());
+    assert!(
+        seen.iter()
+            .all(|(_, f, s)| f.as_deref() == Some("fe2") && s == &["ok"]),
+        "{seen:?}"
+    );
+    assert!(fe2
+        .store()
+        .frontend("fe1")
+        .unwrap()
+        .unwrap()
+        .subscribers
+        .is_empty());
+
     // The operator points fe1's address at fe2.
     drop(public);
     let _moved =
@@ -254,9 +311,11 @@ fn a_frontend_lost_with_its_data_directory_is_taken_over_from_the_bucket_and_eve
     // the nightly backups go on (credentials roll on fe2).
     for pc in &mut pcs {
         pc.restores_everything();
+        eprintln!("{:?} restored", t0.elapsed());
         pc.backup(3);
         pc.restores_everything();
     }
+    eprintln!("{:?} all restored", t0.elapsed());
     other.restores_everything();
     for name in ["jardins", "epicerie", "theatre"] {
         let verify = fe2

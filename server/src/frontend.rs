@@ -1,9 +1,10 @@
 //! The daemon's side of a service's frontend (issue 22): at start, stop
 //! serving the subscribers another frontend took over meanwhile (the
 //! bucket says so) and write this frontend's record; then rewrite the
-//! record every few minutes (the service sees it alive and where PCs reach
-//! it) and copy the catalogue into the bucket every few hours. A server on
-//! its own does none of it.
+//! record every few minutes (the service sees it alive, where PCs reach
+//! it, and its usage report, which every frontend's board and `usage`
+//! show) and copy the catalogue into the bucket every few hours. A server
+//! on its own does none of it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,7 @@ pub fn start(store: &Store, address: &str) -> coffre_store::Result<bool> {
             left.join(", ")
         );
     }
-    store.publish_frontend(Some(address), None)?;
+    store.publish_frontend(Some(address), Some(usage(store)?))?;
     info!(
         frontend = %service.frontend,
         number = service.number,
@@ -51,7 +52,7 @@ pub async fn keep_up(store: Arc<Store>, address: String) {
         }
         let (store, address) = (store.clone(), address.clone());
         let done = tokio::task::spawn_blocking(move || -> coffre_store::Result<()> {
-            store.publish_frontend(Some(&address), None)?;
+            store.publish_frontend(Some(&address), Some(usage(&store)?))?;
             if backup {
                 if let Some(size) = store.backup_catalog()? {
                     info!("catalogue copied into the bucket ({size} bytes compressed)");
@@ -66,4 +67,11 @@ pub async fn keep_up(store: Arc<Store>, address: String) {
             Err(e) => warn!("frontend record or catalogue backup: {e}"),
         }
     }
+}
+
+/// This frontend's usage report as its record carries it, for the board
+/// of every frontend ([`crate::usage::rows`]).
+fn usage(store: &Store) -> coffre_store::Result<serde_json::Value> {
+    serde_json::to_value(store.usage()?)
+        .map_err(|e| coffre_store::Error::Corrupt(format!("encoding the usage report: {e}")))
 }

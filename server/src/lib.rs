@@ -65,6 +65,7 @@ pub use dashboard::{
     bind as bind_dashboard, serve as serve_dashboard, serve_within as serve_dashboard_within,
 };
 pub use dashboard::{Options as DashboardOptions, Token as DashboardToken};
+pub use frontend::start as start_frontend;
 pub use maintenance::{collect_garbage, night, timed, Collected};
 pub use retention::{apply as apply_retention, plan as plan_retention, Decision};
 pub use tls::{Identity, TransportLimits};

@@ -110,9 +110,24 @@ pub enum Status {
         /// When the server received it (Unix seconds, its clock).
         at: i64,
     },
+    /// The frontend of the service that keeps this structure's backups
+    /// (issue 22) has not written its record for [`SILENT_AFTER`] or
+    /// more: its machine or its daemon is down, and the line shows what it
+    /// last said. Backups and restores of the structure wait for it, or
+    /// for a take-over (docs/operator-guide.md, "A national service").
+    FrontendSilent {
+        /// The frontend.
+        frontend: String,
+        /// Whole minutes since its record was written.
+        minutes: i64,
+    },
     /// Nothing to report.
     Ok,
 }
+
+/// A frontend silent for this long (its record is rewritten every 5
+/// minutes) is reported: [`Status::FrontendSilent`].
+pub const SILENT_AFTER: i64 = 15 * 60;
 
 /// How urgently the board should look at a subscriber: the page lists the
 /// most urgent first.
@@ -134,9 +149,10 @@ impl Status {
     /// How urgent this status is.
     pub fn attention(&self) -> Attention {
         match self {
-            Status::OverQuota | Status::BackupRefused { .. } | Status::CopyRefused { .. } => {
-                Attention::Alarm
-            }
+            Status::OverQuota
+            | Status::BackupRefused { .. }
+            | Status::CopyRefused { .. }
+            | Status::FrontendSilent { .. } => Attention::Alarm,
             Status::Stale { .. }
             | Status::NeverBackedUp { .. }
             | Status::ClockWrong { .. }
@@ -210,6 +226,12 @@ impl fmt::Display for Status {
                 if *first { "first backup" } else { "backup" },
                 coffre_core::units::format_size(*bytes),
                 coffre_core::utc_minute(*at)
+            ),
+            Status::FrontendSilent { frontend, minutes } => write!(
+                f,
+                "server silent: frontend {frontend} has not been heard from for {} \
+                 (take it over if its machine is lost)",
+                coffre_core::units::count(minutes.unsigned_abs(), "minute")
             ),
             Status::Ok => f.write_str("ok"),
         }
@@ -385,6 +407,9 @@ pub struct Row {
     pub saving_ratio: Option<f64>,
     /// Its statuses, worst first (at least one).
     pub status: Vec<Status>,
+    /// The frontend of the service that serves it (issue 22); `None` for a
+    /// server on its own.
+    pub frontend: Option<String>,
 }
 
 impl Row {
@@ -395,6 +420,7 @@ impl Row {
             saving_ratio: ratio(&usage),
             status: statuses(&usage, now, stale_days),
             usage,
+            frontend: None,
         }
     }
 
@@ -416,13 +442,68 @@ impl Row {
     }
 }
 
-/// The report: one row per subscriber, by name, as of `now`.
+/// The report: one row per subscriber, by name, as of `now`. On a
+/// frontend of a service (issue 22), every frontend's subscribers: this
+/// one's from its catalogue, the others' from the usage their records
+/// carry (rewritten every 5 minutes; the statuses are worked out again
+/// here, at `now`), each once (this frontend's own first, then the most
+/// recent record's), with [`Status::FrontendSilent`] for those of a
+/// frontend that stopped writing its record.
 pub fn rows(store: &Store, now: i64, stale_days: u32) -> Result<Vec<Row>> {
-    Ok(store
+    let service = store.service()?;
+    let mut rows: Vec<Row> = store
         .usage()?
         .into_iter()
-        .map(|u| Row::new(u, now, stale_days))
-        .collect())
+        .map(|u| {
+            let mut row = Row::new(u, now, stale_days);
+            row.frontend = service.as_ref().map(|s| s.frontend.clone());
+            row
+        })
+        .collect();
+    let Some(service) = service else {
+        return Ok(rows);
+    };
+    let mut seen: std::collections::HashSet<String> =
+        rows.iter().map(|r| r.usage.name.clone()).collect();
+    let mut records = store.frontends()?;
+    records.retain(|r| r.name != service.frontend);
+    records.sort_by_key(|r| std::cmp::Reverse(r.updated));
+    for record in records {
+        let Some(usage) = record.usage.clone() else {
+            continue;
+        };
+        let usage: Vec<Usage> = match serde_json::from_value(usage) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(
+                    "the usage in frontend {:?}'s record is not readable: {e}",
+                    record.name
+                );
+                continue;
+            }
+        };
+        let silent = now.saturating_sub(record.updated);
+        for u in usage {
+            if !seen.insert(u.name.clone()) {
+                continue;
+            }
+            let mut row = Row::new(u, now, stale_days);
+            row.frontend = Some(record.name.clone());
+            if silent >= SILENT_AFTER {
+                row.status.retain(|s| *s != Status::Ok);
+                row.status.insert(
+                    0,
+                    Status::FrontendSilent {
+                        frontend: record.name.clone(),
+                        minutes: silent / 60,
+                    },
+                );
+            }
+            rows.push(row);
+        }
+    }
+    rows.sort_by(|a, b| a.usage.name.cmp(&b.usage.name));
+    Ok(rows)
 }
 
 /// The saving of dedup and compression: what the data weighs over what it costs.

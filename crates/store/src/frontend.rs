@@ -205,11 +205,16 @@ impl Store {
             subscribers: self.catalog.subscriber_names()?,
             usage: usage.or_else(|| previous.and_then(|p| p.usage)),
         };
-        let bytes = serde_json::to_vec_pretty(&record)
+        self.write_record(&record)?;
+        Ok(Some(record))
+    }
+
+    /// Writes a frontend's record into the bucket.
+    pub(crate) fn write_record(&self, record: &FrontendRecord) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(record)
             .map_err(|e| Error::Corrupt(format!("encoding the frontend record: {e}")))?;
         self.packs
-            .put_object(&frontend_record(&service.frontend), &bytes)?;
-        Ok(Some(record))
+            .put_object(&frontend_record(&record.name), &bytes)
     }
 
     /// The account of subscriber `sub` as the bucket holds it, if any.

@@ -144,6 +144,27 @@ impl Store {
         let mut out = done.into_inner().unwrap_or_else(|e| e.into_inner());
         out.sort_by_key(|t| t.id);
         self.publish_frontend(None, None)?;
+        // The old frontend's record keeps only what it may still serve
+        // (what failed here), so that no board shows a structure twice;
+        // its time stays, so a silent frontend stays silent. If it still
+        // runs, it rewrites its record itself.
+        if from != self.serving_frontend()? {
+            let gone: Vec<i64> = out
+                .iter()
+                .filter(|t| {
+                    t.rebuilt.is_some()
+                        || t.note.as_deref().is_some_and(|n| !n.starts_with("failed"))
+                })
+                .map(|t| t.id)
+                .collect();
+            let mut record = record;
+            record.subscribers.retain(|(id, _)| !gone.contains(id));
+            if let Some(serde_json::Value::Array(rows)) = &mut record.usage {
+                let names: Vec<&str> = record.subscribers.iter().map(|(_, n)| n.as_str()).collect();
+                rows.retain(|r| r["name"].as_str().is_some_and(|n| names.contains(&n)));
+            }
+            self.write_record(&record)?;
+        }
         Ok(out)
     }
 

@@ -5,12 +5,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use coffre_core::ChunkId;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 
 /// What a device may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Add data and read its own subscriber's data; never delete (invariant 3).
@@ -214,8 +214,9 @@ pub struct Status {
     pub last_backup: Option<i64>,
 }
 
-/// One row of `coffre-server usage`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One row of `coffre-server usage` (also carried in a frontend's record,
+/// for the board of a service: issue 22).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// The subscriber.
     pub name: String,
@@ -241,7 +242,7 @@ pub struct Usage {
 }
 
 /// One device's backups, for the board.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DeviceUsage {
     /// The device.
     pub name: String,
@@ -326,7 +327,7 @@ impl DeviceUsage {
 }
 
 /// A device's newest checkpoint, for the board: a backup in progress.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CheckpointUsage {
     /// When the server received it (Unix seconds, its clock).
     pub received: i64,

@@ -71,6 +71,22 @@ pub fn headline(lang: Lang, e: &Event) -> String {
             };
             lang.last_backup_incomplete(device, problems)
         }
+        (_, Kind::FrontendSilent) => {
+            let (frontend, minutes) = match &e.status {
+                Some(Status::FrontendSilent { frontend, minutes }) => (frontend.as_str(), *minutes),
+                _ => ("?", 0),
+            };
+            match lang {
+                Lang::Fr => format!(
+                    "le serveur {frontend} qui garde ses sauvegardes ne répond plus depuis {}\u{a0}min",
+                    lang.integer(minutes.unsigned_abs())
+                ),
+                Lang::En => format!(
+                    "the server {frontend} keeping its backups silent for {} min",
+                    lang.integer(minutes.unsigned_abs())
+                ),
+            }
+        }
         (Lang::Fr, Kind::TaskFailed) => format!("la tâche de nuit «\u{a0}{device}\u{a0}» a échoué"),
         (Lang::En, Kind::TaskFailed) => format!("the nightly task “{device}” failed"),
     };

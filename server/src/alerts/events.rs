@@ -16,6 +16,7 @@
 //! | clock wrong | [`Status::ClockWrong`] | no |
 //! | copy refused | [`Status::CopyRefused`] (a cloned credential) | yes |
 //! | incomplete | [`Status::Incomplete`] | no |
+//! | frontend silent | [`Status::FrontendSilent`] (issue 22: the frontend serving the structure stopped writing its record) | yes |
 //! | task failed | a maintenance run (prune, gc, verify) not `ok`; verify fails on damage | yes, operator only |
 //!
 //! [`Status::InProgress`] and [`Status::Ok`] are not told.
@@ -48,6 +49,8 @@ pub enum Kind {
     ClockWrong,
     /// A PC's last backup was incomplete.
     Incomplete,
+    /// The frontend serving the structure is silent (issue 22).
+    FrontendSilent,
 }
 
 impl Kind {
@@ -63,13 +66,18 @@ impl Kind {
             Kind::NeverBackedUp => "never_backed_up",
             Kind::ClockWrong => "clock_wrong",
             Kind::Incomplete => "incomplete",
+            Kind::FrontendSilent => "frontend_silent",
         }
     }
 
     /// Whether it cannot wait for the night's digest.
     pub fn urgent(self) -> bool {
         match self {
-            Kind::OverQuota | Kind::BackupRefused | Kind::TaskFailed | Kind::CopyRefused => true,
+            Kind::OverQuota
+            | Kind::BackupRefused
+            | Kind::TaskFailed
+            | Kind::CopyRefused
+            | Kind::FrontendSilent => true,
             Kind::NearQuota
             | Kind::Stale
             | Kind::NeverBackedUp
@@ -93,6 +101,7 @@ pub fn kind_of(status: &Status) -> Option<Kind> {
         Status::ClockWrong { .. } => Some(Kind::ClockWrong),
         Status::CopyRefused { .. } => Some(Kind::CopyRefused),
         Status::Incomplete { .. } => Some(Kind::Incomplete),
+        Status::FrontendSilent { .. } => Some(Kind::FrontendSilent),
         // Progress, not a problem: the board shows it, nobody is told.
         Status::InProgress { .. } => None,
         Status::Ok => None,
@@ -190,6 +199,8 @@ fn event(row: &Row, status: &Status, kind: Kind) -> Event {
         }
         Status::CopyRefused { times, .. } => (times.to_string(), None),
         Status::Incomplete { problems, .. } => (problems.to_string(), None),
+        // The same frontend silent is the same fact, however long.
+        Status::FrontendSilent { frontend, .. } => (frontend.clone(), None),
         // Each new refusal (after a commit) is a new fact; more refusals of
         // the same unfinished backup are not.
         Status::BackupRefused { .. } => (last.unwrap_or_default().to_string(), None),
@@ -225,7 +236,7 @@ fn status_device(status: &Status) -> Option<&str> {
         | Status::Incomplete { device, .. }
         | Status::BackupRefused { device, .. }
         | Status::InProgress { device, .. } => Some(device),
-        Status::OverQuota | Status::NearQuota | Status::Ok => None,
+        Status::OverQuota | Status::NearQuota | Status::FrontendSilent { .. } | Status::Ok => None,
     }
 }
 

@@ -32,6 +32,7 @@ use tracing::{info, warn};
 
 use crate::config::{AlertsConfig, Config};
 use crate::dashboard::i18n::Lang;
+use crate::usage::{Row, Status};
 use digest::Message;
 use events::Event;
 use mail::Mailer;
@@ -129,7 +130,7 @@ impl Alerts {
     /// Reads the report, the maintenance runs and the contacts (blocking).
     pub fn look(store: &Store, stale_days: u32) -> Result<Look> {
         let now = store.now();
-        let rows = crate::usage::rows(store, now, stale_days)?;
+        let rows = told_here(store, crate::usage::rows(store, now, stale_days)?, now)?;
         let runs = store.maintenance_runs()?;
         let contacts = store
             .list_subscribers()?
@@ -375,6 +376,34 @@ pub async fn watch(alerts: Arc<Alerts>, store: Arc<Store>) {
         }
         tokio::time::sleep(alerts.check_every()).await;
     }
+}
+
+/// On a frontend of a service (issue 22), the rows whose facts this
+/// frontend tells, so that each is told once across the service: its own
+/// structures, and those of a silent frontend if this one's name comes
+/// first among the frontends that are not silent.
+fn told_here(store: &Store, rows: Vec<Row>, now: i64) -> Result<Vec<Row>> {
+    let Some(me) = store.service()?.map(|s| s.frontend) else {
+        return Ok(rows);
+    };
+    let first_alive = store
+        .frontends()?
+        .into_iter()
+        .filter(|r| r.name == me || now.saturating_sub(r.updated) < crate::usage::SILENT_AFTER)
+        .map(|r| r.name)
+        .chain(std::iter::once(me.clone()))
+        .min();
+    let tells_silent = first_alive.as_deref() == Some(me.as_str());
+    Ok(rows
+        .into_iter()
+        .filter(|r| {
+            r.frontend.as_deref() == Some(me.as_str())
+                || (tells_silent
+                    && r.status
+                        .iter()
+                        .any(|s| matches!(s, Status::FrontendSilent { .. })))
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -35,6 +35,9 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
                 let u = &r.usage;
                 json!({
                     "name": u.name,
+                    // The frontend serving it (issue 22); null on a server
+                    // on its own.
+                    "frontend": r.frontend,
                     "quota_bytes": u.quota_bytes,
                     "used_bytes": u.used_bytes,
                     // Rounded down below the quota, as the page and the
@@ -114,9 +117,14 @@ pub fn run(data: &Path, json: bool, csv: bool, stale_days: Option<u32>) -> Resul
         );
         for r in &rows {
             let u = &r.usage;
+            // On a service, which frontend serves it (issue 22).
+            let name = match &r.frontend {
+                Some(f) => format!("{} @{f}", u.name),
+                None => u.name.clone(),
+            };
             outln!(
                 "{:<20} {:>10} {:>10} {:>6} {:>10} {:>6} {:>5}  {}",
-                u.name,
+                name,
                 format_size_like(u.quota_bytes, u.quota_bytes),
                 format_size_like(u.used_bytes, u.quota_bytes),
                 percent_text(r.percent),

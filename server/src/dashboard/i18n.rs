@@ -267,6 +267,7 @@ impl Lang {
             Status::CopyRefused { .. } => t.copy_refused,
             Status::Incomplete { .. } => t.incomplete,
             Status::InProgress { .. } => t.in_progress,
+            Status::FrontendSilent { .. } => t.frontend_silent,
             Status::Ok => t.ok,
         }
     }
@@ -418,6 +419,22 @@ impl Lang {
                 "The backup of “{device}” is long (a first backup over a slow line takes \
                  days): what is sent is kept at every checkpoint, and it goes on where it \
                  stopped. Leave the PC on at night."
+            ),
+            (Lang::Fr, Status::FrontendSilent { frontend, minutes }) => format!(
+                "Le serveur «{NBSP}{frontend}{NBSP}» qui garde les sauvegardes de cette \
+                 structure ne donne plus de nouvelles depuis {}{NBSP}min{NBSP}: ses PC ne \
+                 peuvent ni sauvegarder ni restaurer. Relancez-le, ou, si sa machine est \
+                 perdue, reprenez ses structures sur un autre serveur («{NBSP}coffre-server \
+                 take-over --from {frontend}{NBSP}»){NBSP}: rien n’est perdu, tout est dans \
+                 le stockage.",
+                self.integer(minutes.unsigned_abs())
+            ),
+            (Lang::En, Status::FrontendSilent { frontend, minutes }) => format!(
+                "The server “{frontend}” keeping this structure’s backups has been silent for \
+                 {} min: its PCs can neither back up nor restore. Restart it or, if its \
+                 machine is lost, take its structures over on another server (“coffre-server \
+                 take-over --from {frontend}”): nothing is lost, everything is in the storage.",
+                self.integer(minutes.unsigned_abs())
             ),
         })
     }
@@ -813,6 +830,7 @@ pub struct Text {
     pub incomplete: &'static str,
     /// A long backup on its way (checkpoints).
     pub in_progress: &'static str,
+    pub frontend_silent: &'static str,
     /// The last backup, in a tooltip.
     pub last_backup: &'static str,
 }
@@ -840,6 +858,7 @@ static FR: Text = Text {
     copy_refused: "Copie refusée",
     incomplete: "Sauvegarde incomplète",
     in_progress: "Sauvegarde en cours",
+    frontend_silent: "Serveur muet",
     last_backup: "Dernière sauvegarde",
 };
 
@@ -866,6 +885,7 @@ static EN: Text = Text {
     copy_refused: "Copy refused",
     incomplete: "Backup incomplete",
     in_progress: "Backup in progress",
+    frontend_silent: "Server silent",
     last_backup: "Last backup",
 };
 

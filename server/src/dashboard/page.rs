@@ -119,7 +119,7 @@ fn class(status: &Status) -> &'static str {
         | Status::NeverBackedUp { .. }
         | Status::ClockWrong { .. }
         | Status::Incomplete { .. } => "late",
-        Status::CopyRefused { .. } => "over",
+        Status::CopyRefused { .. } | Status::FrontendSilent { .. } => "over",
         Status::InProgress { .. } => "near",
         Status::Ok => "ok",
     }
@@ -142,9 +142,14 @@ fn card(html: &mut String, row: &Row, lang: Lang, now: i64, charts: &Charts) {
             )
         })
         .map_or("ok", class);
+    // On a service of several frontends, which one serves it (issue 22).
+    let served_by = match &row.frontend {
+        Some(f) => format!(" <small>@{}</small>", escape(f)),
+        None => String::new(),
+    };
     let _ = write!(
         html,
-        "<article class=\"card {worst}\">\n<h2>{name}</h2>\n<p class=\"badges\">",
+        "<article class=\"card {worst}\">\n<h2>{name}{served_by}</h2>\n<p class=\"badges\">",
         name = escape(&u.name)
     );
     // One badge per kind of status (two stale PCs make one "stale" badge).
