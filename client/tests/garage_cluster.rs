@@ -148,9 +148,10 @@ fn succeeded(out: &Output) -> String {
 /// A node (not the daemon's) killed once the backup's first pack is stored:
 /// the backup completes without a retry, more packs are stored with the
 /// node down, the snapshot restores byte for byte and `verify` reads every
-/// pack clean. The node restarted, the daemon moved to its endpoint: a
+/// pack clean. The node restarted (it holds fewer blocks than the others:
+/// it really missed those writes), the daemon moved to its endpoint: a
 /// second `verify` reads every pack through it, and a second backup and
-/// its restore go through it.
+/// the restores of both snapshots go through it.
 #[test]
 fn a_garage_node_killed_mid_backup_loses_nothing() {
     const LOST: usize = 2;
@@ -187,6 +188,15 @@ fn a_garage_node_killed_mid_backup_loses_nothing() {
     eprintln!(
         "node {LOST} serving again {:?} after its restart",
         restart.elapsed()
+    );
+    // The node really missed what was written without it.
+    let (held, all) = (
+        s.cluster.stored_bytes(LOST),
+        s.cluster.stored_bytes(SERVED_BY),
+    );
+    assert!(
+        held < all,
+        "node {LOST} holds {held} bytes of blocks, node {SERVED_BY} {all}"
     );
     let storage = s.cluster.storage(LOST, "lost");
     s.server.restart_on(storage, |_| {});

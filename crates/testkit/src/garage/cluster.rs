@@ -136,6 +136,16 @@ impl Cluster {
         self.nodes[node].cli(args)
     }
 
+    /// The bytes of the blocks node `node` holds (its data folder). Every
+    /// node holds every block (replication 3), so a node that was down
+    /// while objects were written holds fewer. It catches up by Garage's
+    /// anti-entropy: the others push their tables to it every 10 minutes,
+    /// and it fetches a block it learns of after twice the RPC timeout
+    /// (10 minutes); no test waits for that.
+    pub fn stored_bytes(&self, node: usize) -> u64 {
+        self.nodes[node].data_bytes()
+    }
+
     /// The end of node `node`'s log, for a failing test's message.
     pub fn log_tail(&self, node: usize) -> String {
         self.nodes[node].log_tail()

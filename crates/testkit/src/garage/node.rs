@@ -217,6 +217,25 @@ admin_token = "{secret}"
         }
     }
 
+    /// The bytes in the node's data folder: the blocks it holds (every
+    /// node of a replicated cluster holds the same ones once it caught up).
+    pub(crate) fn data_bytes(&self) -> u64 {
+        fn walk(dir: &Path) -> u64 {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.dir.join("data"))
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.join("garage.log")
     }
