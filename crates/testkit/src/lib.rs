@@ -7,7 +7,7 @@
 //! | [`data`] | `data(seed, len)`: the suites' incompressible bytes from a seed | none |
 //! | [`cli`] | a program run as an operator runs it: `admin_command`, `ok`, `one_line_error` | none |
 //! | [`store`] | `Env`: a store in a temporary directory; a device enrolled in a store; blobs put through it as a client uploads; the files of a data directory | `store` |
-//! | [`garage`] | `Garage`: a real single-node Garage (S3) on loopback | `store` |
+//! | [`garage`] | `Garage`: a real single-node Garage (S3) on loopback; `Cluster`: three nodes replicating each other, killed and restarted one at a time | `store` |
 //! | [`daemon`] | the real daemon in this process on 127.0.0.1: `TestServer` (on the test's tokio runtime), `Server` (its own runtime, restartable) | `daemon` |
 //!
 //! **Dependency order.** The kit must never make a crate's tests depend on
