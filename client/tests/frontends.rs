@@ -1,7 +1,8 @@
 //! A service of several frontends over one bucket (issue 22): the real
 //! daemons (two frontends sharing one TLS identity, in this process), a
-//! real Garage (`coffre_testkit::garage`), the real `coffre` program on
-//! each PC. A frontend's machine is lost with its data directory: another
+//! real Garage (`coffre_testkit::garage`: the take-over on a three-node
+//! cluster with replication 3, each frontend through another node), the
+//! real `coffre` program on each PC. A frontend's machine is lost with its data directory: another
 //! frontend takes its subscribers over from the bucket alone, the old
 //! address is pointed at it (a UDP relay on loopback stands for the
 //! address the operator moves: a DNS name or a floating IP), and every
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use coffre_proto::Token;
 use coffre_server::{Identity, Limits};
 use coffre_store::{PackStorage, Role, Store};
-use coffre_testkit::garage::Garage;
+use coffre_testkit::garage::{self, Garage};
 use coffre_wan::{Profile, Relay};
 use support::{assert_same_state, make_tree, one_line_error, Client, PathState};
 
@@ -191,12 +192,11 @@ fn runtime() -> tokio::runtime::Runtime {
 fn a_frontend_lost_with_its_data_directory_is_taken_over_from_the_bucket_and_every_snapshot_restores(
 ) {
     let t0 = Instant::now();
-    let garage = Garage::start();
-    let storage = garage.storage("service");
+    let cluster = garage::Cluster::start();
     let rt = runtime();
     let identity = Identity::generate().unwrap();
-    let mut fe1 = Frontend::start(&rt, &identity, &storage, "fe1");
-    let fe2 = Frontend::start(&rt, &identity, &storage, "fe2");
+    let mut fe1 = Frontend::start(&rt, &identity, &cluster.storage(0, "service"), "fe1");
+    let fe2 = Frontend::start(&rt, &identity, &cluster.storage(1, "service"), "fe2");
     eprintln!("{:?} started", t0.elapsed());
     // fe1's PCs dial its public address, which the operator can move.
     let public = Relay::spawn(fe1.addr.parse().unwrap(), Profile::unlimited()).unwrap();
@@ -382,4 +382,39 @@ fn a_moved_structure_s_pcs_are_told_where_it_went_and_a_frontend_that_comes_back
     std::fs::write(&stays.client.config, config.replace(&fe1.addr, &fe2.addr)).unwrap();
     stays.backup(2);
     stays.restores_everything();
+}
+
+#[test]
+fn a_server_that_ran_alone_joins_the_service_and_another_frontend_can_take_it_over() {
+    let garage = Garage::start();
+    let storage = garage.storage("service");
+    // A server on its own, its packs in the bucket, a PC backed up twice.
+    let solo = coffre_testkit::daemon::Server::start_on(storage.clone());
+    let mut pc = Pc::enrol(&solo.token("jardins", 1 << 30, "accueil", Role::Backup), 1);
+    pc.backup(1);
+    pc.backup(2);
+
+    // It joins: it keeps its ids (number 0), and what it wrote before
+    // (manifests, key file) is copied into the bucket.
+    let joined = solo.store.join_service("solo", Some(&solo.addr)).unwrap();
+    assert_eq!(joined.number, 0);
+    let record = solo.store.frontend("solo").unwrap().unwrap();
+    assert_eq!(record.subscribers, [(1, "jardins".to_string())]);
+
+    // Another frontend of the service (the same identity) takes it over
+    // from the bucket alone once the solo server's machine is lost, and
+    // the PC, pointed at it, restores everything and backs up again.
+    let rt = runtime();
+    let fe2 = Frontend::start(&rt, solo.identity(), &storage, "fe2");
+    assert_eq!(fe2.store().service().unwrap().unwrap().number, 1);
+    let solo_addr = solo.addr.clone();
+    drop(solo);
+    let taken = fe2.store().take_over("solo").unwrap();
+    let rebuilt = taken[0].rebuilt.as_ref().expect("taken over");
+    assert_eq!((rebuilt.snapshots, rebuilt.key), (2, true), "{rebuilt:?}");
+    let config = std::fs::read_to_string(&pc.client.config).unwrap();
+    std::fs::write(&pc.client.config, config.replace(&solo_addr, &fe2.addr)).unwrap();
+    pc.restores_everything();
+    pc.backup(3);
+    pc.restores_everything();
 }

@@ -62,6 +62,22 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         identity_from: Option<PathBuf>,
     },
+    /// Make this server a frontend of the service of its bucket (issue 22).
+    ///
+    /// For a server that already runs with its packs in the bucket
+    /// (`move-packs` first): its subscribers keep their ids (it takes the
+    /// number 0, which only one frontend may have), its key files and
+    /// manifests are copied into the bucket, and its record is written
+    /// with the public address of config.toml. The other frontends are
+    /// created with `init --frontend NAME --identity-from DATA/tls` on
+    /// the same bucket. Runs beside the daemon; restart the daemon after.
+    Join {
+        #[command(flatten)]
+        data: DataArg,
+        /// The frontend's name in the service (letters, digits, '-', '_').
+        #[arg(long, value_name = "NAME")]
+        frontend: String,
+    },
     /// Serve the subscribers of another frontend of the service, from the
     /// bucket alone (issue 22).
     ///

@@ -141,15 +141,48 @@ impl Store {
                 .expect("a free number"),
         };
         self.catalog.set_service(name, number)?;
-        // Every account file names its frontend from now on.
+        // Every account file names its frontend from now on, and what was
+        // written before copies were made goes into the bucket.
         for sub in self.catalog.subscriber_ids()? {
             self.save_account(sub)?;
+            self.copy_into_bucket(sub)?;
         }
         self.publish_frontend(address, None)?;
         Ok(Service {
             frontend: name.to_string(),
             number,
         })
+    }
+
+    /// Copies subscriber `sub`'s key file and the manifests the bucket
+    /// lacks from the data directory into the bucket (those written before
+    /// release 22 made copies). Returns how many files it copied.
+    pub(crate) fn copy_into_bucket(&self, sub: i64) -> Result<u64> {
+        let mut copied = 0;
+        if let Some(key) = self.catalog.key(sub)? {
+            self.packs
+                .put_object(&subscriber_object(sub, crate::layout::KEY_FILE), &key)?;
+            copied += 1;
+        }
+        let there: std::collections::HashSet<String> = self
+            .packs
+            .list_objects(&crate::layout::manifests_prefix(sub))?
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        for snapshot in self.catalog.snapshots(sub)? {
+            let id = snapshot.id;
+            let name = id.to_hex();
+            if there.contains(&name) {
+                continue;
+            }
+            let path = self.manifest_path(sub, &id);
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            self.packs
+                .put_object(&crate::layout::manifest_object(sub, &name), &bytes)?;
+            copied += 1;
+        }
+        Ok(copied)
     }
 
     /// Every frontend record of the service, by name (empty on local

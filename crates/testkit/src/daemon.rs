@@ -231,6 +231,11 @@ impl Server {
         }
     }
 
+    /// Its TLS identity (another server of the same service shares it).
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
     /// A new device of `subscriber` (created with `quota` if new): its token.
     pub fn token(&self, subscriber: &str, quota: u64, device: &str, role: Role) -> String {
         let secret = enrol(&self.store, subscriber, quota, device, role);

@@ -50,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 identity_from: identity_from.as_deref(),
             },
         ),
+        Command::Join { data, frontend } => take_over::join(&data.data, &frontend),
         Command::TakeOver {
             data,
             from,

@@ -1,7 +1,9 @@
 //! `coffre-server take-over --from FRONTEND | --subscriber NAME`: serve
 //! another frontend's subscribers from the bucket alone (issue 22;
 //! `coffre_store`'s `take_over.rs` does the work). Runs beside this
-//! frontend's daemon, which serves them as soon as their rows are in.
+//! frontend's daemon, which serves them as soon as their rows are in. And
+//! `coffre-server join --frontend NAME`: a server with data becomes the
+//! service's frontend number 0.
 
 use std::path::Path;
 use std::time::Instant;
@@ -77,5 +79,21 @@ pub fn run(data: &Path, from: Option<&str>, subscriber: Option<&str>, json: bool
             count(failed, "subscriber")
         );
     }
+    Ok(())
+}
+
+/// Runs `coffre-server join --frontend NAME`.
+pub fn join(data: &Path, frontend: &str) -> Result<()> {
+    let dir = crate::config::DataDir::new(data);
+    let config = dir.config()?;
+    let store = super::open_store(data)?;
+    let service = store.join_service(frontend, Some(&config.public_address))?;
+    outln!(
+        "this server is frontend {:?} (number {}) of the service of {}; its subscribers' \
+         files are in the bucket; restart the daemon",
+        service.frontend,
+        service.number,
+        dir.pack_storage()?.describe()
+    );
     Ok(())
 }
