@@ -70,7 +70,11 @@ fn main() {
             },
             opt("threads", 4) as usize,
         ),
-        "measure" => measure::run(&dir, opt("sessions", 1_000), opt("concurrency", 200) as usize),
+        "measure" => measure::run(
+            &dir,
+            opt("sessions", 1_000),
+            opt("concurrency", 200) as usize,
+        ),
         "verify" => measure::verify(&dir, opt("turn", 0)),
         _ => usage("give a command"),
     }

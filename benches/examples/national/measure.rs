@@ -86,7 +86,9 @@ pub fn run(dir: &Path, sessions_count: u64, concurrency: usize) {
     let stored: u64 = usage.iter().map(|u| u.used_bytes).sum();
     let snapshots: u64 = usage.iter().map(|u| u.snapshots).sum();
     let board_s: Vec<(f64, usize)> = runtime.block_on(async {
-        let listener = bind_dashboard("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let listener = bind_dashboard("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let options = DashboardOptions {
             token: DashboardToken::new(TOKEN).unwrap(),
@@ -176,9 +178,7 @@ pub fn run(dir: &Path, sessions_count: u64, concurrency: usize) {
         task("verify")
     );
     println!("| nightly in all | {nightly:.1} s |");
-    println!(
-        "| snapshots before / after retention | {snapshots} / {snapshots_after} |"
-    );
+    println!("| snapshots before / after retention | {snapshots} / {snapshots_after} |");
     println!(
         "| peak RSS: night window (server and {concurrency} clients) / reports / nightly | {peak_window} / {peak_reports} / {peak_nightly} MB |"
     );
@@ -210,13 +210,20 @@ async fn get_page(addr: std::net::SocketAddr) -> usize {
     s.write_all(req.as_bytes()).await.unwrap();
     let mut body = Vec::new();
     s.read_to_end(&mut body).await.unwrap();
-    assert!(body.starts_with(b"HTTP/1.1 200"), "the board answered {:?}", String::from_utf8_lossy(&body[..body.len().min(200)]));
+    assert!(
+        body.starts_with(b"HTTP/1.1 200"),
+        "the board answered {:?}",
+        String::from_utf8_lossy(&body[..body.len().min(200)])
+    );
     body.len()
 }
 
 fn read_shape(dir: &Path) -> Shape {
     let text = std::fs::read_to_string(dir.join("shape")).expect("read the shape (populate first)");
-    let v: Vec<u64> = text.split_whitespace().map(|w| w.parse().unwrap()).collect();
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
     Shape {
         subscribers: v[0],
         devices: v[1],

@@ -53,7 +53,10 @@ pub async fn run(
 ) -> Latencies {
     let stride = (shape.devices / sessions.max(1)).max(1);
     let queue: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(
-        (0..sessions.min(shape.devices)).rev().map(|k| k * stride).collect(),
+        (0..sessions.min(shape.devices))
+            .rev()
+            .map(|k| k * stride)
+            .collect(),
     ));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {

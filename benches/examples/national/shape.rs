@@ -111,7 +111,14 @@ pub fn chunk_blob(keys: &Keys, sealer: &mut Sealer, d: u64, i: u64) -> (ChunkId,
 pub fn manifest(shape: &Shape, keys: &Keys, d: u64, n: u64, time: i64) -> Vec<u8> {
     let ids: Vec<ChunkId> = shape.listed(d, n).map(|i| chunk_id(keys, d, i)).collect();
     let count = ids.len() as u64;
-    let mut m = Manifest::bare(&Shape::device_name(d), Timestamp { secs: time, nanos: 0 }, ids);
+    let mut m = Manifest::bare(
+        &Shape::device_name(d),
+        Timestamp {
+            secs: time,
+            nanos: 0,
+        },
+        ids,
+    );
     // What the listed chunks stand for at the real average chunk size.
     m.public.logical_bytes = count << 20;
     m.public.file_count = count;

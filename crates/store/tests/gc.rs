@@ -41,7 +41,11 @@ fn retention_removes_several_snapshots_of_a_subscriber_at_once() {
         .collect();
     assert_eq!(left, [snaps[1], snaps[3]]);
     assert!(env.used("acme") < before);
-    assert_eq!(env.used("acme"), env.disk_bytes(&s), "manifests removed too");
+    assert_eq!(
+        env.used("acme"),
+        env.disk_bytes(&s),
+        "manifests removed too"
+    );
     assert_eq!(env.store.remove_snapshots("acme", &[snaps[0]]).unwrap(), 0);
     assert_eq!(env.store.remove_snapshots("acme", &[]).unwrap(), 0);
 }
