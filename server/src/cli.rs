@@ -207,7 +207,7 @@ pub enum Command {
     },
     /// Check the stored data against the checksums taken when it was written.
     ///
-    /// Re-reads every pack (or a part with --sample) and every manifest,
+    /// Re-reads every pack and manifest (or a part with --sample),
     /// without any key: each blob against its checksum, each pack's own index
     /// against the catalogue, each manifest against its snapshot id. Reports
     /// the damaged chunks and the snapshots and devices they affect. With
@@ -226,7 +226,7 @@ pub enum Command {
         /// Quarantine what is damaged, so that the next backups send it again.
         #[arg(long)]
         repair: bool,
-        /// Check only part K of N of the packs (e.g. 3/30); manifests are always checked.
+        /// Check only part K of N of the packs and of the manifests (e.g. 3/30); every manifest when damage is found.
         #[arg(long, value_name = "K/N", value_parser = parse_sample)]
         sample: Option<(u64, u64)>,
         /// Print JSON: {"subscribers": [{"subscriber", "damaged": [...], "affected": [...], ...}]}.

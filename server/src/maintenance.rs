@@ -148,8 +148,15 @@ pub fn next_night(now: i64, at: (i8, i8)) -> Result<(jiff::ZonedDateTime, Durati
 pub fn night(store: &Store) {
     let started = Instant::now();
     match timed(store, "prune", || {
-        let p = retention::plan(store, None)?;
-        Ok((retention::apply(store, &p)?, p.len()))
+        // One subscriber at a time: the decisions of every snapshot of a
+        // national store at once (3 million) took 0.9 GB (issue 22).
+        let (mut removed, mut total) = (0, 0);
+        for name in retention::subscriber_names(store, None)? {
+            let p = retention::plan(store, Some(&name))?;
+            removed += retention::apply(store, &p)?;
+            total += p.len();
+        }
+        Ok((removed, total))
     }) {
         Ok((removed, total)) => info!(
             removed,

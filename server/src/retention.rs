@@ -7,6 +7,8 @@
 //! clock), never by the time a PC wrote in its manifest: a PC's clock may be
 //! wrong or forged (issue 17). The PC's time is kept for display only.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use coffre_store::retention::Rule;
 use coffre_store::{ChunkId, Store};
@@ -100,13 +102,20 @@ pub fn subscriber_names(store: &Store, only: Option<&str>) -> Result<Vec<String>
     })
 }
 
-/// Removes what `plan` did not keep; returns how many snapshots went.
+/// Removes what `plan` did not keep, one subscriber at a time in one
+/// transaction each ([`Store::remove_snapshots`]); returns how many
+/// snapshots went.
 pub fn apply(store: &Store, plan: &[Decision]) -> Result<usize> {
-    let mut removed = 0;
+    let mut by_subscriber: BTreeMap<&str, Vec<ChunkId>> = BTreeMap::new();
     for d in plan.iter().filter(|d| !d.keep) {
-        if store.remove_snapshot(&d.subscriber, &d.snapshot)? {
-            removed += 1;
-        }
+        by_subscriber
+            .entry(d.subscriber.as_str())
+            .or_default()
+            .push(d.snapshot);
+    }
+    let mut removed = 0;
+    for (name, ids) in by_subscriber {
+        removed += store.remove_snapshots(name, &ids)? as usize;
     }
     Ok(removed)
 }

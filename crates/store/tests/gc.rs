@@ -17,6 +17,39 @@ fn now_options() -> GcOptions {
     }
 }
 
+/// Retention removes a night's snapshots of a subscriber in one call (one
+/// transaction, one flush of the manifests' folder: issue 22): exactly
+/// those, each once, their manifests gone and `used_bytes` still the disk's.
+#[test]
+fn retention_removes_several_snapshots_of_a_subscriber_at_once() {
+    let env = Env::new();
+    let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
+    let mut c = Client::new(1);
+    let p = env.sealed_pack(&s, &mut c, &[1, 2], 50_000);
+    let snaps: Vec<_> = (0..4).map(|t| env.commit(&s, &c, 100 + t, &p)).collect();
+    env.store.end_session(&s).unwrap();
+    let before = env.used("acme");
+
+    let gone = [snaps[0], snaps[2], snaps[0]];
+    assert_eq!(env.store.remove_snapshots("acme", &gone).unwrap(), 2);
+    let left: Vec<_> = env
+        .store
+        .snapshots_of("acme")
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, [snaps[1], snaps[3]]);
+    assert!(env.used("acme") < before);
+    assert_eq!(
+        env.used("acme"),
+        env.disk_bytes(&s),
+        "manifests removed too"
+    );
+    assert_eq!(env.store.remove_snapshots("acme", &[snaps[0]]).unwrap(), 0);
+    assert_eq!(env.store.remove_snapshots("acme", &[]).unwrap(), 0);
+}
+
 #[test]
 fn gc_frees_what_no_snapshot_references_and_keeps_the_rest_readable() {
     let env = Env::new();

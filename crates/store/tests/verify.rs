@@ -180,3 +180,36 @@ fn a_sample_checks_a_part_of_the_packs() {
         .sum();
     assert_eq!(parts, 6, "three turns of a third cover every pack once");
 }
+
+/// The nightly sample checks a part of the manifests too (each in exactly
+/// one part), but every one of them once the sampled packs show damage, so
+/// that the report names every snapshot the damage affects (issue 22).
+#[test]
+fn a_sample_checks_a_part_of_the_manifests_unless_it_finds_damage() {
+    let env = Env::new();
+    let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
+    let mut c = Client::new(1);
+    let ids = env.sealed_pack(&s, &mut c, &[1, 2], 20_000);
+    for t in 0..12 {
+        env.commit(&s, &c, 100 + t, &ids);
+    }
+    let sample = |turn| VerifyOptions {
+        sample: Some((3, turn)),
+        repair: false,
+    };
+    let parts: Vec<_> = (0..3)
+        .map(|turn| env.store.verify("acme", &sample(turn)).unwrap())
+        .collect();
+    assert_eq!(parts.iter().map(|r| r.manifests).sum::<u64>(), 12);
+    assert!(parts.iter().all(|r| r.is_clean()));
+    let with_the_pack = parts.iter().position(|r| r.packs == 1).unwrap() as u64;
+
+    // Damage one blob: the turn that reads its pack checks every manifest.
+    let pack = &env.packs(&s)[0];
+    let mut bytes = fs::read(pack).unwrap();
+    bytes[100] ^= 1;
+    fs::write(pack, &bytes).unwrap();
+    let r = env.store.verify("acme", &sample(with_the_pack)).unwrap();
+    assert!(!r.damaged.is_empty());
+    assert_eq!((r.manifests, r.affected.len()), (12, 12));
+}

@@ -120,34 +120,34 @@ impl Catalog {
     }
 
     /// Every device with its backups, as (subscriber name, usage), ordered by
-    /// subscriber and device name.
+    /// subscriber and device name. Each subquery reads only the device's own
+    /// snapshots (`snapshots_by_device`); the checkpoint in progress is the
+    /// device's newest snapshot when that is a checkpoint (then it is newer
+    /// than every complete one), found by two seeks in that index.
     pub(crate) fn device_usage(&self) -> Result<Vec<(String, DeviceUsage)>> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
                 "SELECT s.name, d.name, d.revoked IS NOT NULL, d.last_backup,
-                        (SELECT COUNT(*) FROM snapshots sn
+                        (SELECT COUNT(*) FROM snapshots sn INDEXED BY snapshots_by_device
                           WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id),
-                        (SELECT sn.logical_bytes FROM snapshots sn
+                        (SELECT sn.logical_bytes FROM snapshots sn INDEXED BY snapshots_by_device
                           WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
                           ORDER BY sn.checkpoint, sn.received DESC, sn.seq DESC LIMIT 1),
                         d.clock_skew, d.clone_refusals, d.last_clone_refusal,
-                        (SELECT sn.problems FROM snapshots sn
+                        (SELECT sn.problems FROM snapshots sn INDEXED BY snapshots_by_device
                           WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
                             AND sn.checkpoint = 0
                           ORDER BY sn.received DESC, sn.seq DESC LIMIT 1),
                         c.received, c.logical_bytes, c.file_count,
                         d.role, d.quota_refusals, d.last_quota_refusal, d.quota_missing,
                         d.id, d.subscriber_id,
-                        (SELECT MAX(sn.received) FROM snapshots sn
+                        (SELECT MAX(sn.received) FROM snapshots sn INDEXED BY snapshots_by_device
                           WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id)
                  FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
-                 LEFT JOIN snapshots c ON c.subscriber_id = d.subscriber_id AND c.seq =
-                        (SELECT MAX(sn.seq) FROM snapshots sn
-                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
-                            AND sn.checkpoint = 1
-                            AND sn.seq > COALESCE((SELECT MAX(k.seq) FROM snapshots k
-                                  WHERE k.subscriber_id = d.subscriber_id
-                                    AND k.device_id = d.id AND k.checkpoint = 0), 0))
+                 LEFT JOIN snapshots c INDEXED BY snapshots_by_device ON c.subscriber_id = d.subscriber_id
+                        AND c.device_id = d.id AND c.checkpoint = 1 AND c.seq =
+                        (SELECT MAX(sn.seq) FROM snapshots sn INDEXED BY snapshots_by_device
+                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id)
                  ORDER BY s.name, d.name",
             )?;
             let rows = stmt.query_map([], |r| {

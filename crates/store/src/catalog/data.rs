@@ -222,6 +222,25 @@ impl Catalog {
         self.write(|tx| delete_snapshot_row(tx, sub, id))
     }
 
+    /// Removes the snapshots `ids` of subscriber `sub` on the server's own
+    /// authority (retention) in one transaction, lowering `used_bytes` by
+    /// their manifests; returns those that were there.
+    pub(crate) fn delete_snapshots_by_server(
+        &self,
+        sub: i64,
+        ids: &[ChunkId],
+    ) -> Result<Vec<ChunkId>> {
+        self.write(|tx| {
+            let mut gone = Vec::with_capacity(ids.len());
+            for id in ids {
+                if delete_snapshot_row(tx, sub, id)? {
+                    gone.push(*id);
+                }
+            }
+            Ok(gone)
+        })
+    }
+
     pub(crate) fn status(&self, sub: i64, device: i64) -> Result<Status> {
         self.read(|tx| {
             tx.prepare_cached(
