@@ -576,6 +576,8 @@ impl Store {
     /// the snapshot was already gone.
     pub fn remove_snapshot(&self, name: &str, id: &ChunkId) -> Result<bool> {
         let sub = self.catalog.subscriber_id_of(name)?;
+        // Never for a subscriber another frontend serves now (issue 22).
+        self.check_serving(sub)?;
         let state = self.pending.subscriber(sub);
         let _commit = lock(&state.commit);
         if !self.catalog.delete_snapshot_by_server(sub, id)? {
@@ -601,6 +603,8 @@ impl Store {
             return Ok(0);
         }
         let sub = self.catalog.subscriber_id_of(name)?;
+        // Never for a subscriber another frontend serves now (issue 22).
+        self.check_serving(sub)?;
         let state = self.pending.subscriber(sub);
         let _commit = lock(&state.commit);
         let gone = self.catalog.delete_snapshots_by_server(sub, ids)?;
@@ -615,6 +619,12 @@ impl Store {
         if !gone.is_empty() {
             let dir = self.manifests_dir(sub);
             durable::sync_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        // And their copies in the bucket (issue 22): a take-over must not
+        // bring a removed snapshot back.
+        for id in &gone {
+            self.packs
+                .remove_object(&manifest_object(sub, &id.to_hex()))?;
         }
         Ok(gone.len() as u64)
     }
