@@ -127,14 +127,6 @@ fn gc(dir: &Path, dry_run: bool) {
     );
 }
 
-/// The process's peak resident memory in MB (Linux; 0 elsewhere).
 fn peak_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1000)
+    coffre_testkit::peak_rss_mb()
 }

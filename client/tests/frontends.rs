@@ -418,3 +418,33 @@ fn a_server_that_ran_alone_joins_the_service_and_another_frontend_can_take_it_ov
     pc.backup(3);
     pc.restores_everything();
 }
+
+#[test]
+fn a_frontend_rebuilt_on_a_new_machine_under_its_name_takes_its_own_structures_back() {
+    let garage = Garage::start();
+    let storage = garage.storage("service");
+    let rt = runtime();
+    let identity = Identity::generate().unwrap();
+    let mut fe1 = Frontend::start(&rt, &identity, &storage, "fe1");
+    let mut pc = Pc::enrol(
+        &fe1.token(&identity, &fe1.addr.clone(), "jardins", "accueil"),
+        1,
+    );
+    pc.backup(1);
+    let old_addr = fe1.addr.clone();
+    fe1.lose(&rt);
+
+    // A new machine, the same name and identity: the same number, and its
+    // daemon's start keeps its record's structures listed until it has
+    // taken them back.
+    let new = Frontend::start(&rt, &identity, &storage, "fe1");
+    assert_eq!(new.store().service().unwrap().unwrap().number, 1);
+    coffre_server::start_frontend(new.store(), &new.addr).unwrap();
+    let taken = new.store().take_over("fe1").unwrap();
+    assert!(taken.len() == 1 && taken[0].rebuilt.is_some(), "{taken:?}");
+    let config = std::fs::read_to_string(&pc.client.config).unwrap();
+    std::fs::write(&pc.client.config, config.replace(&old_addr, &new.addr)).unwrap();
+    pc.restores_everything();
+    pc.backup(2);
+    pc.restores_everything();
+}

@@ -58,14 +58,7 @@ fn change(root: &Path, seed: u64, round: u64) {
 }
 
 fn peak_mb() -> u64 {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1000)
+    coffre_testkit::peak_rss_mb()
 }
 
 #[test]

@@ -243,14 +243,7 @@ fn reset_peak() {
 
 /// The process's peak resident memory since the last reset, in MB.
 pub fn peak_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1000)
+    coffre_testkit::peak_rss_mb()
 }
 
 /// The nightly sampled verify alone (read-only), to compare builds on one

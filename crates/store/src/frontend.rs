@@ -227,6 +227,27 @@ impl Store {
             return Ok(None);
         };
         let previous = self.frontend(&service.frontend)?;
+        let mut subscribers = self.catalog.subscriber_names()?;
+        // A frontend rebuilt on a new machine under its old name starts
+        // with an empty catalogue: the subscribers its record lists and
+        // whose account files still name it stay listed, so that its
+        // take-over "from itself" finds them.
+        if let Some(previous) = &previous {
+            let here: std::collections::HashSet<i64> =
+                subscribers.iter().map(|(id, _)| *id).collect();
+            for (id, name) in &previous.subscribers {
+                if here.contains(id) {
+                    continue;
+                }
+                let ours = self
+                    .bucket_account(*id)?
+                    .is_some_and(|a| a.frontend.as_deref() == Some(service.frontend.as_str()));
+                if ours {
+                    subscribers.push((*id, name.clone()));
+                }
+            }
+            subscribers.sort();
+        }
         let record = FrontendRecord {
             version: RECORD_VERSION,
             name: service.frontend.clone(),
@@ -235,7 +256,7 @@ impl Store {
                 .map(str::to_string)
                 .or_else(|| previous.as_ref().and_then(|p| p.address.clone())),
             updated: self.now(),
-            subscribers: self.catalog.subscriber_names()?,
+            subscribers,
             usage: usage.or_else(|| previous.and_then(|p| p.usage)),
         };
         self.write_record(&record)?;

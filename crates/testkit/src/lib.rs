@@ -57,3 +57,17 @@ pub const PASSPHRASE: &str = "correct horse battery staple";
 
 /// One gibibyte: the quota the suites give a subscriber that must not fill.
 pub const GIB: u64 = 1 << 30;
+
+/// The process's peak resident memory in MB (`VmHWM`, Linux; 0 elsewhere),
+/// for the benchmarks and load tests that report it. Writing `5` to
+/// `/proc/self/clear_refs` resets it.
+pub fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1000)
+}
