@@ -65,8 +65,39 @@ pub enum AtStart {
 /// connection lost later is dialled again for up to `[network]
 /// reconnect_for`, and so is a link down at the start if `at_start` says
 /// to wait. A refusal (revoked, superseded, a full quota) fails at once.
+///
+/// If the server says the structure moved to another frontend of the
+/// service (issue 22), the configuration's `server` is set to the address
+/// it gives and that one is dialled, once (`moved.rs`).
 pub fn connect(
     inst: &Installation,
+    rt: &tokio::runtime::Runtime,
+    at_start: &AtStart,
+) -> Result<(Remote, Credentials)> {
+    let server = inst.config.server.as_str();
+    match connect_at(inst, server, rt, at_start) {
+        Err(e) => match crate::moved::moved_to(&e) {
+            Some(address) if address != server => {
+                crate::moved::rewrite_server(&inst.config_path, &address).with_context(|| {
+                    format!("the server says this structure moved to {address}: {e:#}")
+                })?;
+                errln!(
+                    "coffre: this structure's backups moved to {address} (the server {server} \
+                     said so); {} now names it",
+                    inst.config_path.display()
+                );
+                connect_at(inst, &address, rt, at_start)
+            }
+            _ => Err(e),
+        },
+        connected => connected,
+    }
+}
+
+/// [`connect`] to `server`.
+fn connect_at(
+    inst: &Installation,
+    server: &str,
     rt: &tokio::runtime::Runtime,
     at_start: &AtStart,
 ) -> Result<(Remote, Credentials)> {
@@ -80,7 +111,6 @@ pub fn connect(
         AtStart::FailFast => (Duration::ZERO, None),
         AtStart::Wait(notice) => (patience, Some(notice.clone())),
     };
-    let server = inst.config.server.as_str();
     // One attempt: the lock, the secret as the file holds it now, a dial
     // (which waits out a busy server); the lock is kept only with the
     // connection, through the roll.

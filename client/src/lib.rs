@@ -20,6 +20,7 @@ mod files_cache;
 mod fsmeta;
 mod hooks;
 mod limits;
+mod moved;
 mod passphrase;
 mod places;
 mod progress;

@@ -24,7 +24,7 @@ use coffre_server::{Identity, Limits};
 use coffre_store::{PackStorage, Role, Store};
 use coffre_testkit::garage::{self, Garage};
 use coffre_wan::{Profile, Relay};
-use support::{assert_same_state, make_tree, one_line_error, Client, PathState};
+use support::{assert_same_state, make_tree, Client, PathState};
 
 /// One frontend: a data directory, its store and its daemon, on the
 /// shared runtime.
@@ -327,7 +327,8 @@ fn a_frontend_lost_with_its_data_directory_is_taken_over_from_the_bucket_and_eve
 }
 
 #[test]
-fn a_moved_structure_s_pcs_are_told_where_it_went_and_a_frontend_that_comes_back_lets_go() {
+fn a_moved_structure_s_pcs_are_told_where_it_went_and_follow_and_a_frontend_that_comes_back_lets_go(
+) {
     let garage = Garage::start();
     let storage = garage.storage("service");
     let rt = runtime();
@@ -338,35 +339,50 @@ fn a_moved_structure_s_pcs_are_told_where_it_went_and_a_frontend_that_comes_back
         &fe1.token(&identity, &fe1.addr.clone(), "jardins", "accueil"),
         1,
     );
+    let mut second = Pc::enrol(
+        &fe1.token(&identity, &fe1.addr.clone(), "jardins", "compta"),
+        3,
+    );
     let mut stays = Pc::enrol(
         &fe1.token(&identity, &fe1.addr.clone(), "epicerie", "caisse"),
         2,
     );
     moved.backup(1);
+    second.backup(1);
     stays.backup(1);
 
     // A planned move, fe1 still running: fe2 takes "jardins".
     let taken = fe2.store().take_over_subscriber("jardins").unwrap();
     assert!(taken.rebuilt.is_some(), "{taken:?}");
 
-    // Its PC still dials fe1, which refuses and says where to go, twice
-    // (the first time fe1 learns it from the bucket, then it remembers).
-    for _ in 0..2 {
-        let out = moved.client.run(&["backup"]);
-        assert!(!out.status.success());
-        let said = one_line_error(&out);
-        assert!(said.contains("fe2") && said.contains(&fe2.addr), "{said}");
-    }
+    // Its PC still dials fe1, which refuses and says where to go (error
+    // 15, with fe2's address: fe1 learns it from the bucket); the PC
+    // follows, writes fe2's address into its configuration and backs up
+    // there, in the same run.
+    let out = moved.client.run(&["backup"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains(&format!("moved to {}", fe2.addr)), "{said}");
+    let config = std::fs::read_to_string(&moved.client.config).unwrap();
+    assert!(
+        config.contains(&format!("server = \"{}\"", fe2.addr)),
+        "{config}"
+    );
     assert!(
         fe1.store().subscriber("jardins").is_err(),
         "fe1 let go of jardins"
     );
-    // Pointed at fe2 (its configuration's `server`), it backs up and
-    // restores everything.
-    let config = std::fs::read_to_string(&moved.client.config).unwrap();
-    std::fs::write(&moved.client.config, config.replace(&fe1.addr, &fe2.addr)).unwrap();
-    moved.backup(2);
-    moved.restores_everything();
+    // A second PC of the structure, still on fe1's address: fe1, which
+    // let go of the structure, remembers its devices' secrets and where it
+    // went, and this one follows too.
+    let out = second.client.run(&["backup"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains(&format!("moved to {}", fe2.addr)), "{said}");
+    for pc in [&mut moved, &mut second] {
+        pc.backup(2);
+        pc.restores_everything();
+    }
 
     // fe1 is down when fe2 takes "epicerie" too; when it comes back with
     // its data directory, it lets go of it at start.
