@@ -267,7 +267,7 @@ impl Store {
         // In the bucket before the catalogue says committed (issue 22): a
         // committed snapshot is never only on this machine.
         let object = manifest_object(s.subscriber_id, &id.to_hex());
-        if let Err(e) = self.packs.put_object(&object, manifest) {
+        if let Err(e) = self.mirror(&object, Some(manifest)) {
             release();
             let _ = durable::remove_file(&path);
             return Err(e);
@@ -551,8 +551,7 @@ impl Store {
         }
         let path = self.manifest_path(s.subscriber_id, id);
         durable::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-        self.packs
-            .remove_object(&manifest_object(s.subscriber_id, &id.to_hex()))
+        self.mirror(&manifest_object(s.subscriber_id, &id.to_hex()), None)
     }
 
     /// Every snapshot of the subscriber called `name`, oldest first (for the
@@ -585,8 +584,7 @@ impl Store {
         }
         let path = self.manifest_path(sub, id);
         durable::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-        self.packs
-            .remove_object(&manifest_object(sub, &id.to_hex()))?;
+        self.mirror(&manifest_object(sub, &id.to_hex()), None)?;
         Ok(true)
     }
 
@@ -623,8 +621,7 @@ impl Store {
         // And their copies in the bucket (issue 22): a take-over must not
         // bring a removed snapshot back.
         for id in &gone {
-            self.packs
-                .remove_object(&manifest_object(sub, &id.to_hex()))?;
+            self.mirror(&manifest_object(sub, &id.to_hex()), None)?;
         }
         Ok(gone.len() as u64)
     }

@@ -185,6 +185,31 @@ impl Store {
         Ok(copied)
     }
 
+    /// Copies a subscriber's file into the bucket (`put`) or removes its
+    /// copy (`None`). On a frontend of a service this must succeed: another
+    /// frontend may serve the subscriber from the bucket tomorrow. On a
+    /// server on its own the copy is a spare (its data directory is the
+    /// copy it serves from, as before issue 22), so a bucket that is down
+    /// does not stop what worked without it (listing snapshots, rolling a
+    /// credential): the failure is logged, and `join` copies what is
+    /// missing later.
+    pub(crate) fn mirror(&self, key: &str, put: Option<&[u8]>) -> Result<()> {
+        if !self.packs.is_bucket() {
+            return Ok(());
+        }
+        let done = match put {
+            Some(bytes) => self.packs.put_object(key, bytes),
+            None => self.packs.remove_object(key),
+        };
+        match done {
+            Err(e) if self.service()?.is_none() => {
+                tracing::warn!("the bucket's copy of {key} was not updated: {e}");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Every frontend record of the service, by name (empty on local
     /// storage). A record that does not parse is skipped with a warning.
     pub fn frontends(&self) -> Result<Vec<FrontendRecord>> {

@@ -176,7 +176,6 @@ impl Store {
             .map_err(|e| Error::io(&path, e))?;
         // And into the bucket (issue 22): another frontend may serve this
         // subscriber tomorrow, from the bucket alone.
-        self.packs
-            .put_object(&subscriber_object(subscriber_id, KEY_FILE), key_file)
+        self.mirror(&subscriber_object(subscriber_id, KEY_FILE), Some(key_file))
     }
 }

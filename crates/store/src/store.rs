@@ -300,8 +300,7 @@ impl Store {
             .map_err(|e| Error::io(&path, e))?;
         if self.packs.is_bucket() {
             self.check_serving(sub)?;
-            self.packs
-                .put_object(&subscriber_object(sub, ACCOUNT_FILE), &text)?;
+            self.mirror(&subscriber_object(sub, ACCOUNT_FILE), Some(&text))?;
         }
         Ok(())
     }
