@@ -300,13 +300,16 @@ fn a_killed_first_backup_resumes_from_its_checkpoint_with_the_changes_made_meanw
     let seen = std::time::UNIX_EPOCH
         + std::time::Duration::from_secs(u64::try_from(checkpoint.received).unwrap());
     let cache = pc.state_dir().join("cache/files");
+    let modified = || fs::metadata(&cache).and_then(|m| m.modified()).ok();
+    // An earlier checkpoint's save may fall in the same second as `seen`:
+    // only a save made after this point is sure to be this checkpoint's
+    // or a later one's (CI once killed the run between the two).
+    let before = modified();
     wait_until(
         "the PC's files cache saved after the checkpoint",
         std::time::Duration::from_secs(60),
         || {
-            fs::metadata(&cache)
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t >= seen)
+            modified().is_some_and(|t| t >= seen && Some(t) != before)
                 || run.try_wait().unwrap().is_some()
         },
     );

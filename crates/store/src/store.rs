@@ -292,9 +292,7 @@ impl Store {
         let mut account = self.catalog.account(sub)?;
         account.frontend = self.service()?.map(|s| s.frontend);
         let path = self.account_path(sub);
-        let text = serde_json::to_vec_pretty(&account).map_err(|e| {
-            Error::Corrupt(format!("encoding the account of {:?}: {e}", account.name))
-        })?;
+        let text = account.encode()?;
         durable::create_dir_all(&self.subscriber_dir(sub))
             .and_then(|()| durable::write_atomic(&path, &text))
             .map_err(|e| Error::io(&path, e))?;

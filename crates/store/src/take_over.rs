@@ -103,6 +103,9 @@ pub struct TakenOver {
     pub rebuilt: Option<RebuildReport>,
     /// Why it was left, or what failed.
     pub note: Option<String>,
+    /// Whether it failed (it can be taken over again), rather than being
+    /// taken over or left on purpose.
+    pub failed: bool,
 }
 
 impl Store {
@@ -135,6 +138,7 @@ impl Store {
                             id,
                             rebuilt: None,
                             note: Some(format!("failed: {e} (run the take-over again)")),
+                            failed: true,
                         },
                     };
                     crate::pending::lock(&done).push(outcome);
@@ -149,14 +153,7 @@ impl Store {
         // its time stays, so a silent frontend stays silent. If it still
         // runs, it rewrites its record itself.
         if from != self.serving_frontend()? {
-            let gone: Vec<i64> = out
-                .iter()
-                .filter(|t| {
-                    t.rebuilt.is_some()
-                        || t.note.as_deref().is_some_and(|n| !n.starts_with("failed"))
-                })
-                .map(|t| t.id)
-                .collect();
+            let gone: Vec<i64> = out.iter().filter(|t| !t.failed).map(|t| t.id).collect();
             let mut record = record;
             record.subscribers.retain(|(id, _)| !gone.contains(id));
             if let Some(serde_json::Value::Array(rows)) = &mut record.usage {
@@ -209,6 +206,7 @@ impl Store {
             id: sub,
             rebuilt: None,
             note: Some(note),
+            failed: false,
         };
         if self.catalog.has_subscriber(sub)? {
             return Ok(left("already served here".into()));
@@ -230,9 +228,7 @@ impl Store {
         }
         // 1. This frontend writes for it from now on.
         account.frontend = Some(me);
-        let text = serde_json::to_vec_pretty(&account).map_err(|e| {
-            Error::Corrupt(format!("encoding the account of {:?}: {e}", account.name))
-        })?;
+        let text = account.encode()?;
         self.packs
             .put_object(&subscriber_object(sub, ACCOUNT_FILE), &text)?;
 
@@ -259,6 +255,7 @@ impl Store {
                     id: sub,
                     rebuilt: Some(report),
                     note: None,
+                    failed: false,
                 })
             }
             // 3. Nothing half done stays.

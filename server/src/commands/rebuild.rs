@@ -25,26 +25,7 @@ pub fn run(data: &Path, replace: bool, json: bool) -> Result<()> {
         );
     } else {
         for r in &reports {
-            outln!(
-                "{}: {}, {} ({}), {}, {} used{}",
-                r.subscriber,
-                count(r.devices, "device"),
-                count(r.packs, "pack"),
-                count(r.chunks, "chunk"),
-                count(r.snapshots, "snapshot"),
-                format_size(r.used_bytes),
-                if r.key {
-                    ""
-                } else {
-                    ", no key file (no device enrolled yet?)"
-                }
-            );
-            for p in &r.problems {
-                outln!("  {p}");
-            }
-            for (id, n) in &r.incomplete_snapshots {
-                outln!("  snapshot {} misses {}", &id[..10], count(*n, "chunk"));
-            }
+            print_report(r);
         }
         outln!("catalogue rebuilt: {}", count(reports.len(), "subscriber"));
     }
@@ -60,4 +41,29 @@ pub fn run(data: &Path, replace: bool, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// One subscriber's lines of a rebuild (also a take-over's, which rebuilds
+/// from the bucket): what came back, and what could not.
+pub(super) fn print_report(r: &coffre_store::RebuildReport) {
+    outln!(
+        "{}: {}, {} ({}), {}, {} used{}",
+        r.subscriber,
+        count(r.devices, "device"),
+        count(r.packs, "pack"),
+        count(r.chunks, "chunk"),
+        count(r.snapshots, "snapshot"),
+        format_size(r.used_bytes),
+        if r.key {
+            ""
+        } else {
+            ", no key file (no device enrolled yet?)"
+        }
+    );
+    for p in &r.problems {
+        outln!("  {p}");
+    }
+    for (id, n) in &r.incomplete_snapshots {
+        outln!("  snapshot {} misses {}", &id[..10], count(*n, "chunk"));
+    }
 }

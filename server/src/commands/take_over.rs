@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use coffre_core::units::{count, format_size};
+use coffre_core::units::count;
 
 /// Runs `coffre-server take-over`.
 pub fn run(data: &Path, from: Option<&str>, subscriber: Option<&str>, json: bool) -> Result<()> {
@@ -37,21 +37,11 @@ pub fn run(data: &Path, from: Option<&str>, subscriber: Option<&str>, json: bool
             (Some(r), _) => {
                 taken += 1;
                 if !json {
-                    outln!(
-                        "{}: {}, {}, {}, {} used",
-                        r.subscriber,
-                        count(r.devices, "device"),
-                        count(r.packs, "pack"),
-                        count(r.snapshots, "snapshot"),
-                        format_size(r.used_bytes)
-                    );
-                    for p in &r.problems {
-                        outln!("  {p}");
-                    }
+                    super::rebuild::print_report(r);
                 }
             }
             (None, Some(note)) => {
-                if note.starts_with("failed") {
+                if o.failed {
                     failed += 1;
                 }
                 if !json {

@@ -169,6 +169,15 @@ pub(crate) struct Account {
     pub(crate) devices: Vec<AccountDevice>,
 }
 
+impl Account {
+    /// The account file's bytes (pretty JSON), as written to the data
+    /// directory and the bucket.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::Corrupt(format!("encoding the account of {:?}: {e}", self.name)))
+    }
+}
+
 /// A device in an account file. Only the hashes of its secrets are kept, as
 /// in the catalogue: the current one, and the pending ones (a PC may hold
 /// one it has not confirmed yet), so that a rebuilt catalogue locks no PC
