@@ -7,7 +7,7 @@
 //! cargo build --release -p coffre-benches --example national
 //! eatmydata target/release/examples/national populate DIR \
 //!     --subscribers 10000 --devices 100000 --snapshots 30 --chunks 1000000 [--threads 4]
-//! target/release/examples/national measure DIR [--sessions 1000] [--concurrency 200]
+//! target/release/examples/national measure DIR [--sessions 1000] [--concurrency 200 | --per-minute 2000]
 //! target/release/examples/national verify DIR [--turn K]     # the sampled verify alone
 //! ```
 //!
@@ -16,7 +16,10 @@
 //! `populate` is meant to run under `eatmydata` (no fsync: the same files
 //! and rows in minutes; see `national/populate.rs`); `measure` is a fresh
 //! process without it and prints a markdown table: request latencies of
-//! `--sessions` device backups `--concurrency` at a time over loopback QUIC,
+//! `--sessions` device backups over loopback QUIC, either `--concurrency`
+//! at a time as fast as they go (a stress test) or arriving `--per-minute`
+//! whatever the server's pace (the night's load at a rate: 100,000 PCs over
+//! 8 hours are 208 a minute),
 //! the usage report and the board's page for every structure, the nightly
 //! retention, garbage collection and sampled verify, the peak resident
 //! memory of each phase and the catalogue's bytes per chunk. The results
@@ -73,7 +76,10 @@ fn main() {
         "measure" => measure::run(
             &dir,
             opt("sessions", 1_000),
-            opt("concurrency", 200) as usize,
+            match opts.get("per-minute") {
+                Some(&n) => sessions::Arrivals::PerMinute(n),
+                None => sessions::Arrivals::AtOnce(opt("concurrency", 200) as usize),
+            },
         ),
         "verify" => measure::verify(&dir, opt("turn", 0)),
         _ => usage("give a command"),
@@ -84,7 +90,7 @@ fn usage(why: &str) -> ! {
     eprintln!(
         "national: {why}\nusage: national populate [DIR] [--subscribers N] [--devices N] \
          [--snapshots N] [--chunks N] [--threads N]\n       national measure [DIR] \
-         [--sessions N] [--concurrency N]\n       national verify [DIR] [--turn K]"
+         [--sessions N] [--concurrency N | --per-minute N]\n       national verify [DIR] [--turn K]"
     );
     std::process::exit(2)
 }

@@ -41,35 +41,63 @@ impl Latencies {
     }
 }
 
-/// Runs `sessions` device backups, `concurrency` at a time, against the
-/// daemon at `addr`. Devices are spread over the whole store.
+/// How the night window's PCs arrive.
+#[derive(Debug, Clone, Copy)]
+pub enum Arrivals {
+    /// `n` PCs at once, each starting the next backup as soon as it is done
+    /// (closed loop: as fast as the server lets them, a stress test).
+    AtOnce(usize),
+    /// One PC every `60 / n` seconds, whatever the server's pace (open
+    /// loop: the night's load at a given rate; 100,000 PCs spread over 8
+    /// hours are 208 a minute).
+    PerMinute(u64),
+}
+
+/// Runs `sessions` device backups against the daemon at `addr`, arriving
+/// as `arrivals` says. Devices are spread over the whole store.
 pub async fn run(
     addr: &str,
     fingerprint: [u8; 32],
     shape: Shape,
     secrets: Arc<Vec<[u8; 32]>>,
     sessions: u64,
-    concurrency: usize,
+    arrivals: Arrivals,
 ) -> Latencies {
     let stride = (shape.devices / sessions.max(1)).max(1);
-    let queue: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(
-        (0..sessions.min(shape.devices))
-            .rev()
-            .map(|k| k * stride)
-            .collect(),
-    ));
+    let devices: Vec<u64> = (0..sessions.min(shape.devices))
+        .map(|k| k * stride)
+        .collect();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (queue, secrets, addr) = (queue.clone(), secrets.clone(), addr.to_string());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Latencies::default();
-            loop {
-                let next = queue.lock().unwrap().pop();
-                let Some(d) = next else { break };
-                night(&addr, fingerprint, &shape, d, secrets[d as usize], &mut lat).await;
+    match arrivals {
+        Arrivals::AtOnce(concurrency) => {
+            let queue: Arc<Mutex<Vec<u64>>> =
+                Arc::new(Mutex::new(devices.into_iter().rev().collect()));
+            for _ in 0..concurrency {
+                let (queue, secrets, addr) = (queue.clone(), secrets.clone(), addr.to_string());
+                tasks.push(tokio::spawn(async move {
+                    let mut lat = Latencies::default();
+                    loop {
+                        let next = queue.lock().unwrap().pop();
+                        let Some(d) = next else { break };
+                        night(&addr, fingerprint, &shape, d, secrets[d as usize], &mut lat).await;
+                    }
+                    lat
+                }));
             }
-            lat
-        }));
+        }
+        Arrivals::PerMinute(rate) => {
+            let start = tokio::time::Instant::now();
+            let gap = std::time::Duration::from_secs_f64(60.0 / rate.max(1) as f64);
+            for (k, d) in devices.into_iter().enumerate() {
+                tokio::time::sleep_until(start + gap * k as u32).await;
+                let (secrets, addr) = (secrets.clone(), addr.to_string());
+                tasks.push(tokio::spawn(async move {
+                    let mut lat = Latencies::default();
+                    night(&addr, fingerprint, &shape, d, secrets[d as usize], &mut lat).await;
+                    lat
+                }));
+            }
+        }
     }
     let mut all = Latencies::default();
     for t in tasks {

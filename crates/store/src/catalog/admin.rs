@@ -99,7 +99,9 @@ impl Catalog {
     }
 
     /// Every subscriber with its counters, by name: one query, one pass over
-    /// each table (`GROUP BY`), no per-subscriber loop.
+    /// the devices' summaries (`device_backups`, one row per device) and
+    /// the devices (`GROUP BY`), no per-subscriber loop and no snapshot row
+    /// read.
     pub(crate) fn summaries(&self) -> Result<Vec<Summary>> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
@@ -107,8 +109,8 @@ impl Catalog {
                         COALESCE(sn.n, 0), COALESCE(sn.logical, 0.0),
                         COALESCE(d.active, 0), d.last_backup, s.contact
                  FROM subscribers s
-                 LEFT JOIN (SELECT subscriber_id, COUNT(*) AS n, TOTAL(logical_bytes) AS logical
-                            FROM snapshots GROUP BY subscriber_id) sn ON sn.subscriber_id = s.id
+                 LEFT JOIN (SELECT subscriber_id, SUM(snapshots) AS n, TOTAL(logical_bytes) AS logical
+                            FROM device_backups GROUP BY subscriber_id) sn ON sn.subscriber_id = s.id
                  LEFT JOIN (SELECT subscriber_id, SUM(revoked IS NULL) AS active,
                                    MAX(last_backup) AS last_backup
                             FROM devices GROUP BY subscriber_id) d ON d.subscriber_id = s.id
@@ -120,34 +122,21 @@ impl Catalog {
     }
 
     /// Every device with its backups, as (subscriber name, usage), ordered by
-    /// subscriber and device name. Each subquery reads only the device's own
-    /// snapshots (`snapshots_by_device`); the checkpoint in progress is the
-    /// device's newest snapshot when that is a checkpoint (then it is newer
-    /// than every complete one), found by two seeks in that index.
+    /// subscriber and device name: one row per device, its backups read
+    /// from its summary (`device_backups`, which triggers keep equal to what
+    /// its snapshots say; see the migration).
     pub(crate) fn device_usage(&self) -> Result<Vec<(String, DeviceUsage)>> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
                 "SELECT s.name, d.name, d.revoked IS NOT NULL, d.last_backup,
-                        (SELECT COUNT(*) FROM snapshots sn INDEXED BY snapshots_by_device
-                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id),
-                        (SELECT sn.logical_bytes FROM snapshots sn INDEXED BY snapshots_by_device
-                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
-                          ORDER BY sn.checkpoint, sn.received DESC, sn.seq DESC LIMIT 1),
+                        COALESCE(b.snapshots, 0), b.latest_bytes,
                         d.clock_skew, d.clone_refusals, d.last_clone_refusal,
-                        (SELECT sn.problems FROM snapshots sn INDEXED BY snapshots_by_device
-                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
-                            AND sn.checkpoint = 0
-                          ORDER BY sn.received DESC, sn.seq DESC LIMIT 1),
-                        c.received, c.logical_bytes, c.file_count,
+                        b.latest_problems,
+                        b.checkpoint_received, b.checkpoint_bytes, b.checkpoint_files,
                         d.role, d.quota_refusals, d.last_quota_refusal, d.quota_missing,
-                        d.id, d.subscriber_id,
-                        (SELECT MAX(sn.received) FROM snapshots sn INDEXED BY snapshots_by_device
-                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id)
+                        d.id, d.subscriber_id, b.newest_received
                  FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
-                 LEFT JOIN snapshots c INDEXED BY snapshots_by_device ON c.subscriber_id = d.subscriber_id
-                        AND c.device_id = d.id AND c.checkpoint = 1 AND c.seq =
-                        (SELECT MAX(sn.seq) FROM snapshots sn INDEXED BY snapshots_by_device
-                          WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id)
+                 LEFT JOIN device_backups b ON b.device_id = d.id
                  ORDER BY s.name, d.name",
             )?;
             let rows = stmt.query_map([], |r| {

@@ -19,9 +19,12 @@ impl Catalog {
     // ------------------------------------------------- sessions and GC
 
     /// Records that a session of `device` may upload or learn which chunks
-    /// exist; returns the row id to pass to [`Catalog::end_session`].
+    /// exist; returns the row id to pass to [`Catalog::end_session`]. Not
+    /// flushed to disk: a power cut ends every session, and the daemon
+    /// clears their rows when it starts (the `activity` counter only needs
+    /// to move while the daemon runs).
     pub(crate) fn begin_session(&self, sub: i64, device: i64, now: i64) -> Result<i64> {
-        self.write(|tx| {
+        self.write_unsynced(|tx| {
             tx.execute(
                 "INSERT INTO sessions (subscriber_id, device_id, started) VALUES (?1, ?2, ?3)",
                 params![sub, device, now],
@@ -36,7 +39,7 @@ impl Catalog {
     }
 
     pub(crate) fn end_session(&self, row: i64) -> Result<()> {
-        self.write(|tx| {
+        self.write_unsynced(|tx| {
             tx.execute("DELETE FROM sessions WHERE id = ?1", [row])?;
             Ok(())
         })
