@@ -450,6 +450,16 @@ impl Row {
 /// recent record's), with [`Status::FrontendSilent`] for those of a
 /// frontend that stopped writing its record.
 pub fn rows(store: &Store, now: i64, stale_days: u32) -> Result<Vec<Row>> {
+    Ok(rows_and_frontends(store, now, stale_days)?.0)
+}
+
+/// [`rows`], with the other frontends' records it read from the bucket
+/// (none on a server on its own), for who needs both with one read.
+pub fn rows_and_frontends(
+    store: &Store,
+    now: i64,
+    stale_days: u32,
+) -> Result<(Vec<Row>, Vec<coffre_store::FrontendRecord>)> {
     let service = store.service()?;
     let mut rows: Vec<Row> = store
         .usage()?
@@ -461,14 +471,14 @@ pub fn rows(store: &Store, now: i64, stale_days: u32) -> Result<Vec<Row>> {
         })
         .collect();
     let Some(service) = service else {
-        return Ok(rows);
+        return Ok((rows, Vec::new()));
     };
     let mut seen: std::collections::HashSet<String> =
         rows.iter().map(|r| r.usage.name.clone()).collect();
     let mut records = store.frontends()?;
     records.retain(|r| r.name != service.frontend);
     records.sort_by_key(|r| std::cmp::Reverse(r.updated));
-    for record in records {
+    for record in &records {
         let Some(usage) = record.usage.clone() else {
             continue;
         };
@@ -503,7 +513,7 @@ pub fn rows(store: &Store, now: i64, stale_days: u32) -> Result<Vec<Row>> {
         }
     }
     rows.sort_by(|a, b| a.usage.name.cmp(&b.usage.name));
-    Ok(rows)
+    Ok((rows, records))
 }
 
 /// The saving of dedup and compression: what the data weighs over what it costs.

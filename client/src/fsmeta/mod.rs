@@ -257,7 +257,6 @@ pub fn set_dir_meta(
     uid: u32,
     gid: u32,
     mtime: Timestamp,
-    _attributes: u32,
 ) -> std::io::Result<()> {
     set_owner_and_mode(&dir, mode, uid, gid)?;
     dir.set_modified(mtime.into())
@@ -274,13 +273,12 @@ pub fn set_dir_meta(
     _uid: u32,
     _gid: u32,
     mtime: Timestamp,
-    _attributes: u32,
 ) -> std::io::Result<()> {
     dir.set_modified(mtime.into())
 }
 
-/// What a directory's handle must be opened for to set its times and
-/// attributes on Windows (`GENERIC_READ | FILE_WRITE_ATTRIBUTES`).
+/// What a directory's handle must be opened for to set its times on
+/// Windows (`GENERIC_READ | FILE_WRITE_ATTRIBUTES`).
 #[cfg(windows)]
 pub const DIR_ACCESS: u32 = windows_sys::Win32::Foundation::GENERIC_READ
     | windows_sys::Win32::Storage::FileSystem::FILE_WRITE_ATTRIBUTES;
@@ -293,7 +291,6 @@ pub fn set_dir_meta(
     _uid: u32,
     _gid: u32,
     _mtime: Timestamp,
-    _attributes: u32,
 ) -> std::io::Result<()> {
     Ok(())
 }

@@ -237,7 +237,7 @@ impl Target {
             .read(true)
             .follow(FollowSymlinks::No)
             .maybe_dir(true);
-        // Windows sets a folder's time and attributes through its handle.
+        // Windows sets a folder's time through its handle.
         #[cfg(windows)]
         cap_std::fs::OpenOptionsExt::access_mode(&mut options, fsmeta::DIR_ACCESS);
         let dir = self.dir(parent)?.open_with(name, &options)?.into_std();
@@ -247,14 +247,7 @@ impl Target {
                 "no longer a folder",
             ));
         }
-        fsmeta::set_dir_meta(
-            dir,
-            entry.mode,
-            entry.uid,
-            entry.gid,
-            entry.mtime,
-            fsmeta::attributes(&entry.xattrs),
-        )
+        fsmeta::set_dir_meta(dir, entry.mode, entry.uid, entry.gid, entry.mtime)
     }
 }
 

@@ -130,7 +130,8 @@ impl Alerts {
     /// Reads the report, the maintenance runs and the contacts (blocking).
     pub fn look(store: &Store, stale_days: u32) -> Result<Look> {
         let now = store.now();
-        let rows = told_here(store, crate::usage::rows(store, now, stale_days)?, now)?;
+        let (rows, others) = crate::usage::rows_and_frontends(store, now, stale_days)?;
+        let rows = told_here(store, rows, &others, now)?;
         let runs = store.maintenance_runs()?;
         let contacts = store
             .list_subscribers()?
@@ -381,16 +382,21 @@ pub async fn watch(alerts: Arc<Alerts>, store: Arc<Store>) {
 /// On a frontend of a service (issue 22), the rows whose facts this
 /// frontend tells, so that each is told once across the service: its own
 /// structures, and those of a silent frontend if this one's name comes
-/// first among the frontends that are not silent.
-fn told_here(store: &Store, rows: Vec<Row>, now: i64) -> Result<Vec<Row>> {
+/// first among the frontends that are not silent (`others`: the other
+/// frontends' records, as the report read them).
+fn told_here(
+    store: &Store,
+    rows: Vec<Row>,
+    others: &[coffre_store::FrontendRecord],
+    now: i64,
+) -> Result<Vec<Row>> {
     let Some(me) = store.service()?.map(|s| s.frontend) else {
         return Ok(rows);
     };
-    let first_alive = store
-        .frontends()?
-        .into_iter()
-        .filter(|r| r.name == me || now.saturating_sub(r.updated) < crate::usage::SILENT_AFTER)
-        .map(|r| r.name)
+    let first_alive = others
+        .iter()
+        .filter(|r| now.saturating_sub(r.updated) < crate::usage::SILENT_AFTER)
+        .map(|r| r.name.clone())
         .chain(std::iter::once(me.clone()))
         .min();
     let tells_silent = first_alive.as_deref() == Some(me.as_str());

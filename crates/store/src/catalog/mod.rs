@@ -253,6 +253,36 @@ impl Catalog {
 mod tests {
     use super::*;
 
+    /// An unflushed write, whether it commits or fails, leaves the writer
+    /// flushing every later commit (`synchronous = FULL`, 2).
+    #[test]
+    fn an_unsynced_write_leaves_the_writer_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(&dir.path().join("c.sqlite"), true).unwrap();
+        let synchronous = |c: &Catalog| -> i64 {
+            lock(&c.writer)
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(synchronous(&c), 2);
+        c.write_unsynced(|tx| {
+            tx.execute("CREATE TABLE t (x)", [])?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(synchronous(&c), 2);
+        let failed = c.write_unsynced(|tx| {
+            tx.execute("INSERT INTO t VALUES (1)", [])?;
+            Err::<(), _>(Error::Corrupt("on purpose".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(synchronous(&c), 2);
+        let rows: i64 = lock(&c.writer)
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0, "the failed write was rolled back");
+    }
+
     #[test]
     fn reads_share_a_bounded_pool() {
         let dir = tempfile::tempdir().unwrap();

@@ -98,6 +98,13 @@ impl S3Config {
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
+                Some(("endpoint", _)) if config.endpoint.is_some() => {
+                    return Err(bad(
+                        "endpoint is given twice; coffre talks to one S3 endpoint: for a \
+                         cluster, give one node's (each frontend its own, nearest node) or a \
+                         load balancer's",
+                    ))
+                }
                 Some(("endpoint", v)) if !v.is_empty() => config.endpoint = Some(v.to_string()),
                 Some(("region", v)) if !v.is_empty() => config.region = v.to_string(),
                 _ => return Err(bad(&format!("unknown or empty parameter {pair:?}"))),
@@ -453,7 +460,13 @@ mod tests {
         assert!(!c.url().contains("very-secret"));
         let plain = S3Config::parse("s3://b", "k", "s").unwrap();
         assert_eq!((plain.prefix.as_str(), plain.endpoint), ("", None));
-        for bad in ["http://b", "s3://", "s3://b?endpoint=", "s3://b?colour=red"] {
+        for bad in [
+            "http://b",
+            "s3://",
+            "s3://b?endpoint=",
+            "s3://b?colour=red",
+            "s3://b?endpoint=http://n1:3900&endpoint=http://n2:3900",
+        ] {
             let e = S3Config::parse(bad, "k", "s").unwrap_err();
             assert!(e.to_string().contains("s3://BUCKET"), "{bad}: {e}");
         }
