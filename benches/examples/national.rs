@@ -7,7 +7,7 @@
 //! cargo build --release -p coffre-benches --example national
 //! eatmydata target/release/examples/national populate DIR \
 //!     --subscribers 10000 --devices 100000 --snapshots 30 --chunks 1000000 [--threads 4]
-//! target/release/examples/national measure DIR [--sessions 1000] [--concurrency 200 | --per-minute 2000]
+//! target/release/examples/national measure DIR [--sessions 1000] [--concurrency 200 | --per-minute 2000] [--nightly 0]
 //! target/release/examples/national verify DIR [--turn K]     # the sampled verify alone
 //! ```
 //!
@@ -80,6 +80,7 @@ fn main() {
                 Some(&n) => sessions::Arrivals::PerMinute(n),
                 None => sessions::Arrivals::AtOnce(opt("concurrency", 200) as usize),
             },
+            opt("nightly", 1) != 0,
         ),
         "verify" => measure::verify(&dir, opt("turn", 0)),
         _ => usage("give a command"),
@@ -90,7 +91,7 @@ fn usage(why: &str) -> ! {
     eprintln!(
         "national: {why}\nusage: national populate [DIR] [--subscribers N] [--devices N] \
          [--snapshots N] [--chunks N] [--threads N]\n       national measure [DIR] \
-         [--sessions N] [--concurrency N | --per-minute N]\n       national verify [DIR] [--turn K]"
+         [--sessions N] [--concurrency N | --per-minute N] [--nightly 0]\n       national verify [DIR] [--turn K]"
     );
     std::process::exit(2)
 }

@@ -19,7 +19,17 @@ use crate::shape::Shape;
 
 const TOKEN: &str = "national-bench-token";
 
-pub fn run(dir: &Path, sessions_count: u64, arrivals: Arrivals) {
+/// The nightly maintenance's figures.
+struct Night {
+    seconds: f64,
+    prune: f64,
+    gc: f64,
+    verify: f64,
+    snapshots_after: u64,
+    peak: u64,
+}
+
+pub fn run(dir: &Path, sessions_count: u64, arrivals: Arrivals, nightly: bool) {
     let shape = read_shape(dir);
     let secrets: Vec<[u8; 32]> = std::fs::read(dir.join("secrets"))
         .expect("read the secrets (run populate first)")
@@ -114,20 +124,31 @@ pub fn run(dir: &Path, sessions_count: u64, arrivals: Arrivals) {
     });
     let peak_reports = peak_mb();
 
-    // 3. The nightly maintenance, as the daemon runs it, the next morning.
-    reset_peak();
-    clock.set(Shape::night_time(shape.snapshots) + 4 * 3_600);
-    let t = Instant::now();
-    coffre_server::night(&store);
-    let nightly = t.elapsed().as_secs_f64();
-    let runs = store.maintenance_runs().expect("maintenance runs");
-    let task = |name: &str| {
-        runs.iter()
-            .find(|r| r.task == name)
-            .map_or(f64::NAN, |r| r.seconds)
-    };
-    let snapshots_after: u64 = store.usage().unwrap().iter().map(|u| u.snapshots).sum();
-    let peak_nightly = peak_mb();
+    // 3. The nightly maintenance, as the daemon runs it, the next morning
+    //    (unless told not to: it removes a night of snapshots, so a second
+    //    measure of the same store would see another one).
+    let night = nightly.then(|| {
+        reset_peak();
+        clock.set(Shape::night_time(shape.snapshots) + 4 * 3_600);
+        let t = Instant::now();
+        coffre_server::night(&store);
+        let nightly = t.elapsed().as_secs_f64();
+        let runs = store.maintenance_runs().expect("maintenance runs");
+        let task = |name: &str| {
+            runs.iter()
+                .find(|r| r.task == name)
+                .map_or(f64::NAN, |r| r.seconds)
+        };
+        let snapshots_after: u64 = store.usage().unwrap().iter().map(|u| u.snapshots).sum();
+        Night {
+            seconds: nightly,
+            prune: task("prune"),
+            gc: task("gc"),
+            verify: task("verify"),
+            snapshots_after,
+            peak: peak_mb(),
+        }
+    });
     drop(store);
     let catalog_after = file_len(&catalog) + file_len(&catalog.with_extension("sqlite-wal"));
 
@@ -179,19 +200,26 @@ pub fn run(dir: &Path, sessions_count: u64, arrivals: Arrivals) {
         board_s.first().map_or(0, |b| b.1 / 1000),
         ms(&board_s.iter().map(|b| b.0).collect::<Vec<_>>())
     );
+    match &night {
+        Some(n) => {
+            println!(
+                "| nightly: retention / GC / sampled verify | {:.1} / {:.1} / {:.1} s |",
+                n.prune, n.gc, n.verify
+            );
+            println!("| nightly in all | {:.1} s |", n.seconds);
+            println!(
+                "| snapshots before / after retention | {snapshots} / {} |",
+                n.snapshots_after
+            );
+        }
+        None => println!("| nightly | not run (`--nightly 0`) |"),
+    }
     println!(
-        "| nightly: retention / GC / sampled verify | {:.1} / {:.1} / {:.1} s |",
-        task("prune"),
-        task("gc"),
-        task("verify")
+        "| peak RSS: night window (server and clients) / reports / nightly | {peak_window} / {peak_reports} / {} MB |",
+        night.as_ref().map_or("-".to_string(), |n| n.peak.to_string())
     );
-    println!("| nightly in all | {nightly:.1} s |");
-    println!("| snapshots before / after retention | {snapshots} / {snapshots_after} |");
     println!(
-        "| peak RSS: night window (server and clients) / reports / nightly | {peak_window} / {peak_reports} / {peak_nightly} MB |"
-    );
-    println!(
-        "| catalogue (after populate / after the nightly) | {:.0} / {:.0} MB |",
+        "| catalogue (before / after this run) | {:.0} / {:.0} MB |",
         catalog_bytes as f64 / 1e6,
         catalog_after as f64 / 1e6
     );

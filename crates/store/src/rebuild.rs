@@ -6,7 +6,9 @@
 //! checksums) and its manifests (named by their id, their public part naming
 //! the device and listing every chunk). [`rebuild_catalog`] writes a new
 //! catalogue from them beside the old one, then puts it in place; the old
-//! one, if any, is kept as `catalog.sqlite.replaced-<time>`.
+//! one, if any, is kept as `catalog.sqlite.replaced-<time>`. Each
+//! subscriber's files are read first, then all its rows are written in one
+//! transaction (one flush per structure, and never half a structure).
 //!
 //! What cannot come back exactly: a snapshot's received time (what retention
 //! goes by) becomes the earliest of its manifest's time, its manifest file's
@@ -32,7 +34,7 @@ use std::path::{Path, PathBuf};
 use coffre_core::{snapshot_id, ChunkId, Manifest};
 use serde::Serialize;
 
-use crate::catalog::{Account, Catalog, SnapshotRow};
+use crate::catalog::{Account, Catalog, Restored, RestoredPack, SnapshotRow};
 use crate::clock::{Clock, SystemClock};
 use crate::durable;
 use crate::error::{Error, Result};
@@ -243,36 +245,29 @@ pub(crate) fn rebuild_subscriber(
 ) -> Result<RebuildReport> {
     let mut report = RebuildReport::default();
     let account = read_account(source, id)?;
-    catalog.insert_account(&account)?;
     report.subscriber = account.name.clone();
     report.devices = account.devices.len() as u64;
+    let key = source.key()?;
+    report.key = key.is_some();
 
-    if let Some(key) = source.key()? {
-        catalog.insert_key(id, &key)?;
-        report.key = true;
-    }
-
+    // 1. Read everything: the pack indexes, the manifests.
+    let mut restored_packs = Vec::new();
     for pack in packs.list(id)? {
         match read_stored_index(packs, id, &pack.name, pack.size) {
             Ok(entries) => {
-                let created = if pack.modified > 0 {
-                    pack.modified
-                } else {
-                    clock.now()
-                };
-                // Every blob a footer lists becomes a copy written by no
-                // known device, trusted by all (docs/decisions.md).
-                catalog.insert_pack(
-                    id,
-                    None,
-                    (&pack.name, pack.size),
-                    &entries,
-                    &Default::default(),
-                    created,
-                )?;
                 report.packs += 1;
                 report.chunks += entries.len() as u64;
                 report.used_bytes += pack.size;
+                restored_packs.push(RestoredPack {
+                    created: if pack.modified > 0 {
+                        pack.modified
+                    } else {
+                        clock.now()
+                    },
+                    name: pack.name,
+                    size: pack.size,
+                    entries,
+                });
             }
             Err(e) => report
                 .problems
@@ -310,7 +305,8 @@ pub(crate) fn rebuild_subscriber(
         }
     }
     snapshots.sort_by_key(|(_, _, p, received)| (*received, p.time.secs, p.time.nanos));
-    for (snap, len, public, received) in snapshots {
+    let mut rows = Vec::with_capacity(snapshots.len());
+    for (snap, len, public, received) in &snapshots {
         let Some(device) = account.devices.iter().find(|d| d.name == public.device) else {
             report.problems.push(format!(
                 "snapshot {} left out: its device {:?} is not in the account file",
@@ -319,24 +315,33 @@ pub(crate) fn rebuild_subscriber(
             ));
             continue;
         };
-        catalog.restore_snapshot(&SnapshotRow {
+        rows.push(SnapshotRow {
             subscriber_id: id,
-            id: snap,
+            id: *snap,
             device_id: device.id,
             time: public.time.secs,
-            received,
+            received: *received,
             logical_bytes: public.logical_bytes,
             file_count: public.file_count,
             problems: public.problems,
             checkpoint: public.checkpoint,
-            manifest_bytes: len,
+            manifest_bytes: *len,
             chunks: &public.chunks,
-        })?;
+        });
+    }
+
+    // 2. Write it all in one transaction.
+    let missing = catalog.restore_subscriber(&Restored {
+        account: &account,
+        key: key.as_deref(),
+        packs: restored_packs,
+        snapshots: &rows,
+    })?;
+    for (row, missing) in rows.iter().zip(missing) {
         report.snapshots += 1;
-        report.used_bytes += len;
-        let missing = catalog.count_missing(id, &public.chunks)?;
+        report.used_bytes += row.manifest_bytes;
         if missing > 0 {
-            report.incomplete_snapshots.push((snap.to_hex(), missing));
+            report.incomplete_snapshots.push((row.id.to_hex(), missing));
         }
     }
     Ok(report)

@@ -9,10 +9,11 @@
 //!    then on the old frontend, if it still runs, commits and collects
 //!    nothing for it: `frontend.rs`);
 //! 2. its rows are rebuilt into this catalogue as `rebuild-catalog` would
-//!    (`rebuild::rebuild_subscriber`, reading the bucket), under the same
-//!    ids, and its manifests and key file copied into the data directory;
-//! 3. if anything fails, its rows are removed again, so that running the
-//!    take-over again starts clean.
+//!    (`rebuild::rebuild_subscriber`, reading the bucket first, then
+//!    writing all its rows in one transaction), under the same ids, and
+//!    its manifests and key file copied into the data directory;
+//! 3. if anything fails after its rows were written, they are removed
+//!    again, so that running the take-over again starts clean.
 //!
 //! What a rebuild cannot bring back is lost here too (rebuild.rs): the
 //! chunks' writers (every copy is then trusted by every device, as for data

@@ -3,14 +3,15 @@
 //! rebuild needs the file), and the writes a rebuild makes (accounts with
 //! their original row ids, snapshots found on disk).
 
-use coffre_core::ChunkId;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::credentials::{insert_pending, pending_hashes};
 use super::data::{add_snapshot_row, missing, SnapshotRow};
-use super::rows::parse_role;
+use super::rows::{add_pack_row, parse_role};
+use super::trust::add_copies;
 use super::Catalog;
 use crate::error::{Error, Result};
+use crate::pack::PackEntry;
 
 impl Catalog {
     // ------------------------------------------------------------ accounts
@@ -73,73 +74,41 @@ impl Catalog {
         })
     }
 
-    /// Inserts a subscriber and its devices with their original row ids (a
-    /// catalogue rebuild).
-    pub(crate) fn insert_account(&self, a: &Account) -> Result<()> {
+    /// Writes one subscriber's rows as a rebuild or a take-over found them
+    /// (its account with the original row ids, its key file, its packs'
+    /// copies, its snapshots in commit order), in ONE transaction: all of
+    /// them or none, and one flush for the whole structure. Returns, for
+    /// each snapshot, how many of its chunks no pack holds.
+    pub(crate) fn restore_subscriber(&self, r: &Restored<'_>) -> Result<Vec<u64>> {
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO subscribers (id, name, quota_bytes, retention, created, contact)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    a.id,
-                    a.name,
-                    a.quota_bytes,
-                    a.retention,
-                    a.created,
-                    a.contact
-                ],
-            )?;
-            for d in &a.devices {
-                let hash = hex::decode(&d.secret_hash).map_err(|_| {
-                    Error::Corrupt(format!(
-                        "the account file of {:?} holds an invalid secret hash for device {:?}",
-                        a.name, d.name
-                    ))
-                })?;
-                parse_role(&d.role)?;
+            insert_account(tx, r.account)?;
+            let sub = r.account.id;
+            if let Some(key) = r.key {
                 tx.execute(
-                    "INSERT INTO devices (id, subscriber_id, name, role, secret_hash, created,
-                                          revoked, secret_from_token)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
-                        d.id,
-                        a.id,
-                        d.name,
-                        d.role,
-                        hash,
-                        d.created,
-                        d.revoked,
-                        d.secret_is_token
-                    ],
+                    "INSERT INTO keys (subscriber_id, key_file) VALUES (?1, ?2)",
+                    params![sub, key],
                 )?;
-                let pending = d
-                    .pending_hashes
-                    .iter()
-                    .map(|h| hex::decode(h).ok().filter(|h| h.len() == 32))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| {
-                        Error::Corrupt(format!(
-                            "the account file of {:?} holds an invalid pending secret hash for \
-                             device {:?}",
-                            a.name, d.name
-                        ))
-                    })?;
-                insert_pending(tx, d.id, &pending, a.created)?;
             }
-            Ok(())
+            for p in &r.packs {
+                // Every blob a footer lists becomes a copy written by no
+                // known device, trusted by all (docs/decisions.md).
+                let pack_id = add_pack_row(tx, sub, &p.name, p.size, p.created)?;
+                add_copies(
+                    tx,
+                    sub,
+                    None,
+                    pack_id,
+                    p.entries.iter(),
+                    &Default::default(),
+                )?;
+            }
+            let mut missing_counts = Vec::with_capacity(r.snapshots.len());
+            for row in r.snapshots {
+                add_snapshot_row(tx, row)?;
+                missing_counts.push(missing(tx, sub, row.chunks)?.0);
+            }
+            Ok(missing_counts)
         })
-    }
-
-    /// Records a snapshot found on disk (a catalogue rebuild): after every
-    /// snapshot recorded before it, counted in `used_bytes`; the device's
-    /// last backup becomes at least its received time.
-    pub(crate) fn restore_snapshot(&self, row: &SnapshotRow<'_>) -> Result<()> {
-        self.write(|tx| add_snapshot_row(tx, row).map(drop))
-    }
-
-    /// Counts the ids of `ids` that subscriber `sub` does not have.
-    pub(crate) fn count_missing(&self, sub: i64, ids: &[ChunkId]) -> Result<u64> {
-        self.read(|tx| Ok(missing(tx, sub, ids)?.0))
     }
 }
 
@@ -202,4 +171,155 @@ pub(crate) struct AccountDevice {
 
 fn yes() -> bool {
     true
+}
+
+/// Inserts a subscriber and its devices with their original row ids (a
+/// catalogue rebuild, a take-over).
+fn insert_account(tx: &Transaction<'_>, a: &Account) -> Result<()> {
+    tx.execute(
+        "INSERT INTO subscribers (id, name, quota_bytes, retention, created, contact)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            a.id,
+            a.name,
+            a.quota_bytes,
+            a.retention,
+            a.created,
+            a.contact
+        ],
+    )?;
+    for d in &a.devices {
+        let hash = hex::decode(&d.secret_hash).map_err(|_| {
+            Error::Corrupt(format!(
+                "the account file of {:?} holds an invalid secret hash for device {:?}",
+                a.name, d.name
+            ))
+        })?;
+        parse_role(&d.role)?;
+        tx.execute(
+            "INSERT INTO devices (id, subscriber_id, name, role, secret_hash, created,
+                                      revoked, secret_from_token)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                d.id,
+                a.id,
+                d.name,
+                d.role,
+                hash,
+                d.created,
+                d.revoked,
+                d.secret_is_token
+            ],
+        )?;
+        let pending = d
+            .pending_hashes
+            .iter()
+            .map(|h| hex::decode(h).ok().filter(|h| h.len() == 32))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "the account file of {:?} holds an invalid pending secret hash for \
+                         device {:?}",
+                    a.name, d.name
+                ))
+            })?;
+        insert_pending(tx, d.id, &pending, a.created)?;
+    }
+    Ok(())
+}
+
+/// One subscriber's rows, as a rebuild read them from its files
+/// ([`Catalog::restore_subscriber`]).
+pub(crate) struct Restored<'a> {
+    pub(crate) account: &'a Account,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) packs: Vec<RestoredPack>,
+    /// In commit order.
+    pub(crate) snapshots: &'a [SnapshotRow<'a>],
+}
+
+/// A pack found in storage, with the entries of its index.
+pub(crate) struct RestoredPack {
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) created: i64,
+    pub(crate) entries: Vec<PackEntry>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffre_core::ChunkId;
+
+    /// A structure is restored whole or not at all: a row that fails
+    /// (here a snapshot of a device the account does not list) leaves no
+    /// subscriber, device, key or pack row behind, so a take-over run
+    /// again starts clean.
+    #[test]
+    fn a_structure_is_restored_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(&dir.path().join("catalog.sqlite"), true).unwrap();
+        let account = Account {
+            version: ACCOUNT_VERSION,
+            id: 7,
+            name: "jardins".into(),
+            quota_bytes: 1 << 30,
+            retention: None,
+            created: 0,
+            contact: None,
+            frontend: None,
+            devices: vec![AccountDevice {
+                id: 70,
+                name: "pc".into(),
+                role: "backup".into(),
+                secret_hash: "11".repeat(32),
+                created: 0,
+                revoked: None,
+                secret_is_token: true,
+                pending_hashes: Vec::new(),
+            }],
+        };
+        let chunks = [ChunkId::from_bytes([3; 32])];
+        let row = |id: u8, device_id: i64| SnapshotRow {
+            subscriber_id: 7,
+            id: ChunkId::from_bytes([id; 32]),
+            device_id,
+            time: 10,
+            received: 10,
+            logical_bytes: 1,
+            file_count: 1,
+            problems: 0,
+            checkpoint: false,
+            manifest_bytes: 100,
+            chunks: &chunks,
+        };
+        let pack = || RestoredPack {
+            name: "p1".into(),
+            size: 10,
+            created: 0,
+            entries: Vec::new(),
+        };
+        let broken = [row(1, 70), row(2, 99)];
+        let failed = c.restore_subscriber(&Restored {
+            account: &account,
+            key: Some(b"key"),
+            packs: vec![pack()],
+            snapshots: &broken,
+        });
+        assert!(failed.is_err());
+        assert!(!c.has_subscriber(7).unwrap(), "no half structure");
+        assert_eq!(c.key(7).unwrap(), None);
+
+        let good = [row(1, 70)];
+        let missing = c
+            .restore_subscriber(&Restored {
+                account: &account,
+                key: Some(b"key"),
+                packs: vec![pack()],
+                snapshots: &good,
+            })
+            .unwrap();
+        assert_eq!(missing, [1], "its one chunk is in no pack");
+        assert!(c.has_subscriber(7).unwrap());
+    }
 }

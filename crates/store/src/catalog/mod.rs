@@ -65,7 +65,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use crate::error::{Error, Result};
 use crate::pending::lock;
 
-pub(crate) use accounts::Account;
+pub(crate) use accounts::{Account, Restored, RestoredPack};
 pub(crate) use credentials::{Installed, Presented};
 pub(crate) use data::{CommitOutcome, DeleteOutcome, SnapshotRow};
 pub(crate) use gc::{PackRow, SweepOutcome};
