@@ -10,44 +10,47 @@ use crate::error::{Error, Result};
 
 /// The `INSERT` that (re)computes the `device_backups` row of every device
 /// matching `$which` (a condition on `d`, a `devices` row) that has
-/// snapshots (a device without any has no row) from its own snapshots: their count and total logical size, the latest one's size
-/// (the newest complete, else the newest checkpoint), the newest complete
-/// one's problems, the newest receipt time, and the checkpoint in progress
-/// (the device's last commit by `seq`, when that is a checkpoint; then it
-/// is newer than every complete one). Each subquery reads only the device's own
-/// snapshots (`snapshots_by_device`). Plain `INSERT` (the old row is
-/// deleted first): inside a trigger, the outer statement's conflict policy
-/// (`INSERT OR IGNORE INTO snapshots`) would override an `OR REPLACE`.
+/// snapshots (a device without any has no row) from its own snapshots:
+/// their count and total logical size, the latest one's size (the newest
+/// complete, else the newest checkpoint), the newest complete one's
+/// problems, the newest receipt time, and the checkpoint in progress (the
+/// device's last commit by `seq`, when that is a checkpoint; then it is
+/// newer than every complete one). Each subquery reads only the device's
+/// own snapshots: `INDEXED BY snapshots_by_device`, without which SQLite
+/// (no statistics) sorts by scanning all the subscriber's snapshots through
+/// the primary key. Plain `INSERT` (the old row is deleted first): inside a
+/// trigger, the outer statement's conflict policy (`INSERT OR IGNORE INTO
+/// snapshots`) would override an `OR REPLACE`.
 macro_rules! device_backups_of {
     ($which:literal) => {
         concat!(
             "
     INSERT INTO device_backups
     SELECT d.id, d.subscriber_id,
-           (SELECT COUNT(*) FROM snapshots sn
+           (SELECT COUNT(*) FROM snapshots sn INDEXED BY snapshots_by_device
              WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id),
-           (SELECT TOTAL(sn.logical_bytes) FROM snapshots sn
+           (SELECT TOTAL(sn.logical_bytes) FROM snapshots sn INDEXED BY snapshots_by_device
              WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id),
-           (SELECT sn.logical_bytes FROM snapshots sn
+           (SELECT sn.logical_bytes FROM snapshots sn INDEXED BY snapshots_by_device
              WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
              ORDER BY sn.checkpoint, sn.received DESC, sn.seq DESC LIMIT 1),
-           (SELECT sn.problems FROM snapshots sn
+           (SELECT sn.problems FROM snapshots sn INDEXED BY snapshots_by_device
              WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
                AND sn.checkpoint = 0
              ORDER BY sn.received DESC, sn.seq DESC LIMIT 1),
-           (SELECT MAX(sn.received) FROM snapshots sn
+           (SELECT MAX(sn.received) FROM snapshots sn INDEXED BY snapshots_by_device
              WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id),
-           (SELECT CASE WHEN sn.checkpoint = 1 THEN sn.received END FROM snapshots sn
+           (SELECT CASE WHEN sn.checkpoint = 1 THEN sn.received END FROM snapshots sn INDEXED BY snapshots_by_device
              WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
              ORDER BY sn.seq DESC LIMIT 1),
-           (SELECT CASE WHEN sn.checkpoint = 1 THEN sn.logical_bytes END FROM snapshots sn
+           (SELECT CASE WHEN sn.checkpoint = 1 THEN sn.logical_bytes END FROM snapshots sn INDEXED BY snapshots_by_device
              WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
              ORDER BY sn.seq DESC LIMIT 1),
-           (SELECT CASE WHEN sn.checkpoint = 1 THEN sn.file_count END FROM snapshots sn
+           (SELECT CASE WHEN sn.checkpoint = 1 THEN sn.file_count END FROM snapshots sn INDEXED BY snapshots_by_device
              WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id
              ORDER BY sn.seq DESC LIMIT 1)
       FROM devices d
-     WHERE EXISTS (SELECT 1 FROM snapshots sn
+     WHERE EXISTS (SELECT 1 FROM snapshots sn INDEXED BY snapshots_by_device
                     WHERE sn.subscriber_id = d.subscriber_id AND sn.device_id = d.id)
        AND ",
             $which,
