@@ -6,9 +6,9 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::credentials::{insert_pending, pending_hashes};
-use super::data::{add_snapshot_row, missing, SnapshotRow};
-use super::rows::{add_pack_row, parse_role};
-use super::trust::add_copies;
+use super::data::{add_pack, add_snapshot_row, missing, SnapshotRow};
+use super::keys::add_key;
+use super::rows::parse_role;
 use super::Catalog;
 use crate::error::{Error, Result};
 use crate::pack::PackEntry;
@@ -84,22 +84,19 @@ impl Catalog {
             insert_account(tx, r.account)?;
             let sub = r.account.id;
             if let Some(key) = r.key {
-                tx.execute(
-                    "INSERT INTO keys (subscriber_id, key_file) VALUES (?1, ?2)",
-                    params![sub, key],
-                )?;
+                add_key(tx, sub, key)?;
             }
             for p in &r.packs {
                 // Every blob a footer lists becomes a copy written by no
                 // known device, trusted by all (docs/decisions.md).
-                let pack_id = add_pack_row(tx, sub, &p.name, p.size, p.created)?;
-                add_copies(
+                add_pack(
                     tx,
                     sub,
                     None,
-                    pack_id,
-                    p.entries.iter(),
+                    (&p.name, p.size),
+                    &p.entries,
                     &Default::default(),
+                    p.created,
                 )?;
             }
             let mut missing_counts = Vec::with_capacity(r.snapshots.len());

@@ -67,10 +67,7 @@ impl Catalog {
         disputes: &HashSet<ChunkId>,
         now: i64,
     ) -> Result<()> {
-        self.write(|tx| {
-            let pack_id = add_pack_row(tx, sub, pack.0, pack.1, now)?;
-            add_copies(tx, sub, writer, pack_id, entries.iter(), disputes)
-        })
+        self.write(|tx| add_pack(tx, sub, writer, pack, entries, disputes, now))
     }
 
     pub(crate) fn snapshot_exists(&self, sub: i64, id: &ChunkId) -> Result<bool> {
@@ -297,6 +294,21 @@ pub(crate) enum CommitOutcome {
     Revoked,
     /// A GC removed chunks meanwhile; nothing was written.
     Missing { count: u64, first: ChunkId },
+}
+
+/// [`Catalog::insert_pack`] inside transaction `tx` (a rebuild writes a
+/// structure's packs in its one transaction).
+pub(super) fn add_pack(
+    tx: &Transaction<'_>,
+    sub: i64,
+    writer: Option<i64>,
+    pack: (&str, u64),
+    entries: &[PackEntry],
+    disputes: &HashSet<ChunkId>,
+    now: i64,
+) -> Result<()> {
+    let pack_id = add_pack_row(tx, sub, pack.0, pack.1, now)?;
+    add_copies(tx, sub, writer, pack_id, entries.iter(), disputes)
 }
 
 /// How [`Catalog::delete_snapshot`] ended.

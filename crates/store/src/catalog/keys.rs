@@ -4,7 +4,7 @@
 //! `subscribers/<id>/key` is the store's (`key_file.rs`); a catalogue rebuild
 //! reads it back (`rebuild.rs`).
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::data::device_revoked;
 use super::Catalog;
@@ -35,22 +35,7 @@ impl Catalog {
 
     /// Stores the key file unless one is there (then returns the stored one).
     pub(crate) fn insert_key(&self, sub: i64, key_file: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.write(|tx| {
-            let existing: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT key_file FROM keys WHERE subscriber_id = ?1",
-                    [sub],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if existing.is_none() {
-                tx.execute(
-                    "INSERT INTO keys (subscriber_id, key_file) VALUES (?1, ?2)",
-                    params![sub, key_file],
-                )?;
-            }
-            Ok(existing)
-        })
+        self.write(|tx| add_key(tx, sub, key_file))
     }
 
     /// Replaces the key file of `sub` with `new` if it is `old`, on behalf of
@@ -83,4 +68,23 @@ impl Catalog {
             Ok(KeySwap::Changed(stored))
         })
     }
+}
+
+/// [`Catalog::insert_key`] inside transaction `tx`: stores the key file
+/// unless one is there, and returns the stored one if it was.
+pub(super) fn add_key(tx: &Transaction<'_>, sub: i64, key_file: &[u8]) -> Result<Option<Vec<u8>>> {
+    let existing: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT key_file FROM keys WHERE subscriber_id = ?1",
+            [sub],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if existing.is_none() {
+        tx.execute(
+            "INSERT INTO keys (subscriber_id, key_file) VALUES (?1, ?2)",
+            params![sub, key_file],
+        )?;
+    }
+    Ok(existing)
 }

@@ -212,14 +212,7 @@ impl Catalog {
     /// Runs `f` in an `IMMEDIATE` write transaction, committed if `f` returns
     /// `Ok`, rolled back otherwise.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = lock(&self.writer);
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })();
-        result.map_err(|e: Error| e.at_catalogue(&self.path))
+        transact(&mut lock(&self.writer), f).map_err(|e| e.at_catalogue(&self.path))
     }
 
     /// Like [`Catalog::write`], but the commit does not wait for the disk
@@ -228,25 +221,30 @@ impl Catalog {
     /// daemon clears them when it starts). The write-ahead log is written
     /// in order, so the next durable commit makes this one durable too, and
     /// a power cut loses at most these rows, never an earlier durable one.
-    /// Spares a request the disk's flush (17 ms at p99 on the machine of
-    /// docs/performance.md, "National scale").
+    /// Spares a request the wait for the disk's flush.
     pub(crate) fn write_unsynced<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut conn = lock(&self.writer);
-        let result = (|| {
-            conn.pragma_update(None, "synchronous", "OFF")?;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })();
+        let result = conn
+            .pragma_update(None, "synchronous", "OFF")
+            .map_err(Error::from)
+            .and_then(|()| transact(&mut conn, f));
         // Whatever happened, every other write stays durable.
         let restored = conn.pragma_update(None, "synchronous", "FULL");
         let result = result.and_then(|v| restored.map(|()| v).map_err(Error::from));
-        result.map_err(|e: Error| e.at_catalogue(&self.path))
+        result.map_err(|e| e.at_catalogue(&self.path))
     }
+}
+
+/// Runs `f` in an `IMMEDIATE` transaction on `conn`, committed if `f`
+/// returns `Ok`, rolled back otherwise.
+fn transact<T>(conn: &mut Connection, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
 }
 
 #[cfg(test)]
