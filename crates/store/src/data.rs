@@ -203,6 +203,11 @@ impl Store {
     /// the manifest). Committing the same manifest again returns the same id
     /// and changes nothing.
     ///
+    /// The pack and the manifest are made durable side by side (each a file
+    /// written, flushed, renamed and its folder flushed): the commit waits
+    /// for the slower of the two, not for both one after the other. The
+    /// manifest's file is removed again if the commit fails.
+    ///
     /// Errors: [`Error::BadRequest`] for an unreadable manifest or one made by
     /// another device; [`Error::MissingChunks`] (nothing committed);
     /// [`Error::QuotaExceeded`] for the manifest's own bytes.
@@ -226,16 +231,55 @@ impl Store {
             )));
         }
         let id = snapshot_id(manifest);
-        self.seal_pack(s, pack)?;
+        let state = self.pending.subscriber(s.subscriber_id);
+        // The subscriber's other commits and forgets wait from here: while no
+        // row names `id`, its manifest file is this commit's alone, to write
+        // and to remove on failure (GC removes only files over an hour old).
+        let _commit = lock(&state.commit);
+        if self.catalog.snapshot_exists(s.subscriber_id, &id)? {
+            self.seal_pack(s, pack)?;
+            self.check_serving(s.subscriber_id)?;
+            return Ok(id);
+        }
+        let dir = self.manifests_dir(s.subscriber_id);
+        let path = self.manifest_path(s.subscriber_id, &id);
+        let (sealed, written) = std::thread::scope(|scope| {
+            let writing = scope.spawn(|| {
+                durable::create_dir_all(&dir).and_then(|()| durable::write_atomic(&path, manifest))
+            });
+            let sealed = self.seal_pack(s, pack);
+            let written = writing
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the manifest's writer panicked")));
+            (sealed, written)
+        });
+        let committed = sealed
+            .and_then(|()| written.map_err(|e| Error::io(&path, e)))
+            .and_then(|()| self.record_snapshot(s, &state, &public, id, manifest));
+        if committed.is_err() {
+            // No row names the manifest (commits of a subscriber are
+            // serialised): remove it so that used_bytes keeps matching the
+            // disk.
+            let _ = durable::remove_file(&path);
+        }
+        committed.map(|()| id)
+    }
+
+    /// The end of [`Store::commit_snapshot`], its pack sealed and its
+    /// manifest written: checks that this frontend still serves the
+    /// subscriber and that every chunk is stored, reserves the manifest's
+    /// bytes, copies it into the bucket, records the snapshot.
+    fn record_snapshot(
+        &self,
+        s: &Session,
+        state: &crate::pending::SubscriberState,
+        public: &coffre_core::manifest::PublicPart,
+        id: ChunkId,
+        manifest: &[u8],
+    ) -> Result<()> {
         // A frontend that was taken over commits nothing more (issue 22):
         // the snapshot would be in no catalogue of the one serving it now.
         self.check_serving(s.subscriber_id)?;
-
-        let state = self.pending.subscriber(s.subscriber_id);
-        let _commit = lock(&state.commit);
-        if self.catalog.snapshot_exists(s.subscriber_id, &id)? {
-            return Ok(id);
-        }
         let (epoch, count, first) = self
             .catalog
             .missing_chunks(s.subscriber_id, &public.chunks)?;
@@ -250,26 +294,15 @@ impl Store {
             let used = used.saturating_add(*pending);
             if used.saturating_add(needed) > quota {
                 drop(pending);
-                return Err(self.quota_refused(s, &state, used, quota, needed));
+                return Err(self.quota_refused(s, state, used, quota, needed));
             }
             *pending += needed;
-        }
-        let release = || self.pending.release(s.subscriber_id, needed);
-
-        let dir = self.manifests_dir(s.subscriber_id);
-        let path = self.manifest_path(s.subscriber_id, &id);
-        if let Err(e) =
-            durable::create_dir_all(&dir).and_then(|()| durable::write_atomic(&path, manifest))
-        {
-            release();
-            return Err(Error::io(&path, e));
         }
         // In the bucket before the catalogue says committed (issue 22): a
         // committed snapshot is never only on this machine.
         let object = manifest_object(s.subscriber_id, &id.to_hex());
         if let Err(e) = self.mirror(&object, Some(manifest)) {
-            release();
-            let _ = durable::remove_file(&path);
+            self.pending.release(s.subscriber_id, needed);
             return Err(e);
         }
 
@@ -307,7 +340,7 @@ impl Store {
                         coffre_core::utc_minute(row.received)
                     );
                 }
-                return Ok(id);
+                return Ok(());
             }
             Ok(CommitOutcome::Revoked) => Error::Revoked {
                 subscriber: s.subscriber.clone(),
@@ -316,9 +349,6 @@ impl Store {
             Ok(CommitOutcome::Missing { count, first }) => Error::MissingChunks { count, first },
             Err(e) => e,
         };
-        // No row refers to the manifest (commits of a subscriber are
-        // serialised): remove it so that used_bytes keeps matching the disk.
-        let _ = durable::remove_file(&path);
         let _ = self.packs.remove_object(&object);
         Err(failed)
     }

@@ -113,12 +113,37 @@ fn a_snapshot_with_a_missing_chunk_is_refused() {
     // The uploaded chunk was sealed and counts; no manifest was kept.
     assert!(env.store.has_chunks(&s, &[id]).unwrap()[0]);
     assert_eq!(env.used("acme"), env.disk_bytes(&s));
-    let manifests = env
-        .path()
-        .join("subscribers")
-        .join(s.subscriber_id.to_string())
-        .join("manifests");
-    assert!(files(&manifests, "").is_empty());
+    assert!(env.manifest_files(&s).is_empty());
+}
+
+#[test]
+fn a_manifest_over_quota_is_refused_and_leaves_no_file() {
+    let env = Env::new();
+    let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
+    let mut c = Client::new(1);
+    let (id, blob) = c.blob(&data(1, 20_000));
+    let mut pack = env.store.open_pack(&s);
+    env.store.put_chunk(&s, &mut pack, &id, &blob).unwrap();
+    env.store.seal_pack(&s, &mut pack).unwrap();
+    let used = env.used("acme");
+    let m = c.manifest_at("pc-1", 5, &[id]);
+    // Room for everything but the manifest's last byte.
+    let quota = used + m.len() as u64 - 1;
+    env.store.set_subscriber("acme", Some(quota), None).unwrap();
+    match env.store.commit_snapshot(&s, &mut pack, &m).unwrap_err() {
+        Error::QuotaExceeded { needed, .. } => assert_eq!(needed, m.len() as u64),
+        e => panic!("{e:?}"),
+    }
+    assert!(env.store.list_snapshots(&s).unwrap().is_empty());
+    assert_eq!(env.used("acme"), used);
+    assert!(env.manifest_files(&s).is_empty());
+    assert_eq!(env.used("acme"), env.disk_bytes(&s));
+
+    // One byte more and the same manifest commits.
+    env.store.set_subscriber("acme", Some(quota + 1), None).unwrap();
+    env.store.commit_snapshot(&s, &mut pack, &m).unwrap();
+    assert_eq!(env.used("acme"), quota + 1);
+    assert_eq!(env.used("acme"), env.disk_bytes(&s));
 }
 
 #[test]

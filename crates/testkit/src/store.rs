@@ -79,6 +79,12 @@ impl Env {
         files(&self.subscriber_dir(s).join("packs"), ".pack")
     }
 
+    /// The manifest files of a subscriber (hidden temporary files left
+    /// out: see [`hidden`]).
+    pub fn manifest_files(&self, s: &Session) -> Vec<PathBuf> {
+        files(&self.subscriber_dir(s).join("manifests"), "")
+    }
+
     /// Puts the blobs of `seeds` (`len` bytes each, [`data`]) in one sealed
     /// pack of session `s`; each must be new. Returns their ids.
     pub fn sealed_pack(
