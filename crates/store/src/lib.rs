@@ -29,10 +29,10 @@
 //! 1. A pack is written to `.<name>.pack.tmp`, fsync'd, renamed, and its
 //!    directory fsync'd **before** its chunks enter the catalogue. A chunk row
 //!    therefore always points to durable bytes.
-//! 2. `commit_snapshot` seals the session's pack, checks every chunk the
-//!    manifest lists against the catalogue, writes the manifest durably, and
-//!    only then inserts the snapshot row (`synchronous = FULL`: durable when
-//!    the call returns).
+//! 2. `commit_snapshot` seals the session's pack and writes the manifest
+//!    durably (side by side), checks every chunk the manifest lists against
+//!    the catalogue, and only then inserts the snapshot row (`synchronous =
+//!    FULL`: durable when the call returns).
 //! 3. A crash between two steps leaves files the catalogue does not know
 //!    (a temporary pack, a pack or a manifest with no row): harmless, not
 //!    counted in `used_bytes`, removed or re-indexed by a later GC / rebuild.

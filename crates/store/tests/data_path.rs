@@ -140,7 +140,9 @@ fn a_manifest_over_quota_is_refused_and_leaves_no_file() {
     assert_eq!(env.used("acme"), env.disk_bytes(&s));
 
     // One byte more and the same manifest commits.
-    env.store.set_subscriber("acme", Some(quota + 1), None).unwrap();
+    env.store
+        .set_subscriber("acme", Some(quota + 1), None)
+        .unwrap();
     env.store.commit_snapshot(&s, &mut pack, &m).unwrap();
     assert_eq!(env.used("acme"), quota + 1);
     assert_eq!(env.used("acme"), env.disk_bytes(&s));
