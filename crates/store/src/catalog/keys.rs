@@ -25,12 +25,7 @@ pub(crate) enum KeySwap {
 impl Catalog {
     /// The key file of subscriber `sub`, if a device stored one.
     pub(crate) fn key(&self, sub: i64) -> Result<Option<Vec<u8>>> {
-        self.read(|tx| {
-            Ok(tx
-                .prepare_cached("SELECT key_file FROM keys WHERE subscriber_id = ?1")?
-                .query_row([sub], |r| r.get(0))
-                .optional()?)
-        })
+        self.read(|tx| stored_key(tx, sub))
     }
 
     /// Stores the key file unless one is there (then returns the stored one).
@@ -58,14 +53,7 @@ impl Catalog {
             if changed == 1 {
                 return Ok(KeySwap::Replaced);
             }
-            let stored: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT key_file FROM keys WHERE subscriber_id = ?1",
-                    [sub],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            Ok(KeySwap::Changed(stored))
+            Ok(KeySwap::Changed(stored_key(tx, sub)?))
         })
     }
 }
@@ -73,13 +61,7 @@ impl Catalog {
 /// [`Catalog::insert_key`] inside transaction `tx`: stores the key file
 /// unless one is there, and returns the stored one if it was.
 pub(super) fn add_key(tx: &Transaction<'_>, sub: i64, key_file: &[u8]) -> Result<Option<Vec<u8>>> {
-    let existing: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT key_file FROM keys WHERE subscriber_id = ?1",
-            [sub],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let existing = stored_key(tx, sub)?;
     if existing.is_none() {
         tx.execute(
             "INSERT INTO keys (subscriber_id, key_file) VALUES (?1, ?2)",
@@ -87,4 +69,12 @@ pub(super) fn add_key(tx: &Transaction<'_>, sub: i64, key_file: &[u8]) -> Result
         )?;
     }
     Ok(existing)
+}
+
+/// The key file of subscriber `sub`, if one is stored.
+fn stored_key(tx: &Transaction<'_>, sub: i64) -> Result<Option<Vec<u8>>> {
+    Ok(tx
+        .prepare_cached("SELECT key_file FROM keys WHERE subscriber_id = ?1")?
+        .query_row([sub], |r| r.get(0))
+        .optional()?)
 }
