@@ -201,6 +201,27 @@ pub(crate) fn entries(dir: &Path) -> crate::error::Result<Vec<fs::DirEntry>> {
     }
 }
 
+/// The files of `dir` with their metadata, none if `dir` does not exist.
+///
+/// A file that disappears between the listing and its `stat` is left out:
+/// a writer renamed its temporary file into place, or a removal ran, while
+/// the folder was read (GC lists a subscriber's folders while its PCs
+/// commit). Any other error names the file.
+pub(crate) fn files_with_metadata(
+    dir: &Path,
+) -> crate::error::Result<Vec<(fs::DirEntry, fs::Metadata)>> {
+    let mut out = Vec::new();
+    for entry in entries(dir)? {
+        match entry.metadata() {
+            Ok(meta) if meta.is_file() => out.push((entry, meta)),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(crate::error::Error::io(&entry.path(), e)),
+        }
+    }
+    Ok(out)
+}
+
 /// Removes the file `path` and fsyncs its directory, so the removal survives a
 /// crash. Returns `false` if there was no such file.
 pub fn remove_file(path: &Path) -> io::Result<bool> {
@@ -285,6 +306,38 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    /// GC lists a subscriber's folders while its PCs commit: a temporary
+    /// file renamed into place between the listing and its `stat` is not an
+    /// error (the CI failure of stop 31 was this race).
+    #[test]
+    fn listing_a_folder_while_files_are_renamed_into_it_is_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = std::thread::spawn({
+            let (dir, done) = (dir.path().to_path_buf(), Arc::clone(&done));
+            move || {
+                for n in 0..300 {
+                    write_atomic(&dir.join(format!("m{}", n % 8)), b"manifest").unwrap();
+                    remove_file(&dir.join(format!("m{}", (n + 4) % 8))).unwrap();
+                }
+                done.store(true, Ordering::Relaxed);
+            }
+        });
+        let (mut listings, mut seen) = (0, 0);
+        while !done.load(Ordering::Relaxed) {
+            for (entry, meta) in files_with_metadata(dir.path()).unwrap() {
+                assert!(meta.is_file(), "{:?}", entry.path());
+                seen += 1;
+            }
+            listings += 1;
+        }
+        writer.join().unwrap();
+        assert!(
+            listings > 0 && seen > 0,
+            "{listings} listings, {seen} files seen"
+        );
     }
 
     #[test]

@@ -66,11 +66,7 @@ impl Store {
 fn old_files(dir: &Path, cutoff: i64) -> Result<Vec<String>> {
     let cutoff = UNIX_EPOCH + Duration::from_secs(cutoff.max(0) as u64);
     let mut names = Vec::new();
-    for entry in durable::entries(dir)? {
-        let meta = entry.metadata().map_err(|e| Error::io(&entry.path(), e))?;
-        if !meta.is_file() {
-            continue;
-        }
+    for (entry, meta) in durable::files_with_metadata(dir)? {
         let modified = meta.modified().map_err(|e| Error::io(&entry.path(), e))?;
         if modified < cutoff {
             if let Some(name) = entry.file_name().to_str() {

@@ -48,7 +48,7 @@ pub(super) fn remove(dir: &Path, paths: &[PathBuf]) -> Result<()> {
 
 pub(super) fn list(dir: &Path) -> Result<Vec<PackObject>> {
     let mut out = Vec::new();
-    for entry in durable::entries(dir)? {
+    for (entry, meta) in durable::files_with_metadata(dir)? {
         let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
@@ -56,10 +56,6 @@ pub(super) fn list(dir: &Path) -> Result<Vec<PackObject>> {
             continue;
         };
         if name.starts_with('.') {
-            continue;
-        }
-        let meta = entry.metadata().map_err(|e| Error::io(&entry.path(), e))?;
-        if !meta.is_file() {
             continue;
         }
         let modified = meta
