@@ -74,6 +74,9 @@ pub(crate) use rows::Location;
 
 /// How long a connection waits for another process's lock before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite's default auto-checkpoint threshold (pages of WAL), restored
+/// after an unflushed write turned it off.
+const AUTOCHECKPOINT_PAGES: i64 = 1000;
 /// Read connections open at most; a read waits for a free one beyond that
 /// (reads are short, and this bounds memory and file handles however many
 /// blocking threads the daemon runs).
@@ -222,17 +225,27 @@ impl Catalog {
     /// in order, so the next durable commit makes this one durable too, and
     /// a power cut loses at most these rows, never an earlier durable one.
     /// Spares a request the wait for the disk's flush.
+    ///
+    /// The auto-checkpoint is off for this transaction: a checkpoint run
+    /// with `synchronous = OFF` copies the log into the database file
+    /// without flushing it yet marks the log as copied, and the next writer
+    /// may then start the log over, so a power cut could lose rows that
+    /// were durable before (SQLite's `walCheckpoint` syncs the database only
+    /// with sync flags). The next durable commit checkpoints, flushed.
     pub(crate) fn write_unsynced<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut conn = lock(&self.writer);
         let result = conn
-            .pragma_update(None, "synchronous", "OFF")
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .and_then(|()| conn.pragma_update(None, "synchronous", "OFF"))
             .map_err(Error::from)
             .and_then(|()| transact(&mut conn, f));
         // Whatever happened, every other write stays durable.
-        let restored = conn.pragma_update(None, "synchronous", "FULL");
+        let restored = conn
+            .pragma_update(None, "synchronous", "FULL")
+            .and_then(|()| conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES));
         let result = result.and_then(|v| restored.map(|()| v).map_err(Error::from));
         result.map_err(|e| e.at_catalogue(&self.path))
     }
@@ -262,7 +275,13 @@ mod tests {
                 .pragma_query_value(None, "synchronous", |r| r.get(0))
                 .unwrap()
         };
+        let autocheckpoint = |c: &Catalog| -> i64 {
+            lock(&c.writer)
+                .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+                .unwrap()
+        };
         assert_eq!(synchronous(&c), 2);
+        assert_eq!(autocheckpoint(&c), AUTOCHECKPOINT_PAGES);
         c.write_unsynced(|tx| {
             tx.execute("CREATE TABLE t (x)", [])?;
             Ok(())
@@ -275,10 +294,50 @@ mod tests {
         });
         assert!(failed.is_err());
         assert_eq!(synchronous(&c), 2);
+        assert_eq!(autocheckpoint(&c), AUTOCHECKPOINT_PAGES);
         let rows: i64 = lock(&c.writer)
             .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 0, "the failed write was rolled back");
+    }
+
+    /// An unflushed write never checkpoints (that checkpoint would copy the
+    /// log into the database file unflushed); the next durable one does.
+    /// Seen from the database file: its pages arrive there only through a
+    /// checkpoint.
+    #[test]
+    fn an_unsynced_write_does_not_checkpoint_and_the_next_durable_one_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite");
+        let c = Catalog::open(&path, true).unwrap();
+        c.write(|tx| {
+            tx.execute("CREATE TABLE t (x BLOB)", [])?;
+            Ok(())
+        })
+        .unwrap();
+        lock(&c.writer)
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        // About 2,000 pages of log: twice the auto-checkpoint threshold.
+        c.write_unsynced(|tx| {
+            for _ in 0..1000 {
+                tx.execute("INSERT INTO t VALUES (zeroblob(8000))", [])?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(size(), before, "the unflushed write was checkpointed");
+        c.write(|tx| {
+            tx.execute("INSERT INTO t VALUES (1)", [])?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(
+            size() > before + 4_000_000,
+            "the durable write did not checkpoint"
+        );
     }
 
     #[test]
