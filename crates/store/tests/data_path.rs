@@ -121,12 +121,10 @@ fn a_manifest_over_quota_is_refused_and_leaves_no_file() {
     let env = Env::new();
     let s = env.subscriber("acme", GIB, "pc-1", Role::Backup);
     let mut c = Client::new(1);
-    let (id, blob) = c.blob(&data(1, 20_000));
+    let ids = env.sealed_pack(&s, &mut c, &[1], 20_000);
     let mut pack = env.store.open_pack(&s);
-    env.store.put_chunk(&s, &mut pack, &id, &blob).unwrap();
-    env.store.seal_pack(&s, &mut pack).unwrap();
     let used = env.used("acme");
-    let m = c.manifest_at("pc-1", 5, &[id]);
+    let m = c.manifest_at("pc-1", 5, &ids);
     // Room for everything but the manifest's last byte.
     let quota = used + m.len() as u64 - 1;
     env.store.set_subscriber("acme", Some(quota), None).unwrap();
